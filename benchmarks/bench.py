@@ -1,0 +1,92 @@
+"""Benchmark the partition engine: regions, seconds and peak memory per case.
+
+Each case runs in a fresh subprocess so that its peak resident memory is its own.
+Usage: python benchmarks/bench.py [case ...]      (cases: a b c d; default all)
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+from torch import nn
+
+import splinecam as sc
+
+
+def mlp(widths, act=nn.ReLU, batchnorm=False):
+    layers = []
+    for i, (w_in, w_out) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(w_in, w_out))
+        if i < len(widths) - 2:
+            if batchnorm:
+                layers.append(nn.BatchNorm1d(w_out))
+            layers.append(act())
+    return nn.Sequential(*layers)
+
+
+def case(name):
+    """(description, model, slice) of a benchmark case; seeds fixed."""
+    if name == "a":
+        torch.manual_seed(0)
+        return "2 -> 64x4 ReLU -> 1, [-1,1]^2", mlp([2, 64, 64, 64, 64, 1]), sc.Slice.box((-1, -1), (1, 1))
+    if name == "b":
+        torch.manual_seed(0)
+        return "2 -> 256x3 ReLU -> 1, [-1,1]^2", mlp([2, 256, 256, 256, 1]), sc.Slice.box((-1, -1), (1, 1))
+    if name == "c":
+        torch.manual_seed(0)
+        model = mlp([784, 256, 256, 256, 10])
+        x = torch.randn(3, 784)
+        return "784 -> 256x3 ReLU -> 10, 3 random inputs", model, sc.Slice.from_points(*x)
+    if name == "d":
+        torch.manual_seed(0)
+        model = mlp([10] + [20] * 10 + [1], act=lambda: nn.LeakyReLU(0.03), batchnorm=True)
+        with torch.no_grad():  # non-trivial running statistics, as after training
+            for m in model.modules():
+                if isinstance(m, nn.BatchNorm1d):
+                    m.running_mean.uniform_(-0.2, 0.2)
+                    m.running_var.uniform_(0.5, 1.5)
+        model.eval()
+        torch.manual_seed(1)
+        return "10 -> 20x10 LeakyReLU(0.03)+BN -> 1, around a random input", model, sc.Slice.around(torch.randn(10), radius=1.0)
+    raise ValueError(f"unknown case {name!r}")
+
+
+def run_one(name):
+    desc, model, sl = case(name)
+    t0 = time.perf_counter()
+    part = sc.partition(model, sl, progress=False)
+    t_part = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    db = part.decision_boundary()
+    t_db = time.perf_counter() - t0
+    rep = part.verify(n_points=2000)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    return {"case": name, "model": desc, "regions": len(part), "partition_s": round(t_part, 3),
+            "boundary_s": round(t_db, 3), "boundary_segments": len(db), "peak_GiB": round(peak, 3),
+            "verify": rep.ok, "max_rel_error": rep.max_rel_error}
+
+
+def main(argv):
+    if len(argv) == 2 and argv[0] == "--one":
+        print(json.dumps(run_one(argv[1])))
+        return
+    names = argv or ["a", "b", "c", "d"]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float64, CPU")
+    print(f"{'case':4} {'regions':>9} {'partition s':>12} {'boundary s':>11} {'peak GiB':>9} {'verify':>7}  model")
+    for name in names:
+        out = subprocess.run([sys.executable, __file__, "--one", name], capture_output=True, text=True)
+        if out.returncode:
+            print(f"{name:4} failed:\n{out.stderr}")
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{name:4} {r['regions']:>9,} {r['partition_s']:>12.2f} {r['boundary_s']:>11.2f} "
+              f"{r['peak_GiB']:>9.2f} {str(r['verify']):>7}  {r['model']}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

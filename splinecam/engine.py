@@ -1,0 +1,284 @@
+"""Drive the ops of a graph over batches of regions: propagate affine states, split
+regions at piecewise-linear ops, chunk the work so that memory stays bounded."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .ops import AffineOp, ElementwiseOp
+from .polygons import Polygons, cut, sides
+from .slices import Slice
+from .trace import Graph
+
+_BLOCK_ELEMENTS = 1 << 24  # vertex-by-unit evaluations held at once (128 MiB in float64)
+
+
+class RegionLimitError(RuntimeError):
+    """The partition has more regions than the ``max_regions`` limit."""
+
+
+@dataclass
+class Batch:
+    """Regions that have gone through the same ops: polygons and live activation states."""
+
+    polys: Polygons
+    values: dict[int, torch.Tensor]  # value index -> (R, 3, *shape): value, d/du, d/dv
+    codes: list[torch.Tensor]  # per split layer so far: (R, bits) bool
+    node: int = 0  # next node to run
+
+    def __len__(self) -> int:
+        return len(self.polys)
+
+    def take(self, index: torch.Tensor, polys: Polygons | None = None, node: int | None = None) -> "Batch":
+        """The regions ``index`` (their polygons given, or selected)."""
+        return Batch(
+            self.polys.select(index)[0] if polys is None else polys,
+            {k: v[index] for k, v in self.values.items()},
+            [c[index] for c in self.codes],
+            self.node if node is None else node,
+        )
+
+
+@dataclass
+class LayerInfo:
+    name: str
+    units: int
+    bits: int  # code bits (units x breakpoints)
+
+
+@dataclass
+class EngineResult:
+    verts: np.ndarray  # (N, 2) absolute slice coordinates
+    offsets: np.ndarray  # (R + 1,)
+    labels: np.ndarray  # (N, 2) (layer, unit) of each edge, -1 on the border
+    affine: np.ndarray  # (R, K, 3)
+    codes: np.ndarray  # (R, ceil(bits / 8)) packed bits
+    layers: list[LayerInfo] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _vertex_extremes(polys: Polygons, lines: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Max and min over each polygon's vertices of its affine functions.
+
+    lines: (R, 3, U) rows (d/du, d/dv, value).  Returns two (R, U).
+    """
+    h = polys.homogeneous_padded()
+    r, vmax = h.shape[:2]
+    u = lines.shape[2]
+    step = max(1, _BLOCK_ELEMENTS // max(1, vmax * u))
+    hi, lo = [], []
+    for s in range(0, r, step):
+        z = torch.bmm(h[s : s + step], lines[s : s + step])
+        hi.append(z.amax(1))
+        lo.append(z.amin(1))
+    return torch.cat(hi), torch.cat(lo)
+
+
+class Engine:
+    """Computes the partition of a slice for a traced graph."""
+
+    def __init__(self, graph: Graph, sl: Slice, dtype, device, rtol: float, max_regions: int, chunk_size: int, progress):
+        self.graph, self.slice = graph, sl
+        self.dtype, self.device = dtype, device
+        self.rtol, self.max_regions, self.chunk_size = rtol, max_regions, chunk_size
+        self.progress = progress
+        poly = torch.as_tensor(sl.polygon, dtype=dtype, device=device)
+        self.center = poly.mean(0)
+        self.extent = (poly - self.center).abs().amax(0)
+        self.root = poly - self.center
+        self.layer_of = {}
+        for i, node in enumerate(graph.nodes):
+            if isinstance(node.op, ElementwiseOp):
+                node.op.to(device)
+                self.layer_of[i] = len(self.layer_of)
+        last_use = {}
+        for i, node in enumerate(graph.nodes):
+            for a in node.args:
+                last_use[a] = i
+        self.last_use = last_use
+        self.layers: list[LayerInfo] = []
+
+    # -- the driver ----------------------------------------------------------
+
+    def run(self) -> EngineResult:
+        start = time.perf_counter()
+        origin = torch.as_tensor(self.slice.origin, dtype=self.dtype, device=self.device)
+        basis = torch.as_tensor(self.slice.basis, dtype=self.dtype, device=self.device)
+        x_ref = origin.reshape(-1) + basis @ self.center
+        state = torch.stack([x_ref, basis[:, 0], basis[:, 1]]).reshape(1, 3, *self.slice.input_shape)
+        stack = [Batch(Polygons.single(self.root), {0: state}, [])]
+        out: list[Batch] = []
+        self.n_done = 0
+        bar = self._bar()
+        while stack:
+            batch = self._advance(stack.pop(), stack)
+            if batch is not None:
+                out.append(self._finish(batch))
+                self.n_done += len(batch)
+                if bar is not None:
+                    bar.update(float(batch.polys.areas().sum()))
+                    bar.set_postfix(regions=self.n_done, refresh=False)
+        if bar is not None:
+            bar.close()
+        return self._collect(out, time.perf_counter() - start)
+
+    def _bar(self):
+        if self.progress is False:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(
+            total=float(self.slice.area), delay=0 if self.progress else 2.0, desc="splinecam",
+            bar_format="{desc}: {percentage:3.0f}% of the slice |{bar}| {elapsed}<{remaining}{postfix}",
+        )
+
+    def _advance(self, batch: Batch, stack: list[Batch]) -> Batch | None:
+        """Run nodes until the graph ends (return the batch) or a split makes too many regions
+        (push chunks, return None)."""
+        nodes = self.graph.nodes
+        while batch.node < len(nodes):
+            i = batch.node
+            node = nodes[i]
+            if isinstance(node.op, ElementwiseOp):
+                batch = self._split(batch, i)
+            elif isinstance(node.op, AffineOp):
+                batch.values[i + 1] = node.op.push(*[batch.values[a] for a in node.args])
+            else:
+                raise TypeError(f"no engine rule for op {type(node.op).__name__} at {node.name}")
+            for a in node.args:
+                if self.last_use[a] == i:
+                    del batch.values[a]
+            batch.node = i + 1
+            pending = sum(len(b) for b in stack)
+            if self.n_done + pending + len(batch) > self.max_regions:
+                raise RegionLimitError(
+                    f"the partition has more than max_regions={self.max_regions:,} regions "
+                    f"(reached {self.n_done + pending + len(batch):,} after {node.name or 'node ' + str(i)}); "
+                    "use a smaller slice or pass a larger max_regions."
+                )
+            if len(batch) > self.chunk_size and batch.node < len(nodes):
+                for s in reversed(range(0, len(batch), self.chunk_size)):
+                    idx = torch.arange(s, min(s + self.chunk_size, len(batch)), device=self.device)
+                    stack.append(batch.take(idx))
+                return None
+        return batch
+
+    # -- splitting at a piecewise-linear op -----------------------------------
+
+    def _split(self, batch: Batch, i: int) -> Batch:
+        node = self.graph.nodes[i]
+        op: ElementwiseOp = node.op
+        layer = self.layer_of[i]
+        z = batch.values[node.args[0]]
+        shape = z.shape[2:]
+        units = int(np.prod(shape))
+        if len(self.layers) <= layer:
+            self.layers.append(LayerInfo(node.name, units, units * op.breakpoints.numel()))
+        z = z.reshape(len(batch), 3, units)
+        lines = z[:, [1, 2, 0]]  # rows (d/du, d/dv, value): a*u + b*v + c
+        bps = op.breakpoints.to(z)
+
+        hi, lo = _vertex_extremes(batch.polys, lines)
+        base_tol = self.rtol * (z[:, 1].abs() * self.extent[0] + z[:, 2].abs() * self.extent[1])
+        tol = base_tol[..., None] + self.rtol * (z[:, 0, :, None] - bps).abs()  # (R, U, k)
+        crossing = (hi[..., None] - bps > tol) & (lo[..., None] - bps < -tol)
+        region, unit, bp = torch.nonzero(crossing, as_tuple=True)
+        pair_lines = torch.stack([z[region, 1, unit], z[region, 2, unit], z[region, 0, unit] - bps[bp]], 1)
+        pair_labels = torch.stack([torch.full_like(unit, layer), unit], 1)
+        polys, parent = _split_all(batch.polys, region, pair_lines, tol[region, unit, bp], pair_labels)
+
+        child = batch.take(parent, polys)
+        zc = child.values[node.args[0]].reshape(len(child), 3, units)
+        hi, lo = _vertex_extremes(polys, zc[:, [1, 2, 0]])
+        cen = polys.centroids()
+        z_cen = zc[:, 0] + zc[:, 1] * cen[:, :1] + zc[:, 2] * cen[:, 1:]
+        tol = (base_tol[parent][..., None] + self.rtol * (zc[:, 0, :, None] - bps).abs())
+        above, below = hi[..., None] - bps > tol, lo[..., None] - bps < -tol
+        code = torch.where(above ^ below, above, z_cen[..., None] > bps)  # (Rc, U, k)
+        slope, intercept = op.apply_code(zc[:, 0], code)
+        out = zc * slope[:, None]
+        out[:, 0] += intercept
+        child.values[i + 1] = out.reshape(len(child), 3, *shape)
+        child.codes.append(code.reshape(len(child), -1))
+        return child
+
+    # -- output ---------------------------------------------------------------
+
+    def _finish(self, batch: Batch) -> Batch:
+        """Move a finished batch to the CPU in absolute coordinates, keeping what the result needs."""
+        out = batch.values[len(self.graph.nodes)]
+        out = out.reshape(len(batch), 3, -1)
+        a, b, c = out[:, 1], out[:, 2], out[:, 0] - out[:, 1] * self.center[0] - out[:, 2] * self.center[1]
+        affine = torch.stack([a, b, c], -1).cpu()
+        verts = (batch.polys.verts + self.center).cpu()
+        polys = Polygons(verts, batch.polys.offsets.cpu(), batch.polys.labels.cpu())
+        codes = torch.cat(batch.codes, 1) if batch.codes else torch.zeros(len(batch), 0, dtype=torch.bool)
+        return Batch(polys, {0: affine}, [torch.as_tensor(np.packbits(codes.cpu().numpy(), axis=1))])
+
+    def _collect(self, done: list[Batch], seconds: float) -> EngineResult:
+        polys = Polygons.cat([b.polys for b in done])
+        return EngineResult(
+            verts=polys.verts.numpy(),
+            offsets=polys.offsets.numpy(),
+            labels=polys.labels.numpy(),
+            affine=torch.cat([b.values[0] for b in done]).numpy(),
+            codes=torch.cat([b.codes[0] for b in done]).numpy(),
+            layers=self.layers,
+            seconds=seconds,
+        )
+
+
+def _split_all(polys: Polygons, pair_poly, pair_lines, pair_tol, pair_labels) -> tuple[Polygons, torch.Tensor]:
+    """Split every polygon by all the lines paired with it.
+
+    pair_poly: (L,) sorted polygon index of each line; pair_lines (L, 3); pair_tol (L,);
+    pair_labels (L, 2).  Each round cuts every piece by its first remaining line,
+    then keeps for each new piece only the remaining lines that still cross it
+    (a binary space partition).  Returns the pieces and the (n,) polygon each
+    came from.
+    """
+    pieces, origin = polys, torch.arange(len(polys), device=polys.verts.device)
+    done_polys, done_origin = [], []
+    line_of = torch.arange(pair_poly.numel(), device=polys.verts.device)  # pair -> line row
+    while pair_poly.numel():
+        first = torch.ones_like(pair_poly, dtype=torch.bool)
+        first[1:] = pair_poly[1:] != pair_poly[:-1]
+        active = pair_poly[first]
+        idle = torch.ones(len(pieces), dtype=torch.bool, device=active.device)
+        idle[active] = False
+        idle = torch.nonzero(idle).flatten()
+        if idle.numel():
+            done_polys.append(pieces.select(idle)[0])
+            done_origin.append(origin[idle])
+
+        chosen = line_of[first]
+        res = cut(pieces.select(active)[0], pair_lines[chosen], pair_tol[chosen], pair_labels[chosen])
+        children = Polygons.cat([res.pos, res.neg])
+        n_pos = len(res.pos)
+        pos_child = torch.full_like(active, -1)
+        neg_child = torch.full_like(active, -1)
+        pos_child[res.pos_parent] = torch.arange(n_pos, device=active.device)
+        neg_child[res.neg_parent] = torch.arange(n_pos, len(children), device=active.device)
+
+        rest = ~first
+        slot = torch.searchsorted(active, pair_poly[rest])
+        rest_lines = line_of[rest]
+        cand_piece = torch.cat([pos_child[slot], neg_child[slot]])
+        cand_line = torch.cat([rest_lines, rest_lines])
+        valid = cand_piece >= 0
+        cand_piece, cand_line = cand_piece[valid], cand_line[valid]
+        has_pos, has_neg = sides(children, cand_piece, pair_lines[cand_line], pair_tol[cand_line])
+        keep = has_pos & has_neg
+        cand_piece, cand_line = cand_piece[keep], cand_line[keep]
+        order = torch.sort(cand_piece, stable=True).indices
+        pair_poly, line_of = cand_piece[order], cand_line[order]
+
+        origin = origin[active][torch.cat([res.pos_parent, res.neg_parent])]
+        pieces = children
+    done_polys.append(pieces)
+    done_origin.append(origin)
+    return Polygons.cat(done_polys), torch.cat(done_origin)

@@ -1,0 +1,279 @@
+"""The ``Partition`` result: regions, their affine maps, queries, save/load."""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+
+import numpy as np
+import torch
+
+from . import __version__
+from .engine import Engine, EngineResult, LayerInfo
+from .slices import Slice
+from .trace import prepare
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+
+
+def parse_bytes(size) -> int:
+    """``4e9``, ``"4GB"``, ``"512MiB"`` -> bytes."""
+    if isinstance(size, (int, float)):
+        return int(size)
+    text = str(size).strip().upper().replace(" ", "")
+    num = text.rstrip("KMGIB")
+    unit = text[len(num):]
+    if unit not in _UNITS or not num:
+        raise ValueError(f"cannot read memory size {size!r}; write e.g. '4GB' or '512MiB'.")
+    return int(float(num) * _UNITS[unit])
+
+
+def _segment_reduce(values: np.ndarray, offsets: np.ndarray, ufunc) -> np.ndarray:
+    return ufunc.reduceat(values, offsets[:-1], axis=0)
+
+
+def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None, *,
+              max_regions: int = 5_000_000, max_memory="1GB", chunk_size: int | None = None,
+              rtol: float = 1e-10) -> "Partition":
+    """Exact partition of the slice ``sl`` into the linear regions of ``model``.
+
+    model: a torch module of supported ops (the user's model is not modified);
+    dtype: float64 unless you know better; device: where to compute (default
+    the model's); progress: None shows a bar after 2 s, True always, False
+    never; max_regions: raise :class:`RegionLimitError` beyond it; max_memory
+    or chunk_size: bound on the regions processed at once; rtol: relative
+    tolerance for "a vertex lies on a line".
+    """
+    if not isinstance(sl, Slice):
+        raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
+    if device is None:
+        first = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+        device = first.device if first is not None else torch.device("cpu")
+    twin, graph = prepare(model, dtype, device)
+    sizes = _check_shapes(twin, graph, sl, dtype, device)
+    if chunk_size is None:
+        per_region = 8 * 3 * 6 * max(sizes)  # live states, tangents, vertex evaluations
+        chunk_size = max(64, parse_bytes(max_memory) // per_region)
+    engine = Engine(graph, sl, dtype, device, rtol, max_regions, chunk_size, progress)
+    result = engine.run()
+    return Partition(result, sl, model=twin, graph=graph)
+
+
+def _check_shapes(twin, graph, sl: Slice, dtype, device) -> list[int]:
+    """Run the copy once at the slice origin; return the size of every activation."""
+    x = torch.as_tensor(sl.origin, dtype=dtype, device=device)[None]
+    try:
+        with torch.no_grad():
+            expected = twin(x)
+            sizes = [x[0].numel()]
+            got = graph.forward(x, on_split=lambda layer, z: sizes.append(z[0].numel()))
+    except RuntimeError as err:
+        raise ValueError(
+            f"the model cannot run on inputs of the slice's shape {tuple(sl.input_shape)} "
+            f"(a batch of them has shape (N, {', '.join(map(str, sl.input_shape))})): {err}"
+        ) from None
+    if not torch.allclose(expected, got, rtol=1e-9, atol=1e-12):
+        raise RuntimeError("internal error: the traced graph does not reproduce the model; please report it.")
+    if not torch.isfinite(expected).all():
+        raise ValueError("the model returns NaN or inf at the slice origin.")
+    return sizes + [expected[0].numel()]
+
+
+class Partition:
+    """The linear regions of a network on a slice.
+
+    Regions are convex polygons in slice coordinates ``uv``; on region r the
+    network is ``f(uv) = affine[r] @ (u, v, 1)``.
+    """
+
+    def __init__(self, result: EngineResult, sl: Slice, model=None, graph=None):
+        self.slice = sl
+        self._verts = result.verts
+        self._offsets = result.offsets.astype(np.int64)
+        self._labels = result.labels
+        self.affine = result.affine
+        self._codes = result.codes
+        self.layers = list(result.layers)
+        self.seconds = result.seconds
+        self.model, self.graph = model, graph
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __repr__(self) -> str:
+        return f"Partition({len(self):,} regions, {self.n_outputs} outputs, {self.seconds:.2f} s)"
+
+    @property
+    def n_outputs(self) -> int:
+        """K, the number of network outputs."""
+        return self.affine.shape[1]
+
+    @cached_property
+    def polygons(self) -> list[np.ndarray]:
+        """R arrays (n_i, 2), counter-clockwise."""
+        return np.split(self._verts, self._offsets[1:-1])
+
+    @cached_property
+    def edge_units(self) -> list[np.ndarray]:
+        """R int arrays (n_i, 2): the (layer, unit) whose line carries edge j -> j+1, (-1, -1) on the border."""
+        return np.split(self._labels, self._offsets[1:-1])
+
+    @cached_property
+    def areas(self) -> np.ndarray:
+        """(R,) region areas."""
+        v = self._verts
+        nxt = np.roll(v, -1, axis=0)
+        nxt[self._offsets[1:] - 1] = v[self._offsets[:-1]]
+        cross = v[:, 0] * nxt[:, 1] - v[:, 1] * nxt[:, 0]
+        return _segment_reduce(cross, self._offsets, np.add) / 2
+
+    @cached_property
+    def centroids(self) -> np.ndarray:
+        """(R, 2) vertex mean of each region (a point strictly inside it)."""
+        return _segment_reduce(self._verts, self._offsets, np.add) / np.diff(self._offsets)[:, None]
+
+    @property
+    def vertex_counts(self) -> np.ndarray:
+        """(R,) vertices per region."""
+        return np.diff(self._offsets)
+
+    @property
+    def codes(self) -> np.ndarray:
+        """(R, n_units) bool activation pattern: unit above its breakpoint, layer after layer."""
+        bits = sum(layer.bits for layer in self.layers)
+        return np.unpackbits(self._codes, axis=1, count=bits).astype(bool)
+
+    # -- queries ----------------------------------------------------------------
+
+    @cached_property
+    def _grid(self):
+        return _RegionGrid(self._verts, self._offsets)
+
+    def locate(self, uv) -> np.ndarray:
+        """(N,) index of the region that contains each point (N, 2), -1 outside the slice."""
+        return self._grid.locate(np.atleast_2d(np.asarray(uv, dtype=np.float64)))
+
+    def evaluate(self, uv) -> np.ndarray:
+        """(N, K) network output through the region maps; NaN outside the slice."""
+        uv = np.atleast_2d(np.asarray(uv, dtype=np.float64))
+        idx = self.locate(uv)
+        hom = np.concatenate([uv, np.ones((len(uv), 1))], axis=1)
+        out = np.einsum("nkj,nj->nk", self.affine[np.maximum(idx, 0)], hom)
+        out[idx < 0] = np.nan
+        return out
+
+    def decision_boundary(self):
+        """K == 1: where the output crosses 0; K > 1: where the top logit is attained by two classes."""
+        from .boundary import decision_boundary
+
+        return decision_boundary(self)
+
+    def level_set(self, value: float, output: int = 0):
+        """Where output ``output`` crosses ``value``; same type as :meth:`decision_boundary`."""
+        from .boundary import level_set
+
+        return level_set(self, value, output)
+
+    def verify(self, n_points: int = 2000, seed: int = 0, model=None):
+        """Independent check by sampling; see :func:`splinecam.sampling.verify`."""
+        from .sampling import verify
+
+        return verify(self, n_points=n_points, seed=seed, model=model)
+
+    def stats(self) -> dict:
+        """Summary statistics of the partition."""
+        from .stats import stats
+
+        return stats(self)
+
+    def plot(self, ax=None, color_by: str = "random", boundary: bool = True, points=None, **kwargs):
+        """Draw the regions; see :func:`splinecam.plot.plot_partition`."""
+        from .plot import plot_partition
+
+        return plot_partition(self, ax=ax, color_by=color_by, boundary=boundary, points=points, **kwargs)
+
+    # -- save / load ------------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Write an ``.npz`` file (arrays and JSON only: loading runs no code)."""
+        sl = self.slice
+        meta = {
+            "format": "splinecam.partition/1", "version": __version__, "seconds": self.seconds,
+            "layers": [vars(layer) for layer in self.layers], "input_shape": list(sl.input_shape),
+        }
+        np.savez_compressed(
+            path, verts=self._verts, offsets=self._offsets, labels=self._labels, affine=self.affine,
+            codes=self._codes, origin=sl.origin, basis=sl.basis, polygon=sl.polygon,
+            anchors_uv=np.zeros((0, 2)) if sl.anchors_uv is None else sl.anchors_uv,
+            meta=np.array(json.dumps(meta)),
+        )
+
+    @classmethod
+    def load(cls, path) -> "Partition":
+        with np.load(path, allow_pickle=False) as f:
+            meta = json.loads(str(f["meta"]))
+            if meta.get("format") != "splinecam.partition/1":
+                raise ValueError(f"{path} is not a splinecam partition file.")
+            anchors = f["anchors_uv"]
+            sl = Slice(f["origin"], f["basis"], f["polygon"], anchors_uv=anchors if len(anchors) else None)
+            result = EngineResult(
+                f["verts"], f["offsets"], f["labels"], f["affine"], f["codes"],
+                [LayerInfo(**layer) for layer in meta["layers"]], meta["seconds"],
+            )
+        return cls(result, sl)
+
+
+class _RegionGrid:
+    """A uniform grid of region bounding boxes for point location."""
+
+    def __init__(self, verts: np.ndarray, offsets: np.ndarray):
+        self.verts, self.offsets = verts, offsets
+        lo = _segment_reduce(verts, offsets, np.minimum)
+        hi = _segment_reduce(verts, offsets, np.maximum)
+        self.lo, self.hi = verts.min(0), verts.max(0)
+        n = len(offsets) - 1
+        self.g = int(np.clip(np.sqrt(n), 1, 2048))
+        self.size = np.maximum(self.hi - self.lo, 1e-300) / self.g
+        c0, c1 = self._cell(lo), self._cell(hi)
+        span = c1 - c0 + 1
+        per = span[:, 0] * span[:, 1]
+        region = np.repeat(np.arange(n), per)
+        k = np.arange(per.sum()) - np.repeat(np.cumsum(per) - per, per)
+        cx = c0[region, 0] + k % span[region, 0]
+        cy = c0[region, 1] + k // span[region, 0]
+        cell = cx * self.g + cy
+        order = np.argsort(cell, kind="stable")
+        self.cell_regions = region[order]
+        self.cell_start = np.searchsorted(cell[order], np.arange(self.g * self.g + 1))
+        self.tol = 1e-12 * float(np.abs(verts).max() + (self.hi - self.lo).max())
+
+    def _cell(self, pts: np.ndarray) -> np.ndarray:
+        return np.clip(np.floor((pts - self.lo) / self.size).astype(np.int64), 0, self.g - 1)
+
+    def locate(self, pts: np.ndarray) -> np.ndarray:
+        result = np.full(len(pts), -1, dtype=np.int64)
+        inside_box = np.all((pts >= self.lo - self.tol) & (pts <= self.hi + self.tol), axis=1)
+        c = self._cell(pts)
+        cell = c[:, 0] * self.g + c[:, 1]
+        start, stop = self.cell_start[cell], self.cell_start[cell + 1]
+        n_cand = np.where(inside_box, stop - start, 0)
+        point = np.repeat(np.arange(len(pts)), n_cand)
+        k = np.arange(n_cand.sum()) - np.repeat(np.cumsum(n_cand) - n_cand, n_cand)
+        region = self.cell_regions[start[point] + k]
+        # edge tests, one row per (candidate, vertex)
+        nv = self.offsets[region + 1] - self.offsets[region]
+        cand = np.repeat(np.arange(len(region)), nv)
+        j = np.arange(nv.sum()) - np.repeat(np.cumsum(nv) - nv, nv)
+        a = self.offsets[region][cand] + j
+        b = np.where(j + 1 == nv[cand], self.offsets[region][cand], a + 1)
+        e = self.verts[b] - self.verts[a]
+        d = pts[point[cand]] - self.verts[a]
+        cross = e[:, 0] * d[:, 1] - e[:, 1] * d[:, 0]
+        bad = cross < -self.tol * np.hypot(e[:, 0], e[:, 1])
+        inside = np.bincount(cand, weights=bad, minlength=len(region)) == 0
+        hit = point[inside]
+        first = np.full(len(pts), np.iinfo(np.int64).max)
+        np.minimum.at(first, hit, region[inside])
+        found = first < np.iinfo(np.int64).max
+        result[found] = first[found]
+        return result

@@ -1,0 +1,122 @@
+"""Pictures of partitions and boundaries (matplotlib, imported lazily)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+COLOR_BY = ("random", "slope", "area", "output", "class", "layer")
+
+
+def _axes(ax):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 6))
+    return ax
+
+
+def region_colors(part, color_by: str, output: int = 0, seed: int = 0) -> np.ndarray:
+    """(R, 4) RGBA face colour of every region."""
+    import matplotlib as mpl
+
+    if color_by not in COLOR_BY:
+        raise ValueError(f"color_by must be one of {COLOR_BY}, got {color_by!r}.")
+    n = len(part)
+    rng = np.random.default_rng(seed)
+    if color_by in ("random", "layer"):
+        hue = rng.random(n)
+        sat = 0.25 + 0.2 * rng.random(n) if color_by == "random" else np.full(n, 0.05)
+        hsv = np.stack([hue, sat, np.full(n, 0.97)], 1)
+        return np.c_[mpl.colors.hsv_to_rgb(hsv), np.ones(n)]
+    if color_by == "class":
+        cen = part.centroids
+        hom = np.c_[cen, np.ones(n)]
+        out = np.einsum("rkj,rj->rk", part.affine, hom)
+        cls = (out[:, 0] > 0).astype(int) if part.n_outputs == 1 else out.argmax(1)
+        base = mpl.colormaps["tab10"](cls % 10)[:, :3]
+        light = 0.55 + 0.25 * rng.random(n)[:, None]  # per-region shade keeps the regions apart
+        return np.c_[1 - light * (1 - base), np.ones(n)]
+    if color_by == "slope":
+        value, cmap = np.log10(np.linalg.norm(part.affine[:, :, :2], axis=(1, 2)) + 1e-12), "viridis"
+    elif color_by == "area":
+        value, cmap = np.log10(np.maximum(part.areas, 1e-300)), "magma"
+    else:
+        cen = part.centroids
+        value, cmap = part.affine[:, output, 0] * cen[:, 0] + part.affine[:, output, 1] * cen[:, 1] + part.affine[:, output, 2], "coolwarm"
+    lo, hi = np.percentile(value, [1, 99])
+    norm = (value - lo) / max(hi - lo, 1e-300)
+    return mpl.colormaps[cmap](np.clip(norm, 0, 1))
+
+
+def plot_partition(part, ax=None, color_by: str = "random", boundary: bool = True, points=None,
+                   labels=None, output: int = 0, edgecolor="0.25", linewidth=None, boundary_kw=None, **kwargs):
+    """Draw every region as one PolyCollection, with the decision boundary and points on top.
+
+    points: (N, 2) slice coordinates to scatter (e.g. training data), coloured
+    by ``labels`` if given.  kwargs go to the PolyCollection.  Returns a dict
+    of the artists: ``regions``, ``edges`` (layer colouring), ``boundary``, ``points``.
+    """
+    from matplotlib.collections import LineCollection, PolyCollection
+
+    ax = _axes(ax)
+    if linewidth is None:
+        linewidth = float(np.clip(2.0 / np.sqrt(max(len(part), 1)) * 10, 0.05, 0.6))
+    faces = region_colors(part, color_by, output=output)
+    artists = {}
+    layered = color_by == "layer"
+    regions = PolyCollection(
+        part.polygons, facecolors=faces, edgecolors="none" if layered else edgecolor,
+        linewidths=0 if layered else linewidth, antialiased=True, **kwargs,
+    )
+    ax.add_collection(regions)
+    artists["regions"] = regions
+    if layered:
+        artists["edges"] = _layer_edges(part, ax, linewidth * 1.5)
+    poly = part.slice.polygon
+    lo, hi = poly.min(0), poly.max(0)
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_aspect("equal")
+    if boundary:
+        kw = {"colors": "black", "linewidths": 2.2, "zorder": 3}
+        kw.update(boundary_kw or {})
+        artists["boundary"] = plot_boundary(part.decision_boundary(), ax=ax, **kw)
+    if points is not None:
+        pts = np.asarray(points, dtype=np.float64)
+        artists["points"] = ax.scatter(
+            pts[:, 0], pts[:, 1], c=labels if labels is not None else "white", cmap="coolwarm",
+            s=14, edgecolors="black", linewidths=0.6, zorder=4,
+        )
+    return artists
+
+
+def _layer_edges(part, ax, linewidth):
+    import matplotlib as mpl
+    from matplotlib.collections import LineCollection
+
+    v = part._verts
+    nxt = np.roll(np.arange(len(v)), -1)
+    nxt[part._offsets[1:] - 1] = part._offsets[:-1]
+    layer = part._labels[:, 0]
+    inner = layer >= 0
+    segs = np.stack([v[inner], v[nxt[inner]]], 1)
+    n_layers = max(len(part.layers), 1)
+    cmap = mpl.colormaps["viridis"]
+    colors = cmap(layer[inner] / max(n_layers - 1, 1))
+    edges = LineCollection(segs, colors=colors, linewidths=linewidth, zorder=2)
+    ax.add_collection(edges)
+    handles = [mpl.lines.Line2D([], [], color=cmap(k / max(n_layers - 1, 1)), label=f"layer {k + 1}") for k in range(n_layers)]
+    ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.85)
+    return edges
+
+
+def plot_boundary(db, ax=None, **kwargs):
+    """Draw boundary segments as one LineCollection; kwargs go to it."""
+    from matplotlib.collections import LineCollection
+
+    ax = _axes(ax)
+    kw = {"colors": "black", "linewidths": 2.0}
+    kw.update(kwargs)
+    lines = LineCollection(db.segments, **kw)
+    ax.add_collection(lines)
+    return lines

@@ -1,0 +1,207 @@
+"""Batched convex-polygon geometry: cut many polygons by many lines at once.
+
+Pure geometry, no neural networks.  Polygons are ragged: one flat vertex array
+``verts (N, 2)`` plus ``offsets (P + 1,)``; polygon ``p`` owns the vertices
+``offsets[p]:offsets[p + 1]``, counter-clockwise.  ``labels (N, 2)`` names
+the line that carries the edge from each vertex to the next one, so that
+every edge of a partition remembers which unit created it.
+
+A line is a row ``(a, b, c)`` meaning ``a*u + b*v + c = 0``; its positive
+side is ``a*u + b*v + c > 0``.  A vertex is *on* a line when
+``|a*u + b*v + c| <= tol`` for that line's tolerance.  A polygon is split only
+when it has vertices strictly on both sides; on-line vertices go to both
+pieces, so no piece is a zero-area sliver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+BORDER = -1  # label of an edge that lies on the slice border
+
+
+@dataclass
+class Polygons:
+    """A batch of convex polygons.
+
+    verts: (N, 2) float; offsets: (P + 1,) int64; labels: (N, 2) int64.
+    """
+
+    verts: torch.Tensor
+    offsets: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.offsets.numel() - 1
+
+    @property
+    def counts(self) -> torch.Tensor:
+        """(P,) number of vertices of each polygon."""
+        return self.offsets[1:] - self.offsets[:-1]
+
+    def owner(self) -> torch.Tensor:
+        """(N,) polygon index of each vertex."""
+        return torch.repeat_interleave(
+            torch.arange(len(self), device=self.verts.device), self.counts, output_size=self.verts.shape[0]
+        )
+
+    def next_vertex(self) -> torch.Tensor:
+        """(N,) index of the next vertex of the same polygon (cyclic)."""
+        nxt = torch.arange(1, self.verts.shape[0] + 1, device=self.verts.device)
+        nxt[self.offsets[1:] - 1] = self.offsets[:-1]
+        return nxt
+
+    def select(self, index: torch.Tensor) -> tuple["Polygons", torch.Tensor]:
+        """Polygons ``index`` (any order), and the (N',) source vertex of each new vertex."""
+        counts = self.counts[index]
+        offsets = _offsets_from_counts(counts)
+        shift = self.offsets[:-1][index] - offsets[:-1]
+        total = int(offsets[-1])
+        source = torch.arange(total, device=self.verts.device) + torch.repeat_interleave(
+            shift, counts, output_size=total
+        )
+        return Polygons(self.verts[source], offsets, self.labels[source]), source
+
+    def centroids(self) -> torch.Tensor:
+        """(P, 2) mean of each polygon's vertices (a point strictly inside)."""
+        sums = torch.zeros(len(self), 2, dtype=self.verts.dtype, device=self.verts.device)
+        sums.index_add_(0, self.owner(), self.verts)
+        return sums / self.counts[:, None].to(self.verts.dtype)
+
+    def areas(self) -> torch.Tensor:
+        """(P,) signed area (positive for counter-clockwise polygons)."""
+        nxt = self.verts[self.next_vertex()]
+        cross = self.verts[:, 0] * nxt[:, 1] - self.verts[:, 1] * nxt[:, 0]
+        out = torch.zeros(len(self), dtype=self.verts.dtype, device=self.verts.device)
+        return out.index_add_(0, self.owner(), cross) / 2
+
+    def homogeneous_padded(self) -> torch.Tensor:
+        """(P, Vmax, 3) rows ``(u, v, 1)``; short polygons repeat their first vertex.
+
+        Repeating a vertex changes no maximum or minimum over the vertices, so
+        the padded block can be multiplied by per-polygon affine maps at once.
+        """
+        counts = self.counts
+        vmax = int(counts.max()) if len(self) else 0
+        col = torch.arange(vmax, device=self.verts.device)
+        idx = self.offsets[:-1, None] + torch.where(col < counts[:, None], col, 0)
+        pts = self.verts[idx]
+        return torch.cat([pts, torch.ones_like(pts[..., :1])], dim=-1)
+
+    @staticmethod
+    def cat(parts: list["Polygons"]) -> "Polygons":
+        verts = torch.cat([p.verts for p in parts])
+        labels = torch.cat([p.labels for p in parts])
+        offsets = _offsets_from_counts(torch.cat([p.counts for p in parts]))
+        return Polygons(verts, offsets, labels)
+
+    @staticmethod
+    def single(vertices: torch.Tensor) -> "Polygons":
+        """One polygon from (n, 2) counter-clockwise vertices, all edges on the border."""
+        n = vertices.shape[0]
+        offsets = torch.tensor([0, n], device=vertices.device)
+        labels = torch.full((n, 2), BORDER, dtype=torch.int64, device=vertices.device)
+        return Polygons(vertices, offsets, labels)
+
+
+def _offsets_from_counts(counts: torch.Tensor) -> torch.Tensor:
+    return torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
+
+
+def line_tolerance(lines: torch.Tensor, extent: torch.Tensor, rtol: float) -> torch.Tensor:
+    """(L,) on-line tolerance of each line (L, 3) over a domain of half-sizes ``extent`` (2,)."""
+    return rtol * (lines[:, 0].abs() * extent[0] + lines[:, 1].abs() * extent[1] + lines[:, 2].abs())
+
+
+def classify(verts: torch.Tensor, lines: torch.Tensor, tol: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Side of each vertex (N, 2) w.r.t. its own line (N, 3): (value (N,), side (N,) in {-1, 0, 1})."""
+    s = lines[:, 0] * verts[:, 0] + lines[:, 1] * verts[:, 1] + lines[:, 2]
+    side = (s > tol).to(torch.int8) - (s < -tol).to(torch.int8)
+    return s, side
+
+
+def sides(polys: Polygons, poly: torch.Tensor, lines: torch.Tensor, tol: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where polygon ``poly[q]`` lies w.r.t. line ``q``, for L (polygon, line) pairs.
+
+    Returns ``(has_pos, has_neg)``, both (L,) bool: some vertex strictly on
+    the positive / negative side.  The pair crosses when both hold.
+    """
+    counts = polys.counts[poly]
+    total = int(counts.sum())
+    pair = torch.repeat_interleave(torch.arange(poly.numel(), device=poly.device), counts, output_size=total)
+    first = torch.cumsum(counts, 0) - counts
+    vert = polys.offsets[:-1][poly][pair] + torch.arange(total, device=poly.device) - first[pair]
+    _, side = classify(polys.verts[vert], lines[pair], tol[pair])
+    n_pos = torch.zeros(poly.numel(), dtype=torch.int64, device=poly.device).index_add_(0, pair, (side > 0).long())
+    n_neg = torch.zeros(poly.numel(), dtype=torch.int64, device=poly.device).index_add_(0, pair, (side < 0).long())
+    return n_pos > 0, n_neg > 0
+
+
+@dataclass
+class Cut:
+    """Result of :func:`cut`: the pieces on each side and the polygon each came from."""
+
+    pos: Polygons
+    pos_parent: torch.Tensor
+    neg: Polygons
+    neg_parent: torch.Tensor
+
+
+def cut(polys: Polygons, lines: torch.Tensor, tol: torch.Tensor, line_labels: torch.Tensor) -> Cut:
+    """Cut polygon ``p`` by line ``lines[p]`` for every p at once.
+
+    lines: (P, 3); tol: (P,); line_labels: (P, 2), the label of the new edges.
+    A polygon with vertices strictly on both sides becomes two pieces; one
+    that is not crossed goes whole to the side it touches (to ``pos`` when
+    all its vertices are on the line).
+    """
+    owner = polys.owner()
+    _, side = classify(polys.verts, lines[owner], tol[owner])
+    n = len(polys)
+    dev = polys.verts.device
+    n_pos = torch.zeros(n, dtype=torch.int64, device=dev).index_add_(0, owner, (side > 0).long())
+    n_neg = torch.zeros(n, dtype=torch.int64, device=dev).index_add_(0, owner, (side < 0).long())
+    crossed = (n_pos > 0) & (n_neg > 0)
+    whole_pos = torch.nonzero(~crossed & (n_neg == 0)).flatten()
+    whole_neg = torch.nonzero(~crossed & (n_neg > 0)).flatten()
+    split = torch.nonzero(crossed).flatten()
+
+    sub, source = polys.select(split)
+    pieces = [_half(sub, lines[split], tol[split], line_labels[split], sign) for sign in (1, -1)]
+    pos = Polygons.cat([polys.select(whole_pos)[0], pieces[0]])
+    neg = Polygons.cat([polys.select(whole_neg)[0], pieces[1]])
+    return Cut(pos, torch.cat([whole_pos, split]), neg, torch.cat([whole_neg, split]))
+
+
+def _half(polys: Polygons, lines: torch.Tensor, tol: torch.Tensor, line_labels: torch.Tensor, sign: int) -> Polygons:
+    """The part of each (crossed) polygon on side ``sign`` of its line, in the same order."""
+    owner = polys.owner()
+    s, side = classify(polys.verts, lines[owner], tol[owner])
+    side = side * sign
+    nxt = polys.next_vertex()
+    s_next, side_next = s[nxt], side[nxt]
+    crossing = side * side_next == -1
+    keep = side >= 0
+    n_emit = keep.long() + crossing.long()
+    pos = torch.cumsum(n_emit, 0) - n_emit
+    counts = torch.zeros(len(polys), dtype=torch.int64, device=s.device).index_add_(0, owner, n_emit)
+    offsets = _offsets_from_counts(counts)
+
+    v = polys.verts
+    t = torch.where(crossing, s / torch.where(crossing, s - s_next, 1.0), 0.0)
+    meet = v + t[:, None] * (v[nxt] - v)
+    cut_label = line_labels[owner]
+    keep_label = torch.where(((side == 0) & (side_next < 0))[:, None], cut_label, polys.labels)
+    meet_label = torch.where((side > 0)[:, None], cut_label, polys.labels)
+
+    total = int(offsets[-1])
+    out = torch.empty(total, 2, dtype=v.dtype, device=v.device)
+    labels = torch.empty(total, 2, dtype=polys.labels.dtype, device=v.device)
+    out[pos[keep]] = v[keep]
+    labels[pos[keep]] = keep_label[keep]
+    at = pos[crossing] + keep[crossing].long()
+    out[at] = meet[crossing]
+    labels[at] = meet_label[crossing]
+    return Polygons(out, offsets, labels)

@@ -1,0 +1,97 @@
+"""Sampling in a slice, and verification of a partition by sampling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+def sample_polygon(polygon: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, 2) points uniform in a convex polygon (m, 2), by a fan of triangles."""
+    a, b, c = polygon[0], polygon[1:-1], polygon[2:]
+    area = np.abs((b[:, 0] - a[0]) * (c[:, 1] - a[1]) - (b[:, 1] - a[1]) * (c[:, 0] - a[0]))
+    tri = rng.choice(len(area), size=n, p=area / area.sum())
+    r1, r2 = rng.random(n), rng.random(n)
+    flip = r1 + r2 > 1
+    r1[flip], r2[flip] = 1 - r1[flip], 1 - r2[flip]
+    return a + r1[:, None] * (b[tri] - a) + r2[:, None] * (c[tri] - a)
+
+
+@dataclass
+class VerifyReport:
+    """Result of :func:`verify`.  Errors are relative to the largest |output| seen."""
+
+    n_points: int
+    max_abs_error: float
+    max_rel_error: float
+    code_mismatches: int
+    unlocated: int
+    area_error: float
+    tol: float
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.max_rel_error <= self.tol and self.code_mismatches == 0
+            and self.unlocated == 0 and self.area_error <= self.tol
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"verify: {'OK' if self.ok else 'FAILED'} at {self.n_points} points: max |error| "
+            f"{self.max_abs_error:.2e} ({self.max_rel_error:.2e} relative), "
+            f"{self.code_mismatches} code mismatches, {self.unlocated} points in no region, "
+            f"area error {self.area_error:.2e}"
+        )
+
+
+def verify(part, n_points: int = 2000, seed: int = 0, model=None, tol: float = 1e-9) -> VerifyReport:
+    """Check a partition against the network at random points of the slice.
+
+    At ``n_points`` uniform points: the model's output (run in float64 on the
+    inputs ``slice.to_input(uv)``) against ``part.evaluate``; the activation
+    code at each point against its region's code (units within ``tol`` of a
+    breakpoint are not counted); every point lies in a region; and the region
+    areas sum to the slice area.
+    """
+    from .trace import prepare
+
+    if model is not None:
+        twin, graph = prepare(model, torch.float64, "cpu")
+    elif part.model is not None:
+        twin, graph = part.model, part.graph
+    else:
+        raise ValueError("this partition was loaded from a file; pass the model: part.verify(model=...).")
+    rng = np.random.default_rng(seed)
+    uv = sample_polygon(part.slice.polygon, n_points, rng)
+    device = next(iter(twin.parameters())).device if any(True for _ in twin.parameters()) else "cpu"
+    x = part.slice.to_input(uv, dtype=torch.float64).to(device)
+    seen_codes, ambiguous = [], []
+
+    def record(layer, z):
+        op = graph.split_nodes[layer].op
+        flat = z.reshape(len(z), -1)
+        scale = flat.abs().max().clamp_min(1e-300)
+        gap = (flat[..., None] - op.breakpoints.to(flat)).abs()
+        seen_codes.append(op.above(flat).reshape(len(z), -1))
+        ambiguous.append((gap <= tol * scale).reshape(len(z), -1))
+
+    with torch.no_grad():
+        expected = twin(x).reshape(n_points, -1).cpu().numpy()
+        graph.forward(x, on_split=record)
+    idx = part.locate(uv)
+    got = part.evaluate(uv)
+    located = idx >= 0
+    err = np.abs(got[located] - expected[located])
+    max_abs = float(err.max()) if err.size else 0.0
+    scale = max(float(np.abs(expected).max()), 1e-300)
+    mismatches = 0
+    if seen_codes:
+        seen = torch.cat(seen_codes, 1).cpu().numpy()
+        amb = torch.cat(ambiguous, 1).cpu().numpy()
+        region_codes = part.codes[idx[located]]
+        mismatches = int(np.any((region_codes != seen[located]) & ~amb[located], axis=1).sum())
+    area_error = abs(float(part.areas.sum()) - part.slice.area) / part.slice.area
+    return VerifyReport(n_points, max_abs, max_abs / scale, mismatches, int((~located).sum()), area_error, tol)

@@ -1,0 +1,129 @@
+"""The 2-D slice: an affine chart ``x(u, v) = origin + basis @ (u, v)`` of input space
+with a convex polygon of allowed ``(u, v)``."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def _as_array(x, name: str) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf values; a slice needs finite coordinates.")
+    return arr
+
+
+def convex_ccw(polygon: np.ndarray) -> np.ndarray:
+    """Check that ``polygon`` (n, 2) is convex with positive area; return it counter-clockwise.
+
+    Collinear vertices are dropped; an explicitly repeated closing vertex is allowed.
+    """
+    poly = np.asarray(polygon, dtype=np.float64)
+    if poly.ndim != 2 or poly.shape[1] != 2 or poly.shape[0] < 3:
+        raise ValueError(f"polygon must have shape (n, 2) with n >= 3, got {poly.shape}.")
+    if np.allclose(poly[0], poly[-1]) and poly.shape[0] > 3:
+        poly = poly[:-1]
+    scale = np.abs(poly - poly.mean(0)).max()
+    area2 = np.sum(poly[:, 0] * np.roll(poly[:, 1], -1) - poly[:, 1] * np.roll(poly[:, 0], -1))
+    if not scale > 0 or abs(area2) <= 1e-12 * scale**2:
+        raise ValueError("polygon has no area: its vertices coincide or lie on one line.")
+    if area2 < 0:
+        poly = poly[::-1]
+    prev, nxt = np.roll(poly, 1, axis=0), np.roll(poly, -1, axis=0)
+    turn = (poly[:, 0] - prev[:, 0]) * (nxt[:, 1] - poly[:, 1]) - (poly[:, 1] - prev[:, 1]) * (nxt[:, 0] - poly[:, 0])
+    if np.any(turn < -1e-12 * scale**2):
+        raise ValueError("polygon is not convex; give the vertices of a convex polygon (e.g. a rectangle).")
+    keep = turn > 1e-12 * scale**2
+    return np.ascontiguousarray(poly[keep])
+
+
+def _box(lo, hi) -> np.ndarray:
+    (u0, v0), (u1, v1) = lo, hi
+    return np.array([[u0, v0], [u1, v0], [u1, v1], [u0, v1]], dtype=np.float64)
+
+
+class Slice:
+    """A 2-D affine chart of input space, ``x = origin + basis @ uv``, over a convex polygon.
+
+    origin: one input of any shape (e.g. (3, 32, 32)); basis: (D, 2) with
+    D = origin.numel(), linearly independent columns; polygon: (n, 2) convex.
+    """
+
+    def __init__(self, origin, basis, polygon, anchors_uv=None):
+        self.origin = _as_array(origin, "origin")
+        self.input_shape = tuple(self.origin.shape)
+        basis = _as_array(basis, "basis")
+        d = self.origin.size
+        if basis.ndim != 2 or basis.shape != (d, 2):
+            raise ValueError(
+                f"basis must have shape (D, 2) with D = origin.numel() = {d}, got {basis.shape}."
+            )
+        sv = np.linalg.svd(basis, compute_uv=False)
+        if not sv[-1] > 1e-12 * max(sv[0], 1e-300):
+            raise ValueError("basis is rank-deficient: its two columns must be linearly independent.")
+        self.basis = basis
+        self.polygon = convex_ccw(_as_array(polygon, "polygon"))
+        self.anchors_uv = None if anchors_uv is None else _as_array(anchors_uv, "anchors_uv")
+
+    @property
+    def dim(self) -> int:
+        """D, the input dimension."""
+        return self.origin.size
+
+    @property
+    def area(self) -> float:
+        p = self.polygon
+        return 0.5 * float(np.sum(p[:, 0] * np.roll(p[:, 1], -1) - p[:, 1] * np.roll(p[:, 0], -1)))
+
+    @classmethod
+    def box(cls, lo, hi) -> "Slice":
+        """Identity chart of R^2 (a network with 2 inputs) over the box ``lo``-``hi``."""
+        return cls(np.zeros(2), np.eye(2), _box(lo, hi))
+
+    @classmethod
+    def from_points(cls, x1, x2, x3, margin: float = 0.25) -> "Slice":
+        """Plane through three inputs (any shape), orthonormal basis, rectangle around them.
+
+        The rectangle is the bounding box of the three points enlarged by
+        ``margin`` of its size on every side; ``anchors_uv`` holds the (3, 2)
+        coordinates of the points.
+        """
+        pts = [_as_array(x, name) for x, name in ((x1, "x1"), (x2, "x2"), (x3, "x3"))]
+        if not (pts[0].shape == pts[1].shape == pts[2].shape):
+            raise ValueError(f"the three points have different shapes: {[p.shape for p in pts]}.")
+        flat = np.stack([p.ravel() for p in pts])
+        d1, d2 = flat[1] - flat[0], flat[2] - flat[0]
+        q, r = np.linalg.qr(np.stack([d1, d2], axis=1))
+        if abs(r[1, 1]) <= 1e-10 * max(abs(r[0, 0]), 1e-300) or abs(r[0, 0]) == 0:
+            raise ValueError("the three points lie on one line (or coincide): they span no plane.")
+        uv = np.array([[0.0, 0.0], [r[0, 0], 0.0], [r[0, 1], r[1, 1]]])
+        lo, hi = uv.min(0), uv.max(0)
+        size = hi - lo
+        pad = margin * np.maximum(size, size.max() * 1e-3)
+        return cls(pts[0], q, _box(lo - pad, hi + pad), anchors_uv=uv)
+
+    @classmethod
+    def around(cls, x, radius: float = 1.0, seed: int = 0) -> "Slice":
+        """Random orthonormal plane through ``x``, square ``[-radius, radius]^2``."""
+        x = _as_array(x, "x")
+        gen = np.random.default_rng(seed)
+        q, _ = np.linalg.qr(gen.standard_normal((x.size, 2)))
+        return cls(x, q, _box((-radius, -radius), (radius, radius)), anchors_uv=np.zeros((1, 2)))
+
+    def to_input(self, uv, dtype=torch.float64) -> torch.Tensor:
+        """(N, *input_shape) inputs at slice coordinates ``uv`` (N, 2)."""
+        uv = np.atleast_2d(_as_array(uv, "uv"))
+        x = self.origin.ravel()[None, :] + uv @ self.basis.T
+        return torch.as_tensor(x.reshape((-1,) + self.input_shape), dtype=dtype)
+
+    def to_plane(self, x) -> np.ndarray:
+        """(N, 2) least-squares coordinates of inputs ``x`` (N, *input_shape) on the plane."""
+        x = _as_array(x, "x").reshape(-1, self.dim)
+        uv, *_ = np.linalg.lstsq(self.basis, (x - self.origin.ravel()).T, rcond=None)
+        return uv.T
+
+    def __repr__(self) -> str:
+        return f"Slice(input_shape={self.input_shape}, polygon with {len(self.polygon)} vertices, area={self.area:.4g})"
