@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .ops import AffineOp, ElementwiseOp
-from .polygons import Polygons, cut, sides
+from .polygons import Polygons, cut, ragged_arange, sides
 from .slices import Slice
 from .trace import Graph
 
@@ -179,26 +179,31 @@ class Engine:
         if len(self.layers) <= layer:
             self.layers.append(LayerInfo(node.name, units, units * op.breakpoints.numel()))
         z = z.reshape(len(batch), 3, units)
-        lines = z[:, [1, 2, 0]]  # rows (d/du, d/dv, value): a*u + b*v + c
         bps = op.breakpoints.to(z)
 
-        hi, lo = _vertex_extremes(batch.polys, lines)
-        base_tol = self.rtol * (z[:, 1].abs() * self.extent[0] + z[:, 2].abs() * self.extent[1])
-        tol = base_tol[..., None] + self.rtol * (z[:, 0, :, None] - bps).abs()  # (R, U, k)
-        crossing = (hi[..., None] - bps > tol) & (lo[..., None] - bps < -tol)
-        region, unit, bp = torch.nonzero(crossing, as_tuple=True)
+        hi, lo = _vertex_extremes(batch.polys, z[:, [1, 2, 0]])  # rows a, b, c of a*u + b*v + c
+        tol = self.rtol * (z[:, 1].abs() * self.extent[0] + z[:, 2].abs() * self.extent[1])
+        tol = tol[..., None] + self.rtol * (z[:, 0, :, None] - bps).abs()  # (R, U, k)
+        above, below = hi[..., None] - bps > tol, lo[..., None] - bps < -tol
+        cen = batch.polys.centroids()
+        z_cen = z[:, 0] + z[:, 1] * cen[:, :1] + z[:, 2] * cen[:, 1:]
+        code = torch.where(above ^ below, above, z_cen[..., None] > bps)  # (R, U, k), crossing units fixed below
+        region, unit, bp = torch.nonzero(above & below, as_tuple=True)
         pair_lines = torch.stack([z[region, 1, unit], z[region, 2, unit], z[region, 0, unit] - bps[bp]], 1)
         pair_labels = torch.stack([torch.full_like(unit, layer), unit], 1)
         polys, parent = _split_all(batch.polys, region, pair_lines, tol[region, unit, bp], pair_labels)
 
+        # each piece lies on one side of every line that crossed its parent: read it at its centroid
+        code = code[parent]
+        per_region = torch.bincount(region, minlength=len(batch))
+        piece, k = ragged_arange(per_region[parent])
+        pair = (torch.cumsum(per_region, 0) - per_region)[parent][piece] + k
+        cen = polys.centroids()[piece]
+        side = pair_lines[pair, 0] * cen[:, 0] + pair_lines[pair, 1] * cen[:, 1] + pair_lines[pair, 2]
+        code[piece, unit[pair], bp[pair]] = side > 0
+
         child = batch.take(parent, polys)
         zc = child.values[node.args[0]].reshape(len(child), 3, units)
-        hi, lo = _vertex_extremes(polys, zc[:, [1, 2, 0]])
-        cen = polys.centroids()
-        z_cen = zc[:, 0] + zc[:, 1] * cen[:, :1] + zc[:, 2] * cen[:, 1:]
-        tol = (base_tol[parent][..., None] + self.rtol * (zc[:, 0, :, None] - bps).abs())
-        above, below = hi[..., None] - bps > tol, lo[..., None] - bps < -tol
-        code = torch.where(above ^ below, above, z_cen[..., None] > bps)  # (Rc, U, k)
         slope, intercept = op.apply_code(zc[:, 0], code)
         out = zc * slope[:, None]
         out[:, 0] += intercept
@@ -248,15 +253,14 @@ def _split_all(polys: Polygons, pair_poly, pair_lines, pair_tol, pair_labels) ->
         first = torch.ones_like(pair_poly, dtype=torch.bool)
         first[1:] = pair_poly[1:] != pair_poly[:-1]
         active = pair_poly[first]
-        idle = torch.ones(len(pieces), dtype=torch.bool, device=active.device)
-        idle[active] = False
-        idle = torch.nonzero(idle).flatten()
-        if idle.numel():
-            done_polys.append(pieces.select(idle)[0])
-            done_origin.append(origin[idle])
+        is_active = torch.zeros(len(pieces), dtype=torch.bool, device=active.device)
+        is_active[active] = True
+        if active.numel() < len(pieces):
+            done_polys.append(pieces.mask(~is_active))
+            done_origin.append(origin[~is_active])
 
         chosen = line_of[first]
-        res = cut(pieces.select(active)[0], pair_lines[chosen], pair_tol[chosen], pair_labels[chosen])
+        res = cut(pieces.mask(is_active), pair_lines[chosen], pair_tol[chosen], pair_labels[chosen])
         children = Polygons.cat([res.pos, res.neg])
         n_pos = len(res.pos)
         pos_child = torch.full_like(active, -1)

@@ -25,8 +25,8 @@ def region_colors(part, color_by: str, output: int = 0, seed: int = 0) -> np.nda
     rng = np.random.default_rng(seed)
     if color_by in ("random", "layer"):
         hue = rng.random(n)
-        sat = 0.25 + 0.2 * rng.random(n) if color_by == "random" else np.full(n, 0.05)
-        hsv = np.stack([hue, sat, np.full(n, 0.97)], 1)
+        sat = 0.12 + 0.22 * rng.random(n) if color_by == "random" else np.full(n, 0.04)
+        hsv = np.stack([hue, sat, 0.93 + 0.06 * rng.random(n)], 1)
         return np.c_[mpl.colors.hsv_to_rgb(hsv), np.ones(n)]
     if color_by == "class":
         cen = part.centroids

@@ -15,7 +15,7 @@ pieces, so no piece is a zero-area sliver.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -32,6 +32,7 @@ class Polygons:
     verts: torch.Tensor
     offsets: torch.Tensor
     labels: torch.Tensor
+    _owner: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return self.offsets.numel() - 1
@@ -43,9 +44,9 @@ class Polygons:
 
     def owner(self) -> torch.Tensor:
         """(N,) polygon index of each vertex."""
-        return torch.repeat_interleave(
-            torch.arange(len(self), device=self.verts.device), self.counts, output_size=self.verts.shape[0]
-        )
+        if self._owner is None:
+            self._owner = ragged_arange(self.counts, self.verts.shape[0])[0]
+        return self._owner
 
     def next_vertex(self) -> torch.Tensor:
         """(N,) index of the next vertex of the same polygon (cyclic)."""
@@ -56,13 +57,14 @@ class Polygons:
     def select(self, index: torch.Tensor) -> tuple["Polygons", torch.Tensor]:
         """Polygons ``index`` (any order), and the (N',) source vertex of each new vertex."""
         counts = self.counts[index]
-        offsets = _offsets_from_counts(counts)
-        shift = self.offsets[:-1][index] - offsets[:-1]
-        total = int(offsets[-1])
-        source = torch.arange(total, device=self.verts.device) + torch.repeat_interleave(
-            shift, counts, output_size=total
-        )
-        return Polygons(self.verts[source], offsets, self.labels[source]), source
+        poly, pos = ragged_arange(counts)
+        source = self.offsets[:-1][index][poly] + pos
+        return Polygons(self.verts[source], _offsets_from_counts(counts), self.labels[source], poly), source
+
+    def mask(self, keep: torch.Tensor) -> "Polygons":
+        """The polygons where ``keep`` (P,) bool holds, in order."""
+        vert = keep[self.owner()]
+        return Polygons(self.verts[vert], _offsets_from_counts(self.counts[keep]), self.labels[vert])
 
     def centroids(self) -> torch.Tensor:
         """(P, 2) mean of each polygon's vertices (a point strictly inside)."""
@@ -110,6 +112,15 @@ def _offsets_from_counts(counts: torch.Tensor) -> torch.Tensor:
     return torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
 
 
+def ragged_arange(counts: torch.Tensor, total: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """For ``counts`` (n,): the (total,) group index and position in group of each element."""
+    if total is None:
+        total = int(counts.sum())
+    group = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), counts, output_size=total)
+    start = torch.cumsum(counts, 0) - counts
+    return group, torch.arange(total, device=counts.device) - start[group]
+
+
 def line_tolerance(lines: torch.Tensor, extent: torch.Tensor, rtol: float) -> torch.Tensor:
     """(L,) on-line tolerance of each line (L, 3) over a domain of half-sizes ``extent`` (2,)."""
     return rtol * (lines[:, 0].abs() * extent[0] + lines[:, 1].abs() * extent[1] + lines[:, 2].abs())
@@ -128,11 +139,8 @@ def sides(polys: Polygons, poly: torch.Tensor, lines: torch.Tensor, tol: torch.T
     Returns ``(has_pos, has_neg)``, both (L,) bool: some vertex strictly on
     the positive / negative side.  The pair crosses when both hold.
     """
-    counts = polys.counts[poly]
-    total = int(counts.sum())
-    pair = torch.repeat_interleave(torch.arange(poly.numel(), device=poly.device), counts, output_size=total)
-    first = torch.cumsum(counts, 0) - counts
-    vert = polys.offsets[:-1][poly][pair] + torch.arange(total, device=poly.device) - first[pair]
+    pair, pos = ragged_arange(polys.counts[poly])
+    vert = polys.offsets[:-1][poly][pair] + pos
     _, side = classify(polys.verts[vert], lines[pair], tol[pair])
     n_pos = torch.zeros(poly.numel(), dtype=torch.int64, device=poly.device).index_add_(0, pair, (side > 0).long())
     n_neg = torch.zeros(poly.numel(), dtype=torch.int64, device=poly.device).index_add_(0, pair, (side < 0).long())
@@ -155,31 +163,34 @@ def cut(polys: Polygons, lines: torch.Tensor, tol: torch.Tensor, line_labels: to
     lines: (P, 3); tol: (P,); line_labels: (P, 2), the label of the new edges.
     A polygon with vertices strictly on both sides becomes two pieces; one
     that is not crossed goes whole to the side it touches (to ``pos`` when
-    all its vertices are on the line).
+    all its vertices are on the line).  Pieces keep the order of their polygons.
     """
     owner = polys.owner()
-    _, side = classify(polys.verts, lines[owner], tol[owner])
+    s, side = classify(polys.verts, lines[owner], tol[owner])
     n = len(polys)
     dev = polys.verts.device
     n_pos = torch.zeros(n, dtype=torch.int64, device=dev).index_add_(0, owner, (side > 0).long())
     n_neg = torch.zeros(n, dtype=torch.int64, device=dev).index_add_(0, owner, (side < 0).long())
     crossed = (n_pos > 0) & (n_neg > 0)
-    whole_pos = torch.nonzero(~crossed & (n_neg == 0)).flatten()
-    whole_neg = torch.nonzero(~crossed & (n_neg > 0)).flatten()
+    to_pos, to_neg = ~crossed & (n_neg == 0), ~crossed & (n_neg > 0)
     split = torch.nonzero(crossed).flatten()
 
-    sub, source = polys.select(split)
-    pieces = [_half(sub, lines[split], tol[split], line_labels[split], sign) for sign in (1, -1)]
-    pos = Polygons.cat([polys.select(whole_pos)[0], pieces[0]])
-    neg = Polygons.cat([polys.select(whole_neg)[0], pieces[1]])
+    vert = crossed[owner]
+    sub = Polygons(polys.verts[vert], _offsets_from_counts(polys.counts[split]), polys.labels[vert])
+    s, side = s[vert], side[vert]
+    labels = line_labels[split]
+    pos = Polygons.cat([polys.mask(to_pos), _half(sub, s, side, labels)])
+    neg = Polygons.cat([polys.mask(to_neg), _half(sub, -s, -side, labels)])
+    whole_pos, whole_neg = torch.nonzero(to_pos).flatten(), torch.nonzero(to_neg).flatten()
     return Cut(pos, torch.cat([whole_pos, split]), neg, torch.cat([whole_neg, split]))
 
 
-def _half(polys: Polygons, lines: torch.Tensor, tol: torch.Tensor, line_labels: torch.Tensor, sign: int) -> Polygons:
-    """The part of each (crossed) polygon on side ``sign`` of its line, in the same order."""
+def _half(polys: Polygons, s: torch.Tensor, side: torch.Tensor, line_labels: torch.Tensor) -> Polygons:
+    """The part of each crossed polygon where its line's value ``s`` (N,) is >= 0.
+
+    side: (N,) vertex classification of s in {-1, 0, 1}; line_labels: (P, 2).
+    """
     owner = polys.owner()
-    s, side = classify(polys.verts, lines[owner], tol[owner])
-    side = side * sign
     nxt = polys.next_vertex()
     s_next, side_next = s[nxt], side[nxt]
     crossing = side * side_next == -1
