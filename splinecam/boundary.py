@@ -138,20 +138,33 @@ def tie_segments(part, funcs: np.ndarray) -> Boundary:
 
 
 def _possible_winners(local: Polygons, g: torch.Tensor, extent: torch.Tensor) -> torch.Tensor:
-    """(R, C) bool: candidate m is not beaten everywhere in the region by one other candidate."""
+    """(R, C) bool: candidate m is not beaten everywhere in the region by one other candidate.
+
+    A candidate that leads at every vertex by more than the tolerance leads on the whole
+    (convex) region, so only the other regions need the pairwise test.
+    """
     h = local.homogeneous_padded()
     r, vmax = h.shape[:2]
     c = g.shape[1]
-    out = []
+    vals = torch.bmm(h, g.transpose(1, 2))  # (R, V, C)
+    top2 = vals.topk(min(2, c), dim=2)
+    leader = top2.indices[:, 0, 0]
+    span = g[..., :2].abs().sum(-1) * extent + g[..., 2].abs()  # (R, C)
+    tol = _RTOL * 2 * span.amax(1)
+    margin = (top2.values[..., 0] - top2.values[..., -1]).amin(1)
+    clear = (top2.indices[..., 0] == leader[:, None]).all(1) & (margin > tol)
+    possible = torch.zeros(r, c, dtype=torch.bool)
+    possible[torch.arange(r), leader] = True
+    mixed = torch.nonzero(~clear).flatten()
     step = max(1, _BLOCK // (vmax * c * c))
-    for s in range(0, r, step):
-        gs = g[s : s + step]
-        vals = torch.bmm(h[s : s + step], gs.transpose(1, 2))  # (r, V, C)
-        diff = (vals[:, :, :, None] - vals[:, :, None, :]).amax(1)  # max over vertices of g_m - g_j
+    for s in range(0, mixed.numel(), step):
+        idx = mixed[s : s + step]
+        v, gs = vals[idx], g[idx]
+        diff = (v[:, :, :, None] - v[:, :, None, :]).amax(1)  # max over vertices of g_m - g_j
         dg = gs[:, :, None, :] - gs[:, None, :, :]
         tol = _RTOL * (dg[..., :2].abs().sum(-1) * extent + dg[..., 2].abs())
-        out.append((diff >= -tol).all(2))
-    return torch.cat(out) if out else torch.zeros(0, c, dtype=torch.bool)
+        possible[idx] = (diff >= -tol).all(2)
+    return possible
 
 
 def _border_ties(part, funcs: np.ndarray, cells: Polygons, cell_region, cell_cand, g, extent):

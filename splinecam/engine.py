@@ -185,9 +185,12 @@ class Engine:
         tol = self.rtol * (z[:, 1].abs() * self.extent[0] + z[:, 2].abs() * self.extent[1])
         tol = tol[..., None] + self.rtol * (z[:, 0, :, None] - bps).abs()  # (R, U, k)
         above, below = hi[..., None] - bps > tol, lo[..., None] - bps < -tol
-        cen = batch.polys.centroids()
-        z_cen = z[:, 0] + z[:, 1] * cen[:, :1] + z[:, 2] * cen[:, 1:]
-        code = torch.where(above ^ below, above, z_cen[..., None] > bps)  # (R, U, k), crossing units fixed below
+        code = above.clone()  # (R, U, k); crossing units are fixed per piece below
+        flat = torch.nonzero(~above & ~below, as_tuple=True)  # constant on the region (dead units)
+        if flat[0].numel():
+            cen = batch.polys.centroids()[flat[0]]
+            r, u = flat[0], flat[1]
+            code[flat] = z[r, 0, u] + z[r, 1, u] * cen[:, 0] + z[r, 2, u] * cen[:, 1] > bps[flat[2]]
         region, unit, bp = torch.nonzero(above & below, as_tuple=True)
         pair_lines = torch.stack([z[region, 1, unit], z[region, 2, unit], z[region, 0, unit] - bps[bp]], 1)
         pair_labels = torch.stack([torch.full_like(unit, layer), unit], 1)

@@ -121,8 +121,12 @@ class ElementwiseOp(Op):
 
     def apply_code(self, z: torch.Tensor, code: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Slope and intercept of the piece selected by ``code`` (..., k) for units z (...)."""
+        slopes, intercepts = self.slopes.to(z), self.intercepts.to(z)
+        if code.shape[-1] == 1:
+            up = code[..., 0]
+            return torch.where(up, slopes[1], slopes[0]), torch.where(up, intercepts[1], intercepts[0])
         piece = code.sum(-1)
-        return self.slopes.to(z)[piece], self.intercepts.to(z)[piece]
+        return slopes[piece], intercepts[piece]
 
     def forward(self, x):
         slope, intercept = self.apply_code(x, self.above(x))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import cached_property
 
 import numpy as np
@@ -20,12 +21,10 @@ def parse_bytes(size) -> int:
     """``4e9``, ``"4GB"``, ``"512MiB"`` -> bytes."""
     if isinstance(size, (int, float)):
         return int(size)
-    text = str(size).strip().upper().replace(" ", "")
-    num = text.rstrip("KMGIB")
-    unit = text[len(num):]
-    if unit not in _UNITS or not num:
+    match = re.fullmatch(r"([0-9.]+(?:e[0-9]+)?)([KMG]I?B|B)?", str(size).strip().upper().replace(" ", ""))
+    if match is None:
         raise ValueError(f"cannot read memory size {size!r}; write e.g. '4GB' or '512MiB'.")
-    return int(float(num) * _UNITS[unit])
+    return int(float(match[1]) * _UNITS[match[2] or ""])
 
 
 def _segment_reduce(values: np.ndarray, offsets: np.ndarray, ufunc) -> np.ndarray:
