@@ -120,7 +120,7 @@ class Engine:
                 out.append(self._finish(batch))
                 self.n_done += len(batch)
                 if bar is not None:
-                    bar.update(float(batch.polys.areas().sum()))
+                    bar.update(min(float(batch.polys.areas().sum()), bar.total - bar.n))
                     bar.set_postfix(regions=self.n_done, refresh=False)
         if bar is not None:
             bar.close()

@@ -101,13 +101,22 @@ def _layer_edges(part, ax, linewidth):
     inner = layer >= 0
     segs = np.stack([v[inner], v[nxt[inner]]], 1)
     n_layers = max(len(part.layers), 1)
-    cmap = mpl.colormaps["viridis"]
-    colors = cmap(layer[inner] / max(n_layers - 1, 1))
+    palette = layer_palette(n_layers)
+    colors = palette[layer[inner]]
     edges = LineCollection(segs, colors=colors, linewidths=linewidth, zorder=2)
     ax.add_collection(edges)
-    handles = [mpl.lines.Line2D([], [], color=cmap(k / max(n_layers - 1, 1)), label=f"layer {k + 1}") for k in range(n_layers)]
+    handles = [mpl.lines.Line2D([], [], color=palette[k], label=f"layer {k + 1}") for k in range(n_layers)]
     ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.85)
     return edges
+
+
+def layer_palette(n_layers: int) -> np.ndarray:
+    """(n_layers, 4) distinct colours, dark to light, none too pale on white."""
+    import matplotlib as mpl
+
+    if n_layers <= 10:
+        return mpl.colormaps["tab10"](np.arange(n_layers))
+    return mpl.colormaps["viridis"](np.linspace(0, 0.85, n_layers))
 
 
 def plot_boundary(db, ax=None, **kwargs):

@@ -21,7 +21,8 @@ def sample_polygon(polygon: np.ndarray, n: int, rng: np.random.Generator) -> np.
 
 @dataclass
 class VerifyReport:
-    """Result of :func:`verify`.  Errors are relative to the largest |output| seen."""
+    """Result of :func:`verify`.  Relative errors are relative to the largest |output| or
+    |pre-activation| seen (the scale of the numbers that were added up)."""
 
     n_points: int
     max_abs_error: float
@@ -68,12 +69,13 @@ def verify(part, n_points: int = 2000, seed: int = 0, model=None, tol: float = 1
     uv = sample_polygon(part.slice.polygon, n_points, rng)
     device = next(iter(twin.parameters())).device if any(True for _ in twin.parameters()) else "cpu"
     x = part.slice.to_input(uv, dtype=torch.float64).to(device)
-    seen_codes, ambiguous = [], []
+    seen_codes, ambiguous, magnitudes = [], [], [0.0]
 
     def record(layer, z):
         op = graph.split_nodes[layer].op
         flat = z.reshape(len(z), -1)
         scale = flat.abs().max().clamp_min(1e-300)
+        magnitudes.append(float(scale))
         gap = (flat[..., None] - op.breakpoints.to(flat)).abs()
         seen_codes.append(op.above(flat).reshape(len(z), -1))
         ambiguous.append((gap <= tol * scale).reshape(len(z), -1))
@@ -86,7 +88,8 @@ def verify(part, n_points: int = 2000, seed: int = 0, model=None, tol: float = 1
     located = idx >= 0
     err = np.abs(got[located] - expected[located])
     max_abs = float(err.max()) if err.size else 0.0
-    scale = max(float(np.abs(expected).max()), 1e-300)
+    # the output scale: outputs can cancel to ~0 while the terms that make them do not
+    scale = max(float(np.abs(expected).max()), max(magnitudes), 1e-300)
     mismatches = 0
     if seen_codes:
         seen = torch.cat(seen_codes, 1).cpu().numpy()

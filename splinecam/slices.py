@@ -27,17 +27,20 @@ def convex_ccw(polygon: np.ndarray) -> np.ndarray:
     if np.allclose(poly[0], poly[-1]) and poly.shape[0] > 3:
         poly = poly[:-1]
     scale = np.abs(poly - poly.mean(0)).max()
-    area2 = np.sum(poly[:, 0] * np.roll(poly[:, 1], -1) - poly[:, 1] * np.roll(poly[:, 0], -1))
-    if not scale > 0 or abs(area2) <= 1e-12 * scale**2:
-        raise ValueError("polygon has no area: its vertices coincide or lie on one line.")
-    if area2 < 0:
-        poly = poly[::-1]
-    prev, nxt = np.roll(poly, 1, axis=0), np.roll(poly, -1, axis=0)
-    turn = (poly[:, 0] - prev[:, 0]) * (nxt[:, 1] - poly[:, 1]) - (poly[:, 1] - prev[:, 1]) * (nxt[:, 0] - poly[:, 0])
-    if np.any(turn < -1e-12 * scale**2):
-        raise ValueError("polygon is not convex; give the vertices of a convex polygon (e.g. a rectangle).")
-    keep = turn > 1e-12 * scale**2
-    return np.ascontiguousarray(poly[keep])
+    if not scale > 0:
+        raise ValueError("polygon has no area: its vertices coincide.")
+    eps = 1e-12 * scale**2
+    edge_in, edge_out = poly - np.roll(poly, 1, axis=0), np.roll(poly, -1, axis=0) - poly
+    turn = edge_in[:, 0] * edge_out[:, 1] - edge_in[:, 1] * edge_out[:, 0]
+    winding = np.arctan2(turn, np.sum(edge_in * edge_out, axis=1)).sum()
+    if np.any(turn > eps) and np.any(turn < -eps) or abs(abs(winding) - 2 * np.pi) > 1e-6 and np.any(abs(turn) > eps):
+        raise ValueError("polygon is not convex (or crosses itself); give the vertices of a convex polygon, e.g. a rectangle.")
+    if not np.any(abs(turn) > eps):
+        raise ValueError("polygon has no area: its vertices lie on one line.")
+    if turn.sum() < 0:
+        poly, turn = poly[::-1], -turn[::-1]
+        turn = np.roll(turn, 1)  # reversed order: vertex i's turn moves with it
+    return np.ascontiguousarray(poly[turn > eps])
 
 
 def _box(lo, hi) -> np.ndarray:
