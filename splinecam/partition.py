@@ -46,10 +46,20 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
     """
     if not isinstance(sl, Slice):
         raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
-    if device is None:
-        first = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
-        device = first.device if first is not None else torch.device("cpu")
+    device = default_device(model) if device is None else device
     twin, graph = prepare(model, dtype, device)
+    return partition_graph(twin, graph, sl, dtype, device, progress, max_regions, max_memory, chunk_size, rtol)
+
+
+def default_device(model) -> torch.device:
+    """The device of the model's first parameter (CPU without parameters)."""
+    first = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    return first.device if first is not None else torch.device("cpu")
+
+
+def partition_graph(twin, graph, sl: Slice, dtype, device, progress, max_regions: int, max_memory,
+                    chunk_size: int | None, rtol: float) -> "Partition":
+    """:func:`partition` of a prepared model copy ``twin`` whose traced graph is ``graph``."""
     sizes = _check_shapes(twin, graph, sl, dtype, device)
     if chunk_size is None:
         per_region = 8 * 3 * 6 * max(sizes)  # live states, tangents, vertex evaluations
@@ -179,6 +189,12 @@ class Partition:
         from .sampling import verify
 
         return verify(self, n_points=n_points, seed=seed, model=model)
+
+    def sample_boundary(self, n: int, seed: int = 0):
+        """``n`` points uniform by length on the decision boundary; see :func:`splinecam.sampling.sample_boundary`."""
+        from .sampling import sample_boundary
+
+        return sample_boundary(self, n, seed=seed)
 
     def stats(self) -> dict:
         """Summary statistics of the partition."""
