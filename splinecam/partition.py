@@ -106,6 +106,7 @@ class Partition:
         self.layers = list(result.layers)
         self.seconds = result.seconds
         self.model, self.graph = model, graph
+        self._decision_boundary = None
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -173,10 +174,13 @@ class Partition:
         return out
 
     def decision_boundary(self):
-        """K == 1: where the output crosses 0; K > 1: where the top logit is attained by two classes."""
+        """K == 1: where the output crosses 0; K > 1: where the top logit is attained by two classes.
+        Computed once, then cached."""
         from .boundary import decision_boundary
 
-        return decision_boundary(self)
+        if self._decision_boundary is None:
+            self._decision_boundary = decision_boundary(self)
+        return self._decision_boundary
 
     def level_set(self, value: float, output: int = 0):
         """Where output ``output`` crosses ``value``; same type as :meth:`decision_boundary`."""
