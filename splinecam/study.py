@@ -59,14 +59,15 @@ def _mean(values: list):
     return float(np.mean(values))
 
 
-def compare(models: dict, slices, columns=DEFAULT_COLUMNS, file=sys.stdout, **options) -> list[dict]:
+def compare(models: dict, slices, columns=DEFAULT_COLUMNS, show: bool = True, file=None, **options) -> list[dict]:
     """Statistics of several models over the same slices.
 
     models: {name: model}; slices: a Slice or a list of them; options go to
     :func:`splinecam.partition`.  Returns one dict per model: ``model``,
     ``slices`` (count), every key of :func:`splinecam.stats.stats` averaged
     over the slices (lists element by element), and ``per_slice`` (the
-    individual dicts).  Prints ``columns`` as a table to ``file`` (None: no print).
+    individual dicts).  If ``show``, prints ``columns`` as a table to ``file``
+    (default: standard output).
     """
     if isinstance(slices, Slice):
         slices = [slices]
@@ -81,8 +82,8 @@ def compare(models: dict, slices, columns=DEFAULT_COLUMNS, file=sys.stdout, **op
         row.update({key: _mean([s[key] for s in per_slice]) for key in per_slice[0]})
         row["per_slice"] = per_slice
         rows.append(row)
-    if file is not None:
-        print(format_table(rows, ("model",) + tuple(columns)), file=file)
+    if show:
+        print(format_table(rows, ("model",) + tuple(columns)), file=sys.stdout if file is None else file)
     return rows
 
 
