@@ -85,25 +85,31 @@ def _slope_norm(parts: list[Partition]):
 
 
 def _draw(ax, part: Partition, norm, cmap: str, data, title: str):
+    import matplotlib as mpl
+
     from .plot import plot_partition
 
     ax.clear()
     points, labels = (None, None) if data is None else data
     artists = plot_partition(part, ax=ax, color_by="slope", points=points, labels=labels, edgecolor="white",
                              linewidth=0.4, boundary_kw={"colors": "black", "linewidths": 2.0})
-    import matplotlib as mpl
-
     artists["regions"].set_facecolor(mpl.colormaps[cmap](norm(np.maximum(slope_norms(part), 1e-300))))
     ax.set_title(title, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
 
 
+def _height(panels, panel_size: float) -> float:
+    """Panel height that fits the tallest slice of ``panels`` at width ``panel_size``."""
+    spans = [np.ptp(parts[0].slice.polygon, axis=0) for _, parts, _ in panels]
+    return panel_size * max(float(np.clip(h / w, 0.3, 2.0)) for w, h in spans)
+
+
 def _figure(panels, rows: int, panel_size: float, cmap: str):
     import matplotlib as mpl
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(rows, len(panels), figsize=(panel_size * len(panels) + 0.8, panel_size * rows + 0.4),
+    fig, axes = plt.subplots(rows, len(panels), figsize=(panel_size * len(panels) + 0.8, (_height(panels, panel_size) + 0.4) * rows),
                              squeeze=False, layout="constrained")
     norms = []
     for j, (_, parts, _) in enumerate(panels):
@@ -153,13 +159,15 @@ def plot_frames(snapshots, indices=None, steps=None, data=None, cmap: str = "vir
                 panel_size: float = 3.0, step_label: str = "step"):
     """A still figure of a few frames: one column per frame index, one row per panel
     (arguments as in :func:`animate`; indices default to 4 evenly spaced).  Returns (fig, axes)."""
-    panels, steps = _panels(snapshots, data, steps)
-    n = len(steps)
-    indices = np.unique(np.linspace(0, n - 1, min(4, n)).round().astype(int)) if indices is None else list(indices)
     import matplotlib as mpl
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(panels), len(indices), figsize=(panel_size * len(indices) + 0.8, panel_size * len(panels)),
+    panels, steps = _panels(snapshots, data, steps)
+    n = len(steps)
+    indices = np.unique(np.linspace(0, n - 1, min(4, n)).round().astype(int)) if indices is None else list(indices)
+
+    fig, axes = plt.subplots(len(panels), len(indices),
+                             figsize=(panel_size * len(indices) + 0.8, (_height(panels, panel_size) + 0.4) * len(panels)),
                              squeeze=False, layout="constrained")
     for row, (title, parts, points) in enumerate(panels):
         norm = _slope_norm(parts)

@@ -83,7 +83,10 @@ def plot_layers(parts: list[Partition], boundary=None, axes=None, ncols: int | N
     if axes is None:
         ncols = min(n, 5) if ncols is None else ncols
         nrows = -(-n // ncols)
-        fig, grid = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows + 0.3), squeeze=False)
+        span = np.ptp(parts[0].slice.polygon, axis=0)
+        height = panel_size * min(span[1] / span[0], 2.0)
+        fig, grid = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, (height + 0.4) * nrows + 0.4),
+                                 squeeze=False, layout="constrained")
         for ax in grid.ravel()[n:]:
             ax.set_axis_off()
         axes = grid.ravel()[:n]
@@ -105,6 +108,7 @@ def plot_layers(parts: list[Partition], boundary=None, axes=None, ncols: int | N
         ax.set_xticks([])
         ax.set_yticks([])
     fig = axes[0].figure
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False,
-               bbox_to_anchor=(0.5, -0.02))
+    constrained = fig.get_layout_engine() is not None
+    fig.legend(handles=handles, loc="outside lower center" if constrained else "lower center", ncol=len(handles),
+               fontsize=9, frameon=False)
     return fig, axes

@@ -103,12 +103,14 @@ def _layer_edges(part, ax, linewidth, layer_count=None):
     inner = layer >= 0
     segs = np.stack([v[inner], v[nxt[inner]]], 1)
     n_layers = max(len(part.layers), 1) if layer_count is None else layer_count
-    cmap = mpl.colormaps["viridis"]
-    colors = cmap(layer[inner] / max(n_layers - 1, 1))
+    def cmap(k):  # viridis without its palest yellow, which vanishes on light faces
+        return mpl.colormaps["viridis"](0.85 * np.asarray(k) / max(n_layers - 1, 1))
+
+    colors = cmap(layer[inner])
     edges = LineCollection(segs, colors=colors, linewidths=linewidth, zorder=2)
     ax.add_collection(edges)
     shown = len(part.layers) if layer_count is not None else n_layers
-    handles = [mpl.lines.Line2D([], [], color=cmap(k / max(n_layers - 1, 1)), label=f"layer {k + 1}") for k in range(shown)]
+    handles = [mpl.lines.Line2D([], [], color=cmap(k), label=f"layer {k + 1}") for k in range(shown)]
     ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.85)
     return edges
 
