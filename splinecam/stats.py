@@ -198,7 +198,8 @@ def local_complexity(part, points_uv, radius) -> np.ndarray:
     region counts when the distance from the centre to its polygon is at
     most the radius.  Regions are pre-filtered by their bounding boxes.
     """
-    pts = np.atleast_2d(np.asarray(points_uv, dtype=np.float64))
+    pts = np.asarray(points_uv, dtype=np.float64)
+    pts = pts[None] if pts.ndim == 1 else pts
     if pts.ndim != 2 or pts.shape[1] != 2:
         raise ValueError(f"points_uv must have shape (N, 2), got {pts.shape}.")
     r = np.broadcast_to(np.asarray(radius, dtype=np.float64), (len(pts),))

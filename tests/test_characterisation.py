@@ -222,7 +222,8 @@ def test_local_complexity_hand_values_and_per_point_radius():
     # inside one quadrant; touching two axes at distance 0.5 (closed disk); reaching the corner
     # at distance 0.7071; crossing one axis; at the common corner; far outside the slice
     assert sc.local_complexity(part, pts, radius).tolist() == [1, 3, 4, 2, 4, 0]
-    assert sc.local_complexity(part, [[0.5, 0.5]], 0.1).tolist() == [1]
+    assert sc.local_complexity(part, [0.5, 0.5], 0.1).tolist() == [1]
+    assert sc.local_complexity(part, np.zeros((0, 2)), 0.1).shape == (0,)
     with pytest.raises(ValueError):
         sc.local_complexity(part, [[0.0, 0.0]], -1.0)
     with pytest.raises(ValueError):
