@@ -45,10 +45,20 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
     """
     if not isinstance(sl, Slice):
         raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
-    if device is None:
-        first = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
-        device = first.device if first is not None else torch.device("cpu")
+    device = default_device(model) if device is None else device
     twin, graph = prepare(model, dtype, device)
+    return partition_graph(twin, graph, sl, dtype, device, progress, max_regions, max_memory, chunk_size, rtol)
+
+
+def default_device(model) -> torch.device:
+    """The device of the model's first parameter (CPU without parameters)."""
+    first = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    return first.device if first is not None else torch.device("cpu")
+
+
+def partition_graph(twin, graph, sl: Slice, dtype, device, progress, max_regions: int, max_memory,
+                    chunk_size: int | None, rtol: float) -> "Partition":
+    """:func:`partition` of a prepared model copy ``twin`` whose traced graph is ``graph``."""
     sizes = _check_shapes(twin, graph, sl, dtype, device)
     if chunk_size is None:
         per_region = 8 * 3 * 6 * max(sizes)  # live states, tangents, vertex evaluations
@@ -95,6 +105,7 @@ class Partition:
         self.layers = list(result.layers)
         self.seconds = result.seconds
         self.model, self.graph = model, graph
+        self._decision_boundary = None
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -162,10 +173,13 @@ class Partition:
         return out
 
     def decision_boundary(self):
-        """K == 1: where the output crosses 0; K > 1: where the top logit is attained by two classes."""
+        """K == 1: where the output crosses 0; K > 1: where the top logit is attained by two classes.
+        Computed once, then cached."""
         from .boundary import decision_boundary
 
-        return decision_boundary(self)
+        if self._decision_boundary is None:
+            self._decision_boundary = decision_boundary(self)
+        return self._decision_boundary
 
     def level_set(self, value: float, output: int = 0):
         """Where output ``output`` crosses ``value``; same type as :meth:`decision_boundary`."""
@@ -178,6 +192,12 @@ class Partition:
         from .sampling import verify
 
         return verify(self, n_points=n_points, seed=seed, model=model)
+
+    def sample_boundary(self, n: int, seed: int = 0):
+        """``n`` points uniform by length on the decision boundary; see :func:`splinecam.sampling.sample_boundary`."""
+        from .sampling import sample_boundary
+
+        return sample_boundary(self, n, seed=seed)
 
     def stats(self) -> dict:
         """Summary statistics of the partition."""

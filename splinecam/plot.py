@@ -49,11 +49,13 @@ def region_colors(part, color_by: str, output: int = 0, seed: int = 0) -> np.nda
 
 
 def plot_partition(part, ax=None, color_by: str = "random", boundary: bool = True, points=None,
-                   labels=None, output: int = 0, edgecolor="0.25", linewidth=None, boundary_kw=None, **kwargs):
+                   labels=None, output: int = 0, edgecolor="0.25", linewidth=None, boundary_kw=None,
+                   layer_count=None, **kwargs):
     """Draw every region as one PolyCollection, with the decision boundary and points on top.
 
     points: (N, 2) slice coordinates to scatter (e.g. training data), coloured
-    by ``labels`` if given.  kwargs go to the PolyCollection.  Returns a dict
+    by ``labels`` if given.  layer_count: layers in the edge colour scale of
+    ``color_by="layer"`` (default: the partition's).  kwargs go to the PolyCollection.  Returns a dict
     of the artists: ``regions``, ``edges`` (layer colouring), ``boundary``, ``points``.
     """
     from matplotlib.collections import LineCollection, PolyCollection
@@ -71,7 +73,7 @@ def plot_partition(part, ax=None, color_by: str = "random", boundary: bool = Tru
     ax.add_collection(regions)
     artists["regions"] = regions
     if layered:
-        artists["edges"] = _layer_edges(part, ax, linewidth * 1.5)
+        artists["edges"] = _layer_edges(part, ax, linewidth * 1.5, layer_count)
     poly = part.slice.polygon
     lo, hi = poly.min(0), poly.max(0)
     ax.set_xlim(lo[0], hi[0])
@@ -90,7 +92,7 @@ def plot_partition(part, ax=None, color_by: str = "random", boundary: bool = Tru
     return artists
 
 
-def _layer_edges(part, ax, linewidth):
+def _layer_edges(part, ax, linewidth, layer_count=None):
     import matplotlib as mpl
     from matplotlib.collections import LineCollection
 
@@ -100,12 +102,13 @@ def _layer_edges(part, ax, linewidth):
     layer = part._labels[:, 0]
     inner = layer >= 0
     segs = np.stack([v[inner], v[nxt[inner]]], 1)
-    n_layers = max(len(part.layers), 1)
+    n_layers = max(len(part.layers), 1) if layer_count is None else layer_count
     palette = layer_palette(n_layers)
     colors = palette[layer[inner]]
     edges = LineCollection(segs, colors=colors, linewidths=linewidth, zorder=2)
     ax.add_collection(edges)
-    handles = [mpl.lines.Line2D([], [], color=palette[k], label=f"layer {k + 1}") for k in range(n_layers)]
+    shown = len(part.layers) if layer_count is not None else n_layers
+    handles = [mpl.lines.Line2D([], [], color=palette[k], label=f"layer {k + 1}") for k in range(shown)]
     ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.85)
     return edges
 

@@ -98,3 +98,39 @@ def verify(part, n_points: int = 2000, seed: int = 0, model=None, tol: float = 1
         mismatches = int(np.any((region_codes != seen[located]) & ~amb[located], axis=1).sum())
     area_error = abs(float(part.areas.sum()) - part.slice.area) / part.slice.area
     return VerifyReport(n_points, max_abs, max_abs / scale, mismatches, int((~located).sum()), area_error, tol)
+
+
+@dataclass
+class BoundarySamples:
+    """Points on the exact decision boundary.
+
+    uv: (n, 2) slice coordinates; x: (n, *input_shape) float64 inputs (for
+    vector inputs, (n, D)); classes: (n, 2) the two tied classes (for K = 1,
+    ``(0, 1)``: output below / above 0); regions: (n,) region of each point.
+    """
+
+    uv: np.ndarray
+    x: torch.Tensor
+    classes: np.ndarray
+    regions: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.uv)
+
+
+def sample_boundary(part, n: int, seed: int = 0, boundary=None) -> BoundarySamples:
+    """``n`` points drawn uniformly by length on the decision boundary (or on ``boundary``,
+    e.g. a level set): a segment with probability proportional to its length,
+    then a uniform point on it."""
+    if int(n) != n or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}.")
+    db = part.decision_boundary() if boundary is None else boundary
+    lengths = db.lengths
+    if not len(db) or lengths.sum() <= 0:
+        raise ValueError("the boundary does not cross this slice: there is nothing to sample.")
+    rng = np.random.default_rng(seed)
+    seg = rng.choice(len(db), size=int(n), p=lengths / lengths.sum())
+    t = rng.random(int(n))[:, None]
+    a, b = db.segments[seg, 0], db.segments[seg, 1]
+    uv = a + t * (b - a)
+    return BoundarySamples(uv, part.slice.to_input(uv), db.classes[seg], db.regions[seg])
