@@ -10,30 +10,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from .datasets import two_moons
+from .dynamics import mlp
 from .partition import partition
 from .slices import Slice
-
-
-def two_moons(n: int = 400, noise: float = 0.08, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 2) points on two interleaved half circles and their (n,) 0/1 labels."""
-    rng = np.random.default_rng(seed)
-    k = n // 2
-    t0, t1 = rng.uniform(0, np.pi, k), rng.uniform(0, np.pi, n - k)
-    upper = np.stack([np.cos(t0), np.sin(t0)], 1)
-    lower = np.stack([1 - np.cos(t1), 0.5 - np.sin(t1)], 1)
-    x = np.concatenate([upper, lower]) + noise * rng.standard_normal((n, 2))
-    y = np.concatenate([np.zeros(k), np.ones(n - k)]).astype(np.int64)
-    return x, y
 
 
 def train_mlp(x: np.ndarray, y: np.ndarray, width: int = 32, depth: int = 3, steps: int = 1500, seed: int = 0) -> nn.Sequential:
     """A ReLU MLP with one logit, trained full-batch with Adam on (x, y)."""
     torch.manual_seed(seed)
-    layers, d = [], x.shape[1]
-    for _ in range(depth):
-        layers += [nn.Linear(d, width), nn.ReLU()]
-        d = width
-    model = nn.Sequential(*layers, nn.Linear(d, 1))
+    model = mlp(width=width, depth=depth, inputs=x.shape[1], outputs=1)
     xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(steps):
@@ -54,7 +40,7 @@ def run_demo(out_dir: str | Path, seed: int = 0) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    x, y = two_moons(400, seed=seed)
+    x, y = two_moons(400, noise=0.08, seed=seed)
     model = train_mlp(x, y, seed=seed)
     t_train = time.perf_counter() - t0
     with torch.no_grad():
