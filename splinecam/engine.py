@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .ops import AffineOp, ElementwiseOp
-from .polygons import Polygons, cut, ragged_arange, sides
+from .polygons import Polygons, cut, sides
 from .slices import Slice
 from .trace import Graph
 
@@ -61,18 +61,20 @@ class EngineResult:
     seconds: float = 0.0
 
 
-def _vertex_extremes(polys: Polygons, lines: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _vertex_extremes(polys: Polygons, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Max and min over each polygon's vertices of its affine functions.
 
-    lines: (R, 3, U) rows (d/du, d/dv, value).  Returns two (R, U).
+    maps: (R, 3, U) rows (value at the origin, d/du, d/dv).  Returns two (R, U).
     """
-    h = polys.homogeneous_padded()
+    h = polys.homogeneous_padded()[..., [2, 0, 1]]  # rows (1, u, v)
+    counts = polys.counts
     r, vmax = h.shape[:2]
-    u = lines.shape[2]
+    u = maps.shape[2]
     step = max(1, _BLOCK_ELEMENTS // max(1, vmax * u))
     hi, lo = [], []
     for s in range(0, r, step):
-        z = torch.bmm(h[s : s + step], lines[s : s + step])
+        width = int(counts[s : s + step].max())  # padding repeats vertices: trim it per block
+        z = torch.bmm(h[s : s + step, :width], maps[s : s + step])
         hi.append(z.amax(1))
         lo.append(z.amin(1))
     return torch.cat(hi), torch.cat(lo)
@@ -181,10 +183,12 @@ class Engine:
         z = z.reshape(len(batch), 3, units)
         bps = op.breakpoints.to(z)
 
-        hi, lo = _vertex_extremes(batch.polys, z[:, [1, 2, 0]])  # rows a, b, c of a*u + b*v + c
-        tol = self.rtol * (z[:, 1].abs() * self.extent[0] + z[:, 2].abs() * self.extent[1])
-        tol = tol[..., None] + self.rtol * (z[:, 0, :, None] - bps).abs()  # (R, U, k)
-        above, below = hi[..., None] - bps > tol, lo[..., None] - bps < -tol
+        hi, lo = _vertex_extremes(batch.polys, z)
+        e0, e1 = (float(e) * self.rtol for e in self.extent)
+        slope_tol = z[:, 1].abs().mul_(e0).add_(z[:, 2].abs(), alpha=e1)  # (R, U)
+        tol = (z[:, 0, :, None] - bps).abs_().mul_(self.rtol).add_(slope_tol[..., None])  # (R, U, k)
+        above = (hi[..., None] - bps) > tol
+        below = (lo[..., None] - bps) < -tol
         code = above.clone()  # (R, U, k); crossing units are fixed per piece below
         flat = torch.nonzero(~above & ~below, as_tuple=True)  # constant on the region (dead units)
         if flat[0].numel():
@@ -194,23 +198,22 @@ class Engine:
         region, unit, bp = torch.nonzero(above & below, as_tuple=True)
         pair_lines = torch.stack([z[region, 1, unit], z[region, 2, unit], z[region, 0, unit] - bps[bp]], 1)
         pair_labels = torch.stack([torch.full_like(unit, layer), unit], 1)
-        polys, parent = _split_all(batch.polys, region, pair_lines, tol[region, unit, bp], pair_labels)
+        pair_tol = tol[region, unit, bp]
+        polys, parent, (piece, pair, side) = _split_all(batch.polys, region, pair_lines, pair_tol, pair_labels)
 
-        # each piece lies on one side of every line that crossed its parent: read it at its centroid
+        # each piece lies on one side of every line that crossed its parent (recorded by the
+        # cuts); only a piece flat on a line within tolerance reads the side at its centroid
         code = code[parent]
-        per_region = torch.bincount(region, minlength=len(batch))
-        piece, k = ragged_arange(per_region[parent])
-        pair = (torch.cumsum(per_region, 0) - per_region)[parent][piece] + k
-        cen = polys.centroids()[piece]
-        side = pair_lines[pair, 0] * cen[:, 0] + pair_lines[pair, 1] * cen[:, 1] + pair_lines[pair, 2]
-        code[piece, unit[pair], bp[pair]] = side > 0
-
+        flat = side == 0
+        cen = polys.centroids()[piece[flat]]
+        lf = pair_lines[pair[flat]]
+        at_cen = lf[:, 0] * cen[:, 0] + lf[:, 1] * cen[:, 1] + lf[:, 2] > 0
+        value = side > 0
+        value[flat] = at_cen
+        code[piece, unit[pair], bp[pair]] = value
         child = batch.take(parent, polys)
         zc = child.values[node.args[0]].reshape(len(child), 3, units)
-        slope, intercept = op.apply_code(zc[:, 0], code)
-        out = zc * slope[:, None]
-        out[:, 0] += intercept
-        child.values[i + 1] = out.reshape(len(child), 3, *shape)
+        child.values[i + 1] = op.push(zc, code, inplace=self.last_use[node.args[0]] == i).reshape(len(child), 3, *shape)
         child.codes.append(code.reshape(len(child), -1))
         return child
 
@@ -240,36 +243,90 @@ class Engine:
         )
 
 
-def _split_all(polys: Polygons, pair_poly, pair_lines, pair_tol, pair_labels) -> tuple[Polygons, torch.Tensor]:
+class _SideLog:
+    """For every piece, the side of each line that crossed its original polygon.
+
+    A shared linked list: an entry is (line, side in {-1, 0, 1}, previous entry),
+    and ``head[p]`` is the newest entry of piece p, so children share their
+    ancestors' entries.  Sides are recorded when a cut is made or a line is found
+    not to cross a piece, with the same classification the cuts use.
+    """
+
+    def __init__(self, n: int, device):
+        self.head = torch.full((n,), -1, dtype=torch.int64, device=device)
+        self.line, self.side, self.prev = [], [], []
+        self.size = 0
+
+    def add(self, piece: torch.Tensor, line: torch.Tensor, side: torch.Tensor) -> None:
+        """Record ``(line, side)`` (E,) for ``piece`` (E,), sorted by piece."""
+        if not piece.numel():
+            return
+        idx = self.size + torch.arange(piece.numel(), device=piece.device)
+        chained = torch.zeros_like(piece, dtype=torch.bool)
+        chained[1:] = piece[1:] == piece[:-1]
+        self.prev.append(torch.where(chained, idx - 1, self.head[piece]))
+        self.line.append(line)
+        self.side.append(side.to(torch.int8))
+        last = torch.ones_like(chained)
+        last[:-1] = ~chained[1:]
+        self.head[piece[last]] = idx[last]
+        self.size += piece.numel()
+
+    def read(self, head: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """All entries of the pieces with newest entries ``head``: (piece, line, side)."""
+        if not self.size:
+            empty = head.new_zeros(0)
+            return empty, empty, empty.to(torch.int8)
+        line, side, prev = torch.cat(self.line), torch.cat(self.side), torch.cat(self.prev)
+        piece = torch.arange(head.numel(), device=head.device)
+        out = []
+        cur = head
+        while piece.numel():
+            live = cur >= 0
+            piece, cur = piece[live], cur[live]
+            out.append((piece, line[cur], side[cur]))
+            cur = prev[cur]
+        return tuple(torch.cat(parts) for parts in zip(*out))
+
+
+def _split_all(polys: Polygons, pair_poly, pair_lines, pair_tol, pair_labels):
     """Split every polygon by all the lines paired with it.
 
     pair_poly: (L,) sorted polygon index of each line; pair_lines (L, 3); pair_tol (L,);
     pair_labels (L, 2).  Each round cuts every piece by its first remaining line,
     then keeps for each new piece only the remaining lines that still cross it
-    (a binary space partition).  Returns the pieces and the (n,) polygon each
-    came from.
+    (a binary space partition).  Returns the pieces, the (n,) polygon each came
+    from, and (piece, line, side) records: the side of every piece w.r.t. every
+    line of its polygon (0 where the piece lies on the line within tolerance).
     """
-    pieces, origin = polys, torch.arange(len(polys), device=polys.verts.device)
-    done_polys, done_origin = [], []
-    line_of = torch.arange(pair_poly.numel(), device=polys.verts.device)  # pair -> line row
+    dev = polys.verts.device
+    pieces, origin = polys, torch.arange(len(polys), device=dev)
+    log = _SideLog(len(polys), dev)
+    done_polys, done_origin, done_head = [], [], []
+    line_of = torch.arange(pair_poly.numel(), device=dev)  # pair -> line row
     while pair_poly.numel():
         first = torch.ones_like(pair_poly, dtype=torch.bool)
         first[1:] = pair_poly[1:] != pair_poly[:-1]
         active = pair_poly[first]
-        is_active = torch.zeros(len(pieces), dtype=torch.bool, device=active.device)
+        is_active = torch.zeros(len(pieces), dtype=torch.bool, device=dev)
         is_active[active] = True
         if active.numel() < len(pieces):
             done_polys.append(pieces.mask(~is_active))
             done_origin.append(origin[~is_active])
+            done_head.append(log.head[~is_active])
 
         chosen = line_of[first]
         res = cut(pieces.mask(is_active), pair_lines[chosen], pair_tol[chosen], pair_labels[chosen])
         children = Polygons.cat([res.pos, res.neg])
+        child_parent = torch.cat([res.pos_parent, res.neg_parent])  # index into active
+        log.head = log.head[active][child_parent]
         n_pos = len(res.pos)
+        log.add(torch.arange(len(children), device=dev), chosen[child_parent],
+                torch.where(torch.arange(len(children), device=dev) < n_pos, 1, -1))
         pos_child = torch.full_like(active, -1)
         neg_child = torch.full_like(active, -1)
-        pos_child[res.pos_parent] = torch.arange(n_pos, device=active.device)
-        neg_child[res.neg_parent] = torch.arange(n_pos, len(children), device=active.device)
+        pos_child[res.pos_parent] = torch.arange(n_pos, device=dev)
+        neg_child[res.neg_parent] = torch.arange(n_pos, len(children), device=dev)
 
         rest = ~first
         slot = torch.searchsorted(active, pair_poly[rest])
@@ -278,14 +335,17 @@ def _split_all(polys: Polygons, pair_poly, pair_lines, pair_tol, pair_labels) ->
         cand_line = torch.cat([rest_lines, rest_lines])
         valid = cand_piece >= 0
         cand_piece, cand_line = cand_piece[valid], cand_line[valid]
+        order = torch.sort(cand_piece, stable=True).indices
+        cand_piece, cand_line = cand_piece[order], cand_line[order]
         has_pos, has_neg = sides(children, cand_piece, pair_lines[cand_line], pair_tol[cand_line])
         keep = has_pos & has_neg
-        cand_piece, cand_line = cand_piece[keep], cand_line[keep]
-        order = torch.sort(cand_piece, stable=True).indices
-        pair_poly, line_of = cand_piece[order], cand_line[order]
+        settled = ~keep
+        log.add(cand_piece[settled], cand_line[settled], has_pos[settled].to(torch.int8) - has_neg[settled].to(torch.int8))
+        pair_poly, line_of = cand_piece[keep], cand_line[keep]
 
-        origin = origin[active][torch.cat([res.pos_parent, res.neg_parent])]
+        origin = origin[active][child_parent]
         pieces = children
     done_polys.append(pieces)
     done_origin.append(origin)
-    return Polygons.cat(done_polys), torch.cat(done_origin)
+    done_head.append(log.head)
+    return Polygons.cat(done_polys), torch.cat(done_origin), log.read(torch.cat(done_head))

@@ -128,6 +128,17 @@ class ElementwiseOp(Op):
         piece = code.sum(-1)
         return slopes[piece], intercepts[piece]
 
+    def push(self, state: torch.Tensor, code: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+        """Apply the pieces ``code`` (R, U, k) to the affine states (R, 3, U) (overwritten if ``inplace``)."""
+        if code.shape[-1] == 1 and self.slopes.tolist() == [0.0, 1.0] and not self.intercepts.any():
+            mask = code[:, None, :, 0]  # ReLU: keep or zero
+            return state.mul_(mask) if inplace else state * mask
+        slope, intercept = self.apply_code(state[:, 0], code)
+        out = state.mul_(slope[:, None]) if inplace else state * slope[:, None]
+        if self.intercepts.any():
+            out[:, 0] += intercept
+        return out
+
     def forward(self, x):
         slope, intercept = self.apply_code(x, self.above(x))
         return slope * x + intercept
