@@ -6,6 +6,7 @@ import copy
 import operator
 import os
 import re
+import types
 from dataclasses import dataclass
 
 import torch
@@ -14,7 +15,7 @@ from torch.utils._pytree import tree_flatten
 
 from . import functions  # noqa: F401  (registers the function and method ops)
 from .functions import SMOOTH_NAMES
-from .ops import SPLIT_OPS, FunctionOp, Live, Op, Unsupported, _TrainingMode, factory_for, function_factory_for
+from .ops import _FUNCTION_FACTORIES, SPLIT_OPS, FunctionOp, Live, Op, Unsupported, _TrainingMode, factory_for, function_factory_for
 
 SMOOTH = (
     nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.ELU, nn.SELU, nn.CELU, nn.Mish,
@@ -68,10 +69,10 @@ def _describe(name: str, module: nn.Module) -> str:
 
 
 class _Tracer(fx.Tracer):
-    """Does not trace into modules that have a registered op (they stay leaves)."""
+    """Does not trace into modules or plain Python functions that have a registered op."""
 
     def __init__(self):
-        super().__init__()
+        super().__init__(autowrap_functions=tuple(f for f in _FUNCTION_FACTORIES if isinstance(f, types.FunctionType)))
         self.record_stack_traces = True
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
@@ -168,12 +169,14 @@ def trace(model: nn.Module, input_shape: tuple[int, ...]) -> Graph:
                 continue
             ops = _ops_for(n, modules, args, kwargs, index, env, problems)
             if ops is None:
+                index[n] = -1  # reported; keep checking what depends on it
                 continue
             if is_max_pair:
                 tuples.add(n)
                 value = value[0]
             if not isinstance(value, torch.Tensor) or value.dim() == 0 or value.shape[0] != example.shape[0]:
                 problems.append(f"{n.name}{_location(n)}: its output does not keep dim 0 as the batch dim")
+                index[n] = -1
                 continue
             if not ops:
                 index[n] = index[live_in[0]]
