@@ -1,7 +1,7 @@
 """Benchmark the partition engine: regions, seconds and peak memory per case.
 
 Each case runs in a fresh subprocess so that its peak resident memory is its own.
-Usage: python benchmarks/bench.py [case ...]      (cases: a b c d; default all)
+Usage: python benchmarks/bench.py [case ...]      (cases: a b c d e; default all)
 """
 
 from __future__ import annotations
@@ -29,6 +29,25 @@ def mlp(widths, act=nn.ReLU, batchnorm=False):
     return nn.Sequential(*layers)
 
 
+class CifarNet(nn.Module):
+    """3x32x32 -> conv32 -> pool -> conv64 -> residual block (2 x conv64) -> pool -> 10."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.conv3 = nn.Conv2d(64, 64, 3, padding=1)
+        self.conv4 = nn.Conv2d(64, 64, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(64 * 4 * 4, 10)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.conv1(x)))
+        x = self.pool(torch.relu(self.conv2(x)))
+        x = torch.relu(x + self.conv4(torch.relu(self.conv3(x))))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
 def case(name):
     """(description, model, slice) of a benchmark case; seeds fixed."""
     if name == "a":
@@ -53,6 +72,13 @@ def case(name):
         model.eval()
         torch.manual_seed(1)
         return "10 -> 20x10 LeakyReLU(0.03)+BN -> 1, around a random input", model, sc.Slice.around(torch.randn(10), radius=1.0)
+    if name == "e":
+        torch.manual_seed(0)
+        model = CifarNet().eval()
+        # three random images close together: through three independent ones, ~20,000 first-layer
+        # lines cross the slice (some 10^8 regions)
+        x = torch.rand(3, 32, 32) + 1e-3 * torch.randn(3, 3, 32, 32)
+        return "CIFAR CNN 3x32x32, 4 conv 32-64, max-pool, residual -> 10, 3 close random inputs", model, sc.Slice.from_points(*x)
     raise ValueError(f"unknown case {name!r}")
 
 

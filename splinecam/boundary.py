@@ -15,10 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .polygons import Polygons, cut
+from .polygons import Polygons, max_cells
 
 _RTOL = 1e-10
-_BLOCK = 1 << 22
 
 
 @dataclass
@@ -99,75 +98,54 @@ def tie_segments(part, funcs: np.ndarray) -> Boundary:
     local = Polygons(verts - cen[polys.owner()], offsets, polys.labels)
     extent = (local.verts.abs().amax(0) + 1e-300).max()
 
-    possible = _possible_winners(local, g, extent)
-    region, cand = torch.nonzero(possible & (possible.sum(1, keepdim=True) > 1), as_tuple=True)
-    cells, cell_region, cell_cand = local.select(region)[0], region, cand
-    for j in range(g.shape[1]):
-        act = torch.nonzero((cell_cand != j) & possible[cell_region, j]).flatten()
-        if not act.numel():
-            continue
-        r = cell_region[act]
-        lines = g[r, cell_cand[act]] - g[r, j]
-        tol = _RTOL * (lines[:, :2].abs().sum(1) * extent + lines[:, 2].abs())
-        res = cut(cells.select(act)[0], lines, tol, torch.full((act.numel(), 2), j))
-        keep_rest = torch.ones(len(cells), dtype=torch.bool)
-        keep_rest[act] = False
-        rest = torch.nonzero(keep_rest).flatten()
-        cells = Polygons.cat([cells.select(rest)[0], res.pos])
-        src = torch.cat([rest, act[res.pos_parent]])
-        cell_region, cell_cand = cell_region[src], cell_cand[src]
+    mc = max_cells(local, g, _RTOL, torch.stack([extent, extent]))
+    multi = torch.nonzero((mc.possible.sum(1) > 1)[mc.parent]).flatten()  # regions where the top changes
+    cells, source = mc.cells.select(multi)
+    cell_region, cell_cand, tie = mc.parent[multi], mc.winner[multi], mc.tie[source]
 
     owner = cells.owner()
     nxt = cells.next_vertex()
-    on_tie = cells.labels[:, 0] >= 0
-    reg, m, j = cell_region[owner][on_tie], cell_cand[owner][on_tie], cells.labels[on_tie, 0]
+    on_tie = tie >= 0
+    reg, m, j = cell_region[owner][on_tie], cell_cand[owner][on_tie], tie[on_tie]
     a, b = cells.verts[on_tie], cells.verts[nxt][on_tie]
     seg_len = (b - a).norm(dim=1)
     keep = seg_len > 1e-12 * extent
     reg, m, j, a, b = reg[keep], m[keep], j[keep], a[keep], b[keep]
+    j = _neighbour_across(g[reg], m, j, a, b, extent)
     lo, hi = torch.minimum(m, j), torch.maximum(m, j)
     key = (reg * g.shape[1] + lo) * g.shape[1] + hi
     _, first = np.unique(key.numpy(), return_index=True)
     first = torch.as_tensor(first)
     segs = torch.stack([a[first], b[first]], 1) + cen[reg[first]][:, None]
-    border = _border_ties(part, funcs, cells, cell_region, cell_cand, g, extent)
+    # ties along region borders can sit next to a region with a single winner: look at all cells
+    border = _border_ties(part, funcs, mc.cells, mc.tie, mc.parent, mc.winner, g, extent)
     segments = np.concatenate([segs.numpy(), border[0]])
     regions = np.concatenate([reg[first].numpy(), border[1]])
     classes = np.concatenate([torch.stack([lo[first], hi[first]], 1).numpy(), border[2]])
     return Boundary(segments.reshape(-1, 2, 2), regions.astype(np.int64), classes.astype(np.int64))
 
 
-def _possible_winners(local: Polygons, g: torch.Tensor, extent: torch.Tensor) -> torch.Tensor:
-    """(R, C) bool: candidate m is not beaten everywhere in the region by one other candidate.
+def _neighbour_across(g: torch.Tensor, m: torch.Tensor, j: torch.Tensor, a: torch.Tensor, b: torch.Tensor, extent):
+    """The candidate that wins just across each cell edge a -> b (E, 2) of winner m (E,).
 
-    A candidate that leads at every vertex by more than the tolerance leads on the whole
-    (convex) region, so only the other regions need the pairwise test.
+    g: (E, C, 3) the candidates of each edge's region; j: (E,) the candidate whose
+    clip made the edge.  When several candidates tie with m along the edge, the
+    one that grows fastest across it wins there (lowest index on exact ties).
     """
-    h = local.homogeneous_padded()
-    r, vmax = h.shape[:2]
-    c = g.shape[1]
-    vals = torch.bmm(h, g.transpose(1, 2))  # (R, V, C)
-    top2 = vals.topk(min(2, c), dim=2)
-    leader = top2.indices[:, 0, 0]
-    span = g[..., :2].abs().sum(-1) * extent + g[..., 2].abs()  # (R, C)
-    tol = _RTOL * 2 * span.amax(1)
-    margin = (top2.values[..., 0] - top2.values[..., -1]).amin(1)
-    clear = (top2.indices[..., 0] == leader[:, None]).all(1) & (margin > tol)
-    possible = torch.zeros(r, c, dtype=torch.bool)
-    possible[torch.arange(r), leader] = True
-    mixed = torch.nonzero(~clear).flatten()
-    step = max(1, _BLOCK // (vmax * c * c))
-    for s in range(0, mixed.numel(), step):
-        idx = mixed[s : s + step]
-        v, gs = vals[idx], g[idx]
-        diff = (v[:, :, :, None] - v[:, :, None, :]).amax(1)  # max over vertices of g_m - g_j
-        dg = gs[:, :, None, :] - gs[:, None, :, :]
-        tol = _RTOL * (dg[..., :2].abs().sum(-1) * extent + dg[..., 2].abs())
-        possible[idx] = (diff >= -tol).all(2)
-    return possible
+    hom_a = torch.cat([a, torch.ones_like(a[:, :1])], 1)
+    hom_b = torch.cat([b, torch.ones_like(b[:, :1])], 1)
+    va, vb = torch.einsum("ecj,ej->ec", g, hom_a), torch.einsum("ecj,ej->ec", g, hom_b)
+    rows = torch.arange(len(m))
+    tol = _RTOL * (g[..., :2].abs().sum(-1) * extent + g[..., 2].abs()).amax(1, keepdim=True) * 2
+    tied = ((va - va[rows, m][:, None]).abs() <= tol) & ((vb - vb[rows, m][:, None]).abs() <= tol)
+    tied[rows, m] = False
+    tied[rows, j] = True
+    outward = torch.stack([b[:, 1] - a[:, 1], a[:, 0] - b[:, 0]], 1)  # right of a -> b: outside a CCW cell
+    growth = torch.einsum("ecj,ej->ec", g[..., :2], outward).masked_fill(~tied, -torch.inf)
+    return growth.argmax(1)
 
 
-def _border_ties(part, funcs: np.ndarray, cells: Polygons, cell_region, cell_cand, g, extent):
+def _border_ties(part, funcs: np.ndarray, cells: Polygons, tie, cell_region, cell_cand, g, extent):
     """Ties along region borders: a cell edge on the region border where the winner m ties
     with a candidate j at both ends, and j wins just across.  Reported once (m < j)."""
     empty = (np.zeros((0, 2, 2)), np.zeros(0, np.int64), np.zeros((0, 2), np.int64))
@@ -175,7 +153,7 @@ def _border_ties(part, funcs: np.ndarray, cells: Polygons, cell_region, cell_can
         return empty
     owner = cells.owner()
     nxt = cells.next_vertex()
-    border = cells.labels[:, 0] < 0
+    border = tie < 0
     r, m = cell_region[owner], cell_cand[owner]
     hom_a = torch.cat([cells.verts, torch.ones(len(owner), 1, dtype=torch.float64)], 1)
     hom_b = hom_a[nxt]

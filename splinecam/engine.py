@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .ops import AffineOp, ElementwiseOp
-from .polygons import Polygons, cut, sides
+from .ops import AffineOp, ElementwiseOp, MaxOp
+from .polygons import Polygons, cut, max_cells, sides
 from .slices import Slice
 from .trace import Graph
 
@@ -96,6 +96,7 @@ class Engine:
         for i, node in enumerate(graph.nodes):
             if isinstance(node.op, ElementwiseOp):
                 node.op.to(device)
+            if isinstance(node.op, (ElementwiseOp, MaxOp)):
                 self.layer_of[i] = len(self.layer_of)
         last_use = {}
         for i, node in enumerate(graph.nodes):
@@ -147,6 +148,8 @@ class Engine:
             node = nodes[i]
             if isinstance(node.op, ElementwiseOp):
                 batch = self._split(batch, i)
+            elif isinstance(node.op, MaxOp):
+                batch = self._split_max(batch, i)
             elif isinstance(node.op, AffineOp):
                 batch.values[i + 1] = node.op.push(*[batch.values[a] for a in node.args])
             else:
@@ -216,6 +219,104 @@ class Engine:
         child.values[i + 1] = op.push(zc, code, inplace=self.last_use[node.args[0]] == i).reshape(len(child), 3, *shape)
         child.codes.append(code.reshape(len(child), -1))
         return child
+
+    # -- splitting at a max-type op (max-pooling, maxout, max of activations) ------
+
+    def _split_max(self, batch: Batch, i: int) -> Batch:
+        """Split each region into the cells where one candidate of each output unit wins.
+
+        Windows whose winner is the same at every vertex of a region are settled
+        at once (vectorised); the others are split window by window, each round
+        giving every piece its next unsettled window (a BSP over windows).
+        Edges get the label (layer, output unit); the code is the winner's slot.
+        """
+        node = self.graph.nodes[i]
+        op: MaxOp = node.op
+        layer = self.layer_of[i]
+        z = batch.values[node.args[0]]
+        index, out_shape = op.index_for(z.shape[2:], self.device)
+        n_out, k = index.shape
+        if len(self.layers) <= layer:
+            self.layers.append(LayerInfo(node.name, n_out, n_out * op.bits_per_unit(k)))
+        valid = index >= 0
+        safe = index.clamp_min(0)
+        lines = z.reshape(len(batch), 3, -1)[:, [1, 2, 0]]  # rows (d/du, d/dv, value)
+        winner, unsettled = self._settled_winners(batch.polys, lines, safe, valid)
+        region, window = torch.nonzero(unsettled, as_tuple=True)
+        polys, parent, winner = self._split_windows(batch.polys, lines, safe, valid, winner, region, window, layer)
+
+        child = batch.take(parent, polys)
+        flat = child.values[node.args[0]].reshape(len(child), 3, -1)
+        chosen = safe[torch.arange(n_out, device=self.device), winner.long()]  # (Rc, O) input unit
+        out = flat.gather(2, chosen[:, None, :].expand(-1, 3, -1))
+        child.values[i + 1] = out.reshape(len(child), 3, *out_shape)
+        child.codes.append(op.winner_bits(winner, k))
+        return child
+
+    def _settled_winners(self, polys: Polygons, lines, safe, valid) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per region and window: the lowest candidate that is (within tolerance) the max at every
+        vertex, and whether there is none.  lines (R, 3, N); safe, valid (O, k).  Returns (R, O) x2."""
+        h = polys.homogeneous_padded()
+        r, vmax = h.shape[:2]
+        n_out, k = safe.shape
+        ext = self.extent
+        dtype = torch.int8 if k < 128 else torch.int32
+        winners, unsettled = [], []
+        step = max(1, _BLOCK_ELEMENTS // max(1, 2 * vmax * n_out * k))
+        for s in range(0, r, step):
+            cand = lines[s : s + step][:, :, safe]  # (r, 3, O, k)
+            vals = torch.einsum("rvj,rjok->rvok", h[s : s + step], cand).masked_fill(~valid, -torch.inf)
+            size = (cand[:, 0].abs() * ext[0] + cand[:, 1].abs() * ext[1] + cand[:, 2].abs()).masked_fill(~valid, 0)
+            tol = 2 * self.rtol * size.amax(-1)  # (r, O)
+            top = vals.amax(-1, keepdim=True)
+            wins = (vals >= top - tol[:, None, :, None]).all(1) & valid  # (r, O, k)
+            winners.append(wins.to(torch.int8).argmax(-1).to(dtype))
+            unsettled.append(~wins.any(-1))
+        return torch.cat(winners), torch.cat(unsettled)
+
+    def _split_windows(self, polys, lines, safe, valid, winner, pend_piece, pend_window, layer):
+        """BSP over the unsettled (region, window) pairs, sorted by region.  Returns the pieces,
+        the region each came from, and their (n, O) winners."""
+        dev = self.device
+        origin = torch.arange(len(polys), device=dev)
+        done = []
+        while pend_piece.numel():
+            first = torch.ones_like(pend_piece, dtype=torch.bool)
+            first[1:] = pend_piece[1:] != pend_piece[:-1]
+            active, window = pend_piece[first], pend_window[first]
+            idle = torch.ones(len(polys), dtype=torch.bool, device=dev)
+            idle[active] = False
+            idle = torch.nonzero(idle).flatten()
+            if idle.numel():
+                done.append((polys.select(idle)[0], origin[idle], winner[idle]))
+
+            cand = safe[window]  # (A, k) input units
+            funcs = lines[origin[active]].gather(2, cand[:, None, :].expand(-1, 3, -1)).transpose(1, 2)  # (A, k, 3)
+            labels = torch.stack([torch.full_like(window, layer), window], 1)
+            mc = max_cells(polys.select(active)[0], funcs, self.rtol, self.extent, valid[window], labels)
+            order = torch.sort(mc.parent, stable=True).indices  # children grouped by parent
+            cells, _ = mc.cells.select(order)
+            cparent, cwin = mc.parent[order], mc.winner[order]
+            new_winner = winner[active][cparent]
+            new_winner[torch.arange(len(cparent), device=dev), window[cparent]] = cwin.to(winner.dtype)
+
+            counts = torch.bincount(cparent, minlength=len(active))
+            start = torch.cumsum(counts, 0) - counts
+            rest = ~first
+            slot = torch.searchsorted(active, pend_piece[rest])
+            reps = counts[slot]
+            total = int(reps.sum())
+            base = torch.repeat_interleave(start[slot], reps, output_size=total)
+            offs = torch.arange(total, device=dev) - torch.repeat_interleave(torch.cumsum(reps, 0) - reps, reps, output_size=total)
+            new_piece = base + offs
+            new_window = torch.repeat_interleave(pend_window[rest], reps, output_size=total)
+            order = torch.sort(new_piece, stable=True).indices
+            pend_piece, pend_window = new_piece[order], new_window[order]
+
+            origin = origin[active][cparent]
+            polys, winner = cells, new_winner
+        done.append((polys, origin, winner))
+        return (Polygons.cat([d[0] for d in done]), torch.cat([d[1] for d in done]), torch.cat([d[2] for d in done]))
 
     # -- output ---------------------------------------------------------------
 

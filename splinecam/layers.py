@@ -55,7 +55,7 @@ def partition_by_layer(model, sl: Slice, dtype=torch.float64, device=None, progr
         raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
     opts = _partition_options(options)
     device = default_device(model) if device is None else device
-    _, graph = prepare(model, dtype, device)
+    _, graph = prepare(model, dtype, device, sl.input_shape)
     ends = [i for i, node in enumerate(graph.nodes) if not isinstance(node.op, AffineOp)]
     parts = []
     for end in ends:

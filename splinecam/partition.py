@@ -46,7 +46,7 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
     if not isinstance(sl, Slice):
         raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
     device = default_device(model) if device is None else device
-    twin, graph = prepare(model, dtype, device)
+    twin, graph = prepare(model, dtype, device, sl.input_shape)
     return partition_graph(twin, graph, sl, dtype, device, progress, max_regions, max_memory, chunk_size, rtol)
 
 
@@ -61,21 +61,30 @@ def partition_graph(twin, graph, sl: Slice, dtype, device, progress, max_regions
     """:func:`partition` of a prepared model copy ``twin`` whose traced graph is ``graph``."""
     sizes = _check_shapes(twin, graph, sl, dtype, device)
     if chunk_size is None:
-        per_region = 8 * 3 * 6 * max(sizes)  # live states, tangents, vertex evaluations
-        chunk_size = max(64, parse_bytes(max_memory) // per_region)
+        chunk_size = max(16, parse_bytes(max_memory) // _bytes_per_region(graph, sizes, dtype))
     engine = Engine(graph, sl, dtype, device, rtol, max_regions, chunk_size, progress)
     result = engine.run()
     return Partition(result, sl, model=twin, graph=graph)
 
 
+def _bytes_per_region(graph, sizes: list[int], dtype) -> int:
+    """Memory one region costs at the worst node: its live states (3 rows each), plus the
+    inputs and outputs of the node being run and the per-unit work of a split (about 8 rows)."""
+    last_use = {a: i for i, node in enumerate(graph.nodes) for a in node.args}
+    worst = sizes[0]
+    for i, node in enumerate(graph.nodes):
+        live = sum(sizes[v] for v in range(i + 1) if last_use.get(v, -1) >= i)
+        worst = max(worst, 3 * (live + sizes[i + 1]) + 8 * max(sizes[a] for a in node.args))
+    return worst * torch.finfo(dtype).bits // 8
+
+
 def _check_shapes(twin, graph, sl: Slice, dtype, device) -> list[int]:
-    """Run the copy once at the slice origin; return the size of every activation."""
+    """Run the copy once at the slice origin; return the per-sample size of every graph value."""
     x = torch.as_tensor(sl.origin, dtype=dtype, device=device)[None]
     try:
         with torch.no_grad():
             expected = twin(x)
-            sizes = [x[0].numel()]
-            got = graph.forward(x, on_split=lambda layer, z: sizes.append(z[0].numel()))
+            got, sizes = graph.forward(x, sizes=True)
     except RuntimeError as err:
         raise ValueError(
             f"the model cannot run on inputs of the slice's shape {tuple(sl.input_shape)} "
@@ -85,7 +94,7 @@ def _check_shapes(twin, graph, sl: Slice, dtype, device) -> list[int]:
         raise RuntimeError("internal error: the traced graph does not reproduce the model; please report it.")
     if not torch.isfinite(expected).all():
         raise ValueError("the model returns NaN or inf at the slice origin.")
-    return sizes + [expected[0].numel()]
+    return sizes
 
 
 class Partition:

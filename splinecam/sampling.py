@@ -54,13 +54,13 @@ def verify(part, n_points: int = 2000, seed: int = 0, model=None, tol: float = 1
     At ``n_points`` uniform points: the model's output (run in float64 on the
     inputs ``slice.to_input(uv)``) against ``part.evaluate``; the activation
     code at each point against its region's code (units within ``tol`` of a
-    breakpoint are not counted); every point lies in a region; and the region
+    breakpoint, and max units whose two best candidates are within ``tol``, are not counted); every point lies in a region; and the region
     areas sum to the slice area.
     """
     from .trace import prepare
 
     if model is not None:
-        twin, graph = prepare(model, torch.float64, "cpu")
+        twin, graph = prepare(model, torch.float64, "cpu", part.slice.input_shape)
     elif part.model is not None:
         twin, graph = part.model, part.graph
     else:
@@ -73,12 +73,9 @@ def verify(part, n_points: int = 2000, seed: int = 0, model=None, tol: float = 1
 
     def record(layer, z):
         op = graph.split_nodes[layer].op
-        flat = z.reshape(len(z), -1)
-        scale = flat.abs().max().clamp_min(1e-300)
-        magnitudes.append(float(scale))
-        gap = (flat[..., None] - op.breakpoints.to(flat)).abs()
-        seen_codes.append(op.above(flat).reshape(len(z), -1))
-        ambiguous.append((gap <= tol * scale).reshape(len(z), -1))
+        magnitudes.append(float(z.abs().max()))
+        seen_codes.append(op.code(z))
+        ambiguous.append(op.ambiguous(z, tol))
 
     with torch.no_grad():
         expected = twin(x).reshape(n_points, -1).cpu().numpy()

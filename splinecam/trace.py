@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import copy
+import operator
+import os
+import re
+import types
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import fx, nn
+from torch.utils._pytree import tree_flatten
 
-from .ops import ElementwiseOp, Op, _TrainingMode, factory_for
+from . import functions  # noqa: F401  (registers the function and method ops)
+from .functions import SMOOTH_NAMES
+from .ops import _FUNCTION_FACTORIES, SPLIT_OPS, FunctionOp, Live, Op, Unsupported, _TrainingMode, factory_for, function_factory_for
 
 SMOOTH = (
     nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.ELU, nn.SELU, nn.CELU, nn.Mish,
@@ -34,22 +41,24 @@ class Node:
 class Graph:
     nodes: list[Node]
 
-    def forward(self, x: torch.Tensor, on_split=None) -> torch.Tensor:
-        """Evaluate on inputs (B, *shape).  ``on_split(layer, z)`` sees each CPWL op's input."""
+    def forward(self, x: torch.Tensor, on_split=None, sizes: bool = False):
+        """Evaluate on inputs (B, *shape).  ``on_split(layer, z)`` sees the input of each
+        piecewise-linear op (elementwise or max); ``op.code(z)`` is its activation code.
+        With ``sizes``, also return the per-sample size of every value."""
         values = [x]
         layer = 0
         for node in self.nodes:
             args = [values[a] for a in node.args]
-            if isinstance(node.op, ElementwiseOp):
+            if isinstance(node.op, SPLIT_OPS):
                 if on_split is not None:
                     on_split(layer, args[0])
                 layer += 1
             values.append(node.op.forward(*args))
-        return values[-1]
+        return (values[-1], [v[0].numel() for v in values]) if sizes else values[-1]
 
     @property
     def split_nodes(self) -> list[Node]:
-        return [n for n in self.nodes if isinstance(n.op, ElementwiseOp)]
+        return [n for n in self.nodes if isinstance(n.op, SPLIT_OPS)]
 
 
 def _describe(name: str, module: nn.Module) -> str:
@@ -59,43 +68,236 @@ def _describe(name: str, module: nn.Module) -> str:
     return f"{where} ({type(module).__name__}): not supported"
 
 
-def _leaves(model: nn.Module, prefix: str = ""):
-    if isinstance(model, nn.Sequential):
-        for name, child in model.named_children():
-            yield from _leaves(child, f"{prefix}.{name}" if prefix else name)
-    else:
-        yield prefix, model
+class _Tracer(fx.Tracer):
+    """Does not trace into modules or plain Python functions that have a registered op."""
+
+    def __init__(self):
+        super().__init__(autowrap_functions=tuple(f for f in _FUNCTION_FACTORIES if isinstance(f, types.FunctionType)))
+        self.record_stack_traces = True
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return factory_for(m) is not None or super().is_leaf_module(m, qualname)
 
 
-def trace(model: nn.Module) -> Graph:
-    """Graph of a model built as ``nn.Sequential`` (nested allowed) of supported modules.
+def _location(node: fx.Node) -> str:
+    """``file.py:line`` of the model code that made a traced call, if known."""
+    torch_dir = os.path.dirname(torch.__file__)
+    lines = [f for f in re.findall(r'File "([^"]+)", line (\d+)', node.stack_trace or "") if not f[0].startswith(torch_dir)]
+    if not lines:
+        return ""
+    path, line = lines[-1]
+    return f" at {os.path.basename(path)}:{line}"
 
-    Raises :class:`UnsupportedModelError` naming every unsupported module, and
-    every BatchNorm/Dropout that is in training mode.
+
+def _what(node: fx.Node) -> str:
+    """A function or method call, named with the module it sits in and its place in the code."""
+    stack = node.meta.get("nn_module_stack") or {}
+    inside = ""
+    if stack:
+        path, cls = list(stack.values())[-1]
+        inside = f"{path} ({getattr(cls, '__name__', cls)}): "
+    return f"{inside}{node.name} ({_target_name(node)}){_location(node)}"
+
+
+def _target_name(node: fx.Node) -> str:
+    if node.op == "call_method":
+        return f".{node.target}()"
+    return getattr(node.target, "__name__", str(node.target)) + "()"
+
+
+def _fx_graph(model: nn.Module) -> fx.Graph:
+    try:
+        return _Tracer().trace(model)
+    except Exception as err:  # noqa: BLE001 - fx raises many kinds of errors
+        raise UnsupportedModelError(
+            f"splinecam could not trace the model with torch.fx ({type(err).__name__}: {err}).  "
+            "Models whose forward has control flow that depends on the input values cannot be traced; "
+            "write that part without Python branches on tensor values."
+        ) from None
+
+
+def trace(model: nn.Module, input_shape: tuple[int, ...]) -> Graph:
+    """Graph of any module built from supported operations, traced with torch.fx.
+
+    The model runs once on a small random batch of shape (3, *input_shape)
+    (so pass a copy: eval-mode checks come first but a module may still
+    update buffers).  Raises :class:`UnsupportedModelError` naming every
+    unsupported module, function or method with where it is in the model,
+    and every BatchNorm/Dropout that is in training mode.
     """
+    graph = _fx_graph(model)
+    modules = dict(model.named_modules())
+    first = next(iter(model.parameters()), None)
+    dtype = first.dtype if first is not None and first.is_floating_point() else torch.float64
+    device = first.device if first is not None else "cpu"
+    gen = torch.Generator().manual_seed(0)
+    example = torch.randn(3, *input_shape, generator=gen, dtype=torch.float64).to(dtype=dtype, device=device)
+
+    env: dict[fx.Node, object] = {}
+    index: dict[fx.Node, int] = {}  # live fx node -> graph value index
+    tuples: set[fx.Node] = set()  # nodes whose value is a (values, indices) pair of a max
     nodes: list[Node] = []
     problems: list[str] = []
-    for name, module in _leaves(model):
-        factory = factory_for(module)
-        if factory is None:
-            problems.append(_describe(name, module))
-            continue
-        try:
-            op = factory(module)
-        except _TrainingMode as err:
-            problems.append(f"{name or '<model>'} ({type(module).__name__}): {err}; call model.eval() first")
-            continue
-        if op is not None:
-            op.name = name
-            nodes.append(Node(op, (len(nodes),), name))
+    dead: set[fx.Node] = set()  # reported nodes that could not even run on the example
+    output = None
+
+    def add(op, args, name):
+        op.name = name
+        nodes.append(Node(op, tuple(args), name))
+        return len(nodes)
+
+    with torch.no_grad():
+        for n in graph.nodes:
+            if n.op == "output":
+                output = n.args[0]
+                break
+            live_in = [a for a in n.all_input_nodes if a in index]
+            if n.op == "placeholder":
+                if index:
+                    problems.append(f"{n.name}: a second input; splinecam slices models with one input tensor")
+                env[n], index[n] = example, 0
+                continue
+            if n.op == "get_attr":
+                env[n] = _fetch(model, n.target)
+                continue
+            if any(a in dead for a in live_in):  # after a node that could not run: check its type only
+                problem = _unsupported(n, modules)
+                if problem:
+                    problems.append(problem)
+                index[n] = -1
+                dead.add(n)
+                continue
+            args = fx.node.map_arg(n.args, lambda a: env[a])
+            kwargs = fx.node.map_arg(n.kwargs, lambda a: env[a])
+            try:
+                if n.op == "call_module":
+                    env[n] = modules[n.target](*args, **kwargs)
+                elif n.op == "call_function":
+                    env[n] = n.target(*args, **kwargs)
+                else:
+                    env[n] = getattr(args[0], n.target)(*args[1:], **kwargs)
+            except Exception as err:  # noqa: BLE001 - a shape error, most often
+                problem = _unsupported(n, modules)
+                if problem or any(index[a] == -1 for a in live_in):  # failed because of a reported node
+                    if problem:
+                        problems.append(problem)
+                    index[n] = -1
+                    dead.add(n)
+                    continue
+                dims = ", ".join(map(str, input_shape))
+                raise ValueError(
+                    f"the model cannot run on inputs of the slice's shape {tuple(input_shape)} (a batch of them "
+                    f"has shape (N, {dims})): {n.name}{_location(n)} failed with {type(err).__name__}: {err}"
+                ) from None
+            value = env[n]
+            is_max_pair = isinstance(value, tuple) and hasattr(value, "indices")
+            if not live_in or not (isinstance(value, torch.Tensor) or is_max_pair):
+                continue  # a constant, or a number such as a size
+            if any(a in tuples for a in live_in):
+                if n.op == "call_function" and n.target in (operator.getitem, getattr) and n.args[1] in (0, "values"):
+                    index[n] = index[n.args[0]]
+                else:
+                    problems.append(f"{n.name}{_location(n)}: uses the indices of a max, which are not piecewise-linear")
+                continue
+            ops = _ops_for(n, modules, args, kwargs, index, env, problems)
+            if ops is None:
+                index[n] = -1  # reported; keep checking what depends on it
+                continue
+            if is_max_pair:
+                tuples.add(n)
+                value = value[0]
+            if not isinstance(value, torch.Tensor) or value.dim() == 0 or value.shape[0] != example.shape[0]:
+                problems.append(f"{n.name}{_location(n)}: its output does not keep dim 0 as the batch dim")
+                index[n] = -1
+                continue
+            if not ops:
+                index[n] = index[live_in[0]]
+                continue
+            name = n.target if n.op == "call_module" else n.name
+            v = add(ops[0], [index[a] for a in _live_order(n, index)], name)
+            for op in ops[1:]:
+                v = add(op, [v], name)
+            index[n] = v
+    if not problems:
+        if not isinstance(output, fx.Node) or output not in index:
+            problems.append("the model's output must be one tensor computed from the input")
+        elif index[output] != len(nodes):  # the output must be the last value
+            add(FunctionOp(lambda x: x), [index[output]], "output")
     if problems:
         raise UnsupportedModelError(
             "splinecam cannot compute an exact partition for this model:\n  - "
             + "\n  - ".join(problems)
-            + "\nSupported: nn.Sequential of Linear, ReLU, LeakyReLU, BatchNorm1d (eval), "
-            "Dropout (eval), Identity, Flatten; add others with splinecam.register_op."
+            + "\nSupported: Linear, Conv1d/2d, BatchNorm (eval), Dropout (eval), pooling, Flatten, reshapes, "
+            "cat, sums and scalings of activations, ReLU, LeakyReLU, PReLU, ReLU6, Hardtanh, abs, clamp, "
+            "max-pooling and max; add others with splinecam.register_op."
         )
     return Graph(nodes)
+
+
+def _fetch(model: nn.Module, target: str):
+    obj = model
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _live_order(n: fx.Node, index) -> list[fx.Node]:
+    """The live input nodes in the order they appear in the call's arguments."""
+    leaves = tree_flatten((n.args, n.kwargs))[0]
+    return [a for a in leaves if isinstance(a, fx.Node) and a in index]
+
+
+def _unsupported(n: fx.Node, modules) -> str | None:
+    """Why node ``n`` has no op (None if it has one or is no call)."""
+    if n.op == "call_module":
+        module = modules[n.target]
+        return None if factory_for(module) is not None else _describe(n.target, module)
+    if n.op not in ("call_function", "call_method"):
+        return None
+    target = n.target if n.op == "call_function" else str(n.target)
+    if function_factory_for(target) is not None:
+        return None
+    what = _what(n)
+    base = target if isinstance(target, str) else getattr(target, "__name__", "")
+    if base.strip("_") in SMOOTH_NAMES:
+        return f"{what}: smooth, not piecewise-linear, so no exact partition exists"
+    return f"{what}: not supported"
+
+
+def _ops_for(n: fx.Node, modules, args, kwargs, index, env, problems) -> list[Op] | None:
+    """The ops of one live call (empty list: identity), or None after recording a problem."""
+    if n.op == "call_module":
+        module = modules[n.target]
+        factory = factory_for(module)
+        if factory is None:
+            problems.append(_describe(n.target, module))
+            return None
+        try:
+            op = factory(module)
+        except _TrainingMode as err:
+            problems.append(f"{n.target} ({type(module).__name__}): {err}; call model.eval() first")
+            return None
+        except Unsupported as err:
+            problems.append(f"{n.target} ({type(module).__name__}): {err}")
+            return None
+        return [] if op is None else [op]
+    target = n.target if n.op == "call_function" else str(n.target)
+    factory = function_factory_for(target)
+    what = _what(n)
+    if factory is None:
+        problems.append(_unsupported(n, modules))
+        return None
+    slots = {a: i for i, a in enumerate(_live_order(n, index))}
+    wrap = lambda a: Live(env[a], slots[a]) if a in slots else env[a]  # noqa: E731
+    fargs, fkwargs = fx.node.map_arg(n.args, wrap), fx.node.map_arg(n.kwargs, wrap)
+    try:
+        out = factory(*fargs, **fkwargs)
+    except Unsupported as err:
+        problems.append(f"{what}: {err}")
+        return None
+    if out is None:
+        return []
+    return list(out) if isinstance(out, (list, tuple)) else [out]
 
 
 def check_finite(model: nn.Module) -> None:
@@ -105,13 +307,16 @@ def check_finite(model: nn.Module) -> None:
         raise ValueError(f"the model has NaN or inf values in: {', '.join(bad)}.")
 
 
-def prepare(model: nn.Module, dtype: torch.dtype, device) -> tuple[nn.Module, Graph]:
-    """A private copy of the model in ``dtype`` on ``device`` and its graph.  The user's model is untouched."""
+def prepare(model: nn.Module, dtype: torch.dtype, device, input_shape) -> tuple[nn.Module, Graph]:
+    """A private copy of the model in ``dtype`` on ``device`` and its graph for inputs of one
+    sample of shape ``input_shape``.  The user's model is untouched (traced and run as a copy)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     check_finite(model)
-    trace(model)  # report problems before paying for a copy
     twin = copy.deepcopy(model).to(dtype=dtype, device=device)
     for p in twin.parameters():
         p.requires_grad_(False)
-    return twin, trace(twin)
+    state = {k: v.clone() for k, v in twin.state_dict().items()}
+    graph = trace(twin, tuple(input_shape))
+    twin.load_state_dict(state)  # undo any buffer update made by tracing
+    return twin, graph

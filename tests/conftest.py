@@ -5,6 +5,7 @@ the invariant checks every partition must pass."""
 from __future__ import annotations
 
 import copy
+import os
 from fractions import Fraction
 from itertools import combinations
 
@@ -16,6 +17,11 @@ from torch import nn
 import splinecam as sc
 
 REL = 1e-9  # the exactness bar of the issue, relative to the output scale / slice area
+
+
+def examples(n: int) -> int:
+    """Hypothesis example count: ``n`` times $SPLINECAM_TEST_SCALE (default 1) for thorough runs."""
+    return n * int(os.environ.get("SPLINECAM_TEST_SCALE", "1"))
 
 
 # --- models ----------------------------------------------------------------------
@@ -121,9 +127,12 @@ def codes_at(part: sc.Partition, uv) -> tuple[np.ndarray, np.ndarray]:
 
 
 def output_scale(part: sc.Partition, model) -> float:
-    """Largest |output| over all region vertices (the scale for relative errors)."""
+    """Largest |output| over all region vertices (the scale for relative errors), but at
+    least the largest |pre-activation| there: float64 rounding is relative to the
+    intermediate values, so a network whose output is identically 0 still has a scale."""
     verts = np.concatenate(part.polygons)
-    return max(float(np.abs(model_out(model, part.slice, verts)).max()), 1e-300)
+    inner = [float(np.abs(z).max()) for z in preacts(part, verts)]
+    return max([float(np.abs(model_out(model, part.slice, verts)).max()), 1e-300] + inner)
 
 
 def arrangement_count(lines, lo=(-1, -1), hi=(1, 1)) -> int:
@@ -176,7 +185,9 @@ def check_polygon_shapes(polys, scale: float) -> None:
         t = turns(p)
         assert t.min() >= -1e-12 * scale * edge.max(), f"region {i} is not convex/CCW: turns {t}"
         area = 0.5 * np.sum(p[:, 0] * np.roll(p[:, 1], -1) - p[:, 1] * np.roll(p[:, 0], -1))
-        assert area > 1e-12 * scale**2, f"region {i} has area {area}"
+        # real regions can be tiny (near-duplicate units in float32 make 1e-16 slivers, whose
+        # reality check_regions_real confirms); a zero-area artifact is at rounding level
+        assert area > 1e-22 * scale**2, f"region {i} has area {area}"
 
 
 def check_tiling(part: sc.Partition) -> None:
@@ -184,7 +195,7 @@ def check_tiling(part: sc.Partition) -> None:
     scale = float(np.abs(sl.polygon - sl.polygon.mean(0)).max())
     check_polygon_shapes(part.polygons, scale)
     assert np.all(part.areas > 0)
-    np.testing.assert_allclose(part.areas, [_area(p) for p in part.polygons], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(part.areas, [_area(p) for p in part.polygons], rtol=1e-12, atol=1e-14 * sl.area)
     assert abs(part.areas.sum() - sl.area) <= REL * sl.area, (part.areas.sum(), sl.area)
     # every vertex lies in the slice polygon
     verts = np.concatenate(part.polygons)
@@ -290,12 +301,12 @@ def check_against_grid(part: sc.Partition, n: int = 120) -> None:
     inside = idx >= 0
     pts, idx = pts[inside], idx[inside]
     code, near = codes_at(part, pts)
-    seen = np.unique(code, axis=0)
+    clear = ~near.any(1)  # points on a line have the code of no open region
+    seen = np.unique(code[clear], axis=0)
     assert len(seen) <= len(part)
     region_codes = {c.tobytes() for c in part.codes}
     missing = [c for c in seen if c.tobytes() not in region_codes]
     assert not missing, f"{len(missing)} activation codes seen on the grid have no region"
-    clear = ~near.any(1)
     assert np.array_equal(part.codes[idx[clear]], code[clear])
 
 
@@ -321,8 +332,35 @@ def check_boundary_ties(part: sc.Partition, db, model, value: float = 0.0, outpu
     assert np.all(db.classes[:, 0] != db.classes[:, 1])
     mid = db.segments.mean(1)
     fm = model_out(model, part.slice, mid)
-    top2 = np.sort(np.argsort(-fm, axis=1)[:, :2], axis=1)
-    assert np.array_equal(top2, np.sort(db.classes, axis=1))
+    gap = fm.max(1)[:, None] - np.take_along_axis(fm, db.classes, 1)
+    assert gap.max() <= REL * scale, "a segment's classes do not attain the top logit at its midpoint"
+    third = np.sort(fm, 1)[:, -3] if fm.shape[1] > 2 else np.full(len(fm), -np.inf)
+    clear = fm.max(1) - third > REL * scale  # no third class ties there
+    top2 = np.sort(np.argsort(-fm, axis=1, kind="stable")[:, :2], axis=1)
+    assert np.array_equal(top2[clear], np.sort(db.classes, axis=1)[clear])
+
+
+def overlap_length(db) -> float:
+    """Total length covered twice by the segments (collinear overlaps)."""
+    s = db.segments
+    if len(s) < 2:
+        return 0.0
+    a, b = s[:, 0], s[:, 1]
+    d = b - a
+    length = np.linalg.norm(d, axis=1)
+    t = d / length[:, None]
+    total = 0.0
+    scale = max(float(np.abs(s).max()), 1e-300)
+    for i in range(len(s)):
+        # segments j collinear with i: both endpoints of j on the line of i
+        ra = (a - a[i]) @ np.array([-t[i, 1], t[i, 0]])
+        rb = (b - a[i]) @ np.array([-t[i, 1], t[i, 0]])
+        on = (np.abs(ra) <= 1e-9 * scale) & (np.abs(rb) <= 1e-9 * scale)
+        on[: i + 1] = False
+        pa, pb = (a[on] - a[i]) @ t[i], (b[on] - a[i]) @ t[i]
+        lo, hi = np.minimum(pa, pb), np.maximum(pa, pb)
+        total += float(np.clip(np.minimum(hi, length[i]) - np.maximum(lo, 0), 0, None).sum())
+    return total
 
 
 def segments_cross(p, q, segs) -> np.ndarray:
@@ -339,7 +377,7 @@ def segments_cross(p, q, segs) -> np.ndarray:
     return ((d1 * d2 <= eps) & (d3 * d4 <= eps)).any(1)
 
 
-def check_boundary_complete(part: sc.Partition, db, model, n: int = 60) -> None:
+def check_boundary_complete(part: sc.Partition, db, model, n: int = 40) -> None:
     """Wherever the predicted class changes between two neighbouring grid points, a
     boundary segment crosses the step between them (the boundary misses nothing)."""
     pts = grid(part.slice, n)

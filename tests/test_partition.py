@@ -14,6 +14,7 @@ from torch import nn
 
 import splinecam as sc
 from conftest import (
+    examples,
     BOX, arrangement_count, arrangement_model, check_against_grid, check_partition, model_out,
     random_mlp, run,
 )
@@ -95,7 +96,7 @@ def test_second_layer_line_through_first_layer_vertex():
     check_partition(part, model)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     widths=st.lists(st.integers(1, 7), min_size=1, max_size=3),
     k=st.integers(1, 4),
@@ -110,7 +111,7 @@ def test_random_networks(widths, k, seed, act, extras):
     check_against_grid(part, n=60)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     widths=st.lists(st.integers(1, 6), min_size=1, max_size=3),
     k=st.integers(1, 3),
@@ -128,7 +129,7 @@ def test_integer_networks(widths, k, seed, act):
 line_coef = st.integers(-2, 2)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(lines=st.lists(st.tuples(line_coef, line_coef, st.integers(-4, 4)), min_size=1, max_size=7))
 def test_integer_arrangements_count(lines):
     """One hidden layer of integer lines (halved offsets): the count equals the exact rational count,
@@ -140,21 +141,45 @@ def test_integer_arrangements_count(lines):
     check_partition(part, model)
 
 
-@settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 10**6), n_dup=st.integers(1, 3), n_dead=st.integers(1, 3), k=st.integers(1, 3))
-def test_duplicate_and_dead_units(seed, n_dup, n_dead, k):
-    """Copies (and positive multiples) of units and zero-weight units in every layer."""
+@settings(max_examples=examples(8), deadline=None)
+@given(seed=st.integers(0, 10**6), n_dup=st.integers(1, 3), n_dead=st.integers(1, 3), k=st.integers(1, 3),
+       base=st.sampled_from([2, 3]))
+def test_duplicate_and_dead_units(seed, n_dup, n_dead, k, base):
+    """Copies and multiples of units, and zero-weight units, in every layer.  Multiples by
+    powers of 2 are exact (the same line); by powers of 3 float32 rounds them into
+    near-duplicates, whose thin sliver regions are real and must be found."""
     model = random_mlp([5, 5], k, seed)
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for lin in (model[0], model[2]):
             src = torch.randint(0, 5, (n_dup + n_dead,), generator=gen)
             for i in range(n_dup):
-                lin.weight[4 - i] = lin.weight[src[i]] * (i + 1)
-                lin.bias[4 - i] = lin.bias[src[i]] * (i + 1)
+                lin.weight[4 - i] = lin.weight[src[i]] * base**i
+                lin.bias[4 - i] = lin.bias[src[i]] * base**i
             for i in range(n_dead):
                 lin.weight[i] = 0
                 lin.bias[i] = float(i - 1)  # dead, exactly at the breakpoint, always on
+    part = run(model)
+    check_partition(part, model)
+    check_against_grid(part, n=60)
+
+
+def test_near_duplicate_units_make_no_duplicate_region():
+    """Layer-1 units that are float32-rounded multiples of each other (rows x1, x3, x9) with
+    near-duplicate layer-0 lines: every region must still have its own activation code."""
+    w0 = [[-11.537919044494629, -8.689702033996582], [-1.8672912120819092, 5.33703088760376],
+          [-1.2819910049438477, -0.9655224680900574]]
+    b0 = [-5.801887035369873, -1.44927179813385, -0.6446540951728821]
+    w1 = [[77.0670394897461, -23.54421615600586, -22.762998580932617],
+          [8.563004493713379, -2.6160240173339844, -2.529222011566162],
+          [2.854334831237793, -0.8720080256462097, -0.8430739641189575]]
+    b1 = [7.362051010131836, 0.8180056810379028, 0.2726685702800751]
+    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 1)).eval()
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor(w0))
+        model[0].bias.copy_(torch.tensor(b0))
+        model[2].weight.copy_(torch.tensor(w1))
+        model[2].bias.copy_(torch.tensor(b1))
     part = run(model)
     check_partition(part, model)
     check_against_grid(part, n=60)
@@ -168,6 +193,8 @@ def test_general_slice_in_high_dimension():
         nn.Sequential(nn.Linear(12, 8), nn.LeakyReLU(0.05), nn.Dropout(0.5)), nn.Linear(8, 3),
     ).eval()
     with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(generator=gen)
         model[2].running_mean.normal_(generator=gen)
         model[2].running_var.uniform_(0.5, 2, generator=gen)
     pts = torch.randn(3, 2, 5, generator=gen)
@@ -193,6 +220,20 @@ def test_linear_model_is_one_region():
     model = nn.Sequential(nn.Linear(2, 3)).eval()
     part = run(model)
     assert len(part) == 1 and part.codes.shape == (1, 0)
+    check_partition(part, model)
+
+
+def test_verify_on_identically_zero_output():
+    """f = relu(u + 1/2) - relu(u) - 1/2 is 0 for u > 0: rounding noise (~1e-16) must not count
+    as a relative error of 1 (the tolerance needs a scale when the outputs are all ~0)."""
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1)).eval()
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, 0.0], [1.0, 0.0]]))
+        model[0].bias.copy_(torch.tensor([0.5, 0.0]))
+        model[2].weight.copy_(torch.tensor([[1.0, -1.0]]))
+        model[2].bias.fill_(-0.5)
+    part = run(model, sc.Slice.box((0.1, -1), (1, 1)))
+    assert len(part) == 1
     check_partition(part, model)
 
 
@@ -292,6 +333,8 @@ def test_model_untouched(training):
         nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.0), nn.Linear(8, 2),
     )
     with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(generator=gen)
         model[1].running_mean.normal_(generator=gen)
     model.train(training)
     if training:
