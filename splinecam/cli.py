@@ -6,12 +6,25 @@ import argparse
 import sys
 
 from . import __version__
+from .plot import COLOR_BY
 
 
 def _demo(args) -> int:
     from .demo import run_demo
 
     run_demo(args.out, seed=args.seed)
+    return 0
+
+
+def _view(args) -> int:
+    from pathlib import Path
+
+    from .partition import Partition
+
+    out = Path(args.out) if args.out else Path(args.file).with_suffix(".html")
+    part = Partition.load(args.file)
+    part.to_html(out, color_by=args.color_by, title=args.title or Path(args.file).stem)
+    print(f"wrote {out} ({len(part):,} regions, {out.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 
@@ -23,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="splinecam-demo", help="output folder (default: splinecam-demo)")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
+    view = sub.add_parser("view", help="write an interactive HTML viewer of a saved partition (.npz from Partition.save)")
+    view.add_argument("file", help="partition file written by Partition.save")
+    view.add_argument("--out", help="HTML file to write (default: FILE with suffix .html)")
+    view.add_argument("--color-by", choices=COLOR_BY, default="random", help="initial colouring (default: random)")
+    view.add_argument("--title", help="page title (default: the file name)")
+    view.set_defaults(func=_view)
     return parser
 
 
