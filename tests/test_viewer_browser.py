@@ -305,3 +305,21 @@ def test_no_network_requests(page):
             urls.append(msg["params"]["request"]["url"])
     assert urls == [path.as_uri()]
     assert driver.execute_script("return performance.getEntriesByType('resource').length") == 0
+
+
+def test_single_region_page(browser, tmp_path):
+    """A linear model: one region, no boundary inside, no anchors."""
+    model = torch.nn.Sequential(torch.nn.Linear(2, 1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[0.5, -2.0]]))
+        model[0].bias.fill_(10.0)
+    part = sc.partition(model, sc.Slice.box((-1, -1), (1, 1)), progress=False)
+    browser.get(part.to_html(tmp_path / "one.html").as_uri())
+    _settle(browser)
+    _move(browser, *_screen(browser, 0.25, -0.5))
+    hover = browser.execute_script("return window.splinecamView.hover()")
+    assert hover["region"] == 0
+    _close(_field(browser, "hover-box", "output"), 0.5 * hover["u"] - 2.0 * hover["v"] + 10.0)
+    _move(browser, *_screen(browser, 1.5, 0.0))  # outside the slice
+    assert browser.execute_script("return window.splinecamView.hover().region") == -1
+    assert _field(browser, "hover-box", "region") == "outside the slice"
