@@ -320,6 +320,6 @@ def test_single_region_page(browser, tmp_path):
     hover = browser.execute_script("return window.splinecamView.hover()")
     assert hover["region"] == 0
     _close(_field(browser, "hover-box", "output"), 0.5 * hover["u"] - 2.0 * hover["v"] + 10.0)
-    _move(browser, *_screen(browser, 1.5, 0.0))  # outside the slice
+    _move(browser, *_screen(browser, 1.05, 0.0))  # just outside the slice
     assert browser.execute_script("return window.splinecamView.hover().region") == -1
     assert _field(browser, "hover-box", "region") == "outside the slice"
