@@ -1,9 +1,9 @@
 """Benchmark the HTML viewer on a large partition: write time, file size, and (with Chromium) page times.
 
-Usage: python benchmarks/bench_viewer.py [--half-width 2.3] [--out DIR] [--browser]
+Usage: python benchmarks/bench_viewer.py [--half-width 2.8] [--out DIR] [--browser]
 
 The partition is a random 2 -> 256x3 ReLU -> 1 net (seed 0, output shifted to
-cross 0 at the origin) on the square [-w, w]^2; w = 2.3 gives about 200,000
+cross 0 at the origin) on the square [-w, w]^2; w = 2.8 gives 195,752
 regions.  --browser also loads the page in headless Chromium (selenium) and
 reports the time to the first complete picture, one full re-render, and one
 interactive frame (the last picture moved and scaled, with the overlays).
@@ -74,7 +74,7 @@ def browser_times(path: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--half-width", type=float, default=2.3)
+    parser.add_argument("--half-width", type=float, default=2.8)
     parser.add_argument("--out", default=tempfile.mkdtemp(), help="folder for the HTML file")
     parser.add_argument("--browser", action="store_true", help="also time the page in headless Chromium")
     args = parser.parse_args()

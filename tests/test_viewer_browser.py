@@ -6,6 +6,8 @@ skipped with a reason when any is missing.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import math
 import shutil
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from matplotlib import image as mpimg
 
 import splinecam as sc
 from splinecam.viewer import read_data
@@ -36,7 +39,6 @@ from selenium.webdriver.common.by import By  # noqa: E402
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    downloads = tmp_path_factory.mktemp("downloads")
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -44,13 +46,9 @@ def browser(tmp_path_factory):
                  "--disable-dev-shm-usage", f"--user-data-dir={tmp_path_factory.mktemp('profile')}"):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                           "download.prompt_for_download": False})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                            {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
-    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
-    driver.downloads = downloads
     yield driver
     driver.quit()
 
@@ -109,9 +107,6 @@ def _pixel(driver, x, y):
 
 
 def _screenshot(driver) -> np.ndarray:
-    import matplotlib.image as mpimg
-    import io
-
     return mpimg.imread(io.BytesIO(driver.get_screenshot_as_png()), format="png")
 
 
@@ -279,17 +274,21 @@ def test_boundary_toggle(page):
 
 
 def test_download_png(page):
-    driver, _, path = page
-    for f in driver.downloads.iterdir():
-        f.unlink()
+    """The button hands the browser a PNG of the canvas (the download itself is intercepted)."""
+    driver, _, _ = page
+    driver.execute_script(
+        "window.__png = null; const make = URL.createObjectURL;"
+        "URL.createObjectURL = (blob) => { window.__png = blob; return make(blob); };"
+        "HTMLAnchorElement.prototype.click = function () { window.__name = this.download; };")
     driver.find_element(By.ID, "download").click()
-    end = time.time() + 10
-    while not [f for f in driver.downloads.iterdir() if f.suffix == ".png"]:
-        assert time.time() < end, "no PNG was downloaded"
-        time.sleep(0.05)
-    png = next(f for f in driver.downloads.iterdir() if f.suffix == ".png")
-    time.sleep(0.2)
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = driver.execute_async_script(
+        "const done = arguments[0]; (function wait() { if (!window.__png) return setTimeout(wait, 10);"
+        "const r = new FileReader(); r.onload = () => done(r.result); r.readAsDataURL(window.__png); })();")
+    png = base64.b64decode(data.split(",", 1)[1])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    img = mpimg.imread(io.BytesIO(png), format="png")
+    assert img.shape[:2] == (HEIGHT, WIDTH) and img[..., :3].std() > 0.05
+    assert driver.execute_script("return window.__name").endswith(".png")
 
 
 def test_no_network_requests(page):
