@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from . import __version__
+from .plot import COLOR_BY
 
 
 def _demo(args) -> int:
@@ -21,6 +22,18 @@ def _train_video(args) -> int:
     paths = train_video(args.out, epochs=args.epochs, every=args.every, seed=args.seed, fps=args.fps)
     for name, path in paths.items():
         print(f"{name}: {path}")
+    return 0
+
+
+def _view(args) -> int:
+    from pathlib import Path
+
+    from .partition import Partition
+
+    out = Path(args.out) if args.out else Path(args.file).with_suffix(".html")
+    part = Partition.load(args.file)
+    part.to_html(out, color_by=args.color_by, title=args.title or Path(args.file).stem)
+    print(f"wrote {out} ({len(part):,} regions, {out.stat().st_size / 1e6:.1f} MB)")
     return 0
 
 
@@ -40,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--fps", type=int, default=8)
     video.add_argument("--seed", type=int, default=0)
     video.set_defaults(func=_train_video)
+    view = sub.add_parser("view", help="write an interactive HTML viewer of a saved partition (.npz from Partition.save)")
+    view.add_argument("file", help="partition file written by Partition.save")
+    view.add_argument("--out", help="HTML file to write (default: FILE with suffix .html)")
+    view.add_argument("--color-by", choices=COLOR_BY, default="random", help="initial colouring (default: random)")
+    view.add_argument("--title", help="page title (default: the file name)")
+    view.set_defaults(func=_view)
     return parser
 
 

@@ -31,7 +31,7 @@ def train_mlp(x: np.ndarray, y: np.ndarray, width: int = 32, depth: int = 3, ste
 
 
 def run_demo(out_dir: str | Path, seed: int = 0) -> dict:
-    """Train, partition, verify, plot; write partition.png and stats.json into ``out_dir``."""
+    """Train, partition, verify, plot; write partition.png, partition.html and stats.json into ``out_dir``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -66,10 +66,11 @@ def run_demo(out_dir: str | Path, seed: int = 0) -> dict:
     fig.savefig(out / "partition.png")
     plt.close(fig)
     (out / "stats.json").write_text(json.dumps(stats, indent=2))
+    part.to_html(out / "partition.html", color_by="random", title="splinecam demo: 2-32-32-32-1 ReLU MLP on two moons")
 
     print(f"trained 2-32-32-32-1 ReLU MLP on two moons in {t_train:.1f} s (train accuracy {acc:.3f})")
     print(f"regions: {len(part):,}   boundary length: {db.length:.4f} in {len(db):,} segments, "
           f"{stats['boundary_pieces']} pieces   partition time: {part.seconds:.2f} s")
     print(report)
-    print(f"wrote {out / 'partition.png'} and {out / 'stats.json'}")
+    print(f"wrote {out / 'partition.png'}, {out / 'partition.html'} and {out / 'stats.json'}")
     return stats

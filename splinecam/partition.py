@@ -220,6 +220,12 @@ class Partition:
 
         return plot_partition(self, ax=ax, color_by=color_by, boundary=boundary, points=points, **kwargs)
 
+    def to_html(self, path, color_by: str = "random", title: str | None = None):
+        """Write an interactive, self-contained HTML viewer; see :func:`splinecam.viewer.to_html`."""
+        from .viewer import to_html
+
+        return to_html(self, path, color_by=color_by, title=title)
+
     # -- save / load ------------------------------------------------------------
 
     def save(self, path) -> None:
