@@ -20,6 +20,13 @@ from .polygons import Polygons, max_cells
 _RTOL = 1e-10
 
 
+def point_ids(pts: np.ndarray, scale: float) -> np.ndarray:
+    """(N,) integer id per point (N, 2); points within ~1e-9 * scale of each other share one."""
+    keys = np.round(pts / (max(scale, 1e-300) * 1e-9)).astype(np.int64)
+    return np.unique(keys, axis=0, return_inverse=True)[1].reshape(-1)
+
+
+
 @dataclass
 class Boundary:
     """Boundary segments.  segments: (S, 2, 2) endpoints in slice coordinates;
@@ -46,10 +53,7 @@ class Boundary:
         if not len(self):
             return 0
         pts = self.segments.reshape(-1, 2)
-        scale = max(float(np.abs(pts).max()), 1e-300)
-        keys = np.round(pts / (scale * 1e-9)).astype(np.int64)
-        _, ids = np.unique(keys, axis=0, return_inverse=True)
-        ids = ids.reshape(-1, 2)
+        ids = point_ids(pts, float(np.abs(pts).max())).reshape(-1, 2)
         parent = np.arange(ids.max() + 1)
 
         def find(i):

@@ -121,11 +121,6 @@ def ragged_arange(counts: torch.Tensor, total: int | None = None) -> tuple[torch
     return group, torch.arange(total, device=counts.device) - start[group]
 
 
-def line_tolerance(lines: torch.Tensor, extent: torch.Tensor, rtol: float) -> torch.Tensor:
-    """(L,) on-line tolerance of each line (L, 3) over a domain of half-sizes ``extent`` (2,)."""
-    return rtol * (lines[:, 0].abs() * extent[0] + lines[:, 1].abs() * extent[1] + lines[:, 2].abs())
-
-
 def classify(verts: torch.Tensor, lines: torch.Tensor, tol: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Side of each vertex (N, 2) w.r.t. its own line (N, 3): (value (N,), side (N,) in {-1, 0, 1})."""
     s = lines[:, 0] * verts[:, 0] + lines[:, 1] * verts[:, 1] + lines[:, 2]
@@ -222,7 +217,7 @@ _WINNER_BLOCK = 1 << 22  # vertex x candidate x candidate evaluations held at on
 _CREATED = -2  # marks, inside max_cells, the edges its clipping creates
 
 
-def pair_tolerance(diff: torch.Tensor, extent: torch.Tensor, rtol: float) -> torch.Tensor:
+def line_tolerance(diff: torch.Tensor, extent: torch.Tensor, rtol: float) -> torch.Tensor:
     """(...) on-line tolerance of lines (..., 3) over a domain of half-sizes ``extent`` (2,)."""
     return rtol * (diff[..., 0].abs() * extent[0] + diff[..., 1].abs() * extent[1] + diff[..., 2].abs())
 
@@ -250,7 +245,7 @@ def possible_winners(polys: Polygons, funcs: torch.Tensor, rtol: float, extent: 
         top = vals.masked_fill(~ok[:, None, :], -torch.inf).topk(min(2, c), dim=2)
         leader = top.indices[:, 0, 0]
         margin = (top.values[..., 0] - top.values[..., -1]).amin(1)
-        span = pair_tolerance(g, extent, rtol).amax(1) * 2
+        span = line_tolerance(g, extent, rtol).amax(1) * 2
         clear = (top.indices[..., 0] == leader[:, None]).all(1) & (margin > span)
         winners = torch.zeros_like(ok)
         winners[clear, leader[clear]] = True
@@ -258,7 +253,7 @@ def possible_winners(polys: Polygons, funcs: torch.Tensor, rtol: float, extent: 
         if rest.numel():
             v, gr = vals[rest], g[rest]
             diff = (v[:, :, :, None] - v[:, :, None, :]).amax(1)  # [m, j]: max over vertices of g_m - g_j
-            tol = pair_tolerance(gr[:, :, None, :] - gr[:, None, :, :], extent, rtol)
+            tol = line_tolerance(gr[:, :, None, :] - gr[:, None, :, :], extent, rtol)
             same = (diff <= tol) & (diff.transpose(1, 2) <= tol)
             beaten = (diff < -tol) | (same & lower)
             okr = ok[rest]
@@ -310,7 +305,7 @@ def max_cells(polys: Polygons, funcs: torch.Tensor, rtol: float, extent: torch.T
         r = parent[act]
         lines = funcs[r, winner[act]] - funcs[r, j]
         mark = torch.stack([torch.full_like(r, j), torch.full_like(r, _CREATED)], 1)  # old labels have >= -1 there
-        res = cut(cells.select(act)[0], lines, pair_tolerance(lines, extent, rtol), mark)
+        res = cut(cells.select(act)[0], lines, line_tolerance(lines, extent, rtol), mark)
         rest = torch.ones(len(cells), dtype=torch.bool, device=dev)
         rest[act] = False
         rest = torch.nonzero(rest).flatten()

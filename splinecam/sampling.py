@@ -101,18 +101,24 @@ def verify(part, n_points: int = 2000, seed: int = 0, model=None, tol: float = 1
 class BoundarySamples:
     """Points on the exact decision boundary.
 
-    uv: (n, 2) slice coordinates; x: (n, *input_shape) float64 inputs (for
-    vector inputs, (n, D)); classes: (n, 2) the two tied classes (for K = 1,
-    ``(0, 1)``: output below / above 0); regions: (n,) region of each point.
+    uv: (n, 2) slice coordinates; x: (n, D) float64 input-space points;
+    classes: (n, 2) the two tied classes (for K = 1, ``(0, 1)``: output below /
+    above 0); regions: (n,) region of each point; ``inputs``: x shaped
+    (n, *input_shape), ready for ``model(...)``.
     """
 
     uv: np.ndarray
     x: torch.Tensor
     classes: np.ndarray
     regions: np.ndarray
+    input_shape: tuple
 
     def __len__(self) -> int:
         return len(self.uv)
+
+    @property
+    def inputs(self) -> torch.Tensor:
+        return self.x.reshape(len(self.x), *self.input_shape)
 
 
 def sample_boundary(part, n: int, seed: int = 0, boundary=None) -> BoundarySamples:
@@ -130,4 +136,5 @@ def sample_boundary(part, n: int, seed: int = 0, boundary=None) -> BoundarySampl
     t = rng.random(int(n))[:, None]
     a, b = db.segments[seg, 0], db.segments[seg, 1]
     uv = a + t * (b - a)
-    return BoundarySamples(uv, part.slice.to_input(uv), db.classes[seg], db.regions[seg])
+    x = part.slice.to_input(uv).reshape(int(n), -1)
+    return BoundarySamples(uv, x, db.classes[seg], db.regions[seg], part.slice.input_shape)

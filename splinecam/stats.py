@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .boundary import point_ids
 from .polygons import Polygons
 
 _ANGLE_TOL = 1e-7  # radians: two rays from one vertex are the same edge
@@ -44,12 +45,6 @@ def _summary(prefix: str, values: np.ndarray) -> dict:
 
 def _polygons(part) -> Polygons:
     return Polygons(torch.as_tensor(part._verts), torch.as_tensor(part._offsets), torch.as_tensor(part._labels))
-
-
-def point_ids(pts: np.ndarray, scale: float) -> np.ndarray:
-    """(N,) integer id per point (N, 2); points within ~1e-9 * scale of each other share one."""
-    keys = np.round(pts / (max(scale, 1e-300) * 1e-9)).astype(np.int64)
-    return np.unique(keys, axis=0, return_inverse=True)[1].reshape(-1)
 
 
 def slope_norms(part) -> np.ndarray:

@@ -388,3 +388,19 @@ def test_compare_prints_and_returns_rows(capsys):
         counts = [len(sc.partition(model, s, progress=False)) for s in slices]
         assert row["n_regions"] == pytest.approx(np.mean(counts))
         assert [s["n_regions"] for s in row["per_slice"]] == counts
+
+
+def test_boundary_samples_of_an_image_model_are_flat_points_and_model_inputs():
+    """samples.x is (n, D) in input space; samples.inputs has the model's input shape, and the
+    top two logits of a CNN tie there."""
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3)).eval()
+    sl = sc.Slice.from_points(*torch.randn(3, 1, 4, 4), margin=1.0)
+    part = sc.partition(model, sl, progress=False)
+    samples = part.sample_boundary(200, seed=1)
+    assert samples.x.shape == (200, 16) and samples.inputs.shape == (200, 1, 4, 4)
+    np.testing.assert_allclose(samples.x.numpy(), sl.to_input(samples.uv).reshape(200, -1).numpy())
+    with torch.no_grad():
+        out = part.model(samples.inputs).numpy()
+    top2 = np.sort(out, axis=1)[:, -2:]
+    assert np.all(top2[:, 1] - top2[:, 0] <= 1e-9 * np.abs(out).max())
