@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from .ops import AffineOp, ElementwiseOp, MaxOp
-from .polygons import Polygons, cut, max_cells, sides
+from .polygons import Polygons, cut, max_cells, possible_winners, sides
 from .slices import Slice
 from .trace import Graph
 
@@ -27,7 +27,7 @@ class Batch:
 
     polys: Polygons
     values: dict[int, torch.Tensor]  # value index -> (R, 3, *shape): value, d/du, d/dv
-    codes: list[torch.Tensor]  # per split layer so far: (R, bits) bool
+    codes: list[torch.Tensor]  # per split layer so far: (R, ceil(bits / 8)) packed bits, uint8
     node: int = 0  # next node to run
 
     def __len__(self) -> int:
@@ -56,9 +56,17 @@ class EngineResult:
     offsets: np.ndarray  # (R + 1,)
     labels: np.ndarray  # (N, 2) (layer, unit) of each edge, -1 on the border
     affine: np.ndarray  # (R, K, 3)
-    codes: np.ndarray  # (R, ceil(bits / 8)) packed bits
+    codes: np.ndarray  # (R, sum over layers of ceil(bits / 8)) packed bits, each layer byte-aligned
     layers: list[LayerInfo] = field(default_factory=list)
     seconds: float = 0.0
+
+
+def pack_bits(bits: torch.Tensor) -> torch.Tensor:
+    """(R, n) bool -> (R, ceil(n / 8)) uint8, most significant bit first (as ``np.packbits``)."""
+    r, n = bits.shape
+    bits = torch.nn.functional.pad(bits, (0, -n % 8)).reshape(r, -1, 8).to(torch.uint8)
+    weights = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8, device=bits.device)
+    return (bits * weights).sum(-1, dtype=torch.uint8)
 
 
 def _vertex_extremes(polys: Polygons, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -217,7 +225,7 @@ class Engine:
         child = batch.take(parent, polys)
         zc = child.values[node.args[0]].reshape(len(child), 3, units)
         child.values[i + 1] = op.push(zc, code, inplace=self.last_use[node.args[0]] == i).reshape(len(child), 3, *shape)
-        child.codes.append(code.reshape(len(child), -1))
+        child.codes.append(pack_bits(code.reshape(len(child), -1)))
         return child
 
     # -- splitting at a max-type op (max-pooling, maxout, max of activations) ------
@@ -250,7 +258,7 @@ class Engine:
         chosen = safe[torch.arange(n_out, device=self.device), winner.long()]  # (Rc, O) input unit
         out = flat.gather(2, chosen[:, None, :].expand(-1, 3, -1))
         child.values[i + 1] = out.reshape(len(child), 3, *out_shape)
-        child.codes.append(op.winner_bits(winner, k))
+        child.codes.append(pack_bits(op.winner_bits(winner, k)))
         return child
 
     def _settled_winners(self, polys: Polygons, lines, safe, valid) -> tuple[torch.Tensor, torch.Tensor]:
@@ -312,8 +320,15 @@ class Engine:
             new_window = torch.repeat_interleave(pend_window[rest], reps, output_size=total)
             order = torch.sort(new_piece, stable=True).indices
             pend_piece, pend_window = new_piece[order], new_window[order]
-
             origin = origin[active][cparent]
+
+            # windows with a single possible winner in a piece are settled there
+            cand = safe[pend_window]
+            funcs = lines[origin[pend_piece]].gather(2, cand[:, None, :].expand(-1, 3, -1)).transpose(1, 2)
+            possible = possible_winners(cells.select(pend_piece)[0], funcs, self.rtol, self.extent, valid[pend_window])
+            single = possible.sum(1) == 1
+            new_winner[pend_piece[single], pend_window[single]] = possible[single].to(torch.int8).argmax(1).to(winner.dtype)
+            pend_piece, pend_window = pend_piece[~single], pend_window[~single]
             polys, winner = cells, new_winner
         done.append((polys, origin, winner))
         return (Polygons.cat([d[0] for d in done]), torch.cat([d[1] for d in done]), torch.cat([d[2] for d in done]))
@@ -328,8 +343,8 @@ class Engine:
         affine = torch.stack([a, b, c], -1).cpu()
         verts = (batch.polys.verts + self.center).cpu()
         polys = Polygons(verts, batch.polys.offsets.cpu(), batch.polys.labels.cpu())
-        codes = torch.cat(batch.codes, 1) if batch.codes else torch.zeros(len(batch), 0, dtype=torch.bool)
-        return Batch(polys, {0: affine}, [torch.as_tensor(np.packbits(codes.cpu().numpy(), axis=1))])
+        codes = torch.cat(batch.codes, 1) if batch.codes else torch.zeros(len(batch), 0, dtype=torch.uint8)
+        return Batch(polys, {0: affine}, [codes.cpu()])
 
     def _collect(self, done: list[Batch], seconds: float) -> EngineResult:
         polys = Polygons.cat([b.polys for b in done])

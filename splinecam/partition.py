@@ -158,9 +158,14 @@ class Partition:
 
     @property
     def codes(self) -> np.ndarray:
-        """(R, n_units) bool activation pattern: unit above its breakpoint, layer after layer."""
-        bits = sum(layer.bits for layer in self.layers)
-        return np.unpackbits(self._codes, axis=1, count=bits).astype(bool)
+        """(R, n_bits) bool activation pattern, layer after layer: unit above its breakpoint
+        (the winner's index in binary for max-type units)."""
+        parts, start = [], 0
+        for layer in self.layers:  # each layer's bits are packed from a byte boundary
+            width = -(-layer.bits // 8)
+            parts.append(np.unpackbits(self._codes[:, start : start + width], axis=1, count=layer.bits))
+            start += width
+        return np.concatenate(parts, axis=1).astype(bool) if parts else np.zeros((len(self), 0), bool)
 
     # -- queries ----------------------------------------------------------------
 
