@@ -32,7 +32,7 @@ def _segment_reduce(values: np.ndarray, offsets: np.ndarray, ufunc) -> np.ndarra
 
 
 def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None, *,
-              max_regions: int = 5_000_000, max_memory="256MB", chunk_size: int | None = None,
+              max_regions: int = 5_000_000, max_memory="128MB", chunk_size: int | None = None,
               rtol: float = 1e-10) -> "Partition":
     """Exact partition of the slice ``sl`` into the linear regions of ``model``.
 
