@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .polygons import Polygons, max_cells
+from .polygons import Polygons, line_tolerance, max_cells
 
 _RTOL = 1e-10
 
@@ -129,6 +129,11 @@ def tie_segments(part, funcs: np.ndarray) -> Boundary:
     return Boundary(segments.reshape(-1, 2, 2), regions.astype(np.int64), classes.astype(np.int64))
 
 
+def _candidate_tolerance(g: torch.Tensor, extent) -> torch.Tensor:
+    """(E, 1) tolerance for "two candidates tie" at a point of a region with candidates g (E, C, 3)."""
+    return 2 * line_tolerance(g, torch.stack([extent, extent]), _RTOL).amax(1, keepdim=True)
+
+
 def _neighbour_across(g: torch.Tensor, m: torch.Tensor, j: torch.Tensor, a: torch.Tensor, b: torch.Tensor, extent):
     """The candidate that wins just across each cell edge a -> b (E, 2) of winner m (E,).
 
@@ -140,7 +145,7 @@ def _neighbour_across(g: torch.Tensor, m: torch.Tensor, j: torch.Tensor, a: torc
     hom_b = torch.cat([b, torch.ones_like(b[:, :1])], 1)
     va, vb = torch.einsum("ecj,ej->ec", g, hom_a), torch.einsum("ecj,ej->ec", g, hom_b)
     rows = torch.arange(len(m))
-    tol = _RTOL * (g[..., :2].abs().sum(-1) * extent + g[..., 2].abs()).amax(1, keepdim=True) * 2
+    tol = _candidate_tolerance(g, extent)
     tied = ((va - va[rows, m][:, None]).abs() <= tol) & ((vb - vb[rows, m][:, None]).abs() <= tol)
     tied[rows, m] = False
     tied[rows, j] = True
@@ -165,8 +170,8 @@ def _border_ties(part, funcs: np.ndarray, cells: Polygons, tie, cell_region, cel
     gb = torch.einsum("ncj,nj->nc", g[r], hom_b)
     wa = ga.gather(1, m[:, None])
     wb = gb.gather(1, m[:, None])
-    scale = _RTOL * (g[r].abs().sum(-1) * extent)
-    tie = ((wa - ga).abs() <= scale) & ((wb - gb).abs() <= scale)
+    tol = _candidate_tolerance(g[r], extent)
+    tie = ((wa - ga).abs() <= tol) & ((wb - gb).abs() <= tol)
     tie[torch.arange(len(owner)), m] = False
     edge, j = torch.nonzero(tie & border[:, None] & (m[:, None] < torch.arange(g.shape[1])), as_tuple=True)
     if not edge.numel():

@@ -123,7 +123,7 @@ class Engine:
         state = torch.stack([x_ref, basis[:, 0], basis[:, 1]]).reshape(1, 3, *self.slice.input_shape)
         stack = [Batch(Polygons.single(self.root), {0: state}, [])]
         out: list[Batch] = []
-        self.n_done = 0
+        self.n_done = self.pending = 0
         bar = self._bar()
         while stack:
             batch = self._advance(stack.pop(), stack)
@@ -166,19 +166,24 @@ class Engine:
                 if self.last_use[a] == i:
                     del batch.values[a]
             batch.node = i + 1
-            pending = sum(len(b) for b in stack)
-            if self.n_done + pending + len(batch) > self.max_regions:
-                raise RegionLimitError(
-                    f"the partition has more than max_regions={self.max_regions:,} regions "
-                    f"(reached {self.n_done + pending + len(batch):,} after {node.name or 'node ' + str(i)}); "
-                    "use a smaller slice or pass a larger max_regions."
-                )
+            self.pending = sum(len(b) for b in stack)
+            self._check_limit(len(batch), node)
             if len(batch) > self.chunk_size and batch.node < len(nodes):
                 for s in reversed(range(0, len(batch), self.chunk_size)):
                     idx = torch.arange(s, min(s + self.chunk_size, len(batch)), device=self.device)
                     stack.append(batch.take(idx))
                 return None
         return batch
+
+    def _check_limit(self, regions: int, node) -> None:
+        """Raise if ``regions`` more (at least) would pass ``max_regions``."""
+        total = self.n_done + self.pending + regions
+        if total > self.max_regions:
+            raise RegionLimitError(
+                f"the partition has more than max_regions={self.max_regions:,} regions "
+                f"(at least {total:,} at {node.name or 'an unnamed op'}); "
+                "use a smaller slice or pass a larger max_regions."
+            )
 
     # -- splitting at a piecewise-linear op -----------------------------------
 
@@ -210,7 +215,9 @@ class Engine:
         pair_lines = torch.stack([z[region, 1, unit], z[region, 2, unit], z[region, 0, unit] - bps[bp]], 1)
         pair_labels = torch.stack([torch.full_like(unit, layer), unit], 1)
         pair_tol = tol[region, unit, bp]
-        polys, parent, (piece, pair, side) = _split_all(batch.polys, region, pair_lines, pair_tol, pair_labels)
+        self._check_limit(len(batch) + region.numel(), node)  # each crossing line adds a piece
+        polys, parent, (piece, pair, side) = _split_all(
+            batch.polys, region, pair_lines, pair_tol, pair_labels, check=lambda n: self._check_limit(n, node))
 
         # each piece lies on one side of every line that crossed its parent (recorded by the
         # cuts); only a piece flat on a line within tolerance reads the side at its centroid
@@ -251,7 +258,8 @@ class Engine:
         lines = z.reshape(len(batch), 3, -1)[:, [1, 2, 0]]  # rows (d/du, d/dv, value)
         winner, unsettled = self._settled_winners(batch.polys, lines, safe, valid)
         region, window = torch.nonzero(unsettled, as_tuple=True)
-        polys, parent, winner = self._split_windows(batch.polys, lines, safe, valid, winner, region, window, layer)
+        polys, parent, winner = self._split_windows(batch.polys, lines, safe, valid, winner, region, window, layer,
+                                                    check=lambda n: self._check_limit(n, node))
 
         child = batch.take(parent, polys)
         flat = child.values[node.args[0]].reshape(len(child), 3, -1)
@@ -282,9 +290,9 @@ class Engine:
             unsettled.append(~wins.any(-1))
         return torch.cat(winners), torch.cat(unsettled)
 
-    def _split_windows(self, polys, lines, safe, valid, winner, pend_piece, pend_window, layer):
+    def _split_windows(self, polys, lines, safe, valid, winner, pend_piece, pend_window, layer, check):
         """BSP over the unsettled (region, window) pairs, sorted by region.  Returns the pieces,
-        the region each came from, and their (n, O) winners."""
+        the region each came from, and their (n, O) winners; ``check(n)`` sees the piece count."""
         dev = self.device
         origin = torch.arange(len(polys), device=dev)
         done = []
@@ -330,6 +338,7 @@ class Engine:
             new_winner[pend_piece[single], pend_window[single]] = possible[single].to(torch.int8).argmax(1).to(winner.dtype)
             pend_piece, pend_window = pend_piece[~single], pend_window[~single]
             polys, winner = cells, new_winner
+            check(len(polys) + sum(len(d[0]) for d in done))
         done.append((polys, origin, winner))
         return (Polygons.cat([d[0] for d in done]), torch.cat([d[1] for d in done]), torch.cat([d[2] for d in done]))
 
@@ -405,7 +414,7 @@ class _SideLog:
         return tuple(torch.cat(parts) for parts in zip(*out))
 
 
-def _split_all(polys: Polygons, pair_poly, pair_lines, pair_tol, pair_labels):
+def _split_all(polys: Polygons, pair_poly, pair_lines, pair_tol, pair_labels, check=None):
     """Split every polygon by all the lines paired with it.
 
     pair_poly: (L,) sorted polygon index of each line; pair_lines (L, 3); pair_tol (L,);
@@ -414,6 +423,7 @@ def _split_all(polys: Polygons, pair_poly, pair_lines, pair_tol, pair_labels):
     (a binary space partition).  Returns the pieces, the (n,) polygon each came
     from, and (piece, line, side) records: the side of every piece w.r.t. every
     line of its polygon (0 where the piece lies on the line within tolerance).
+    ``check(n)`` is called with the number of pieces after each round.
     """
     dev = polys.verts.device
     pieces, origin = polys, torch.arange(len(polys), device=dev)
@@ -461,6 +471,8 @@ def _split_all(polys: Polygons, pair_poly, pair_lines, pair_tol, pair_labels):
 
         origin = origin[active][child_parent]
         pieces = children
+        if check is not None:
+            check(len(pieces) + sum(len(p) for p in done_polys))
     done_polys.append(pieces)
     done_origin.append(origin)
     done_head.append(log.head)

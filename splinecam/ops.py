@@ -162,11 +162,10 @@ class ElementwiseOp(Op):
         """(B, bits) bool activation code of a batch of inputs (B, *shape)."""
         return self.above(x.reshape(len(x), -1)).reshape(len(x), -1)
 
-    def ambiguous(self, x: torch.Tensor, tol: float) -> torch.Tensor:
-        """(B, bits) bool: code bits of units within ``tol * max|x|`` of their breakpoint."""
+    def ambiguous(self, x: torch.Tensor, atol: float) -> torch.Tensor:
+        """(B, bits) bool: code bits of units within ``atol`` of their breakpoint."""
         flat = x.reshape(len(x), -1)
-        scale = flat.abs().max().clamp_min(1e-300)
-        return ((flat[..., None] - self.breakpoints.to(flat)).abs() <= tol * scale).reshape(len(x), -1)
+        return ((flat[..., None] - self.breakpoints.to(flat)).abs() <= atol).reshape(len(x), -1)
 
 
 class MaxOp(Op):
@@ -215,15 +214,14 @@ class MaxOp(Op):
         cand, _ = self.candidates(x)
         return self.winner_bits(cand.argmax(-1), cand.shape[-1])
 
-    def ambiguous(self, x: torch.Tensor, tol: float) -> torch.Tensor:
-        """(B, bits): all bits of an output unit whose two best candidates are within ``tol * max|x|``."""
+    def ambiguous(self, x: torch.Tensor, atol: float) -> torch.Tensor:
+        """(B, bits): all bits of an output unit whose two best candidates are within ``atol``."""
         cand, _ = self.candidates(x)
         k = cand.shape[-1]
         if k < 2:
             return torch.zeros(len(x), 0, dtype=torch.bool, device=x.device)
         top = cand.topk(2, dim=-1).values
-        scale = x.abs().max().clamp_min(1e-300)
-        tie = (top[..., 0] - top[..., 1]) <= tol * scale
+        tie = (top[..., 0] - top[..., 1]) <= atol
         return tie[..., None].expand(*tie.shape, self.bits_per_unit(k)).reshape(len(x), -1)
 
 

@@ -69,28 +69,23 @@ def verify(part, n_points: int = 2000, seed: int = 0, model=None, tol: float = 1
     uv = sample_polygon(part.slice.polygon, n_points, rng)
     device = next(iter(twin.parameters())).device if any(True for _ in twin.parameters()) else "cpu"
     x = part.slice.to_input(uv, dtype=torch.float64).to(device)
-    seen_codes, ambiguous, magnitudes = [], [], [0.0]
-
-    def record(layer, z):
-        op = graph.split_nodes[layer].op
-        magnitudes.append(float(z.abs().max()))
-        seen_codes.append(op.code(z))
-        ambiguous.append(op.ambiguous(z, tol))
+    inputs = []  # (op, input) of every piecewise-linear op
 
     with torch.no_grad():
         expected = twin(x).reshape(n_points, -1).cpu().numpy()
-        graph.forward(x, on_split=record)
+        graph.forward(x, on_split=lambda layer, z: inputs.append((graph.split_nodes[layer].op, z)))
+    # the scale of the numbers added up: outputs and pre-activations can cancel to ~0 while the
+    # terms that make them do not
+    scale = max([float(np.abs(expected).max()), 1e-300] + [float(z.abs().max()) for _, z in inputs])
     idx = part.locate(uv)
     got = part.evaluate(uv)
     located = idx >= 0
     err = np.abs(got[located] - expected[located])
     max_abs = float(err.max()) if err.size else 0.0
-    # the output scale: outputs can cancel to ~0 while the terms that make them do not
-    scale = max(float(np.abs(expected).max()), max(magnitudes), 1e-300)
     mismatches = 0
-    if seen_codes:
-        seen = torch.cat(seen_codes, 1).cpu().numpy()
-        amb = torch.cat(ambiguous, 1).cpu().numpy()
+    if inputs:
+        seen = torch.cat([op.code(z) for op, z in inputs], 1).cpu().numpy()
+        amb = torch.cat([op.ambiguous(z, tol * scale) for op, z in inputs], 1).cpu().numpy()
         region_codes = part.codes[idx[located]]
         mismatches = int(np.any((region_codes != seen[located]) & ~amb[located], axis=1).sum())
     area_error = abs(float(part.areas.sum()) - part.slice.area) / part.slice.area
