@@ -93,8 +93,8 @@ def run_one(name):
     t0 = time.perf_counter()
     db = part.decision_boundary()
     t_db = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB, before verify
     rep = part.verify(n_points=2000)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     return {"case": name, "model": desc, "regions": len(part), "partition_s": round(t_part, 3),
             "boundary_s": round(t_db, 3), "boundary_segments": len(db), "peak_GiB": round(peak, 3),
             "verify": rep.ok, "max_rel_error": rep.max_rel_error}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -33,14 +34,34 @@ class Batch:
     def __len__(self) -> int:
         return len(self.polys)
 
-    def take(self, index: torch.Tensor, polys: Polygons | None = None, node: int | None = None) -> "Batch":
+    def take(self, index: torch.Tensor, polys: Polygons | None = None) -> "Batch":
         """The regions ``index`` (their polygons given, or selected)."""
         return Batch(
             self.polys.select(index)[0] if polys is None else polys,
             {k: v[index] for k, v in self.values.items()},
             [c[index] for c in self.codes],
-            self.node if node is None else node,
+            self.node,
         )
+
+
+@dataclass
+class Split:
+    """The children of a batch at a split op, made on demand, chunk by chunk, so that only
+    the parent batch and one chunk of children hold activation states at a time."""
+
+    parent: Batch
+    polys: Polygons  # (n,) the children
+    origin: torch.Tensor  # (n,) parent region of each child
+    finish: Callable[[Batch, torch.Tensor], None]  # fills the op's output of children ``sel``
+
+    def __len__(self) -> int:
+        return len(self.polys)
+
+    def make(self, sel: torch.Tensor) -> Batch:
+        """The children ``sel`` (sorted index) as a batch that has run the split op."""
+        child = self.parent.take(self.origin[sel], self.polys.select(sel)[0])
+        self.finish(child, sel)
+        return child
 
 
 @dataclass
@@ -126,7 +147,12 @@ class Engine:
         self.n_done = self.pending = 0
         bar = self._bar()
         while stack:
-            batch = self._advance(stack.pop(), stack)
+            item = stack.pop()
+            if isinstance(item, tuple):  # a chunk of a split, made now
+                split, sel, i = item
+                item = split.make(sel)
+                self._retire(item, i)
+            batch = self._advance(item, stack)
             if batch is not None:
                 out.append(self._finish(batch))
                 self.n_done += len(batch)
@@ -147,33 +173,35 @@ class Engine:
             bar_format="{desc}: {percentage:3.0f}% of the slice |{bar}| {elapsed}<{remaining}{postfix}",
         )
 
-    def _advance(self, batch: Batch, stack: list[Batch]) -> Batch | None:
-        """Run nodes until the graph ends (return the batch) or a split makes too many regions
-        (push chunks, return None)."""
+    def _advance(self, batch: Batch, stack: list) -> Batch | None:
+        """Run nodes until the graph ends (return the batch) or a split makes more regions than
+        a chunk (push its chunks, to be made when popped, and return None)."""
         nodes = self.graph.nodes
         while batch.node < len(nodes):
             i = batch.node
             node = nodes[i]
-            if isinstance(node.op, ElementwiseOp):
-                batch = self._split(batch, i)
-            elif isinstance(node.op, MaxOp):
-                batch = self._split_max(batch, i)
+            if isinstance(node.op, (ElementwiseOp, MaxOp)):
+                split = self._split(batch, i) if isinstance(node.op, ElementwiseOp) else self._split_max(batch, i)
+                self.pending = sum(len(item[1]) if isinstance(item, tuple) else len(item) for item in stack)
+                self._check_limit(len(split), node)
+                if len(split) > self.chunk_size:
+                    for s in reversed(range(0, len(split), self.chunk_size)):
+                        stack.append((split, torch.arange(s, min(s + self.chunk_size, len(split)), device=self.device), i))
+                    return None
+                batch = split.make(torch.arange(len(split), device=self.device))
             elif isinstance(node.op, AffineOp):
                 batch.values[i + 1] = node.op.push(*[batch.values[a] for a in node.args])
             else:
                 raise TypeError(f"no engine rule for op {type(node.op).__name__} at {node.name}")
-            for a in node.args:
-                if self.last_use[a] == i:
-                    del batch.values[a]
-            batch.node = i + 1
-            self.pending = sum(len(b) for b in stack)
-            self._check_limit(len(batch), node)
-            if len(batch) > self.chunk_size and batch.node < len(nodes):
-                for s in reversed(range(0, len(batch), self.chunk_size)):
-                    idx = torch.arange(s, min(s + self.chunk_size, len(batch)), device=self.device)
-                    stack.append(batch.take(idx))
-                return None
+            self._retire(batch, i)
         return batch
+
+    def _retire(self, batch: Batch, i: int) -> None:
+        """After node i: drop the values it was the last to use, move on to node i + 1."""
+        for a in self.graph.nodes[i].args:
+            if self.last_use[a] == i:
+                batch.values.pop(a, None)
+        batch.node = i + 1
 
     def _check_limit(self, regions: int, node) -> None:
         """Raise if ``regions`` more (at least) would pass ``max_regions``."""
@@ -187,7 +215,7 @@ class Engine:
 
     # -- splitting at a piecewise-linear op -----------------------------------
 
-    def _split(self, batch: Batch, i: int) -> Batch:
+    def _split(self, batch: Batch, i: int) -> Split:
         node = self.graph.nodes[i]
         op: ElementwiseOp = node.op
         layer = self.layer_of[i]
@@ -229,15 +257,18 @@ class Engine:
         value = side > 0
         value[flat] = at_cen
         code[piece, unit[pair], bp[pair]] = value
-        child = batch.take(parent, polys)
-        zc = child.values[node.args[0]].reshape(len(child), 3, units)
-        child.values[i + 1] = op.push(zc, code, inplace=self.last_use[node.args[0]] == i).reshape(len(child), 3, *shape)
-        child.codes.append(pack_bits(code.reshape(len(child), -1)))
-        return child
+        inplace = self.last_use[node.args[0]] == i
+
+        def finish(child: Batch, sel: torch.Tensor) -> None:
+            zc = child.values[node.args[0]].reshape(len(child), 3, units)
+            child.values[i + 1] = op.push(zc, code[sel], inplace=inplace).reshape(len(child), 3, *shape)
+            child.codes.append(pack_bits(code[sel].reshape(len(child), -1)))
+
+        return Split(batch, polys, parent, finish)
 
     # -- splitting at a max-type op (max-pooling, maxout, max of activations) ------
 
-    def _split_max(self, batch: Batch, i: int) -> Batch:
+    def _split_max(self, batch: Batch, i: int) -> Split:
         """Split each region into the cells where one candidate of each output unit wins.
 
         Windows whose winner is the same at every vertex of a region are settled
@@ -261,13 +292,14 @@ class Engine:
         polys, parent, winner = self._split_windows(batch.polys, lines, safe, valid, winner, region, window, layer,
                                                     check=lambda n: self._check_limit(n, node))
 
-        child = batch.take(parent, polys)
-        flat = child.values[node.args[0]].reshape(len(child), 3, -1)
-        chosen = safe[torch.arange(n_out, device=self.device), winner.long()]  # (Rc, O) input unit
-        out = flat.gather(2, chosen[:, None, :].expand(-1, 3, -1))
-        child.values[i + 1] = out.reshape(len(child), 3, *out_shape)
-        child.codes.append(pack_bits(op.winner_bits(winner, k)))
-        return child
+        def finish(child: Batch, sel: torch.Tensor) -> None:
+            flat = child.values[node.args[0]].reshape(len(child), 3, -1)
+            chosen = safe[torch.arange(n_out, device=self.device), winner[sel].long()]  # (Rc, O) input unit
+            out = flat.gather(2, chosen[:, None, :].expand(-1, 3, -1))
+            child.values[i + 1] = out.reshape(len(child), 3, *out_shape)
+            child.codes.append(pack_bits(op.winner_bits(winner[sel], k)))
+
+        return Split(batch, polys, parent, finish)
 
     def _settled_winners(self, polys: Polygons, lines, safe, valid) -> tuple[torch.Tensor, torch.Tensor]:
         """Per region and window: the lowest candidate that is (within tolerance) the max at every

@@ -160,12 +160,17 @@ class Partition:
     def codes(self) -> np.ndarray:
         """(R, n_bits) bool activation pattern, layer after layer: unit above its breakpoint
         (the winner's index in binary for max-type units)."""
+        return self.codes_of(np.arange(len(self)))
+
+    def codes_of(self, regions) -> np.ndarray:
+        """(N, n_bits) bool activation patterns of the regions ``regions`` (N,)."""
+        packed = self._codes[regions]
         parts, start = [], 0
         for layer in self.layers:  # each layer's bits are packed from a byte boundary
             width = -(-layer.bits // 8)
-            parts.append(np.unpackbits(self._codes[:, start : start + width], axis=1, count=layer.bits))
+            parts.append(np.unpackbits(packed[:, start : start + width], axis=1, count=layer.bits))
             start += width
-        return np.concatenate(parts, axis=1).astype(bool) if parts else np.zeros((len(self), 0), bool)
+        return np.concatenate(parts, axis=1).astype(bool) if parts else np.zeros((len(packed), 0), bool)
 
     # -- queries ----------------------------------------------------------------
 

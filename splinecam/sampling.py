@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+_POINTS_AT_ONCE = 256
+
 
 def sample_polygon(polygon: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """(n, 2) points uniform in a convex polygon (m, 2), by a fan of triangles."""
@@ -69,27 +71,49 @@ def verify(part, n_points: int = 2000, seed: int = 0, model=None, tol: float = 1
     uv = sample_polygon(part.slice.polygon, n_points, rng)
     device = next(iter(twin.parameters())).device if any(True for _ in twin.parameters()) else "cpu"
     x = part.slice.to_input(uv, dtype=torch.float64).to(device)
-    inputs = []  # (op, input) of every piecewise-linear op
-
-    with torch.no_grad():
-        expected = twin(x).reshape(n_points, -1).cpu().numpy()
-        graph.forward(x, on_split=lambda layer, z: inputs.append((graph.split_nodes[layer].op, z)))
+    idx = part.locate(uv)
+    located = idx >= 0
+    err = np.abs(part.evaluate(uv)[located] - _forward(twin, x)[located])
+    max_abs = float(err.max()) if err.size else 0.0
     # the scale of the numbers added up: outputs and pre-activations can cancel to ~0 while the
     # terms that make them do not
-    scale = max([float(np.abs(expected).max()), 1e-300] + [float(z.abs().max()) for _, z in inputs])
-    idx = part.locate(uv)
-    got = part.evaluate(uv)
-    located = idx >= 0
-    err = np.abs(got[located] - expected[located])
-    max_abs = float(err.max()) if err.size else 0.0
+    scale = _largest_magnitude(twin, graph, x)
     mismatches = 0
-    if inputs:
-        seen = torch.cat([op.code(z) for op, z in inputs], 1).cpu().numpy()
-        amb = torch.cat([op.ambiguous(z, tol * scale) for op, z in inputs], 1).cpu().numpy()
-        region_codes = part.codes[idx[located]]
-        mismatches = int(np.any((region_codes != seen[located]) & ~amb[located], axis=1).sum())
+    for s in range(0, n_points, _POINTS_AT_ONCE):  # in chunks: activations of big models are big
+        seen, amb = [], []
+
+        def record(layer, z):
+            op = graph.split_nodes[layer].op
+            seen.append(op.code(z))
+            amb.append(op.ambiguous(z, tol * scale))
+
+        with torch.no_grad():
+            graph.forward(x[s : s + _POINTS_AT_ONCE], on_split=record)
+        if seen:
+            sel = idx[s : s + _POINTS_AT_ONCE]
+            ok = sel >= 0
+            differ = (part.codes_of(sel[ok]) != torch.cat(seen, 1).cpu().numpy()[ok]) & ~torch.cat(amb, 1).cpu().numpy()[ok]
+            mismatches += int(differ.any(axis=1).sum())
     area_error = abs(float(part.areas.sum()) - part.slice.area) / part.slice.area
     return VerifyReport(n_points, max_abs, max_abs / scale, mismatches, int((~located).sum()), area_error, tol)
+
+
+def _forward(model, x: torch.Tensor) -> np.ndarray:
+    """(N, K) outputs of the model, in chunks of points."""
+    with torch.no_grad():
+        out = [model(x[s : s + _POINTS_AT_ONCE]).reshape(len(x[s : s + _POINTS_AT_ONCE]), -1) for s in range(0, len(x), _POINTS_AT_ONCE)]
+    return torch.cat(out).cpu().numpy()
+
+
+def _largest_magnitude(model, graph, x: torch.Tensor) -> float:
+    """max |output| and |input of a piecewise-linear op| over the points x."""
+    top = [1e-300]
+    with torch.no_grad():
+        for s in range(0, len(x), _POINTS_AT_ONCE):
+            out = graph.forward(x[s : s + _POINTS_AT_ONCE], on_split=lambda layer, z: top.append(float(z.abs().max())))
+            top.append(float(out.abs().max()))
+    return max(top)
+
 
 
 @dataclass
