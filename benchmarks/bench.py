@@ -7,13 +7,18 @@ Times are for a warm process: one tiny partition runs first (imports, torch.fx s
 
 from __future__ import annotations
 
+import io
 import json
 import resource
 import subprocess
 import sys
 import time
 
-import torch
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
 from torch import nn
 
 import splinecam as sc
@@ -94,9 +99,15 @@ def run_one(name):
     db = part.decision_boundary()
     t_db = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB, before verify
+    t0 = time.perf_counter()
+    fig, ax = plt.subplots(figsize=(6, 6))
+    part.plot(ax=ax, color_by="random")
+    fig.savefig(io.BytesIO(), format="png", dpi=150)
+    plt.close(fig)
+    t_plot = time.perf_counter() - t0
     rep = part.verify(n_points=2000)
     return {"case": name, "model": desc, "regions": len(part), "partition_s": round(t_part, 3),
-            "boundary_s": round(t_db, 3), "boundary_segments": len(db), "peak_GiB": round(peak, 3),
+            "boundary_s": round(t_db, 3), "plot_s": round(t_plot, 3), "boundary_segments": len(db), "peak_GiB": round(peak, 3),
             "verify": rep.ok, "max_rel_error": rep.max_rel_error}
 
 
@@ -110,7 +121,7 @@ def main(argv):
         return
     names = argv or ["a", "b", "c", "d", "e"]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float64, CPU")
-    print(f"{'case':4} {'regions':>9} {'partition s':>12} {'boundary s':>11} {'peak GiB':>9} {'verify':>7}  model")
+    print(f"{'case':4} {'regions':>9} {'partition s':>12} {'boundary s':>11} {'plot s':>7} {'peak GiB':>9} {'verify':>7}  model")
     for name in names:
         cmd = [sys.executable, __file__, "--one", name, f"--threads={torch.get_num_threads()}"]
         out = subprocess.run(cmd, capture_output=True, text=True)
@@ -118,7 +129,7 @@ def main(argv):
             print(f"{name:4} failed:\n{out.stderr}")
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{name:4} {r['regions']:>9,} {r['partition_s']:>12.2f} {r['boundary_s']:>11.2f} "
+        print(f"{name:4} {r['regions']:>9,} {r['partition_s']:>12.2f} {r['boundary_s']:>11.2f} {r['plot_s']:>7.2f} "
               f"{r['peak_GiB']:>9.2f} {str(r['verify']):>7}  {r['model']}")
 
 
