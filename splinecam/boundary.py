@@ -102,7 +102,11 @@ def tie_segments(part, funcs: np.ndarray) -> Boundary:
     local = Polygons(verts - cen[polys.owner()], offsets, polys.labels)
     extent = (local.verts.abs().amax(0) + 1e-300).max()
 
-    mc = max_cells(local, g, _RTOL, torch.stack([extent, extent]))
+    ext2 = torch.stack([extent, extent])
+    # ties are judged against the scale of the outputs over the whole slice: a candidate that
+    # cancels to ~0 in one region (a plateau) must not set a tolerance of its own rounding noise
+    atol = _RTOL * float(line_tolerance(g, ext2, 1.0).max()) if len(g) else 0.0
+    mc = max_cells(local, g, _RTOL, ext2, atol=atol)
     multi = torch.nonzero((mc.possible.sum(1) > 1)[mc.parent]).flatten()  # regions where the top changes
     cells, source = mc.cells.select(multi)
     cell_region, cell_cand, tie = mc.parent[multi], mc.winner[multi], mc.tie[source]
@@ -115,26 +119,27 @@ def tie_segments(part, funcs: np.ndarray) -> Boundary:
     seg_len = (b - a).norm(dim=1)
     keep = seg_len > 1e-12 * extent
     reg, m, j, a, b = reg[keep], m[keep], j[keep], a[keep], b[keep]
-    j = _neighbour_across(g[reg], m, j, a, b, extent)
+    j = _neighbour_across(g[reg], m, j, a, b, extent, atol)
     lo, hi = torch.minimum(m, j), torch.maximum(m, j)
     key = (reg * g.shape[1] + lo) * g.shape[1] + hi
     _, first = np.unique(key.numpy(), return_index=True)
     first = torch.as_tensor(first)
     segs = torch.stack([a[first], b[first]], 1) + cen[reg[first]][:, None]
     # ties along region borders can sit next to a region with a single winner: look at all cells
-    border = _border_ties(part, funcs, mc.cells, mc.tie, mc.parent, mc.winner, g, extent)
+    border = _border_ties(part, funcs, mc.cells, mc.tie, mc.parent, mc.winner, g, extent, atol)
     segments = np.concatenate([segs.numpy(), border[0]])
     regions = np.concatenate([reg[first].numpy(), border[1]])
     classes = np.concatenate([torch.stack([lo[first], hi[first]], 1).numpy(), border[2]])
     return Boundary(segments.reshape(-1, 2, 2), regions.astype(np.int64), classes.astype(np.int64))
 
 
-def _candidate_tolerance(g: torch.Tensor, extent) -> torch.Tensor:
+def _candidate_tolerance(g: torch.Tensor, extent, atol: float) -> torch.Tensor:
     """(E, 1) tolerance for "two candidates tie" at a point of a region with candidates g (E, C, 3)."""
-    return 2 * line_tolerance(g, torch.stack([extent, extent]), _RTOL).amax(1, keepdim=True)
+    return 2 * line_tolerance(g, torch.stack([extent, extent]), _RTOL, atol).amax(1, keepdim=True)
 
 
-def _neighbour_across(g: torch.Tensor, m: torch.Tensor, j: torch.Tensor, a: torch.Tensor, b: torch.Tensor, extent):
+def _neighbour_across(g: torch.Tensor, m: torch.Tensor, j: torch.Tensor, a: torch.Tensor, b: torch.Tensor, extent,
+                      atol: float):
     """The candidate that wins just across each cell edge a -> b (E, 2) of winner m (E,).
 
     g: (E, C, 3) the candidates of each edge's region; j: (E,) the candidate whose
@@ -145,7 +150,7 @@ def _neighbour_across(g: torch.Tensor, m: torch.Tensor, j: torch.Tensor, a: torc
     hom_b = torch.cat([b, torch.ones_like(b[:, :1])], 1)
     va, vb = torch.einsum("ecj,ej->ec", g, hom_a), torch.einsum("ecj,ej->ec", g, hom_b)
     rows = torch.arange(len(m))
-    tol = _candidate_tolerance(g, extent)
+    tol = _candidate_tolerance(g, extent, atol)
     tied = ((va - va[rows, m][:, None]).abs() <= tol) & ((vb - vb[rows, m][:, None]).abs() <= tol)
     tied[rows, m] = False
     tied[rows, j] = True
@@ -154,7 +159,7 @@ def _neighbour_across(g: torch.Tensor, m: torch.Tensor, j: torch.Tensor, a: torc
     return growth.argmax(1)
 
 
-def _border_ties(part, funcs: np.ndarray, cells: Polygons, tie, cell_region, cell_cand, g, extent):
+def _border_ties(part, funcs: np.ndarray, cells: Polygons, tie, cell_region, cell_cand, g, extent, atol: float):
     """Ties along region borders: a cell edge on the region border where the winner m ties
     with a candidate j at both ends, and j wins just across.  Reported once (m < j)."""
     empty = (np.zeros((0, 2, 2)), np.zeros(0, np.int64), np.zeros((0, 2), np.int64))
@@ -170,7 +175,7 @@ def _border_ties(part, funcs: np.ndarray, cells: Polygons, tie, cell_region, cel
     gb = torch.einsum("ncj,nj->nc", g[r], hom_b)
     wa = ga.gather(1, m[:, None])
     wb = gb.gather(1, m[:, None])
-    tol = _candidate_tolerance(g[r], extent)
+    tol = _candidate_tolerance(g[r], extent, atol)
     tie = ((wa - ga).abs() <= tol) & ((wb - gb).abs() <= tol)
     tie[torch.arange(len(owner)), m] = False
     edge, j = torch.nonzero(tie & border[:, None] & (m[:, None] < torch.arange(g.shape[1])), as_tuple=True)
@@ -185,7 +190,8 @@ def _border_ties(part, funcs: np.ndarray, cells: Polygons, tie, cell_region, cel
     ok = across >= 0
     winner = np.full(len(edge), -1)
     hom = np.c_[probe[ok], np.ones(ok.sum())]
-    winner[ok] = np.argmax(np.einsum("ncj,nj->nc", funcs[across[ok]], hom), 1)
+    vals = np.einsum("ncj,nj->nc", funcs[across[ok]], hom)
+    winner[ok] = np.argmax(vals >= vals.max(1, keepdims=True) - 2 * atol, 1)  # lowest index on ties
     real = winner == j.numpy()
     segs = (torch.stack([a, b], 1) + cen[r[edge]][:, None]).numpy()[real]
     return segs, r[edge].numpy()[real], np.stack([m[edge].numpy(), j.numpy()], 1)[real]

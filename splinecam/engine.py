@@ -80,6 +80,7 @@ class EngineResult:
     codes: np.ndarray  # (R, sum over layers of ceil(bits / 8)) packed bits, each layer byte-aligned
     layers: list[LayerInfo] = field(default_factory=list)
     seconds: float = 0.0
+    centroid_outputs: np.ndarray | None = None  # (R, K) outputs at the region centroids, computed near the slice centre
 
 
 def pack_bits(bits: torch.Tensor) -> torch.Tensor:
@@ -177,12 +178,12 @@ class Engine:
         """Run nodes until the graph ends (return the batch) or a split makes more regions than
         a chunk (push its chunks, to be made when popped, and return None)."""
         nodes = self.graph.nodes
+        self.pending = sum(len(item[1]) if isinstance(item, tuple) else len(item) for item in stack)
         while batch.node < len(nodes):
             i = batch.node
             node = nodes[i]
             if isinstance(node.op, (ElementwiseOp, MaxOp)):
                 split = self._split(batch, i) if isinstance(node.op, ElementwiseOp) else self._split_max(batch, i)
-                self.pending = sum(len(item[1]) if isinstance(item, tuple) else len(item) for item in stack)
                 self._check_limit(len(split), node)
                 if len(split) > self.chunk_size:
                     for s in reversed(range(0, len(split), self.chunk_size)):
@@ -381,7 +382,9 @@ class Engine:
         out = batch.values[len(self.graph.nodes)]
         out = out.reshape(len(batch), 3, -1)
         a, b, c = out[:, 1], out[:, 2], out[:, 0] - out[:, 1] * self.center[0] - out[:, 2] * self.center[1]
-        affine = torch.stack([a, b, c], -1).cpu()
+        cen = batch.polys.centroids()  # relative to the slice centre: no cancellation
+        at_cen = out[:, 0] + out[:, 1] * cen[:, :1] + out[:, 2] * cen[:, 1:]
+        affine = torch.cat([torch.stack([a, b, c], -1), at_cen[..., None]], -1).cpu()
         verts = (batch.polys.verts + self.center).cpu()
         polys = Polygons(verts, batch.polys.offsets.cpu(), batch.polys.labels.cpu())
         codes = torch.cat(batch.codes, 1) if batch.codes else torch.zeros(len(batch), 0, dtype=torch.uint8)
@@ -393,7 +396,8 @@ class Engine:
             verts=polys.verts.numpy(),
             offsets=polys.offsets.numpy(),
             labels=polys.labels.numpy(),
-            affine=torch.cat([b.values[0] for b in done]).numpy(),
+            affine=torch.cat([b.values[0][..., :3] for b in done]).numpy(),
+            centroid_outputs=torch.cat([b.values[0][..., 3] for b in done]).numpy(),
             codes=torch.cat([b.codes[0] for b in done]).numpy(),
             layers=self.layers,
             seconds=seconds,

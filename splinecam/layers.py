@@ -17,14 +17,14 @@ from .trace import Graph, prepare
 class GraphModule(nn.Module):
     """Evaluates a (truncated) traced graph: the network that a per-layer partition describes.
 
-    Holds an empty parameter on ``device`` so that code that asks a module for
-    its device finds it.
+    Holds an empty parameter on ``device`` in ``dtype`` so that code that asks a
+    module for its device and dtype finds them.
     """
 
-    def __init__(self, graph: Graph, device):
+    def __init__(self, graph: Graph, device, dtype):
         super().__init__()
         self.graph = graph
-        self.anchor = nn.Parameter(torch.zeros(0, device=device), requires_grad=False)
+        self.anchor = nn.Parameter(torch.zeros(0, device=device, dtype=dtype), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.graph.forward(x)
@@ -47,7 +47,8 @@ def partition_by_layer(model, sl: Slice, dtype=torch.float64, device=None, progr
 
     The traced graph is cut after each non-affine node and run through the
     same engine as :func:`splinecam.partition`; the last entry has the
-    regions of the whole network.  ``options``: max_regions, max_memory,
+    regions of the whole network (its ``affine`` is still the last piecewise-
+    linear layer's output, not the model's).  ``options``: max_regions, max_memory,
     chunk_size, rtol as in :func:`splinecam.partition`.  ``part.verify()``
     works on every entry (it checks against the truncated network).
     """
@@ -60,7 +61,7 @@ def partition_by_layer(model, sl: Slice, dtype=torch.float64, device=None, progr
     parts = []
     for end in ends:
         sub = Graph(graph.nodes[: end + 1])
-        parts.append(partition_graph(GraphModule(sub, device), sub, sl, dtype, device, progress, **opts))
+        parts.append(partition_graph(GraphModule(sub, device, dtype), sub, sl, dtype, device, progress, **opts))
     return parts
 
 

@@ -30,25 +30,25 @@ class Op:
 
 
 class AffineOp(Op):
-    """An affine map ``y = linear(x) + bias``."""
+    """An affine map ``y = linear(*xs) + bias`` of one or more activations."""
 
-    def linear(self, x: torch.Tensor) -> torch.Tensor:
-        """The linear part on a batch (B, *shape) -> (B, *shape_out)."""
+    def linear(self, *xs: torch.Tensor) -> torch.Tensor:
+        """The linear part on batches (B, *shape_i) -> (B, *shape_out)."""
         raise NotImplementedError
 
     def bias(self) -> torch.Tensor | None:
         """The bias, broadcastable to one output (*shape_out), or None."""
         return None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.linear(x)
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        y = self.linear(*xs)
         b = self.bias()
         return y if b is None else y + b
 
-    def push(self, state: torch.Tensor) -> torch.Tensor:
-        """(R, 3, *shape) -> (R, 3, *shape_out)."""
-        r = state.shape[0]
-        out = self.linear(state.reshape(r * 3, *state.shape[2:]))
+    def push(self, *states: torch.Tensor) -> torch.Tensor:
+        """States (R, 3, *shape_i) -> (R, 3, *shape_out): tangents through the linear part only."""
+        r = states[0].shape[0]
+        out = self.linear(*[s.reshape(r * 3, *s.shape[2:]) for s in states])
         out = out.reshape(r, 3, *out.shape[1:])
         b = self.bias()
         if b is not None:
@@ -290,18 +290,6 @@ class FunctionOp(AffineOp):
     def bias(self):
         return self._bias
 
-    def forward(self, *xs):
-        y = self.fn(*xs)
-        return y if self._bias is None else y + self._bias
-
-    def push(self, *states):
-        r = states[0].shape[0]
-        out = self.fn(*[s.reshape(r * 3, *s.shape[2:]) for s in states])
-        out = out.reshape(r, 3, *out.shape[1:])
-        if self._bias is not None:
-            out[:, 0] += self._bias
-        return out
-
 
 class ConvOp(AffineOp):
     """``nn.Conv1d`` / ``nn.Conv2d`` with any stride, padding (mode), dilation, groups."""
@@ -390,7 +378,8 @@ def _batchnorm(m: nn.modules.batchnorm._BatchNorm) -> ChannelAffineOp:
     if m.training:
         raise _TrainingMode("BatchNorm is in training mode, where its output depends on the batch")
     if m.running_var is None:
-        raise _TrainingMode("BatchNorm has no running statistics (track_running_stats=False)")
+        raise Unsupported("BatchNorm without running statistics (track_running_stats=False) normalises "
+                          "with the statistics of each batch, so it is not a function of one input")
     scale = torch.rsqrt(m.running_var.detach() + m.eps)
     shift = -m.running_mean.detach() * scale
     if m.affine:

@@ -11,7 +11,8 @@ import torch
 
 from . import __version__
 from .engine import Engine, EngineResult, LayerInfo
-from .slices import Slice
+from .polygons import polygon_areas
+from .slices import Slice, as_points
 from .trace import prepare
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
@@ -21,7 +22,7 @@ def parse_bytes(size) -> int:
     """``4e9``, ``"4GB"``, ``"512MiB"`` -> bytes."""
     if isinstance(size, (int, float)):
         return int(size)
-    match = re.fullmatch(r"([0-9.]+(?:e[0-9]+)?)([KMG]I?B|B)?", str(size).strip().upper().replace(" ", ""))
+    match = re.fullmatch(r"([0-9.]+(?:E[0-9]+)?)([KMG]I?B|B)?", str(size).strip().upper().replace(" ", ""))
     if match is None:
         raise ValueError(f"cannot read memory size {size!r}; write e.g. '4GB' or '512MiB'.")
     return int(float(match[1]) * _UNITS[match[2] or ""])
@@ -45,9 +46,19 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
     """
     if not isinstance(sl, Slice):
         raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
+    _check_options(max_regions, chunk_size, rtol)
     device = default_device(model) if device is None else device
     twin, graph = prepare(model, dtype, device, sl.input_shape)
     return partition_graph(twin, graph, sl, dtype, device, progress, max_regions, max_memory, chunk_size, rtol)
+
+
+def _check_options(max_regions, chunk_size, rtol) -> None:
+    if not (isinstance(max_regions, int) and max_regions >= 1):
+        raise ValueError(f"max_regions must be a positive integer, got {max_regions!r}.")
+    if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size >= 1):
+        raise ValueError(f"chunk_size must be a positive integer (or None to use max_memory), got {chunk_size!r}.")
+    if not 0 <= rtol < 1e-3:
+        raise ValueError(f"rtol must be a small non-negative tolerance (default 1e-10), got {rtol!r}.")
 
 
 def default_device(model) -> torch.device:
@@ -113,6 +124,7 @@ class Partition:
         self._codes = result.codes
         self.layers = list(result.layers)
         self.seconds = result.seconds
+        self._centroid_outputs = result.centroid_outputs
         self.model, self.graph = model, graph
         self._decision_boundary = None
 
@@ -140,16 +152,21 @@ class Partition:
     @cached_property
     def areas(self) -> np.ndarray:
         """(R,) region areas."""
-        v = self._verts
-        nxt = np.roll(v, -1, axis=0)
-        nxt[self._offsets[1:] - 1] = v[self._offsets[:-1]]
-        cross = v[:, 0] * nxt[:, 1] - v[:, 1] * nxt[:, 0]
-        return _segment_reduce(cross, self._offsets, np.add) / 2
+        return polygon_areas(self._verts, self._offsets)
 
     @cached_property
     def centroids(self) -> np.ndarray:
         """(R, 2) vertex mean of each region (a point strictly inside it)."""
         return _segment_reduce(self._verts, self._offsets, np.add) / np.diff(self._offsets)[:, None]
+
+    @property
+    def centroid_outputs(self) -> np.ndarray:
+        """(R, K) network output at each region's centroid (computed relative to the slice
+        centre, so it keeps its precision when the slice is far from the origin)."""
+        if self._centroid_outputs is None:
+            c = self.centroids
+            self._centroid_outputs = np.einsum("rkj,rj->rk", self.affine, np.c_[c, np.ones(len(c))])
+        return self._centroid_outputs
 
     @property
     def vertex_counts(self) -> np.ndarray:
@@ -180,14 +197,15 @@ class Partition:
 
     def locate(self, uv) -> np.ndarray:
         """(N,) index of the region that contains each point (N, 2), -1 outside the slice."""
-        return self._grid.locate(np.atleast_2d(np.asarray(uv, dtype=np.float64)))
+        return self._grid.locate(as_points(uv))
 
     def evaluate(self, uv) -> np.ndarray:
         """(N, K) network output through the region maps; NaN outside the slice."""
-        uv = np.atleast_2d(np.asarray(uv, dtype=np.float64))
+        uv = as_points(uv)
         idx = self.locate(uv)
-        hom = np.concatenate([uv, np.ones((len(uv), 1))], axis=1)
-        out = np.einsum("nkj,nj->nk", self.affine[np.maximum(idx, 0)], hom)
+        r = np.maximum(idx, 0)
+        d = uv - self.centroids[r]  # the map taken about the region's centroid
+        out = self.centroid_outputs[r] + self.affine[r, :, 0] * d[:, :1] + self.affine[r, :, 1] * d[:, 1:]
         out[idx < 0] = np.nan
         return out
 
@@ -247,6 +265,7 @@ class Partition:
         }
         np.savez_compressed(
             path, verts=self._verts, offsets=self._offsets, labels=self._labels, affine=self.affine,
+            centroid_outputs=self.centroid_outputs,
             codes=self._codes, origin=sl.origin, basis=sl.basis, polygon=sl.polygon,
             anchors_uv=np.zeros((0, 2)) if sl.anchors_uv is None else sl.anchors_uv,
             meta=np.array(json.dumps(meta)),
@@ -262,7 +281,7 @@ class Partition:
             sl = Slice(f["origin"], f["basis"], f["polygon"], anchors_uv=anchors if len(anchors) else None)
             result = EngineResult(
                 f["verts"], f["offsets"], f["labels"], f["affine"], f["codes"],
-                [LayerInfo(**layer) for layer in meta["layers"]], meta["seconds"],
+                [LayerInfo(**layer) for layer in meta["layers"]], meta["seconds"], f["centroid_outputs"],
             )
         return cls(result, sl)
 
@@ -289,7 +308,8 @@ class _RegionGrid:
         order = np.argsort(cell, kind="stable")
         self.cell_regions = region[order]
         self.cell_start = np.searchsorted(cell[order], np.arange(self.g * self.g + 1))
-        self.tol = 1e-12 * float(np.abs(verts).max() + (self.hi - self.lo).max())
+        # on an edge: within rounding of the slice's size, or of the coordinates themselves
+        self.tol = 1e-12 * float((self.hi - self.lo).max()) + 8 * np.finfo(np.float64).eps * float(np.abs(verts).max())
 
     def _cell(self, pts: np.ndarray) -> np.ndarray:
         return np.clip(np.floor((pts - self.lo) / self.size).astype(np.int64), 0, self.g - 1)

@@ -29,9 +29,7 @@ def region_colors(part, color_by: str, output: int = 0, seed: int = 0) -> np.nda
         hsv = np.stack([hue, sat, 0.93 + 0.06 * rng.random(n)], 1)
         return np.c_[mpl.colors.hsv_to_rgb(hsv), np.ones(n)]
     if color_by == "class":
-        cen = part.centroids
-        hom = np.c_[cen, np.ones(n)]
-        out = np.einsum("rkj,rj->rk", part.affine, hom)
+        out = part.centroid_outputs
         cls = (out[:, 0] > 0).astype(int) if part.n_outputs == 1 else out.argmax(1)
         base = mpl.colormaps["tab10"](cls % 10)[:, :3]
         light = 0.55 + 0.25 * rng.random(n)[:, None]  # per-region shade keeps the regions apart
@@ -41,8 +39,7 @@ def region_colors(part, color_by: str, output: int = 0, seed: int = 0) -> np.nda
     elif color_by == "area":
         value, cmap = np.log10(np.maximum(part.areas, 1e-300)), "magma"
     else:
-        cen = part.centroids
-        value, cmap = part.affine[:, output, 0] * cen[:, 0] + part.affine[:, output, 1] * cen[:, 1] + part.affine[:, output, 2], "coolwarm"
+        value, cmap = part.centroid_outputs[:, output], "coolwarm"
     lo, hi = np.percentile(value, [1, 99])
     norm = (value - lo) / max(hi - lo, 1e-300)
     return mpl.colormaps[cmap](np.clip(norm, 0, 1))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 BORDER = -1  # label of an edge that lies on the slice border
@@ -73,9 +74,11 @@ class Polygons:
         return sums / self.counts[:, None].to(self.verts.dtype)
 
     def areas(self) -> torch.Tensor:
-        """(P,) signed area (positive for counter-clockwise polygons)."""
-        nxt = self.verts[self.next_vertex()]
-        cross = self.verts[:, 0] * nxt[:, 1] - self.verts[:, 1] * nxt[:, 0]
+        """(P,) signed area (positive for counter-clockwise polygons), computed relative to each
+        polygon's first vertex so that polygons far from the origin keep their precision."""
+        rel = self.verts - self.verts[self.offsets[:-1]][self.owner()]
+        nxt = rel[self.next_vertex()]
+        cross = rel[:, 0] * nxt[:, 1] - rel[:, 1] * nxt[:, 0]
         out = torch.zeros(len(self), dtype=self.verts.dtype, device=self.verts.device)
         return out.index_add_(0, self.owner(), cross) / 2
 
@@ -106,6 +109,11 @@ class Polygons:
         offsets = torch.tensor([0, n], device=vertices.device)
         labels = torch.full((n, 2), BORDER, dtype=torch.int64, device=vertices.device)
         return Polygons(vertices, offsets, labels)
+
+
+def polygon_areas(verts: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(P,) signed areas of ragged polygons, NumPy (as :meth:`Polygons.areas`)."""
+    return Polygons(torch.as_tensor(verts), torch.as_tensor(offsets), torch.zeros(len(verts), 2)).areas().numpy()
 
 
 def _offsets_from_counts(counts: torch.Tensor) -> torch.Tensor:
@@ -217,13 +225,14 @@ _WINNER_BLOCK = 1 << 22  # vertex x candidate x candidate evaluations held at on
 _CREATED = -2  # marks, inside max_cells, the edges its clipping creates
 
 
-def line_tolerance(diff: torch.Tensor, extent: torch.Tensor, rtol: float) -> torch.Tensor:
-    """(...) on-line tolerance of lines (..., 3) over a domain of half-sizes ``extent`` (2,)."""
-    return rtol * (diff[..., 0].abs() * extent[0] + diff[..., 1].abs() * extent[1] + diff[..., 2].abs())
+def line_tolerance(diff: torch.Tensor, extent: torch.Tensor, rtol: float, atol: float = 0.0) -> torch.Tensor:
+    """(...) on-line tolerance of lines (..., 3) over a domain of half-sizes ``extent`` (2,),
+    at least ``atol``."""
+    return rtol * (diff[..., 0].abs() * extent[0] + diff[..., 1].abs() * extent[1] + diff[..., 2].abs()) + atol
 
 
 def possible_winners(polys: Polygons, funcs: torch.Tensor, rtol: float, extent: torch.Tensor,
-                     valid: torch.Tensor | None = None) -> torch.Tensor:
+                     valid: torch.Tensor | None = None, atol: float = 0.0) -> torch.Tensor:
     """(P, C) bool: candidate m may attain the max of ``funcs`` (P, C, 3) somewhere in polygon p.
 
     m is out when another candidate j beats it by more than the tolerance at
@@ -245,7 +254,7 @@ def possible_winners(polys: Polygons, funcs: torch.Tensor, rtol: float, extent: 
         top = vals.masked_fill(~ok[:, None, :], -torch.inf).topk(min(2, c), dim=2)
         leader = top.indices[:, 0, 0]
         margin = (top.values[..., 0] - top.values[..., -1]).amin(1)
-        span = line_tolerance(g, extent, rtol).amax(1) * 2
+        span = line_tolerance(g, extent, rtol, atol).amax(1) * 2
         clear = (top.indices[..., 0] == leader[:, None]).all(1) & (margin > span)
         winners = torch.zeros_like(ok)
         winners[clear, leader[clear]] = True
@@ -253,7 +262,7 @@ def possible_winners(polys: Polygons, funcs: torch.Tensor, rtol: float, extent: 
         if rest.numel():
             v, gr = vals[rest], g[rest]
             diff = (v[:, :, :, None] - v[:, :, None, :]).amax(1)  # [m, j]: max over vertices of g_m - g_j
-            tol = line_tolerance(gr[:, :, None, :] - gr[:, None, :, :], extent, rtol)
+            tol = line_tolerance(gr[:, :, None, :] - gr[:, None, :, :], extent, rtol, atol)
             same = (diff <= tol) & (diff.transpose(1, 2) <= tol)
             beaten = (diff < -tol) | (same & lower)
             okr = ok[rest]
@@ -280,7 +289,8 @@ class MaxCells:
 
 
 def max_cells(polys: Polygons, funcs: torch.Tensor, rtol: float, extent: torch.Tensor,
-              valid: torch.Tensor | None = None, new_labels: torch.Tensor | None = None) -> MaxCells:
+              valid: torch.Tensor | None = None, new_labels: torch.Tensor | None = None,
+              atol: float = 0.0) -> MaxCells:
     """Split every polygon into the cells where each of its candidates attains the max.
 
     polys: P convex polygons; funcs: (P, C, 3) rows (a, b, c) of the candidates
@@ -293,7 +303,7 @@ def max_cells(polys: Polygons, funcs: torch.Tensor, rtol: float, extent: torch.T
     """
     dev = funcs.device
     p, c = funcs.shape[:2]
-    possible = possible_winners(polys, funcs, rtol, extent, valid)
+    possible = possible_winners(polys, funcs, rtol, extent, valid, atol)
     parent, winner = torch.nonzero(possible, as_tuple=True)
     cells = polys.select(parent)[0]
     if new_labels is None:
@@ -305,7 +315,7 @@ def max_cells(polys: Polygons, funcs: torch.Tensor, rtol: float, extent: torch.T
         r = parent[act]
         lines = funcs[r, winner[act]] - funcs[r, j]
         mark = torch.stack([torch.full_like(r, j), torch.full_like(r, _CREATED)], 1)  # old labels have >= -1 there
-        res = cut(cells.select(act)[0], lines, line_tolerance(lines, extent, rtol), mark)
+        res = cut(cells.select(act)[0], lines, line_tolerance(lines, extent, rtol, atol), mark)
         rest = torch.ones(len(cells), dtype=torch.bool, device=dev)
         rest[act] = False
         rest = torch.nonzero(rest).flatten()

@@ -50,14 +50,17 @@ class VerifyReport:
         )
 
 
-def verify(part, n_points: int = 2000, seed: int = 0, model=None, tol: float = 1e-9) -> VerifyReport:
+def verify(part, n_points: int = 2000, seed: int = 0, model=None, tol: float | None = None) -> VerifyReport:
     """Check a partition against the network at random points of the slice.
 
-    At ``n_points`` uniform points: the model's output (run in float64 on the
-    inputs ``slice.to_input(uv)``) against ``part.evaluate``; the activation
-    code at each point against its region's code (units within ``tol`` of a
-    breakpoint, and max units whose two best candidates are within ``tol``, are not counted); every point lies in a region; and the region
-    areas sum to the slice area.
+    At ``n_points`` uniform points: the model's output (the partition's copy of
+    the model, in its dtype, or ``model`` run in float64) on the inputs
+    ``slice.to_input(uv)`` against ``part.evaluate``; the activation code at
+    each point against its region's code (units within ``tol`` of a breakpoint,
+    and max units whose two best candidates are within ``tol``, relative to the
+    scale of the numbers, are not counted); every point lies in a region; and
+    the region areas sum to the slice area.  ``tol``: 1e-9 in float64 (the
+    default), 1e-4 for a float32 partition.
     """
     from .trace import prepare
 
@@ -69,8 +72,12 @@ def verify(part, n_points: int = 2000, seed: int = 0, model=None, tol: float = 1
         raise ValueError("this partition was loaded from a file; pass the model: part.verify(model=...).")
     rng = np.random.default_rng(seed)
     uv = sample_polygon(part.slice.polygon, n_points, rng)
-    device = next(iter(twin.parameters())).device if any(True for _ in twin.parameters()) else "cpu"
-    x = part.slice.to_input(uv, dtype=torch.float64).to(device)
+    first = next(iter(twin.parameters()), None)
+    x = part.slice.to_input(uv, dtype=torch.float64)
+    if first is not None:
+        x = x.to(device=first.device, dtype=first.dtype)
+    if tol is None:
+        tol = 1e-9 if x.dtype == torch.float64 else 1e-4
     idx = part.locate(uv)
     located = idx >= 0
     err = np.abs(part.evaluate(uv)[located] - _forward(twin, x)[located])

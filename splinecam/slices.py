@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .polygons import polygon_areas
+
 
 def _as_array(x, name: str) -> np.ndarray:
     if isinstance(x, torch.Tensor):
@@ -13,6 +15,14 @@ def _as_array(x, name: str) -> np.ndarray:
     arr = np.asarray(x, dtype=np.float64)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf values; a slice needs finite coordinates.")
+    return arr
+
+
+def as_points(uv) -> np.ndarray:
+    """(N, 2) float64 slice coordinates from ``uv`` ((N, 2) or one point (2,))."""
+    arr = np.atleast_2d(_as_array(uv, "uv"))
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError(f"slice coordinates must have shape (N, 2) (or (2,) for one point), got {np.shape(uv)}.")
     return arr
 
 
@@ -24,7 +34,7 @@ def convex_ccw(polygon: np.ndarray) -> np.ndarray:
     poly = np.asarray(polygon, dtype=np.float64)
     if poly.ndim != 2 or poly.shape[1] != 2 or poly.shape[0] < 3:
         raise ValueError(f"polygon must have shape (n, 2) with n >= 3, got {poly.shape}.")
-    if np.allclose(poly[0], poly[-1]) and poly.shape[0] > 3:
+    if np.array_equal(poly[0], poly[-1]) and poly.shape[0] > 3:
         poly = poly[:-1]
     scale = np.abs(poly - poly.mean(0)).max()
     if not scale > 0:
@@ -78,8 +88,7 @@ class Slice:
 
     @property
     def area(self) -> float:
-        p = self.polygon
-        return 0.5 * float(np.sum(p[:, 0] * np.roll(p[:, 1], -1) - p[:, 1] * np.roll(p[:, 0], -1)))
+        return float(polygon_areas(self.polygon, np.array([0, len(self.polygon)]))[0])
 
     @classmethod
     def box(cls, lo, hi) -> "Slice":
@@ -118,7 +127,7 @@ class Slice:
 
     def to_input(self, uv, dtype=torch.float64) -> torch.Tensor:
         """(N, *input_shape) inputs at slice coordinates ``uv`` (N, 2)."""
-        uv = np.atleast_2d(_as_array(uv, "uv"))
+        uv = as_points(uv)
         x = self.origin.ravel()[None, :] + uv @ self.basis.T
         return torch.as_tensor(x.reshape((-1,) + self.input_shape), dtype=dtype)
 

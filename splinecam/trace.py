@@ -184,6 +184,12 @@ def trace(model: nn.Module, input_shape: tuple[int, ...]) -> Graph:
                     index[n] = -1
                     dead.add(n)
                     continue
+                if "dtype" in str(err) or "Double" in str(err):
+                    raise UnsupportedModelError(
+                        f"{n.name}{_location(n)} failed in the float64 copy of the model ({err}): a tensor made "
+                        "inside forward has a fixed dtype; create it with x.new_tensor(...) / torch.ones(..., "
+                        "dtype=x.dtype), or register it as a buffer."
+                    ) from None
                 dims = ", ".join(map(str, input_shape))
                 raise ValueError(
                     f"the model cannot run on inputs of the slice's shape {tuple(input_shape)} (a batch of them "

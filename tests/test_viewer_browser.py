@@ -269,6 +269,9 @@ def test_boundary_toggle(page):
     assert max(on) < 60  # the boundary is drawn in near-black
     driver.find_element(By.ID, "show-boundary").click()
     _settle(driver)
+    end = time.time() + 5.0  # the overlay is redrawn on the next animation frame
+    while _pixel(driver, x, y) == on and time.time() < end:
+        time.sleep(0.02)
     assert _pixel(driver, x, y) != on
     driver.find_element(By.ID, "show-boundary").click()
 
