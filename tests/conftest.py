@@ -184,7 +184,7 @@ def check_polygon_shapes(polys, scale: float) -> None:
         assert edge.min() > 1e-12 * scale, f"region {i} has duplicate consecutive vertices: {p}"
         t = turns(p)
         assert t.min() >= -1e-12 * scale * edge.max(), f"region {i} is not convex/CCW: turns {t}"
-        area = 0.5 * np.sum(p[:, 0] * np.roll(p[:, 1], -1) - p[:, 1] * np.roll(p[:, 0], -1))
+        area = _area(p)
         # real regions can be tiny (near-duplicate units in float32 make 1e-16 slivers, whose
         # reality check_regions_real confirms); a zero-area artifact is at rounding level
         assert area > 1e-22 * scale**2, f"region {i} has area {area}"
@@ -206,7 +206,9 @@ def check_tiling(part: sc.Partition) -> None:
 
 
 def _area(p: np.ndarray) -> float:
-    return 0.5 * float(np.sum(p[:, 0] * np.roll(p[:, 1], -1) - p[:, 1] * np.roll(p[:, 0], -1)))
+    """Shoelace area relative to the first vertex (exact enough far from the origin)."""
+    q = p - p[0]
+    return 0.5 * float(np.sum(q[:, 0] * np.roll(q[:, 1], -1) - q[:, 1] * np.roll(q[:, 0], -1)))
 
 
 def interior_points(part: sc.Partition, shrink: float = 0.9) -> tuple[np.ndarray, np.ndarray]:

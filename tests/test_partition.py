@@ -15,7 +15,7 @@ from torch import nn
 import splinecam as sc
 from conftest import (
     examples,
-    BOX, arrangement_count, arrangement_model, check_against_grid, check_partition, model_out,
+    BOX, arrangement_count, arrangement_model, check_against_grid, check_partition, check_tiling, model_out,
     random_mlp, run,
 )
 
@@ -354,3 +354,28 @@ def test_model_untouched(training):
     assert [p.requires_grad for p in model.parameters()] == grads
     assert torch.equal(model[0].weight.grad, torch.ones_like(model[0].weight))
     assert part.model is not model
+
+
+@pytest.mark.parametrize("offset, width", [(1e6, 1e-3), (1e4, 1.0), (0.0, 1e-9)])
+def test_slice_far_from_the_origin_or_tiny(offset, width):
+    """A box at ``offset`` of side ``width`` crossed by the lines of a network: the box keeps its
+    four corners, areas sum exactly, and the maps, codes and boundary check against the model
+    (areas, locate and evaluate work relative to each region, not to the origin)."""
+    lo = np.array([offset, offset])
+    sl = sc.Slice.box(lo, lo + width)
+    assert sl.polygon.shape == (4, 2)
+    gen = torch.Generator().manual_seed(1)
+    w = torch.randn(12, 2, generator=gen, dtype=torch.float64)
+    through = torch.as_tensor(lo) + torch.rand(12, 2, generator=gen, dtype=torch.float64) * width
+    model = nn.Sequential(nn.Linear(2, 12), nn.ReLU(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3)).double().eval()
+    with torch.no_grad():
+        model[0].weight.copy_(w)
+        model[0].bias.copy_(-(w * through).sum(1))  # every first-layer line crosses the box
+    part = run(model, sl)
+    assert len(part) > 12
+    assert abs(part.areas.sum() - sl.area) <= 1e-12 * sl.area and abs(sl.area - width**2) <= 1e-6 * width**2
+    assert part.verify(2000).ok
+    if offset < 1e6:  # at 1e6 the model's own float64 rounding (1e-10) exceeds the edge check's bar
+        check_partition(part, model)
+    else:
+        check_tiling(part)
