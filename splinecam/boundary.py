@@ -119,14 +119,15 @@ def tie_segments(part, funcs: np.ndarray) -> Boundary:
     seg_len = (b - a).norm(dim=1)
     keep = seg_len > 1e-12 * extent
     reg, m, j, a, b = reg[keep], m[keep], j[keep], a[keep], b[keep]
-    j = _neighbour_across(g[reg], m, j, a, b, extent, atol)
+    slope_scale = float(g[..., :2].abs().max()) if len(g) else 0.0
+    j = _winner_across(g[reg], g[reg][..., :2], m, a, b, extent, atol, slope_scale)
     lo, hi = torch.minimum(m, j), torch.maximum(m, j)
     key = (reg * g.shape[1] + lo) * g.shape[1] + hi
     _, first = np.unique(key.numpy(), return_index=True)
     first = torch.as_tensor(first)
     segs = torch.stack([a[first], b[first]], 1) + cen[reg[first]][:, None]
     # ties along region borders can sit next to a region with a single winner: look at all cells
-    border = _border_ties(part, funcs, mc.cells, mc.tie, mc.parent, mc.winner, g, extent, atol)
+    border = _border_ties(part, funcs, mc.cells, mc.tie, mc.parent, mc.winner, g, extent, atol, slope_scale)
     segments = np.concatenate([segs.numpy(), border[0]])
     regions = np.concatenate([reg[first].numpy(), border[1]])
     classes = np.concatenate([torch.stack([lo[first], hi[first]], 1).numpy(), border[2]])
@@ -138,13 +139,15 @@ def _candidate_tolerance(g: torch.Tensor, extent, atol: float) -> torch.Tensor:
     return 2 * line_tolerance(g, torch.stack([extent, extent]), _RTOL, atol).amax(1, keepdim=True)
 
 
-def _neighbour_across(g: torch.Tensor, m: torch.Tensor, j: torch.Tensor, a: torch.Tensor, b: torch.Tensor, extent,
-                      atol: float):
-    """The candidate that wins just across each cell edge a -> b (E, 2) of winner m (E,).
+def _winner_across(g: torch.Tensor, slopes: torch.Tensor, m: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                   extent, atol: float, slope_scale: float) -> torch.Tensor:
+    """The candidate that wins just across each edge a -> b (E, 2) of a cell of winner m (E,).
 
-    g: (E, C, 3) the candidates of each edge's region; j: (E,) the candidate whose
-    clip made the edge.  When several candidates tie with m along the edge, the
-    one that grows fastest across it wins there (lowest index on exact ties).
+    g: (E, C, 3) the candidates on this side (their values on the edge are the same on both
+    sides); slopes: (E, C, 2) their slopes across the edge; slope_scale: the largest slope of
+    the slice, below whose rounding two candidates grow alike.  Among the candidates that tie
+    with m along the edge, the one that grows fastest across it wins there (lowest index on
+    ties; m itself when the edge is only touched).
     """
     hom_a = torch.cat([a, torch.ones_like(a[:, :1])], 1)
     hom_b = torch.cat([b, torch.ones_like(b[:, :1])], 1)
@@ -152,14 +155,16 @@ def _neighbour_across(g: torch.Tensor, m: torch.Tensor, j: torch.Tensor, a: torc
     rows = torch.arange(len(m))
     tol = _candidate_tolerance(g, extent, atol)
     tied = ((va - va[rows, m][:, None]).abs() <= tol) & ((vb - vb[rows, m][:, None]).abs() <= tol)
-    tied[rows, m] = False
-    tied[rows, j] = True
+    tied[rows, m] = True
     outward = torch.stack([b[:, 1] - a[:, 1], a[:, 0] - b[:, 0]], 1)  # right of a -> b: outside a CCW cell
-    growth = torch.einsum("ecj,ej->ec", g[..., :2], outward).masked_fill(~tied, -torch.inf)
-    return growth.argmax(1)
+    growth = torch.einsum("ecj,ej->ec", slopes, outward).masked_fill(~tied, -torch.inf)
+    top = growth.amax(1, keepdim=True)
+    slack = _RTOL * (top.abs() + slope_scale * outward.norm(dim=1, keepdim=True))
+    return (growth >= top - slack).to(torch.int8).argmax(1)  # the first of the fastest
 
 
-def _border_ties(part, funcs: np.ndarray, cells: Polygons, tie, cell_region, cell_cand, g, extent, atol: float):
+def _border_ties(part, funcs: np.ndarray, cells: Polygons, tie, cell_region, cell_cand, g, extent, atol: float,
+                 slope_scale: float):
     """Ties along region borders: a cell edge on the region border where the winner m ties
     with a candidate j at both ends, and j wins just across.  Reported once (m < j)."""
     empty = (np.zeros((0, 2, 2)), np.zeros(0, np.int64), np.zeros((0, 2), np.int64))
@@ -186,13 +191,12 @@ def _border_ties(part, funcs: np.ndarray, cells: Polygons, tie, cell_region, cel
     normal = normal / normal.norm(dim=1, keepdim=True)
     cen = torch.as_tensor(part.centroids)
     probe = ((a + b) / 2 + 1e-8 * extent * normal + cen[r[edge]]).numpy()
-    across = part.locate(probe)
-    ok = across >= 0
-    winner = np.full(len(edge), -1)
-    hom = np.c_[probe[ok], np.ones(ok.sum())]
-    vals = np.einsum("ncj,nj->nc", funcs[across[ok]], hom)
-    winner[ok] = np.argmax(vals >= vals.max(1, keepdims=True) - 2 * atol, 1)  # lowest index on ties
-    real = winner == j.numpy()
+    across = torch.as_tensor(part.locate(probe))  # only to find the region across
+    ok = torch.nonzero((across >= 0) & (across != r[edge])).flatten()
+    slopes = torch.as_tensor(funcs[across[ok].numpy(), :, :2], dtype=torch.float64)
+    winner = torch.full((len(edge),), -1)
+    winner[ok] = _winner_across(g[r[edge[ok]]], slopes, m[edge[ok]], a[ok], b[ok], extent, atol, slope_scale)
+    real = (winner == j).numpy()
     segs = (torch.stack([a, b], 1) + cen[r[edge]][:, None]).numpy()[real]
     return segs, r[edge].numpy()[real], np.stack([m[edge].numpy(), j.numpy()], 1)[real]
 
