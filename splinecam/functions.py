@@ -216,15 +216,19 @@ register_op(torch.reshape, _reshaper(torch.reshape))
 for _name in ("contiguous", "clone"):
     register_op(_name, _identity)
 register_op(F.dropout, _dropout)
-for _fn in (F.relu, torch.relu, "relu"):
+for _fn in (F.relu, torch.relu, torch.relu_, "relu", "relu_"):
     register_op(_fn, _relu)
 register_op(F.leaky_relu, lambda x, negative_slope=0.01, inplace=False: leaky_relu_op(_number(negative_slope, "slope")))
 register_op(F.relu6, lambda *a, **k: clamp_op(0.0, 6.0))
 register_op(F.hardtanh, lambda x, min_val=-1.0, max_val=1.0, inplace=False: clamp_op(float(min_val), float(max_val)))
 for _fn in (torch.abs, "abs"):
     register_op(_fn, _abs)
-for _fn in (torch.clamp, torch.clip, "clamp", "clip"):
+for _fn in (torch.clamp, torch.clip, "clamp", "clip", "clamp_", "clip_"):
     register_op(_fn, _clamp)
+for _fn in (torch.clamp_min, "clamp_min"):
+    register_op(_fn, lambda x, min: clamp_op(_number(min, "a clamp bound"), None))
+for _fn in (torch.clamp_max, "clamp_max"):
+    register_op(_fn, lambda x, max: clamp_op(None, _number(max, "a clamp bound")))
 register_op(F.prelu, _prelu)
 for _fn in (torch.max, "max"):
     register_op(_fn, _max)

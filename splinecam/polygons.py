@@ -145,8 +145,13 @@ def sides(polys: Polygons, poly: torch.Tensor, lines: torch.Tensor, tol: torch.T
     pair, pos = ragged_arange(polys.counts[poly])
     vert = polys.offsets[:-1][poly][pair] + pos
     _, side = classify(polys.verts[vert], lines[pair], tol[pair])
-    n_pos = torch.zeros(poly.numel(), dtype=torch.int64, device=poly.device).index_add_(0, pair, (side > 0).long())
-    n_neg = torch.zeros(poly.numel(), dtype=torch.int64, device=poly.device).index_add_(0, pair, (side < 0).long())
+    return _touches(side, pair, poly.numel())
+
+
+def _touches(side: torch.Tensor, group: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n,) bool x2: whether group g has a vertex strictly on the positive / negative side."""
+    n_pos = torch.zeros(n, dtype=torch.int64, device=side.device).index_add_(0, group, (side > 0).long())
+    n_neg = torch.zeros(n, dtype=torch.int64, device=side.device).index_add_(0, group, (side < 0).long())
     return n_pos > 0, n_neg > 0
 
 
@@ -170,12 +175,9 @@ def cut(polys: Polygons, lines: torch.Tensor, tol: torch.Tensor, line_labels: to
     """
     owner = polys.owner()
     s, side = classify(polys.verts, lines[owner], tol[owner])
-    n = len(polys)
-    dev = polys.verts.device
-    n_pos = torch.zeros(n, dtype=torch.int64, device=dev).index_add_(0, owner, (side > 0).long())
-    n_neg = torch.zeros(n, dtype=torch.int64, device=dev).index_add_(0, owner, (side < 0).long())
-    crossed = (n_pos > 0) & (n_neg > 0)
-    to_pos, to_neg = ~crossed & (n_neg == 0), ~crossed & (n_neg > 0)
+    has_pos, has_neg = _touches(side, owner, len(polys))
+    crossed = has_pos & has_neg
+    to_pos, to_neg = ~crossed & ~has_neg, ~crossed & has_neg
     split = torch.nonzero(crossed).flatten()
 
     vert = crossed[owner]

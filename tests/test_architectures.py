@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -105,3 +106,23 @@ def test_prelu_per_channel_on_conv_features():
         model[1].weight.copy_(torch.tensor([-0.5, 0.1, 2.0]))
     part = sc.partition(model, sc.Slice.from_points(*torch.randn(3, 1, 4, 4)), progress=False)
     assert part.verify(n_points=2000).ok
+
+
+def test_in_place_and_one_sided_clamp_spellings():
+    """``x.relu_()``, ``torch.clamp_min`` and ``x.clamp_max`` are the piecewise-linear ops they name."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.c = nn.Linear(2, 6), nn.Linear(6, 6), nn.Linear(6, 2)
+
+        def forward(self, x):
+            h = torch.clamp_min(self.b(self.a(x).relu_()), -0.2)
+            return self.c(h.clamp_max(0.5))
+
+    torch.manual_seed(0)
+    model = Net().eval()
+    part = sc.partition(model, sc.Slice.box((-2, -2), (2, 2)), progress=False)
+    assert part.verify(2000).ok
+    assert len(np.unique(part.codes, axis=0)) == len(part)
+    assert [layer.bits for layer in part.layers] == [6, 6, 6]  # one breakpoint per unit each
