@@ -101,7 +101,8 @@ def _check_shapes(twin, graph, sl: Slice, dtype, device) -> list[int]:
             f"the model cannot run on inputs of the slice's shape {tuple(sl.input_shape)} "
             f"(a batch of them has shape (N, {', '.join(map(str, sl.input_shape))})): {err}"
         ) from None
-    if not torch.allclose(expected, got, rtol=1e-9, atol=1e-12):
+    rtol = 1e-9 if dtype == torch.float64 else 1e-4
+    if not torch.allclose(expected, got, rtol=rtol, atol=rtol * float(expected.abs().max()) + 1e-30):
         raise RuntimeError("internal error: the traced graph does not reproduce the model; please report it.")
     if not torch.isfinite(expected).all():
         raise ValueError("the model returns NaN or inf at the slice origin.")
