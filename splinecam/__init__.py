@@ -2,17 +2,19 @@
 
 __version__ = "0.1.0"
 
+from .dynamics import Recorder, animate, record
 from .engine import RegionLimitError
+from .layers import partition_by_layer, plot_layers
 from .ops import register_op
 from .partition import Partition, partition
-from .slices import Slice
-from .trace import UnsupportedModelError
-from .dynamics import Recorder, animate, record
-from .layers import partition_by_layer, plot_layers
 from .sampling import BoundarySamples
+from .slices import Slice
 from .stats import DensityMap, density_map, local_complexity
 from .study import compare, slice_from_data
+from .trace import UnsupportedModelError
 
-__all__ = ["Partition", "RegionLimitError", "Slice", "UnsupportedModelError", "partition", "register_op", "__version__"]
-__all__ += ["BoundarySamples", "DensityMap", "Recorder", "animate", "compare", "density_map", "local_complexity",
-            "partition_by_layer", "plot_layers", "record", "slice_from_data"]
+__all__ = [
+    "BoundarySamples", "DensityMap", "Partition", "Recorder", "RegionLimitError", "Slice", "UnsupportedModelError",
+    "__version__", "animate", "compare", "density_map", "local_complexity", "partition", "partition_by_layer",
+    "plot_layers", "record", "register_op", "slice_from_data",
+]
