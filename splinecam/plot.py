@@ -55,7 +55,7 @@ def plot_partition(part, ax=None, color_by: str = "random", boundary: bool = Tru
     ``color_by="layer"`` (default: the partition's).  kwargs go to the PolyCollection.  Returns a dict
     of the artists: ``regions``, ``edges`` (layer colouring), ``boundary``, ``points``.
     """
-    from matplotlib.collections import LineCollection, PolyCollection
+    from matplotlib.collections import PolyCollection
 
     ax = _axes(ax)
     if linewidth is None:

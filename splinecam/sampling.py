@@ -87,22 +87,30 @@ def verify(part, n_points: int = 2000, seed: int = 0, model=None, tol: float | N
     scale = _largest_magnitude(twin, graph, x)
     mismatches = 0
     for s in range(0, n_points, _POINTS_AT_ONCE):  # in chunks: activations of big models are big
-        seen, amb = [], []
-
-        def record(layer, z):
-            op = graph.split_nodes[layer].op
-            seen.append(op.code(z))
-            amb.append(op.ambiguous(z, tol * scale))
-
-        with torch.no_grad():
-            graph.forward(x[s : s + _POINTS_AT_ONCE], on_split=record)
-        if seen:
+        seen, amb = _codes_at(graph, x[s : s + _POINTS_AT_ONCE], tol * scale)
+        if seen is not None:
             sel = idx[s : s + _POINTS_AT_ONCE]
             ok = sel >= 0
-            differ = (part.codes_of(sel[ok]) != torch.cat(seen, 1).cpu().numpy()[ok]) & ~torch.cat(amb, 1).cpu().numpy()[ok]
+            differ = (part.codes_of(sel[ok]) != seen[ok]) & ~amb[ok]
             mismatches += int(differ.any(axis=1).sum())
     area_error = abs(float(part.areas.sum()) - part.slice.area) / part.slice.area
     return VerifyReport(n_points, max_abs, max_abs / scale, mismatches, int((~located).sum()), area_error, tol)
+
+
+def _codes_at(graph, x: torch.Tensor, atol: float) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(N, bits) activation codes at inputs x, and which bits are within ``atol`` of a tie."""
+    seen, amb = [], []
+
+    def record(layer, z):
+        op = graph.split_nodes[layer].op
+        seen.append(op.code(z))
+        amb.append(op.ambiguous(z, atol))
+
+    with torch.no_grad():
+        graph.forward(x, on_split=record)
+    if not seen:
+        return None, None
+    return torch.cat(seen, 1).cpu().numpy(), torch.cat(amb, 1).cpu().numpy()
 
 
 def _forward(model, x: torch.Tensor) -> np.ndarray:
