@@ -101,7 +101,7 @@ def plot_layers(parts: list[Partition], boundary=None, axes=None, ncols: int | N
         handles = legend.legend_handles
         legend.remove()
         if boundary is not None:
-            kw = {"colors": "crimson", "linewidths": 1.8, "zorder": 3}
+            kw = {"colors": "black", "linewidths": 2.2, "zorder": 3}
             kw.update(boundary_kw or {})
             plot_boundary(boundary, ax=ax, **kw)
         layers = "layer 1" if k == 0 else f"layers 1-{k + 1}"
