@@ -14,24 +14,8 @@ import splinecam as sc
 from conftest import (
     examples,
     REL, check_boundary_complete, check_boundary_ties, model_out, output_scale, overlap_length,
-    random_mlp, run,
+    linear_layer, random_mlp, run, via_quadrants,
 )
-
-
-def linear_layer(weight, bias) -> nn.Linear:
-    w = torch.as_tensor(weight, dtype=torch.float32)
-    lin = nn.Linear(w.shape[1], w.shape[0])
-    with torch.no_grad():
-        lin.weight.copy_(w)
-        lin.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
-    return lin
-
-
-def via_quadrants(out_weight, out_bias) -> nn.Sequential:
-    """Hidden layer relu(u), relu(-u), relu(v), relu(-v) (regions = quadrants), then a linear
-    read-out: u = h0 - h1 and v = h2 - h3, so any affine logits can be built on top."""
-    first = linear_layer([[1, 0], [-1, 0], [0, 1], [0, -1]], [0, 0, 0, 0])
-    return nn.Sequential(first, nn.ReLU(), linear_layer(out_weight, out_bias)).eval()
 
 
 def check_segments_in_regions(part, db) -> None:

@@ -16,7 +16,7 @@ import splinecam as sc
 from conftest import (
     examples,
     BOX, arrangement_count, arrangement_model, check_against_grid, check_partition, check_tiling, model_out,
-    random_mlp, run,
+    random_mlp, run, via_quadrants,
 )
 
 # (first-layer lines (a, b, c) meaning a*u + b*v + c = 0 on the box [-1, 1]^2, regions counted by hand)
@@ -61,14 +61,8 @@ def test_hand_counted_arrangement(name, act):
 
 def test_diamonds_two_layers():
     """|u| + |v| = 1/2 and |u| + |v| = 1 (through the box-edge midpoints) on the quadrants: 4 x 3 regions."""
-    first = nn.Linear(2, 4)
-    second = nn.Linear(4, 2)
-    with torch.no_grad():
-        first.weight.copy_(torch.tensor([[1.0, 0], [-1, 0], [0, 1], [0, -1]]))
-        first.bias.zero_()
-        second.weight.fill_(1.0)
-        second.bias.copy_(torch.tensor([-0.5, -1.0]))
-    model = nn.Sequential(first, nn.ReLU(), second, nn.ReLU(), nn.Linear(2, 1)).eval()
+    quadrants_then_diamonds = via_quadrants([[1.0, 1, 1, 1], [1, 1, 1, 1]], [-0.5, -1.0])
+    model = nn.Sequential(*quadrants_then_diamonds, nn.ReLU(), nn.Linear(2, 1)).eval()
     part = run(model)
     assert len(part) == 12
     check_partition(part, model)
@@ -82,14 +76,7 @@ def test_diamonds_two_layers():
 
 def test_second_layer_line_through_first_layer_vertex():
     """Second-layer unit u + v (via relu(u)-relu(-u)+...) vanishes exactly at the first-layer crossing."""
-    first = nn.Linear(2, 4)
-    second = nn.Linear(4, 1)
-    with torch.no_grad():
-        first.weight.copy_(torch.tensor([[1.0, 0], [-1, 0], [0, 1], [0, -1]]))
-        first.bias.zero_()
-        second.weight.copy_(torch.tensor([[1.0, -1, 1, -1]]))
-        second.bias.zero_()
-    model = nn.Sequential(first, nn.ReLU(), second, nn.ReLU(), nn.Linear(1, 2)).eval()
+    model = nn.Sequential(*via_quadrants([[1.0, -1, 1, -1]], [0.0]), nn.ReLU(), nn.Linear(1, 2)).eval()
     part = run(model)
     # quadrants; u + v = 0 splits the 2nd and 4th quadrants only, through their shared corner
     assert len(part) == 6
