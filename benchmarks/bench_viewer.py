@@ -80,7 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
     part = build(args.half_width)
-    print(f"partition: {len(part):,} regions, {len(part._verts):,} vertices ({time.perf_counter() - start:.1f} s)")
+    print(f"partition: {len(part):,} regions, {len(part.arrays.vertices):,} vertices ({time.perf_counter() - start:.1f} s)")
     start = time.perf_counter()
     db = part.decision_boundary()
     t_boundary = time.perf_counter() - start

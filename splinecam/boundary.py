@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .polygons import Polygons, line_tolerance, max_cells
+from .geometry import Polygons, candidate_tolerance, max_cells
+from .plot import plot_boundary
 
 _RTOL = 1e-10
 
@@ -24,7 +25,6 @@ def point_ids(pts: np.ndarray, scale: float) -> np.ndarray:
     """(N,) integer id per point (N, 2); points within ~1e-9 * scale of each other share one."""
     keys = np.round(pts / (max(scale, 1e-300) * 1e-9)).astype(np.int64)
     return np.unique(keys, axis=0, return_inverse=True)[1].reshape(-1)
-
 
 
 @dataclass
@@ -70,8 +70,6 @@ class Boundary:
 
     def plot(self, ax=None, **kwargs):
         """Draw the segments as one LineCollection; kwargs go to it.  Returns it."""
-        from .plot import plot_boundary
-
         return plot_boundary(self, ax=ax, **kwargs)
 
 
@@ -93,19 +91,18 @@ def level_set(part, value: float, output: int = 0) -> Boundary:
 
 def tie_segments(part, funcs: np.ndarray) -> Boundary:
     """Edges between the cells of the candidates ``funcs`` (R, C, 3) that attain the maximum."""
-    verts = torch.as_tensor(part._verts)
-    offsets = torch.as_tensor(part._offsets)
-    polys = Polygons(verts, offsets, torch.full((len(verts), 2), -1, dtype=torch.int64))
+    polys = Polygons.from_numpy(part.arrays.vertices, part.arrays.offsets)
+    verts, offsets = polys.verts, polys.offsets
     cen = torch.as_tensor(part.centroids)
     g = torch.as_tensor(funcs, dtype=torch.float64).clone()
     g[..., 2] += g[..., 0] * cen[:, None, 0] + g[..., 1] * cen[:, None, 1]  # region-local maps
-    local = Polygons(verts - cen[polys.owner()], offsets, polys.labels)
+    local = Polygons(verts - cen[polys.owner()], offsets, polys.edge_units)
     extent = (local.verts.abs().amax(0) + 1e-300).max()
 
     ext2 = torch.stack([extent, extent])
     # ties are judged against the scale of the outputs over the whole slice: a candidate that
     # cancels to ~0 in one region (a plateau) must not set a tolerance of its own rounding noise
-    atol = _RTOL * float(line_tolerance(g, ext2, 1.0).max()) if len(g) else 0.0
+    atol = _RTOL * float(candidate_tolerance(g, ext2, 1.0).max()) if len(g) else 0.0
     mc = max_cells(local, g, _RTOL, ext2, atol=atol)
     multi = torch.nonzero((mc.possible.sum(1) > 1)[mc.parent]).flatten()  # regions where the top changes
     cells, source = mc.cells.select(multi)
@@ -136,7 +133,7 @@ def tie_segments(part, funcs: np.ndarray) -> Boundary:
 
 def _candidate_tolerance(g: torch.Tensor, extent, atol: float) -> torch.Tensor:
     """(E, 1) tolerance for "two candidates tie" at a point of a region with candidates g (E, C, 3)."""
-    return 2 * line_tolerance(g, torch.stack([extent, extent]), _RTOL, atol).amax(1, keepdim=True)
+    return 2 * candidate_tolerance(g, torch.stack([extent, extent]), _RTOL, atol).amax(1, keepdim=True)
 
 
 def _winner_across(g: torch.Tensor, slopes: torch.Tensor, m: torch.Tensor, a: torch.Tensor, b: torch.Tensor,

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import torch
 from torch import nn
 
 from .ops import AffineOp
-from .partition import Partition, default_device, partition, partition_graph
+from .partition import Options, Partition, default_device, partition_graph
 from .slices import Slice
 from .trace import Graph, prepare
 
@@ -30,17 +28,6 @@ class GraphModule(nn.Module):
         return self.graph.forward(x)
 
 
-def _partition_options(options: dict) -> dict:
-    defaults = {
-        name: p.default for name, p in inspect.signature(partition).parameters.items()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
-    }
-    unknown = sorted(set(options) - set(defaults))
-    if unknown:
-        raise TypeError(f"unknown option(s) {unknown}; partition_by_layer accepts {sorted(defaults)}.")
-    return {**defaults, **options}
-
-
 def partition_by_layer(model, sl: Slice, dtype=torch.float64, device=None, progress=False, **options) -> list[Partition]:
     """The partitions after each piecewise-linear layer: entry k holds the regions
     formed by layers 1..k+1, and its ``affine`` maps ``uv`` to that layer's output.
@@ -54,14 +41,14 @@ def partition_by_layer(model, sl: Slice, dtype=torch.float64, device=None, progr
     """
     if not isinstance(sl, Slice):
         raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
-    opts = _partition_options(options)
+    opts = Options.of(options, "partition_by_layer")
     device = default_device(model) if device is None else device
     _, graph = prepare(model, dtype, device, sl.input_shape)
     ends = [i for i, node in enumerate(graph.nodes) if not isinstance(node.op, AffineOp)]
     parts = []
     for end in ends:
         sub = Graph(graph.nodes[: end + 1])
-        parts.append(partition_graph(GraphModule(sub, device, dtype), sub, sl, dtype, device, progress, **opts))
+        parts.append(partition_graph(GraphModule(sub, device, dtype), sub, sl, dtype, device, progress, opts))
     return parts
 
 

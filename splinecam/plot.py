@@ -93,10 +93,9 @@ def _layer_edges(part, ax, linewidth, layer_count=None):
     import matplotlib as mpl
     from matplotlib.collections import LineCollection
 
-    v = part._verts
-    nxt = np.roll(np.arange(len(v)), -1)
-    nxt[part._offsets[1:] - 1] = part._offsets[:-1]
-    layer = part._labels[:, 0]
+    v = part.arrays.vertices
+    nxt = part.arrays.polygons().next_vertex().numpy()
+    layer = part.arrays.edge_units[:, 0]
     inner = layer >= 0
     segs = np.stack([v[inner], v[nxt[inner]]], 1)
     n_layers = max(len(part.layers), 1) if layer_count is None else layer_count

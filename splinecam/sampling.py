@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .trace import prepare
+
 _POINTS_AT_ONCE = 256
 
 
@@ -62,8 +64,6 @@ def verify(part, n_points: int = 2000, seed: int = 0, model=None, tol: float | N
     the region areas sum to the slice area.  ``tol``: 1e-9 in float64 (the
     default), 1e-4 for a float32 partition.
     """
-    from .trace import prepare
-
     if model is not None:
         twin, graph = prepare(model, torch.float64, "cpu", part.slice.input_shape)
     elif part.model is not None:
@@ -128,7 +128,6 @@ def _largest_magnitude(model, graph, x: torch.Tensor) -> float:
             out = graph.forward(x[s : s + _POINTS_AT_ONCE], on_split=lambda layer, z: top.append(float(z.abs().max())))
             top.append(float(out.abs().max()))
     return max(top)
-
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .polygons import polygon_areas
+from .geometry import polygon_areas
 
 
 def _as_array(x, name: str) -> np.ndarray:

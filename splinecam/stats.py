@@ -25,10 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from .boundary import point_ids
-from .polygons import Polygons
+from .geometry import distance_to_polygons
 
 _ANGLE_TOL = 1e-7  # radians: two rays from one vertex are the same edge
 _PAIR_BLOCK = 1 << 22  # (point, region) candidate pairs held at once
@@ -43,10 +42,6 @@ def _summary(prefix: str, values: np.ndarray) -> dict:
     }
 
 
-def _polygons(part) -> Polygons:
-    return Polygons(torch.as_tensor(part._verts), torch.as_tensor(part._offsets), torch.as_tensor(part._labels))
-
-
 def slope_norms(part) -> np.ndarray:
     """(R,) Frobenius norm of each region's linear map (K, 2)."""
     return np.linalg.norm(part.affine[:, :, :2], axis=(1, 2))
@@ -54,12 +49,12 @@ def slope_norms(part) -> np.ndarray:
 
 def eccentricities(part) -> np.ndarray:
     """(R,) ``sqrt(1 - l_min / l_max)`` of each region's second area moments (see module doc)."""
-    polys = _polygons(part)
+    polys = part.arrays.polygons()
     owner = polys.owner().numpy()
-    p = part._verts - part.centroids[owner]  # region-local coordinates keep precision
+    p = part.arrays.vertices - part.centroids[owner]  # region-local coordinates keep precision
     q = p[polys.next_vertex().numpy()]
     c = p[:, 0] * q[:, 1] - q[:, 0] * p[:, 1]
-    starts = part._offsets[:-1]
+    starts = part.arrays.offsets[:-1]
 
     def total(x):
         return np.add.reduceat(x * c, starts)
@@ -86,8 +81,8 @@ def edges_by_layer(part) -> tuple[np.ndarray, np.ndarray]:
     opposite polygon side has one extra piece.
     """
     n_layers = len(part.layers)
-    polys = _polygons(part)
-    verts, labels = part._verts, part._labels[:, 0]
+    polys = part.arrays.polygons()
+    verts, labels = part.arrays.vertices, part.arrays.edge_units[:, 0]
     nxt = polys.next_vertex().numpy()
     prev = np.empty_like(nxt)
     prev[nxt] = np.arange(len(nxt))
@@ -167,25 +162,6 @@ def stats(part) -> dict:
 # -- local complexity -----------------------------------------------------------------
 
 
-def _distance_to_regions(part, pts: np.ndarray, regions: np.ndarray) -> np.ndarray:
-    """(M,) distance from point pts[m] (M, 2) to convex region regions[m] (0 inside)."""
-    offsets, verts = part._offsets, part._verts
-    nv = offsets[regions + 1] - offsets[regions]
-    pair = np.repeat(np.arange(len(regions)), nv)
-    j = np.arange(nv.sum()) - np.repeat(np.cumsum(nv) - nv, nv)
-    a = offsets[regions][pair] + j
-    b = np.where(j + 1 == nv[pair], offsets[regions][pair], a + 1)
-    e = verts[b] - verts[a]
-    d = pts[pair] - verts[a]
-    outside = e[:, 0] * d[:, 1] - e[:, 1] * d[:, 0] < 0  # right of a CCW edge
-    t = np.clip((d * e).sum(1) / np.maximum((e * e).sum(1), 1e-300), 0.0, 1.0)
-    seg_dist = np.linalg.norm(d - t[:, None] * e, axis=1)
-    dist = np.full(len(regions), np.inf)
-    np.minimum.at(dist, pair, seg_dist)
-    any_out = np.bincount(pair, weights=outside, minlength=len(regions)) > 0
-    return np.where(any_out, dist, 0.0)
-
-
 def local_complexity(part, points_uv, radius) -> np.ndarray:
     """(N,) number of regions that meet the closed disk of ``radius`` around each point.
 
@@ -200,16 +176,15 @@ def local_complexity(part, points_uv, radius) -> np.ndarray:
     r = np.broadcast_to(np.asarray(radius, dtype=np.float64), (len(pts),))
     if not (np.all(np.isfinite(pts)) and np.all(np.isfinite(r)) and np.all(r >= 0)):
         raise ValueError("points_uv must be finite and radius finite and >= 0.")
-    starts = part._offsets[:-1]
-    lo = np.minimum.reduceat(part._verts, starts)
-    hi = np.maximum.reduceat(part._verts, starts)
+    polys = part.arrays.polygons()
+    lo, hi = (t.numpy() for t in polys.bounding_boxes())
     out = np.zeros(len(pts), dtype=np.int64)
     step = max(1, _PAIR_BLOCK // max(len(part), 1))
     for s in range(0, len(pts), step):
         p, rr = pts[s : s + step], r[s : s + step]
         gap = np.maximum(np.maximum(lo[None] - p[:, None], p[:, None] - hi[None]), 0.0)  # (n, R, 2)
         point, region = np.nonzero((gap**2).sum(-1) <= rr[:, None] ** 2)
-        hit = _distance_to_regions(part, p[point], region) <= rr[point]
+        hit = distance_to_polygons(polys, p[point], region) <= rr[point]
         out[s : s + step] = np.bincount(point[hit], minlength=len(p))
     return out
 

@@ -6,16 +6,13 @@ import copy
 import operator
 import os
 import re
-import types
 from dataclasses import dataclass
 
 import torch
 from torch import fx, nn
 from torch.utils._pytree import tree_flatten
 
-from . import functions  # noqa: F401  (registers the function and method ops)
-from .functions import SMOOTH_NAMES
-from .ops import _FUNCTION_FACTORIES, SPLIT_OPS, FunctionOp, Live, Op, Unsupported, _TrainingMode, factory_for, function_factory_for
+from .ops import REGISTRY, SMOOTH_NAMES, FunctionOp, Live, Op, SplitOp, TrainingMode, Unsupported
 
 SMOOTH = (
     nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.ELU, nn.SELU, nn.CELU, nn.Mish,
@@ -39,26 +36,34 @@ class Node:
 
 @dataclass
 class Graph:
+    """The ops of a model in order.  Value 0 is the input; node i reads the values ``args``
+    and produces value i + 1; the last value is the output."""
+
     nodes: list[Node]
 
-    def forward(self, x: torch.Tensor, on_split=None, sizes: bool = False):
+    def forward(self, x: torch.Tensor, on_split=None, values: bool = False):
         """Evaluate on inputs (B, *shape).  ``on_split(layer, z)`` sees the input of each
         piecewise-linear op (elementwise or max); ``op.code(z)`` is its activation code.
-        With ``sizes``, also return the per-sample size of every value."""
-        values = [x]
+        With ``values``, return every value (list, input first), else the output."""
+        out = [x]
         layer = 0
         for node in self.nodes:
-            args = [values[a] for a in node.args]
-            if isinstance(node.op, SPLIT_OPS):
+            args = [out[a] for a in node.args]
+            if isinstance(node.op, SplitOp):
                 if on_split is not None:
                     on_split(layer, args[0])
                 layer += 1
-            values.append(node.op.forward(*args))
-        return (values[-1], [v[0].numel() for v in values]) if sizes else values[-1]
+            out.append(node.op.forward(*args))
+        return out if values else out[-1]
 
     @property
     def split_nodes(self) -> list[Node]:
-        return [n for n in self.nodes if isinstance(n.op, SPLIT_OPS)]
+        """The nodes whose op splits regions, in order: the layers of the activation codes."""
+        return [n for n in self.nodes if isinstance(n.op, SplitOp)]
+
+    def last_use(self) -> dict[int, int]:
+        """Value index -> the last node that reads it (values no node reads are absent)."""
+        return {a: i for i, node in enumerate(self.nodes) for a in node.args}
 
 
 def _describe(name: str, module: nn.Module) -> str:
@@ -72,11 +77,11 @@ class _Tracer(fx.Tracer):
     """Does not trace into modules or plain Python functions that have a registered op."""
 
     def __init__(self):
-        super().__init__(autowrap_functions=tuple(f for f in _FUNCTION_FACTORIES if isinstance(f, types.FunctionType)))
+        super().__init__(autowrap_functions=REGISTRY.plain_functions())
         self.record_stack_traces = True
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return factory_for(m) is not None or super().is_leaf_module(m, qualname)
+        return REGISTRY.for_module(m) is not None or super().is_leaf_module(m, qualname)
 
 
 def _location(node: fx.Node) -> str:
@@ -142,7 +147,6 @@ def trace(model: nn.Module, input_shape: tuple[int, ...]) -> Graph:
     output = None
 
     def add(op, args, name):
-        op.name = name
         nodes.append(Node(op, tuple(args), name))
         return len(nodes)
 
@@ -257,11 +261,11 @@ def _unsupported(n: fx.Node, modules) -> str | None:
     """Why node ``n`` has no op (None if it has one or is no call)."""
     if n.op == "call_module":
         module = modules[n.target]
-        return None if factory_for(module) is not None else _describe(n.target, module)
+        return None if REGISTRY.for_module(module) is not None else _describe(n.target, module)
     if n.op not in ("call_function", "call_method"):
         return None
     target = n.target if n.op == "call_function" else str(n.target)
-    if function_factory_for(target) is not None:
+    if REGISTRY.for_call(target) is not None:
         return None
     what = _what(n)
     base = target if isinstance(target, str) else getattr(target, "__name__", "")
@@ -274,13 +278,13 @@ def _ops_for(n: fx.Node, modules, args, kwargs, index, env, problems) -> list[Op
     """The ops of one live call (empty list: identity), or None after recording a problem."""
     if n.op == "call_module":
         module = modules[n.target]
-        factory = factory_for(module)
+        factory = REGISTRY.for_module(module)
         if factory is None:
             problems.append(_describe(n.target, module))
             return None
         try:
             op = factory(module)
-        except _TrainingMode as err:
+        except TrainingMode as err:
             problems.append(f"{n.target} ({type(module).__name__}): {err}; call model.eval() first")
             return None
         except Unsupported as err:
@@ -288,7 +292,7 @@ def _ops_for(n: fx.Node, modules, args, kwargs, index, env, problems) -> list[Op
             return None
         return [] if op is None else [op]
     target = n.target if n.op == "call_function" else str(n.target)
-    factory = function_factory_for(target)
+    factory = REGISTRY.for_call(target)
     what = _what(n)
     if factory is None:
         problems.append(_unsupported(n, modules))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .plot import COLOR_BY, region_colors
+from .plot import COLOR_BY, layer_palette, region_colors
 
 FORMAT = "splinecam.viewer/1"
 _SPLIT = re.compile(r"(__SPLINECAM_[A-Z]+__)")
@@ -49,13 +49,14 @@ def encode(part) -> tuple[dict, dict[str, np.ndarray]]:
     """
     import matplotlib as mpl
 
-    if len(part._verts) >= 2**31:
+    a = part.arrays
+    if len(a.vertices) >= 2**31:
         raise ValueError("the viewer stores offsets as int32; this partition has too many vertices.")
     boundary = part.decision_boundary()
     arrays = {
-        "verts": np.ascontiguousarray(part._verts, dtype="<f8"),
-        "offsets": part._offsets.astype("<i4"),
-        "layers": part._labels[:, 0].astype("<i4"),
+        "verts": np.ascontiguousarray(a.vertices, dtype="<f8"),
+        "offsets": a.offsets.astype("<i4"),
+        "layers": a.edge_units[:, 0].astype("<i4"),
         "affine": np.ascontiguousarray(part.affine, dtype="<f8"),
         "boundary": np.ascontiguousarray(boundary.segments, dtype="<f8").reshape(-1, 2, 2),
     }
@@ -64,7 +65,7 @@ def encode(part) -> tuple[dict, dict[str, np.ndarray]]:
         palettes[mode], arrays[f"color_{mode}"] = _palette(region_colors(part, mode))
         arrays[f"color_{mode}"] = arrays[f"color_{mode}"].astype("<u2")
     n_layers = len(part.layers)
-    layer_rgb = mpl.colormaps["viridis"](np.arange(n_layers) / max(n_layers - 1, 1))[:, :3]
+    layer_rgb = layer_palette(n_layers)[:, :3]
     anchors = part.slice.anchors_uv
     meta = {
         "format": FORMAT,

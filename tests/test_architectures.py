@@ -80,9 +80,7 @@ def test_register_function():
         part = sc.partition(Model(), sl, progress=False)
         assert part.verify(n_points=500).ok
     finally:
-        from splinecam.ops import _FUNCTION_FACTORIES
-
-        del _FUNCTION_FACTORIES[double]
+        sc.unregister_op(double)
 
 
 @pytest.mark.parametrize("kw", [

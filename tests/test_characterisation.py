@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from torch import nn
 
 import splinecam as sc
-from splinecam.engine import EngineResult, LayerInfo
 from splinecam.sampling import sample_polygon
 from splinecam.stats import edges_by_layer, eccentricities, point_ids, slope_norms, turning_angles
 
@@ -56,9 +55,9 @@ def synthetic(polygons, labels, n_layers, sl) -> sc.Partition:
     lab = np.concatenate([np.stack([np.asarray(l), np.zeros(len(l), int)], 1) for l in labels]).astype(np.int64)
     offsets = np.r_[0, np.cumsum([len(p) for p in polygons])]
     affine = np.zeros((len(polygons), 1, 3))
-    result = EngineResult(verts, offsets, lab, affine, np.zeros((len(polygons), 0), np.uint8),
-                          [LayerInfo(f"l{k}", 1, 1) for k in range(n_layers)], 0.0)
-    return sc.Partition(result, sl)
+    arrays = sc.RegionArrays(verts, offsets, lab, affine, np.zeros((len(polygons), 0), np.uint8),
+                             np.zeros((len(polygons), 1)))
+    return sc.Partition(arrays, sl, [sc.LayerInfo(f"l{k}", 1, 1) for k in range(n_layers)])
 
 
 # -- statistics -------------------------------------------------------------------------
@@ -146,11 +145,11 @@ def test_edges_per_layer_counts_a_t_junction_once_per_piece():
 def test_edges_satisfy_euler_and_lengths_add_up(seed, depth):
     part = sc.partition(random_mlp(seed, width=6, depth=depth), BOX, progress=False)
     counts, lengths = edges_by_layer(part)
-    verts = part._verts
+    verts = part.arrays.vertices
     ids = point_ids(verts, float(np.abs(verts).max()))
     n_vertices = ids.max() + 1
     on_border = np.zeros(n_vertices, bool)
-    on_border[ids[part._labels[:, 0] < 0]] = True
+    on_border[ids[part.arrays.edge_units[:, 0] < 0]] = True
     # Euler for a subdivided disk: V - E + (R + 1) = 2; the border cycle has as many edges as vertices
     assert counts.sum() == n_vertices + len(part) - 1 - on_border.sum()
     perimeter = sum(np.linalg.norm(np.roll(p, -1, 0) - p, axis=1).sum() for p in part.polygons)
@@ -274,7 +273,7 @@ def test_boundary_samples_tie_in_the_model(seed, outputs):
     assert samples.uv.shape == (500, 2) and samples.x.shape == (500, 2) and samples.classes.shape == (500, 2)
     with torch.no_grad():
         out = model(samples.x).numpy()
-        scale = np.abs(model(BOX.to_input(part._verts)).numpy()).max()
+        scale = np.abs(model(BOX.to_input(part.arrays.vertices)).numpy()).max()
     if outputs == 1:
         assert np.all(np.abs(out[:, 0]) <= 1e-9 * scale)
         return
@@ -350,7 +349,7 @@ def test_plot_layers_uses_one_colour_scale(tmp_path):
     fig, axes = sc.plot_layers(parts, boundary=sc.partition(model, BOX, progress=False).decision_boundary())
     assert len(axes) == 3
     first = [ax.collections[1].get_colors() for ax in axes]  # the layer-coloured edges
-    layer1 = [c[parts[k]._labels[parts[k]._labels[:, 0] >= 0, 0] == 0] for k, c in enumerate(first)]
+    layer1 = [c[parts[k].arrays.edge_units[parts[k].arrays.edge_units[:, 0] >= 0, 0] == 0] for k, c in enumerate(first)]
     assert all(np.allclose(layer1[0][0], c[0]) for c in layer1)
     fig.savefig(tmp_path / "layers.png")
     plt.close(fig)

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from splinecam.polygons import BORDER, Polygons, cut, line_tolerance
+from splinecam.geometry import BORDER, Polygons, candidate_tolerance, cut
 from conftest import check_polygon_shapes, examples
 
 RTOL = 1e-10
@@ -49,7 +49,7 @@ def pieces(polys: Polygons) -> list[np.ndarray]:
 
 
 def piece_labels(polys: Polygons) -> list[np.ndarray]:
-    return [polys.labels[polys.offsets[i]:polys.offsets[i + 1]].numpy() for i in range(len(polys))]
+    return [polys.edge_units[polys.offsets[i]:polys.offsets[i + 1]].numpy() for i in range(len(polys))]
 
 
 def area(p: np.ndarray) -> float:
@@ -60,7 +60,7 @@ def do_cut(polys: list[np.ndarray], lines: np.ndarray):
     batch = make_batch(polys)
     lines_t = torch.as_tensor(lines, dtype=torch.float64)
     extent = torch.tensor([max(np.abs(p).max() for p in polys)] * 2, dtype=torch.float64)
-    tol = line_tolerance(lines_t, extent, RTOL)
+    tol = candidate_tolerance(lines_t, extent, RTOL)
     line_labels = torch.stack([torch.arange(len(polys)), torch.full((len(polys),), CUT)], 1)
     return batch, cut(batch, lines_t, tol, line_labels), tol.numpy()
 
@@ -184,7 +184,7 @@ def test_batch_equals_one_by_one():
 def test_single_polygon_border_labels():
     sq = torch.tensor([[0.0, 0], [1, 0], [1, 1], [0, 1]], dtype=torch.float64)
     p = Polygons.single(sq)
-    assert len(p) == 1 and torch.all(p.labels == BORDER)
+    assert len(p) == 1 and torch.all(p.edge_units == BORDER)
     assert float(p.areas()[0]) == 1.0
 
 

@@ -34,9 +34,9 @@ def page(part, tmp_path_factory):
 
 def test_round_trip_is_bit_exact(part, page):
     meta, arrays = read_data(page[0])
-    np.testing.assert_array_equal(arrays["verts"], part._verts)
-    np.testing.assert_array_equal(arrays["offsets"], part._offsets)
-    np.testing.assert_array_equal(arrays["layers"], part._labels[:, 0])
+    np.testing.assert_array_equal(arrays["verts"], part.arrays.vertices)
+    np.testing.assert_array_equal(arrays["offsets"], part.arrays.offsets)
+    np.testing.assert_array_equal(arrays["layers"], part.arrays.edge_units[:, 0])
     np.testing.assert_array_equal(arrays["affine"], part.affine)
     np.testing.assert_array_equal(arrays["boundary"], part.decision_boundary().segments)
     assert arrays["verts"].dtype == np.float64 and arrays["offsets"].dtype == np.int32
@@ -82,7 +82,7 @@ def test_size_per_region(part, page):
     """Binary arrays in base64: the file is the raw bytes x 4/3 plus the fixed page."""
     _, arrays = read_data(page[0])
     raw = sum(a.nbytes for a in arrays.values())
-    n, k, nv = len(part), part.n_outputs, len(part._verts)
+    n, k, nv = len(part), part.n_outputs, len(part.arrays.vertices)
     assert raw == 16 * nv + 4 * (n + 1) + 4 * nv + 24 * k * n + 32 * len(arrays["boundary"]) + 2 * len(COLOR_BY) * n
     size = page[0].stat().st_size
     assert 4 / 3 * raw < size < 4 / 3 * raw + 80_000
@@ -99,7 +99,7 @@ def test_cli_view(part, tmp_path, capsys):
     meta, arrays = read_data(tmp_path / "p.html")
     assert "wrote" in capsys.readouterr().out
     assert meta["title"] == "p" and meta["color_by"] == "slope"
-    np.testing.assert_array_equal(arrays["verts"], part._verts)
+    np.testing.assert_array_equal(arrays["verts"], part.arrays.vertices)
     assert main(["view", str(tmp_path / "p.npz"), "--out", str(tmp_path / "other.html"), "--title", "T"]) == 0
     assert read_data(tmp_path / "other.html")[0]["title"] == "T"
 

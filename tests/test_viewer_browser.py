@@ -194,7 +194,7 @@ def test_deep_zoom_draws_exact_geometry(page):
     """Zoomed 1e7 times next to a vertex, each incident region's colour is drawn where it lies
     (a float32 pipeline would be off by tens of pixels here)."""
     driver, part, path = page
-    v = part._verts
+    v = part.arrays.vertices
     owners = np.repeat(np.arange(len(part)), part.vertex_counts)
     _, group, n = np.unique(np.round(v / 1e-9).astype(np.int64), axis=0, return_inverse=True, return_counts=True)
     group = group.ravel()

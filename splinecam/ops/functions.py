@@ -15,7 +15,11 @@ import torch
 from torch.nn import functional as F
 from torch.utils._pytree import tree_flatten, tree_map
 
-from .ops import DimMaxOp, ElementwiseOp, FunctionOp, Live, PoolMaxOp, Unsupported, clamp_op, leaky_relu_op, register_op
+from .affine import FunctionOp
+from .base import Live, Unsupported
+from .elementwise import abs_op, clamp_op, leaky_relu_op, relu_op
+from .maxtype import DimMaxOp, PoolMaxOp
+from .registry import OpRegistry
 
 SMOOTH_NAMES = {
     "gelu", "silu", "tanh", "sigmoid", "softplus", "elu", "selu", "celu", "mish", "softmax", "log_softmax",
@@ -168,11 +172,11 @@ def _max_pool(ndim: int, fn):
 
 
 def _relu(*args, **kwargs):
-    return ElementwiseOp([0.0], [0.0, 1.0], [0.0, 0.0])
+    return relu_op()
 
 
 def _abs(*args, **kwargs):
-    return ElementwiseOp([0.0], [-1.0, 1.0], [0.0, 0.0])
+    return abs_op()
 
 
 def _prelu(x, weight):
@@ -199,42 +203,45 @@ _LINEAR_METHODS = {
     "mean": (), "sum": (), "narrow": (), "movedim": (), "flip": (), "__getitem__": (),
 }
 
-for _fn, _additive in _LINEAR_FUNCTIONS.items():
-    register_op(_fn, affine_factory(_fn, _additive))
-for _fn, _additive in _PRODUCTS.items():
-    register_op(_fn, affine_factory(_fn, _additive, one_live=True))
-for _fn in _DIVISIONS:
-    register_op(_fn, affine_factory(_fn, live_first=True))
-for _name, _additive in _LINEAR_METHODS.items():
-    register_op(_name, affine_factory(_method(_name), _additive))
-for _name in ("mul", "matmul"):
-    register_op(_name, affine_factory(_method(_name), one_live=True))
-register_op("div", affine_factory(_method("div"), live_first=True))
-for _name in ("view", "reshape", "flatten"):
-    register_op(_name, _reshaper(_method(_name)))
-register_op(torch.reshape, _reshaper(torch.reshape))
-for _name in ("contiguous", "clone"):
-    register_op(_name, _identity)
-register_op(F.dropout, _dropout)
-for _fn in (F.relu, torch.relu, torch.relu_, "relu", "relu_"):
-    register_op(_fn, _relu)
-register_op(F.leaky_relu, lambda x, negative_slope=0.01, inplace=False: leaky_relu_op(_number(negative_slope, "slope")))
-register_op(F.relu6, lambda *a, **k: clamp_op(0.0, 6.0))
-register_op(F.hardtanh, lambda x, min_val=-1.0, max_val=1.0, inplace=False: clamp_op(float(min_val), float(max_val)))
-for _fn in (torch.abs, "abs"):
-    register_op(_fn, _abs)
-for _fn in (torch.clamp, torch.clip, "clamp", "clip", "clamp_", "clip_"):
-    register_op(_fn, _clamp)
-for _fn in (torch.clamp_min, "clamp_min"):
-    register_op(_fn, lambda x, min: clamp_op(_number(min, "a clamp bound"), None))
-for _fn in (torch.clamp_max, "clamp_max"):
-    register_op(_fn, lambda x, max: clamp_op(None, _number(max, "a clamp bound")))
-register_op(F.prelu, _prelu)
-for _fn in (torch.max, "max"):
-    register_op(_fn, _max)
-for _fn in (torch.maximum, "maximum"):
-    register_op(_fn, _maximum)
-for _fn in (torch.amax, "amax"):
-    register_op(_fn, _amax)
-register_op(F.max_pool1d, _max_pool(1, F.max_pool1d))
-register_op(F.max_pool2d, _max_pool(2, F.max_pool2d))
+
+def register_function_ops(registry: OpRegistry) -> None:
+    """Register the ops of the functions and tensor methods torch.fx records in ``registry``."""
+    for fn, additive in _LINEAR_FUNCTIONS.items():
+        registry.register(fn, affine_factory(fn, additive))
+    for fn, additive in _PRODUCTS.items():
+        registry.register(fn, affine_factory(fn, additive, one_live=True))
+    for fn in _DIVISIONS:
+        registry.register(fn, affine_factory(fn, live_first=True))
+    for name, additive in _LINEAR_METHODS.items():
+        registry.register(name, affine_factory(_method(name), additive))
+    for name in ("mul", "matmul"):
+        registry.register(name, affine_factory(_method(name), one_live=True))
+    registry.register("div", affine_factory(_method("div"), live_first=True))
+    for name in ("view", "reshape", "flatten"):
+        registry.register(name, _reshaper(_method(name)))
+    registry.register(torch.reshape, _reshaper(torch.reshape))
+    for name in ("contiguous", "clone"):
+        registry.register(name, _identity)
+    registry.register(F.dropout, _dropout)
+    for fn in (F.relu, torch.relu, torch.relu_, "relu", "relu_"):
+        registry.register(fn, _relu)
+    registry.register(F.leaky_relu, lambda x, negative_slope=0.01, inplace=False: leaky_relu_op(_number(negative_slope, "slope")))
+    registry.register(F.relu6, lambda *a, **k: clamp_op(0.0, 6.0))
+    registry.register(F.hardtanh, lambda x, min_val=-1.0, max_val=1.0, inplace=False: clamp_op(float(min_val), float(max_val)))
+    for fn in (torch.abs, "abs"):
+        registry.register(fn, _abs)
+    for fn in (torch.clamp, torch.clip, "clamp", "clip", "clamp_", "clip_"):
+        registry.register(fn, _clamp)
+    for fn in (torch.clamp_min, "clamp_min"):
+        registry.register(fn, lambda x, min: clamp_op(_number(min, "a clamp bound"), None))
+    for fn in (torch.clamp_max, "clamp_max"):
+        registry.register(fn, lambda x, max: clamp_op(None, _number(max, "a clamp bound")))
+    registry.register(F.prelu, _prelu)
+    for fn in (torch.max, "max"):
+        registry.register(fn, _max)
+    for fn in (torch.maximum, "maximum"):
+        registry.register(fn, _maximum)
+    for fn in (torch.amax, "amax"):
+        registry.register(fn, _amax)
+    registry.register(F.max_pool1d, _max_pool(1, F.max_pool1d))
+    registry.register(F.max_pool2d, _max_pool(2, F.max_pool2d))

@@ -1,0 +1,141 @@
+"""The two kinds of op and what they owe the engine.
+
+Every op acts on a batch of region *states*: each activation tensor is an
+affine function of the slice coordinates inside a region, stored as
+``(R, 3, *shape)``: the value at the reference point and the two tangents
+(d/du, d/dv).
+
+- :class:`AffineOp` maps states: the value with its bias, the tangents with
+  its linear part only.
+- :class:`SplitOp` (piecewise-linear) splits regions: :meth:`SplitOp.split`
+  cuts a batch of region polygons into pieces on which the op is affine and
+  returns a :class:`Split` that pushes the states of any chunk of pieces
+  through the fixed piece of the op and packs their activation codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from ..geometry import Polygons
+
+
+class Op:
+    """Base class of all ops."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Plain evaluation on a batch of inputs (B, *shape)."""
+        raise NotImplementedError
+
+
+class AffineOp(Op):
+    """An affine map ``y = linear(*xs) + bias`` of one or more activations."""
+
+    def linear(self, *xs: torch.Tensor) -> torch.Tensor:
+        """The linear part on batches (B, *shape_i) -> (B, *shape_out)."""
+        raise NotImplementedError
+
+    def bias(self) -> torch.Tensor | None:
+        """The bias, broadcastable to one output (*shape_out), or None."""
+        return None
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        y = self.linear(*xs)
+        b = self.bias()
+        return y if b is None else y + b
+
+    def push(self, *states: torch.Tensor) -> torch.Tensor:
+        """States (R, 3, *shape_i) -> (R, 3, *shape_out): tangents through the linear part only."""
+        r = states[0].shape[0]
+        out = self.linear(*[s.reshape(r * 3, *s.shape[2:]) for s in states])
+        out = out.reshape(r, 3, *out.shape[1:])
+        b = self.bias()
+        if b is not None:
+            out[:, 0] += b
+        return out
+
+
+@dataclass
+class SplitContext:
+    """What a split needs from the run.
+
+    rtol: relative on-line tolerance; extent: (2,) half-sizes of the slice
+    polygon around the uv origin of the states; layer: index of the op among
+    the split ops (the first entry of the edge units it creates); check(n):
+    raises when n regions (at least) pass the run's region limit; cache: a
+    dict the op may use for data that depends only on shapes during one run.
+    """
+
+    rtol: float
+    extent: torch.Tensor
+    layer: int
+    check: Callable[[int], None]
+    cache: dict = field(default_factory=dict)
+
+
+@dataclass
+class Split:
+    """The pieces of a batch of regions at a split op.
+
+    pieces: (n,) polygons; parent: (n,) the region each came from;
+    apply(z, sel, inplace): for the pieces ``sel`` (m,), given their input
+    states z (m, 3, *shape_in) (overwritten if ``inplace``), returns their output
+    states (m, 3, *shape_out) and packed activation codes (m, ceil(bits / 8)) uint8.
+    """
+
+    pieces: Polygons
+    parent: torch.Tensor
+    apply: Callable[[torch.Tensor, torch.Tensor, bool], tuple[torch.Tensor, torch.Tensor]]
+
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+
+class SplitOp(Op):
+    """A continuous piecewise-linear op: regions split where it changes pieces."""
+
+    def layer_size(self, in_shape: tuple[int, ...]) -> tuple[int, int]:
+        """(units, code bits) of the op on inputs of one sample of shape ``in_shape``."""
+        raise NotImplementedError
+
+    def split(self, polys: Polygons, z: torch.Tensor, ctx: SplitContext) -> Split:
+        """Split the regions ``polys`` (R,) whose input states are z (R, 3, *shape_in)."""
+        raise NotImplementedError
+
+    def code(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, bits) bool activation code of a batch of inputs (B, *shape)."""
+        raise NotImplementedError
+
+    def ambiguous(self, x: torch.Tensor, atol: float) -> torch.Tensor:
+        """(B, bits) bool: code bits of a batch of inputs that lie within ``atol`` of a tie."""
+        raise NotImplementedError
+
+
+def pack_bits(bits: torch.Tensor) -> torch.Tensor:
+    """(R, n) bool -> (R, ceil(n / 8)) uint8, most significant bit first (as ``np.packbits``)."""
+    r, n = bits.shape
+    bits = torch.nn.functional.pad(bits, (0, -n % 8)).reshape(r, -1, 8).to(torch.uint8)
+    weights = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8, device=bits.device)
+    return (bits * weights).sum(-1, dtype=torch.uint8)
+
+
+class Live:
+    """An activation among the arguments of a traced call: ``example`` is a
+    (B, *shape) batch of its values, ``slot`` its position among the activations."""
+
+    def __init__(self, example: torch.Tensor, slot: int):
+        self.example, self.slot = example, slot
+
+    def __repr__(self) -> str:
+        return f"Live(shape={tuple(self.example.shape[1:])})"
+
+
+class Unsupported(Exception):
+    """Raised by a factory for a call it cannot represent exactly; the message says why."""
+
+
+class TrainingMode(Unsupported):
+    """Raised by a factory for a module whose eval-mode semantics are required."""

@@ -1,0 +1,226 @@
+"""Elementwise piecewise-linear ops (ReLU, LeakyReLU, PReLU, clamp, abs, ...) and their split
+rule: a region splits along the line where a unit crosses one of its breakpoints."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..geometry import Polygons, bsp, cut, line_tolerance, sides, vertex_extremes
+from .base import Split, SplitContext, SplitOp, Unsupported, pack_bits
+
+
+class ElementwiseOp(SplitOp):
+    """Continuous piecewise-linear function applied to every unit.
+
+    breakpoints: (k,) increasing; slopes, intercepts: (k + 1,) shared by all
+    units, or (k + 1, C) per channel (dim 1 of a batch, e.g. PReLU).  The
+    piece ``slopes[i] * z + intercepts[i]`` holds between breakpoints i-1 and i.
+    Activation code: one bit per (unit, breakpoint), "z above the breakpoint".
+    """
+
+    def __init__(self, breakpoints, slopes, intercepts):
+        self.breakpoints = torch.as_tensor(breakpoints, dtype=torch.float64)
+        self.slopes = torch.as_tensor(slopes, dtype=torch.float64)
+        self.intercepts = torch.as_tensor(intercepts, dtype=torch.float64)
+        k = self.breakpoints.numel()
+        if self.slopes.shape != self.intercepts.shape or self.slopes.shape[0] != k + 1 or self.slopes.dim() > 2:
+            raise ValueError(f"slopes and intercepts must both be (k+1,) or (k+1, C) for k={k} breakpoints.")
+        self.is_relu = k == 1 and self.slopes.tolist() == [0.0, 1.0] and not self.intercepts.any()
+        self.has_intercepts = bool(self.intercepts.any())
+
+    def layer_size(self, in_shape):
+        units = math.prod(in_shape)
+        return units, units * self.breakpoints.numel()
+
+    def above(self, z: torch.Tensor) -> torch.Tensor:
+        """(..., k) bool: whether z is above each breakpoint (the activation code)."""
+        return z[..., None] > self.breakpoints.to(z)
+
+    def apply_code(self, z: torch.Tensor, code: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Slope and intercept (both shaped like z) of the piece selected by ``code`` (..., k).
+
+        z: (B, ...) units of a batch; per-channel tables read the channel of
+        each unit from the C-order flattening of the dims after the batch dim.
+        """
+        slopes, intercepts = self.slopes.to(z), self.intercepts.to(z)
+        if slopes.dim() == 1 and code.shape[-1] == 1:
+            up = code[..., 0]
+            return torch.where(up, slopes[1], slopes[0]), torch.where(up, intercepts[1], intercepts[0])
+        piece = code.sum(-1)
+        if slopes.dim() == 1:
+            return slopes[piece], intercepts[piece]
+        c = slopes.shape[1]
+        p = piece.reshape(piece.shape[0], c, -1)
+        ch = torch.arange(c, device=z.device)[None, :, None]
+        return slopes[p, ch].reshape(piece.shape), intercepts[p, ch].reshape(piece.shape)
+
+    def push(self, state: torch.Tensor, code: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+        """Apply the pieces ``code`` (R, U, k) to the affine states (R, 3, U) (overwritten if ``inplace``)."""
+        if self.is_relu:
+            mask = code[:, None, :, 0]  # keep or zero
+            return state.mul_(mask) if inplace else state * mask
+        slope, intercept = self.apply_code(state[:, 0], code)
+        out = state.mul_(slope[:, None]) if inplace else state * slope[:, None]
+        if self.has_intercepts:
+            out[:, 0] += intercept
+        return out
+
+    def forward(self, x):
+        slope, intercept = self.apply_code(x, self.above(x))
+        return slope * x + intercept
+
+    def code(self, x):
+        return self.above(x.reshape(len(x), -1)).reshape(len(x), -1)
+
+    def ambiguous(self, x, atol):
+        flat = x.reshape(len(x), -1)
+        return ((flat[..., None] - self.breakpoints.to(flat)).abs() <= atol).reshape(len(x), -1)
+
+    def split(self, polys: Polygons, z: torch.Tensor, ctx: SplitContext) -> Split:
+        """Cut each region by the lines of the (unit, breakpoint) pairs that cross it.
+
+        A unit whose range over the region's vertices stays within tolerance of
+        a side keeps that side; one flat on its breakpoint (a dead unit) reads
+        its side at the centroid; the crossing ones are cut in a BSP, and each
+        piece's code comes from the sides the cuts recorded.
+        """
+        shape = z.shape[2:]
+        r, units = len(polys), math.prod(shape)
+        z = z.reshape(r, 3, units)
+        bps = self.breakpoints.to(z)
+
+        hi, lo = vertex_extremes(polys, z)
+        tol = line_tolerance(z[:, 1, :, None], z[:, 2, :, None], z[:, 0, :, None] - bps, ctx.extent, ctx.rtol)  # (R, U, k)
+        above = (hi[..., None] - bps) > tol
+        below = (lo[..., None] - bps) < -tol
+        code = above.clone()  # (R, U, k); crossing units are fixed per piece below
+        flat = torch.nonzero(~above & ~below, as_tuple=True)  # constant on the region (dead units)
+        if flat[0].numel():
+            cen = polys.centroids()[flat[0]]
+            reg, u = flat[0], flat[1]
+            code[flat] = z[reg, 0, u] + z[reg, 1, u] * cen[:, 0] + z[reg, 2, u] * cen[:, 1] > bps[flat[2]]
+        region, unit, bp = torch.nonzero(above & below, as_tuple=True)
+        lines = torch.stack([z[region, 1, unit], z[region, 2, unit], z[region, 0, unit] - bps[bp]], 1)
+        line_units = torch.stack([torch.full_like(unit, ctx.layer), unit], 1)
+        line_tol = tol[region, unit, bp]
+        ctx.check(r + region.numel())  # each crossing line adds a piece
+        log = _SideLog()
+
+        def step(pieces, item, head, origin):
+            res = cut(pieces, lines[item], line_tol[item], line_units[item])
+            parent = torch.cat([res.pos_parent, res.neg_parent])
+            n = parent.numel()
+            side = torch.ones(n, dtype=torch.int8, device=parent.device)
+            side[len(res.pos):] = -1
+            head = log.extend(head[parent], torch.arange(n, device=parent.device), item[parent], side)
+            return Polygons.cat([res.pos, res.neg]), parent, head
+
+        def settle(children, piece, item, head, origin):
+            has_pos, has_neg = sides(children, piece, lines[item], line_tol[item])
+            keep = has_pos & has_neg
+            done = ~keep
+            head = log.extend(head, piece[done], item[done], has_pos[done].to(torch.int8) - has_neg[done].to(torch.int8))
+            return keep, head
+
+        start = torch.full((r,), -1, dtype=torch.int64, device=z.device)
+        pieces, parent, head = bsp(polys, region, torch.arange(region.numel(), device=z.device), start,
+                                   step, settle, ctx.check)
+
+        # each piece lies on one side of every line that crossed its region (recorded by the
+        # cuts); only a piece flat on a line within tolerance reads the side at its centroid
+        piece, line, side = log.read(head)
+        code = code[parent]
+        on_line = side == 0
+        cen = pieces.centroids()[piece[on_line]]
+        lf = lines[line[on_line]]
+        value = side > 0
+        value[on_line] = lf[:, 0] * cen[:, 0] + lf[:, 1] * cen[:, 1] + lf[:, 2] > 0
+        code[piece, unit[line], bp[line]] = value
+
+        def apply(zc: torch.Tensor, sel: torch.Tensor, inplace: bool):
+            m = len(sel)
+            out = self.push(zc.reshape(m, 3, units), code[sel], inplace=inplace).reshape(m, 3, *shape)
+            return out, pack_bits(code[sel].reshape(m, -1))
+
+        return Split(pieces, parent, apply)
+
+
+class _SideLog:
+    """For every piece, the side of each line that crossed its original polygon.
+
+    A shared linked list: an entry is (line, side in {-1, 0, 1}, previous entry),
+    and a piece's *head* is its newest entry, so children share their
+    ancestors' entries.  Sides are recorded when a cut is made or a line is found
+    not to cross a piece, with the same classification the cuts use.
+    """
+
+    def __init__(self):
+        self.line, self.side, self.prev = [], [], []
+        self.size = 0
+
+    def extend(self, head: torch.Tensor, piece: torch.Tensor, line: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
+        """Record ``(line, side)`` (E,) for ``piece`` (E,), sorted by piece, whose heads are
+        ``head`` (P,); returns the new heads (P,)."""
+        if not piece.numel():
+            return head
+        idx = self.size + torch.arange(piece.numel(), device=piece.device)
+        chained = torch.zeros_like(piece, dtype=torch.bool)
+        chained[1:] = piece[1:] == piece[:-1]
+        self.prev.append(torch.where(chained, idx - 1, head[piece]))
+        self.line.append(line)
+        self.side.append(side.to(torch.int8))
+        last = torch.ones_like(chained)
+        last[:-1] = ~chained[1:]
+        head = head.clone()
+        head[piece[last]] = idx[last]
+        self.size += piece.numel()
+        return head
+
+    def read(self, head: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """All entries of the pieces with newest entries ``head``: (piece, line, side)."""
+        if not self.size:
+            empty = head.new_zeros(0)
+            return empty, empty, empty.to(torch.int8)
+        line, side, prev = torch.cat(self.line), torch.cat(self.side), torch.cat(self.prev)
+        piece = torch.arange(head.numel(), device=head.device)
+        out = []
+        cur = head
+        while piece.numel():
+            live = cur >= 0
+            piece, cur = piece[live], cur[live]
+            out.append((piece, line[cur], side[cur]))
+            cur = prev[cur]
+        return tuple(torch.cat(parts) for parts in zip(*out))
+
+
+def clamp_op(lo: float | None, hi: float | None) -> ElementwiseOp:
+    """``clamp(z, lo, hi)`` (either bound may be None)."""
+    if lo is None and hi is None:
+        raise Unsupported("clamp without bounds")
+    if lo is not None and hi is not None:
+        if lo > hi:
+            raise Unsupported(f"clamp with min {lo} > max {hi}")
+        return ElementwiseOp([lo, hi], [0.0, 1.0, 0.0], [lo, 0.0, hi])
+    if lo is not None:
+        return ElementwiseOp([lo], [0.0, 1.0], [lo, 0.0])
+    return ElementwiseOp([hi], [1.0, 0.0], [0.0, hi])
+
+
+def leaky_relu_op(slope) -> ElementwiseOp:
+    """``max(z, 0) + slope * min(z, 0)``; ``slope`` a number or (C,) per channel (PReLU)."""
+    slope = torch.as_tensor(slope, dtype=torch.float64).detach().reshape(-1)
+    if slope.numel() == 1:
+        return ElementwiseOp([0.0], [float(slope), 1.0], [0.0, 0.0])
+    return ElementwiseOp([0.0], torch.stack([slope, torch.ones_like(slope)]), torch.zeros(2, slope.numel()))
+
+
+def relu_op() -> ElementwiseOp:
+    """``max(z, 0)``."""
+    return ElementwiseOp([0.0], [0.0, 1.0], [0.0, 0.0])
+
+
+def abs_op() -> ElementwiseOp:
+    """``|z|``."""
+    return ElementwiseOp([0.0], [-1.0, 1.0], [0.0, 0.0])

@@ -1,0 +1,57 @@
+"""The arrays a partition is made of: its ragged regions, their maps and codes, and its layers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .geometry import Polygons
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """A piecewise-linear layer: where it is in the model, its units and its code bits."""
+
+    name: str
+    units: int
+    bits: int
+
+
+@dataclass(frozen=True)
+class RegionArrays:
+    """The public ragged view of R regions with N vertices in all and K outputs (NumPy).
+
+    vertices: (N, 2) float64 slice coordinates, each region's counter-clockwise;
+    offsets: (R + 1,) int64, region r is ``vertices[offsets[r]:offsets[r + 1]]``;
+    edge_units: (N, 2) int64, the (layer, unit) whose line carries the edge from
+    vertex j to the next vertex of its region, (-1, -1) on the slice border;
+    affine: (R, K, 3), output k on region r is ``a*u + b*v + c``;
+    packed_codes: (R, B) uint8 activation codes, each layer's bits packed from a
+    byte boundary (see :func:`unpack_codes`);
+    centroid_outputs: (R, K) outputs at the region centroids (vertex means).
+    """
+
+    vertices: np.ndarray
+    offsets: np.ndarray
+    edge_units: np.ndarray
+    affine: np.ndarray
+    packed_codes: np.ndarray
+    centroid_outputs: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def polygons(self) -> Polygons:
+        """The regions as a CPU :class:`~splinecam.geometry.Polygons` batch sharing this memory."""
+        return Polygons.from_numpy(self.vertices, self.offsets, self.edge_units)
+
+
+def unpack_codes(packed: np.ndarray, layers: list[LayerInfo]) -> np.ndarray:
+    """(n, B) packed codes -> (n, sum of bits) bool, layer after layer."""
+    parts, start = [], 0
+    for layer in layers:  # each layer's bits are packed from a byte boundary
+        width = -(-layer.bits // 8)
+        parts.append(np.unpackbits(packed[:, start : start + width], axis=1, count=layer.bits))
+        start += width
+    return np.concatenate(parts, axis=1).astype(bool) if parts else np.zeros((len(packed), 0), bool)
