@@ -8,7 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .datasets import two_circles, two_moons
 from .partition import Partition, partition
+from .plot import plot_partition
 from .slices import Slice
 from .stats import slope_norms
 
@@ -86,8 +88,6 @@ def _slope_norm(parts: list[Partition]):
 
 def _draw(ax, part: Partition, norm, cmap: str, data, title: str):
     import matplotlib as mpl
-
-    from .plot import plot_partition
 
     ax.clear()
     points, labels = (None, None) if data is None else data
@@ -241,8 +241,6 @@ def train_video(out, epochs: int = 200, every: int = 5, seed: int = 0, fps: int 
     ``history.png`` (regions and boundary length per epoch) and ``frames.png`` to ``out``.
     Returns {name: path}."""
     import matplotlib.pyplot as plt
-
-    from .datasets import two_circles, two_moons
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

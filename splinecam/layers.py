@@ -8,6 +8,7 @@ from torch import nn
 
 from .ops import AffineOp
 from .partition import Options, Partition, default_device, partition_graph
+from .plot import plot_boundary, plot_partition
 from .slices import Slice
 from .trace import Graph, prepare
 
@@ -62,8 +63,6 @@ def plot_layers(parts: list[Partition], boundary=None, axes=None, ncols: int | N
     partitions (default: a new figure, ``ncols`` per row).  Returns (fig, axes).
     """
     import matplotlib.pyplot as plt
-
-    from .plot import plot_boundary, plot_partition
 
     if not parts:
         raise ValueError("no partitions to draw (the model has no piecewise-linear layer).")
