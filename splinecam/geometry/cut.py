@@ -21,7 +21,8 @@ def line_tolerance(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, extent, rt
     """On-line tolerance of the lines ``a*u + b*v + c`` (each (...)) over a domain of
     half-sizes ``extent`` (2,) around the origin: ``rtol`` times the size of the terms, at
     least ``atol``."""
-    return (a.abs() * extent[0] + b.abs() * extent[1] + c.abs()) * rtol + atol
+    slopes = a.abs().mul_(extent[0]).add_(b.abs().mul_(extent[1]))
+    return (slopes + c.abs()).mul_(rtol).add_(atol)
 
 
 def classify(verts: torch.Tensor, lines: torch.Tensor, tol: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
