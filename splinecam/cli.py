@@ -63,8 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run one command; a bad file, folder or argument prints one line on stderr and returns 1."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (OSError, ValueError, RuntimeError, ImportError) as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"splinecam {args.command}: error: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .ops import AffineOp
-from .partition import Partition, default_device, partition, partition_graph
+from .partition import Partition, default_device, partition, partition_graph, usable_device
 from .slices import Slice
 from .trace import Graph, prepare
 
@@ -55,7 +55,7 @@ def partition_by_layer(model, sl: Slice, dtype=torch.float64, device=None, progr
     if not isinstance(sl, Slice):
         raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
     opts = _partition_options(options)
-    device = default_device(model) if device is None else device
+    device = default_device(model) if device is None else usable_device(device)
     _, graph = prepare(model, dtype, device, sl.input_shape)
     ends = [i for i, node in enumerate(graph.nodes) if not isinstance(node.op, AffineOp)]
     parts = []

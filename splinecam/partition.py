@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from functools import cached_property
 
@@ -11,6 +10,7 @@ import torch
 
 from . import __version__
 from .engine import Engine, EngineResult, LayerInfo
+from .fileio import FORMAT, InvalidPartitionFile, read_arrays, save_arrays
 from .polygons import polygon_areas
 from .slices import Slice, as_points
 from .trace import prepare
@@ -47,7 +47,7 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
     if not isinstance(sl, Slice):
         raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
     _check_options(max_regions, chunk_size, rtol)
-    device = default_device(model) if device is None else device
+    device = default_device(model) if device is None else usable_device(device)
     twin, graph = prepare(model, dtype, device, sl.input_shape)
     return partition_graph(twin, graph, sl, dtype, device, progress, max_regions, max_memory, chunk_size, rtol)
 
@@ -65,6 +65,27 @@ def default_device(model) -> torch.device:
     """The device of the model's first parameter (CPU without parameters)."""
     first = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
     return first.device if first is not None else torch.device("cpu")
+
+
+def usable_device(device) -> torch.device:
+    """``device`` as a torch.device, after checking that this torch can allocate on it.
+
+    Raises ValueError (not torch's AssertionError or RuntimeError) saying what to do.
+    """
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {device!r} is not a torch device ({err}); use e.g. 'cpu' or 'cuda'.") from None
+    try:
+        torch.zeros(1, device=device)
+    except (AssertionError, RuntimeError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(
+            f"this torch ({torch.__version__}) cannot use device {str(device)!r} ({reason}).  Use device='cpu' "
+            f"(the default for a model on the CPU), or install a torch build for that device and check that "
+            f"the device is visible (e.g. torch.cuda.is_available())."
+        ) from None
+    return device
 
 
 def partition_graph(twin, graph, sl: Slice, dtype, device, progress, max_regions: int, max_memory,
@@ -258,32 +279,41 @@ class Partition:
     # -- save / load ------------------------------------------------------------
 
     def save(self, path) -> None:
-        """Write an ``.npz`` file (arrays and JSON only: loading runs no code)."""
+        """Write an ``.npz`` file (arrays and JSON only: loading runs no code).
+
+        The file is written under a temporary name in the same folder, then
+        renamed: an interrupted save never leaves a partial file at ``path``.
+        """
         sl = self.slice
         meta = {
-            "format": "splinecam.partition/1", "version": __version__, "seconds": self.seconds,
+            "format": FORMAT, "version": __version__, "seconds": self.seconds,
             "layers": [vars(layer) for layer in self.layers], "input_shape": list(sl.input_shape),
         }
-        np.savez_compressed(
-            path, verts=self._verts, offsets=self._offsets, labels=self._labels, affine=self.affine,
-            centroid_outputs=self.centroid_outputs,
-            codes=self._codes, origin=sl.origin, basis=sl.basis, polygon=sl.polygon,
-            anchors_uv=np.zeros((0, 2)) if sl.anchors_uv is None else sl.anchors_uv,
-            meta=np.array(json.dumps(meta)),
+        arrays = dict(
+            verts=self._verts, offsets=self._offsets, labels=self._labels, affine=self.affine,
+            centroid_outputs=self.centroid_outputs, codes=self._codes, origin=sl.origin, basis=sl.basis,
+            polygon=sl.polygon, anchors_uv=np.zeros((0, 2)) if sl.anchors_uv is None else sl.anchors_uv,
         )
+        save_arrays(path, arrays, meta)
 
     @classmethod
     def load(cls, path) -> "Partition":
-        with np.load(path, allow_pickle=False) as f:
-            meta = json.loads(str(f["meta"]))
-            if meta.get("format") != "splinecam.partition/1":
-                raise ValueError(f"{path} is not a splinecam partition file.")
-            anchors = f["anchors_uv"]
+        """Read a file written by :meth:`save`.
+
+        Raises FileNotFoundError if there is none, and ``ValueError`` saying why
+        if the file is not a valid splinecam partition (truncated, another
+        program's, arrays missing or inconsistent, NaN vertices).
+        """
+        meta, f = read_arrays(path)
+        anchors = f["anchors_uv"]
+        try:
             sl = Slice(f["origin"], f["basis"], f["polygon"], anchors_uv=anchors if len(anchors) else None)
-            result = EngineResult(
-                f["verts"], f["offsets"], f["labels"], f["affine"], f["codes"],
-                [LayerInfo(**layer) for layer in meta["layers"]], meta["seconds"], f["centroid_outputs"],
-            )
+        except ValueError as err:
+            raise InvalidPartitionFile(f"{path} is not a valid splinecam partition: its slice is invalid ({err})") from None
+        result = EngineResult(
+            f["verts"], f["offsets"], f["labels"], f["affine"], f["codes"],
+            [LayerInfo(**layer) for layer in meta["layers"]], meta["seconds"], f["centroid_outputs"],
+        )
         return cls(result, sl)
 
 
