@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -210,6 +211,18 @@ def plot_history(snapshots, steps=None, step_label: str = "step"):
 # -- the train-video demo ------------------------------------------------------------------
 
 
+@contextmanager
+def one_thread():
+    """Run torch on one thread inside the block.  Tiny tensors gain nothing from threads, and
+    on a busy machine waiting threads cost many times the work (see ``splinecam demo``)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def mlp(width: int = 10, depth: int = 5, inputs: int = 2, outputs: int = 2) -> nn.Sequential:
     """``depth`` hidden layers Linear + ReLU of ``width`` units, then a Linear head."""
     layers: list[nn.Module] = []
@@ -248,9 +261,7 @@ def train_video(out, epochs: int = 200, every: int = 5, seed: int = 0, fps: int 
     out.mkdir(parents=True, exist_ok=True)
     data = {"two moons": two_moons(200, 0.1, seed), "two circles": two_circles(200, 0.08, seed)}
     snapshots, points, steps = {}, {}, None
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only add overhead
-    try:
+    with one_thread():
         for name, (X, y) in data.items():
             sl = Slice.box(X.min(0) - 0.4, X.max(0) + 0.4)
             _, rec = train_recorded(X, y, sl, epochs=epochs, every=every, seed=seed)
@@ -262,6 +273,4 @@ def train_video(out, epochs: int = 200, every: int = 5, seed: int = 0, fps: int 
             paths[name] = out / f"{name}.png"
             fig.savefig(paths[name], dpi=150)
             plt.close(fig)
-    finally:
-        torch.set_num_threads(threads)
     return paths
