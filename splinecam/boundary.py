@@ -74,6 +74,14 @@ class Boundary:
 
         return plot_boundary(self, ax=ax, **kwargs)
 
+    def __repr__(self) -> str:
+        return f"Boundary({len(self):,} segments, length {self.length:.6g}, {self.pieces()} pieces)"
+
+    def _repr_html_(self) -> str:
+        from .notebook import boundary_html
+
+        return boundary_html(self)
+
 
 def decision_boundary(part) -> Boundary:
     """Where the output crosses 0 (K = 1) or the top logit is attained by two classes (K > 1)."""

@@ -316,6 +316,26 @@ class Partition:
         )
         return cls(result, sl)
 
+    # -- notebooks and tables -----------------------------------------------------
+
+    def to_frame(self):
+        """A pandas DataFrame, one row per region; see :func:`splinecam.frame.region_frame`."""
+        from .frame import region_frame
+
+        return region_frame(self)
+
+    def show(self, interactive: bool | None = None, max_regions: int | None = None, height: int = 520,
+             color_by: str = "random"):
+        """Inline notebook display with explicit choices; see :func:`splinecam.notebook.show`."""
+        from .notebook import show
+
+        return show(self, interactive=interactive, max_regions=max_regions, height=height, color_by=color_by)
+
+    def _repr_html_(self) -> str:
+        from .notebook import partition_html
+
+        return partition_html(self)
+
 
 class _RegionGrid:
     """A uniform grid of region bounding boxes for point location."""
