@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from .dynamics import Recorder, animate, record
+from .onnx import load_onnx
 from .engine import RegionLimitError
 from .layers import partition_by_layer, plot_layers
 from .ops import register_op
@@ -15,6 +16,6 @@ from .trace import UnsupportedModelError
 
 __all__ = [
     "BoundarySamples", "DensityMap", "Partition", "Recorder", "RegionLimitError", "Slice", "UnsupportedModelError",
-    "__version__", "animate", "compare", "density_map", "local_complexity", "partition", "partition_by_layer",
+    "__version__", "animate", "compare", "density_map", "load_onnx", "local_complexity", "partition", "partition_by_layer",
     "plot_layers", "record", "register_op", "slice_from_data",
 ]
