@@ -201,3 +201,11 @@ def test_constructor_numbers():
         sc.Slice.box((0, 0), (1, 1, 1))
     assert sc.Slice.around(np.zeros(4), radius=np.float32(0.5)).area == pytest.approx(1.0)
     assert sc.Slice.from_points([0, 0], [1, 0], [0, 1], margin=0).area == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("command", ["demo", "train-video"])
+def test_cli_output_folder_that_cannot_exist(tmp_path, command):
+    (tmp_path / "afile").write_text("x")
+    done = _cli(command, "--out", str(tmp_path / "afile" / "out"), cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith(f"splinecam {command}: error:")
