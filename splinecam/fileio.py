@@ -14,6 +14,7 @@ import os
 import tempfile
 import zipfile
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -50,21 +51,41 @@ def write_atomically(path, write) -> Path:
     return path
 
 
-def save_arrays(path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
-    """Write ``arrays`` and the JSON ``meta`` as a compressed ``.npz``, atomically."""
-    return write_atomically(npz_path(path), lambda f: np.savez_compressed(f, meta=np.array(json.dumps(meta)), **arrays))
+def save_arrays(path, arrays: dict[str, np.ndarray], meta: dict):
+    """Write ``arrays`` and the JSON ``meta`` as a compressed ``.npz``: atomically to a path,
+    or into an open binary file.  Returns ``path`` (with ``.npz`` added to a path without it)."""
+
+    def write(f):
+        np.savez_compressed(f, meta=np.array(json.dumps(meta)), **arrays)
+
+    if hasattr(path, "write"):
+        write(path)
+        return path
+    return write_atomically(npz_path(path), write)
+
+
+@contextmanager
+def _binary(source):
+    """An open binary file: ``source`` itself if it has ``read``, else the file at that path."""
+    if hasattr(source, "read"):
+        yield source
+    else:
+        with open(source, "rb") as fh:
+            yield fh
 
 
 def read_arrays(path) -> tuple[dict, dict[str, np.ndarray]]:
-    """(meta, arrays) of a partition file, with every array's shape, dtype and values checked.
+    """(meta, arrays) of a partition file (a path or an open binary file), with every array's
+    shape, dtype and values checked.
 
     Raises FileNotFoundError if there is no such file, :class:`InvalidPartitionFile` for anything else.
     """
-    with open(path, "rb") as fh:
+    with _binary(path) as fh:
         try:
+            start = fh.tell()
             if fh.read(4) != b"PK\x03\x04":
                 raise InvalidPartitionFile("it is not an .npz archive (files from Partition.save are zip archives)")
-            fh.seek(0)
+            fh.seek(start)
             with np.load(fh, allow_pickle=False) as f:
                 missing = [name for name in ARRAYS if name not in f.files]
                 if "meta" in missing:

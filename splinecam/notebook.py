@@ -16,8 +16,6 @@ import base64
 import html
 import io
 
-import numpy as np
-
 MAX_REGIONS = 20_000
 """Above this many regions a partition is shown as a static picture unless asked otherwise."""
 
@@ -52,17 +50,10 @@ def viewer_frame(part, height: int = 520, color_by: str = "random") -> str:
 
 def picture(part, color_by: str = "random", dpi: int = 100) -> str:
     """A static PNG of ``part`` (regions and decision boundary) as an inline ``<img>``."""
-    import matplotlib.pyplot as plt
-    from matplotlib.figure import Figure
+    from .plot import partition_figure
 
-    fig = Figure(figsize=(6, 6 * min(max(np.ptp(part.slice.polygon[:, 1]) / np.ptp(part.slice.polygon[:, 0]), 0.3), 2.0)))
-    ax = fig.add_subplot()
-    part.plot(ax=ax, color_by=color_by)
-    ax.set_title(f"{len(part):,} regions", fontsize=10)
-    fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    plt.close(fig)
+    partition_figure(part, color_by=color_by).savefig(buffer, format="png", dpi=dpi)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(_summary(part))}" style="max-width: 100%;">'
 

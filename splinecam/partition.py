@@ -281,8 +281,10 @@ class Partition:
     def save(self, path) -> None:
         """Write an ``.npz`` file (arrays and JSON only: loading runs no code).
 
-        The file is written under a temporary name in the same folder, then
-        renamed: an interrupted save never leaves a partial file at ``path``.
+        path: a file name (``.npz`` is added if it has another suffix, as numpy
+        does) or an open binary file.  A named file is written under a temporary
+        name in the same folder, then renamed: an interrupted save never leaves
+        a partial file at ``path``.
         """
         sl = self.slice
         meta = {
@@ -298,7 +300,7 @@ class Partition:
 
     @classmethod
     def load(cls, path) -> "Partition":
-        """Read a file written by :meth:`save`.
+        """Read a file (a path or an open binary file) written by :meth:`save`.
 
         Raises FileNotFoundError if there is none, and ``ValueError`` saying why
         if the file is not a valid splinecam partition (truncated, another

@@ -148,6 +148,23 @@ def layer_palette(n_layers: int) -> np.ndarray:
     return mpl.colormaps["viridis"](np.linspace(0, 0.85, n_layers))
 
 
+def partition_figure(part, color_by: str = "random", width: float = 6.0, **kwargs):
+    """A Figure (Agg canvas, not registered with pyplot) of ``part``: its regions and decision
+    boundary, titled with the region count, sized to the slice's aspect.  kwargs go to
+    :func:`plot_partition`."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    span = np.ptp(part.slice.polygon, axis=0)
+    fig = Figure(figsize=(width, width * float(np.clip(span[1] / span[0], 0.3, 2.0))))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    plot_partition(part, ax=ax, color_by=color_by, **kwargs)
+    ax.set_title(f"{len(part):,} regions", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def plot_boundary(db, ax=None, **kwargs):
     """Draw boundary segments as one LineCollection; kwargs go to it."""
     from matplotlib.collections import LineCollection

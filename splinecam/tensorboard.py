@@ -35,17 +35,10 @@ def scalars(part) -> dict[str, float]:
 
 def picture(part, color_by: str = "slope", size: float = 4.0, dpi: int = 100) -> np.ndarray:
     """(H, W, 3) uint8 image of ``part``: its regions and the decision boundary."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from .plot import partition_figure
 
-    fig = Figure(figsize=(size, size))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    part.plot(ax=ax, color_by=color_by, edgecolor="white", linewidth=0.4)
-    ax.set_title(f"{len(part):,} regions", fontsize=10)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    fig.tight_layout()
+    fig = partition_figure(part, color_by=color_by, width=size, edgecolor="white", linewidth=0.4)
+    fig.set_dpi(dpi)
     fig.canvas.draw()
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 

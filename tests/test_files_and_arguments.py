@@ -209,3 +209,16 @@ def test_cli_output_folder_that_cannot_exist(tmp_path, command):
     done = _cli(command, "--out", str(tmp_path / "afile" / "out"), cwd=tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith(f"splinecam {command}: error:")
+
+
+def test_save_and_load_open_files(saved, tmp_path):
+    import io
+
+    part = sc.Partition.load(saved[0])
+    buffer = io.BytesIO()
+    part.save(buffer)
+    buffer.seek(0)
+    back = sc.Partition.load(buffer)
+    assert len(back) == len(part) and np.array_equal(back.affine, part.affine)
+    with pytest.raises(ValueError, match=MESSAGE):
+        sc.Partition.load(io.BytesIO(b"PK\x03\x04 and then nothing"))
