@@ -199,3 +199,35 @@ def test_more_ops_match_their_torch_meaning():
     sl = sc.Slice.from_points(*torch.randn(3, 1, 8, generator=gen), margin=0.5)
     part = sc.partition(loaded, sl, progress=False)
     assert len(part) > 5 and part.verify(n_points=300).ok
+
+
+class _Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.skip = nn.Conv2d(1, 2, 1)
+        self.head = nn.Sequential(nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 6), nn.LeakyReLU(0.125), nn.Linear(6, 3))
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv(x)) + self.skip(x))
+
+
+def test_torch_exporter_round_trip(tmp_path):
+    """What a real exporter writes (torch's TorchScript-based one: Conv, Relu, Add, MaxPool, Flatten,
+    Gemm, LeakyRelu) partitions exactly like the original module."""
+    import warnings
+
+    torch.manual_seed(4)
+    model = _Residual().eval()
+    path = tmp_path / "residual.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(model, torch.zeros(1, 1, 4, 4), str(path), dynamo=False, input_names=["x"],
+                              output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
+        except Exception as err:  # noqa: BLE001 - an exporter this torch lacks
+            pytest.skip(f"torch.onnx.export is not usable here: {err}")
+    assert {n.op_type for n in onnx.load(str(path)).graph.node} >= {"Conv", "Add", "MaxPool", "Gemm", "LeakyRelu"}
+    loaded = sc.load_onnx(path)
+    sl = sc.Slice.from_points(*torch.randn(3, 1, 4, 4), margin=0.3)
+    _same_partition(sc.partition(loaded, sl, progress=False), sc.partition(model, sl, progress=False))
