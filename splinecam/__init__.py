@@ -6,6 +6,7 @@ from .boundary import Boundary
 from .dynamics import Recorder, animate, record
 from .engine import RegionLimitError
 from .layers import partition_by_layer, plot_layers
+from .onnx import load_onnx
 from .ops import register_op, unregister_op
 from .partition import Partition, partition
 from .regions import LayerInfo, RegionArrays
@@ -18,6 +19,6 @@ from .trace import UnsupportedModelError
 __all__ = [
     "Boundary", "BoundarySamples", "DensityMap", "LayerInfo", "Partition", "Recorder", "RegionArrays",
     "RegionLimitError", "Slice", "UnsupportedModelError", "VerifyReport", "__version__", "animate", "compare",
-    "density_map", "local_complexity", "partition", "partition_by_layer", "plot_layers", "record", "register_op",
-    "slice_from_data", "unregister_op",
+    "density_map", "load_onnx", "local_complexity", "partition", "partition_by_layer", "plot_layers", "record",
+    "register_op", "slice_from_data", "unregister_op",
 ]

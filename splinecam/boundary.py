@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .geometry import Polygons, candidate_tolerance, max_cells
+from .notebook import boundary_html
 from .plot import plot_boundary
 
 _RTOL = 1e-10
@@ -71,6 +72,12 @@ class Boundary:
     def plot(self, ax=None, **kwargs):
         """Draw the segments as one LineCollection; kwargs go to it.  Returns it."""
         return plot_boundary(self, ax=ax, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Boundary({len(self):,} segments, length {self.length:.6g}, {self.pieces()} pieces)"
+
+    def _repr_html_(self) -> str:
+        return boundary_html(self)
 
 
 def decision_boundary(part) -> Boundary:

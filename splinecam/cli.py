@@ -19,7 +19,8 @@ def _demo(args) -> int:
 def _train_video(args) -> int:
     from .dynamics import train_video
 
-    paths = train_video(args.out, epochs=args.epochs, every=args.every, seed=args.seed, fps=args.fps)
+    paths = train_video(args.out, epochs=args.epochs, every=args.every, seed=args.seed, fps=args.fps,
+                        tensorboard=args.tensorboard)
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--every", type=int, default=5, help="record the partition every this many epochs")
     video.add_argument("--fps", type=int, default=8)
     video.add_argument("--seed", type=int, default=0)
+    video.add_argument("--tensorboard", metavar="DIR", help="also log pictures and statistics for TensorBoard to DIR")
     video.set_defaults(func=_train_video)
     view = sub.add_parser("view", help="write an interactive HTML viewer of a saved partition (.npz from Partition.save)")
     view.add_argument("file", help="partition file written by Partition.save")
@@ -63,8 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run one command; a bad file, folder or argument prints one line on stderr and returns 1."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (OSError, ValueError, RuntimeError, ImportError) as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"splinecam {args.command}: error: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from .partition import Partition, partition
 from .plot import plot_partition
 from .slices import Slice
 from .stats import slope_norms
+from .tensorboard import log_partition, summary_writer
 
 
 class Recorder:
@@ -22,15 +24,20 @@ class Recorder:
 
     The model must be traceable when called (e.g. BatchNorm in eval mode).
     Snapshots keep no copy of the model unless ``keep_models``; pass the
-    model to ``verify(model=...)`` to check one.
+    model to ``verify(model=...)`` to check one.  With a ``writer`` (e.g.
+    ``torch.utils.tensorboard.SummaryWriter``), each snapshot's picture and
+    scalar statistics are logged at its step under ``tag``; see
+    :func:`splinecam.tensorboard.log_partition`.
     """
 
-    def __init__(self, sl: Slice, every: int = 10, keep_models: bool = False, **options):
+    def __init__(self, sl: Slice, every: int = 10, keep_models: bool = False, writer=None, tag: str = "splinecam",
+                 **options):
         if not isinstance(sl, Slice):
             raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
         if int(every) != every or every < 1:
             raise ValueError(f"every must be a positive integer, got {every!r}.")
         self.slice, self.every, self.keep_models = sl, int(every), keep_models
+        self.writer, self.tag = writer, tag
         self.options = {"progress": False, **options}
         self.snapshots: list[Partition] = []
         self.steps: list[int] = []
@@ -47,12 +54,19 @@ class Recorder:
             part.model = part.graph = None
         self.snapshots.append(part)
         self.steps.append(step)
+        if self.writer is not None:
+            log_partition(self.writer, part, step, tag=self.tag)
         return part
 
 
-def record(sl: Slice, every: int = 10, **options) -> Recorder:
-    """A :class:`Recorder` for ``sl``; options (keep_models, and partition options) go to it."""
-    return Recorder(sl, every=every, **options)
+def record(sl: Slice, every: int = 10, writer=None, **options) -> Recorder:
+    """A :class:`Recorder` for ``sl``; ``writer`` logs each snapshot to TensorBoard; options
+    (keep_models, tag, and partition options) go to it.
+
+    >>> rec = sc.record(sl, every=10, writer=SummaryWriter("runs/exp1"))
+    >>> for step in range(steps): train_step(); rec(model)
+    """
+    return Recorder(sl, every=every, writer=writer, **options)
 
 
 # -- pictures --------------------------------------------------------------------------
@@ -210,6 +224,18 @@ def plot_history(snapshots, steps=None, step_label: str = "step"):
 # -- the train-video demo ------------------------------------------------------------------
 
 
+@contextmanager
+def one_thread():
+    """Run torch on one thread inside the block.  Tiny tensors gain nothing from threads, and
+    on a busy machine waiting threads cost many times the work (see ``splinecam demo``)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def mlp(width: int = 10, depth: int = 5, inputs: int = 2, outputs: int = 2) -> nn.Sequential:
     """``depth`` hidden layers Linear + ReLU of ``width`` units, then a Linear head."""
     layers: list[nn.Module] = []
@@ -219,12 +245,13 @@ def mlp(width: int = 10, depth: int = 5, inputs: int = 2, outputs: int = 2) -> n
 
 
 def train_recorded(X: np.ndarray, y: np.ndarray, sl: Slice, epochs: int = 200, every: int = 10,
-                   seed: int = 0, lr: float = 0.005) -> tuple[nn.Module, Recorder]:
+                   seed: int = 0, lr: float = 0.005, writer=None) -> tuple[nn.Module, Recorder]:
     """Full-batch Adam on cross-entropy for a width-10, depth-5 MLP; the partition is recorded
-    at epochs 0, every, 2 * every, ... up to ``epochs`` (after the last step)."""
+    at epochs 0, every, 2 * every, ... up to ``epochs`` (after the last step), and logged to
+    ``writer`` (TensorBoard) if given, with the training loss (``train/loss``) every epoch."""
     torch.manual_seed(seed)
     model = mlp()
-    rec = record(sl, every=every)
+    rec = record(sl, every=every, writer=writer)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     xt, yt = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y)
     for epoch in range(epochs + 1):
@@ -232,13 +259,17 @@ def train_recorded(X: np.ndarray, y: np.ndarray, sl: Slice, epochs: int = 200, e
         if epoch == epochs:
             return model, rec
         opt.zero_grad()
-        nn.functional.cross_entropy(model(xt), yt).backward()
+        loss = nn.functional.cross_entropy(model(xt), yt)
+        loss.backward()
         opt.step()
+        if writer is not None:
+            writer.add_scalar("train/loss", loss.item(), epoch)
 
 
-def train_video(out, epochs: int = 200, every: int = 5, seed: int = 0, fps: int = 8) -> dict:
+def train_video(out, epochs: int = 200, every: int = 5, seed: int = 0, fps: int = 8, tensorboard=None) -> dict:
     """Train the MLP on two moons and on two circles, write ``train.gif`` (both side by side),
     ``history.png`` (regions and boundary length per epoch) and ``frames.png`` to ``out``.
+    With ``tensorboard`` (a folder), also log each run there (``two-moons``, ``two-circles``).
     Returns {name: path}."""
     import matplotlib.pyplot as plt
 
@@ -246,12 +277,13 @@ def train_video(out, epochs: int = 200, every: int = 5, seed: int = 0, fps: int 
     out.mkdir(parents=True, exist_ok=True)
     data = {"two moons": two_moons(200, 0.1, seed), "two circles": two_circles(200, 0.08, seed)}
     snapshots, points, steps = {}, {}, None
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only add overhead
-    try:
+    with one_thread():
         for name, (X, y) in data.items():
             sl = Slice.box(X.min(0) - 0.4, X.max(0) + 0.4)
-            _, rec = train_recorded(X, y, sl, epochs=epochs, every=every, seed=seed)
+            writer = None if tensorboard is None else summary_writer(Path(tensorboard) / name.replace(" ", "-"))
+            _, rec = train_recorded(X, y, sl, epochs=epochs, every=every, seed=seed, writer=writer)
+            if writer is not None:
+                writer.close()
             snapshots[name], points[name], steps = rec.snapshots, (X, y), rec.steps
         paths = {"animation": animate(snapshots, out / "train.gif", fps=fps, steps=steps, data=points, step_label="epoch")}
         for name, plot in (("history", plot_history), ("frames", plot_frames)):
@@ -260,6 +292,6 @@ def train_video(out, epochs: int = 200, every: int = 5, seed: int = 0, fps: int 
             paths[name] = out / f"{name}.png"
             fig.savefig(paths[name], dpi=150)
             plt.close(fig)
-    finally:
-        torch.set_num_threads(threads)
+    if tensorboard is not None:
+        paths["tensorboard"] = Path(tensorboard)
     return paths

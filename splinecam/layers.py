@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from .ops import AffineOp
-from .partition import Options, Partition, default_device, partition_graph
+from .partition import Options, Partition, default_device, partition_graph, usable_device
 from .plot import plot_boundary, plot_partition
 from .slices import Slice
 from .trace import Graph, prepare
@@ -43,7 +43,7 @@ def partition_by_layer(model, sl: Slice, dtype=torch.float64, device=None, progr
     if not isinstance(sl, Slice):
         raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
     opts = Options.of(options, "partition_by_layer")
-    device = default_device(model) if device is None else device
+    device = default_device(model) if device is None else usable_device(device)
     _, graph = prepare(model, dtype, device, sl.input_shape)
     ends = [i for i, node in enumerate(graph.nodes) if not isinstance(node.op, AffineOp)]
     parts = []

@@ -3,7 +3,6 @@ with its public ragged view, queries, analysis methods and save/load."""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -14,7 +13,10 @@ import torch
 from . import __version__
 from .boundary import Boundary, decision_boundary, level_set
 from .engine import Engine
+from .fileio import FORMAT, InvalidPartitionFile, read_arrays, save_arrays
+from .frame import region_frame
 from .geometry import RegionGrid
+from .notebook import partition_html, show
 from .plot import plot_partition
 from .regions import LayerInfo, RegionArrays, unpack_codes
 from .sampling import BoundarySamples, VerifyReport, sample_boundary, verify
@@ -24,7 +26,6 @@ from .trace import Graph, prepare
 from .viewer import to_html
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
-FORMAT = "splinecam.partition/1"
 
 
 def parse_bytes(size) -> int:
@@ -83,7 +84,7 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
     if not isinstance(sl, Slice):
         raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
     options = Options(max_regions, max_memory, chunk_size, rtol)
-    device = default_device(model) if device is None else device
+    device = default_device(model) if device is None else usable_device(device)
     twin, graph = prepare(model, dtype, device, sl.input_shape)
     return partition_graph(twin, graph, sl, dtype, device, progress, options)
 
@@ -92,6 +93,27 @@ def default_device(model) -> torch.device:
     """The device of the model's first parameter (CPU without parameters)."""
     first = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
     return first.device if first is not None else torch.device("cpu")
+
+
+def usable_device(device) -> torch.device:
+    """``device`` as a torch.device, after checking that this torch can allocate on it.
+
+    Raises ValueError (not torch's AssertionError or RuntimeError) saying what to do.
+    """
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {device!r} is not a torch device ({err}); use e.g. 'cpu' or 'cuda'.") from None
+    try:
+        torch.zeros(1, device=device)
+    except (AssertionError, RuntimeError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(
+            f"this torch ({torch.__version__}) cannot use device {str(device)!r} ({reason}).  Use device='cpu' "
+            f"(the default for a model on the CPU), or install a torch build for that device and check that "
+            f"the device is visible (e.g. torch.cuda.is_available())."
+        ) from None
+    return device
 
 
 def partition_graph(twin, graph: Graph, sl: Slice, dtype, device, progress, options: Options) -> "Partition":
@@ -271,28 +293,54 @@ class Partition:
     # -- save / load ------------------------------------------------------------
 
     def save(self, path) -> None:
-        """Write an ``.npz`` file (arrays and JSON only: loading runs no code)."""
+        """Write an ``.npz`` file (arrays and JSON only: loading runs no code).
+
+        path: a file name (``.npz`` is added if it has another suffix, as numpy
+        does) or an open binary file.  A named file is written under a temporary
+        name in the same folder, then renamed: an interrupted save never leaves
+        a partial file at ``path``.
+        """
         sl, a = self.slice, self.arrays
         meta = {
             "format": FORMAT, "version": __version__, "seconds": self.seconds,
             "layers": [asdict(layer) for layer in self.layers], "input_shape": list(sl.input_shape),
         }
-        np.savez_compressed(
-            path, verts=a.vertices, offsets=a.offsets, labels=a.edge_units, affine=a.affine,
+        arrays = dict(
+            verts=a.vertices, offsets=a.offsets, labels=a.edge_units, affine=a.affine,
             centroid_outputs=a.centroid_outputs, codes=a.packed_codes, origin=sl.origin, basis=sl.basis,
             polygon=sl.polygon, anchors_uv=np.zeros((0, 2)) if sl.anchors_uv is None else sl.anchors_uv,
-            meta=np.array(json.dumps(meta)),
         )
+        save_arrays(path, arrays, meta)
 
     @classmethod
     def load(cls, path) -> "Partition":
-        """A partition written by :meth:`save` (without its model: pass one to ``verify``)."""
-        with np.load(path, allow_pickle=False) as f:
-            meta = json.loads(str(f["meta"]))
-            if meta.get("format") != FORMAT:
-                raise ValueError(f"{path} is not a splinecam partition file.")
-            anchors = f["anchors_uv"]
+        """Read a file (a path or an open binary file) written by :meth:`save`; the partition
+        has no model (pass one to ``verify``).
+
+        Raises FileNotFoundError if there is none, and ``ValueError`` saying why
+        if the file is not a valid splinecam partition (truncated, another
+        program's, arrays missing or inconsistent, NaN vertices).
+        """
+        meta, f = read_arrays(path)
+        anchors = f["anchors_uv"]
+        try:
             sl = Slice(f["origin"], f["basis"], f["polygon"], anchors_uv=anchors if len(anchors) else None)
-            arrays = RegionArrays(f["verts"], f["offsets"].astype(np.int64), f["labels"], f["affine"], f["codes"],
-                                  f["centroid_outputs"])
+        except ValueError as err:
+            raise InvalidPartitionFile(f"{path} is not a valid splinecam partition: its slice is invalid ({err})") from None
+        arrays = RegionArrays(f["verts"], f["offsets"].astype(np.int64), f["labels"], f["affine"], f["codes"],
+                              f["centroid_outputs"])
         return cls(arrays, sl, [LayerInfo(**layer) for layer in meta["layers"]], seconds=meta["seconds"])
+
+    # -- notebooks and tables -----------------------------------------------------
+
+    def to_frame(self):
+        """A pandas DataFrame, one row per region; see :func:`splinecam.frame.region_frame`."""
+        return region_frame(self)
+
+    def show(self, interactive: bool | None = None, max_regions: int | None = None, height: int = 520,
+             color_by: str = "random"):
+        """Inline notebook display with explicit choices; see :func:`splinecam.notebook.show`."""
+        return show(self, interactive=interactive, max_regions=max_regions, height=height, color_by=color_by)
+
+    def _repr_html_(self) -> str:
+        return partition_html(self)

@@ -29,11 +29,8 @@ def region_colors(part, color_by: str, output: int = 0, seed: int = 0) -> np.nda
         hsv = np.stack([hue, sat, 0.93 + 0.06 * rng.random(n)], 1)
         return np.c_[mpl.colors.hsv_to_rgb(hsv), np.ones(n)]
     if color_by == "class":
-        out = part.centroid_outputs
-        cls = (out[:, 0] > 0).astype(int) if part.n_outputs == 1 else out.argmax(1)
-        base = mpl.colormaps["tab10"](cls % 10)[:, :3]
         light = 0.55 + 0.25 * rng.random(n)[:, None]  # per-region shade keeps the regions apart
-        return np.c_[1 - light * (1 - base), np.ones(n)]
+        return np.c_[class_color(region_classes(part), light), np.ones(n)]
     if color_by == "slope":
         value, cmap = np.log10(np.linalg.norm(part.affine[:, :, :2], axis=(1, 2)) + 1e-12), "viridis"
     elif color_by == "area":
@@ -45,15 +42,45 @@ def region_colors(part, color_by: str, output: int = 0, seed: int = 0) -> np.nda
     return mpl.colormaps[cmap](np.clip(norm, 0, 1))
 
 
+def region_classes(part) -> np.ndarray:
+    """(R,) class of each region at its centroid: the top logit, or ``output > 0`` for one output."""
+    out = part.centroid_outputs
+    return (out[:, 0] > 0).astype(int) if part.n_outputs == 1 else out.argmax(1)
+
+
+def class_color(classes: np.ndarray, light) -> np.ndarray:
+    """(N, 3) RGB of ``classes`` (N,): tab10, mixed with white by ``light`` (a number or (N, 1))."""
+    import matplotlib as mpl
+
+    return 1 - light * (1 - mpl.colormaps["tab10"](np.asarray(classes) % 10)[:, :3])
+
+
+def _class_legend(part, ax, class_names):
+    """A legend of the classes present, named by ``class_names`` (one name per class) if given."""
+    from matplotlib.patches import Patch
+
+    n_classes = 2 if part.n_outputs == 1 else part.n_outputs
+    if class_names is not None and len(class_names) != n_classes:
+        raise ValueError(f"class_names needs {n_classes} names (one per class"
+                         f"{', output <= 0 then > 0' if part.n_outputs == 1 else ''}), got {len(class_names)}.")
+    present = np.unique(region_classes(part))
+    names = [str(class_names[c]) if class_names is not None else f"class {c}" for c in present]
+    colors = class_color(present, 0.675)
+    handles = [Patch(facecolor=c, edgecolor="0.3", label=name) for c, name in zip(colors, names)]
+    return ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.85)
+
+
 def plot_partition(part, ax=None, color_by: str = "random", boundary: bool = True, points=None,
                    labels=None, output: int = 0, edgecolor="0.25", linewidth=None, boundary_kw=None,
-                   layer_count=None, **kwargs):
+                   layer_count=None, class_names=None, **kwargs):
     """Draw every region as one PolyCollection, with the decision boundary and points on top.
 
     points: (N, 2) slice coordinates to scatter (e.g. training data), coloured
     by ``labels`` if given.  layer_count: layers in the edge colour scale of
-    ``color_by="layer"`` (default: the partition's).  kwargs go to the PolyCollection.  Returns a dict
-    of the artists: ``regions``, ``edges`` (layer colouring), ``boundary``, ``points``.
+    ``color_by="layer"`` (default: the partition's).  class_names: with ``color_by="class"``, one name
+    per class for the legend (for one output: ``output <= 0``, then ``> 0``; default "class k").
+    kwargs go to the PolyCollection.  Returns a dict of the artists: ``regions``, ``edges`` (layer
+    colouring), ``legend`` (class colouring), ``boundary``, ``points``.
     """
     from matplotlib.collections import PolyCollection
 
@@ -71,6 +98,8 @@ def plot_partition(part, ax=None, color_by: str = "random", boundary: bool = Tru
     artists["regions"] = regions
     if layered:
         artists["edges"] = _layer_edges(part, ax, linewidth * 1.5, layer_count)
+    if color_by == "class":
+        artists["legend"] = _class_legend(part, ax, class_names)
     poly = part.slice.polygon
     lo, hi = poly.min(0), poly.max(0)
     ax.set_xlim(lo[0], hi[0])
@@ -116,6 +145,23 @@ def layer_palette(n_layers: int) -> np.ndarray:
     if n_layers <= 10:
         return mpl.colormaps["tab10"](np.arange(n_layers))
     return mpl.colormaps["viridis"](np.linspace(0, 0.85, n_layers))
+
+
+def partition_figure(part, color_by: str = "random", width: float = 6.0, **kwargs):
+    """A Figure (Agg canvas, not registered with pyplot) of ``part``: its regions and decision
+    boundary, titled with the region count, sized to the slice's aspect.  kwargs go to
+    :func:`plot_partition`."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    span = np.ptp(part.slice.polygon, axis=0)
+    fig = Figure(figsize=(width, width * float(np.clip(span[1] / span[0], 0.3, 2.0))))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    plot_partition(part, ax=ax, color_by=color_by, **kwargs)
+    ax.set_title(f"{len(part):,} regions", fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def plot_boundary(db, ax=None, **kwargs):

@@ -3,6 +3,8 @@ with a convex polygon of allowed ``(u, v)``."""
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import torch
 
@@ -53,8 +55,30 @@ def convex_ccw(polygon: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(poly[turn > eps])
 
 
+def positive_number(value, name: str, zero_ok: bool = False) -> float:
+    """``value`` as a float, after checking it is a finite number > 0 (>= 0 with ``zero_ok``)."""
+    bound = "a non-negative" if zero_ok else "a positive"
+    number = float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else np.nan
+    if not np.isfinite(number) or number < 0 or (number == 0 and not zero_ok):
+        raise ValueError(f"{name} must be {bound} finite number, got {value!r}.")
+    return number
+
+
+def _seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    return int(seed)
+
+
+def _corner(point, name: str) -> np.ndarray:
+    arr = _as_array(point, name)
+    if arr.shape != (2,):
+        raise ValueError(f"{name} must be one point (u, v) of shape (2,), got shape {arr.shape}.")
+    return arr
+
+
 def _box(lo, hi) -> np.ndarray:
-    (u0, v0), (u1, v1) = lo, hi
+    (u0, v0), (u1, v1) = _corner(lo, "lo"), _corner(hi, "hi")
     return np.array([[u0, v0], [u1, v0], [u1, v1], [u0, v1]], dtype=np.float64)
 
 
@@ -103,6 +127,7 @@ class Slice:
         ``margin`` of its size on every side; ``anchors_uv`` holds the (3, 2)
         coordinates of the points.
         """
+        margin = positive_number(margin, "margin", zero_ok=True)
         pts = [_as_array(x, name) for x, name in ((x1, "x1"), (x2, "x2"), (x3, "x3"))]
         if not (pts[0].shape == pts[1].shape == pts[2].shape):
             raise ValueError(f"the three points have different shapes: {[p.shape for p in pts]}.")
@@ -120,8 +145,11 @@ class Slice:
     @classmethod
     def around(cls, x, radius: float = 1.0, seed: int = 0) -> "Slice":
         """Random orthonormal plane through ``x``, square ``[-radius, radius]^2``."""
+        radius = positive_number(radius, "radius")
         x = _as_array(x, "x")
-        gen = np.random.default_rng(seed)
+        if x.size < 2:
+            raise ValueError(f"x must have at least 2 entries to span a plane, got shape {x.shape}.")
+        gen = np.random.default_rng(_seed(seed))
         q, _ = np.linalg.qr(gen.standard_normal((x.size, 2)))
         return cls(x, q, _box((-radius, -radius), (radius, radius)), anchors_uv=np.zeros((1, 2)))
 

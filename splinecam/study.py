@@ -59,15 +59,20 @@ def _mean(values: list):
     return float(np.mean(values))
 
 
-def compare(models: dict, slices, columns=DEFAULT_COLUMNS, show: bool = True, file=None, **options) -> list[dict]:
+def compare(models: dict, slices, columns=DEFAULT_COLUMNS, show: bool = True, file=None, **options):
     """Statistics of several models over the same slices.
 
     models: {name: model}; slices: a Slice or a list of them; options go to
-    :func:`splinecam.partition`.  Returns one dict per model: ``model``,
-    ``slices`` (count), every key of :func:`splinecam.stats.stats` averaged
-    over the slices (lists element by element), and ``per_slice`` (the
-    individual dicts).  If ``show``, prints ``columns`` as a table to ``file``
-    (default: standard output).
+    :func:`splinecam.partition`.  One row per model: ``model``, ``slices``
+    (count), every key of :func:`splinecam.stats.stats` averaged over the
+    slices (lists element by element), and ``per_slice`` (the individual
+    dicts).  Returns a pandas DataFrame of these rows, indexed by model
+    name, when pandas is installed (``pip install 'splinecam[frames]'``),
+    else the list of row dicts.  If ``show``, prints ``columns`` as a table
+    to ``file`` (default: standard output).
+
+    >>> table = sc.compare({"small": m1, "big": m2}, [sl1, sl2])
+    >>> table.loc["big", "n_regions"]
     """
     if isinstance(slices, Slice):
         slices = [slices]
@@ -84,7 +89,11 @@ def compare(models: dict, slices, columns=DEFAULT_COLUMNS, show: bool = True, fi
         rows.append(row)
     if show:
         print(format_table(rows, ("model",) + tuple(columns)), file=sys.stdout if file is None else file)
-    return rows
+    try:
+        import pandas as pd
+    except ImportError:
+        return rows
+    return pd.DataFrame(rows).set_index("model", drop=False).rename_axis(None)
 
 
 def format_table(rows: list[dict], columns) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .fileio import write_atomically
 from .plot import COLOR_BY, layer_palette, region_colors
 
 FORMAT = "splinecam.viewer/1"
@@ -116,9 +117,8 @@ def to_html(part, path, color_by: str = "random", title: str | None = None) -> P
     (all of them can be switched in the page); title: shown in the page.
     Returns the path.
     """
-    path = Path(path)
-    path.write_text(render_html(part, color_by=color_by, title=title), encoding="utf-8")
-    return path
+    page = render_html(part, color_by=color_by, title=title).encode("utf-8")
+    return write_atomically(path, lambda f: f.write(page))
 
 
 def read_data(path) -> tuple[dict, dict[str, np.ndarray]]:

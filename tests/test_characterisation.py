@@ -3,6 +3,8 @@ per-layer partitions, comparisons, slices from data."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -376,17 +378,22 @@ def test_slice_from_data_uses_three_nearby_inputs():
         sc.slice_from_data(X, y, classes=(0, 7))
 
 
-def test_compare_prints_and_returns_rows(capsys):
+def test_compare_prints_and_returns_a_frame(capsys, monkeypatch):
     models = {"narrow": random_mlp(0, width=4), "wide": random_mlp(1, width=12)}
     slices = [BOX, sc.Slice.box((-0.5, -0.5), (0.5, 0.5))]
-    rows = sc.compare(models, slices)
+    table = sc.compare(models, slices)
     out = capsys.readouterr().out
     assert "narrow" in out and "wide" in out and "n_regions" in out
-    assert [r["model"] for r in rows] == ["narrow", "wide"]
-    for row, model in zip(rows, models.values()):
+    assert list(table.index) == list(table["model"]) == ["narrow", "wide"]
+    for (_, row), model in zip(table.iterrows(), models.values()):
         counts = [len(sc.partition(model, s, progress=False)) for s in slices]
         assert row["n_regions"] == pytest.approx(np.mean(counts))
         assert [s["n_regions"] for s in row["per_slice"]] == counts
+    first = [p[0]["n_regions"] for p in table["per_slice"]]
+    monkeypatch.setitem(sys.modules, "pandas", None)  # without pandas: the list of row dicts
+    rows = sc.compare(models, slices[:1], show=False)
+    assert [r["model"] for r in rows] == ["narrow", "wide"]
+    assert [r["n_regions"] for r in rows] == first
 
 
 def test_boundary_samples_of_an_image_model_are_flat_points_and_model_inputs():

@@ -306,7 +306,7 @@ def test_save_load_round_trip(tmp_path, monkeypatch):
 def test_load_rejects_other_files(tmp_path):
     path = tmp_path / "other.npz"
     np.savez(path, meta=np.array('{"format": "something else"}'))
-    with pytest.raises(ValueError, match="not a splinecam partition"):
+    with pytest.raises(ValueError, match="not a valid splinecam partition"):
         sc.Partition.load(path)
 
 

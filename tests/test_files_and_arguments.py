@@ -1,0 +1,224 @@
+"""Bad files, folders, devices and numbers: one clear error each, and nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import splinecam as sc
+from conftest import BOX, random_mlp, run
+
+MESSAGE = "not a valid splinecam partition"
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """(path, arrays) of a valid partition file."""
+    path = tmp_path_factory.mktemp("saved") / "part.npz"
+    run(random_mlp([5, 5], 2, seed=3)).save(path)
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    return path, arrays
+
+
+def _write(path, arrays, **changes):
+    data = {**arrays, **changes}
+    np.savez(path, **{k: v for k, v in data.items() if v is not None})
+    return path
+
+
+def _meta(arrays, **changes):
+    meta = json.loads(str(arrays["meta"]))
+    meta.update(changes)
+    return np.array(json.dumps(meta))
+
+
+@pytest.mark.parametrize("case", [
+    "empty", "text", "npy", "truncated", "foreign", "other_format", "bad_json", "no_layers", "missing_affine",
+    "offsets_short", "offsets_past_end", "offsets_decreasing", "nan_vertex", "verts_shape", "codes_width",
+    "affine_rows", "labels_layer", "float_offsets", "bad_slice", "object_array",
+])
+def test_load_rejects_bad_files(saved, tmp_path, case):
+    path, a = saved
+    bad = tmp_path / "bad.npz"
+    off, verts = a["offsets"], a["verts"]
+    if case == "empty":
+        bad.write_bytes(b"")
+    elif case == "text":
+        bad.write_text("regions: 12\n")
+    elif case == "npy":
+        np.save(tmp_path / "bad.npy", verts)
+        bad = tmp_path / "bad.npy"
+    elif case == "truncated":
+        data = path.read_bytes()
+        bad.write_bytes(data[: len(data) // 2])
+    elif case == "foreign":
+        np.savez(bad, x=np.arange(3))
+    elif case == "other_format":
+        _write(bad, a, meta=_meta(a, format="something/2"))
+    elif case == "bad_json":
+        _write(bad, a, meta=np.array("{not json"))
+    elif case == "no_layers":
+        _write(bad, a, meta=_meta(a, layers=None))
+    elif case == "missing_affine":
+        _write(bad, a, affine=None)
+    elif case == "offsets_short":
+        _write(bad, a, offsets=off[:-1])
+    elif case == "offsets_past_end":
+        _write(bad, a, offsets=np.r_[off[:-1], off[-1] + 5])
+    elif case == "offsets_decreasing":
+        o = off.copy()
+        o[1], o[2] = o[2], o[1]
+        _write(bad, a, offsets=o)
+    elif case == "nan_vertex":
+        v = verts.copy()
+        v[4, 1] = np.nan
+        _write(bad, a, verts=v)
+    elif case == "verts_shape":
+        _write(bad, a, verts=verts[:, :1])
+    elif case == "codes_width":
+        _write(bad, a, codes=a["codes"][:, :0])
+    elif case == "affine_rows":
+        _write(bad, a, affine=a["affine"][:-1])
+    elif case == "labels_layer":
+        lab = a["labels"].copy()
+        lab[0, 0] = 7
+        _write(bad, a, labels=lab)
+    elif case == "float_offsets":
+        _write(bad, a, offsets=off.astype(float))
+    elif case == "bad_slice":
+        _write(bad, a, polygon=np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]))
+    elif case == "object_array":
+        np.savez(bad, **{**a, "verts": np.array([1, "x"], dtype=object)})
+    with pytest.raises(ValueError, match=MESSAGE) as err:
+        sc.Partition.load(bad)
+    assert type(err.value).__name__ == "InvalidPartitionFile"
+    assert str(bad) in str(err.value)
+
+
+def test_load_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        sc.Partition.load(tmp_path / "none.npz")
+
+
+def test_save_is_atomic(saved, tmp_path, monkeypatch):
+    """A save that fails half-way leaves the earlier file intact and no temporary file behind."""
+    path = tmp_path / "p.npz"
+    part = sc.Partition.load(saved[0])
+    part.save(path)
+    before = path.read_bytes()
+
+    def interrupted(f, **arrays):
+        f.write(b"PK\x03\x04 half an archive")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez_compressed", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        part.save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["p.npz"]
+    part.save(tmp_path / "q")  # numpy's rule: the .npz suffix is added
+    assert len(sc.Partition.load(tmp_path / "q.npz")) == len(part)
+
+
+def test_save_into_missing_folder(saved, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        sc.Partition.load(saved[0]).save(tmp_path / "nope" / "p.npz")
+
+
+def _cli(*args, cwd):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(os.path.dirname(sc.__file__)),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "splinecam.cli", *args], capture_output=True, text=True, cwd=cwd, env=env)
+
+
+@pytest.mark.parametrize("case", ["missing", "text", "truncated", "no_folder"])
+def test_cli_bad_files_one_line(saved, tmp_path, case):
+    path = saved[0]
+    args = {
+        "missing": ["view", str(tmp_path / "none.npz")],
+        "text": ["view", str(tmp_path / "t.npz")],
+        "truncated": ["view", str(tmp_path / "half.npz")],
+        "no_folder": ["view", str(path), "--out", str(tmp_path / "nope" / "v.html")],
+    }[case]
+    (tmp_path / "t.npz").write_text("hello")
+    (tmp_path / "half.npz").write_bytes(path.read_bytes()[:200])
+    done = _cli(*args, cwd=tmp_path)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("splinecam view: error:"), done.stderr
+    assert not (tmp_path / "nope").exists()
+
+
+def test_cli_view_writes_page(saved, tmp_path):
+    done = _cli("view", str(saved[0]), "--out", str(tmp_path / "v.html"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    from splinecam.viewer import read_data
+
+    assert read_data(tmp_path / "v.html")[0]["n_regions"] == len(sc.Partition.load(saved[0]))
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:7", "mps", "not-a-device"])
+def test_unusable_device(device):
+    usable = {"cuda": torch.cuda.is_available(), "cuda:7": torch.cuda.device_count() > 7,
+              "mps": torch.backends.mps.is_available(), "not-a-device": False}[device]
+    if usable:
+        pytest.skip(f"{device} works here")
+    model = random_mlp([4], 1, seed=0)
+    with pytest.raises(ValueError, match=r"device") as err:
+        sc.partition(model, BOX, device=device, progress=False)
+    assert "cpu" in str(err.value)
+    with pytest.raises(ValueError, match=r"device"):
+        sc.partition_by_layer(model, BOX, device=device)
+
+
+@pytest.mark.parametrize("radius", [0, -1.0, float("nan"), float("inf"), "1", None, True])
+def test_around_radius(radius):
+    with pytest.raises(ValueError, match="radius must be a positive finite number"):
+        sc.Slice.around(np.zeros(4), radius=radius)
+
+
+def test_constructor_numbers():
+    with pytest.raises(ValueError, match="seed"):
+        sc.Slice.around(np.zeros(4), seed=0.5)
+    with pytest.raises(ValueError, match="at least 2"):
+        sc.Slice.around(np.zeros(1))
+    with pytest.raises(ValueError, match="margin"):
+        sc.Slice.from_points([0, 0], [1, 0], [0, 1], margin=-0.1)
+    with pytest.raises(ValueError, match="margin"):
+        sc.Slice.from_points([0, 0], [1, 0], [0, 1], margin=float("nan"))
+    with pytest.raises(ValueError, match=r"lo must be one point"):
+        sc.Slice.box(0, 1)
+    with pytest.raises(ValueError, match=r"hi must be one point"):
+        sc.Slice.box((0, 0), (1, 1, 1))
+    assert sc.Slice.around(np.zeros(4), radius=np.float32(0.5)).area == pytest.approx(1.0)
+    assert sc.Slice.from_points([0, 0], [1, 0], [0, 1], margin=0).area == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("command", ["demo", "train-video"])
+def test_cli_output_folder_that_cannot_exist(tmp_path, command):
+    (tmp_path / "afile").write_text("x")
+    done = _cli(command, "--out", str(tmp_path / "afile" / "out"), cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith(f"splinecam {command}: error:")
+
+
+def test_save_and_load_open_files(saved, tmp_path):
+    import io
+
+    part = sc.Partition.load(saved[0])
+    buffer = io.BytesIO()
+    part.save(buffer)
+    buffer.seek(0)
+    back = sc.Partition.load(buffer)
+    assert len(back) == len(part) and np.array_equal(back.affine, part.affine)
+    with pytest.raises(ValueError, match=MESSAGE):
+        sc.Partition.load(io.BytesIO(b"PK\x03\x04 and then nothing"))
