@@ -234,3 +234,15 @@ def test_save_and_load_open_files(saved, tmp_path):
     assert len(back) == len(part) and np.array_equal(back.affine, part.affine)
     with pytest.raises(ValueError, match=MESSAGE):
         sc.Partition.load(io.BytesIO(b"PK\x03\x04 and then nothing"))
+
+
+def test_other_numeric_arguments():
+    part = run(random_mlp([4], 2, seed=1))
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="n_points must be a positive integer"):
+            part.verify(n_points=bad)
+    X, y = np.random.default_rng(0).standard_normal((10, 2)), np.r_[np.zeros(5), np.ones(5)]
+    for bad in (1.5, -1, "0"):
+        with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+            sc.slice_from_data(X, y, seed=bad)
+    assert sc.slice_from_data(X, y, seed=np.int64(3)).anchors_uv.shape == (3, 2)
