@@ -4,9 +4,9 @@
 ``torch.fx.GraphModule`` of standard torch layers (``nn.Linear``,
 ``nn.Conv2d``, ``nn.ReLU``, ``nn.MaxPool2d``, ...), which :func:`splinecam.partition`
 traces like any other model.  It needs the ``onnx`` package
-(``pip install 'splinecam[onnx]'``) and nothing else: the general converter
-``onnx2torch`` depends on torchvision, and what it builds for e.g. ``Gemm``
-is its own module types, which splinecam would not recognise.
+(``pip install 'splinecam[onnx]'``) and nothing else (the general converter
+``onnx2torch`` requires torchvision, whose compiled ops did not load with the
+CPU-only torch this project pins).
 
 Supported ONNX ops: Gemm, MatMul (by a constant), Add, Sub, Mul and Div (by a
 constant; Add and Sub of two activations too), Neg, Relu, LeakyRelu, PRelu,

@@ -64,7 +64,8 @@ def positive_number(value, name: str, zero_ok: bool = False) -> float:
     return number
 
 
-def _seed(seed) -> int:
+def check_seed(seed) -> int:
+    """``seed`` as an int, after checking it is a non-negative integer."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
     return int(seed)
@@ -149,7 +150,7 @@ class Slice:
         x = _as_array(x, "x")
         if x.size < 2:
             raise ValueError(f"x must have at least 2 entries to span a plane, got shape {x.shape}.")
-        gen = np.random.default_rng(_seed(seed))
+        gen = np.random.default_rng(check_seed(seed))
         q, _ = np.linalg.qr(gen.standard_normal((x.size, 2)))
         return cls(x, q, _box((-radius, -radius), (radius, radius)), anchors_uv=np.zeros((1, 2)))
 

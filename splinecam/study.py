@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .partition import partition
-from .slices import Slice
+from .slices import Slice, check_seed
 from .stats import stats
 
 DEFAULT_COLUMNS = (
@@ -37,7 +37,7 @@ def slice_from_data(X, y, classes=(0, 1), seed: int = 0, margin: float = 0.25) -
     in_a, in_b = np.flatnonzero(y == a), np.flatnonzero(y == b)
     if not len(in_a) or not len(in_b):
         raise ValueError(f"classes {a!r} and {b!r} must both occur in y (found {len(in_a)} and {len(in_b)}).")
-    i1 = int(np.random.default_rng(seed).choice(in_a))
+    i1 = int(np.random.default_rng(check_seed(seed)).choice(in_a))
     dist = np.linalg.norm(flat - flat[i1], axis=1)
     i2 = int(in_b[np.argmin(dist[in_b])])
     d12 = flat[i2] - flat[i1]

@@ -13,6 +13,7 @@ import torch
 
 import splinecam as sc
 from conftest import BOX, random_mlp, run
+from splinecam.cli import main
 
 MESSAGE = "not a valid splinecam partition"
 
@@ -139,8 +140,22 @@ def _cli(*args, cwd):
     return subprocess.run([sys.executable, "-m", "splinecam.cli", *args], capture_output=True, text=True, cwd=cwd, env=env)
 
 
+def test_cli_process_exit_status(tmp_path):
+    """The real command: one line on stderr, exit status 1, no traceback."""
+    done = _cli("view", str(tmp_path / "none.npz"), cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [f"splinecam view: error: [Errno 2] No such file or directory: "
+                                                f"'{tmp_path / 'none.npz'}'"]
+
+
+def _main(capsys, *args):
+    """(exit code, stderr lines) of the command line run in this process."""
+    code = main(list(args))
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
 @pytest.mark.parametrize("case", ["missing", "text", "truncated", "no_folder"])
-def test_cli_bad_files_one_line(saved, tmp_path, case):
+def test_cli_bad_files_one_line(saved, tmp_path, capsys, case):
     path = saved[0]
     args = {
         "missing": ["view", str(tmp_path / "none.npz")],
@@ -150,17 +165,15 @@ def test_cli_bad_files_one_line(saved, tmp_path, case):
     }[case]
     (tmp_path / "t.npz").write_text("hello")
     (tmp_path / "half.npz").write_bytes(path.read_bytes()[:200])
-    done = _cli(*args, cwd=tmp_path)
-    assert done.returncode != 0
-    assert "Traceback" not in done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("splinecam view: error:"), done.stderr
+    code, lines = _main(capsys, *args)
+    assert code == 1
+    assert len(lines) == 1 and lines[0].startswith("splinecam view: error:"), lines
     assert not (tmp_path / "nope").exists()
 
 
-def test_cli_view_writes_page(saved, tmp_path):
-    done = _cli("view", str(saved[0]), "--out", str(tmp_path / "v.html"), cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+def test_cli_view_writes_page(saved, tmp_path, capsys):
+    code, lines = _main(capsys, "view", str(saved[0]), "--out", str(tmp_path / "v.html"))
+    assert code == 0 and not lines
     from splinecam.viewer import read_data
 
     assert read_data(tmp_path / "v.html")[0]["n_regions"] == len(sc.Partition.load(saved[0]))
@@ -204,11 +217,10 @@ def test_constructor_numbers():
 
 
 @pytest.mark.parametrize("command", ["demo", "train-video"])
-def test_cli_output_folder_that_cannot_exist(tmp_path, command):
+def test_cli_output_folder_that_cannot_exist(tmp_path, capsys, command):
     (tmp_path / "afile").write_text("x")
-    done = _cli(command, "--out", str(tmp_path / "afile" / "out"), cwd=tmp_path)
-    assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith(f"splinecam {command}: error:")
+    code, lines = _main(capsys, command, "--out", str(tmp_path / "afile" / "out"))
+    assert code == 1 and len(lines) == 1 and lines[0].startswith(f"splinecam {command}: error:"), lines
 
 
 def test_save_and_load_open_files(saved, tmp_path):
@@ -222,3 +234,15 @@ def test_save_and_load_open_files(saved, tmp_path):
     assert len(back) == len(part) and np.array_equal(back.affine, part.affine)
     with pytest.raises(ValueError, match=MESSAGE):
         sc.Partition.load(io.BytesIO(b"PK\x03\x04 and then nothing"))
+
+
+def test_other_numeric_arguments():
+    part = run(random_mlp([4], 2, seed=1))
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="n_points must be a positive integer"):
+            part.verify(n_points=bad)
+    X, y = np.random.default_rng(0).standard_normal((10, 2)), np.r_[np.zeros(5), np.ones(5)]
+    for bad in (1.5, -1, "0"):
+        with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+            sc.slice_from_data(X, y, seed=bad)
+    assert sc.slice_from_data(X, y, seed=np.int64(3)).anchors_uv.shape == (3, 2)
