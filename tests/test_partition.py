@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -131,6 +131,7 @@ def test_integer_arrangements_count(lines):
 @settings(max_examples=examples(8), deadline=None)
 @given(seed=st.integers(0, 10**6), n_dup=st.integers(1, 3), n_dead=st.integers(1, 3), k=st.integers(1, 3),
        base=st.sampled_from([2, 3]))
+@example(seed=103, n_dup=3, n_dead=1, k=1, base=3)  # a sliver thinner than locate's tolerance
 def test_duplicate_and_dead_units(seed, n_dup, n_dead, k, base):
     """Copies and multiples of units, and zero-weight units, in every layer.  Multiples by
     powers of 2 are exact (the same line); by powers of 3 float32 rounds them into

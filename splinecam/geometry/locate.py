@@ -60,7 +60,9 @@ class RegionGrid:
         return np.clip(np.floor((pts - self.lo) / self.size).astype(np.int64), 0, self.g - 1)
 
     def locate(self, pts: np.ndarray) -> np.ndarray:
-        """(N,) index of the lowest-numbered polygon holding each point (N, 2), -1 for none."""
+        """(N,) index of the polygon holding each point (N, 2), -1 for none.  A point within
+        rounding of several polygons (on a shared edge, or in a sliver thinner than the
+        tolerance) goes to the one it is deepest inside, the lowest-numbered on ties."""
         result = np.full(len(pts), -1, dtype=np.int64)
         inside_box = np.all((pts >= self.lo - self.tol) & (pts <= self.hi + self.tol), axis=1)
         c = self._cell(pts)
@@ -69,12 +71,12 @@ class RegionGrid:
         point, k = (t.numpy() for t in ragged_arange(torch.as_tensor(np.where(inside_box, stop - start, 0))))
         region = self.cell_regions[start[point] + k]
         cand, e, d = _edges(self.polys, pts[point], region)
-        cross = e[:, 0] * d[:, 1] - e[:, 1] * d[:, 0]
-        bad = cross < -self.tol * np.hypot(e[:, 0], e[:, 1])
-        inside = np.bincount(cand, weights=bad, minlength=len(region)) == 0
-        hit = point[inside]
-        first = np.full(len(pts), np.iinfo(np.int64).max)
-        np.minimum.at(first, hit, region[inside])
-        found = first < np.iinfo(np.int64).max
-        result[found] = first[found]
+        depth = (e[:, 0] * d[:, 1] - e[:, 1] * d[:, 0]) / np.maximum(np.hypot(e[:, 0], e[:, 1]), 1e-300)
+        margin = np.full(len(region), np.inf)
+        np.minimum.at(margin, cand, depth)  # signed distance inside each candidate (convex: min over edges)
+        inside = margin >= -self.tol
+        point, region, margin = point[inside], region[inside], margin[inside]
+        order = np.lexsort((region, -margin, point))
+        first = order[np.r_[True, point[order][1:] != point[order][:-1]]] if len(order) else order
+        result[point[first]] = region[first]
         return result
