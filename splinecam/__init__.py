@@ -4,7 +4,8 @@ __version__ = "0.1.0"
 
 from .boundary import Boundary
 from .dynamics import Recorder, animate, record
-from .engine import RegionLimitError
+from .engine import RegionLimitError, StoppedEarly, TimeLimitError
+from .estimate import Estimate, estimate
 from .layers import partition_by_layer, plot_layers
 from .onnx import load_onnx
 from .ops import register_op, unregister_op
@@ -17,8 +18,8 @@ from .study import compare, slice_from_data
 from .trace import UnsupportedModelError
 
 __all__ = [
-    "Boundary", "BoundarySamples", "DensityMap", "LayerInfo", "Partition", "Recorder", "RegionArrays",
-    "RegionLimitError", "Slice", "UnsupportedModelError", "VerifyReport", "__version__", "animate", "compare",
-    "density_map", "load_onnx", "local_complexity", "partition", "partition_by_layer", "plot_layers", "record",
-    "register_op", "slice_from_data", "unregister_op",
+    "Boundary", "BoundarySamples", "DensityMap", "Estimate", "LayerInfo", "Partition", "Recorder", "RegionArrays",
+    "RegionLimitError", "Slice", "StoppedEarly", "TimeLimitError", "UnsupportedModelError", "VerifyReport",
+    "__version__", "animate", "compare", "density_map", "estimate", "load_onnx", "local_complexity", "partition",
+    "partition_by_layer", "plot_layers", "record", "register_op", "slice_from_data", "unregister_op",
 ]

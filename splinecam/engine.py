@@ -1,6 +1,11 @@
 """Schedule the ops of a graph over batches of regions: push affine states through affine ops,
 let split ops split the regions, make the pieces chunk by chunk so that memory stays bounded,
-watch the region limit and show progress.  The rules themselves belong to the ops."""
+watch the region and time limits and show progress.  The rules themselves belong to the ops.
+
+The work is a stack (depth first): the pieces of a split are made chunk by chunk when popped,
+and a split that stops at its memory budget hands back the pieces it has not finished, which
+are split again later.  So every step is bounded, Ctrl-C and the time limit are seen between
+steps, and what is finished early is whole areas of the slice."""
 
 from __future__ import annotations
 
@@ -10,15 +15,30 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .geometry import Polygons
+from .geometry import Polygons, spatial_order
 from .ops import AffineOp, Split, SplitContext, SplitOp
 from .regions import LayerInfo, RegionArrays
 from .slices import Slice
 from .trace import Graph
 
 
-class RegionLimitError(RuntimeError):
+_STEP_SECONDS = 0.2  # about the longest single step between checks of time and Ctrl-C
+
+
+class StoppedEarly(RuntimeError):
+    """A limit ended the run.  ``partial``: a :class:`~splinecam.Partition` of the regions
+    finished so far (exact, each with its map and code; they do not tile the slice and
+    ``partial.complete`` is False), or None where no partition was being built."""
+
+    partial = None
+
+
+class RegionLimitError(StoppedEarly):
     """The partition has more regions than the ``max_regions`` limit."""
+
+
+class TimeLimitError(StoppedEarly):
+    """The partition took longer than its ``timeout``."""
 
 
 @dataclass
@@ -36,12 +56,14 @@ class Batch:
 
 @dataclass
 class Chunk:
-    """Pieces ``sel`` of the split made at node ``node``, to be made into a batch when popped."""
+    """Pieces ``sel`` of the split made at node ``node``, to be made into a batch when popped:
+    finished pieces past the split, or (``again``) pieces the split left to split again."""
 
     parent: Batch
     split: Split
     sel: torch.Tensor
     node: int
+    again: bool = False
 
 
 @dataclass
@@ -56,50 +78,79 @@ class Engine:
 
     shapes: the per-sample shape of every graph value (input first); the
     states of a region are taken about the centre of the slice polygon.
+    budget: bytes the per-piece records of one split may hold at once;
+    timeout: seconds from ``started`` (a ``time.perf_counter()`` reading, default the start of
+    :meth:`run`; None: no limit); limit_note: said of ``max_regions`` in its error.
     """
 
     def __init__(self, graph: Graph, sl: Slice, shapes: list[tuple[int, ...]], dtype, device, rtol: float,
-                 max_regions: int, chunk_size: int, progress):
+                 max_regions: int, chunk_size: int, progress, budget: int = 128 * 10**6,
+                 timeout: float | None = None, limit_note: str = "", started: float | None = None):
         self.graph, self.slice = graph, sl
         self.dtype, self.device = dtype, device
-        self.max_regions, self.chunk_size = max_regions, chunk_size
-        self.progress = progress
+        self.max_regions, self.chunk_size, self.timeout = max_regions, chunk_size, timeout
+        self.progress, self.limit_note = progress, limit_note
         poly = torch.as_tensor(sl.polygon, dtype=dtype, device=device)
         self.center = poly.mean(0)
         self.root = poly - self.center
         extent = self.root.abs().amax(0)
         self.last_use = graph.last_use()
+        self.n_outputs = int(np.prod(shapes[-1]))
         self.layers: list[LayerInfo] = []
         self.contexts: dict[int, SplitContext] = {}
         for i, node in enumerate(graph.nodes):
             if isinstance(node.op, SplitOp):
                 units, bits = node.op.layer_size(shapes[node.args[0]])
-                self.contexts[i] = SplitContext(rtol, extent, len(self.layers), self._limit_check(node.name))
+                self.contexts[i] = SplitContext(rtol, extent, len(self.layers), self._check_at(node.name), budget)
                 self.layers.append(LayerInfo(node.name, units, bits))
+        self.finished: list[RegionArrays] = []
         self.n_done = self.pending = 0
+        self.area_done = 0.0
+        self.started = started
+        self.bar = None
+        self.push_rate: dict[int, float] = {}  # node -> seconds per region of its affine push
 
     def run(self) -> EngineResult:
-        start = time.perf_counter()
+        """The partition; a limit raises :class:`RegionLimitError` / :class:`TimeLimitError`
+        after :meth:`finished_regions` holds what was finished."""
+        self.start = time.perf_counter() if self.started is None else self.started
+        self.deadline = self.start + self.timeout if self.timeout is not None else float("inf")
         origin = torch.as_tensor(self.slice.origin, dtype=self.dtype, device=self.device)
         basis = torch.as_tensor(self.slice.basis, dtype=self.dtype, device=self.device)
         x_ref = origin.reshape(-1) + basis @ self.center
         state = torch.stack([x_ref, basis[:, 0], basis[:, 1]]).reshape(1, 3, *self.slice.input_shape)
         stack: list[Batch | Chunk] = [Batch(Polygons.single(self.root), {0: state}, [])]
-        out: list[RegionArrays] = []
-        bar = self._bar()
-        while stack:
-            item = stack.pop()
-            batch = self._make(item) if isinstance(item, Chunk) else item
-            batch = self._advance(batch, stack)
-            if batch is not None:
-                out.append(self._finish(batch))
-                self.n_done += len(batch)
-                if bar is not None:
-                    bar.update(min(float(batch.polys.areas().sum()), bar.total - bar.n))
-                    bar.set_postfix(regions=self.n_done, refresh=False)
-        if bar is not None:
-            bar.close()
-        return EngineResult(_concat(out), self.layers, time.perf_counter() - start)
+        self.pending = 1
+        self.bar = self._bar()
+        try:
+            while stack:
+                item = stack.pop()
+                self.pending -= len(item.sel) if isinstance(item, Chunk) else len(item)
+                self._check_time()
+                batch = self._make(item) if isinstance(item, Chunk) else item
+                batch = self._advance(batch, stack)
+                if batch is not None:
+                    self.finished.append(self._finish(batch))
+                    self.n_done += len(batch)
+                    self.area_done += float(batch.polys.areas().sum())
+                    self._show("")
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+        return EngineResult(self.finished_regions(), self.layers, self.elapsed())
+
+    def elapsed(self) -> float:
+        """Seconds since :meth:`run` started."""
+        return time.perf_counter() - self.start
+
+    def finished_regions(self) -> RegionArrays:
+        """The regions finished so far (all of them after :meth:`run`), in one array set."""
+        if not self.finished:
+            k, width = self.n_outputs, sum(-(-layer.bits // 8) for layer in self.layers)
+            return RegionArrays(np.zeros((0, 2)), np.zeros(1, np.int64), np.zeros((0, 2), np.int64),
+                                np.zeros((0, k, 3)), np.zeros((0, width), np.uint8), np.zeros((0, k)))
+        self.finished = [_concat(self.finished)]
+        return self.finished[0]
 
     def _bar(self):
         if self.progress is False:
@@ -107,40 +158,78 @@ class Engine:
         from tqdm.auto import tqdm
 
         return tqdm(
-            total=float(self.slice.area), delay=0 if self.progress else 2.0, desc="splinecam",
-            bar_format="{desc}: {percentage:3.0f}% of the slice |{bar}| {elapsed}<{remaining}{postfix}",
+            total=float(self.slice.area), delay=0 if self.progress else 2.0, desc="splinecam", miniters=0,
+            mininterval=0.25, bar_format="{desc}: {percentage:3.0f}% of the slice |{bar}| {elapsed}<{remaining}{postfix}",
         )
+
+    def _show(self, where: str) -> None:
+        """Progress: regions so far, the op being split, the finished fraction of the area."""
+        if self.bar is None:
+            return
+        self.bar.set_postfix_str(f"{self.n_done:,} regions" + (f", splitting {where}" if where else ""), refresh=False)
+        self.bar.update(min(self.area_done, self.bar.total) - self.bar.n)
 
     def _advance(self, batch: Batch, stack: list) -> Batch | None:
         """Run nodes until the graph ends (return the batch) or a split makes more regions than
-        a chunk (push its chunks, to be made when popped, and return None)."""
+        a chunk or leaves pieces to split again (push its chunks, to be made when popped, and
+        return None)."""
         nodes = self.graph.nodes
-        self.pending = sum(len(item.sel) if isinstance(item, Chunk) else len(item) for item in stack)
         while batch.node < len(nodes):
             i = batch.node
             op = nodes[i].op
             if isinstance(op, SplitOp):
                 split = op.split(batch.polys, batch.values[nodes[i].args[0]], self.contexts[i])
                 self.contexts[i].check(len(split))
-                if len(split) > self.chunk_size:
-                    for s in reversed(range(0, len(split), self.chunk_size)):
-                        sel = torch.arange(s, min(s + self.chunk_size, len(split)), device=self.device)
-                        stack.append(Chunk(batch, split, sel, i))
+                if split.rest is not None and len(split.rest):
+                    self._push(stack, batch, split, len(split.rest), i, again=True)
+                if len(split) > self.chunk_size or not len(split):
+                    self._push(stack, batch, split, len(split), i)
                     return None
                 batch = self._make(Chunk(batch, split, torch.arange(len(split), device=self.device), i))
                 continue
             if not isinstance(op, AffineOp):
                 raise TypeError(f"no engine rule for op {type(op).__name__} at {nodes[i].name}")
-            batch.values[i + 1] = op.push(*[batch.values[a] for a in nodes[i].args])
+            batch.values[i + 1] = self._push_affine(i, op, [batch.values[a] for a in nodes[i].args])
             self._retire(batch, i)
         return batch
 
+    def _push_affine(self, i: int, op: AffineOp, states: list[torch.Tensor]) -> torch.Tensor:
+        """``op.push`` in blocks of regions that take about ``_STEP_SECONDS`` each (measured at
+        node i as it runs), so that an op as costly as a wide linear layer stays interruptible."""
+        r = states[0].shape[0]
+        rate = self.push_rate.get(i)
+        block = r if rate is None else max(1, int(_STEP_SECONDS / max(rate, 1e-12)))
+        if rate is None and r > 1:
+            block = 1  # measure one region first
+        out, s = [], 0
+        while s < r:
+            t0 = time.perf_counter()
+            out.append(op.push(*[x[s : s + block] for x in states]))
+            n = min(block, r - s)
+            self.push_rate[i] = (time.perf_counter() - t0) / n
+            s += n
+            if s < r:
+                self._check_time()
+                block = max(1, int(_STEP_SECONDS / max(self.push_rate[i], 1e-12)))
+        return out[0] if len(out) == 1 else torch.cat(out)
+
+    def _push(self, stack: list, batch: Batch, split: Split, n: int, i: int, again: bool = False) -> None:
+        """Push the chunks of ``n`` pieces of ``split`` so that the first is popped first; pieces
+        to split again go in a spatial order, so that each chunk finishes a compact area."""
+        order = spatial_order(split.rest.centroids()) if again else torch.arange(n, device=self.device)
+        for s in reversed(range(0, n, self.chunk_size)):
+            stack.append(Chunk(batch, split, order[s : s + self.chunk_size], i, again))
+        self.pending += n
+
     def _make(self, chunk: Chunk) -> Batch:
-        """The batch of the pieces of a chunk, past its split node."""
+        """The batch of the pieces of a chunk: past its split node, or before it (``again``)."""
         parent, i = chunk.parent, chunk.node
-        index = chunk.split.parent[chunk.sel]
-        child = Batch(chunk.split.pieces.select(chunk.sel)[0], {k: v[index] for k, v in parent.values.items()},
+        pieces, index = (chunk.split.rest, chunk.split.rest_parent) if chunk.again else (chunk.split.pieces, chunk.split.parent)
+        index = index[chunk.sel]
+        child = Batch(pieces.select(chunk.sel)[0], {k: v[index] for k, v in parent.values.items()},
                       [c[index] for c in parent.codes], i)
+        if chunk.again:
+            return child
         arg = self.graph.nodes[i].args[0]
         child.values[i + 1], code = chunk.split.apply(child.values[arg], chunk.sel, self.last_use[arg] == i)
         child.codes.append(code)
@@ -154,17 +243,29 @@ class Engine:
                 batch.values.pop(a, None)
         batch.node = i + 1
 
-    def _limit_check(self, where: str):
-        """A check that raises if ``regions`` more (at least) would pass ``max_regions``."""
+    def _check_time(self) -> None:
+        if time.perf_counter() > self.deadline:
+            raise TimeLimitError(
+                f"the partition took longer than timeout={self.timeout:g} s ({self.n_done:,} regions finished, "
+                f"{self.area_done / self.slice.area:.1%} of the slice's area); the error's .partial holds them.  "
+                "Use a smaller slice or pass a larger timeout."
+            )
+
+    def _check_at(self, where: str):
+        """A check, run during the splits at op ``where``: raises if ``regions`` more (at least)
+        would pass ``max_regions`` or if the time is up, and shows progress."""
+        name = where or "an unnamed op"
 
         def check(regions: int) -> None:
             total = self.n_done + self.pending + regions
             if total > self.max_regions:
                 raise RegionLimitError(
-                    f"the partition has more than max_regions={self.max_regions:,} regions "
-                    f"(at least {total:,} at {where or 'an unnamed op'}); "
-                    "use a smaller slice or pass a larger max_regions."
+                    f"the partition has more than max_regions={self.max_regions:,} regions{self.limit_note} "
+                    f"(at least {total:,} at {name}); the error's .partial holds the {self.n_done:,} regions "
+                    "finished so far.  Use a smaller slice or pass a larger max_regions."
                 )
+            self._check_time()
+            self._show(name)
 
         return check
 

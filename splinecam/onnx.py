@@ -24,7 +24,6 @@ import re
 import numpy as np
 import torch
 from torch import fx, nn
-from torch.nn import functional as F
 
 from .extras import require
 from .trace import UnsupportedModelError

@@ -3,7 +3,9 @@ with its public ragged view, queries, analysis methods and save/load."""
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from dataclasses import asdict, dataclass
 from functools import cached_property
 
@@ -12,7 +14,7 @@ import torch
 
 from . import __version__
 from .boundary import Boundary, decision_boundary, level_set
-from .engine import Engine
+from .engine import Engine, StoppedEarly
 from .fileio import FORMAT, InvalidPartitionFile, read_arrays, save_arrays
 from .frame import region_frame
 from .geometry import RegionGrid
@@ -42,14 +44,18 @@ def parse_bytes(size) -> int:
 class Options:
     """The engine options of :func:`partition` (see there)."""
 
-    max_regions: int = 5_000_000
+    max_regions: int | None = None
     max_memory: int | float | str = "128MB"
     chunk_size: int | None = None
     rtol: float = 1e-10
+    timeout: float | None = None
 
     def __post_init__(self):
-        if not (isinstance(self.max_regions, int) and self.max_regions >= 1):
-            raise ValueError(f"max_regions must be a positive integer, got {self.max_regions!r}.")
+        if self.max_regions is not None and not (isinstance(self.max_regions, int) and self.max_regions >= 1):
+            raise ValueError(f"max_regions must be a positive integer (or None: what the available memory holds), "
+                             f"got {self.max_regions!r}.")
+        if self.timeout is not None and not (isinstance(self.timeout, (int, float)) and self.timeout > 0):
+            raise ValueError(f"timeout must be a positive number of seconds (or None), got {self.timeout!r}.")
         if self.chunk_size is not None and not (isinstance(self.chunk_size, int) and self.chunk_size >= 1):
             raise ValueError(f"chunk_size must be a positive integer (or None to use max_memory), got {self.chunk_size!r}.")
         if not 0 <= self.rtol < 1e-3:
@@ -66,27 +72,31 @@ class Options:
 
 
 def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None, *,
-              max_regions: int = 5_000_000, max_memory="128MB", chunk_size: int | None = None,
-              rtol: float = 1e-10) -> "Partition":
+              max_regions: int | None = None, max_memory="128MB", chunk_size: int | None = None,
+              rtol: float = 1e-10, timeout: float | None = None) -> "Partition":
     """Exact partition of the slice ``sl`` into the linear regions of ``model``.
 
     model: a torch module of supported ops (the user's model is not modified);
     dtype: float64 unless you know better; device: where to compute (default
     the model's); progress: None shows a bar after 2 s, True always, False
-    never; max_regions: raise :class:`RegionLimitError` beyond it; max_memory
-    or chunk_size: bound on the regions processed at once; rtol: relative
-    tolerance for "a vertex lies on a line".
+    never; max_regions: raise :class:`RegionLimitError` beyond it (default:
+    as many as half the memory available now holds); max_memory or chunk_size:
+    bound on the regions (and on the per-piece records of a split) processed at
+    once; rtol: relative tolerance for "a vertex lies on a line"; timeout:
+    seconds, past which :class:`TimeLimitError` is raised.  Both errors carry
+    ``.partial``: a partition of the regions finished so far (``complete`` False).
 
     Example::
 
         part = sc.partition(model, sc.Slice.box((-1, -1), (1, 1)))
     """
+    started = time.perf_counter()
     if not isinstance(sl, Slice):
         raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
-    options = Options(max_regions, max_memory, chunk_size, rtol)
+    options = Options(max_regions, max_memory, chunk_size, rtol, timeout)
     device = default_device(model) if device is None else usable_device(device)
     twin, graph = prepare(model, dtype, device, sl.input_shape)
-    return partition_graph(twin, graph, sl, dtype, device, progress, options)
+    return partition_graph(twin, graph, sl, dtype, device, progress, options, started)
 
 
 def default_device(model) -> torch.device:
@@ -116,15 +126,61 @@ def usable_device(device) -> torch.device:
     return device
 
 
-def partition_graph(twin, graph: Graph, sl: Slice, dtype, device, progress, options: Options) -> "Partition":
-    """:func:`partition` of a prepared model copy ``twin`` whose traced graph is ``graph``."""
-    shapes = _check_shapes(twin, graph, sl, dtype, device)
+def partition_graph(twin, graph: Graph, sl: Slice, dtype, device, progress, options: Options,
+                    started: float | None = None) -> "Partition":
+    """:func:`partition` of a prepared model copy ``twin`` whose traced graph is ``graph``; the
+    time limit counts from ``started`` (a ``time.perf_counter()`` reading; default now)."""
+    started = time.perf_counter() if started is None else started
+    shapes = check_shapes(twin, graph, sl, dtype, device)
+    budget = parse_bytes(options.max_memory)
     chunk_size = options.chunk_size
     if chunk_size is None:
-        chunk_size = max(16, parse_bytes(options.max_memory) // _bytes_per_region(graph, shapes, dtype))
-    engine = Engine(graph, sl, shapes, dtype, device, options.rtol, options.max_regions, chunk_size, progress)
-    result = engine.run()
+        chunk_size = max(16, budget // _bytes_per_region(graph, shapes, dtype))
+    max_regions, note = options.max_regions, ""
+    if max_regions is None:
+        max_regions = default_max_regions(graph, shapes, budget)
+        note = " (the default: what half the available memory holds)"
+    engine = Engine(graph, sl, shapes, dtype, device, options.rtol, max_regions, chunk_size, progress,
+                    budget=budget, timeout=options.timeout, limit_note=note, started=started)
+    try:
+        result = engine.run()
+    except StoppedEarly as err:
+        err.partial = Partition(engine.finished_regions(), sl, engine.layers, seconds=engine.elapsed(),
+                                model=twin, graph=graph, complete=False)
+        raise
     return Partition(result.regions, sl, result.layers, seconds=result.seconds, model=twin, graph=graph)
+
+
+def available_memory() -> int:
+    """Bytes of memory available to new allocations now (``MemAvailable`` of /proc/meminfo;
+    free physical pages elsewhere; 8 GB where neither is known)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 10**9
+
+
+def result_bytes_per_region(graph: Graph, shapes: list[tuple[int, ...]]) -> int:
+    """Bytes one region of the result costs (about 6 vertices with their edge units, the map,
+    the output at the centroid and the packed codes), counted twice: finished batches are
+    joined into one array set at the end."""
+    k = int(np.prod(shapes[-1]))
+    code = sum(-(-node.op.layer_size(shapes[node.args[0]])[1] // 8) for node in graph.split_nodes)
+    return 2 * (6 * 32 + 8 + 8 * 4 * k + code)
+
+
+def default_max_regions(graph: Graph, shapes: list[tuple[int, ...]], budget: int) -> int:
+    """The default region limit: half the memory available now, less the working budget,
+    divided by the bytes a region of the result costs."""
+    room = max(available_memory() // 2 - 2 * budget, 0)
+    return max(1000, room // result_bytes_per_region(graph, shapes))
 
 
 def _bytes_per_region(graph: Graph, shapes: list[tuple[int, ...]], dtype) -> int:
@@ -139,7 +195,7 @@ def _bytes_per_region(graph: Graph, shapes: list[tuple[int, ...]], dtype) -> int
     return worst * torch.finfo(dtype).bits // 8
 
 
-def _check_shapes(twin, graph: Graph, sl: Slice, dtype, device) -> list[tuple[int, ...]]:
+def check_shapes(twin, graph: Graph, sl: Slice, dtype, device) -> list[tuple[int, ...]]:
     """Run the copy once at the slice origin; return the per-sample shape of every graph value."""
     x = torch.as_tensor(sl.origin, dtype=dtype, device=device)[None]
     try:
@@ -167,11 +223,14 @@ class Partition:
     network is ``f(uv) = affine[r] @ (u, v, 1)``.  ``arrays`` is the public
     ragged view of everything (see :class:`splinecam.RegionArrays`); ``layers``
     describes the piecewise-linear layers of the codes and edge units.
+    ``complete`` is False for the partial result of a run a limit stopped: its
+    regions are exact but do not tile the slice.
     """
 
     def __init__(self, arrays: RegionArrays, sl: Slice, layers: list[LayerInfo], seconds: float = 0.0,
-                 model=None, graph: Graph | None = None):
+                 model=None, graph: Graph | None = None, complete: bool = True):
         self.arrays = arrays
+        self.complete = bool(complete)
         self.slice = sl
         self.layers = list(layers)
         self.seconds = seconds
@@ -181,7 +240,8 @@ class Partition:
         return len(self.arrays)
 
     def __repr__(self) -> str:
-        return f"Partition({len(self):,} regions, {self.n_outputs} outputs, {self.seconds:.2f} s)"
+        partial = "" if self.complete else f", partial: {self.area_fraction:.1%} of the slice"
+        return f"Partition({len(self):,} regions, {self.n_outputs} outputs, {self.seconds:.2f} s{partial})"
 
     @property
     def n_outputs(self) -> int:
@@ -213,6 +273,11 @@ class Partition:
     def areas(self) -> np.ndarray:
         """(R,) region areas."""
         return self.arrays.polygons().areas().numpy()
+
+    @property
+    def area_fraction(self) -> float:
+        """The regions' total area over the slice's (1 for a complete partition, up to rounding)."""
+        return float(self.areas.sum()) / self.slice.area
 
     @cached_property
     def centroids(self) -> np.ndarray:
@@ -269,7 +334,7 @@ class Partition:
         """Where output ``output`` crosses ``value``; see :func:`splinecam.boundary.level_set`."""
         return level_set(self, value, output)
 
-    def verify(self, n_points: int = 2000, seed: int = 0, model=None, tol: float | None = None) -> VerifyReport:
+    def verify(self, n_points: int | None = None, seed: int = 0, model=None, tol: float | None = None) -> VerifyReport:
         """Independent check by sampling; see :func:`splinecam.sampling.verify`."""
         return verify(self, n_points=n_points, seed=seed, model=model, tol=tol)
 
@@ -302,7 +367,7 @@ class Partition:
         """
         sl, a = self.slice, self.arrays
         meta = {
-            "format": FORMAT, "version": __version__, "seconds": self.seconds,
+            "format": FORMAT, "version": __version__, "seconds": self.seconds, "complete": self.complete,
             "layers": [asdict(layer) for layer in self.layers], "input_shape": list(sl.input_shape),
         }
         arrays = dict(
@@ -329,7 +394,8 @@ class Partition:
             raise InvalidPartitionFile(f"{path} is not a valid splinecam partition: its slice is invalid ({err})") from None
         arrays = RegionArrays(f["verts"], f["offsets"].astype(np.int64), f["labels"], f["affine"], f["codes"],
                               f["centroid_outputs"])
-        return cls(arrays, sl, [LayerInfo(**layer) for layer in meta["layers"]], seconds=meta["seconds"])
+        return cls(arrays, sl, [LayerInfo(**layer) for layer in meta["layers"]], seconds=meta["seconds"],
+                   complete=meta.get("complete", True))
 
     # -- notebooks and tables -----------------------------------------------------
 

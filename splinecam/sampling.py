@@ -26,7 +26,10 @@ def sample_polygon(polygon: np.ndarray, n: int, rng: np.random.Generator) -> np.
 @dataclass
 class VerifyReport:
     """Result of :func:`verify`.  Relative errors are relative to the largest |output| or
-    |pre-activation| seen (the scale of the numbers that were added up)."""
+    |pre-activation| seen (the scale of the numbers that were added up).  ``area_error``:
+    relative difference between the regions' total area and the slice's (for a partial
+    partition, only its excess over the slice's); ``area_covered``: that total over the
+    slice's area."""
 
     n_points: int
     max_abs_error: float
@@ -35,6 +38,8 @@ class VerifyReport:
     unlocated: int
     area_error: float
     tol: float
+    area_covered: float = 1.0
+    complete: bool = True
 
     @property
     def ok(self) -> bool:
@@ -44,25 +49,30 @@ class VerifyReport:
         )
 
     def __str__(self) -> str:
+        area = f"area error {self.area_error:.2e}"
+        if not self.complete:
+            area += f", partial: {self.area_covered:.1%} of the slice covered"
         return (
             f"verify: {'OK' if self.ok else 'FAILED'} at {self.n_points} points: max |error| "
             f"{self.max_abs_error:.2e} ({self.max_rel_error:.2e} relative), "
-            f"{self.code_mismatches} code mismatches, {self.unlocated} points in no region, "
-            f"area error {self.area_error:.2e}"
+            f"{self.code_mismatches} code mismatches, {self.unlocated} points in no region, {area}"
         )
 
 
-def verify(part, n_points: int = 2000, seed: int = 0, model=None, tol: float | None = None) -> VerifyReport:
+def verify(part, n_points: int | None = None, seed: int = 0, model=None, tol: float | None = None) -> VerifyReport:
     """Check a partition against the network at random points of the slice.
 
-    At ``n_points`` uniform points: the model's output (the partition's copy of
-    the model, in its dtype, or ``model`` run in float64) on the inputs
-    ``slice.to_input(uv)`` against ``part.evaluate``; the activation code at
-    each point against its region's code (units within ``tol`` of a breakpoint,
-    and max units whose two best candidates are within ``tol``, relative to the
-    scale of the numbers, are not counted); every point lies in a region; and
-    the region areas sum to the slice area.  ``tol``: 1e-9 in float64 (the
-    default), 1e-4 for a float32 partition.
+    At ``n_points`` uniform points (default: 1.5 per region, at least 100 and at
+    most 2000, so that the check costs no more than the partition): the
+    model's output (the partition's copy of the model, in its dtype, or
+    ``model`` run in float64) on the inputs ``slice.to_input(uv)`` against
+    ``part.evaluate``; the activation code at each point against its region's
+    code (units within ``tol`` of a breakpoint, and max units whose two best
+    candidates are within ``tol``, relative to the scale of the numbers, are
+    not counted); every point lies in a region; and the region areas sum to the
+    slice area.  For a partial partition (``part.complete`` False) the points
+    are drawn in its regions and their areas may sum to less.  ``tol``: 1e-9 in
+    float64 (the default), 1e-4 for a float32 partition.
     """
     if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 1:
         raise ValueError(f"n_points must be a positive integer, got {n_points!r}.")
@@ -72,8 +82,16 @@ def verify(part, n_points: int = 2000, seed: int = 0, model=None, tol: float | N
         twin, graph = part.model, part.graph
     else:
         raise ValueError("this partition was loaded from a file; pass the model: part.verify(model=...).")
+    if n_points is None:
+        n_points = min(2000, max(100, 3 * len(part) // 2))
     rng = np.random.default_rng(seed)
-    uv = sample_polygon(part.slice.polygon, n_points, rng)
+    if part.complete:
+        uv = sample_polygon(part.slice.polygon, n_points, rng)
+    elif len(part):
+        uv = _sample_regions(part, n_points, rng)
+    else:
+        uv = np.zeros((0, 2))
+    n_points = len(uv)
     first = next(iter(twin.parameters()), None)
     x = part.slice.to_input(uv, dtype=torch.float64)
     if first is not None:
@@ -82,54 +100,69 @@ def verify(part, n_points: int = 2000, seed: int = 0, model=None, tol: float | N
         tol = 1e-9 if x.dtype == torch.float64 else 1e-4
     idx = part.locate(uv)
     located = idx >= 0
-    err = np.abs(part.evaluate(uv)[located] - _forward(twin, x)[located])
+    outputs, codes, scale = _run(twin, graph, x)
+    err = np.abs(part.evaluate(uv)[located] - outputs[located])
     max_abs = float(err.max()) if err.size else 0.0
-    # the scale of the numbers added up: outputs and pre-activations can cancel to ~0 while the
-    # terms that make them do not
-    scale = _largest_magnitude(twin, graph, x)
     mismatches = 0
-    for s in range(0, n_points, _POINTS_AT_ONCE):  # in chunks: activations of big models are big
-        seen, amb = _codes_at(graph, x[s : s + _POINTS_AT_ONCE], tol * scale)
-        if seen is not None:
-            sel = idx[s : s + _POINTS_AT_ONCE]
-            ok = sel >= 0
-            differ = (part.codes_of(sel[ok]) != seen[ok]) & ~amb[ok]
-            mismatches += int(differ.any(axis=1).sum())
-    area_error = abs(float(part.areas.sum()) - part.slice.area) / part.slice.area
-    return VerifyReport(n_points, max_abs, max_abs / scale, mismatches, int((~located).sum()), area_error, tol)
+    if codes is not None:
+        ok = np.flatnonzero(located)
+        differ = np.flatnonzero((part.codes_of(idx[ok]) != codes[ok]).any(axis=1))
+        if differ.size:  # only where codes differ: is every differing bit within tol of a tie?
+            pts = ok[differ]
+            amb = _ambiguous(graph, x[torch.as_tensor(pts, device=x.device)], tol * scale)
+            mismatches = int(((part.codes_of(idx[pts]) != codes[pts]) & ~amb).any(axis=1).sum())
+    covered = float(part.areas.sum()) / part.slice.area
+    area_error = abs(covered - 1) if part.complete else max(0.0, covered - 1)
+    return VerifyReport(n_points, max_abs, max_abs / scale, mismatches, int((~located).sum()), area_error, tol,
+                        covered, part.complete)
 
 
-def _codes_at(graph, x: torch.Tensor, atol: float) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(N, bits) activation codes at inputs x, and which bits are within ``atol`` of a tie."""
-    seen, amb = [], []
+def _sample_regions(part, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, 2) points uniform in the union of the regions of a partition."""
+    areas = np.abs(part.areas)
+    region = rng.choice(len(areas), size=n, p=areas / areas.sum())
+    out = np.empty((n, 2))
+    for r in np.unique(region):
+        at = region == r
+        out[at] = sample_polygon(part.polygons[r], int(at.sum()), rng)
+    return out
+
+
+def _run(model, graph, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """At inputs x, in batches of points: the model's outputs (N, K), the activation codes
+    (N, bits) from the graph (None without piecewise-linear ops) and the largest |output| or
+    |input of a piecewise-linear op| (the scale of the numbers added up)."""
+    outs, codes, top = [], [], [1e-300]
 
     def record(layer, z):
-        op = graph.split_nodes[layer].op
-        seen.append(op.code(z))
-        amb.append(op.ambiguous(z, atol))
+        seen.append(graph.split_nodes[layer].op.code(z))
+        top.append(float(z.abs().max()))
 
-    with torch.no_grad():
-        graph.forward(x, on_split=record)
-    if not seen:
-        return None, None
-    return torch.cat(seen, 1).cpu().numpy(), torch.cat(amb, 1).cpu().numpy()
-
-
-def _forward(model, x: torch.Tensor) -> np.ndarray:
-    """(N, K) outputs of the model, in chunks of points."""
-    with torch.no_grad():
-        out = [model(x[s : s + _POINTS_AT_ONCE]).reshape(len(x[s : s + _POINTS_AT_ONCE]), -1) for s in range(0, len(x), _POINTS_AT_ONCE)]
-    return torch.cat(out).cpu().numpy()
-
-
-def _largest_magnitude(model, graph, x: torch.Tensor) -> float:
-    """max |output| and |input of a piecewise-linear op| over the points x."""
-    top = [1e-300]
     with torch.no_grad():
         for s in range(0, len(x), _POINTS_AT_ONCE):
-            out = graph.forward(x[s : s + _POINTS_AT_ONCE], on_split=lambda layer, z: top.append(float(z.abs().max())))
+            xs = x[s : s + _POINTS_AT_ONCE]
+            out = model(xs).reshape(len(xs), -1)
+            outs.append(out)
             top.append(float(out.abs().max()))
-    return max(top)
+            seen: list[torch.Tensor] = []
+            graph.forward(xs, on_split=record)
+            if seen:
+                codes.append(torch.cat(seen, 1))
+    k = outs[0].shape[1] if outs else 0
+    outputs = torch.cat(outs).cpu().numpy() if outs else np.zeros((0, k))
+    return outputs, (torch.cat(codes).cpu().numpy() if codes else None), max(top)
+
+
+def _ambiguous(graph, x: torch.Tensor, atol: float) -> np.ndarray:
+    """(N, bits) bool: the code bits at inputs x that lie within ``atol`` of a tie."""
+    amb = []
+    with torch.no_grad():
+        for s in range(0, len(x), _POINTS_AT_ONCE):
+            parts = []
+            graph.forward(x[s : s + _POINTS_AT_ONCE], on_split=lambda layer, z: parts.append(
+                graph.split_nodes[layer].op.ambiguous(z, atol)))
+            amb.append(torch.cat(parts, 1))
+    return torch.cat(amb).cpu().numpy()
 
 
 @dataclass

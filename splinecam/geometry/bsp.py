@@ -18,7 +18,7 @@ from typing import Callable
 
 import torch
 
-from .polygons import Polygons, first_of_runs, ragged_arange
+from .polygons import Polygons, first_of_runs, ragged_arange, spatial_order
 
 # step(pieces (A,), items (A,), carry (A, ...), origin (A,)) -> (children (n,), child_parent (n,) in [0, A), carry (n, ...))
 Step = Callable[[Polygons, torch.Tensor, torch.Tensor, torch.Tensor], tuple[Polygons, torch.Tensor, torch.Tensor]]
@@ -27,17 +27,23 @@ Settle = Callable[[Polygons, torch.Tensor, torch.Tensor, torch.Tensor, torch.Ten
 
 
 def bsp(polys: Polygons, pend_piece: torch.Tensor, pend_item: torch.Tensor, carry: torch.Tensor,
-        step: Step, settle: Settle, check: Callable[[int], None] | None = None
-        ) -> tuple[Polygons, torch.Tensor, torch.Tensor]:
+        step: Step, settle: Settle, check: Callable[[int], None] | None = None,
+        fits: Callable[[int], bool] | None = None, max_pairs: int | None = None
+        ) -> tuple[Polygons, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Split ``polys`` (P,) by the (polygon, item) pairs ``pend_piece``, ``pend_item`` (L,),
     sorted by polygon.  ``carry`` (P, ...) is the initial state of each polygon.
 
-    Returns the final pieces (n,), the polygon each came from (n,) and their carry (n, ...).
+    Returns the final pieces (n,), the polygon each came from (n,), their carry (n, ...) and
+    (n,) bool: the pieces left unfinished (items still act on them).  Work is bounded: when
+    more than ``max_pairs`` (piece, item) pairs are pending after a round, the pieces past
+    that many pairs in a spatial order are set aside, unfinished, and the others go on (so a
+    compact area is finished); when ``fits(pieces)`` turns False, all stop.
     ``check(n)`` is called with the number of pieces so far after each round.
     """
     dev = polys.verts.device
     origin = torch.arange(len(polys), device=dev)
     done: list[tuple[Polygons, torch.Tensor, torch.Tensor]] = []
+    aside: list[tuple[Polygons, torch.Tensor, torch.Tensor]] = []
     while pend_piece.numel():
         first = first_of_runs(pend_piece)
         active, item = pend_piece[first], pend_item[first]
@@ -63,7 +69,36 @@ def bsp(polys: Polygons, pend_piece: torch.Tensor, pend_item: torch.Tensor, carr
         keep, carry = settle(children, new_piece, new_item, child_carry, origin)
         pend_piece, pend_item = new_piece[keep], new_item[keep]
         polys = children
+        if max_pairs is not None and pend_piece.numel() > max_pairs:
+            later = _later(polys, pend_piece, max_pairs)
+            aside.append((polys.mask(later), origin[later], carry[later]))
+            now = ~later
+            polys, origin, carry = polys.mask(now), origin[now], carry[now]
+            moved = torch.cumsum(now, 0) - 1
+            kept = now[pend_piece]
+            pend_piece, pend_item = moved[pend_piece[kept]], pend_item[kept]
+        n_pieces = len(polys) + sum(len(d[0]) for d in done + aside)
         if check is not None:
-            check(len(polys) + sum(len(d[0]) for d in done))
+            check(n_pieces)
+        if fits is not None and pend_piece.numel() and not fits(n_pieces):
+            break
+    n_done = sum(len(d[0]) for d in done)
     done.append((polys, origin, carry))
-    return Polygons.cat([d[0] for d in done]), torch.cat([d[1] for d in done]), torch.cat([d[2] for d in done])
+    unfinished = torch.zeros(n_done + len(polys) + sum(len(d[0]) for d in aside), dtype=torch.bool, device=dev)
+    unfinished[n_done + pend_piece] = True
+    unfinished[n_done + len(polys):] = True
+    done += aside
+    return (Polygons.cat([d[0] for d in done]), torch.cat([d[1] for d in done]), torch.cat([d[2] for d in done]),
+            unfinished)
+
+
+def _later(polys: Polygons, pend_piece: torch.Tensor, max_pairs: int) -> torch.Tensor:
+    """(P,) bool: the pieces with pending pairs ``pend_piece`` (sorted) past the first
+    ``max_pairs`` pairs in the spatial order of their centroids (at least one piece stays)."""
+    counts = torch.bincount(pend_piece, minlength=len(polys))
+    busy = torch.nonzero(counts).flatten()
+    busy = busy[spatial_order(polys.centroids()[busy])]
+    n_now = max(1, int((torch.cumsum(counts[busy], 0) <= max_pairs).sum()))
+    later = torch.zeros(len(polys), dtype=torch.bool, device=polys.verts.device)
+    later[busy[n_now:]] = True
+    return later

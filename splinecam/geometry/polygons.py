@@ -168,3 +168,16 @@ def vertex_extremes(polys: Polygons, maps: torch.Tensor) -> tuple[torch.Tensor, 
         hi.append(z.amax(1))
         lo.append(z.amin(1))
     return torch.cat(hi), torch.cat(lo)
+
+
+def spatial_order(points: torch.Tensor) -> torch.Tensor:
+    """(n,) permutation that visits the points (n, 2) along a Z-order (Morton) curve over
+    their bounding box, so that every stretch of it covers a compact area."""
+    if not len(points):
+        return torch.zeros(0, dtype=torch.int64, device=points.device)
+    lo, hi = points.amin(0), points.amax(0)
+    cells = ((points - lo) / torch.clamp(hi - lo, min=1e-300) * 65535).long().clamp(0, 65535)
+    key = torch.zeros(len(points), dtype=torch.int64, device=points.device)
+    for bit in range(16):
+        key |= ((cells[:, 0] >> bit) & 1) << (2 * bit) | ((cells[:, 1] >> bit) & 1) << (2 * bit + 1)
+    return torch.argsort(key)

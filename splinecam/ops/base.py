@@ -65,14 +65,18 @@ class SplitContext:
     rtol: relative on-line tolerance; extent: (2,) half-sizes of the slice
     polygon around the uv origin of the states; layer: index of the op among
     the split ops (the first entry of the edge units it creates); check(n):
-    raises when n regions (at least) pass the run's region limit; cache: a
-    dict the op may use for data that depends only on shapes during one run.
+    raises when n regions (at least) pass the run's region limit or the time is
+    up, and shows progress (call it between bounded steps); budget: bytes the
+    per-piece records of one split may hold at once (past it, the split returns
+    the pieces it has not finished as ``Split.rest``); cache: a dict the op may
+    use for data that depends only on shapes during one run.
     """
 
     rtol: float
     extent: torch.Tensor
     layer: int
     check: Callable[[int], None]
+    budget: int = 128 * 10**6
     cache: dict = field(default_factory=dict)
 
 
@@ -83,12 +87,17 @@ class Split:
     pieces: (n,) polygons; parent: (n,) the region each came from;
     apply(z, sel, inplace): for the pieces ``sel`` (m,), given their input
     states z (m, 3, *shape_in) (overwritten if ``inplace``), returns their output
-    states (m, 3, *shape_out) and packed activation codes (m, ceil(bits / 8)) uint8.
+    states (m, 3, *shape_out) and packed activation codes (m, ceil(bits / 8)) uint8;
+    rest, rest_parent: pieces (q,) of the regions that the split has not finished
+    (it stopped at its memory budget) and the region of each: the engine splits
+    them again at the same op.
     """
 
     pieces: Polygons
     parent: torch.Tensor
     apply: Callable[[torch.Tensor, torch.Tensor, bool], tuple[torch.Tensor, torch.Tensor]]
+    rest: Polygons | None = None
+    rest_parent: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.pieces)

@@ -10,6 +10,10 @@ import torch
 from ..geometry import Polygons, bsp, cut, line_tolerance, sides, vertex_extremes
 from .base import Split, SplitContext, SplitOp, Unsupported, pack_bits
 
+# bytes held per piece, per pending (piece, line) pair and per side record during a split
+# (indices, polygons and the temporaries of one round), to keep a split within its budget
+_PIECE_BYTES, _PAIR_BYTES, _LOG_BYTES = 256, 128, 32
+
 
 class ElementwiseOp(SplitOp):
     """Continuous piecewise-linear function applied to every unit.
@@ -125,26 +129,36 @@ class ElementwiseOp(SplitOp):
             return keep, head
 
         start = torch.full((r,), -1, dtype=torch.int64, device=z.device)
-        pieces, parent, head = bsp(polys, region, torch.arange(region.numel(), device=z.device), start,
-                                   step, settle, ctx.check)
+        def fits(n_pieces: int) -> bool:  # half the budget for the pieces and the log, half for the pairs
+            return n_pieces * _PIECE_BYTES + log.size * _LOG_BYTES <= ctx.budget // 2
 
-        # each piece lies on one side of every line that crossed its region (recorded by the
-        # cuts); only a piece flat on a line within tolerance reads the side at its centroid
-        piece, line, side = log.read(head)
-        code = code[parent]
-        on_line = side == 0
-        cen = pieces.centroids()[piece[on_line]]
-        lf = lines[line[on_line]]
-        value = side > 0
-        value[on_line] = lf[:, 0] * cen[:, 0] + lf[:, 1] * cen[:, 1] + lf[:, 2] > 0
-        code[piece, unit[line], bp[line]] = value
+        pieces, parent, head, open_ = bsp(polys, region, torch.arange(region.numel(), device=z.device), start,
+                                          step, settle, ctx.check, fits, ctx.budget // 2 // _PAIR_BYTES)
+        done = torch.nonzero(~open_).flatten()
+        rest, parent_of_rest = pieces.mask(open_), parent[open_]
+        pieces, parent, head = pieces.select(done)[0], parent[done], head[done]
+
+        def codes_of(sel: torch.Tensor) -> torch.Tensor:
+            """(m, U, k) codes of the pieces ``sel``: each lies on one side of every line that
+            crossed its region (recorded by the cuts); only a piece flat on a line within
+            tolerance reads the side at its centroid."""
+            piece, line, side = log.read(head[sel])
+            out = code[parent[sel]]
+            on_line = side == 0
+            cen = pieces.select(sel)[0].centroids()[piece[on_line]]
+            lf = lines[line[on_line]]
+            value = side > 0
+            value[on_line] = lf[:, 0] * cen[:, 0] + lf[:, 1] * cen[:, 1] + lf[:, 2] > 0
+            out[piece, unit[line], bp[line]] = value
+            return out
 
         def apply(zc: torch.Tensor, sel: torch.Tensor, inplace: bool):
             m = len(sel)
-            out = self.push(zc.reshape(m, 3, units), code[sel], inplace=inplace).reshape(m, 3, *shape)
-            return out, pack_bits(code[sel].reshape(m, -1))
+            chunk_code = codes_of(sel)
+            out = self.push(zc.reshape(m, 3, units), chunk_code, inplace=inplace).reshape(m, 3, *shape)
+            return out, pack_bits(chunk_code.reshape(m, -1))
 
-        return Split(pieces, parent, apply)
+        return Split(pieces, parent, apply, rest, parent_of_rest)
 
 
 class _SideLog:
@@ -180,10 +194,12 @@ class _SideLog:
 
     def read(self, head: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """All entries of the pieces with newest entries ``head``: (piece, line, side)."""
-        if not self.size:
+        if not self.size or not head.numel():
             empty = head.new_zeros(0)
             return empty, empty, empty.to(torch.int8)
-        line, side, prev = torch.cat(self.line), torch.cat(self.side), torch.cat(self.prev)
+        if len(self.line) > 1:  # once: the log is read chunk by chunk after the split
+            self.line, self.side, self.prev = [torch.cat(self.line)], [torch.cat(self.side)], [torch.cat(self.prev)]
+        line, side, prev = self.line[0], self.side[0], self.prev[0]
         piece = torch.arange(head.numel(), device=head.device)
         out = []
         cur = head

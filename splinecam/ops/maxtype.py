@@ -13,6 +13,8 @@ from ..geometry import Polygons, bsp, candidate_tolerance, max_cells, possible_w
 from .base import Split, SplitContext, SplitOp, pack_bits
 
 _BLOCK_ELEMENTS = 1 << 24  # vertex x window x candidate evaluations held at once
+# bytes held per piece (besides its winners) and per pending (piece, window) pair during a split
+_PIECE_BYTES, _PAIR_BYTES = 256, 256
 
 
 class MaxOp(SplitOp):
@@ -105,7 +107,16 @@ class MaxOp(SplitOp):
             win[piece[single], window[single]] = possible[single].to(torch.int8).argmax(1).to(win.dtype)
             return ~single, win
 
-        pieces, parent, winner = bsp(polys, region, window, winner, step, settle, ctx.check)
+        per_piece = _PIECE_BYTES + n_out * winner.element_size()  # its polygon and its winners
+
+        def fits(n_pieces: int) -> bool:  # half the budget for the pieces, half for the pairs
+            return n_pieces * per_piece <= ctx.budget // 2
+
+        pieces, parent, winner, open_ = bsp(polys, region, window, winner, step, settle, ctx.check, fits,
+                                            ctx.budget // 2 // _PAIR_BYTES)
+        rest, parent_of_rest = pieces.mask(open_), parent[open_]
+        done = torch.nonzero(~open_).flatten()
+        pieces, parent, winner = pieces.select(done)[0], parent[done], winner[done]
 
         def apply(zc: torch.Tensor, sel: torch.Tensor, inplace: bool):
             m = len(sel)
@@ -113,7 +124,7 @@ class MaxOp(SplitOp):
             out = zc.reshape(m, 3, -1).gather(2, chosen[:, None, :].expand(-1, 3, -1))
             return out.reshape(m, 3, *out_shape), pack_bits(self.winner_bits(winner[sel], k))
 
-        return Split(pieces, parent, apply)
+        return Split(pieces, parent, apply, rest, parent_of_rest)
 
 
 def _settled_winners(polys: Polygons, lines: torch.Tensor, safe: torch.Tensor, valid: torch.Tensor,

@@ -1,0 +1,114 @@
+"""Vision networks: ResNet-18 and VGG-11-BN (3x32x32, 10 classes, random init, eval, float64) on
+slices around an image and through three images, and a small max-pooling ResNet at many regions.
+
+For each case: regions, seconds of the partition call, the ratio to the inherent cost (the
+model's own float64 forward pass on 3R inputs: the value and two tangents of each of R
+regions), peak resident memory and the bytes of the result.  Each case runs in a fresh
+process (its peak memory is its own), single-threaded.
+Usage: python benchmarks/vision.py [case ...]   (default: the cases of the README table)
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+from torch import nn
+
+import splinecam as sc
+
+from benchmarks.architectures import BasicBlock, ResNet18, VGG11BN
+
+CASES = {
+    "resnet18-r0.01": ("resnet18", "around", 0.01), "resnet18-r0.03": ("resnet18", "around", 0.03),
+    "resnet18-r0.1": ("resnet18", "around", 0.1), "resnet18-points": ("resnet18", "points", 60),
+    "vgg11bn-r0.01": ("vgg11bn", "around", 0.01), "vgg11bn-r0.03": ("vgg11bn", "around", 0.03),
+    "vgg11bn-r0.1": ("vgg11bn", "around", 0.1), "vgg11bn-points": ("vgg11bn", "points", 60),
+    "smallresnet-500k": ("smallresnet", "around", 3.0),
+}
+DEFAULT = list(CASES)
+
+
+def small_resnet() -> nn.Module:
+    """3x12x12 -> conv 8 -> ReLU -> max-pool 2 -> BasicBlock(8) -> max-pool 2 -> 10."""
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), BasicBlock(8, 8), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(8 * 3 * 3, 10))
+
+
+def setup(name):
+    """(model, slice, timeout) of a case; seeds fixed."""
+    net, kind, arg = CASES[name]
+    torch.manual_seed(0)
+    model = {"resnet18": ResNet18, "vgg11bn": VGG11BN, "smallresnet": small_resnet}[net]().eval()
+    shape = (3, 12, 12) if net == "smallresnet" else (3, 32, 32)
+    images = torch.rand(3, *shape, generator=torch.Generator().manual_seed(1))
+    if kind == "points":
+        return model, sc.Slice.from_points(*images), arg
+    return model, sc.Slice.around(images[0], radius=arg), None
+
+
+def result_bytes(part: sc.Partition) -> int:
+    a = part.arrays
+    return sum(x.nbytes for x in (a.vertices, a.offsets, a.edge_units, a.affine, a.packed_codes, a.centroid_outputs))
+
+
+def forward_seconds(model: nn.Module, sl: sc.Slice, n: int) -> float:
+    """Seconds of the float64 forward pass of the model on n inputs of the slice (batches of 256)."""
+    twin = model.double()
+    x = sl.to_input(torch.rand(min(n, 256), 2, dtype=torch.float64).numpy() * 0.01)
+    with torch.no_grad():
+        twin(x[:2])
+        t0 = time.perf_counter()
+        for s in range(0, n, 256):
+            twin(x[: min(256, n - s)])
+    return time.perf_counter() - t0
+
+
+def run_one(name):
+    torch.set_num_threads(1)
+    model, sl, timeout = setup(name)
+    sc.partition(nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1)), sc.Slice.box((-1, -1), (1, 1)), progress=False)
+    t0 = time.perf_counter()
+    try:
+        part, stopped = sc.partition(model, sl, progress=False, timeout=timeout), ""
+    except sc.TimeLimitError as err:
+        part, stopped = err.partial, "timeout"
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    n = len(part)
+    fwd = forward_seconds(model, sl, 3 * n) if 0 < n <= 20000 else float("nan")
+    verify = part.verify() if n <= 20000 else None
+    return {"case": name, "regions": n, "seconds": seconds, "forward_s": fwd, "ratio": seconds / fwd if fwd == fwd else None,
+            "peak_rss": peak, "result_bytes": result_bytes(part), "stopped": stopped,
+            "area": part.area_fraction, "verify": None if verify is None else verify.ok}
+
+
+def main(argv):
+    if len(argv) == 2 and argv[0] == "--one":
+        print(json.dumps(run_one(argv[1])))
+        return
+    names = argv or DEFAULT
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    print(f"torch {torch.__version__}, 1 thread, float64, CPU; load average {' '.join(load)} at start")
+    print("| case | regions | seconds | forward 3R s | ratio | peak RSS | result | area done | verify |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for name in names:
+        out = subprocess.run([sys.executable, "-m", "benchmarks.vision", "--one", name], capture_output=True, text=True)
+        if out.returncode:
+            print(f"| {name} | failed: {out.stderr.strip().splitlines()[-1]} |")
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
+        stop = " (timeout)" if r["stopped"] else ""
+        print(f"| {name} | {r['regions']:,} | {r['seconds']:.1f}{stop} | {r['forward_s']:.1f} | {ratio} | "
+              f"{r['peak_rss'] / 2**30:.2f} GiB | {r['result_bytes'] / 2**20:.1f} MiB | {r['area']:.1%} | {r['verify']} |",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
