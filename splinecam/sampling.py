@@ -74,8 +74,9 @@ def verify(part, n_points: int | None = None, seed: int = 0, model=None, tol: fl
     are drawn in its regions and their areas may sum to less.  ``tol``: 1e-9 in
     float64 (the default), 1e-4 for a float32 partition.
     """
-    if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 1:
-        raise ValueError(f"n_points must be a positive integer, got {n_points!r}.")
+    if n_points is not None and (isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer))
+                                 or n_points < 1):
+        raise ValueError(f"n_points must be a positive integer (or None for the default), got {n_points!r}.")
     if model is not None:
         twin, graph = prepare(model, torch.float64, "cpu", part.slice.input_shape)
     elif part.model is not None:
