@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from ..geometry import Polygons, bsp, cut, line_tolerance, sides, vertex_extremes
+from ..geometry import Polygons, line_tolerance, split_at_breakpoints, split_by_lines, vertex_extremes
 from .base import Split, SplitContext, SplitOp, Unsupported, pack_bits
 
 
@@ -84,13 +84,33 @@ class ElementwiseOp(SplitOp):
         A unit whose range over the region's vertices stays within tolerance of
         a side keeps that side; one flat on its breakpoint (a dead unit) reads
         its side at the centroid; the crossing ones are cut in a BSP, and each
-        piece's code comes from the sides the cuts recorded.
+        piece's code comes from the sides the cuts recorded.  In float64 on the CPU
+        with numba installed the whole rule runs compiled, region by region
+        (:func:`~splinecam.geometry.split_at_breakpoints`); elsewhere with torch.
         """
         shape = z.shape[2:]
         r, units = len(polys), math.prod(shape)
         z = z.reshape(r, 3, units)
         bps = self.breakpoints.to(z)
 
+        fast = split_at_breakpoints(polys, z, bps, ctx.extent, ctx.rtol, ctx.layer)
+        if fast is None:
+            pieces, parent, code = self._split_torch(polys, z, bps, ctx)
+        else:
+            pieces, parent, code = fast
+            ctx.check(len(pieces))
+
+        def apply(zc: torch.Tensor, sel: torch.Tensor, inplace: bool):
+            m = len(sel)
+            out = self.push(zc.reshape(m, 3, units), code[sel], inplace=inplace).reshape(m, 3, *shape)
+            return out, pack_bits(code[sel].reshape(m, -1))
+
+        return Split(pieces, parent, apply)
+
+    @staticmethod
+    def _split_torch(polys: Polygons, z: torch.Tensor, bps: torch.Tensor, ctx: SplitContext):
+        """:meth:`split`'s pieces, their regions and codes (n, U, k) with torch (any device)."""
+        r = len(polys)
         hi, lo = vertex_extremes(polys, z)
         tol = line_tolerance(z[:, 1, :, None], z[:, 2, :, None], z[:, 0, :, None] - bps, ctx.extent, ctx.rtol)  # (R, U, k)
         above = (hi[..., None] - bps) > tol
@@ -106,31 +126,12 @@ class ElementwiseOp(SplitOp):
         line_units = torch.stack([torch.full_like(unit, ctx.layer), unit], 1)
         line_tol = tol[region, unit, bp]
         ctx.check(r + region.numel())  # each crossing line adds a piece
-        log = _SideLog()
 
-        def step(pieces, item, head, origin):
-            res = cut(pieces, lines[item], line_tol[item], line_units[item])
-            parent = torch.cat([res.pos_parent, res.neg_parent])
-            n = parent.numel()
-            side = torch.ones(n, dtype=torch.int8, device=parent.device)
-            side[len(res.pos):] = -1
-            head = log.extend(head[parent], torch.arange(n, device=parent.device), item[parent], side)
-            return Polygons.cat([res.pos, res.neg]), parent, head
-
-        def settle(children, piece, item, head, origin):
-            has_pos, has_neg = sides(children, piece, lines[item], line_tol[item])
-            keep = has_pos & has_neg
-            done = ~keep
-            head = log.extend(head, piece[done], item[done], has_pos[done].to(torch.int8) - has_neg[done].to(torch.int8))
-            return keep, head
-
-        start = torch.full((r,), -1, dtype=torch.int64, device=z.device)
-        pieces, parent, head = bsp(polys, region, torch.arange(region.numel(), device=z.device), start,
-                                   step, settle, ctx.check)
+        res = split_by_lines(polys, region, lines, line_tol, line_units, ctx.check)
+        pieces, parent, piece, line, side = res.pieces, res.parent, res.piece, res.line, res.side
 
         # each piece lies on one side of every line that crossed its region (recorded by the
         # cuts); only a piece flat on a line within tolerance reads the side at its centroid
-        piece, line, side = log.read(head)
         code = code[parent]
         on_line = side == 0
         cen = pieces.centroids()[piece[on_line]]
@@ -138,61 +139,37 @@ class ElementwiseOp(SplitOp):
         value = side > 0
         value[on_line] = lf[:, 0] * cen[:, 0] + lf[:, 1] * cen[:, 1] + lf[:, 2] > 0
         code[piece, unit[line], bp[line]] = value
-
-        def apply(zc: torch.Tensor, sel: torch.Tensor, inplace: bool):
-            m = len(sel)
-            out = self.push(zc.reshape(m, 3, units), code[sel], inplace=inplace).reshape(m, 3, *shape)
-            return out, pack_bits(code[sel].reshape(m, -1))
-
-        return Split(pieces, parent, apply)
+        return pieces, parent, code
 
 
-class _SideLog:
-    """For every piece, the side of each line that crossed its original polygon.
+def clamp_op(lo: float | None, hi: float | None) -> ElementwiseOp:
+    """``clamp(z, lo, hi)`` (either bound may be None)."""
+    if lo is None and hi is None:
+        raise Unsupported("clamp without bounds")
+    if lo is not None and hi is not None:
+        if lo > hi:
+            raise Unsupported(f"clamp with min {lo} > max {hi}")
+        return ElementwiseOp([lo, hi], [0.0, 1.0, 0.0], [lo, 0.0, hi])
+    if lo is not None:
+        return ElementwiseOp([lo], [0.0, 1.0], [lo, 0.0])
+    return ElementwiseOp([hi], [1.0, 0.0], [0.0, hi])
 
-    A shared linked list: an entry is (line, side in {-1, 0, 1}, previous entry),
-    and a piece's *head* is its newest entry, so children share their
-    ancestors' entries.  Sides are recorded when a cut is made or a line is found
-    not to cross a piece, with the same classification the cuts use.
-    """
 
-    def __init__(self):
-        self.line, self.side, self.prev = [], [], []
-        self.size = 0
+def leaky_relu_op(slope) -> ElementwiseOp:
+    """``max(z, 0) + slope * min(z, 0)``; ``slope`` a number or (C,) per channel (PReLU)."""
+    slope = torch.as_tensor(slope, dtype=torch.float64).detach().reshape(-1)
+    if slope.numel() == 1:
+        return ElementwiseOp([0.0], [float(slope), 1.0], [0.0, 0.0])
+    return ElementwiseOp([0.0], torch.stack([slope, torch.ones_like(slope)]), torch.zeros(2, slope.numel()))
 
-    def extend(self, head: torch.Tensor, piece: torch.Tensor, line: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
-        """Record ``(line, side)`` (E,) for ``piece`` (E,), sorted by piece, whose heads are
-        ``head`` (P,); returns the new heads (P,)."""
-        if not piece.numel():
-            return head
-        idx = self.size + torch.arange(piece.numel(), device=piece.device)
-        chained = torch.zeros_like(piece, dtype=torch.bool)
-        chained[1:] = piece[1:] == piece[:-1]
-        self.prev.append(torch.where(chained, idx - 1, head[piece]))
-        self.line.append(line)
-        self.side.append(side.to(torch.int8))
-        last = torch.ones_like(chained)
-        last[:-1] = ~chained[1:]
-        head = head.clone()
-        head[piece[last]] = idx[last]
-        self.size += piece.numel()
-        return head
 
-    def read(self, head: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """All entries of the pieces with newest entries ``head``: (piece, line, side)."""
-        if not self.size:
-            empty = head.new_zeros(0)
-            return empty, empty, empty.to(torch.int8)
-        line, side, prev = torch.cat(self.line), torch.cat(self.side), torch.cat(self.prev)
-        piece = torch.arange(head.numel(), device=head.device)
-        out = []
-        cur = head
-        while piece.numel():
-            live = cur >= 0
-            piece, cur = piece[live], cur[live]
-            out.append((piece, line[cur], side[cur]))
-            cur = prev[cur]
-        return tuple(torch.cat(parts) for parts in zip(*out))
+def relu_op() -> ElementwiseOp:
+    """``max(z, 0)``."""
+    return ElementwiseOp([0.0], [0.0, 1.0], [0.0, 0.0])
+
+
+def abs_op() -> ElementwiseOp:
+        return pieces, parent, code
 
 
 def clamp_op(lo: float | None, hi: float | None) -> ElementwiseOp:
