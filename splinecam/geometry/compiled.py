@@ -45,6 +45,18 @@ def _grow4(a, need):
     return b
 
 
+def _copy2(dst, d0, src, s0, n):
+    """``dst[d0:d0+n] = src[s0:s0+n]`` for (., 2) arrays that do not overlap there."""
+    for j in range(n):
+        dst[d0 + j, 0], dst[d0 + j, 1] = src[s0 + j, 0], src[s0 + j, 1]
+
+
+def _copy1(dst, d0, src, s0, n):
+    """``dst[d0:d0+n] = src[s0:s0+n]`` for (.,) arrays that do not overlap there."""
+    for j in range(n):
+        dst[d0 + j] = src[s0 + j]
+
+
 def _half(sv, su, v0, nv, s, side, sign, unit0, unit1, tv, tu, t0):
     """Write the part of polygon ``sv[v0:v0+nv]`` where ``sign * s >= 0`` to ``tv``, ``tu`` from
     row ``t0`` (as ``cut._half``); returns the number of vertices written."""
@@ -117,16 +129,22 @@ def split_by_lines(verts, offsets, edge_units, line_offsets, lines, line_units, 
     for r in range(n_poly):
         max_m = max(max_m, line_offsets[r + 1] - line_offsets[r])
     rest = np.empty((2, max_m), np.int64)
+    s = np.empty(16)  # the piece being cut: its vertices' line values and sides
+    side = np.empty(16, np.int64)
     rows = np.empty((2, max_m), np.int8)
     for r in range(n_poly):
         l0, m = line_offsets[r], line_offsets[r + 1] - line_offsets[r]
         nv = offsets[r + 1] - offsets[r]
-        sv = _grow2(sv, nv)
-        su = _grow2(su, nv)
-        sp = _grow1(sp, m)
-        ss = _grow1(ss, m)
-        sv[:nv] = verts[offsets[r] : offsets[r + 1]]
-        su[:nv] = edge_units[offsets[r] : offsets[r + 1]]
+        if nv > sv.shape[0]:
+            sv = _grow2(sv, nv)
+        if nv > su.shape[0]:
+            su = _grow2(su, nv)
+        if m > sp.shape[0]:
+            sp = _grow1(sp, m)
+        if m > ss.shape[0]:
+            ss = _grow1(ss, m)
+        _copy2(sv, 0, verts, offsets[r], nv)
+        _copy2(su, 0, edge_units, offsets[r], nv)
         for j in range(m):
             sp[j] = j
             ss[j] = 0
@@ -139,15 +157,20 @@ def split_by_lines(verts, offsets, edge_units, line_offsets, lines, line_units, 
             if np_ == 0:  # final
                 if n_out >= max_pieces:
                     return ov[:n_v], ooff[: n_out + 1], ou[:n_v], opar[:n_out], oside[:n_s], False
-                ov = _grow2(ov, n_v + nv)
-                ou = _grow2(ou, n_v + nv)
-                ov[n_v : n_v + nv] = sv[v0 : v0 + nv]
-                ou[n_v : n_v + nv] = su[v0 : v0 + nv]
+                if n_v + nv > ov.shape[0]:
+                    ov = _grow2(ov, n_v + nv)
+                if n_v + nv > ou.shape[0]:
+                    ou = _grow2(ou, n_v + nv)
+                _copy2(ov, n_v, sv, v0, nv)
+                _copy2(ou, n_v, su, v0, nv)
                 n_v += nv
-                ooff = _grow1(ooff, n_out + 2)
-                opar = _grow1(opar, n_out + 1)
-                oside = _grow1(oside, n_s + m)
-                oside[n_s : n_s + m] = ss[s0 : s0 + m]
+                if n_out + 2 > ooff.shape[0]:
+                    ooff = _grow1(ooff, n_out + 2)
+                if n_out + 1 > opar.shape[0]:
+                    opar = _grow1(opar, n_out + 1)
+                if n_s + m > oside.shape[0]:
+                    oside = _grow1(oside, n_s + m)
+                _copy1(oside, n_s, ss, s0, m)
                 n_s += m
                 opar[n_out] = r
                 n_out += 1
@@ -155,8 +178,10 @@ def split_by_lines(verts, offsets, edge_units, line_offsets, lines, line_units, 
                 continue
             item = sp[p0]
             line = lines[l0 + item]
-            s = np.empty(nv)
-            side = np.empty(nv, np.int64)
+            if nv > s.shape[0]:
+                s = _grow1(s, nv)
+            if nv > side.shape[0]:
+                side = _grow1(side, nv)
             pos = neg = False
             for j in range(nv):
                 s[j] = line[0] * sv[v0 + j, 0] + line[1] * sv[v0 + j, 1] + line[2]
@@ -164,8 +189,10 @@ def split_by_lines(verts, offsets, edge_units, line_offsets, lines, line_units, 
                 pos = pos or side[j] > 0
                 neg = neg or side[j] < 0
             # the children, made in scratch buffers, then moved to the piece's place on the stack
-            cv = _grow2(cv, 4 * nv + 4)
-            cu = _grow2(cu, 4 * nv + 4)
+            if 4 * nv + 4 > cv.shape[0]:
+                cv = _grow2(cv, 4 * nv + 4)
+            if 4 * nv + 4 > cu.shape[0]:
+                cu = _grow2(cu, 4 * nv + 4)
             n_child = 2 if pos and neg else 1
             signs[0], signs[1] = (1, -1) if n_child == 2 else ((-1, 0) if neg else (1, 0))
             k = 0
@@ -174,15 +201,16 @@ def split_by_lines(verts, offsets, edge_units, line_offsets, lines, line_units, 
                     counts[c] = _half(sv, su, v0, nv, s, side, signs[c], line_units[l0 + item, 0],
                                       line_units[l0 + item, 1], cv, cu, k)
                 else:
-                    cv[:nv] = sv[v0 : v0 + nv]
-                    cu[:nv] = su[v0 : v0 + nv]
+                    _copy2(cv, 0, sv, v0, nv)
+                    _copy2(cu, 0, su, v0, nv)
                     counts[c] = nv
                 starts[c] = k
                 k += counts[c]
             # pending lines and sides of each child: the rest of the parent's, settled on the child
             for c in range(n_child):
                 n_rest[c] = 0
-                rows[c, :m] = ss[s0 : s0 + m]
+                for j in range(m):
+                    rows[c, j] = ss[s0 + j]
                 rows[c, item] = signs[c]
                 for q in range(1, np_):
                     other = sp[p0 + q]
@@ -193,17 +221,24 @@ def split_by_lines(verts, offsets, edge_units, line_offsets, lines, line_units, 
                     else:
                         rows[c, other] = (1 if hp else 0) - (1 if hn else 0)
             # push the children: the negative one first, so that the positive one is cut next
-            sv = _grow2(sv, v0 + k)
-            su = _grow2(su, v0 + k)
-            sp = _grow1(sp, p0 + 2 * np_)
-            ss = _grow1(ss, (depth + 2) * m)
-            st = _grow4(st, depth + 2)
+            if v0 + k > sv.shape[0]:
+                sv = _grow2(sv, v0 + k)
+            if v0 + k > su.shape[0]:
+                su = _grow2(su, v0 + k)
+            if p0 + 2 * np_ > sp.shape[0]:
+                sp = _grow1(sp, p0 + 2 * np_)
+            if (depth + 2) * m > ss.shape[0]:
+                ss = _grow1(ss, (depth + 2) * m)
+            if depth + 2 > st.shape[0]:
+                st = _grow4(st, depth + 2)
             dst_v, dst_p = v0, p0
             for c in range(n_child - 1, -1, -1):
-                sv[dst_v : dst_v + counts[c]] = cv[starts[c] : starts[c] + counts[c]]
-                su[dst_v : dst_v + counts[c]] = cu[starts[c] : starts[c] + counts[c]]
-                sp[dst_p : dst_p + n_rest[c]] = rest[c, : n_rest[c]]
-                ss[depth * m : (depth + 1) * m] = rows[c, :m]
+                _copy2(sv, dst_v, cv, starts[c], counts[c])
+                _copy2(su, dst_v, cu, starts[c], counts[c])
+                for j in range(n_rest[c]):
+                    sp[dst_p + j] = rest[c, j]
+                for j in range(m):
+                    ss[depth * m + j] = rows[c, j]
                 st[depth, 0], st[depth, 1], st[depth, 2], st[depth, 3] = dst_v, counts[c], dst_p, n_rest[c]
                 dst_v += counts[c]
                 dst_p += n_rest[c]
@@ -229,6 +264,8 @@ def breakpoint_split(verts, offsets, edge_units, z, breakpoints, rtol, extent, l
     line_units = np.empty((16, 2), np.int64)
     bit = np.empty(16, np.int64)
     n_lines = 0
+    cross = np.empty(n_units * k, np.int64)  # the crossing (unit, breakpoint) bits of one region
+    cross_tol = np.empty(n_units * k)
     for r in range(n_poly):
         v0, nv = offsets[r], offsets[r + 1] - offsets[r]
         cx = cy = 0.0
@@ -236,6 +273,7 @@ def breakpoint_split(verts, offsets, edge_units, z, breakpoints, rtol, extent, l
             cx += verts[j, 0]
             cy += verts[j, 1]
         cx, cy = cx / nv, cy / nv
+        n_cross = 0
         for u in range(n_units):
             c0, a, b = z[r, 0, u], z[r, 1, u], z[r, 2, u]
             hi = lo = c0 + a * verts[v0, 0] + b * verts[v0, 1]
@@ -243,20 +281,28 @@ def breakpoint_split(verts, offsets, edge_units, z, breakpoints, rtol, extent, l
                 s = c0 + a * verts[j, 0] + b * verts[j, 1]
                 hi, lo = max(hi, s), min(lo, s)
             for q in range(k):
-                c = c0 - breakpoints[q]
-                tol = (abs(a) * extent[0] + abs(b) * extent[1] + abs(c)) * rtol
+                tol = (abs(a) * extent[0] + abs(b) * extent[1] + abs(c0 - breakpoints[q])) * rtol
                 above, below = hi - breakpoints[q] > tol, lo - breakpoints[q] < -tol
                 base[r, u * k + q] = above
                 if not above and not below:  # flat on the breakpoint: its side at the vertex mean
                     base[r, u * k + q] = c0 + a * cx + b * cy > breakpoints[q]
                 elif above and below:
-                    lines = _grow4(lines, n_lines + 1)
-                    line_units = _grow2(line_units, n_lines + 1)
-                    bit = _grow1(bit, n_lines + 1)
-                    lines[n_lines, 0], lines[n_lines, 1], lines[n_lines, 2], lines[n_lines, 3] = a, b, c, tol
-                    line_units[n_lines, 0], line_units[n_lines, 1] = layer, u
-                    bit[n_lines] = u * k + q
-                    n_lines += 1
+                    cross[n_cross], cross_tol[n_cross] = u * k + q, tol
+                    n_cross += 1
+        # the region's lines, appended outside the loop over units (no array reassigned in there)
+        if n_lines + n_cross > lines.shape[0]:
+            lines = _grow4(lines, n_lines + n_cross)
+        if n_lines + n_cross > line_units.shape[0]:
+            line_units = _grow2(line_units, n_lines + n_cross)
+        if n_lines + n_cross > bit.shape[0]:
+            bit = _grow1(bit, n_lines + n_cross)
+        for i in range(n_cross):
+            u, q = cross[i] // k, cross[i] % k
+            lines[n_lines, 0], lines[n_lines, 1] = z[r, 1, u], z[r, 2, u]
+            lines[n_lines, 2], lines[n_lines, 3] = z[r, 0, u] - breakpoints[q], cross_tol[i]
+            line_units[n_lines, 0], line_units[n_lines, 1] = layer, u
+            bit[n_lines] = cross[i]
+            n_lines += 1
         line_offsets[r + 1] = n_lines
     pv, po, pu, parent, side, complete = split_by_lines(verts, offsets, edge_units, line_offsets, lines[:n_lines],
                                                         line_units[:n_lines], max_pieces)
@@ -264,7 +310,8 @@ def breakpoint_split(verts, offsets, edge_units, z, breakpoints, rtol, extent, l
     e = 0
     for p in range(parent.shape[0]):
         r = parent[p]
-        code[p] = base[r]
+        for j in range(n_units * k):
+            code[p, j] = base[r, j]
         for line in range(line_offsets[r], line_offsets[r + 1]):
             if side[e] == 0:  # on the line within tolerance: the side at the piece's vertex mean
                 cx = cy = 0.0
@@ -282,5 +329,6 @@ def breakpoint_split(verts, offsets, edge_units, z, breakpoints, rtol, extent, l
 if AVAILABLE:  # compiled on first use, cached on disk beside this file
     _grow1, _grow2, _grow4 = njit(cache=True)(_grow1), njit(cache=True)(_grow2), njit(cache=True)(_grow4)
     _half, _touch = njit(cache=True)(_half), njit(cache=True)(_touch)
+    _copy1, _copy2 = njit(cache=True)(_copy1), njit(cache=True)(_copy2)
     split_by_lines = njit(cache=True)(split_by_lines)
     breakpoint_split = njit(cache=True)(breakpoint_split)
