@@ -12,7 +12,7 @@ from torch import nn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from splinecam.geometry import compiled, line_tolerance, split_by_lines
+from splinecam.geometry import compiled, line_tolerance, linesplit, split_by_lines
 from conftest import examples, random_mlp, run
 from test_polygons import hull, make_batch
 
@@ -139,4 +139,13 @@ def test_clamp_layers_compiled_equals_torch(monkeypatch):
             p.copy_(torch.randint(-2, 3, p.shape, generator=gen).float() / 2)
     fast = run(model)
     monkeypatch.setattr(compiled, "AVAILABLE", False)
+    same_partition(fast, run(model))
+
+
+def test_past_the_piece_cap_the_torch_loop_takes_over(monkeypatch):
+    """Beyond MAX_COMPILED_PIECES the compiled split hands the batch to the torch loop (which
+    checks the region limit every round): same partition."""
+    model = random_mlp([6, 6], 1, seed=5)
+    fast = run(model)
+    monkeypatch.setattr(linesplit, "MAX_COMPILED_PIECES", 3)
     same_partition(fast, run(model))

@@ -18,29 +18,16 @@ except ImportError:  # numba is optional: the torch loop does the same work
 AVAILABLE = njit is not None
 
 
-def _grow2(a, need):
-    """``a`` (n, 2) with room for ``need`` rows (contents kept)."""
-    if need <= a.shape[0]:
-        return a
-    b = np.empty((max(need, 2 * a.shape[0]), 2), a.dtype)
-    b[: a.shape[0]] = a
-    return b
-
-
 def _grow1(a, need):
     """``a`` (n,) with room for ``need`` entries (contents kept)."""
-    if need <= a.shape[0]:
-        return a
     b = np.empty(max(need, 2 * a.shape[0]), a.dtype)
     b[: a.shape[0]] = a
     return b
 
 
-def _grow4(a, need):
-    """``a`` (n, 4) with room for ``need`` rows (contents kept)."""
-    if need <= a.shape[0]:
-        return a
-    b = np.empty((max(need, 2 * a.shape[0]), 4), a.dtype)
+def _grow_rows(a, need):
+    """``a`` (n, w) with room for ``need`` rows (contents kept)."""
+    b = np.empty((max(need, 2 * a.shape[0]), a.shape[1]), a.dtype)
     b[: a.shape[0]] = a
     return b
 
@@ -136,9 +123,9 @@ def split_by_lines(verts, offsets, edge_units, line_offsets, lines, line_units, 
         l0, m = line_offsets[r], line_offsets[r + 1] - line_offsets[r]
         nv = offsets[r + 1] - offsets[r]
         if nv > sv.shape[0]:
-            sv = _grow2(sv, nv)
+            sv = _grow_rows(sv, nv)
         if nv > su.shape[0]:
-            su = _grow2(su, nv)
+            su = _grow_rows(su, nv)
         if m > sp.shape[0]:
             sp = _grow1(sp, m)
         if m > ss.shape[0]:
@@ -158,9 +145,9 @@ def split_by_lines(verts, offsets, edge_units, line_offsets, lines, line_units, 
                 if n_out >= max_pieces:
                     return ov[:n_v], ooff[: n_out + 1], ou[:n_v], opar[:n_out], oside[:n_s], False
                 if n_v + nv > ov.shape[0]:
-                    ov = _grow2(ov, n_v + nv)
+                    ov = _grow_rows(ov, n_v + nv)
                 if n_v + nv > ou.shape[0]:
-                    ou = _grow2(ou, n_v + nv)
+                    ou = _grow_rows(ou, n_v + nv)
                 _copy2(ov, n_v, sv, v0, nv)
                 _copy2(ou, n_v, su, v0, nv)
                 n_v += nv
@@ -190,9 +177,9 @@ def split_by_lines(verts, offsets, edge_units, line_offsets, lines, line_units, 
                 neg = neg or side[j] < 0
             # the children, made in scratch buffers, then moved to the piece's place on the stack
             if 4 * nv + 4 > cv.shape[0]:
-                cv = _grow2(cv, 4 * nv + 4)
+                cv = _grow_rows(cv, 4 * nv + 4)
             if 4 * nv + 4 > cu.shape[0]:
-                cu = _grow2(cu, 4 * nv + 4)
+                cu = _grow_rows(cu, 4 * nv + 4)
             n_child = 2 if pos and neg else 1
             signs[0], signs[1] = (1, -1) if n_child == 2 else ((-1, 0) if neg else (1, 0))
             k = 0
@@ -222,15 +209,15 @@ def split_by_lines(verts, offsets, edge_units, line_offsets, lines, line_units, 
                         rows[c, other] = (1 if hp else 0) - (1 if hn else 0)
             # push the children: the negative one first, so that the positive one is cut next
             if v0 + k > sv.shape[0]:
-                sv = _grow2(sv, v0 + k)
+                sv = _grow_rows(sv, v0 + k)
             if v0 + k > su.shape[0]:
-                su = _grow2(su, v0 + k)
+                su = _grow_rows(su, v0 + k)
             if p0 + 2 * np_ > sp.shape[0]:
                 sp = _grow1(sp, p0 + 2 * np_)
             if (depth + 2) * m > ss.shape[0]:
                 ss = _grow1(ss, (depth + 2) * m)
             if depth + 2 > st.shape[0]:
-                st = _grow4(st, depth + 2)
+                st = _grow_rows(st, depth + 2)
             dst_v, dst_p = v0, p0
             for c in range(n_child - 1, -1, -1):
                 _copy2(sv, dst_v, cv, starts[c], counts[c])
@@ -291,9 +278,9 @@ def breakpoint_split(verts, offsets, edge_units, z, breakpoints, rtol, extent, l
                     n_cross += 1
         # the region's lines, appended outside the loop over units (no array reassigned in there)
         if n_lines + n_cross > lines.shape[0]:
-            lines = _grow4(lines, n_lines + n_cross)
+            lines = _grow_rows(lines, n_lines + n_cross)
         if n_lines + n_cross > line_units.shape[0]:
-            line_units = _grow2(line_units, n_lines + n_cross)
+            line_units = _grow_rows(line_units, n_lines + n_cross)
         if n_lines + n_cross > bit.shape[0]:
             bit = _grow1(bit, n_lines + n_cross)
         for i in range(n_cross):
@@ -327,7 +314,7 @@ def breakpoint_split(verts, offsets, edge_units, z, breakpoints, rtol, extent, l
 
 
 if AVAILABLE:  # compiled on first use, cached on disk beside this file
-    _grow1, _grow2, _grow4 = njit(cache=True)(_grow1), njit(cache=True)(_grow2), njit(cache=True)(_grow4)
+    _grow1, _grow_rows = njit(cache=True)(_grow1), njit(cache=True)(_grow_rows)
     _half, _touch = njit(cache=True)(_half), njit(cache=True)(_touch)
     _copy1, _copy2 = njit(cache=True)(_copy1), njit(cache=True)(_copy2)
     split_by_lines = njit(cache=True)(split_by_lines)

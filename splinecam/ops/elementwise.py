@@ -169,35 +169,5 @@ def relu_op() -> ElementwiseOp:
 
 
 def abs_op() -> ElementwiseOp:
-        return pieces, parent, code
-
-
-def clamp_op(lo: float | None, hi: float | None) -> ElementwiseOp:
-    """``clamp(z, lo, hi)`` (either bound may be None)."""
-    if lo is None and hi is None:
-        raise Unsupported("clamp without bounds")
-    if lo is not None and hi is not None:
-        if lo > hi:
-            raise Unsupported(f"clamp with min {lo} > max {hi}")
-        return ElementwiseOp([lo, hi], [0.0, 1.0, 0.0], [lo, 0.0, hi])
-    if lo is not None:
-        return ElementwiseOp([lo], [0.0, 1.0], [lo, 0.0])
-    return ElementwiseOp([hi], [1.0, 0.0], [0.0, hi])
-
-
-def leaky_relu_op(slope) -> ElementwiseOp:
-    """``max(z, 0) + slope * min(z, 0)``; ``slope`` a number or (C,) per channel (PReLU)."""
-    slope = torch.as_tensor(slope, dtype=torch.float64).detach().reshape(-1)
-    if slope.numel() == 1:
-        return ElementwiseOp([0.0], [float(slope), 1.0], [0.0, 0.0])
-    return ElementwiseOp([0.0], torch.stack([slope, torch.ones_like(slope)]), torch.zeros(2, slope.numel()))
-
-
-def relu_op() -> ElementwiseOp:
-    """``max(z, 0)``."""
-    return ElementwiseOp([0.0], [0.0, 1.0], [0.0, 0.0])
-
-
-def abs_op() -> ElementwiseOp:
     """``|z|``."""
     return ElementwiseOp([0.0], [-1.0, 1.0], [0.0, 0.0])
