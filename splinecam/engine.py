@@ -22,7 +22,7 @@ from .slices import Slice
 from .trace import Graph
 
 
-_STEP_SECONDS = 0.2  # about the longest single step between checks of time and Ctrl-C
+_PUSH_ELEMENTS = 1 << 21  # numbers in and out of one block of an affine push (16 MiB in float64)
 
 
 class StoppedEarly(RuntimeError):
@@ -108,7 +108,7 @@ class Engine:
         self.area_done = 0.0
         self.started = started
         self.bar = None
-        self.push_rate: dict[int, float] = {}  # node -> seconds per region of its affine push
+        self.sizes = [int(np.prod(shape)) for shape in shapes]
 
     def run(self) -> EngineResult:
         """The partition; a limit raises :class:`RegionLimitError` / :class:`TimeLimitError`
@@ -194,23 +194,17 @@ class Engine:
         return batch
 
     def _push_affine(self, i: int, op: AffineOp, states: list[torch.Tensor]) -> torch.Tensor:
-        """``op.push`` in blocks of regions that take about ``_STEP_SECONDS`` each (measured at
-        node i as it runs), so that an op as costly as a wide linear layer stays interruptible."""
+        """``op.push`` in blocks of regions of a fixed size (about ``_PUSH_ELEMENTS`` numbers in
+        and out per block), so that an op as costly as a wide linear layer stays interruptible
+        and the result does not depend on the machine's speed."""
         r = states[0].shape[0]
-        rate = self.push_rate.get(i)
-        block = r if rate is None else max(1, int(_STEP_SECONDS / max(rate, 1e-12)))
-        if rate is None and r > 1:
-            block = 1  # measure one region first
-        out, s = [], 0
-        while s < r:
-            t0 = time.perf_counter()
-            out.append(op.push(*[x[s : s + block] for x in states]))
-            n = min(block, r - s)
-            self.push_rate[i] = (time.perf_counter() - t0) / n
-            s += n
-            if s < r:
+        per_region = 3 * (self.sizes[i + 1] + sum(self.sizes[a] for a in self.graph.nodes[i].args))
+        block = max(1, _PUSH_ELEMENTS // per_region)
+        out = []
+        for s in range(0, r, block):
+            if s:
                 self._check_time()
-                block = max(1, int(_STEP_SECONDS / max(self.push_rate[i], 1e-12)))
+            out.append(op.push(*[x[s : s + block] for x in states]))
         return out[0] if len(out) == 1 else torch.cat(out)
 
     def _push(self, stack: list, batch: Batch, split: Split, n: int, i: int, again: bool = False) -> None:

@@ -6,6 +6,7 @@ import copy
 import operator
 import os
 import re
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -130,7 +131,53 @@ def trace(model: nn.Module, input_shape: tuple[int, ...]) -> Graph:
     unsupported module, function or method with where it is in the model,
     and every BatchNorm/Dropout that is in training mode.
     """
-    graph = _fx_graph(model)
+    return _build(model, _fx_graph(model), input_shape)
+
+
+# model -> (its structure, its fx graph): re-partitioning a model whose weights changed (training
+# videos, studies) rebuilds the ops from the current weights without tracing again
+_FX_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _structure(model: nn.Module) -> tuple:
+    """What the fx graph of ``model`` depends on besides tensor values: the registry, and each
+    submodule's name, type, plain settings (flags, sizes, modes) and any forward set on it."""
+    parts: list = [REGISTRY.version]
+    for name, m in model.named_modules():
+        settings = tuple(sorted((k, v) for k, v in vars(m).items() if _plain(v)))
+        parts.append((name, type(m), settings, id(vars(m).get("forward"))))
+    return tuple(parts)
+
+
+def _plain(value) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _cached_fx_graph(model: nn.Module, twin: nn.Module) -> fx.Graph:
+    """The fx graph of ``twin`` (a copy of ``model``), traced once per structure of ``model``."""
+    key = _structure(model)
+    hit = _FX_CACHE.get(model)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    graph = _fx_graph(twin)
+    # a graph that reads attributes the tracer added to the copy (tensor constants) is not reused
+    if all(_has(model, n.target) for n in graph.nodes if n.op == "get_attr"):
+        _FX_CACHE[model] = (key, graph)
+    return graph
+
+
+def _has(model: nn.Module, target: str) -> bool:
+    try:
+        _fetch(model, target)
+    except AttributeError:
+        return False
+    return True
+
+
+def _build(model: nn.Module, graph: fx.Graph, input_shape: tuple[int, ...]) -> Graph:
+    """The ops of ``model`` along its fx graph (see :func:`trace`)."""
     modules = dict(model.named_modules())
     first = next(iter(model.parameters()), None)
     dtype = first.dtype if first is not None and first.is_floating_point() else torch.float64
@@ -326,7 +373,9 @@ def prepare(model: nn.Module, dtype: torch.dtype, device, input_shape) -> tuple[
     twin = copy.deepcopy(model).to(dtype=dtype, device=device)
     for p in twin.parameters():
         p.requires_grad_(False)
-    state = {k: v.clone() for k, v in twin.state_dict().items()}
-    graph = trace(twin, tuple(input_shape))
-    twin.load_state_dict(state)  # undo any buffer update made by tracing
+    buffers = {k: v.clone() for k, v in twin.named_buffers()}
+    graph = _build(twin, _cached_fx_graph(model, twin), tuple(input_shape))
+    for name, buf in twin.named_buffers():  # undo any buffer update made by tracing
+        if name in buffers:
+            buf.copy_(buffers[name])
     return twin, graph

@@ -7,12 +7,10 @@ import math
 
 import torch
 
-from ..geometry import Polygons, bsp, cut, line_tolerance, sides, vertex_extremes
+from ..geometry import Polygons, line_tolerance, split_at_breakpoints, split_by_lines, vertex_extremes
 from .base import Split, SplitContext, SplitOp, Unsupported, pack_bits
 
-# bytes held per piece, per pending (piece, line) pair and per side record during a split
-# (indices, polygons and the temporaries of one round), to keep a split within its budget
-_PIECE_BYTES, _PAIR_BYTES, _LOG_BYTES = 256, 128, 32
+_PIECE_BYTES = 256  # bytes a piece holds besides its code, to size the compiled split within the budget
 
 
 class ElementwiseOp(SplitOp):
@@ -88,12 +86,28 @@ class ElementwiseOp(SplitOp):
         A unit whose range over the region's vertices stays within tolerance of
         a side keeps that side; one flat on its breakpoint (a dead unit) reads
         its side at the centroid; the crossing ones are cut in a BSP, and each
-        piece's code comes from the sides the cuts recorded.
+        piece's code comes from the sides the cuts recorded.  In float64 on the CPU
+        with numba installed, a split whose codes fit the budget runs compiled,
+        region by region (:func:`~splinecam.geometry.split_at_breakpoints`); otherwise
+        with torch, bounded by the budget, making the codes chunk by chunk.
         """
         shape = z.shape[2:]
         r, units = len(polys), math.prod(shape)
         z = z.reshape(r, 3, units)
         bps = self.breakpoints.to(z)
+
+        fast = split_at_breakpoints(polys, z, bps, ctx.extent, ctx.rtol, ctx.layer,
+                                    max_pieces=ctx.budget // (units * bps.numel() + _PIECE_BYTES))
+        if fast is not None:
+            pieces, parent, code = fast
+            ctx.check(len(pieces))
+
+            def apply(zc: torch.Tensor, sel: torch.Tensor, inplace: bool):
+                m = len(sel)
+                out = self.push(zc.reshape(m, 3, units), code[sel], inplace=inplace).reshape(m, 3, *shape)
+                return out, pack_bits(code[sel].reshape(m, -1))
+
+            return Split(pieces, parent, apply)
 
         hi, lo = vertex_extremes(polys, z)
         tol = line_tolerance(z[:, 1, :, None], z[:, 2, :, None], z[:, 0, :, None] - bps, ctx.extent, ctx.rtol)  # (R, U, k)
@@ -110,42 +124,16 @@ class ElementwiseOp(SplitOp):
         line_units = torch.stack([torch.full_like(unit, ctx.layer), unit], 1)
         line_tol = tol[region, unit, bp]
         ctx.check(r + region.numel())  # each crossing line adds a piece
-        log = _SideLog()
-
-        def step(pieces, item, head, origin):
-            res = cut(pieces, lines[item], line_tol[item], line_units[item])
-            parent = torch.cat([res.pos_parent, res.neg_parent])
-            n = parent.numel()
-            side = torch.ones(n, dtype=torch.int8, device=parent.device)
-            side[len(res.pos):] = -1
-            head = log.extend(head[parent], torch.arange(n, device=parent.device), item[parent], side)
-            return Polygons.cat([res.pos, res.neg]), parent, head
-
-        def settle(children, piece, item, head, origin):
-            has_pos, has_neg = sides(children, piece, lines[item], line_tol[item])
-            keep = has_pos & has_neg
-            done = ~keep
-            head = log.extend(head, piece[done], item[done], has_pos[done].to(torch.int8) - has_neg[done].to(torch.int8))
-            return keep, head
-
-        start = torch.full((r,), -1, dtype=torch.int64, device=z.device)
-        def fits(n_pieces: int) -> bool:  # half the budget for the pieces and the log, half for the pairs
-            return n_pieces * _PIECE_BYTES + log.size * _LOG_BYTES <= ctx.budget // 2
-
-        pieces, parent, head, open_ = bsp(polys, region, torch.arange(region.numel(), device=z.device), start,
-                                          step, settle, ctx.check, fits, ctx.budget // 2 // _PAIR_BYTES)
-        done = torch.nonzero(~open_).flatten()
-        rest, parent_of_rest = pieces.mask(open_), parent[open_]
-        pieces, parent, head = pieces.select(done)[0], parent[done], head[done]
+        res = split_by_lines(polys, region, lines, line_tol, line_units, ctx.check, ctx.budget)
 
         def codes_of(sel: torch.Tensor) -> torch.Tensor:
             """(m, U, k) codes of the pieces ``sel``: each lies on one side of every line that
             crossed its region (recorded by the cuts); only a piece flat on a line within
             tolerance reads the side at its centroid."""
-            piece, line, side = log.read(head[sel])
-            out = code[parent[sel]]
+            piece, line, side = res.sides_of(sel)
+            out = code[res.parent[sel]]
             on_line = side == 0
-            cen = pieces.select(sel)[0].centroids()[piece[on_line]]
+            cen = res.pieces.select(sel)[0].centroids()[piece[on_line]]
             lf = lines[line[on_line]]
             value = side > 0
             value[on_line] = lf[:, 0] * cen[:, 0] + lf[:, 1] * cen[:, 1] + lf[:, 2] > 0
@@ -158,57 +146,7 @@ class ElementwiseOp(SplitOp):
             out = self.push(zc.reshape(m, 3, units), chunk_code, inplace=inplace).reshape(m, 3, *shape)
             return out, pack_bits(chunk_code.reshape(m, -1))
 
-        return Split(pieces, parent, apply, rest, parent_of_rest)
-
-
-class _SideLog:
-    """For every piece, the side of each line that crossed its original polygon.
-
-    A shared linked list: an entry is (line, side in {-1, 0, 1}, previous entry),
-    and a piece's *head* is its newest entry, so children share their
-    ancestors' entries.  Sides are recorded when a cut is made or a line is found
-    not to cross a piece, with the same classification the cuts use.
-    """
-
-    def __init__(self):
-        self.line, self.side, self.prev = [], [], []
-        self.size = 0
-
-    def extend(self, head: torch.Tensor, piece: torch.Tensor, line: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
-        """Record ``(line, side)`` (E,) for ``piece`` (E,), sorted by piece, whose heads are
-        ``head`` (P,); returns the new heads (P,)."""
-        if not piece.numel():
-            return head
-        idx = self.size + torch.arange(piece.numel(), device=piece.device)
-        chained = torch.zeros_like(piece, dtype=torch.bool)
-        chained[1:] = piece[1:] == piece[:-1]
-        self.prev.append(torch.where(chained, idx - 1, head[piece]))
-        self.line.append(line)
-        self.side.append(side.to(torch.int8))
-        last = torch.ones_like(chained)
-        last[:-1] = ~chained[1:]
-        head = head.clone()
-        head[piece[last]] = idx[last]
-        self.size += piece.numel()
-        return head
-
-    def read(self, head: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """All entries of the pieces with newest entries ``head``: (piece, line, side)."""
-        if not self.size or not head.numel():
-            empty = head.new_zeros(0)
-            return empty, empty, empty.to(torch.int8)
-        if len(self.line) > 1:  # once: the log is read chunk by chunk after the split
-            self.line, self.side, self.prev = [torch.cat(self.line)], [torch.cat(self.side)], [torch.cat(self.prev)]
-        line, side, prev = self.line[0], self.side[0], self.prev[0]
-        piece = torch.arange(head.numel(), device=head.device)
-        out = []
-        cur = head
-        while piece.numel():
-            live = cur >= 0
-            piece, cur = piece[live], cur[live]
-            out.append((piece, line[cur], side[cur]))
-            cur = prev[cur]
-        return tuple(torch.cat(parts) for parts in zip(*out))
+        return Split(res.pieces, res.parent, apply, res.rest, res.rest_parent)
 
 
 def clamp_op(lo: float | None, hi: float | None) -> ElementwiseOp:

@@ -22,6 +22,7 @@ class OpRegistry:
     def __init__(self):
         self._modules: dict[type, OpFactory] = {}
         self._calls: dict[object, OpFactory] = {}
+        self.version = 0  # counts the changes (traced graphs made before a change are stale)
 
     def register(self, target, factory: OpFactory) -> None:
         """Teach splinecam a module type, a function or a tensor method.
@@ -43,6 +44,7 @@ class OpRegistry:
             self._calls[target] = factory
         else:
             raise TypeError(f"register_op needs a module type, a function or a method name, got {target!r}.")
+        self.version += 1
 
     def unregister(self, target) -> None:
         """Forget what :meth:`register` taught about ``target`` (KeyError if nothing)."""
@@ -50,6 +52,7 @@ class OpRegistry:
         if target not in table:
             raise KeyError(f"{target!r} is not registered.")
         del table[target]
+        self.version += 1
 
     def for_module(self, module: nn.Module) -> OpFactory | None:
         """The factory of the nearest registered class in the module's MRO, or None."""

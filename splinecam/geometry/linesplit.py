@@ -1,0 +1,195 @@
+"""Split convex polygons by lines, each polygon by its own list of lines, until no line crosses
+a piece; record on which side of each of its polygon's lines every piece lies.
+
+Two implementations make the same pieces: the torch BSP loop (any device; :func:`bsp` with
+:func:`cut` and :func:`sides`) and, for CPU tensors when numba is installed, the compiled loop of
+:mod:`splinecam.geometry.compiled` (no per-round Python work: the fast path for small and
+medium partitions).  Only the order of the pieces differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from . import compiled
+from .bsp import bsp
+from .cut import cut, sides
+from .polygons import Polygons, ragged_arange
+
+# bytes held per piece, per pending (piece, line) pair and per side record during a torch split
+# (indices, polygons and the temporaries of one round), to keep a split within its budget
+_PIECE_BYTES, _PAIR_BYTES, _LOG_BYTES = 256, 128, 32
+
+MAX_COMPILED_PIECES = 1 << 22  # beyond this, the torch loop (which checks the region limit each round)
+
+
+@dataclass
+class LineSplit:
+    """The pieces of :func:`split_by_lines`.
+
+    pieces: (n,) finished polygons (no line crosses them); parent: (n,) the polygon each came
+    from; rest, rest_parent: (q,) the pieces left unfinished at the memory budget (lines
+    still cross them) and their polygons; sides_of(sel): for finished pieces ``sel`` (m,),
+    one entry (piece in [0, m), line, side) per piece and line of its polygon, side in
+    {-1, 0, 1} (0: the piece lies on the line within tolerance).
+    """
+
+    pieces: Polygons
+    parent: torch.Tensor
+    rest: Polygons
+    rest_parent: torch.Tensor
+    sides_of: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def split_by_lines(polys: Polygons, poly: torch.Tensor, lines: torch.Tensor, tol: torch.Tensor,
+                   line_units: torch.Tensor, check: Callable[[int], None] | None = None,
+                   budget: int | None = None, use_compiled: bool | None = None) -> LineSplit:
+    """Cut each polygon of ``polys`` (P,) by the lines (L, 3) with ``poly`` (L,) == its index
+    (``poly`` sorted), in order, each with its on-line tolerance ``tol`` (L,); the new edges
+    carry ``line_units`` (L, 2).  A line splits a piece only when vertices lie strictly on both
+    sides.  ``check(n)`` is called with piece counts as they grow; ``budget``: bytes the
+    per-piece records may hold (the torch loop then sets unfinished pieces aside as ``rest``).
+    ``use_compiled``: None picks the compiled loop for CPU tensors when numba is installed.
+    """
+    if use_compiled is None:
+        use_compiled = compiled.AVAILABLE and polys.verts.device.type == "cpu"
+    if use_compiled:
+        out = _split_compiled(polys, poly, lines, tol, line_units)
+        if out is not None:
+            if check is not None:
+                check(len(out.pieces))
+            return out
+    return _split_torch(polys, poly, lines, tol, line_units, check, budget)
+
+
+def split_at_breakpoints(polys: Polygons, z: torch.Tensor, breakpoints: torch.Tensor, extent: torch.Tensor,
+                         rtol: float, layer: int, max_pieces: int = MAX_COMPILED_PIECES
+                         ) -> tuple[Polygons, torch.Tensor, torch.Tensor] | None:
+    """The compiled split of an elementwise op, all in one pass (see
+    :func:`splinecam.geometry.compiled.breakpoint_split`): regions ``polys`` (R,) with unit maps
+    z (R, 3, U), breakpoints (k,), the slice's half-sizes ``extent`` (2,).  Returns the pieces
+    (n,), their regions (n,) and codes (n, U, k) bool; None where it does not apply (no numba,
+    not float64 on the CPU, or more than ``max_pieces`` pieces).
+    """
+    if not (compiled.AVAILABLE and z.device.type == "cpu" and z.dtype == torch.float64):
+        return None
+    verts, offsets, units, parent, code, complete = compiled.breakpoint_split(
+        polys.verts.contiguous().numpy(), polys.offsets.numpy(), polys.edge_units.contiguous().numpy(),
+        z.contiguous().numpy(), breakpoints.numpy(), rtol, extent.numpy(), layer, min(max_pieces, MAX_COMPILED_PIECES))
+    if not complete:
+        return None
+    pieces = Polygons(torch.from_numpy(verts), torch.from_numpy(offsets), torch.from_numpy(units))
+    return pieces, torch.from_numpy(parent), torch.from_numpy(code).reshape(len(parent), z.shape[2], -1)
+
+
+def _split_compiled(polys, poly, lines, tol, line_units) -> LineSplit | None:
+    """The compiled loop on NumPy views of CPU tensors; None past ``MAX_COMPILED_PIECES``."""
+    n_lines = torch.bincount(poly, minlength=len(polys))
+    line_offsets = torch.cat([n_lines.new_zeros(1), torch.cumsum(n_lines, 0)])
+    rows = torch.cat([lines, tol[:, None]], 1).to(polys.verts.dtype).contiguous()
+    verts, offsets, units, parent, side, complete = compiled.split_by_lines(
+        polys.verts.contiguous().numpy(), polys.offsets.numpy(), polys.edge_units.contiguous().numpy(),
+        line_offsets.numpy(), rows.numpy(), line_units.contiguous().numpy(), MAX_COMPILED_PIECES)
+    if not complete:
+        return None
+    pieces = Polygons(torch.from_numpy(verts), torch.from_numpy(offsets), torch.from_numpy(units))
+    parent, side = torch.from_numpy(parent), torch.from_numpy(side)
+    counts = n_lines[parent]
+    starts = torch.cumsum(counts, 0) - counts  # the entries of each piece, one per line of its polygon
+
+    def sides_of(sel):
+        piece, k = ragged_arange(counts[sel])
+        entry = starts[sel][piece] + k
+        return piece, line_offsets[parent[sel]][piece] + k, side[entry]
+
+    empty = pieces.mask(torch.zeros(len(pieces), dtype=torch.bool))
+    return LineSplit(pieces, parent, empty, parent[:0], sides_of)
+
+
+def _split_torch(polys, poly, lines, tol, line_units, check, budget) -> LineSplit:
+    """The torch BSP loop: every piece is cut by its first pending line each round."""
+    log = _SideLog()
+
+    def step(pieces, item, head, origin):
+        res = cut(pieces, lines[item], tol[item], line_units[item])
+        parent = torch.cat([res.pos_parent, res.neg_parent])
+        n = parent.numel()
+        side = torch.ones(n, dtype=torch.int8, device=parent.device)
+        side[len(res.pos):] = -1
+        head = log.extend(head[parent], torch.arange(n, device=parent.device), item[parent], side)
+        return Polygons.cat([res.pos, res.neg]), parent, head
+
+    def settle(children, piece, item, head, origin):
+        has_pos, has_neg = sides(children, piece, lines[item], tol[item])
+        keep = has_pos & has_neg
+        done = ~keep
+        head = log.extend(head, piece[done], item[done], has_pos[done].to(torch.int8) - has_neg[done].to(torch.int8))
+        return keep, head
+
+    fits, max_pairs = None, None
+    if budget is not None:
+        def fits(n_pieces: int) -> bool:  # half the budget for the pieces and the log, half for the pairs
+            return n_pieces * _PIECE_BYTES + log.size * _LOG_BYTES <= budget // 2
+
+        max_pairs = budget // 2 // _PAIR_BYTES
+    dev = polys.verts.device
+    start = torch.full((len(polys),), -1, dtype=torch.int64, device=dev)
+    pieces, parent, head, open_ = bsp(polys, poly, torch.arange(poly.numel(), device=dev), start, step, settle,
+                                      check, fits, max_pairs)
+    done = torch.nonzero(~open_).flatten()
+    rest, rest_parent = pieces.mask(open_), parent[open_]
+    pieces, parent, head = pieces.select(done)[0], parent[done], head[done]
+    return LineSplit(pieces, parent, rest, rest_parent, lambda sel: log.read(head[sel]))
+
+
+class _SideLog:
+    """For every piece, the side of each line that crossed its original polygon.
+
+    A shared linked list: an entry is (line, side in {-1, 0, 1}, previous entry),
+    and a piece's *head* is its newest entry, so children share their
+    ancestors' entries.  Sides are recorded when a cut is made or a line is found
+    not to cross a piece, with the same classification the cuts use.
+    """
+
+    def __init__(self):
+        self.line, self.side, self.prev = [], [], []
+        self.size = 0
+
+    def extend(self, head: torch.Tensor, piece: torch.Tensor, line: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
+        """Record ``(line, side)`` (E,) for ``piece`` (E,), sorted by piece, whose heads are
+        ``head`` (P,); returns the new heads (P,)."""
+        if not piece.numel():
+            return head
+        idx = self.size + torch.arange(piece.numel(), device=piece.device)
+        chained = torch.zeros_like(piece, dtype=torch.bool)
+        chained[1:] = piece[1:] == piece[:-1]
+        self.prev.append(torch.where(chained, idx - 1, head[piece]))
+        self.line.append(line)
+        self.side.append(side.to(torch.int8))
+        last = torch.ones_like(chained)
+        last[:-1] = ~chained[1:]
+        head = head.clone()
+        head[piece[last]] = idx[last]
+        self.size += piece.numel()
+        return head
+
+    def read(self, head: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """All entries of the pieces with newest entries ``head``: (piece, line, side)."""
+        if not self.size or not head.numel():
+            empty = head.new_zeros(0)
+            return empty, empty, empty.to(torch.int8)
+        if len(self.line) > 1:  # once: the log is read chunk by chunk after the split
+            self.line, self.side, self.prev = [torch.cat(self.line)], [torch.cat(self.side)], [torch.cat(self.prev)]
+        line, side, prev = self.line[0], self.side[0], self.prev[0]
+        piece = torch.arange(head.numel(), device=head.device)
+        out = []
+        cur = head
+        while piece.numel():
+            live = cur >= 0
+            piece, cur = piece[live], cur[live]
+            out.append((piece, line[cur], side[cur]))
+            cur = prev[cur]
+        return tuple(torch.cat(parts) for parts in zip(*out))
