@@ -76,7 +76,7 @@ def split_at_breakpoints(polys: Polygons, z: torch.Tensor, breakpoints: torch.Te
     """
     if not (compiled.AVAILABLE and z.device.type == "cpu" and z.dtype == torch.float64):
         return None
-    verts, offsets, units, parent, code, complete = compiled.breakpoint_split(
+    verts, offsets, units, parent, code, complete = _run(compiled.breakpoint_split,
         polys.verts.contiguous().numpy(), polys.offsets.numpy(), polys.edge_units.contiguous().numpy(),
         z.contiguous().numpy(), breakpoints.numpy(), rtol, extent.numpy(), layer, min(max_pieces, MAX_COMPILED_PIECES))
     if not complete:
@@ -85,12 +85,26 @@ def split_at_breakpoints(polys: Polygons, z: torch.Tensor, breakpoints: torch.Te
     return pieces, torch.from_numpy(parent), torch.from_numpy(code).reshape(len(parent), z.shape[2], -1)
 
 
+def _run(kernel, *args):
+    """``kernel(*args)``; Ctrl-C during a compiled kernel surfaces as a plain KeyboardInterrupt
+    (numba reports it as a SystemError with the interrupt attached)."""
+    try:
+        return kernel(*args)
+    except SystemError as err:
+        cause = err
+        while cause is not None and not isinstance(cause, KeyboardInterrupt):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:
+            raise KeyboardInterrupt from None
+        raise
+
+
 def _split_compiled(polys, poly, lines, tol, line_units) -> LineSplit | None:
     """The compiled loop on NumPy views of CPU tensors; None past ``MAX_COMPILED_PIECES``."""
     n_lines = torch.bincount(poly, minlength=len(polys))
     line_offsets = torch.cat([n_lines.new_zeros(1), torch.cumsum(n_lines, 0)])
     rows = torch.cat([lines, tol[:, None]], 1).to(polys.verts.dtype).contiguous()
-    verts, offsets, units, parent, side, complete = compiled.split_by_lines(
+    verts, offsets, units, parent, side, complete = _run(compiled.split_by_lines,
         polys.verts.contiguous().numpy(), polys.offsets.numpy(), polys.edge_units.contiguous().numpy(),
         line_offsets.numpy(), rows.numpy(), line_units.contiguous().numpy(), MAX_COMPILED_PIECES)
     if not complete:
