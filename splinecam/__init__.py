@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from .boundary import Boundary
+from .boundary_first import decision_boundary, level_set
 from .dynamics import Recorder, animate, record
 from .engine import RegionLimitError
 from .layers import partition_by_layer, plot_layers
@@ -18,6 +19,6 @@ from .trace import UnsupportedModelError
 __all__ = [
     "Boundary", "BoundarySamples", "DensityMap", "LayerInfo", "Partition", "Recorder", "RegionArrays",
     "RegionLimitError", "Slice", "UnsupportedModelError", "VerifyReport", "__version__", "animate", "compare",
-    "density_map", "local_complexity", "partition", "partition_by_layer", "plot_layers", "record", "register_op",
-    "slice_from_data", "unregister_op",
+    "decision_boundary", "density_map", "level_set", "local_complexity", "partition", "partition_by_layer",
+    "plot_layers", "record", "register_op", "slice_from_data", "unregister_op",
 ]

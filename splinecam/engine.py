@@ -4,6 +4,7 @@ watch the region limit and show progress.  The rules themselves belong to the op
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -49,6 +50,7 @@ class EngineResult:
     regions: RegionArrays
     layers: list[LayerInfo]
     seconds: float
+    exact: np.ndarray  # (R,) bool: False for the coarse cells a ``prune`` callable settled
 
 
 class Engine:
@@ -56,10 +58,13 @@ class Engine:
 
     shapes: the per-sample shape of every graph value (input first); the
     states of a region are taken about the centre of the slice polygon.
+    prune(i, polys, values): optional; before split node i, given a batch's polygons (R,)
+    (about the slice centre) and live states, returns (R,) bool: the regions to stop
+    refining.  They leave as coarse cells (NaN maps, zero codes) after the exact regions.
     """
 
     def __init__(self, graph: Graph, sl: Slice, shapes: list[tuple[int, ...]], dtype, device, rtol: float,
-                 max_regions: int, chunk_size: int, progress):
+                 max_regions: int, chunk_size: int, progress, prune=None):
         self.graph, self.slice = graph, sl
         self.dtype, self.device = dtype, device
         self.max_regions, self.chunk_size = max_regions, chunk_size
@@ -69,6 +74,7 @@ class Engine:
         self.root = poly - self.center
         extent = self.root.abs().amax(0)
         self.last_use = graph.last_use()
+        self.graph_outputs = math.prod(shapes[-1])
         self.layers: list[LayerInfo] = []
         self.contexts: dict[int, SplitContext] = {}
         for i, node in enumerate(graph.nodes):
@@ -77,6 +83,7 @@ class Engine:
                 self.contexts[i] = SplitContext(rtol, extent, len(self.layers), self._limit_check(node.name))
                 self.layers.append(LayerInfo(node.name, units, bits))
         self.n_done = self.pending = 0
+        self.prune, self.coarse = prune, []
 
     def run(self) -> EngineResult:
         start = time.perf_counter()
@@ -90,7 +97,10 @@ class Engine:
         while stack:
             item = stack.pop()
             batch = self._make(item) if isinstance(item, Chunk) else item
+            n_coarse = len(self.coarse)
             batch = self._advance(batch, stack)
+            if bar is not None and len(self.coarse) > n_coarse:
+                bar.update(min(sum(float(c.areas().sum()) for c in self.coarse[n_coarse:]), bar.total - bar.n))
             if batch is not None:
                 out.append(self._finish(batch))
                 self.n_done += len(batch)
@@ -99,7 +109,9 @@ class Engine:
                     bar.set_postfix(regions=self.n_done, refresh=False)
         if bar is not None:
             bar.close()
-        return EngineResult(_concat(out), self.layers, time.perf_counter() - start)
+        exact = np.repeat([True, False], [sum(map(len, out)), sum(map(len, self.coarse))])
+        out += [self._coarse(c) for c in self.coarse]
+        return EngineResult(_concat(out), self.layers, time.perf_counter() - start, exact)
 
     def _bar(self):
         if self.progress is False:
@@ -120,6 +132,15 @@ class Engine:
             i = batch.node
             op = nodes[i].op
             if isinstance(op, SplitOp):
+                if self.prune is not None:
+                    settled = self.prune(i, batch.polys, batch.values)
+                    if settled.any():
+                        self.coarse.append(batch.polys.mask(settled))
+                        if settled.all():
+                            return None
+                        keep = ~settled
+                        batch = Batch(batch.polys.mask(keep), {k: v[keep] for k, v in batch.values.items()},
+                                      [c[keep] for c in batch.codes], i)
                 split = op.split(batch.polys, batch.values[nodes[i].args[0]], self.contexts[i])
                 self.contexts[i].check(len(split))
                 if len(split) > self.chunk_size:
@@ -181,6 +202,16 @@ class Engine:
             batch.polys.edge_units.cpu().numpy(), torch.stack([a, b, c], -1).cpu().numpy(), codes.cpu().numpy(),
             at_cen.cpu().numpy(),
         )
+
+
+    def _coarse(self, polys: Polygons) -> RegionArrays:
+        """Settled cells (about the slice centre) as regions with NaN maps and zero codes."""
+        r, k = len(polys), self.graph_outputs
+        width = sum(-(-layer.bits // 8) for layer in self.layers)
+        nan = np.full((r, k), np.nan)
+        return RegionArrays((polys.verts + self.center).cpu().numpy(), polys.offsets.cpu().numpy(),
+                            polys.edge_units.cpu().numpy(), np.full((r, k, 3), np.nan),
+                            np.zeros((r, width), np.uint8), nan)
 
 
 def _concat(parts: list[RegionArrays]) -> RegionArrays:

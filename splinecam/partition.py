@@ -94,15 +94,18 @@ def default_device(model) -> torch.device:
     return first.device if first is not None else torch.device("cpu")
 
 
-def partition_graph(twin, graph: Graph, sl: Slice, dtype, device, progress, options: Options) -> "Partition":
-    """:func:`partition` of a prepared model copy ``twin`` whose traced graph is ``graph``."""
+def partition_graph(twin, graph: Graph, sl: Slice, dtype, device, progress, options: Options,
+                    prune=None) -> "Partition":
+    """:func:`partition` of a prepared model copy ``twin`` whose traced graph is ``graph``;
+    ``prune``: see :class:`~splinecam.engine.Engine` (its settled cells are the coarse ones)."""
     shapes = _check_shapes(twin, graph, sl, dtype, device)
     chunk_size = options.chunk_size
     if chunk_size is None:
         chunk_size = max(16, parse_bytes(options.max_memory) // _bytes_per_region(graph, shapes, dtype))
-    engine = Engine(graph, sl, shapes, dtype, device, options.rtol, options.max_regions, chunk_size, progress)
+    engine = Engine(graph, sl, shapes, dtype, device, options.rtol, options.max_regions, chunk_size, progress, prune)
     result = engine.run()
-    return Partition(result.regions, sl, result.layers, seconds=result.seconds, model=twin, graph=graph)
+    return Partition(result.regions, sl, result.layers, seconds=result.seconds, model=twin, graph=graph,
+                     exact=result.exact)
 
 
 def _bytes_per_region(graph: Graph, shapes: list[tuple[int, ...]], dtype) -> int:
@@ -145,11 +148,18 @@ class Partition:
     network is ``f(uv) = affine[r] @ (u, v, 1)``.  ``arrays`` is the public
     ragged view of everything (see :class:`splinecam.RegionArrays`); ``layers``
     describes the piecewise-linear layers of the codes and edge units.
+
+    ``exact`` (R,) bool: True for a linear region.  Only the boundary-first results
+    (:func:`splinecam.decision_boundary`) have False entries: *coarse cells*, unions of
+    linear regions that a bound proved free of the boundary; their maps and centroid
+    outputs are NaN and their codes zero.  Such a partition answers for the boundary it was
+    refined for (``Boundary.partition``), not for other level sets.
     """
 
     def __init__(self, arrays: RegionArrays, sl: Slice, layers: list[LayerInfo], seconds: float = 0.0,
-                 model=None, graph: Graph | None = None):
+                 model=None, graph: Graph | None = None, exact: np.ndarray | None = None):
         self.arrays = arrays
+        self.exact = np.ones(len(arrays), bool) if exact is None else np.asarray(exact, bool)
         self.slice = sl
         self.layers = list(layers)
         self.seconds = seconds
@@ -279,7 +289,7 @@ class Partition:
         }
         np.savez_compressed(
             path, verts=a.vertices, offsets=a.offsets, labels=a.edge_units, affine=a.affine,
-            centroid_outputs=a.centroid_outputs, codes=a.packed_codes, origin=sl.origin, basis=sl.basis,
+            centroid_outputs=a.centroid_outputs, codes=a.packed_codes, exact=self.exact, origin=sl.origin, basis=sl.basis,
             polygon=sl.polygon, anchors_uv=np.zeros((0, 2)) if sl.anchors_uv is None else sl.anchors_uv,
             meta=np.array(json.dumps(meta)),
         )
@@ -295,4 +305,5 @@ class Partition:
             sl = Slice(f["origin"], f["basis"], f["polygon"], anchors_uv=anchors if len(anchors) else None)
             arrays = RegionArrays(f["verts"], f["offsets"].astype(np.int64), f["labels"], f["affine"], f["codes"],
                                   f["centroid_outputs"])
-        return cls(arrays, sl, [LayerInfo(**layer) for layer in meta["layers"]], seconds=meta["seconds"])
+            exact = f["exact"] if "exact" in f.files else None
+        return cls(arrays, sl, [LayerInfo(**layer) for layer in meta["layers"]], seconds=meta["seconds"], exact=exact)
