@@ -84,35 +84,34 @@ class OutputBounds:
             self.block[i] = max(1, block_elements // (rows * max(sizes[j + 1] for j in rest)))
 
     def settle(self, start: int, polys: Polygons, values: dict[int, torch.Tensor], test) -> torch.Tensor:
-        """(R,) bool: ``test(polys, forms)`` of the output forms of every cell (False where there
-        are none), in blocks of cells of similar cost: cells are sorted by the number of units
-        the next op relaxes in them, so that few cells are padded with many symbols."""
+        """(R,) bool: ``test(cells, forms)`` of the output forms of every cell (False where
+        there are none), in blocks of cells of similar cost: cells are sorted by the number of
+        units the split op at ``start`` relaxes in them, so that few cells are padded with
+        many symbols."""
         r = len(polys)
         settled = torch.zeros(r, dtype=torch.bool, device=polys.verts.device)
         cells = corners(polys)
-        order = torch.argsort(self._relaxed_units(start, cells, values), stable=True)
+        z = values[self.graph.nodes[start].args[0]]
+        lo, hi = form_bounds(cells, z.reshape(r, 3, -1))  # of the start op's (exact) input
+        op = self.graph.nodes[start].op
+        if isinstance(op, ElementwiseOp):
+            bps = op.breakpoints.to(lo)
+            order = torch.argsort(((lo[..., None] < bps) & (bps < hi[..., None])).any(-1).sum(1), stable=True)
+        else:
+            order = torch.arange(r, device=lo.device)
         for s in range(0, r, self.block[start]):
             sel = order[s : s + self.block[start]]
-            forms = self.output_forms(start, cells[sel], {a: v[sel] for a, v in values.items()})
+            forms = self.output_forms(start, cells[sel], {a: v[sel] for a, v in values.items()}, (lo[sel], hi[sel]))
             if forms is not None:
                 settled[sel] = test(cells[sel], forms)
         return settled
 
-    def _relaxed_units(self, start: int, cells: torch.Tensor, values: dict[int, torch.Tensor]) -> torch.Tensor:
-        """(R,) units of the split op at ``start`` whose exact input crosses a breakpoint in a cell."""
-        node = self.graph.nodes[start]
-        z = values[node.args[0]]
-        if not isinstance(node.op, ElementwiseOp):
-            return torch.zeros(len(z), device=z.device)  # max-type: keep the order
-        lo, hi = form_bounds(cells, z.reshape(len(z), 3, -1))
-        bps = node.op.breakpoints.to(lo)
-        return ((lo[..., None] < bps) & (bps < hi[..., None])).any(-1).sum(1)
-
-    def output_forms(self, start: int, cells: torch.Tensor, values: dict[int, torch.Tensor]) -> torch.Tensor | None:
+    def output_forms(self, start: int, cells: torch.Tensor, values: dict[int, torch.Tensor],
+                     first: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor | None:
         """Forms (R, 3 + E, K) of the flattened output over the cells ``cells`` (R, V, 3) (see
-        :func:`corners`) whose live
-        exact states before node ``start`` are ``values`` (value index -> (R, 3, *shape));
-        None when an op has no relaxation or the symbols pass ``max_symbols``."""
+        :func:`corners`) whose live exact states before node ``start`` (a split op) are
+        ``values`` (value index -> (R, 3, *shape)); ``first``: the bounds (R, U) of that op's
+        input if known.  None when an op has no relaxation or the symbols pass ``max_symbols``."""
         nodes = self.graph.nodes
         forms = dict(values)
         for i in range(start, len(nodes)):
@@ -125,7 +124,8 @@ class OutputBounds:
                 out = _affine(op, args)
             elif isinstance(op, (ElementwiseOp, MaxOp)):
                 try:
-                    out = (_elementwise if isinstance(op, ElementwiseOp) else _max)(op, args[0], cells, self.max_symbols)
+                    relax = _elementwise if isinstance(op, ElementwiseOp) else _max
+                    out = relax(op, args[0], cells, self.max_symbols, first if i == start else None)
                     if self.interval:
                         out = _box(cells, out, self.max_symbols)
                 except _TooManySymbols:
@@ -190,10 +190,11 @@ def _box(cells: torch.Tensor, form: torch.Tensor, max_symbols: int) -> torch.Ten
     return out.reshape(len(form), out.shape[1], *form.shape[2:])
 
 
-def _elementwise(op: ElementwiseOp, form: torch.Tensor, cells: torch.Tensor, max_symbols: int) -> torch.Tensor:
+def _elementwise(op: ElementwiseOp, form: torch.Tensor, cells: torch.Tensor, max_symbols: int,
+                 bounds: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
     r, n, shape = len(form), form.shape[1], form.shape[2:]
     flat = form.reshape(r, n, -1)
-    lo, hi = form_bounds(cells, flat)
+    lo, hi = form_bounds(cells, flat) if bounds is None else bounds
     bps = op.breakpoints.to(lo)
     inside = ((lo[..., None] < bps) & (bps < hi[..., None])).any(-1)  # a breakpoint inside: relax
 
@@ -224,12 +225,13 @@ def _elementwise(op: ElementwiseOp, form: torch.Tensor, cells: torch.Tensor, max
     return out.reshape(r, out.shape[1], *shape)
 
 
-def _max(op: MaxOp, form: torch.Tensor, cells: torch.Tensor, max_symbols: int) -> torch.Tensor:
+def _max(op: MaxOp, form: torch.Tensor, cells: torch.Tensor, max_symbols: int,
+         bounds: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
     r, n = form.shape[:2]
     index, out_shape = op.windows(tuple(form.shape[2:]))
     index = index.to(form.device)
     flat = form.reshape(r, n, -1)
-    lo, hi = form_bounds(cells, flat)
+    lo, hi = form_bounds(cells, flat) if bounds is None else bounds
     valid = index >= 0
     safe = index.clamp_min(0)
     c_lo = lo[:, safe].masked_fill(~valid, -torch.inf)  # (R, O, k)
