@@ -55,20 +55,24 @@ def cnn():
     return model.eval(), sc.Slice.from_points(*anchors, margin=0.3)
 
 
-class BasicBlock(nn.Module):
-    def __init__(self, c_in, c_out, stride):
+class Residual(nn.Module):
+    """``relu(body(x) + short(x))``."""
+
+    def __init__(self, body: nn.Module, short: nn.Module):
         super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.short = nn.Sequential()
-        if stride != 1 or c_in != c_out:
-            self.short = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+        self.body, self.short = body, short
 
     def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(out)) + self.short(x))
+        return F.relu(self.body(x) + self.short(x))
+
+
+def basic_block(c_in: int, c_out: int, stride: int) -> nn.Module:
+    """The ResNet basic block: two 3x3 conv + BN, a 1x1 conv + BN shortcut when the shape changes."""
+    body = nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
+                         nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out))
+    same = stride == 1 and c_in == c_out
+    short = nn.Identity() if same else nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+    return Residual(body, short)
 
 
 class ResNet18(nn.Module):
@@ -80,7 +84,7 @@ class ResNet18(nn.Module):
         self.bn1 = nn.BatchNorm2d(64)
         blocks, c = [], 64
         for c_out, stride in [(64, 1), (128, 2), (256, 2), (512, 2)]:
-            blocks += [BasicBlock(c, c_out, stride), BasicBlock(c_out, c_out, 1)]
+            blocks += [basic_block(c, c_out, stride), basic_block(c_out, c_out, 1)]
             c = c_out
         self.layers = nn.Sequential(*blocks)
         self.fc = nn.Linear(512, 10)

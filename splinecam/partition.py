@@ -169,7 +169,9 @@ class Partition:
         return len(self.arrays)
 
     def __repr__(self) -> str:
-        return f"Partition({len(self):,} regions, {self.n_outputs} outputs, {self.seconds:.2f} s)"
+        coarse = int((~self.exact).sum())
+        cells = f"{len(self) - coarse:,} regions" + (f" + {coarse:,} coarse cells" if coarse else "")
+        return f"Partition({cells}, {self.n_outputs} outputs, {self.seconds:.2f} s)"
 
     @property
     def n_outputs(self) -> int:
