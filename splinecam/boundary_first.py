@@ -13,6 +13,8 @@ boundary can run, and the boundary read off them is the full partition's.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .boundary import Boundary
@@ -58,7 +60,7 @@ def boundary_partition(model, sl: Slice, value: float | None, output: int, dtype
     with torch.no_grad():
         x = torch.as_tensor(sl.origin, dtype=dtype, device=device)[None]
         shapes = [tuple(v.shape[1:]) for v in graph.forward(x, values=True)]
-    k = int(torch.tensor(shapes[-1]).prod()) if shapes[-1] else 1
+    k = math.prod(shapes[-1])
     if value is not None and not 0 <= output < k:
         raise ValueError(f"output must be in [0, {k}), got {output}.")
     if value is None and k == 1:

@@ -43,12 +43,12 @@ def assert_same_boundary(fast: sc.Boundary, full: sc.Boundary) -> None:
     assert len(np.unique(dist.argmin(1))) == len(a)  # a one-to-one match
 
 
-def check(model, sl, value=None, output=0, settles=True):
+def check(model, sl, value=None, output=0, settles=True, bounds="zonotope"):
     full = sc.partition(model, sl, progress=False)
     if value is None:
-        fast, ref = sc.decision_boundary(model, sl, progress=False), full.decision_boundary()
+        fast, ref = sc.decision_boundary(model, sl, progress=False, bounds=bounds), full.decision_boundary()
     else:
-        fast, ref = sc.level_set(model, sl, value, output, progress=False), full.level_set(value, output)
+        fast, ref = sc.level_set(model, sl, value, output, progress=False, bounds=bounds), full.level_set(value, output)
     assert_same_boundary(fast, ref)
     part = fast.partition
     assert abs(part.areas.sum() - sl.area) <= 1e-9 * sl.area
@@ -66,6 +66,13 @@ def check(model, sl, value=None, output=0, settles=True):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_random_mlps(k, seed):
     check(random_mlp([8, 6, 6], k, seed), BIG)
+
+
+def test_interval_bounds_settle_fewer_cells():
+    model = random_mlp([8, 8], 1, 3)
+    zonotope, _ = check(model, BIG)
+    interval, _ = check(model, BIG, bounds="interval", settles=False)
+    assert interval.partition.exact.sum() >= zonotope.partition.exact.sum()
 
 
 @pytest.mark.parametrize("seed", [3])
@@ -214,3 +221,5 @@ def test_bad_arguments():
         sc.decision_boundary(model, BIG, max_region=3)
     with pytest.raises(TypeError, match="Slice"):
         sc.decision_boundary(model, (0, 1))
+    with pytest.raises(ValueError, match="bounds must be one of"):
+        sc.decision_boundary(model, BIG, bounds="crown")
