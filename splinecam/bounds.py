@@ -114,22 +114,23 @@ class OutputBounds:
         input if known.  None when an op has no relaxation or the symbols pass ``max_symbols``."""
         nodes = self.graph.nodes
         forms = dict(values)
+        total = 3  # rows of the symbols made so far: every form's rows are a prefix of them
         for i in range(start, len(nodes)):
             node = nodes[i]
             args = [forms[a] for a in node.args]
-            rows = max(a.shape[1] for a in args)
-            args = [_pad(a, rows) for a in args]
             op = node.op
             if isinstance(op, AffineOp):
-                out = _affine(op, args)
+                rows = max(a.shape[1] for a in args)
+                out = _affine(op, [_pad(a, rows) for a in args])
             elif isinstance(op, (ElementwiseOp, MaxOp)):
-                try:
+                try:  # new symbols go after all earlier ones, also those of parallel branches
                     relax = _elementwise if isinstance(op, ElementwiseOp) else _max
-                    out = relax(op, args[0], cells, self.max_symbols, first if i == start else None)
+                    out = relax(op, _pad(args[0], total), cells, self.max_symbols, first if i == start else None)
                     if self.interval:
                         out = _box(cells, out, self.max_symbols)
                 except _TooManySymbols:
                     return None
+                total = out.shape[1]
             else:
                 return None
             forms[i + 1] = out

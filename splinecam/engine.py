@@ -133,14 +133,9 @@ class Engine:
             op = nodes[i].op
             if isinstance(op, SplitOp):
                 if self.prune is not None:
-                    settled = self.prune(i, batch.polys, batch.values)
-                    if settled.any():
-                        self.coarse.append(batch.polys.mask(settled))
-                        if settled.all():
-                            return None
-                        keep = ~settled
-                        batch = Batch(batch.polys.mask(keep), {k: v[keep] for k, v in batch.values.items()},
-                                      [c[keep] for c in batch.codes], i)
+                    batch = self._prune(batch, i)
+                    if batch is None:
+                        return None
                 split = op.split(batch.polys, batch.values[nodes[i].args[0]], self.contexts[i])
                 self.contexts[i].check(len(split))
                 if len(split) > self.chunk_size:
@@ -155,6 +150,19 @@ class Engine:
             batch.values[i + 1] = op.push(*[batch.values[a] for a in nodes[i].args])
             self._retire(batch, i)
         return batch
+
+    def _prune(self, batch: Batch, i: int) -> Batch | None:
+        """The regions of the batch that ``prune`` does not settle before node i (None if it
+        settles all); the settled ones go to the coarse cells."""
+        settled = self.prune(i, batch.polys, batch.values)
+        if not settled.any():
+            return batch
+        self.coarse.append(batch.polys.mask(settled))
+        if settled.all():
+            return None
+        keep = ~settled
+        return Batch(batch.polys.mask(keep), {k: v[keep] for k, v in batch.values.items()},
+                     [c[keep] for c in batch.codes], i)
 
     def _make(self, chunk: Chunk) -> Batch:
         """The batch of the pieces of a chunk, past its split node."""
@@ -202,7 +210,6 @@ class Engine:
             batch.polys.edge_units.cpu().numpy(), torch.stack([a, b, c], -1).cpu().numpy(), codes.cpu().numpy(),
             at_cen.cpu().numpy(),
         )
-
 
     def _coarse(self, polys: Polygons) -> RegionArrays:
         """Settled cells (about the slice centre) as regions with NaN maps and zero codes."""

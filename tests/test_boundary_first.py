@@ -104,6 +104,23 @@ def test_cnn_with_max_pooling_settles_cells():
     check(cnn(), CNN_SLICE)
 
 
+class Branches(nn.Module):
+    """Two parallel ReLU branches from one layer, joined: their noise symbols must not mix."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(2)
+        self.a, self.b, self.c, self.out = nn.Linear(2, 8), nn.Linear(8, 6), nn.Linear(8, 6), nn.Linear(6, 2)
+
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        return self.out(torch.relu(self.b(h)) - torch.relu(self.c(h)))
+
+
+def test_parallel_branches():
+    check(Branches().eval(), BIG)
+
+
 def polygons_sdf(sides: int = 7) -> nn.Module:
     """The signed distance (inside) of the union of two regular polygons: ``min`` over the
     polygons of ``max_i n_i . x - r`` (maxout, then a max of two)."""
@@ -171,7 +188,7 @@ def test_no_boundary_settles_everything():
 def test_bounds_hold_at_points():
     """Bounds of the output forms over the whole slice, from the input on, contain the outputs
     at sampled points, and are not vacuous."""
-    for model, sl in [(random_mlp([8, 8], 3, 0), BIG), (cnn(), CNN_SLICE)]:
+    for model, sl in [(random_mlp([8, 8], 3, 0), BIG), (cnn(), CNN_SLICE), (Branches().eval(), BIG)]:
         twin, graph = prepare(model, torch.float64, "cpu", sl.input_shape)
         x0 = torch.as_tensor(sl.origin)[None]
         shapes = [tuple(v.shape[1:]) for v in graph.forward(x0, values=True)]
