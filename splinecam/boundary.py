@@ -10,7 +10,7 @@ K > 1 the candidates are the logits; for a level set ``f_k = t`` they are
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -31,11 +31,13 @@ def point_ids(pts: np.ndarray, scale: float) -> np.ndarray:
 @dataclass
 class Boundary:
     """Boundary segments.  segments: (S, 2, 2) endpoints in slice coordinates;
-    regions: (S,) region of each; classes: (S, 2) the two tied candidates."""
+    regions: (S,) region of each; classes: (S, 2) the two tied candidates; partition: the
+    :class:`~splinecam.Partition` they were read off (``regions`` index it)."""
 
     segments: np.ndarray
     regions: np.ndarray
     classes: np.ndarray
+    partition: object = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.segments)
@@ -97,11 +99,15 @@ def level_set(part, value: float, output: int = 0) -> Boundary:
 
 
 def tie_segments(part, funcs: np.ndarray) -> Boundary:
-    """Edges between the cells of the candidates ``funcs`` (R, C, 3) that attain the maximum."""
-    polys = Polygons.from_numpy(part.arrays.vertices, part.arrays.offsets)
+    """Edges between the cells of the candidates ``funcs`` (R, C, 3) that attain the maximum,
+    in the exact regions of ``part`` (coarse cells, see ``Partition.exact``, hold none)."""
+    exact = np.flatnonzero(part.exact)
+    if not len(exact):
+        return Boundary(np.zeros((0, 2, 2)), np.zeros(0, np.int64), np.zeros((0, 2), np.int64), partition=part)
+    polys = part.arrays.polygons().select(torch.as_tensor(exact))[0]
     verts, offsets = polys.verts, polys.offsets
-    cen = torch.as_tensor(part.centroids)
-    g = torch.as_tensor(funcs, dtype=torch.float64).clone()
+    cen = torch.as_tensor(part.centroids[exact])
+    g = torch.as_tensor(funcs[exact], dtype=torch.float64).clone()
     g[..., 2] += g[..., 0] * cen[:, None, 0] + g[..., 1] * cen[:, None, 1]  # region-local maps
     local = Polygons(verts - cen[polys.owner()], offsets, polys.edge_units)
     extent = (local.verts.abs().amax(0) + 1e-300).max()
@@ -131,11 +137,12 @@ def tie_segments(part, funcs: np.ndarray) -> Boundary:
     first = torch.as_tensor(first)
     segs = torch.stack([a[first], b[first]], 1) + cen[reg[first]][:, None]
     # ties along region borders can sit next to a region with a single winner: look at all cells
-    border = _border_ties(part, funcs, mc.cells, mc.tie, mc.parent, mc.winner, g, extent, atol, slope_scale)
+    border = _border_ties(part, funcs, exact, cen, mc.cells, mc.tie, mc.parent, mc.winner, g, extent, atol,
+                          slope_scale)
     segments = np.concatenate([segs.numpy(), border[0]])
-    regions = np.concatenate([reg[first].numpy(), border[1]])
+    regions = exact[np.concatenate([reg[first].numpy(), border[1]]).astype(np.int64)]
     classes = np.concatenate([torch.stack([lo[first], hi[first]], 1).numpy(), border[2]])
-    return Boundary(segments.reshape(-1, 2, 2), regions.astype(np.int64), classes.astype(np.int64))
+    return Boundary(segments.reshape(-1, 2, 2), regions, classes.astype(np.int64), partition=part)
 
 
 def _candidate_tolerance(g: torch.Tensor, extent, atol: float) -> torch.Tensor:
@@ -167,10 +174,11 @@ def _winner_across(g: torch.Tensor, slopes: torch.Tensor, m: torch.Tensor, a: to
     return (growth >= top - slack).to(torch.int8).argmax(1)  # the first of the fastest
 
 
-def _border_ties(part, funcs: np.ndarray, cells: Polygons, tie, cell_region, cell_cand, g, extent, atol: float,
-                 slope_scale: float):
+def _border_ties(part, funcs: np.ndarray, exact: np.ndarray, cen: torch.Tensor, cells: Polygons, tie, cell_region,
+                 cell_cand, g, extent, atol: float, slope_scale: float):
     """Ties along region borders: a cell edge on the region border where the winner m ties
-    with a candidate j at both ends, and j wins just across.  Reported once (m < j)."""
+    with a candidate j at both ends, and j wins just across.  Reported once (m < j).  Cells
+    index the exact regions ``exact`` (centroids ``cen``); a coarse cell across holds no tie."""
     empty = (np.zeros((0, 2, 2)), np.zeros(0, np.int64), np.zeros((0, 2), np.int64))
     if not len(cells):
         return empty
@@ -193,10 +201,12 @@ def _border_ties(part, funcs: np.ndarray, cells: Polygons, tie, cell_region, cel
     a, b = cells.verts[edge], cells.verts[nxt][edge]
     normal = torch.stack([b[:, 1] - a[:, 1], a[:, 0] - b[:, 0]], 1)  # outward for CCW
     normal = normal / normal.norm(dim=1, keepdim=True)
-    cen = torch.as_tensor(part.centroids)
     probe = ((a + b) / 2 + 1e-8 * extent * normal + cen[r[edge]]).numpy()
-    across = torch.as_tensor(part.locate(probe))  # only to find the region across
-    ok = torch.nonzero((across >= 0) & (across != r[edge])).flatten()
+    across = part.locate(probe)  # only to find the region across
+    inside = across >= 0
+    inside[inside] = part.exact[across[inside]]
+    across = torch.as_tensor(across)
+    ok = torch.nonzero(torch.as_tensor(inside) & (across != torch.as_tensor(exact)[r[edge]])).flatten()
     slopes = torch.as_tensor(funcs[across[ok].numpy(), :, :2], dtype=torch.float64)
     winner = torch.full((len(edge),), -1)
     winner[ok] = _winner_across(g[r[edge[ok]]], slopes, m[edge[ok]], a[ok], b[ok], extent, atol, slope_scale)

@@ -71,6 +71,8 @@ class EngineResult:
     regions: RegionArrays
     layers: list[LayerInfo]
     seconds: float
+    exact: np.ndarray  # (R,) bool: False for the coarse cells a ``prune`` callable settled
+    exact: np.ndarray  # (R,) bool: False for the coarse cells a ``prune`` callable settled
 
 
 class Engine:
@@ -80,12 +82,16 @@ class Engine:
     states of a region are taken about the centre of the slice polygon.
     budget: bytes the per-piece records of one split may hold at once;
     timeout: seconds from ``started`` (a ``time.perf_counter()`` reading, default the start of
-    :meth:`run`; None: no limit); limit_note: said of ``max_regions`` in its error.
+    :meth:`run`; None: no limit); limit_note: said of ``max_regions`` in its error;
+    prune(i, polys, values): optional; before split node i, given a batch's polygons (R,)
+    (about the slice centre) and live states, returns (R,) bool: the regions to stop
+    refining.  They leave as coarse cells (NaN maps, zero codes) after the exact regions.
     """
 
     def __init__(self, graph: Graph, sl: Slice, shapes: list[tuple[int, ...]], dtype, device, rtol: float,
                  max_regions: int, chunk_size: int, progress, budget: int = 128 * 10**6,
-                 timeout: float | None = None, limit_note: str = "", started: float | None = None):
+                 timeout: float | None = None, limit_note: str = "", started: float | None = None,
+                 prune=None):
         self.graph, self.slice = graph, sl
         self.dtype, self.device = dtype, device
         self.max_regions, self.chunk_size, self.timeout = max_regions, chunk_size, timeout
@@ -109,6 +115,7 @@ class Engine:
         self.started = started
         self.bar = None
         self.sizes = [int(np.prod(shape)) for shape in shapes]
+        self.prune, self.coarse = prune, []
 
     def run(self) -> EngineResult:
         """The partition; a limit raises :class:`RegionLimitError` / :class:`TimeLimitError`
@@ -128,7 +135,9 @@ class Engine:
                 self.pending -= len(item.sel) if isinstance(item, Chunk) else len(item)
                 self._check_time()
                 batch = self._make(item) if isinstance(item, Chunk) else item
+                n_coarse = len(self.coarse)
                 batch = self._advance(batch, stack)
+                self.area_done += sum(float(c.areas().sum()) for c in self.coarse[n_coarse:])
                 if batch is not None:
                     self.finished.append(self._finish(batch))
                     self.n_done += len(batch)
@@ -137,7 +146,10 @@ class Engine:
         finally:
             if self.bar is not None:
                 self.bar.close()
-        return EngineResult(self.finished_regions(), self.layers, self.elapsed())
+        exact = self.finished_regions()
+        coarse = [self._coarse(c) for c in self.coarse]
+        flags = np.repeat([True, False], [len(exact), sum(map(len, coarse))])
+        return EngineResult(_concat([exact] + coarse), self.layers, self.elapsed(), flags)
 
     def elapsed(self) -> float:
         """Seconds since :meth:`run` started."""
@@ -178,6 +190,10 @@ class Engine:
             i = batch.node
             op = nodes[i].op
             if isinstance(op, SplitOp):
+                if self.prune is not None:
+                    batch = self._prune(batch, i)
+                    if batch is None:
+                        return None
                 split = op.split(batch.polys, batch.values[nodes[i].args[0]], self.contexts[i])
                 self.contexts[i].check(len(split))
                 if split.rest is not None and len(split.rest):
@@ -214,6 +230,19 @@ class Engine:
         for s in reversed(range(0, n, self.chunk_size)):
             stack.append(Chunk(batch, split, order[s : s + self.chunk_size], i, again))
         self.pending += n
+
+    def _prune(self, batch: Batch, i: int) -> Batch | None:
+        """The regions of the batch that ``prune`` does not settle before node i (None if it
+        settles all); the settled ones go to the coarse cells."""
+        settled = self.prune(i, batch.polys, batch.values)
+        if not settled.any():
+            return batch
+        self.coarse.append(batch.polys.mask(settled))
+        if settled.all():
+            return None
+        keep = ~settled
+        return Batch(batch.polys.mask(keep), {k: v[keep] for k, v in batch.values.items()},
+                     [c[keep] for c in batch.codes], i)
 
     def _make(self, chunk: Chunk) -> Batch:
         """The batch of the pieces of a chunk: past its split node, or before it (``again``)."""
@@ -276,6 +305,25 @@ class Engine:
             batch.polys.edge_units.cpu().numpy(), torch.stack([a, b, c], -1).cpu().numpy(), codes.cpu().numpy(),
             at_cen.cpu().numpy(),
         )
+
+    def _coarse(self, polys: Polygons) -> RegionArrays:
+        """Settled cells (about the slice centre) as regions with NaN maps and zero codes."""
+        r, k = len(polys), self.graph_outputs
+        width = sum(-(-layer.bits // 8) for layer in self.layers)
+        nan = np.full((r, k), np.nan)
+        return RegionArrays((polys.verts + self.center).cpu().numpy(), polys.offsets.cpu().numpy(),
+                            polys.edge_units.cpu().numpy(), np.full((r, k, 3), np.nan),
+                            np.zeros((r, width), np.uint8), nan)
+
+
+    def _coarse(self, polys: Polygons) -> RegionArrays:
+        """Settled cells (about the slice centre) as regions with NaN maps and zero codes."""
+        r, k = len(polys), self.n_outputs
+        width = sum(-(-layer.bits // 8) for layer in self.layers)
+        nan = np.full((r, k), np.nan)
+        return RegionArrays((polys.verts + self.center).cpu().numpy(), polys.offsets.cpu().numpy(),
+                            polys.edge_units.cpu().numpy(), np.full((r, k, 3), np.nan),
+                            np.zeros((r, width), np.uint8), nan)
 
 
 def _concat(parts: list[RegionArrays]) -> RegionArrays:

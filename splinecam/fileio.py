@@ -22,6 +22,7 @@ import numpy as np
 FORMAT = "splinecam.partition/1"
 ARRAYS = ("verts", "offsets", "labels", "affine", "centroid_outputs", "codes", "origin", "basis", "polygon",
           "anchors_uv", "meta")
+OPTIONAL = ("exact",)  # (R,) bool, written by boundary-first partitions
 
 
 class InvalidPartitionFile(ValueError):
@@ -94,6 +95,7 @@ def read_arrays(path) -> tuple[dict, dict[str, np.ndarray]]:
                 if missing:
                     raise InvalidPartitionFile(f"arrays {missing} are missing")
                 arrays = {name: f[name] for name in ARRAYS if name != "meta"}
+                arrays.update({name: f[name] for name in OPTIONAL if name in f.files})
         except InvalidPartitionFile as err:
             raise InvalidPartitionFile(f"{path} is not a valid splinecam partition: {err}.") from None
         except (zipfile.BadZipFile, EOFError, zlib.error, ValueError, OSError, KeyError) as err:
@@ -158,6 +160,8 @@ def _check(meta: dict, a: dict[str, np.ndarray]) -> None:
     _shaped(a["centroid_outputs"], "centroid_outputs", "f", (n_regions, k))
     width = sum(-(-layer["bits"] // 8) for layer in meta["layers"])
     _shaped(a["codes"], "codes", "u", (n_regions, width))
+    if "exact" in a:
+        _shaped(a["exact"], "exact", "b", (n_regions,))
     _shaped(a["polygon"], "polygon", "f", (None, 2))
     _shaped(a["basis"], "basis", "f", (a["origin"].size, 2))
     _shaped(a["anchors_uv"], "anchors_uv", "f", (None, 2))

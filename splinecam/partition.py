@@ -127,9 +127,10 @@ def usable_device(device) -> torch.device:
 
 
 def partition_graph(twin, graph: Graph, sl: Slice, dtype, device, progress, options: Options,
-                    started: float | None = None) -> "Partition":
+                    started: float | None = None, prune=None) -> "Partition":
     """:func:`partition` of a prepared model copy ``twin`` whose traced graph is ``graph``; the
-    time limit counts from ``started`` (a ``time.perf_counter()`` reading; default now)."""
+    time limit counts from ``started`` (a ``time.perf_counter()`` reading; default now);
+    ``prune``: see :class:`~splinecam.engine.Engine` (its settled cells are the coarse ones)."""
     started = time.perf_counter() if started is None else started
     shapes = check_shapes(twin, graph, sl, dtype, device)
     budget = parse_bytes(options.max_memory)
@@ -141,14 +142,15 @@ def partition_graph(twin, graph: Graph, sl: Slice, dtype, device, progress, opti
         max_regions = default_max_regions(graph, shapes, budget)
         note = " (the default: what half the available memory holds)"
     engine = Engine(graph, sl, shapes, dtype, device, options.rtol, max_regions, chunk_size, progress,
-                    budget=budget, timeout=options.timeout, limit_note=note, started=started)
+                    budget=budget, timeout=options.timeout, limit_note=note, started=started, prune=prune)
     try:
         result = engine.run()
     except StoppedEarly as err:
         err.partial = Partition(engine.finished_regions(), sl, engine.layers, seconds=engine.elapsed(),
                                 model=twin, graph=graph, complete=False)
         raise
-    return Partition(result.regions, sl, result.layers, seconds=result.seconds, model=twin, graph=graph)
+    return Partition(result.regions, sl, result.layers, seconds=result.seconds, model=twin, graph=graph,
+                     exact=result.exact)
 
 
 def available_memory() -> int:
@@ -225,12 +227,19 @@ class Partition:
     describes the piecewise-linear layers of the codes and edge units.
     ``complete`` is False for the partial result of a run a limit stopped: its
     regions are exact but do not tile the slice.
+
+    ``exact`` (R,) bool: True for a linear region.  Only the boundary-first results
+    (:func:`splinecam.decision_boundary`) have False entries: *coarse cells*, unions of
+    linear regions that a bound proved free of the boundary; their maps and centroid
+    outputs are NaN and their codes zero.  Such a partition answers for the boundary it was
+    refined for (``Boundary.partition``), not for other level sets.
     """
 
     def __init__(self, arrays: RegionArrays, sl: Slice, layers: list[LayerInfo], seconds: float = 0.0,
-                 model=None, graph: Graph | None = None, complete: bool = True):
+                 model=None, graph: Graph | None = None, complete: bool = True, exact: np.ndarray | None = None):
         self.arrays = arrays
         self.complete = bool(complete)
+        self.exact = np.ones(len(arrays), bool) if exact is None else np.asarray(exact, bool)
         self.slice = sl
         self.layers = list(layers)
         self.seconds = seconds
@@ -241,7 +250,9 @@ class Partition:
 
     def __repr__(self) -> str:
         partial = "" if self.complete else f", partial: {self.area_fraction:.1%} of the slice"
-        return f"Partition({len(self):,} regions, {self.n_outputs} outputs, {self.seconds:.2f} s{partial})"
+        coarse = int((~self.exact).sum())
+        cells = f"{len(self) - coarse:,} regions" + (f" + {coarse:,} coarse cells" if coarse else "")
+        return f"Partition({cells}, {self.n_outputs} outputs, {self.seconds:.2f} s{partial})"
 
     @property
     def n_outputs(self) -> int:
@@ -372,7 +383,7 @@ class Partition:
         }
         arrays = dict(
             verts=a.vertices, offsets=a.offsets, labels=a.edge_units, affine=a.affine,
-            centroid_outputs=a.centroid_outputs, codes=a.packed_codes, origin=sl.origin, basis=sl.basis,
+            centroid_outputs=a.centroid_outputs, codes=a.packed_codes, exact=self.exact, origin=sl.origin, basis=sl.basis,
             polygon=sl.polygon, anchors_uv=np.zeros((0, 2)) if sl.anchors_uv is None else sl.anchors_uv,
         )
         save_arrays(path, arrays, meta)
@@ -395,7 +406,7 @@ class Partition:
         arrays = RegionArrays(f["verts"], f["offsets"].astype(np.int64), f["labels"], f["affine"], f["codes"],
                               f["centroid_outputs"])
         return cls(arrays, sl, [LayerInfo(**layer) for layer in meta["layers"]], seconds=meta["seconds"],
-                   complete=meta.get("complete", True))
+                   complete=meta.get("complete", True), exact=f.get("exact"))
 
     # -- notebooks and tables -----------------------------------------------------
 

@@ -15,8 +15,17 @@ def _axes(ax):
     return ax
 
 
+COARSE_COLOR = (0.82, 0.82, 0.82, 1.0)  # the coarse cells of a boundary-first partition
+
+
 def region_colors(part, color_by: str, output: int = 0, seed: int = 0) -> np.ndarray:
-    """(R, 4) RGBA face colour of every region."""
+    """(R, 4) RGBA face colour of every region; light grey for coarse cells (``part.exact``)."""
+    faces = _region_colors(part, color_by, output, seed)
+    faces[~part.exact] = COARSE_COLOR
+    return faces
+
+
+def _region_colors(part, color_by: str, output: int, seed: int) -> np.ndarray:
     import matplotlib as mpl
 
     if color_by not in COLOR_BY:
@@ -37,7 +46,7 @@ def region_colors(part, color_by: str, output: int = 0, seed: int = 0) -> np.nda
         value, cmap = np.log10(np.maximum(part.areas, 1e-300)), "magma"
     else:
         value, cmap = part.centroid_outputs[:, output], "coolwarm"
-    lo, hi = np.percentile(value, [1, 99])
+    lo, hi = np.nanpercentile(value, [1, 99]) if part.exact.any() else (0.0, 1.0)
     norm = (value - lo) / max(hi - lo, 1e-300)
     return mpl.colormaps[cmap](np.clip(norm, 0, 1))
 
@@ -74,13 +83,15 @@ def plot_partition(part, ax=None, color_by: str = "random", boundary: bool = Tru
                    labels=None, output: int = 0, edgecolor="0.25", linewidth=None, boundary_kw=None,
                    layer_count=None, class_names=None, **kwargs):
     """Draw every region as one PolyCollection, with the decision boundary and points on top.
+    The coarse cells of a boundary-first partition (unions of regions proved free of the
+    boundary, see ``Partition.exact``) are drawn grey and hatched.
 
     points: (N, 2) slice coordinates to scatter (e.g. training data), coloured
     by ``labels`` if given.  layer_count: layers in the edge colour scale of
     ``color_by="layer"`` (default: the partition's).  class_names: with ``color_by="class"``, one name
     per class for the legend (for one output: ``output <= 0``, then ``> 0``; default "class k").
     kwargs go to the PolyCollection.  Returns a dict of the artists: ``regions``, ``edges`` (layer
-    colouring), ``legend`` (class colouring), ``boundary``, ``points``.
+    colouring), ``legend`` (class colouring), ``coarse`` (coarse cells, if any), ``boundary``, ``points``.
     """
     from matplotlib.collections import PolyCollection
 
@@ -96,6 +107,11 @@ def plot_partition(part, ax=None, color_by: str = "random", boundary: bool = Tru
     )
     ax.add_collection(regions)
     artists["regions"] = regions
+    if not part.exact.all():
+        coarse = [p for p, e in zip(part.polygons, part.exact) if not e]
+        artists["coarse"] = PolyCollection(coarse, facecolors=COARSE_COLOR, edgecolors="0.6", hatch="//",
+                                           linewidths=linewidth, label="coarse cell (no boundary)")
+        ax.add_collection(artists["coarse"])
     if layered:
         artists["edges"] = _layer_edges(part, ax, linewidth * 1.5, layer_count)
     if color_by == "class":

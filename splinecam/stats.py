@@ -35,6 +35,8 @@ _PAIR_BLOCK = 1 << 22  # (point, region) candidate pairs held at once
 
 def _summary(prefix: str, values: np.ndarray) -> dict:
     values = np.asarray(values, dtype=np.float64)
+    if not values.size:
+        return {f"{prefix}_{name}": float("nan") for name in ("mean", "std", "min", "max", "median")}
     return {
         f"{prefix}_mean": float(values.mean()), f"{prefix}_std": float(values.std()),
         f"{prefix}_min": float(values.min()), f"{prefix}_max": float(values.max()),
@@ -138,16 +140,23 @@ def stats(part) -> dict:
     boundary_turning_mean (radians, NaN without junctions); edges (interior
     edges), edges_per_layer and edge_length_per_layer (lists, one entry per
     CPWL layer); seconds (time to compute the partition).
+
+    On a boundary-first partition (:func:`splinecam.decision_boundary`) the region counts
+    and distributions are over its exact regions only; ``n_coarse`` counts its coarse cells
+    (unions of regions proved free of the boundary, never refined), and the edges are those
+    of the cells (coarse cells' inner edges are not known).  ``n_coarse`` is 0 otherwise.
     """
     db = part.decision_boundary()
     turns = turning_angles(db)
     counts, lengths = edges_by_layer(part)
+    exact = part.exact
     return {
-        "n_regions": len(part),
-        **_summary("area", part.areas),
-        **_summary("vertices", part.vertex_counts),
-        **_summary("eccentricity", eccentricities(part)),
-        **_summary("slope", slope_norms(part)),
+        "n_regions": int(exact.sum()),
+        "n_coarse": int((~exact).sum()),
+        **_summary("area", part.areas[exact]),
+        **_summary("vertices", part.vertex_counts[exact]),
+        **_summary("eccentricity", eccentricities(part)[exact]),
+        **_summary("slope", slope_norms(part)[exact]),
         "boundary_length": db.length,
         "boundary_segments": len(db),
         "boundary_pieces": db.pieces(),

@@ -43,8 +43,8 @@ def encode(part) -> tuple[dict, dict[str, np.ndarray]]:
 
     arrays: ``verts`` (N, 2) float64, ``offsets`` (R+1,) int32, ``layers``
     (N,) int32 layer of the line carrying each edge (-1 border), ``affine``
-    (R, K, 3) float64, ``boundary`` (S, 2, 2) float64 decision-boundary
-    segments, and ``color_<mode>`` (R,) uint16 palette index per mode of
+    (R, K, 3) float64 (NaN on coarse cells), ``boundary`` (S, 2, 2) float64 decision-boundary
+    segments, ``exact`` (R,) uint8 (0 for the coarse cells of a boundary-first partition), and ``color_<mode>`` (R,) uint16 palette index per mode of
     :data:`splinecam.plot.COLOR_BY`; meta: JSON-ready description, palettes,
     slice polygon, anchors and layers.
     """
@@ -60,6 +60,7 @@ def encode(part) -> tuple[dict, dict[str, np.ndarray]]:
         "layers": a.edge_units[:, 0].astype("<i4"),
         "affine": np.ascontiguousarray(part.affine, dtype="<f8"),
         "boundary": np.ascontiguousarray(boundary.segments, dtype="<f8").reshape(-1, 2, 2),
+        "exact": part.exact.astype("<u1"),
     }
     palettes = {}
     for mode in COLOR_BY:
@@ -70,7 +71,8 @@ def encode(part) -> tuple[dict, dict[str, np.ndarray]]:
     anchors = part.slice.anchors_uv
     meta = {
         "format": FORMAT,
-        "n_regions": len(part),
+        "n_regions": int(part.exact.sum()),
+        "n_coarse": int((~part.exact).sum()),
         "n_outputs": part.n_outputs,
         "polygon": part.slice.polygon.tolist(),
         "anchors": [] if anchors is None else np.asarray(anchors, dtype=np.float64).reshape(-1, 2).tolist(),

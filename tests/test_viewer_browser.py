@@ -325,3 +325,18 @@ def test_single_region_page(browser, tmp_path):
     _move(browser, *_screen(browser, 1.05, 0.0))  # just outside the slice
     assert browser.execute_script("return window.splinecamView.hover().region") == -1
     assert _field(browser, "hover-box", "region") == "outside the slice"
+
+
+def test_coarse_cell_page(browser, tmp_path):
+    """A boundary-first partition: hovering a coarse cell says what it is, with no output."""
+    db = sc.decision_boundary(_mlp(1, seed=1, tie_at=[0.0, 0.0]), sc.Slice.box((-3, -3), (3, 3)), progress=False)
+    part = db.partition
+    assert not part.exact.all()
+    browser.get(part.to_html(tmp_path / "coarse.html").as_uri())
+    _settle(browser)
+    assert "coarse cells" in browser.find_element(By.ID, "subtitle").text
+    r = int(np.flatnonzero(~part.exact)[np.argmax(part.areas[~part.exact])])
+    _move(browser, *_screen(browser, *part.centroids[r]))
+    assert browser.execute_script("return window.splinecamView.hover().region") == r
+    assert "coarse cell" in _field(browser, "hover-box", "region")
+    assert not browser.find_elements(By.CSS_SELECTOR, "#hover-box dd[data-field='output']")
