@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from .distributed import partition_many
 from .dynamics import Recorder, animate, record
 from .engine import RegionLimitError
 from .layers import partition_by_layer, plot_layers
@@ -15,6 +16,6 @@ from .trace import UnsupportedModelError
 
 __all__ = [
     "BoundarySamples", "DensityMap", "Partition", "Recorder", "RegionLimitError", "Slice", "UnsupportedModelError",
-    "__version__", "animate", "compare", "density_map", "local_complexity", "partition", "partition_by_layer",
+    "__version__", "animate", "compare", "density_map", "local_complexity", "partition", "partition_by_layer", "partition_many",
     "plot_layers", "record", "register_op", "slice_from_data",
 ]

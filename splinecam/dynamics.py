@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from .distributed import partition_many
 from .partition import Partition, partition
 from .slices import Slice
 from .stats import slope_norms
@@ -20,19 +22,38 @@ class Recorder:
 
     The model must be traceable when called (e.g. BatchNorm in eval mode).
     Snapshots keep no copy of the model unless ``keep_models``; pass the
-    model to ``verify(model=...)`` to check one.
+    model to ``verify(model=...)`` to check one.  With an ``executor`` (as in
+    :func:`splinecam.partition_many`), a due call keeps a copy of the model and returns
+    None; the copies are partitioned together, on the executor, when ``snapshots`` is read.
     """
 
-    def __init__(self, sl: Slice, every: int = 10, keep_models: bool = False, **options):
+    def __init__(self, sl: Slice, every: int = 10, keep_models: bool = False, executor=None, **options):
         if not isinstance(sl, Slice):
             raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
         if int(every) != every or every < 1:
             raise ValueError(f"every must be a positive integer, got {every!r}.")
         self.slice, self.every, self.keep_models = sl, int(every), keep_models
         self.options = {"progress": False, **options}
-        self.snapshots: list[Partition] = []
+        self.executor = executor
+        self._snapshots: list[Partition] = []
+        self._checkpoints: list[nn.Module] = []  # due models not partitioned yet (with an executor)
         self.steps: list[int] = []
         self.calls = 0
+
+    @property
+    def snapshots(self) -> list[Partition]:
+        """The recorded partitions, in order."""
+        if self._checkpoints:
+            parts = partition_many(self._checkpoints, self.slice, executor=self.executor, **self.options)
+            self._checkpoints = []
+            for part in parts:
+                self._keep(part)
+        return self._snapshots
+
+    def _keep(self, part: Partition) -> None:
+        if not self.keep_models:
+            part.model = part.graph = None
+        self._snapshots.append(part)
 
     def __call__(self, model) -> Partition | None:
         """Record ``model`` if this call is due; returns the new snapshot or None."""
@@ -40,11 +61,12 @@ class Recorder:
         self.calls += 1
         if step % self.every:
             return None
-        part = partition(model, self.slice, **self.options)
-        if not self.keep_models:
-            part.model = part.graph = None
-        self.snapshots.append(part)
         self.steps.append(step)
+        if self.executor is not None:
+            self._checkpoints.append(copy.deepcopy(model))
+            return None
+        part = partition(model, self.slice, **self.options)
+        self._keep(part)
         return part
 
 
@@ -219,12 +241,12 @@ def mlp(width: int = 10, depth: int = 5, inputs: int = 2, outputs: int = 2) -> n
 
 
 def train_recorded(X: np.ndarray, y: np.ndarray, sl: Slice, epochs: int = 200, every: int = 10,
-                   seed: int = 0, lr: float = 0.005) -> tuple[nn.Module, Recorder]:
+                   seed: int = 0, lr: float = 0.005, executor=None) -> tuple[nn.Module, Recorder]:
     """Full-batch Adam on cross-entropy for a width-10, depth-5 MLP; the partition is recorded
-    at epochs 0, every, 2 * every, ... up to ``epochs`` (after the last step)."""
+    at epochs 0, every, 2 * every, ... up to ``epochs`` (after the last step), on ``executor``."""
     torch.manual_seed(seed)
     model = mlp()
-    rec = record(sl, every=every)
+    rec = record(sl, every=every, executor=executor)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     xt, yt = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y)
     for epoch in range(epochs + 1):
@@ -236,10 +258,10 @@ def train_recorded(X: np.ndarray, y: np.ndarray, sl: Slice, epochs: int = 200, e
         opt.step()
 
 
-def train_video(out, epochs: int = 200, every: int = 5, seed: int = 0, fps: int = 8) -> dict:
+def train_video(out, epochs: int = 200, every: int = 5, seed: int = 0, fps: int = 8, executor=None) -> dict:
     """Train the MLP on two moons and on two circles, write ``train.gif`` (both side by side),
     ``history.png`` (regions and boundary length per epoch) and ``frames.png`` to ``out``.
-    Returns {name: path}."""
+    executor: where the partitions run (see :func:`splinecam.partition_many`).  Returns {name: path}."""
     import matplotlib.pyplot as plt
 
     from .datasets import two_circles, two_moons
@@ -253,7 +275,7 @@ def train_video(out, epochs: int = 200, every: int = 5, seed: int = 0, fps: int 
     try:
         for name, (X, y) in data.items():
             sl = Slice.box(X.min(0) - 0.4, X.max(0) + 0.4)
-            _, rec = train_recorded(X, y, sl, epochs=epochs, every=every, seed=seed)
+            _, rec = train_recorded(X, y, sl, epochs=epochs, every=every, seed=seed, executor=executor)
             snapshots[name], points[name], steps = rec.snapshots, (X, y), rec.steps
         paths = {"animation": animate(snapshots, out / "train.gif", fps=fps, steps=steps, data=points, step_label="epoch")}
         for name, plot in (("history", plot_history), ("frames", plot_frames)):

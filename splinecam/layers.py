@@ -33,7 +33,7 @@ class GraphModule(nn.Module):
 def _partition_options(options: dict) -> dict:
     defaults = {
         name: p.default for name, p in inspect.signature(partition).parameters.items()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("tiles", "executor")  # one process, no tiles
     }
     unknown = sorted(set(options) - set(defaults))
     if unknown:

@@ -34,7 +34,7 @@ def _segment_reduce(values: np.ndarray, offsets: np.ndarray, ufunc) -> np.ndarra
 
 def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None, *,
               max_regions: int = 5_000_000, max_memory="128MB", chunk_size: int | None = None,
-              rtol: float = 1e-10) -> "Partition":
+              rtol: float = 1e-10, tiles=None, executor=None) -> "Partition":
     """Exact partition of the slice ``sl`` into the linear regions of ``model``.
 
     model: a torch module of supported ops (the user's model is not modified);
@@ -42,11 +42,20 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
     the model's); progress: None shows a bar after 2 s, True always, False
     never; max_regions: raise :class:`RegionLimitError` beyond it; max_memory
     or chunk_size: bound on the regions processed at once; rtol: relative
-    tolerance for "a vertex lies on a line".
+    tolerance for "a vertex lies on a line".  tiles: k (a k x k grid over the slice
+    polygon's bounding box, cells clipped to it) or (ku, kv): partition the tiles and merge
+    them into the same partition; executor: where the tiles (or the one slice) run: None (here),
+    "local" (a Dask LocalCluster started for the call), a dask.distributed.Client or a
+    concurrent.futures.Executor (see :mod:`splinecam.distributed`).
     """
     if not isinstance(sl, Slice):
         raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
     _check_options(max_regions, chunk_size, rtol)
+    if tiles is not None or executor is not None:
+        from .tiles import partition_tiled
+
+        return partition_tiled(model, sl, tiles, executor, dtype, device, progress, max_regions=max_regions,
+                               max_memory=max_memory, chunk_size=chunk_size, rtol=rtol)
     device = default_device(model) if device is None else device
     twin, graph = prepare(model, dtype, device, sl.input_shape)
     return partition_graph(twin, graph, sl, dtype, device, progress, max_regions, max_memory, chunk_size, rtol)

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import torch
 
-from .partition import partition
+from .distributed import partition_many
 from .slices import Slice
 from .stats import stats
 
@@ -59,7 +59,8 @@ def _mean(values: list):
     return float(np.mean(values))
 
 
-def compare(models: dict, slices, columns=DEFAULT_COLUMNS, show: bool = True, file=None, **options) -> list[dict]:
+def compare(models: dict, slices, columns=DEFAULT_COLUMNS, show: bool = True, file=None, executor=None,
+            **options) -> list[dict]:
     """Statistics of several models over the same slices.
 
     models: {name: model}; slices: a Slice or a list of them; options go to
@@ -67,7 +68,8 @@ def compare(models: dict, slices, columns=DEFAULT_COLUMNS, show: bool = True, fi
     ``slices`` (count), every key of :func:`splinecam.stats.stats` averaged
     over the slices (lists element by element), and ``per_slice`` (the
     individual dicts).  If ``show``, prints ``columns`` as a table to ``file``
-    (default: standard output).
+    (default: standard output).  executor: where the partitions run, as in
+    :func:`splinecam.partition_many`.
     """
     if isinstance(slices, Slice):
         slices = [slices]
@@ -75,9 +77,11 @@ def compare(models: dict, slices, columns=DEFAULT_COLUMNS, show: bool = True, fi
     if not models or not slices:
         raise ValueError("compare needs at least one model and one slice.")
     options.setdefault("progress", False)
+    parts = partition_many([m for m in models.values() for _ in slices], slices * len(models), executor=executor,
+                           **options)
     rows = []
-    for name, model in models.items():
-        per_slice = [stats(partition(model, sl, **options)) for sl in slices]
+    for k, name in enumerate(models):
+        per_slice = [stats(part) for part in parts[k * len(slices) : (k + 1) * len(slices)]]
         row = {"model": str(name), "slices": len(slices)}
         row.update({key: _mean([s[key] for s in per_slice]) for key in per_slice[0]})
         row["per_slice"] = per_slice

@@ -1,0 +1,310 @@
+"""One slice in tiles: cut the slice polygon into convex tiles, partition each tile (anywhere:
+see :mod:`splinecam.distributed`), and merge the pieces back into the partition of the slice.
+
+A tile is the slice's own chart (same origin and basis, so the same ``uv``) over a convex
+polygon: one cell of a ``ku x kv`` grid over the slice polygon's bounding box, clipped to it.
+Within a slice every activation pattern is one convex region, so the pieces (over all tiles)
+that share a code are the pieces of one region and their union is convex.  The merge:
+
+- a piece edge on a grid line (a *seam*) with pieces of the same region on both sides of that
+  line is interior to the region; every other piece edge is on the region's boundary;
+- the region's polygon: the start points of its boundary edges in counter-clockwise order,
+  dropping the points that are not corners (collinear, within a tolerance scaled to the slice);
+- a seam edge that stays on a region's boundary lies along a unit line.  Its label is the
+  (layer, unit) the untiled run gives it: the first unit, in the earliest layer, whose code
+  differs between the region and the region across the seam (the engine cuts layer by
+  layer, each layer's lines in unit order, so of duplicate units the lowest carries the edge);
+- the affine map is the largest piece's (the pieces' maps agree up to rounding); the output
+  at the merged region's centroid is computed from it, relative to the piece.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .distributed import TASK_LOCK, executor_scope, run_tasks
+from .engine import EngineResult, RegionLimitError
+from .partition import Partition, default_device
+from .polygons import polygon_areas
+from .slices import Slice
+from .trace import prepare
+
+_SEAM_RTOL = 1e-9  # an edge is on a grid line within this fraction of the slice size
+_CORNER_RTOL = 1e-10  # a point closer than this (fraction of the slice size) to a line through its neighbours is no corner
+
+
+@dataclass
+class Arrays:
+    """A partition as flat arrays (R regions, N vertices): ``verts (N, 2)``, ``offsets (R + 1,)``,
+    ``labels (N, 2)``, ``affine (R, K, 3)``, ``codes (R, bytes)`` packed, ``centroid_outputs (R, K)``,
+    ``layers`` (the layer descriptions)."""
+
+    verts: np.ndarray
+    offsets: np.ndarray
+    labels: np.ndarray
+    affine: np.ndarray
+    codes: np.ndarray
+    centroid_outputs: np.ndarray
+    layers: list
+
+
+# adapt to the public ragged view: the only two functions that read a Partition's private arrays
+# or build a Partition from arrays.
+def _arrays_of(part: Partition) -> Arrays:
+    return Arrays(part._verts, part._offsets, part._labels, part.affine, part._codes, part.centroid_outputs,
+                  part.layers)
+
+
+def _partition_from(a: Arrays, sl: Slice, seconds: float, model=None, graph=None) -> Partition:
+    result = EngineResult(a.verts, a.offsets, a.labels, a.affine, a.codes, a.layers, seconds, a.centroid_outputs)
+    return Partition(result, sl, model=model, graph=graph)
+
+
+# -- tiles ------------------------------------------------------------------------------
+
+
+@dataclass
+class Grid:
+    """Grid lines ``u (ku + 1,)`` and ``v (kv + 1,)`` over a bounding box."""
+
+    u: np.ndarray
+    v: np.ndarray
+
+    @classmethod
+    def over(cls, polygon: np.ndarray, tiles) -> "Grid":
+        """A ``tiles`` grid (an int k for k x k, or a pair (ku, kv)) over the bounding box of ``polygon``."""
+        ku, kv = (tiles, tiles) if isinstance(tiles, (int, np.integer)) else tuple(tiles) if _is_pair(tiles) else (0, 0)
+        if not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1 for k in (ku, kv)):
+            raise ValueError(f"tiles must be a positive integer k (a k x k grid) or a pair (ku, kv), got {tiles!r}.")
+        lo, hi = polygon.min(0), polygon.max(0)
+        lines = [np.r_[lo[d], lo[d] + (hi[d] - lo[d]) * np.arange(1, k) / k, hi[d]] for d, k in ((0, ku), (1, kv))]
+        return cls(*lines)
+
+    def cells(self, polygon: np.ndarray) -> list[tuple[tuple[int, int], np.ndarray]]:
+        """((column, row), (m, 2) polygon) of every cell clipped to ``polygon`` that has area."""
+        total = _area(polygon)
+        out = []
+        for i in range(len(self.u) - 1):
+            strip = _clip(_clip(polygon, 0, self.u[i], -1), 0, self.u[i + 1], 1)
+            for j in range(len(self.v) - 1):
+                cell = _clip(_clip(strip, 1, self.v[j], -1), 1, self.v[j + 1], 1)
+                if len(cell) >= 3 and _area(cell) > 1e-12 * total:
+                    out.append(((i, j), cell))
+        return out
+
+
+def _is_pair(tiles) -> bool:
+    return isinstance(tiles, (tuple, list)) and len(tiles) == 2
+
+
+def _area(poly: np.ndarray) -> float:
+    return float(polygon_areas(poly, np.array([0, len(poly)]))[0])
+
+
+def _clip(poly: np.ndarray, axis: int, value: float, sign: int) -> np.ndarray:
+    """The part of the convex polygon ``poly`` (n, 2) where ``sign * (x[axis] - value) <= 0``;
+    the points it adds lie exactly on the line ``x[axis] = value``."""
+    out = []
+    for p, q in zip(poly, np.roll(poly, -1, axis=0)):
+        sp, sq = sign * (p[axis] - value), sign * (q[axis] - value)
+        if sp <= 0:
+            out.append(p)
+        if sp * sq < 0:
+            m = p + sp / (sp - sq) * (q - p)
+            m[axis] = value
+            out.append(m)
+    return np.array(out, dtype=np.float64).reshape(-1, 2)
+
+
+def _tile_task(model, tile: Slice, options: dict) -> Arrays:
+    from .partition import partition
+
+    with TASK_LOCK:
+        return _arrays_of(partition(model, tile, **options))
+
+
+def partition_tiled(model, sl: Slice, tiles, executor, dtype, device, progress, **options) -> Partition:
+    """:func:`splinecam.partition` with ``tiles`` and ``executor`` (see there): the tiles'
+    partitions run on the executor and are merged into the partition of ``sl``."""
+    start = time.perf_counter()
+    grid = Grid.over(sl.polygon, 1 if tiles is None else tiles)
+    cells = grid.cells(sl.polygon)
+    device = default_device(model) if device is None else device
+    twin, graph = prepare(model, dtype, device, sl.input_shape)  # fails early, here, on unsupported models
+    options = {**options, "dtype": dtype, "device": device, "progress": False}
+    jobs = [(model, Slice(sl.origin, sl.basis, cell), options) for _, cell in cells]
+    names = [f"tile {index} of the {len(grid.u) - 1} x {len(grid.v) - 1} tiles" for index, _ in cells]
+    with executor_scope(executor) as client:
+        parts = run_tasks(client, _tile_task, jobs, names, progress, "tiles")
+    merged = merge([index for index, _ in cells], parts, grid, sl)
+    if len(merged.offsets) - 1 > options["max_regions"]:
+        raise RegionLimitError(f"the partition has {len(merged.offsets) - 1:,} regions, more than max_regions="
+                               f"{options['max_regions']:,}; use a smaller slice or pass a larger max_regions.")
+    return _partition_from(merged, sl, time.perf_counter() - start, twin, graph)
+
+
+# -- the merge ------------------------------------------------------------------------------
+
+
+def merge(cells: list[tuple[int, int]], parts: list[Arrays], grid: Grid, sl: Slice) -> Arrays:
+    """Merge the partitions ``parts`` of the tiles ``cells`` ((column, row) each) of ``grid``."""
+    pieces = _concat(parts)
+    n_pieces = len(pieces.offsets) - 1
+    counts = np.diff(pieces.offsets)
+    cell = np.repeat(np.array(cells, dtype=np.int64).reshape(-1, 2), [len(p.offsets) - 1 for p in parts], axis=0)
+    group = _groups(pieces.codes)
+    n_groups = int(group.max()) + 1 if n_pieces else 0
+    owner = np.repeat(np.arange(n_pieces), counts)
+    nxt = np.arange(1, len(pieces.verts) + 1)
+    nxt[pieces.offsets[1:] - 1] = pieces.offsets[:-1]
+
+    scale = float(np.ptp(sl.polygon, axis=0).max())
+    seam_axis, seam_line = _seams(pieces, nxt, grid, _SEAM_RTOL * scale)
+    # a seam edge is interior when its region has pieces on both sides of its grid line
+    lo = np.full((n_groups, 2), np.iinfo(np.int64).max)
+    hi = np.full((n_groups, 2), -1)
+    np.minimum.at(lo, group, cell)
+    np.maximum.at(hi, group, cell)
+    on_seam = seam_axis >= 0
+    g, ax = group[owner[on_seam]], seam_axis[on_seam]
+    interior = np.zeros(len(pieces.verts), bool)
+    interior[on_seam] = (lo[g, ax] < seam_line[on_seam]) & (seam_line[on_seam] <= hi[g, ax])
+    labels = pieces.labels.copy()
+    outer_seam = np.flatnonzero(on_seam & ~interior)
+    if outer_seam.size:
+        probe = _partition_from(pieces, sl, 0.0)
+        labels[outer_seam] = _seam_labels(outer_seam, pieces, probe, nxt, owner, group, seam_axis, seam_line,
+                                          _SEAM_RTOL * scale)
+
+    size = np.bincount(group, minlength=n_groups)
+    multi = size[group[owner]] > 1
+    keep = multi & ~interior
+    m_verts, m_labels, m_group = _outlines(pieces.verts[keep], labels[keep], group[owner[keep]], _CORNER_RTOL * scale)
+    return _assemble(pieces, labels, group, n_groups, size, m_verts, m_labels, m_group)
+
+
+def _concat(parts: list[Arrays]) -> Arrays:
+    counts = np.concatenate([np.diff(p.offsets) for p in parts])
+    return Arrays(
+        verts=np.concatenate([p.verts for p in parts]), offsets=np.r_[0, np.cumsum(counts)],
+        labels=np.concatenate([p.labels for p in parts]), affine=np.concatenate([p.affine for p in parts]),
+        codes=np.concatenate([p.codes for p in parts]),
+        centroid_outputs=np.concatenate([p.centroid_outputs for p in parts]), layers=parts[0].layers,
+    )
+
+
+def _groups(codes: np.ndarray) -> np.ndarray:
+    """(P,) region of each piece: pieces with equal packed codes (P, bytes) share one, numbered
+    in the order of their first piece."""
+    if codes.shape[1] == 0 or not len(codes):
+        return np.zeros(len(codes), dtype=np.int64)
+    keys = np.ascontiguousarray(codes).view(np.dtype((np.void, codes.shape[1]))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    rank = np.empty_like(first)
+    rank[np.argsort(first)] = np.arange(len(first))
+    return rank[inverse.ravel()]
+
+
+def _seams(pieces: Arrays, nxt: np.ndarray, grid: Grid, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per piece edge (N,): the axis of the grid line it lies on (0: u = const, 1: v = const, -1:
+    none) and that line's index in ``grid.u`` or ``grid.v`` (0 where none).  Only tile borders
+    (label -1) that are not on the slice border qualify."""
+    a, b = pieces.verts, pieces.verts[nxt]
+    axis = np.full(len(a), -1)
+    index = np.zeros(len(a), dtype=np.int64)
+    border = pieces.labels[:, 0] < 0
+    for d, lines in enumerate((grid.u, grid.v)):
+        inner = lines[1:-1]
+        if not inner.size:
+            continue
+        above = np.minimum(np.searchsorted(inner, a[:, d]), len(inner) - 1)
+        below = np.maximum(above - 1, 0)
+        j = np.where(np.abs(a[:, d] - inner[below]) < np.abs(a[:, d] - inner[above]), below, above)
+        on = border & (np.abs(a[:, d] - inner[j]) <= tol) & (np.abs(b[:, d] - inner[j]) <= tol)
+        axis[on], index[on] = d, j[on] + 1
+    return axis, index
+
+
+def _seam_labels(edges, pieces: Arrays, probe: Partition, nxt, owner, group, seam_axis, seam_line, tol) -> np.ndarray:
+    """(E, 2) (layer, unit) of the seam edges ``edges`` (E,) that stay on a region's boundary:
+    the first unit, in the earliest layer, whose code differs between the region and the one
+    across the seam (the unit whose line the untiled run cut along)."""
+    along = 1 - seam_axis  # the coordinate that runs along the seam
+    on = np.flatnonzero(seam_axis >= 0)
+    t0 = pieces.verts[on, along[on]]
+    t1 = pieces.verts[nxt[on], along[on]]
+    widths = np.array([layer.bits for layer in probe.layers])
+    ends = np.cumsum(widths)
+    out = np.empty((len(edges), 2), dtype=pieces.labels.dtype)
+    for k, e in enumerate(edges):
+        s0, s1 = pieces.verts[e, along[e]], pieces.verts[nxt[e], along[e]]
+        overlap = np.minimum(max(s0, s1), np.maximum(t0, t1)) - np.maximum(min(s0, s1), np.minimum(t0, t1))
+        across = on[(seam_axis[on] == seam_axis[e]) & (seam_line[on] == seam_line[e]) & ((t1 - t0) * (s1 - s0) < 0)
+                    & (overlap > tol) & (group[owner[on]] != group[owner[e]])]
+        if not across.size:
+            raise RuntimeError("internal error: a tile seam edge has no region across it; please report it.")
+        bits = probe.codes_of(np.array([owner[e], owner[across[0]]]))
+        d = int(np.argmax(bits[0] != bits[1]))
+        layer = int(np.searchsorted(ends, d, side="right"))
+        out[k] = layer, (d - (ends[layer] - widths[layer])) // (widths[layer] // probe.layers[layer].units)
+    return out
+
+
+def _outlines(starts: np.ndarray, labels: np.ndarray, group: np.ndarray, tol: float):
+    """Merged polygons from the start points (M, 2) of their boundary edges, with the edges'
+    labels (M, 2) and regions (M,): counter-clockwise by angle about the points' mean, without
+    repeated points and points that are not corners.  Returns (verts, labels, group), by group."""
+    n = int(group.max()) + 1 if len(group) else 0
+    count = np.bincount(group, minlength=n)
+    center = np.stack([np.bincount(group, starts[:, d], n) for d in (0, 1)], 1) / np.maximum(count, 1)[:, None]
+    rel = starts - center[group]
+    order = np.lexsort((np.arctan2(rel[:, 1], rel[:, 0]), group))
+    pts, labels, group = starts[order], labels[order], group[order]
+    prev, nxt = _ring(group)
+    repeated = np.linalg.norm(pts[nxt] - pts, axis=1) <= tol  # keep the last of a cluster: its edge leaves it
+    pts, labels, group = pts[~repeated], labels[~repeated], group[~repeated]
+    prev, nxt = _ring(group)
+    d_in, d_out = pts - pts[prev], pts[nxt] - pts
+    cross = d_in[:, 0] * d_out[:, 1] - d_in[:, 1] * d_out[:, 0]
+    shorter = np.minimum(np.linalg.norm(d_in, axis=1), np.linalg.norm(d_out, axis=1))
+    corner = np.abs(cross) > tol * shorter  # the far end of one edge is off the other edge's line
+    return pts[corner], labels[corner], group[corner]
+
+
+def _ring(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Previous and next index (M,) within each run of equal ``group`` (sorted), cyclically."""
+    idx = np.arange(len(group))
+    first = np.r_[True, group[1:] != group[:-1]]
+    last = np.r_[group[1:] != group[:-1], True]
+    start = np.maximum.accumulate(np.where(first, idx, 0))
+    stop = np.minimum.accumulate(np.where(last, idx, len(group))[::-1])[::-1]
+    return np.where(first, stop, idx - 1), np.where(last, start, idx + 1)
+
+
+def _assemble(pieces: Arrays, labels, group, n_groups: int, size, m_verts, m_labels, m_group) -> Arrays:
+    """The merged partition: one-piece regions as they are (with their seam labels), the others
+    from their outlines; each region's map from its largest piece."""
+    areas = polygon_areas(pieces.verts, pieces.offsets)
+    counts = np.diff(pieces.offsets)
+    best = np.lexsort((-areas, group))
+    best = best[np.r_[True, group[best][1:] != group[best][:-1]]]  # (G,) largest piece of each region
+    m_count = np.bincount(m_group, minlength=n_groups)
+    m_start = np.cumsum(m_count) - m_count
+    merged = size > 1
+    start = np.where(merged, len(pieces.verts) + m_start, pieces.offsets[best])
+    count = np.where(merged, m_count, counts[best])
+    idx = np.repeat(start, count) + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+    verts = np.concatenate([pieces.verts, m_verts])[idx]
+    offsets = np.r_[0, np.cumsum(count)]
+    owner = np.repeat(np.arange(n_groups), count)
+    centroid = np.stack([np.bincount(owner, verts[:, d], n_groups) for d in (0, 1)], 1) / count[:, None]
+    piece_owner = np.repeat(np.arange(len(counts)), counts)
+    piece_centroid = np.stack([np.bincount(piece_owner, pieces.verts[:, d], len(counts)) for d in (0, 1)], 1)
+    shift = centroid - piece_centroid[best] / counts[best][:, None]
+    affine = pieces.affine[best]
+    outputs = pieces.centroid_outputs[best] + np.einsum("rkj,rj->rk", affine[:, :, :2], shift)
+    return Arrays(verts, offsets, np.concatenate([labels, m_labels])[idx], affine, pieces.codes[best], outputs,
+                  pieces.layers)
