@@ -137,16 +137,18 @@ def _as_list(items, kind) -> list | None:
     raise TypeError(f"expected a {name} or a non-empty list of them, got {type(items).__name__}.")
 
 
-def pairs(models_or_model, slices_or_slice) -> list[tuple[nn.Module, Slice]]:
-    """The (model, slice) pairs of :func:`partition_many`'s arguments."""
+def pairs(models_or_model, slices_or_slice) -> tuple[list[tuple[nn.Module, Slice]], list[str]]:
+    """The (model, slice) pairs of :func:`partition_many`'s arguments, and their names."""
     models, slices = _as_list(models_or_model, nn.Module), _as_list(slices_or_slice, Slice)
     if models is not None and slices is not None and len(models) != len(slices):
         raise ValueError(f"got {len(models)} models and {len(slices)} slices; pass equal-length lists, "
                          "or one model (or one slice) for all.")
     n = len(models) if models is not None else len(slices) if slices is not None else 1
+    names = [" on ".join(([f"model {i}"] if models is not None else []) + ([f"slice {i}"] if slices is not None else []))
+             or "the slice" for i in range(n)]
     models = models if models is not None else [models_or_model] * n
     slices = slices if slices is not None else [slices_or_slice] * n
-    return list(zip(models, slices))
+    return list(zip(models, slices)), names
 
 
 def _partition_task(model, sl, options):
@@ -165,10 +167,7 @@ def partition_many(models_or_model, slices_or_slice, executor=None, progress=Non
     ``concurrent.futures.Executor``.  Models and slices are sent to the workers as given and
     each worker traces its model.  progress: one bar over all the partitions.
     """
-    jobs = pairs(models_or_model, slices_or_slice)
+    jobs, names = pairs(models_or_model, slices_or_slice)
     options = {**partition_options, "progress": False}
-    several_models = len({id(m) for m, _ in jobs}) > 1
-    names = [f"partition {i} (model {i if several_models else 0}, slice {i if len({id(s) for _, s in jobs}) > 1 else 0})"
-             for i in range(len(jobs))]
     with executor_scope(executor) as client:
         return run_tasks(client, _partition_task, [(m, s, options) for m, s in jobs], names, progress, "partitions")

@@ -27,7 +27,7 @@ import numpy as np
 
 from .distributed import TASK_LOCK, executor_scope, run_tasks
 from .engine import EngineResult, RegionLimitError
-from .partition import Partition, default_device
+from .partition import Partition, default_device, partition
 from .polygons import polygon_areas
 from .slices import Slice
 from .trace import prepare
@@ -76,9 +76,11 @@ class Grid:
     @classmethod
     def over(cls, polygon: np.ndarray, tiles) -> "Grid":
         """A ``tiles`` grid (an int k for k x k, or a pair (ku, kv)) over the bounding box of ``polygon``."""
-        ku, kv = (tiles, tiles) if isinstance(tiles, (int, np.integer)) else tuple(tiles) if _is_pair(tiles) else (0, 0)
-        if not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1 for k in (ku, kv)):
+        ks = (tiles, tiles) if isinstance(tiles, (int, np.integer)) else tiles
+        ks = tuple(ks) if isinstance(ks, (tuple, list)) else ()
+        if len(ks) != 2 or not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1 for k in ks):
             raise ValueError(f"tiles must be a positive integer k (a k x k grid) or a pair (ku, kv), got {tiles!r}.")
+        ku, kv = ks
         lo, hi = polygon.min(0), polygon.max(0)
         lines = [np.r_[lo[d], lo[d] + (hi[d] - lo[d]) * np.arange(1, k) / k, hi[d]] for d, k in ((0, ku), (1, kv))]
         return cls(*lines)
@@ -94,10 +96,6 @@ class Grid:
                 if len(cell) >= 3 and _area(cell) > 1e-12 * total:
                     out.append(((i, j), cell))
         return out
-
-
-def _is_pair(tiles) -> bool:
-    return isinstance(tiles, (tuple, list)) and len(tiles) == 2
 
 
 def _area(poly: np.ndarray) -> float:
@@ -120,8 +118,6 @@ def _clip(poly: np.ndarray, axis: int, value: float, sign: int) -> np.ndarray:
 
 
 def _tile_task(model, tile: Slice, options: dict) -> Arrays:
-    from .partition import partition
-
     with TASK_LOCK:
         return _arrays_of(partition(model, tile, **options))
 
@@ -150,40 +146,43 @@ def partition_tiled(model, sl: Slice, tiles, executor, dtype, device, progress, 
 
 
 def merge(cells: list[tuple[int, int]], parts: list[Arrays], grid: Grid, sl: Slice) -> Arrays:
-    """Merge the partitions ``parts`` of the tiles ``cells`` ((column, row) each) of ``grid``."""
+    """Merge the partitions ``parts`` of the tiles ``cells`` ((column, row) each) of ``grid``.
+
+    Only the pieces with an edge on a seam can belong to a region cut by the seams; every
+    other piece is a whole region already."""
     pieces = _concat(parts)
-    n_pieces = len(pieces.offsets) - 1
     counts = np.diff(pieces.offsets)
-    cell = np.repeat(np.array(cells, dtype=np.int64).reshape(-1, 2), [len(p.offsets) - 1 for p in parts], axis=0)
-    group = _groups(pieces.codes)
-    n_groups = int(group.max()) + 1 if n_pieces else 0
-    owner = np.repeat(np.arange(n_pieces), counts)
+    owner = np.repeat(np.arange(len(counts)), counts)
     nxt = np.arange(1, len(pieces.verts) + 1)
     nxt[pieces.offsets[1:] - 1] = pieces.offsets[:-1]
-
     scale = float(np.ptp(sl.polygon, axis=0).max())
-    seam_axis, seam_line = _seams(pieces, nxt, grid, _SEAM_RTOL * scale)
+    edge, axis, line = _seams(pieces, nxt, grid, _SEAM_RTOL * scale)
+    group = _groups(pieces.codes, np.unique(owner[edge]))
+    n_groups = int(group.max()) + 1 if len(group) else 0
+
     # a seam edge is interior when its region has pieces on both sides of its grid line
+    cell = np.repeat(np.array(cells, dtype=np.int64).reshape(-1, 2), [len(p.offsets) - 1 for p in parts], axis=0)
+    touched = group[np.unique(owner[edge])]
     lo = np.full((n_groups, 2), np.iinfo(np.int64).max)
     hi = np.full((n_groups, 2), -1)
-    np.minimum.at(lo, group, cell)
-    np.maximum.at(hi, group, cell)
-    on_seam = seam_axis >= 0
-    g, ax = group[owner[on_seam]], seam_axis[on_seam]
-    interior = np.zeros(len(pieces.verts), bool)
-    interior[on_seam] = (lo[g, ax] < seam_line[on_seam]) & (seam_line[on_seam] <= hi[g, ax])
+    np.minimum.at(lo, group[owner[edge]], cell[owner[edge]])
+    np.maximum.at(hi, group[owner[edge]], cell[owner[edge]])
+    g = group[owner[edge]]
+    interior = (lo[g, axis] < line) & (line <= hi[g, axis])
     labels = pieces.labels.copy()
-    outer_seam = np.flatnonzero(on_seam & ~interior)
-    if outer_seam.size:
+    outer = ~interior
+    if outer.any():
         probe = _partition_from(pieces, sl, 0.0)
-        labels[outer_seam] = _seam_labels(outer_seam, pieces, probe, nxt, owner, group, seam_axis, seam_line,
-                                          _SEAM_RTOL * scale)
+        labels[edge[outer]] = _seam_labels(outer, edge, axis, line, pieces, probe, nxt, owner, group,
+                                           _SEAM_RTOL * scale)
 
     size = np.bincount(group, minlength=n_groups)
-    multi = size[group[owner]] > 1
-    keep = multi & ~interior
+    merged = np.zeros(n_groups, bool)
+    merged[touched[size[touched] > 1]] = True
+    keep = merged[group[owner]]
+    keep[edge[interior]] = False
     m_verts, m_labels, m_group = _outlines(pieces.verts[keep], labels[keep], group[owner[keep]], _CORNER_RTOL * scale)
-    return _assemble(pieces, labels, group, n_groups, size, m_verts, m_labels, m_group)
+    return _assemble(pieces, labels, group, merged, m_verts, m_labels, m_group)
 
 
 def _concat(parts: list[Arrays]) -> Arrays:
@@ -196,26 +195,33 @@ def _concat(parts: list[Arrays]) -> Arrays:
     )
 
 
-def _groups(codes: np.ndarray) -> np.ndarray:
-    """(P,) region of each piece: pieces with equal packed codes (P, bytes) share one, numbered
-    in the order of their first piece."""
-    if codes.shape[1] == 0 or not len(codes):
-        return np.zeros(len(codes), dtype=np.int64)
-    keys = np.ascontiguousarray(codes).view(np.dtype((np.void, codes.shape[1]))).ravel()
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    rank = np.empty_like(first)
-    rank[np.argsort(first)] = np.arange(len(first))
-    return rank[inverse.ravel()]
+def _ranges(start: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """The concatenated index ranges ``start[i] : start[i] + count[i]``."""
+    return np.repeat(start - np.cumsum(count) + count, count) + np.arange(count.sum())
 
 
-def _seams(pieces: Arrays, nxt: np.ndarray, grid: Grid, tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per piece edge (N,): the axis of the grid line it lies on (0: u = const, 1: v = const, -1:
-    none) and that line's index in ``grid.u`` or ``grid.v`` (0 where none).  Only tile borders
-    (label -1) that are not on the slice border qualify."""
-    a, b = pieces.verts, pieces.verts[nxt]
-    axis = np.full(len(a), -1)
-    index = np.zeros(len(a), dtype=np.int64)
-    border = pieces.labels[:, 0] < 0
+def _groups(codes: np.ndarray, touched: np.ndarray) -> np.ndarray:
+    """(P,) region of each piece, numbered in the order of their first piece: the pieces
+    ``touched`` (sorted) with equal packed codes (P, bytes) share one, the others are alone."""
+    key = np.arange(len(codes))
+    if touched.size:
+        width = codes.shape[1]
+        if width:
+            sub = np.ascontiguousarray(codes[touched]).view(np.dtype((np.void, width))).ravel()
+            _, first, inverse = np.unique(sub, return_index=True, return_inverse=True)
+            key[touched] = touched[first][inverse.ravel()]
+        else:  # no piecewise-linear layer: one region
+            key[touched] = touched[0]
+    return np.unique(key, return_inverse=True)[1].ravel()
+
+
+def _seams(pieces: Arrays, nxt: np.ndarray, grid: Grid, tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The piece edges on a seam (E,): tile borders (label -1) on an interior grid line, with the
+    line's axis (E,) (0: u = const, 1: v = const) and index (E,) in ``grid.u`` or ``grid.v``."""
+    border = np.flatnonzero(pieces.labels[:, 0] < 0)
+    a, b = pieces.verts[border], pieces.verts[nxt[border]]
+    axis = np.full(len(border), -1)
+    index = np.zeros(len(border), dtype=np.int64)
     for d, lines in enumerate((grid.u, grid.v)):
         inner = lines[1:-1]
         if not inner.size:
@@ -223,35 +229,33 @@ def _seams(pieces: Arrays, nxt: np.ndarray, grid: Grid, tol: float) -> tuple[np.
         above = np.minimum(np.searchsorted(inner, a[:, d]), len(inner) - 1)
         below = np.maximum(above - 1, 0)
         j = np.where(np.abs(a[:, d] - inner[below]) < np.abs(a[:, d] - inner[above]), below, above)
-        on = border & (np.abs(a[:, d] - inner[j]) <= tol) & (np.abs(b[:, d] - inner[j]) <= tol)
+        on = (np.abs(a[:, d] - inner[j]) <= tol) & (np.abs(b[:, d] - inner[j]) <= tol)
         axis[on], index[on] = d, j[on] + 1
-    return axis, index
+    on = axis >= 0
+    return border[on], axis[on], index[on]
 
 
-def _seam_labels(edges, pieces: Arrays, probe: Partition, nxt, owner, group, seam_axis, seam_line, tol) -> np.ndarray:
-    """(E, 2) (layer, unit) of the seam edges ``edges`` (E,) that stay on a region's boundary:
-    the first unit, in the earliest layer, whose code differs between the region and the one
-    across the seam (the unit whose line the untiled run cut along)."""
-    along = 1 - seam_axis  # the coordinate that runs along the seam
-    on = np.flatnonzero(seam_axis >= 0)
-    t0 = pieces.verts[on, along[on]]
-    t1 = pieces.verts[nxt[on], along[on]]
+def _seam_labels(outer, edge, axis, line, pieces: Arrays, probe: Partition, nxt, owner, group, tol) -> np.ndarray:
+    """(n, 2) (layer, unit) of the seam edges ``edge[outer]`` (n = outer.sum()) that stay on a
+    region's boundary: the first unit, in the earliest layer, whose code differs between the
+    region and the one across the seam (the unit whose line the untiled run cut along).
+    edge, axis, line: all seam edges (E,) as returned by :func:`_seams`; outer: (E,) bool."""
+    along = 1 - axis  # the coordinate that runs along the seam
+    t0, t1 = pieces.verts[edge, along], pieces.verts[nxt[edge], along]
     widths = np.array([layer.bits for layer in probe.layers])
     ends = np.cumsum(widths)
-    out = np.empty((len(edges), 2), dtype=pieces.labels.dtype)
-    for k, e in enumerate(edges):
-        s0, s1 = pieces.verts[e, along[e]], pieces.verts[nxt[e], along[e]]
-        overlap = np.minimum(max(s0, s1), np.maximum(t0, t1)) - np.maximum(min(s0, s1), np.minimum(t0, t1))
-        across = on[(seam_axis[on] == seam_axis[e]) & (seam_line[on] == seam_line[e]) & ((t1 - t0) * (s1 - s0) < 0)
-                    & (overlap > tol) & (group[owner[on]] != group[owner[e]])]
+    out = []
+    for k in np.flatnonzero(outer):
+        overlap = np.minimum(max(t0[k], t1[k]), np.maximum(t0, t1)) - np.maximum(min(t0[k], t1[k]), np.minimum(t0, t1))
+        across = edge[(axis == axis[k]) & (line == line[k]) & ((t1 - t0) * (t1[k] - t0[k]) < 0) & (overlap > tol)
+                      & (group[owner[edge]] != group[owner[edge[k]]])]
         if not across.size:
             raise RuntimeError("internal error: a tile seam edge has no region across it; please report it.")
-        bits = probe.codes_of(np.array([owner[e], owner[across[0]]]))
+        bits = probe.codes_of(np.array([owner[edge[k]], owner[across[0]]]))
         d = int(np.argmax(bits[0] != bits[1]))
         layer = int(np.searchsorted(ends, d, side="right"))
-        out[k] = layer, (d - (ends[layer] - widths[layer])) // (widths[layer] // probe.layers[layer].units)
-    return out
-
+        out.append((layer, (d - ends[layer] + widths[layer]) // (widths[layer] // probe.layers[layer].units)))
+    return np.array(out, dtype=pieces.labels.dtype)
 
 def _outlines(starts: np.ndarray, labels: np.ndarray, group: np.ndarray, tol: float):
     """Merged polygons from the start points (M, 2) of their boundary edges, with the edges'
@@ -284,27 +288,33 @@ def _ring(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(first, stop, idx - 1), np.where(last, start, idx + 1)
 
 
-def _assemble(pieces: Arrays, labels, group, n_groups: int, size, m_verts, m_labels, m_group) -> Arrays:
-    """The merged partition: one-piece regions as they are (with their seam labels), the others
-    from their outlines; each region's map from its largest piece."""
-    areas = polygon_areas(pieces.verts, pieces.offsets)
+def _assemble(pieces: Arrays, labels, group, merged, m_verts, m_labels, m_group) -> Arrays:
+    """The merged partition: regions in the order of their first piece; a region of one piece
+    as it is (with its seam labels), a ``merged`` (G,) one from its outline (``m_*``, by group)
+    with the map of its largest piece and the output at its own centroid."""
+    n_groups = len(merged)
     counts = np.diff(pieces.offsets)
-    best = np.lexsort((-areas, group))
-    best = best[np.r_[True, group[best][1:] != group[best][:-1]]]  # (G,) largest piece of each region
+    piece = np.unique(group, return_index=True)[1]  # the first piece of each region
+    parts = np.flatnonzero(merged[group])  # the pieces of merged regions, and the largest of each
+    if parts.size:
+        areas = polygon_areas(pieces.verts[_ranges(pieces.offsets[parts], counts[parts])],
+                              np.r_[0, np.cumsum(counts[parts])])
+        order = np.lexsort((-areas, group[parts]))
+        first = order[np.r_[True, group[parts][order][1:] != group[parts][order][:-1]]]
+        piece[group[parts][first]] = parts[first]
+
     m_count = np.bincount(m_group, minlength=n_groups)
-    m_start = np.cumsum(m_count) - m_count
-    merged = size > 1
-    start = np.where(merged, len(pieces.verts) + m_start, pieces.offsets[best])
-    count = np.where(merged, m_count, counts[best])
-    idx = np.repeat(start, count) + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
-    verts = np.concatenate([pieces.verts, m_verts])[idx]
-    offsets = np.r_[0, np.cumsum(count)]
-    owner = np.repeat(np.arange(n_groups), count)
-    centroid = np.stack([np.bincount(owner, verts[:, d], n_groups) for d in (0, 1)], 1) / count[:, None]
-    piece_owner = np.repeat(np.arange(len(counts)), counts)
-    piece_centroid = np.stack([np.bincount(piece_owner, pieces.verts[:, d], len(counts)) for d in (0, 1)], 1)
-    shift = centroid - piece_centroid[best] / counts[best][:, None]
-    affine = pieces.affine[best]
-    outputs = pieces.centroid_outputs[best] + np.einsum("rkj,rj->rk", affine[:, :, :2], shift)
-    return Arrays(verts, offsets, np.concatenate([labels, m_labels])[idx], affine, pieces.codes[best], outputs,
+    start = np.where(merged, len(pieces.verts) + np.cumsum(m_count) - m_count, pieces.offsets[piece])
+    count = np.where(merged, m_count, counts[piece])
+    idx = _ranges(start, count)
+    outputs = pieces.centroid_outputs[piece].copy()
+    m = np.flatnonzero(merged)
+    if m.size:  # the output at the merged centroid, from the piece's centroid: both local
+        src = np.repeat(np.arange(m.size), counts[piece[m]])
+        piece_centroid = np.stack([np.bincount(src, pieces.verts[_ranges(pieces.offsets[piece[m]], counts[piece[m]]), d])
+                                   for d in (0, 1)], 1) / counts[piece[m]][:, None]
+        centroid = np.stack([np.bincount(m_group, m_verts[:, d], n_groups)[m] for d in (0, 1)], 1) / m_count[m][:, None]
+        outputs[m] += np.einsum("rkj,rj->rk", pieces.affine[piece[m], :, :2], centroid - piece_centroid)
+    return Arrays(np.concatenate([pieces.verts, m_verts])[idx], np.r_[0, np.cumsum(count)],
+                  np.concatenate([labels, m_labels])[idx], pieces.affine[piece], pieces.codes[piece], outputs,
                   pieces.layers)

@@ -13,7 +13,9 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import arrangement_model, random_mlp
+from conftest import arrangement_model, examples, random_mlp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import splinecam as sc
@@ -113,6 +115,15 @@ def run(model, sl, **options) -> sc.Partition:
 def test_tiles_equal_untiled_on_random_mlps(seed, tiles):
     model = random_mlp([24, 24], 3, seed)
     assert_same_partition(run(model, BOX2, tiles=tiles), run(model, BOX2))
+
+
+@settings(max_examples=examples(6), deadline=None)
+@given(seed=st.integers(0, 10**6), ku=st.integers(1, 4), kv=st.integers(1, 4), integer=st.booleans())
+def test_tiles_equal_untiled_property(seed, ku, kv, integer):
+    """Random and integer weights (one hidden layer for integers: deeper integer units can cancel
+    to zero up to rounding over a region, and then rounding noise decides their code, tiled or not)."""
+    model = random_mlp([10] if integer else [10, 10], 2, seed, integer=integer)
+    assert_same_partition(run(model, BOX2, tiles=(ku, kv)), run(model, BOX2))
 
 
 def test_tiles_on_a_cluster_equal_untiled_cnn_with_max_pooling(client):
