@@ -7,6 +7,7 @@ into clear outcomes."""
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import os
 import sys
 import threading
@@ -51,8 +52,8 @@ def executor_scope(executor):
     elif isinstance(executor, str) and executor == "local":
         distributed = import_distributed()
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        with distributed.LocalCluster(n_workers=cores, threads_per_worker=1, processes=True,
-                                      dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
+        with distributed.LocalCluster(n_workers=cores, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                      silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as client:
             yield client
     else:
         raise TypeError(
@@ -66,7 +67,7 @@ def _failure(name: str, err: BaseException) -> Exception:
     if isinstance(err, RegionLimitError):
         return RegionLimitError(f"{name}: {err}")
     killed = sys.modules.get("distributed") and isinstance(err, sys.modules["distributed"].KilledWorker)
-    if killed or isinstance(err, concurrent.futures.process.BrokenProcessPool):
+    if killed or isinstance(err, concurrent.futures.BrokenExecutor):
         return TaskError(
             f"{name} kept failing: the worker process running it died ({type(err).__name__}: {err}). "
             "Out of memory? Lower max_memory, use more tiles, or give the workers more memory."
