@@ -19,8 +19,13 @@ def _demo(args) -> int:
 def _train_video(args) -> int:
     from .dynamics import train_video
 
+    executor = args.executor
+    if executor not in (None, "local"):  # a scheduler address
+        from .distributed import import_distributed
+
+        executor = import_distributed().Client(executor)
     paths = train_video(args.out, epochs=args.epochs, every=args.every, seed=args.seed, fps=args.fps,
-                        tensorboard=args.tensorboard)
+                        executor=executor, tensorboard=args.tensorboard)
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0
@@ -54,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--fps", type=int, default=8)
     video.add_argument("--seed", type=int, default=0)
     video.add_argument("--tensorboard", metavar="DIR", help="also log pictures and statistics for TensorBoard to DIR")
+    video.add_argument("--executor", help="compute the partitions on Dask: 'local' (a local cluster, one worker per "
+                       "core) or a scheduler address such as tcp://host:8786 (default: in this process)")
     video.set_defaults(func=_train_video)
     view = sub.add_parser("view", help="write an interactive HTML viewer of a saved partition (.npz from Partition.save)")
     view.add_argument("file", help="partition file written by Partition.save")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from .datasets import two_circles, two_moons
+from .distributed import partition_many
 from .partition import Partition, partition
 from .plot import plot_partition
 from .slices import Slice
@@ -27,11 +29,13 @@ class Recorder:
     model to ``verify(model=...)`` to check one.  With a ``writer`` (e.g.
     ``torch.utils.tensorboard.SummaryWriter``), each snapshot's picture and
     scalar statistics are logged at its step under ``tag``; see
-    :func:`splinecam.tensorboard.log_partition`.
+    :func:`splinecam.tensorboard.log_partition`.  With an ``executor`` (as in
+    :func:`splinecam.partition_many`), a due call keeps a copy of the model and returns
+    None; the copies are partitioned together, on the executor, when ``snapshots`` is read.
     """
 
     def __init__(self, sl: Slice, every: int = 10, keep_models: bool = False, writer=None, tag: str = "splinecam",
-                 **options):
+                 executor=None, **options):
         if not isinstance(sl, Slice):
             raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
         if int(every) != every or every < 1:
@@ -39,9 +43,29 @@ class Recorder:
         self.slice, self.every, self.keep_models = sl, int(every), keep_models
         self.writer, self.tag = writer, tag
         self.options = {"progress": False, **options}
-        self.snapshots: list[Partition] = []
+        self.executor = executor
+        self._snapshots: list[Partition] = []
+        self._checkpoints: list[nn.Module] = []  # due models not partitioned yet (with an executor)
         self.steps: list[int] = []
         self.calls = 0
+
+    @property
+    def snapshots(self) -> list[Partition]:
+        """The recorded partitions, in order."""
+        if self._checkpoints:
+            parts = partition_many(self._checkpoints, self.slice, executor=self.executor, **self.options)
+            self._checkpoints = []
+            for part in parts:
+                self._keep(part)
+        return self._snapshots
+
+    def _keep(self, part: Partition) -> None:
+        """Keep the next snapshot (and log it, with its step, to the writer)."""
+        if self.writer is not None:
+            log_partition(self.writer, part, self.steps[len(self._snapshots)], tag=self.tag)
+        if not self.keep_models:
+            part.model = part.graph = None
+        self._snapshots.append(part)
 
     def __call__(self, model) -> Partition | None:
         """Record ``model`` if this call is due; returns the new snapshot or None."""
@@ -49,19 +73,18 @@ class Recorder:
         self.calls += 1
         if step % self.every:
             return None
-        part = partition(model, self.slice, **self.options)
-        if not self.keep_models:
-            part.model = part.graph = None
-        self.snapshots.append(part)
         self.steps.append(step)
-        if self.writer is not None:
-            log_partition(self.writer, part, step, tag=self.tag)
+        if self.executor is not None:
+            self._checkpoints.append(copy.deepcopy(model))
+            return None
+        part = partition(model, self.slice, **self.options)
+        self._keep(part)
         return part
 
 
 def record(sl: Slice, every: int = 10, writer=None, **options) -> Recorder:
     """A :class:`Recorder` for ``sl``; ``writer`` logs each snapshot to TensorBoard; options
-    (keep_models, tag, and partition options) go to it.
+    (keep_models, tag, executor, and partition options) go to it.
 
     >>> rec = sc.record(sl, every=10, writer=SummaryWriter("runs/exp1"))
     >>> for step in range(steps): train_step(); rec(model)
@@ -245,13 +268,14 @@ def mlp(width: int = 10, depth: int = 5, inputs: int = 2, outputs: int = 2) -> n
 
 
 def train_recorded(X: np.ndarray, y: np.ndarray, sl: Slice, epochs: int = 200, every: int = 10,
-                   seed: int = 0, lr: float = 0.005, writer=None) -> tuple[nn.Module, Recorder]:
+                   seed: int = 0, lr: float = 0.005, writer=None, executor=None) -> tuple[nn.Module, Recorder]:
     """Full-batch Adam on cross-entropy for a width-10, depth-5 MLP; the partition is recorded
-    at epochs 0, every, 2 * every, ... up to ``epochs`` (after the last step), and logged to
-    ``writer`` (TensorBoard) if given, with the training loss (``train/loss``) every epoch."""
+    at epochs 0, every, 2 * every, ... up to ``epochs`` (after the last step), on ``executor``,
+    and logged to ``writer`` (TensorBoard) if given, with the training loss (``train/loss``)
+    every epoch."""
     torch.manual_seed(seed)
     model = mlp()
-    rec = record(sl, every=every, writer=writer)
+    rec = record(sl, every=every, writer=writer, executor=executor)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     xt, yt = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y)
     for epoch in range(epochs + 1):
@@ -266,11 +290,12 @@ def train_recorded(X: np.ndarray, y: np.ndarray, sl: Slice, epochs: int = 200, e
             writer.add_scalar("train/loss", loss.item(), epoch)
 
 
-def train_video(out, epochs: int = 200, every: int = 5, seed: int = 0, fps: int = 8, tensorboard=None) -> dict:
+def train_video(out, epochs: int = 200, every: int = 5, seed: int = 0, fps: int = 8, tensorboard=None,
+                executor=None) -> dict:
     """Train the MLP on two moons and on two circles, write ``train.gif`` (both side by side),
     ``history.png`` (regions and boundary length per epoch) and ``frames.png`` to ``out``.
-    With ``tensorboard`` (a folder), also log each run there (``two-moons``, ``two-circles``).
-    Returns {name: path}."""
+    With ``tensorboard`` (a folder), also log each run there (``two-moons``, ``two-circles``);
+    executor: where the partitions run (see :func:`splinecam.partition_many`).  Returns {name: path}."""
     import matplotlib.pyplot as plt
 
     out = Path(out)
@@ -281,7 +306,8 @@ def train_video(out, epochs: int = 200, every: int = 5, seed: int = 0, fps: int 
         for name, (X, y) in data.items():
             sl = Slice.box(X.min(0) - 0.4, X.max(0) + 0.4)
             writer = None if tensorboard is None else summary_writer(Path(tensorboard) / name.replace(" ", "-"))
-            _, rec = train_recorded(X, y, sl, epochs=epochs, every=every, seed=seed, writer=writer)
+            _, rec = train_recorded(X, y, sl, epochs=epochs, every=every, seed=seed, writer=writer,
+                                     executor=executor)
             if writer is not None:
                 writer.close()
             snapshots[name], points[name], steps = rec.snapshots, (X, y), rec.steps

@@ -73,7 +73,7 @@ class Options:
 
 def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None, *,
               max_regions: int | None = None, max_memory="128MB", chunk_size: int | None = None,
-              rtol: float = 1e-10, timeout: float | None = None) -> "Partition":
+              rtol: float = 1e-10, timeout: float | None = None, tiles=None, executor=None) -> "Partition":
     """Exact partition of the slice ``sl`` into the linear regions of ``model``.
 
     model: a torch module of supported ops (the user's model is not modified);
@@ -85,6 +85,11 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
     once; rtol: relative tolerance for "a vertex lies on a line"; timeout:
     seconds, past which :class:`TimeLimitError` is raised.  Both errors carry
     ``.partial``: a partition of the regions finished so far (``complete`` False).
+    tiles: k (a k x k grid over the slice polygon's bounding box, cells clipped to it) or
+    (ku, kv): partition the tiles and merge them into the same partition; executor: where the
+    tiles (or the one slice) run: None (here), "local" (a Dask LocalCluster started for the
+    call), a dask.distributed.Client or a concurrent.futures.Executor (see
+    :mod:`splinecam.distributed`).
 
     Example::
 
@@ -94,6 +99,11 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
     if not isinstance(sl, Slice):
         raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
     options = Options(max_regions, max_memory, chunk_size, rtol, timeout)
+    if tiles is not None or executor is not None:
+        from .tiles import partition_tiled  # tiles partitions each tile with this function
+
+        return partition_tiled(model, sl, tiles, executor, dtype, device, progress, max_regions=max_regions,
+                               max_memory=max_memory, chunk_size=chunk_size, rtol=rtol, timeout=timeout)
     device = default_device(model) if device is None else usable_device(device)
     twin, graph = prepare(model, dtype, device, sl.input_shape)
     return partition_graph(twin, graph, sl, dtype, device, progress, options, started)

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import torch
 
-from .partition import partition
+from .distributed import partition_many
 from .slices import Slice, check_seed
 from .stats import stats
 
@@ -59,7 +59,8 @@ def _mean(values: list):
     return float(np.mean(values))
 
 
-def compare(models: dict, slices, columns=DEFAULT_COLUMNS, show: bool = True, file=None, **options):
+def compare(models: dict, slices, columns=DEFAULT_COLUMNS, show: bool = True, file=None, executor=None,
+            **options):
     """Statistics of several models over the same slices.
 
     models: {name: model}; slices: a Slice or a list of them; options go to
@@ -69,7 +70,8 @@ def compare(models: dict, slices, columns=DEFAULT_COLUMNS, show: bool = True, fi
     dicts).  Returns a pandas DataFrame of these rows, indexed by model
     name, when pandas is installed (``pip install 'splinecam[frames]'``),
     else the list of row dicts.  If ``show``, prints ``columns`` as a table
-    to ``file`` (default: standard output).
+    to ``file`` (default: standard output).  executor: where the partitions run, as in
+    :func:`splinecam.partition_many`.
 
     >>> table = sc.compare({"small": m1, "big": m2}, [sl1, sl2])
     >>> table.loc["big", "n_regions"]
@@ -80,9 +82,11 @@ def compare(models: dict, slices, columns=DEFAULT_COLUMNS, show: bool = True, fi
     if not models or not slices:
         raise ValueError("compare needs at least one model and one slice.")
     options.setdefault("progress", False)
+    parts = partition_many([m for m in models.values() for _ in slices], slices * len(models), executor=executor,
+                           **options)
     rows = []
-    for name, model in models.items():
-        per_slice = [stats(partition(model, sl, **options)) for sl in slices]
+    for k, name in enumerate(models):
+        per_slice = [stats(part) for part in parts[k * len(slices) : (k + 1) * len(slices)]]
         row = {"model": str(name), "slices": len(slices)}
         row.update({key: _mean([s[key] for s in per_slice]) for key in per_slice[0]})
         row["per_slice"] = per_slice

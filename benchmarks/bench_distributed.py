@@ -1,0 +1,137 @@
+"""Benchmark tiles and executors: one slice in tiles on local worker processes, many slices
+through ``partition_many``.
+
+Every measurement runs in a fresh subprocess, repeated; the table shows medians (and ranges).
+Usage: python benchmarks/bench_distributed.py [--repeats=3] [--slices=64]
+
+- w256: 2 -> 256x3 ReLU -> 1 (seed 0), box [-2, 2]^2; cnn: 1x16x16 -> conv8 -> pool -> conv16 ->
+  pool -> 10, the plane through three nearby random images.
+- "1 process": ``sc.partition`` with one torch thread.  "tiles=4, local": ``tiles=4,
+  executor="local"``, the call starting and closing its LocalCluster (one single-threaded worker
+  process per core).  "tiles=4, running cluster": the same on a LocalCluster started (and its
+  workers warmed up) before the clock starts, as on a cluster that serves many calls.
+- many: ``partition_many`` of a small CNN (1x8x8 -> conv4 -> pool -> 10) on N slices through
+  random images, on a running LocalCluster of 1 or 2 workers; slices per second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+from torch import nn
+
+import splinecam as sc
+
+
+def case(name):
+    """(model, slice) of a tiled case; seeds fixed."""
+    torch.manual_seed(0)
+    if name == "w256":
+        layers = [nn.Linear(2, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                  nn.Linear(256, 1)]
+        return nn.Sequential(*layers), sc.Slice.box((-2, -2), (2, 2))
+    if name == "cnn":
+        model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 16, 3, padding=1),
+                              nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(256, 10)).eval()
+        gen = torch.Generator().manual_seed(1)
+        x = torch.rand(1, 16, 16, generator=gen) + 0.02 * torch.randn(3, 1, 16, 16, generator=gen)
+        return model, sc.Slice.from_points(*x)
+    raise ValueError(f"unknown case {name!r}")
+
+
+def small_cnn():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(36, 10)).eval()
+
+
+def many_slices(n):
+    gen = torch.Generator().manual_seed(2)
+    return [sc.Slice.from_points(*torch.rand(3, 1, 8, 8, generator=gen)) for _ in range(n)]
+
+
+def warm_up():
+    """Pay the one-time costs of a process (imports, torch.fx) outside the clock."""
+    torch.set_num_threads(1)
+    sc.partition(small_cnn(), many_slices(1)[0], progress=False)
+
+
+def running_cluster(workers):
+    import distributed
+
+    cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+    client = distributed.Client(cluster)
+    client.run(warm_up)
+    return cluster, client
+
+
+def run_one(kind, name, arg):
+    warm_up()
+    if kind == "many":
+        model, slices = small_cnn(), many_slices(int(arg))
+        cluster, client = running_cluster(int(name))
+        t0 = time.perf_counter()
+        parts = sc.partition_many(model, slices, executor=client, progress=False)
+        seconds = time.perf_counter() - t0
+        client.close()
+        cluster.close()
+        return {"seconds": seconds, "regions": sum(len(p) for p in parts)}
+    model, sl = case(name)
+    client = cluster = None
+    if kind == "cluster":
+        cluster, client = running_cluster(2)
+    options = {} if kind == "single" else {"tiles": 4, "executor": "local" if kind == "local" else client}
+    t0 = time.perf_counter()
+    part = sc.partition(model, sl, progress=False, **options)
+    seconds = time.perf_counter() - t0
+    if client is not None:
+        client.close()
+        cluster.close()
+    return {"seconds": seconds, "regions": len(part)}
+
+
+def measure(kind, name, arg, repeats):
+    runs = []
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, __file__, "--one", kind, name, str(arg)], capture_output=True, text=True,
+                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        if out.returncode:
+            raise RuntimeError(out.stderr[-3000:])
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    seconds = [r["seconds"] for r in runs]
+    assert len({r["regions"] for r in runs}) == 1
+    return statistics.median(seconds), min(seconds), max(seconds), runs[0]["regions"]
+
+
+def main(argv):
+    if argv[:1] == ["--one"]:
+        print(json.dumps(run_one(*argv[1:4])))
+        return
+    opts = dict(a[2:].split("=") for a in argv if a.startswith("--"))
+    repeats, n = int(opts.get("repeats", 3)), int(opts.get("slices", 64))
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start, {repeats} runs each, medians")
+    print("\n| case | regions | 1 process | tiles=4, local (cluster start included) | speed-up | "
+          "tiles=4, running cluster | speed-up |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name in ("w256", "cnn"):
+        single, lo, hi, regions = measure("single", name, 0, repeats)
+        local = measure("local", name, 0, repeats)
+        warm = measure("cluster", name, 0, repeats)
+        assert local[3] == warm[3] == regions, "tiled and untiled region counts differ"
+        print(f"| {name} | {regions:,} | {single:.2f} s ({lo:.2f}-{hi:.2f}) | {local[0]:.2f} s ({local[1]:.2f}-{local[2]:.2f}) "
+              f"| {single / local[0]:.2f}x | {warm[0]:.2f} s ({warm[1]:.2f}-{warm[2]:.2f}) | {single / warm[0]:.2f}x |")
+    print(f"\n| partition_many, {n} slices of a small CNN | 1 worker | 2 workers | speed-up |")
+    print("|---|---:|---:|---:|")
+    one, two = measure("many", "1", n, repeats), measure("many", "2", n, repeats)
+    print(f"| slices per second ({one[3] / n:,.0f} regions per slice) | {n / one[0]:.1f} | {n / two[0]:.1f} | "
+          f"{one[0] / two[0]:.2f}x |")
+    print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
