@@ -136,7 +136,7 @@ def partition_tiled(model, sl: Slice, tiles, executor, dtype, device, progress, 
     with executor_scope(executor) as client:
         parts = run_tasks(client, _tile_task, jobs, names, progress, "tiles")
     merged = merge([index for index, _ in cells], parts, grid, sl)
-    if len(merged.offsets) - 1 > options["max_regions"]:
+    if options["max_regions"] is not None and len(merged.offsets) - 1 > options["max_regions"]:
         raise RegionLimitError(f"the partition has {len(merged.offsets) - 1:,} regions, more than max_regions="
                                f"{options['max_regions']:,}; use a smaller slice or pass a larger max_regions.")
     return _partition_from(merged, sl, time.perf_counter() - start, twin, graph)
