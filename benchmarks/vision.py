@@ -71,10 +71,15 @@ def forward_seconds(model: nn.Module, sl: sc.Slice, n: int) -> float:
     return time.perf_counter() - t0
 
 
+def warm_up() -> None:
+    """The first partition in a process pays for imports (torch.fx): run a tiny one."""
+    sc.partition(nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1)), sc.Slice.box((-1, -1), (1, 1)), progress=False)
+
+
 def run_one(name):
     torch.set_num_threads(1)
     model, sl, timeout = setup(name)
-    sc.partition(nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1)), sc.Slice.box((-1, -1), (1, 1)), progress=False)
+    warm_up()
     t0 = time.perf_counter()
     try:
         part, stopped = sc.partition(model, sl, progress=False, timeout=timeout), ""
@@ -94,6 +99,7 @@ def interrupt_latency(name: str, after: float) -> dict:
     """Ctrl-C (SIGINT to the main thread) ``after`` seconds into a case: seconds until it stopped."""
     torch.set_num_threads(1)
     model, sl, _ = setup(name)
+    warm_up()
     fired = []
 
     def interrupt():
