@@ -5,15 +5,18 @@ For each case: regions, seconds of the partition call, the ratio to the inherent
 model's own float64 forward pass on 3R inputs: the value and two tangents of each of R
 regions), peak resident memory and the bytes of the result.  Each case runs in a fresh
 process (its peak memory is its own), single-threaded.
-Usage: python benchmarks/vision.py [case ...]   (default: the cases of the README table)
+Usage: python -m benchmarks.vision [case ...]   (default: the cases of the README table)
+       python -m benchmarks.vision --interrupt CASE SECONDS   (Ctrl-C latency SECONDS into a case)
 """
 
 from __future__ import annotations
 
+import _thread
 import json
 import resource
 import subprocess
 import sys
+import threading
 import time
 
 import torch
@@ -28,7 +31,7 @@ CASES = {
     "resnet18-r0.1": ("resnet18", "around", 0.1), "resnet18-points": ("resnet18", "points", 60),
     "vgg11bn-r0.01": ("vgg11bn", "around", 0.01), "vgg11bn-r0.03": ("vgg11bn", "around", 0.03),
     "vgg11bn-r0.1": ("vgg11bn", "around", 0.1), "vgg11bn-points": ("vgg11bn", "points", 60),
-    "smallresnet-500k": ("smallresnet", "around", 3.0),
+    "smallresnet-r3": ("smallresnet", "around", 3.0), "smallresnet-r5": ("smallresnet", "around", 5.0),
 }
 DEFAULT = list(CASES)
 
@@ -68,10 +71,15 @@ def forward_seconds(model: nn.Module, sl: sc.Slice, n: int) -> float:
     return time.perf_counter() - t0
 
 
+def warm_up() -> None:
+    """The first partition in a process pays for imports (torch.fx): run a tiny one."""
+    sc.partition(nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1)), sc.Slice.box((-1, -1), (1, 1)), progress=False)
+
+
 def run_one(name):
     torch.set_num_threads(1)
     model, sl, timeout = setup(name)
-    sc.partition(nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1)), sc.Slice.box((-1, -1), (1, 1)), progress=False)
+    warm_up()
     t0 = time.perf_counter()
     try:
         part, stopped = sc.partition(model, sl, progress=False, timeout=timeout), ""
@@ -87,9 +95,33 @@ def run_one(name):
             "area": part.area_fraction, "verify": None if verify is None else verify.ok}
 
 
+def interrupt_latency(name: str, after: float) -> dict:
+    """Ctrl-C (SIGINT to the main thread) ``after`` seconds into a case: seconds until it stopped."""
+    torch.set_num_threads(1)
+    model, sl, _ = setup(name)
+    warm_up()
+    fired = []
+
+    def interrupt():
+        fired.append(time.perf_counter())
+        _thread.interrupt_main()
+
+    timer = threading.Timer(after, interrupt)
+    t0 = time.perf_counter()
+    timer.start()
+    try:
+        sc.partition(model, sl, progress=False)
+        return {"case": name, "after": after, "latency": None, "note": f"finished in {time.perf_counter() - t0:.1f} s"}
+    except KeyboardInterrupt:
+        return {"case": name, "after": after, "latency": time.perf_counter() - fired[0], "note": ""}
+
+
 def main(argv):
     if len(argv) == 2 and argv[0] == "--one":
         print(json.dumps(run_one(argv[1])))
+        return
+    if len(argv) == 3 and argv[0] == "--interrupt":  # --interrupt CASE SECONDS
+        print(json.dumps(interrupt_latency(argv[1], float(argv[2]))))
         return
     names = argv or DEFAULT
     with open("/proc/loadavg") as f:

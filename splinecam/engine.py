@@ -152,7 +152,7 @@ class Engine:
         return EngineResult(_concat([exact] + coarse), self.layers, self.elapsed(), flags)
 
     def elapsed(self) -> float:
-        """Seconds since :meth:`run` started."""
+        """Seconds since the run started (``started``, or the start of :meth:`run`)."""
         return time.perf_counter() - self.start
 
     def finished_regions(self) -> RegionArrays:
@@ -183,8 +183,8 @@ class Engine:
 
     def _advance(self, batch: Batch, stack: list) -> Batch | None:
         """Run nodes until the graph ends (return the batch) or a split makes more regions than
-        a chunk or leaves pieces to split again (push its chunks, to be made when popped, and
-        return None)."""
+        a chunk (push its chunks, to be made when popped, and return None).  Pieces a split
+        left unfinished are pushed as chunks to split again."""
         nodes = self.graph.nodes
         while batch.node < len(nodes):
             i = batch.node
