@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from .datasets import two_moons
-from .dynamics import mlp, one_thread
+from .distributed import one_thread
+from .dynamics import mlp
 from .partition import partition
 from .slices import Slice
 

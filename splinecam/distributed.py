@@ -13,6 +13,7 @@ import sys
 import threading
 from contextlib import contextmanager
 
+import torch
 from torch import nn
 
 from .engine import RegionLimitError
@@ -22,6 +23,18 @@ _INSTALL = 'pip install "splinecam[distributed]"'
 # torch.fx tracing is not thread-safe: tasks that share a process (thread pools, Dask workers
 # with several threads) run one at a time; use one single-threaded worker process per core
 TASK_LOCK = threading.Lock()
+
+
+@contextmanager
+def one_thread():
+    """Run torch on one thread inside the block.  Tiny tensors gain nothing from threads, and
+    on a busy machine waiting threads cost many times the work (see ``splinecam demo``)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class TaskError(RuntimeError):
@@ -104,7 +117,7 @@ def _run_remote(client, fn, tasks, names, bar) -> list:
         for args in tasks:  # each model once: scatter it, pass the future
             for a in args:
                 if isinstance(a, nn.Module) and id(a) not in sent:
-                    sent[id(a)] = client.scatter(a, hash=False)
+                    sent[id(a)] = client.scatter(a, hash=False, broadcast=True)  # on every worker: no pull to one
         tasks = [tuple(sent.get(id(a), a) for a in args) for args in tasks]
         futures = [client.submit(fn, *args, pure=False) for args in tasks]
         completed = import_distributed().as_completed(futures)
@@ -155,7 +168,7 @@ def pairs(models_or_model, slices_or_slice) -> tuple[list[tuple[nn.Module, Slice
 def _partition_task(model, sl, options):
     from .partition import partition
 
-    with TASK_LOCK:
+    with TASK_LOCK, one_thread():
         return partition(model, sl, **options)
 
 

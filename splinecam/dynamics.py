@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import torch
 from torch import nn
 
 from .datasets import two_circles, two_moons
-from .distributed import partition_many
+from .distributed import one_thread, partition_many
 from .partition import Partition, partition
 from .plot import plot_partition
 from .slices import Slice
@@ -245,18 +244,6 @@ def plot_history(snapshots, steps=None, step_label: str = "step"):
 
 
 # -- the train-video demo ------------------------------------------------------------------
-
-
-@contextmanager
-def one_thread():
-    """Run torch on one thread inside the block.  Tiny tensors gain nothing from threads, and
-    on a busy machine waiting threads cost many times the work (see ``splinecam demo``)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def mlp(width: int = 10, depth: int = 5, inputs: int = 2, outputs: int = 2) -> nn.Sequential:

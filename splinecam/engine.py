@@ -308,16 +308,6 @@ class Engine:
 
     def _coarse(self, polys: Polygons) -> RegionArrays:
         """Settled cells (about the slice centre) as regions with NaN maps and zero codes."""
-        r, k = len(polys), self.graph_outputs
-        width = sum(-(-layer.bits // 8) for layer in self.layers)
-        nan = np.full((r, k), np.nan)
-        return RegionArrays((polys.verts + self.center).cpu().numpy(), polys.offsets.cpu().numpy(),
-                            polys.edge_units.cpu().numpy(), np.full((r, k, 3), np.nan),
-                            np.zeros((r, width), np.uint8), nan)
-
-
-    def _coarse(self, polys: Polygons) -> RegionArrays:
-        """Settled cells (about the slice centre) as regions with NaN maps and zero codes."""
         r, k = len(polys), self.n_outputs
         width = sum(-(-layer.bits // 8) for layer in self.layers)
         nan = np.full((r, k), np.nan)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .distributed import TASK_LOCK, executor_scope, run_tasks
+from .distributed import TASK_LOCK, executor_scope, one_thread, run_tasks
 from .engine import RegionLimitError
 from .geometry import polygon_areas
 from .partition import Partition, default_device, partition
@@ -118,7 +118,7 @@ def _clip(poly: np.ndarray, axis: int, value: float, sign: int) -> np.ndarray:
 
 
 def _tile_task(model, tile: Slice, options: dict) -> Arrays:
-    with TASK_LOCK:
+    with TASK_LOCK, one_thread():
         return _arrays_of(partition(model, tile, **options))
 
 
