@@ -17,7 +17,7 @@ import torch
 
 from .geometry import Polygons, spatial_order
 from .ops import AffineOp, Split, SplitContext, SplitOp
-from .regions import LayerInfo, RegionArrays
+from .regions import LayerInfo, RegionArrays, concat_regions
 from .slices import Slice
 from .trace import Graph
 
@@ -149,7 +149,7 @@ class Engine:
         exact = self.finished_regions()
         coarse = [self._coarse(c) for c in self.coarse]
         flags = np.repeat([True, False], [len(exact), sum(map(len, coarse))])
-        return EngineResult(_concat([exact] + coarse), self.layers, self.elapsed(), flags)
+        return EngineResult(concat_regions([exact] + coarse), self.layers, self.elapsed(), flags)
 
     def elapsed(self) -> float:
         """Seconds since the run started (``started``, or the start of :meth:`run`)."""
@@ -161,7 +161,7 @@ class Engine:
             k, width = self.n_outputs, sum(-(-layer.bits // 8) for layer in self.layers)
             return RegionArrays(np.zeros((0, 2)), np.zeros(1, np.int64), np.zeros((0, 2), np.int64),
                                 np.zeros((0, k, 3)), np.zeros((0, width), np.uint8), np.zeros((0, k)))
-        self.finished = [_concat(self.finished)]
+        self.finished = [concat_regions(self.finished)]
         return self.finished[0]
 
     def _bar(self):
@@ -314,13 +314,3 @@ class Engine:
         return RegionArrays((polys.verts + self.center).cpu().numpy(), polys.offsets.cpu().numpy(),
                             polys.edge_units.cpu().numpy(), np.full((r, k, 3), np.nan),
                             np.zeros((r, width), np.uint8), nan)
-
-
-def _concat(parts: list[RegionArrays]) -> RegionArrays:
-    """The regions of several finished batches, in order."""
-    counts = np.concatenate([np.diff(p.offsets) for p in parts])
-    return RegionArrays(
-        np.concatenate([p.vertices for p in parts]), np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-        np.concatenate([p.edge_units for p in parts]), np.concatenate([p.affine for p in parts]),
-        np.concatenate([p.packed_codes for p in parts]), np.concatenate([p.centroid_outputs for p in parts]),
-    )

@@ -55,3 +55,13 @@ def unpack_codes(packed: np.ndarray, layers: list[LayerInfo]) -> np.ndarray:
         parts.append(np.unpackbits(packed[:, start : start + width], axis=1, count=layer.bits))
         start += width
     return np.concatenate(parts, axis=1).astype(bool) if parts else np.zeros((len(packed), 0), bool)
+
+
+def concat_regions(parts: list[RegionArrays]) -> RegionArrays:
+    """The regions of several region sets, in order."""
+    counts = np.concatenate([np.diff(p.offsets) for p in parts])
+    return RegionArrays(
+        np.concatenate([p.vertices for p in parts]), np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+        np.concatenate([p.edge_units for p in parts]), np.concatenate([p.affine for p in parts]),
+        np.concatenate([p.packed_codes for p in parts]), np.concatenate([p.centroid_outputs for p in parts]),
+    )

@@ -24,43 +24,19 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from .distributed import TASK_LOCK, executor_scope, one_thread, run_tasks
 from .engine import RegionLimitError
 from .geometry import polygon_areas
 from .partition import Partition, default_device, partition
-from .regions import RegionArrays
+from .geometry import ragged_arange
+from .regions import LayerInfo, RegionArrays, concat_regions, unpack_codes
 from .slices import Slice
 from .trace import prepare
 
 _SEAM_RTOL = 1e-9  # an edge is on a grid line within this fraction of the slice size
 _CORNER_RTOL = 1e-10  # a point closer than this (fraction of the slice size) to a line through its neighbours is no corner
-
-
-@dataclass
-class Arrays:
-    """A partition as flat arrays (R regions, N vertices): ``verts (N, 2)``, ``offsets (R + 1,)``,
-    ``labels (N, 2)``, ``affine (R, K, 3)``, ``codes (R, bytes)`` packed, ``centroid_outputs (R, K)``,
-    ``layers`` (the layer descriptions)."""
-
-    verts: np.ndarray
-    offsets: np.ndarray
-    labels: np.ndarray
-    affine: np.ndarray
-    codes: np.ndarray
-    centroid_outputs: np.ndarray
-    layers: list
-
-
-# the two functions that read a Partition's arrays or build a Partition from arrays
-def _arrays_of(part: Partition) -> Arrays:
-    a = part.arrays
-    return Arrays(a.vertices, a.offsets, a.edge_units, a.affine, a.packed_codes, a.centroid_outputs, part.layers)
-
-
-def _partition_from(a: Arrays, sl: Slice, seconds: float, model=None, graph=None) -> Partition:
-    arrays = RegionArrays(a.verts, a.offsets, a.labels, a.affine, a.codes, a.centroid_outputs)
-    return Partition(arrays, sl, a.layers, seconds=seconds, model=model, graph=graph)
 
 
 # -- tiles ------------------------------------------------------------------------------
@@ -117,9 +93,10 @@ def _clip(poly: np.ndarray, axis: int, value: float, sign: int) -> np.ndarray:
     return np.array(out, dtype=np.float64).reshape(-1, 2)
 
 
-def _tile_task(model, tile: Slice, options: dict) -> Arrays:
+def _tile_task(model, tile: Slice, options: dict) -> tuple[RegionArrays, list[LayerInfo]]:
     with TASK_LOCK, one_thread():
-        return _arrays_of(partition(model, tile, **options))
+        part = partition(model, tile, **options)
+    return part.arrays, part.layers
 
 
 def partition_tiled(model, sl: Slice, tiles, executor, dtype, device, progress, **options) -> Partition:
@@ -134,30 +111,33 @@ def partition_tiled(model, sl: Slice, tiles, executor, dtype, device, progress, 
     jobs = [(model, Slice(sl.origin, sl.basis, cell), options) for _, cell in cells]
     names = [f"tile {index} of the {len(grid.u) - 1} x {len(grid.v) - 1} tiles" for index, _ in cells]
     with executor_scope(executor) as client:
-        parts = run_tasks(client, _tile_task, jobs, names, progress, "tiles")
-    merged = merge([index for index, _ in cells], parts, grid, sl)
+        results = run_tasks(client, _tile_task, jobs, names, progress, "tiles")
+    layers = results[0][1]
+    merged = merge([index for index, _ in cells], [arrays for arrays, _ in results], layers, grid, sl)
     if options["max_regions"] is not None and len(merged.offsets) - 1 > options["max_regions"]:
         raise RegionLimitError(f"the partition has {len(merged.offsets) - 1:,} regions, more than max_regions="
                                f"{options['max_regions']:,}; use a smaller slice or pass a larger max_regions.")
-    return _partition_from(merged, sl, time.perf_counter() - start, twin, graph)
+    return Partition(merged, sl, layers, seconds=time.perf_counter() - start, model=twin, graph=graph)
 
 
 # -- the merge ------------------------------------------------------------------------------
 
 
-def merge(cells: list[tuple[int, int]], parts: list[Arrays], grid: Grid, sl: Slice) -> Arrays:
-    """Merge the partitions ``parts`` of the tiles ``cells`` ((column, row) each) of ``grid``.
+def merge(cells: list[tuple[int, int]], parts: list[RegionArrays], layers: list[LayerInfo], grid: Grid,
+          sl: Slice) -> RegionArrays:
+    """Merge the partitions ``parts`` (their regions, whose codes have the layers ``layers``) of
+    the tiles ``cells`` ((column, row) each) of ``grid``.
 
     Only the pieces with an edge on a seam can belong to a region cut by the seams; every
     other piece is a whole region already."""
-    pieces = _concat(parts)
+    pieces = concat_regions(parts)
     counts = np.diff(pieces.offsets)
     owner = np.repeat(np.arange(len(counts)), counts)
-    nxt = np.arange(1, len(pieces.verts) + 1)
+    nxt = np.arange(1, len(pieces.vertices) + 1)
     nxt[pieces.offsets[1:] - 1] = pieces.offsets[:-1]
     scale = float(np.ptp(sl.polygon, axis=0).max())
     edge, axis, line = _seams(pieces, nxt, grid, _SEAM_RTOL * scale)
-    group = _groups(pieces.codes, np.unique(owner[edge]))
+    group = _groups(pieces.packed_codes, np.unique(owner[edge]))
     n_groups = int(group.max()) + 1 if len(group) else 0
 
     # a seam edge is interior when its region has pieces on both sides of its grid line
@@ -169,11 +149,10 @@ def merge(cells: list[tuple[int, int]], parts: list[Arrays], grid: Grid, sl: Sli
     np.maximum.at(hi, group[owner[edge]], cell[owner[edge]])
     g = group[owner[edge]]
     interior = (lo[g, axis] < line) & (line <= hi[g, axis])
-    labels = pieces.labels.copy()
+    labels = pieces.edge_units.copy()
     outer = ~interior
     if outer.any():
-        probe = _partition_from(pieces, sl, 0.0)
-        labels[edge[outer]] = _seam_labels(outer, edge, axis, line, pieces, probe, nxt, owner, group,
+        labels[edge[outer]] = _seam_labels(outer, edge, axis, line, pieces, layers, nxt, owner, group,
                                            _SEAM_RTOL * scale)
 
     size = np.bincount(group, minlength=n_groups)
@@ -181,23 +160,14 @@ def merge(cells: list[tuple[int, int]], parts: list[Arrays], grid: Grid, sl: Sli
     merged[touched[size[touched] > 1]] = True
     keep = merged[group[owner]]
     keep[edge[interior]] = False
-    m_verts, m_labels, m_group = _outlines(pieces.verts[keep], labels[keep], group[owner[keep]], _CORNER_RTOL * scale)
+    m_verts, m_labels, m_group = _outlines(pieces.vertices[keep], labels[keep], group[owner[keep]], _CORNER_RTOL * scale)
     return _assemble(pieces, labels, group, merged, m_verts, m_labels, m_group)
-
-
-def _concat(parts: list[Arrays]) -> Arrays:
-    counts = np.concatenate([np.diff(p.offsets) for p in parts])
-    return Arrays(
-        verts=np.concatenate([p.verts for p in parts]), offsets=np.r_[0, np.cumsum(counts)],
-        labels=np.concatenate([p.labels for p in parts]), affine=np.concatenate([p.affine for p in parts]),
-        codes=np.concatenate([p.codes for p in parts]),
-        centroid_outputs=np.concatenate([p.centroid_outputs for p in parts]), layers=parts[0].layers,
-    )
 
 
 def _ranges(start: np.ndarray, count: np.ndarray) -> np.ndarray:
     """The concatenated index ranges ``start[i] : start[i] + count[i]``."""
-    return np.repeat(start - np.cumsum(count) + count, count) + np.arange(count.sum())
+    group, pos = (x.numpy() for x in ragged_arange(torch.as_tensor(count)))
+    return start[group] + pos
 
 
 def _groups(codes: np.ndarray, touched: np.ndarray) -> np.ndarray:
@@ -215,11 +185,11 @@ def _groups(codes: np.ndarray, touched: np.ndarray) -> np.ndarray:
     return np.unique(key, return_inverse=True)[1].ravel()
 
 
-def _seams(pieces: Arrays, nxt: np.ndarray, grid: Grid, tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _seams(pieces: RegionArrays, nxt: np.ndarray, grid: Grid, tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The piece edges on a seam (E,): tile borders (label -1) on an interior grid line, with the
     line's axis (E,) (0: u = const, 1: v = const) and index (E,) in ``grid.u`` or ``grid.v``."""
-    border = np.flatnonzero(pieces.labels[:, 0] < 0)
-    a, b = pieces.verts[border], pieces.verts[nxt[border]]
+    border = np.flatnonzero(pieces.edge_units[:, 0] < 0)
+    a, b = pieces.vertices[border], pieces.vertices[nxt[border]]
     axis = np.full(len(border), -1)
     index = np.zeros(len(border), dtype=np.int64)
     for d, lines in enumerate((grid.u, grid.v)):
@@ -235,14 +205,15 @@ def _seams(pieces: Arrays, nxt: np.ndarray, grid: Grid, tol: float) -> tuple[np.
     return border[on], axis[on], index[on]
 
 
-def _seam_labels(outer, edge, axis, line, pieces: Arrays, probe: Partition, nxt, owner, group, tol) -> np.ndarray:
+def _seam_labels(outer, edge, axis, line, pieces: RegionArrays, layers: list[LayerInfo], nxt, owner, group,
+                 tol) -> np.ndarray:
     """(n, 2) (layer, unit) of the seam edges ``edge[outer]`` (n = outer.sum()) that stay on a
     region's boundary: the first unit, in the earliest layer, whose code differs between the
     region and the one across the seam (the unit whose line the untiled run cut along).
     edge, axis, line: all seam edges (E,) as returned by :func:`_seams`; outer: (E,) bool."""
     along = 1 - axis  # the coordinate that runs along the seam
-    t0, t1 = pieces.verts[edge, along], pieces.verts[nxt[edge], along]
-    widths = np.array([layer.bits for layer in probe.layers])
+    t0, t1 = pieces.vertices[edge, along], pieces.vertices[nxt[edge], along]
+    widths = np.array([layer.bits for layer in layers])
     ends = np.cumsum(widths)
     out = []
     for k in np.flatnonzero(outer):
@@ -251,11 +222,11 @@ def _seam_labels(outer, edge, axis, line, pieces: Arrays, probe: Partition, nxt,
                       & (group[owner[edge]] != group[owner[edge[k]]])]
         if not across.size:
             raise RuntimeError("internal error: a tile seam edge has no region across it; please report it.")
-        bits = probe.codes_of(np.array([owner[edge[k]], owner[across[0]]]))
+        bits = unpack_codes(pieces.packed_codes[[owner[edge[k]], owner[across[0]]]], layers)
         d = int(np.argmax(bits[0] != bits[1]))
         layer = int(np.searchsorted(ends, d, side="right"))
-        out.append((layer, (d - ends[layer] + widths[layer]) // (widths[layer] // probe.layers[layer].units)))
-    return np.array(out, dtype=pieces.labels.dtype)
+        out.append((layer, (d - ends[layer] + widths[layer]) // (widths[layer] // layers[layer].units)))
+    return np.array(out, dtype=pieces.edge_units.dtype)
 
 def _outlines(starts: np.ndarray, labels: np.ndarray, group: np.ndarray, tol: float):
     """Merged polygons from the start points (M, 2) of their boundary edges, with the edges'
@@ -288,7 +259,7 @@ def _ring(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(first, stop, idx - 1), np.where(last, start, idx + 1)
 
 
-def _assemble(pieces: Arrays, labels, group, merged, m_verts, m_labels, m_group) -> Arrays:
+def _assemble(pieces: RegionArrays, labels, group, merged, m_verts, m_labels, m_group) -> RegionArrays:
     """The merged partition: regions in the order of their first piece; a region of one piece
     as it is (with its seam labels), a ``merged`` (G,) one from its outline (``m_*``, by group)
     with the map of its largest piece and the output at its own centroid."""
@@ -297,24 +268,23 @@ def _assemble(pieces: Arrays, labels, group, merged, m_verts, m_labels, m_group)
     piece = np.unique(group, return_index=True)[1]  # the first piece of each region
     parts = np.flatnonzero(merged[group])  # the pieces of merged regions, and the largest of each
     if parts.size:
-        areas = polygon_areas(pieces.verts[_ranges(pieces.offsets[parts], counts[parts])],
+        areas = polygon_areas(pieces.vertices[_ranges(pieces.offsets[parts], counts[parts])],
                               np.r_[0, np.cumsum(counts[parts])])
         order = np.lexsort((-areas, group[parts]))
         first = order[np.r_[True, group[parts][order][1:] != group[parts][order][:-1]]]
         piece[group[parts][first]] = parts[first]
 
     m_count = np.bincount(m_group, minlength=n_groups)
-    start = np.where(merged, len(pieces.verts) + np.cumsum(m_count) - m_count, pieces.offsets[piece])
+    start = np.where(merged, len(pieces.vertices) + np.cumsum(m_count) - m_count, pieces.offsets[piece])
     count = np.where(merged, m_count, counts[piece])
     idx = _ranges(start, count)
     outputs = pieces.centroid_outputs[piece].copy()
     m = np.flatnonzero(merged)
     if m.size:  # the output at the merged centroid, from the piece's centroid: both local
         src = np.repeat(np.arange(m.size), counts[piece[m]])
-        piece_centroid = np.stack([np.bincount(src, pieces.verts[_ranges(pieces.offsets[piece[m]], counts[piece[m]]), d])
+        piece_centroid = np.stack([np.bincount(src, pieces.vertices[_ranges(pieces.offsets[piece[m]], counts[piece[m]]), d])
                                    for d in (0, 1)], 1) / counts[piece[m]][:, None]
         centroid = np.stack([np.bincount(m_group, m_verts[:, d], n_groups)[m] for d in (0, 1)], 1) / m_count[m][:, None]
         outputs[m] += np.einsum("rkj,rj->rk", pieces.affine[piece[m], :, :2], centroid - piece_centroid)
-    return Arrays(np.concatenate([pieces.verts, m_verts])[idx], np.r_[0, np.cumsum(count)],
-                  np.concatenate([labels, m_labels])[idx], pieces.affine[piece], pieces.codes[piece], outputs,
-                  pieces.layers)
+    return RegionArrays(np.concatenate([pieces.vertices, m_verts])[idx], np.r_[0, np.cumsum(count)],
+                        np.concatenate([labels, m_labels])[idx], pieces.affine[piece], pieces.packed_codes[piece], outputs)
