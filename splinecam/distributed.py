@@ -41,6 +41,12 @@ class TaskError(RuntimeError):
     """A task (a tile or a slice) failed on an executor; the message names it."""
 
 
+# Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which also fixes glibc's mmap
+# threshold at 128 KiB: every larger tensor is then mapped and unmapped afresh, and a partition runs
+# 1.4x slower (w256 tiles on 2 workers, benchmarks/bench_distributed.py).  Unset it for our workers.
+WORKER_MALLOC_SETTING = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+
+
 def import_distributed():
     """The ``dask.distributed`` module, or an ImportError saying what to install."""
     try:
@@ -65,8 +71,12 @@ def executor_scope(executor):
     elif isinstance(executor, str) and executor == "local":
         distributed = import_distributed()
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        with distributed.LocalCluster(n_workers=cores, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                      silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as client:
+        import dask  # installed with distributed
+
+        with dask.config.set({WORKER_MALLOC_SETTING: None}):  # read when the nannies are made
+            cluster = distributed.LocalCluster(n_workers=cores, threads_per_worker=1, processes=True,
+                                               dashboard_address=":0", silence_logs=logging.ERROR)
+        with cluster, distributed.Client(cluster) as client:
             yield client
     else:
         raise TypeError(
