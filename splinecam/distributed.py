@@ -47,6 +47,19 @@ class TaskError(RuntimeError):
 WORKER_MALLOC_SETTING = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 
+@contextmanager
+def _unset_env(name: str):
+    """Leave the environment variable ``name`` unset inside the block (restored after it).  Dask's
+    nannies copy their variables into this process's environment, where any process started
+    later inherits them; the nannies made inside the block read the setting above instead."""
+    value = os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        if value is not None:
+            os.environ[name] = value
+
+
 def import_distributed():
     """The ``dask.distributed`` module, or an ImportError saying what to install."""
     try:
@@ -73,7 +86,7 @@ def executor_scope(executor):
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         import dask  # installed with distributed
 
-        with dask.config.set({WORKER_MALLOC_SETTING: None}):  # read when the nannies are made
+        with dask.config.set({WORKER_MALLOC_SETTING: None}), _unset_env("MALLOC_TRIM_THRESHOLD_"):
             cluster = distributed.LocalCluster(n_workers=cores, threads_per_worker=1, processes=True,
                                                dashboard_address=":0", silence_logs=logging.ERROR)
         with cluster, distributed.Client(cluster) as client:

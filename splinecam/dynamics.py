@@ -63,7 +63,7 @@ class Recorder:
         if self.writer is not None:
             log_partition(self.writer, part, self.steps[len(self._snapshots)], tag=self.tag)
         if not self.keep_models:
-            part.model = part.graph = None
+            part.drop_model()
         self._snapshots.append(part)
 
     def __call__(self, model) -> Partition | None:

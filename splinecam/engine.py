@@ -17,7 +17,7 @@ import torch
 
 from .geometry import Polygons, spatial_order
 from .ops import AffineOp, Split, SplitContext, SplitOp
-from .regions import LayerInfo, RegionArrays, concat_regions
+from .regions import LayerInfo, RegionArrays, concat_regions, region_arrays
 from .slices import Slice
 from .trace import Graph
 
@@ -75,6 +75,19 @@ class EngineResult:
     exact: np.ndarray  # (R,) bool: False for the coarse cells a ``prune`` callable settled
 
 
+def slice_frame(sl: Slice, dtype, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Where a run starts: the centre of the slice polygon (2,) (the uv origin of all states),
+    the polygon about it (V, 2), its half-sizes (2,) and the state of the input there
+    (1, 3, *input_shape): value, d/du, d/dv.  Computed in float64 NumPy, then cast."""
+    poly = np.asarray(sl.polygon, dtype=np.float64)
+    center = poly.mean(0)
+    root = poly - center
+    basis = np.asarray(sl.basis, dtype=np.float64)
+    x_ref = np.asarray(sl.origin, dtype=np.float64).reshape(-1) + basis @ center
+    state = np.stack([x_ref, basis[:, 0], basis[:, 1]]).reshape(1, 3, *sl.input_shape)
+    return tuple(torch.as_tensor(a, dtype=dtype, device=device) for a in (center, root, np.abs(root).max(0), state))
+
+
 class Engine:
     """Computes the partition of a slice for a traced graph.
 
@@ -96,10 +109,7 @@ class Engine:
         self.dtype, self.device = dtype, device
         self.max_regions, self.chunk_size, self.timeout = max_regions, chunk_size, timeout
         self.progress, self.limit_note = progress, limit_note
-        poly = torch.as_tensor(sl.polygon, dtype=dtype, device=device)
-        self.center = poly.mean(0)
-        self.root = poly - self.center
-        extent = self.root.abs().amax(0)
+        self.center, self.root, extent, self.state = slice_frame(sl, dtype, device)
         self.last_use = graph.last_use()
         self.n_outputs = int(np.prod(shapes[-1]))
         self.layers: list[LayerInfo] = []
@@ -122,11 +132,7 @@ class Engine:
         after :meth:`finished_regions` holds what was finished."""
         self.start = time.perf_counter() if self.started is None else self.started
         self.deadline = self.start + self.timeout if self.timeout is not None else float("inf")
-        origin = torch.as_tensor(self.slice.origin, dtype=self.dtype, device=self.device)
-        basis = torch.as_tensor(self.slice.basis, dtype=self.dtype, device=self.device)
-        x_ref = origin.reshape(-1) + basis @ self.center
-        state = torch.stack([x_ref, basis[:, 0], basis[:, 1]]).reshape(1, 3, *self.slice.input_shape)
-        stack: list[Batch | Chunk] = [Batch(Polygons.single(self.root), {0: state}, [])]
+        stack: list[Batch | Chunk] = [Batch(Polygons.single(self.root), {0: self.state}, [])]
         self.pending = 1
         self.bar = self._bar()
         try:
@@ -294,17 +300,8 @@ class Engine:
 
     def _finish(self, batch: Batch) -> RegionArrays:
         """A finished batch on the CPU in absolute slice coordinates, with what the result keeps."""
-        out = batch.values[len(self.graph.nodes)]
-        out = out.reshape(len(batch), 3, -1)
-        a, b, c = out[:, 1], out[:, 2], out[:, 0] - out[:, 1] * self.center[0] - out[:, 2] * self.center[1]
-        cen = batch.polys.centroids()  # relative to the slice centre: no cancellation
-        at_cen = out[:, 0] + out[:, 1] * cen[:, :1] + out[:, 2] * cen[:, 1:]
         codes = torch.cat(batch.codes, 1) if batch.codes else torch.zeros(len(batch), 0, dtype=torch.uint8)
-        return RegionArrays(
-            (batch.polys.verts + self.center).cpu().numpy(), batch.polys.offsets.cpu().numpy(),
-            batch.polys.edge_units.cpu().numpy(), torch.stack([a, b, c], -1).cpu().numpy(), codes.cpu().numpy(),
-            at_cen.cpu().numpy(),
-        )
+        return region_arrays(batch.polys, batch.values[len(self.graph.nodes)], self.center, codes)
 
     def _coarse(self, polys: Polygons) -> RegionArrays:
         """Settled cells (about the slice centre) as regions with NaN maps and zero codes."""

@@ -14,13 +14,14 @@ import torch
 
 from . import __version__
 from .boundary import Boundary, decision_boundary, level_set
+from .chain import Chain, chain_applies, partition_chain, read_chain
 from .engine import Engine, StoppedEarly
 from .fileio import FORMAT, InvalidPartitionFile, read_arrays, save_arrays
 from .frame import region_frame
 from .geometry import RegionGrid
 from .notebook import partition_html, show
 from .plot import plot_partition
-from .regions import LayerInfo, RegionArrays, unpack_codes
+from .regions import LayerInfo, RegionArrays, unpack_codes, vertex_means
 from .sampling import BoundarySamples, VerifyReport, sample_boundary, verify
 from .slices import Slice, as_points
 from .stats import stats
@@ -105,8 +106,26 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
         return partition_tiled(model, sl, tiles, executor, dtype, device, progress, max_regions=max_regions,
                                max_memory=max_memory, chunk_size=chunk_size, rtol=rtol, timeout=timeout)
     device = default_device(model) if device is None else usable_device(device)
+    if progress is not True and chain_applies(dtype, device):
+        chain = read_chain(model, sl)
+        part = None if chain is None else partition_mlp(chain, sl, options, started)
+        if part is not None:
+            return part
     twin, graph = prepare(model, dtype, device, sl.input_shape)
     return partition_graph(twin, graph, sl, dtype, device, progress, options, started)
+
+
+def partition_mlp(chain: Chain, sl: Slice, options: Options, started: float) -> "Partition | None":
+    """The fast path of :func:`partition` for a plain MLP (see :mod:`splinecam.chain`): the
+    partition, or None where a bound stopped it (the engine then does the run)."""
+    deadline = started + options.timeout if options.timeout is not None else float("inf")
+    out = partition_chain(chain, sl, options.rtol, parse_bytes(options.max_memory),
+                          options.max_regions or 2**62, options.chunk_size, deadline)
+    if out is None:
+        return None
+    arrays, layers = out
+    return Partition(arrays, sl, layers, seconds=time.perf_counter() - started,
+                     network=lambda: prepare(chain.twin(), torch.float64, "cpu", sl.input_shape))
 
 
 def default_device(model) -> torch.device:
@@ -246,14 +265,36 @@ class Partition:
     """
 
     def __init__(self, arrays: RegionArrays, sl: Slice, layers: list[LayerInfo], seconds: float = 0.0,
-                 model=None, graph: Graph | None = None, complete: bool = True, exact: np.ndarray | None = None):
+                 model=None, graph: Graph | None = None, complete: bool = True, exact: np.ndarray | None = None,
+                 network=None):
         self.arrays = arrays
         self.complete = bool(complete)
         self.exact = np.ones(len(arrays), bool) if exact is None else np.asarray(exact, bool)
         self.slice = sl
         self.layers = list(layers)
         self.seconds = seconds
-        self.model, self.graph = model, graph
+        # (model copy, graph), or ``network``: a callable that makes them when first needed
+        self._network = (model, graph) if network is None else network
+
+    @property
+    def model(self):
+        """The float64 copy of the network the regions are of (None after :meth:`drop_model`
+        and for a partition loaded from a file)."""
+        return self._prepared()[0]
+
+    @property
+    def graph(self) -> Graph | None:
+        """The traced graph of :attr:`model` (None where it is None)."""
+        return self._prepared()[1]
+
+    def _prepared(self) -> tuple:
+        if callable(self._network):
+            self._network = self._network()
+        return self._network
+
+    def drop_model(self) -> None:
+        """Forget the copy of the network (to save memory); ``verify`` then needs ``model=``."""
+        self._network = (None, None)
 
     def __len__(self) -> int:
         return len(self.arrays)
@@ -303,7 +344,7 @@ class Partition:
     @cached_property
     def centroids(self) -> np.ndarray:
         """(R, 2) vertex mean of each region (a point strictly inside it)."""
-        return self.arrays.polygons().centroids().numpy()
+        return vertex_means(self.arrays.vertices, self.arrays.offsets)
 
     @property
     def vertex_counts(self) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from .geometry import Polygons
 
@@ -45,6 +46,30 @@ class RegionArrays:
     def polygons(self) -> Polygons:
         """The regions as a CPU :class:`~splinecam.geometry.Polygons` batch sharing this memory."""
         return Polygons.from_numpy(self.vertices, self.offsets, self.edge_units)
+
+
+def vertex_means(vertices: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(R, 2) the mean of each ragged polygon's vertices (N, 2) (a point strictly inside)."""
+    if len(offsets) < 2:
+        return np.zeros((0, 2))
+    return np.add.reduceat(vertices, offsets[:-1], axis=0) / np.diff(offsets)[:, None]
+
+
+def region_arrays(polys: Polygons, out: torch.Tensor, center: torch.Tensor, codes: torch.Tensor) -> RegionArrays:
+    """Finished regions as :class:`RegionArrays` (on the CPU, in absolute slice coordinates).
+
+    polys: (R,) polygons about the slice point ``center`` (2,); out: (R, 3, *shape) the output
+    states (value at ``center``, d/du, d/dv); codes: (R, B) packed activation codes, uint8.
+    The centroid outputs are taken about ``center``, so they keep their precision far from 0.
+    """
+    out = out.reshape(len(polys), 3, -1).cpu().numpy()  # NumPy from here: few, small arrays
+    cx, cy = center.tolist()
+    cen = vertex_means(polys.verts.cpu().numpy(), polys.offsets.cpu().numpy())
+    a, b = out[:, 1], out[:, 2]
+    c = out[:, 0] - a * cx - b * cy
+    at_cen = out[:, 0] + a * cen[:, :1] + b * cen[:, 1:]
+    return RegionArrays((polys.verts + center).cpu().numpy(), polys.offsets.cpu().numpy(),
+                        polys.edge_units.cpu().numpy(), np.stack([a, b, c], -1), codes.cpu().numpy(), at_cen)
 
 
 def unpack_codes(packed: np.ndarray, layers: list[LayerInfo]) -> np.ndarray:

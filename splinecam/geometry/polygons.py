@@ -97,8 +97,7 @@ class Polygons:
 
     def centroids(self) -> torch.Tensor:
         """(P, 2) mean of each polygon's vertices (a point strictly inside)."""
-        sums = torch.zeros(len(self), 2, dtype=self.verts.dtype, device=self.verts.device)
-        sums.index_add_(0, self.owner(), self.verts)
+        sums = torch.segment_reduce(self.verts, "sum", offsets=self.offsets, axis=0)
         return sums / self.counts[:, None].to(self.verts.dtype)
 
     def areas(self) -> torch.Tensor:

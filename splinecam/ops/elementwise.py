@@ -61,7 +61,7 @@ class ElementwiseOp(SplitOp):
     def push(self, state: torch.Tensor, code: torch.Tensor, inplace: bool = False) -> torch.Tensor:
         """Apply the pieces ``code`` (R, U, k) to the affine states (R, 3, U) (overwritten if ``inplace``)."""
         if self.is_relu:
-            mask = code[:, None, :, 0]  # keep or zero
+            mask = code[:, None, :, 0].to(state.dtype)  # keep or zero (a float mask multiplies faster)
             return state.mul_(mask) if inplace else state * mask
         slope, intercept = self.apply_code(state[:, 0], code)
         out = state.mul_(slope[:, None]) if inplace else state * slope[:, None]
