@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from .geometry import Polygons, compiled, split_at_breakpoints
-from .ops import BUILTIN_OPS_VERSION, REGISTRY, ElementwiseOp, LinearOp, leaky_relu_op, relu_op
+from .ops import REGISTRY, ElementwiseOp, LinearOp, leaky_relu_op, relu_op
 from .regions import LayerInfo, RegionArrays, region_arrays
 from .engine import slice_frame
 from .slices import Slice
@@ -51,6 +51,7 @@ class Chain:
         return twin
 
 
+_SHIPPED = {kind: REGISTRY.for_type(kind) for kind in (nn.Linear, nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Dropout)}
 _RELU = relu_op()
 _leaky_relu = functools.lru_cache(maxsize=64)(leaky_relu_op)  # ops are not changed by a run
 
@@ -67,13 +68,15 @@ def _leaves(module: nn.Module, prefix: str = ""):
 def read_chain(model, sl: Slice) -> Chain | None:
     """The chain of ``model`` on the slice's inputs, or None if it is not a plain MLP (then the
     engine runs it, and reports whatever is wrong with it)."""
-    if type(model) is not nn.Sequential or len(sl.input_shape) != 1 or REGISTRY.version != BUILTIN_OPS_VERSION:
+    if type(model) is not nn.Sequential or len(sl.input_shape) != 1:
         return None
     width = sl.input_shape[0]
     leaves, ops, snapshot = list(_leaves(model)), [], []
     for _, m in leaves:
         kind = type(m)
-        own = [m.weight] + ([m.bias] if m.bias is not None else []) if kind is nn.Linear else list(m.parameters())
+        if kind not in _SHIPPED or REGISTRY.for_type(kind) is not _SHIPPED[kind]:  # a user's op takes the engine
+            return None
+        own = ([m.weight] + ([m.bias] if m.bias is not None else [])) if kind is nn.Linear else []  # others have none
         params = [p.detach().to("cpu", torch.float64, copy=True) for p in own]
         if not np.isfinite(sum(float(p.numpy().sum()) for p in params)):  # NaN or inf (or a sum that overflows)
             return None
@@ -85,10 +88,10 @@ def read_chain(model, sl: Slice) -> Chain | None:
             op = _RELU
         elif kind is nn.LeakyReLU:
             op = _leaky_relu(float(m.negative_slope))
-        elif kind is nn.Identity or (kind is nn.Dropout and not (m.training and m.p > 0)):
-            op = None
+        elif kind is nn.Dropout and m.training and m.p > 0:
+            return None  # random: the engine says so
         else:
-            return None
+            op = None  # Identity, Dropout in eval mode
         ops.append(op)
         snapshot.append(params)
     return Chain(leaves, ops, snapshot)

@@ -37,7 +37,7 @@ def count_traces(monkeypatch) -> list:
 
 def test_changed_weights_give_the_new_partition_without_tracing_again(monkeypatch):
     calls = count_traces(monkeypatch)
-    model = random_mlp([8, 8], 1, seed=0)
+    model = random_mlp([8, 8], 1, seed=0, extras=True)  # BatchNorm: traced (a plain MLP is not)
     first = run(model)
     with torch.no_grad():
         for p in model.parameters():

@@ -16,12 +16,14 @@ class OpRegistry:
     """Module types, functions and method names -> factories of ops.
 
     Module types are looked up along the module's MRO, so registering a base
-    class covers its subclasses.
+    class covers its subclasses.  Registering a target again stacks the new
+    factory on the old one; :meth:`unregister` takes the newest off, so a user's
+    op for a built-in type gives way to the built-in one when unregistered.
     """
 
     def __init__(self):
-        self._modules: dict[type, OpFactory] = {}
-        self._calls: dict[object, OpFactory] = {}
+        self._modules: dict[type, list[OpFactory]] = {}
+        self._calls: dict[object, list[OpFactory]] = {}
         self.version = 0  # counts the changes (traced graphs made before a change are stale)
 
     def register(self, target, factory: OpFactory) -> None:
@@ -39,34 +41,42 @@ class OpRegistry:
         Functions and modules registered this way are not traced into.
         """
         if isinstance(target, type):
-            self._modules[target] = factory
+            self._modules.setdefault(target, []).append(factory)
         elif isinstance(target, str) or callable(target):
-            self._calls[target] = factory
+            self._calls.setdefault(target, []).append(factory)
         else:
             raise TypeError(f"register_op needs a module type, a function or a method name, got {target!r}.")
         self.version += 1
 
     def unregister(self, target) -> None:
-        """Forget what :meth:`register` taught about ``target`` (KeyError if nothing)."""
+        """Forget the newest :meth:`register` of ``target`` (KeyError if nothing); an older
+        registration of it (e.g. the built-in one) applies again."""
         table = self._modules if isinstance(target, type) else self._calls
         if target not in table:
             raise KeyError(f"{target!r} is not registered.")
-        del table[target]
+        table[target].pop()
+        if not table[target]:
+            del table[target]
         self.version += 1
 
     def for_module(self, module: nn.Module) -> OpFactory | None:
         """The factory of the nearest registered class in the module's MRO, or None."""
-        for cls in type(module).__mro__:
+        return self.for_type(type(module))
+
+    def for_type(self, module_type: type) -> OpFactory | None:
+        """The factory of the nearest registered class in the MRO of ``module_type``, or None."""
+        for cls in module_type.__mro__:
             if cls in self._modules:
-                return self._modules[cls]
+                return self._modules[cls][-1]
         return None
 
     def for_call(self, target) -> OpFactory | None:
         """The factory of a function or method name, or None."""
         try:
-            return self._calls.get(target)
+            factories = self._calls.get(target)
         except TypeError:  # unhashable target
             return None
+        return factories[-1] if factories else None
 
     def plain_functions(self) -> tuple[types.FunctionType, ...]:
         """The registered plain Python functions (the tracer must not trace into them)."""

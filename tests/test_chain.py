@@ -1,0 +1,192 @@
+"""The fast path for plain MLPs (:mod:`splinecam.chain`): the same partition as the engine, bit
+for bit; the engine takes over at every bound and for every model the path does not know; the
+partition keeps the weights it was made with."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+import torch
+from conftest import arrangement_model, examples, random_mlp, run
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import splinecam as sc
+from splinecam import chain
+from splinecam.trace import prepare
+
+partition_module = importlib.import_module("splinecam.partition")
+partition_graph = partition_module.partition_graph  # the engine's entry, before any test patches it
+
+
+def engine_run(model, sl, **options) -> sc.Partition:
+    """The engine's partition of ``model`` (what ``sc.partition`` did before the fast path)."""
+    twin, graph = prepare(model, torch.float64, "cpu", sl.input_shape)
+    return partition_graph(twin, graph, sl, torch.float64, torch.device("cpu"), False, partition_module.Options(**options))
+
+
+@contextmanager
+def fast_path_only():
+    """Fail if a partition inside the block leaves the fast path for the engine."""
+    def engine(*args, **kwargs):
+        raise AssertionError("the engine ran")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(partition_module, "partition_graph", engine)
+        yield
+
+
+@pytest.fixture
+def fast_only():
+    with fast_path_only():
+        yield
+
+
+@pytest.fixture
+def fast_results(monkeypatch) -> list:
+    """What each call of the fast path returned (None: it handed the run to the engine)."""
+    results = []
+    original = chain.partition_chain
+
+    def spy(*args, **kwargs):
+        results.append(original(*args, **kwargs))
+        return results[-1]
+
+    monkeypatch.setattr(partition_module, "partition_chain", spy)
+    return results
+
+
+def assert_identical(a: sc.Partition, b: sc.Partition) -> None:
+    """The same regions (matched by code) with bit-identical vertices, edge units, maps and
+    centroid outputs, and the same layers."""
+    assert a.layers == b.layers and len(a) == len(b)
+    ka = {c.tobytes(): r for r, c in enumerate(a.arrays.packed_codes)}
+    kb = {c.tobytes(): r for r, c in enumerate(b.arrays.packed_codes)}
+    assert ka.keys() == kb.keys()
+    for key, r in ka.items():
+        s = kb[key]
+        assert np.array_equal(a.polygons[r], b.polygons[s]) and np.array_equal(a.edge_units[r], b.edge_units[s])
+    order_a, order_b = list(ka.values()), [kb[k] for k in ka]
+    assert np.array_equal(a.affine[order_a], b.affine[order_b])
+    assert np.array_equal(a.centroid_outputs[order_a], b.centroid_outputs[order_b])
+
+
+def degenerate_mlp(widths, seed, act, integer, duplicate, dead) -> nn.Sequential:
+    """A random MLP with, optionally, a duplicated unit and a dead unit in every hidden layer."""
+    model = random_mlp(widths, 2, seed, act=act, integer=integer)
+    linears = [m for m in model if isinstance(m, nn.Linear)][:-1]
+    with torch.no_grad():
+        for lin in linears:
+            if duplicate and lin.out_features > 1:
+                lin.weight[1] = lin.weight[0]
+                lin.bias[1] = lin.bias[0]
+            if dead:
+                lin.weight[-1] = 0.0
+                lin.bias[-1] = -1.0
+    return model
+
+
+@settings(max_examples=examples(25), deadline=None)
+@given(
+    widths=st.lists(st.integers(1, 10), min_size=1, max_size=3),
+    seed=st.integers(0, 10**6),
+    act=st.sampled_from(["relu", "leaky"]),
+    integer=st.booleans(),
+    duplicate=st.booleans(),
+    dead=st.booleans(),
+    through_points=st.booleans(),
+)
+@example(widths=[3, 3], seed=13127, act="relu", integer=True, duplicate=True, dead=True, through_points=False)
+def test_fast_path_equals_the_engine(widths, seed, act, integer, duplicate, dead, through_points):
+    model = degenerate_mlp(widths, seed, act, integer, duplicate, dead)
+    if through_points:
+        gen = torch.Generator().manual_seed(seed)
+        sl = sc.Slice.from_points(*(torch.rand(3, 2, generator=gen) * 2 - 1))
+    else:
+        sl = sc.Slice.box((-1.5, -1), (1, 1.5))
+    with fast_path_only():
+        fast = run(model, sl)
+    assert_identical(fast, engine_run(model, sl))
+    assert fast.verify(n_points=300).ok
+
+
+def test_nested_sequentials_identity_and_eval_dropout_take_the_fast_path(fast_only):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Sequential(nn.Linear(2, 6), nn.LeakyReLU(0.2)), nn.Identity(), nn.Dropout(0.5),
+                          nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))).eval()
+    part = run(model)
+    assert [layer.name for layer in part.layers] == ["0.1", "3.1"]
+    assert_identical(part, engine_run(model, sc.Slice.box((-1, -1), (1, 1))))
+
+
+def test_the_engine_takes_over_at_the_bounds(fast_results):
+    model = random_mlp([12, 12], 1, seed=3)
+    full = run(model)
+    assert fast_results.pop() is not None
+    small_chunks = run(model, chunk_size=20)  # more pieces at a layer than a chunk holds
+    assert fast_results.pop() is None
+    assert len(small_chunks) == len(full) and small_chunks.verify(n_points=300).ok
+    with pytest.raises(sc.RegionLimitError) as err:
+        run(model, max_regions=10)
+    assert fast_results.pop() is None and not err.value.partial.complete
+    with pytest.raises(sc.TimeLimitError):
+        run(model, timeout=1e-9)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: random_mlp([6], 1, 0, extras=True),  # BatchNorm
+    lambda: type("MySequential", (nn.Sequential,), {})(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1)),
+    lambda: nn.Sequential(nn.Linear(2, 4), nn.Hardtanh(), nn.Linear(4, 1)),
+])
+def test_other_models_take_the_engine(make, fast_results):
+    model = make().eval()
+    part = run(model)
+    assert fast_results == [] and part.verify(n_points=200).ok
+
+
+def test_a_registered_op_for_relu_takes_the_engine(fast_results):
+    model = arrangement_model([[1.0, 0.0], [0.0, 1.0]], [0.0, 0.25])
+    sc.register_op(nn.ReLU, lambda m: sc.ops.leaky_relu_op(0.5))
+    try:
+        part = run(model)
+    finally:
+        sc.unregister_op(nn.ReLU)
+    assert fast_results == []
+    x = torch.tensor([[-0.5, -0.5]])
+    with torch.no_grad():
+        expected = model[2](nn.functional.leaky_relu(model[0](x), 0.5)).item()
+    assert part.evaluate(x.numpy())[0, 0] == pytest.approx(expected, rel=1e-6)
+    run(model)
+    assert fast_results.pop() is not None  # unregistered: back on the fast path
+
+
+def test_the_partition_keeps_its_weights_and_the_model_is_untouched(fast_only):
+    model = random_mlp([8, 8], 1, seed=1)
+    before = copy.deepcopy(model.state_dict())
+    part = run(model)
+    with torch.no_grad():  # training goes on after the snapshot
+        for p in model.parameters():
+            p.mul_(-2.0)
+    assert part.verify(n_points=300).ok  # against the weights it was made with
+    assert isinstance(part.model, nn.Sequential) and next(part.model.parameters()).dtype == torch.float64
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    with torch.no_grad():
+        for p in model.parameters():
+            p.div_(-2.0)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    part.drop_model()
+    with pytest.raises(ValueError, match="pass the model"):
+        part.verify()
+
+
+def test_nan_weights_are_reported_as_before():
+    model = random_mlp([4], 1, seed=0)
+    with torch.no_grad():
+        model[0].weight[1, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        run(model)
