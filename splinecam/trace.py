@@ -77,9 +77,9 @@ def _describe(name: str, module: nn.Module) -> str:
 class _Tracer(fx.Tracer):
     """Does not trace into modules or plain Python functions that have a registered op."""
 
-    def __init__(self):
+    def __init__(self, stack_traces: bool):
         super().__init__(autowrap_functions=REGISTRY.plain_functions())
-        self.record_stack_traces = True
+        self.record_stack_traces = stack_traces  # costly: the first one imports torch._dynamo (seconds)
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return REGISTRY.for_module(m) is not None or super().is_leaf_module(m, qualname)
@@ -111,9 +111,11 @@ def _target_name(node: fx.Node) -> str:
     return getattr(node.target, "__name__", str(node.target)) + "()"
 
 
-def _fx_graph(model: nn.Module) -> fx.Graph:
+def _fx_graph(model: nn.Module, stack_traces: bool = False) -> fx.Graph:
+    """The fx graph of ``model``; ``stack_traces``: with the model code's place of each call
+    (only wanted for error messages)."""
     try:
-        return _Tracer().trace(model)
+        return _Tracer(stack_traces).trace(model)
     except Exception as err:  # noqa: BLE001 - fx raises many kinds of errors
         raise UnsupportedModelError(
             f"splinecam could not trace the model with torch.fx ({type(err).__name__}: {err}).  "
@@ -177,7 +179,18 @@ def _has(model: nn.Module, target: str) -> bool:
 
 
 def _build(model: nn.Module, graph: fx.Graph, input_shape: tuple[int, ...]) -> Graph:
-    """The ops of ``model`` along its fx graph (see :func:`trace`)."""
+    """The ops of ``model`` along its fx graph (see :func:`trace`).  Graphs are traced without
+    stack traces; when the model is rejected, it is traced again with them, so that the error
+    names the places in the model's code."""
+    try:
+        return _build_ops(model, graph, input_shape)
+    except (UnsupportedModelError, ValueError):
+        if any(n.stack_trace for n in graph.nodes):
+            raise
+    return _build_ops(model, _fx_graph(model, stack_traces=True), input_shape)
+
+
+def _build_ops(model: nn.Module, graph: fx.Graph, input_shape: tuple[int, ...]) -> Graph:
     modules = dict(model.named_modules())
     first = next(iter(model.parameters()), None)
     dtype = first.dtype if first is not None and first.is_floating_point() else torch.float64

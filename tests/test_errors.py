@@ -29,6 +29,21 @@ def test_all_unsupported_modules_named_at_once():
     assert isinstance(err.value, ValueError)
 
 
+class TanhInForward(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 3)
+
+    def forward(self, x):
+        return torch.tanh(self.fc(x))  # the line the error names
+
+
+def test_an_unsupported_call_is_named_with_its_place_in_the_code():
+    """Models are traced without stack traces (fast); a rejected one is traced again with them."""
+    with pytest.raises(sc.UnsupportedModelError, match=r"tanh \(tanh\(\)\) at test_errors\.py:\d+: smooth"):
+        run(TanhInForward())
+
+
 @pytest.mark.parametrize("act", [nn.GELU(), nn.SiLU(), nn.Sigmoid(), nn.Softplus(), nn.ELU(), nn.Tanh()])
 def test_smooth_activation(act):
     model = nn.Sequential(nn.Linear(2, 3), act, nn.Linear(3, 1))
