@@ -130,7 +130,7 @@ def partition_chain(chain: Chain, sl: Slice, rtol: float, budget: int, max_regio
         if out is None or time.perf_counter() > deadline:
             return None
         polys, parent, code = out
-        state = op.push(state.index_select(0, parent), code, inplace=True)
+        state = op.push_pieces(state, parent, code)
         layers.append(LayerInfo(name, units, bits))
         codes.append(code.reshape(len(parent), bits))
         parents.append(parent)

@@ -190,3 +190,14 @@ def test_nan_weights_are_reported_as_before():
         model[0].weight[1, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN or inf"):
         run(model)
+
+
+@pytest.mark.parametrize("op", [sc.ops.relu_op(), sc.ops.leaky_relu_op(0.3), sc.ops.clamp_op(-0.5, 1.0),
+                                sc.ops.leaky_relu_op(torch.linspace(0.1, 0.9, 6))])  # per-channel: torch
+def test_push_pieces_is_push_of_the_gathered_states(op):
+    gen = torch.Generator().manual_seed(0)
+    state = torch.randn(5, 3, 6, generator=gen, dtype=torch.float64)
+    parent = torch.tensor([0, 0, 2, 4, 4, 4, 1])
+    code = op.above(torch.randn(7, 6, generator=gen, dtype=torch.float64))
+    expected = op.push(state[parent], code)
+    assert torch.equal(op.push_pieces(state, parent, code), expected)

@@ -355,6 +355,27 @@ def breakpoint_split(verts, offsets, edge_units, z, breakpoints, rtol, extent, l
     return pv, po, pu, parent, code, complete
 
 
+def gather_pieces(state, parent, code, slopes, intercepts, with_intercepts):
+    """States (n, 3, U) of pieces through an elementwise op's piece, from the states (R, 3, U)
+    of their regions ``parent`` (n,): unit u of piece p is ``slopes[c] * z + intercepts[c]``
+    (the intercept on the value row only, if ``with_intercepts``), c = ``code[p, u].sum()`` the
+    breakpoints it is above (code (n, U, k) bool).  One pass, the same arithmetic as
+    ``ElementwiseOp.push(state[parent], code)``."""
+    n, units, k = parent.shape[0], state.shape[2], code.shape[2]
+    out = np.empty((n, 3, units), state.dtype)
+    for p in range(n):
+        r = parent[p]
+        for u in range(units):
+            c = 0
+            for q in range(k):
+                c += code[p, u, q]
+            f = slopes[c]
+            out[p, 0, u] = state[r, 0, u] * f + intercepts[c] if with_intercepts else state[r, 0, u] * f
+            out[p, 1, u] = state[r, 1, u] * f
+            out[p, 2, u] = state[r, 2, u] * f
+    return out
+
+
 if AVAILABLE:  # compiled on first use, cached on disk beside this file
     # the helpers are inlined where they are called: no array views or calls in the inner loops
     _half, _touch = njit(inline="always")(_half), njit(inline="always")(_touch)
@@ -364,3 +385,4 @@ if AVAILABLE:  # compiled on first use, cached on disk beside this file
     _piece_codes = njit(cache=True)(_piece_codes)
     split_by_lines = njit(cache=True)(split_by_lines)
     breakpoint_split = njit(cache=True)(breakpoint_split)
+    gather_pieces = njit(cache=True)(gather_pieces)

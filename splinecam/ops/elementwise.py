@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from ..geometry import Polygons, line_tolerance, split_at_breakpoints, split_by_lines, vertex_extremes
+from ..geometry import Polygons, compiled, line_tolerance, split_at_breakpoints, split_by_lines, vertex_extremes
 from .base import Split, SplitContext, SplitOp, Unsupported, pack_bits
 
 _PIECE_BYTES = 256  # bytes a piece holds besides its code, to size the compiled split within the budget
@@ -68,6 +68,16 @@ class ElementwiseOp(SplitOp):
         if self.has_intercepts:
             out[:, 0] += intercept
         return out
+
+    def push_pieces(self, state: torch.Tensor, parent: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        """``push(state[parent], code)``: the states (n, 3, U) of pieces with codes (n, U, k) from
+        the states (R, 3, U) of their regions ``parent`` (n,); compiled in one pass for float64
+        CPU states and shared slopes when numba is installed."""
+        if compiled.AVAILABLE and state.device.type == "cpu" and state.dtype == torch.float64 and self.slopes.dim() == 1:
+            return torch.from_numpy(compiled.gather_pieces(state.contiguous().numpy(), parent.numpy(), code.numpy(),
+                                                           self.slopes.numpy(), self.intercepts.numpy(),
+                                                           self.has_intercepts))
+        return self.push(state.index_select(0, parent), code, inplace=True)
 
     def forward(self, x):
         slope, intercept = self.apply_code(x, self.above(x))
