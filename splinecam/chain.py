@@ -114,6 +114,7 @@ def partition_chain(chain: Chain, sl: Slice, rtol: float, budget: int, max_regio
     parents: list[torch.Tensor] = []  # per layer: the region (of the layer before) of each piece
     widths = [op.weight.shape[0] for op in chain.ops if isinstance(op, LinearOp)]
     widest = max(widths + [state.shape[2]])
+    splits_left = sum(isinstance(op, ElementwiseOp) for op in chain.ops)
     for (name, _), op in zip(chain.leaves, chain.ops):
         if op is None:
             continue
@@ -125,11 +126,18 @@ def partition_chain(chain: Chain, sl: Slice, rtol: float, budget: int, max_regio
         max_pieces = budget // (bits + 48 * widest + _PIECE_BYTES)
         if chunk_size is not None:
             max_pieces = min(max_pieces, chunk_size)
-        out = split_at_breakpoints(polys, state, op.breakpoints, extent, rtol, len(layers),
-                                   max_pieces=min(max_pieces, max_regions))
+        max_pieces = min(max_pieces, max_regions)
+        regions = len(polys)
+        out = split_at_breakpoints(polys, state, op.breakpoints, extent, rtol, len(layers), max_pieces=max_pieces)
         if out is None or time.perf_counter() > deadline:
             return None
         polys, parent, code = out
+        splits_left -= 1
+        # hand over early when the next split would most likely pass the bound at the same
+        # growth: the engine then starts over from less work thrown away (from one region,
+        # the growth says nothing: that is the arrangement of the first layer's lines)
+        if splits_left and regions > 1 and len(polys) ** 2 > max_pieces * regions:
+            return None
         state = op.push_pieces(state, parent, code)
         layers.append(LayerInfo(name, units, bits))
         codes.append(code.reshape(len(parent), bits))
