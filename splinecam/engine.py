@@ -85,7 +85,7 @@ def slice_frame(sl: Slice, dtype, device) -> tuple[torch.Tensor, torch.Tensor, t
     basis = np.asarray(sl.basis, dtype=np.float64)
     x_ref = np.asarray(sl.origin, dtype=np.float64).reshape(-1) + basis @ center
     state = np.stack([x_ref, basis[:, 0], basis[:, 1]]).reshape(1, 3, *sl.input_shape)
-    return tuple(torch.as_tensor(a, dtype=dtype, device=device) for a in (center, root, np.abs(root).max(0), state))
+    return tuple(torch.from_numpy(a).to(dtype=dtype, device=device) for a in (center, root, np.abs(root).max(0), state))
 
 
 class Engine:

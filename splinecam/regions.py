@@ -68,7 +68,7 @@ def region_arrays(polys: Polygons, out: torch.Tensor, center: torch.Tensor, code
     a, b = out[:, 1], out[:, 2]
     c = out[:, 0] - a * cx - b * cy
     at_cen = out[:, 0] + a * cen[:, :1] + b * cen[:, 1:]
-    return RegionArrays((polys.verts + center).cpu().numpy(), polys.offsets.cpu().numpy(),
+    return RegionArrays(polys.verts.cpu().numpy() + center.cpu().numpy(), polys.offsets.cpu().numpy(),
                         polys.edge_units.cpu().numpy(), np.stack([a, b, c], -1), codes.cpu().numpy(), at_cen)
 
 

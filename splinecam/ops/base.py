@@ -54,7 +54,7 @@ class AffineOp(Op):
         out = out.reshape(r, 3, *out.shape[1:])
         b = self.bias()
         if b is not None:
-            out[:, 0] += b
+            out[:, 0].add_(b)
         return out
 
 
