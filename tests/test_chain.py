@@ -201,3 +201,18 @@ def test_push_pieces_is_push_of_the_gathered_states(op):
     code = op.above(torch.randn(7, 6, generator=gen, dtype=torch.float64))
     expected = op.push(state[parent], code)
     assert torch.equal(op.push_pieces(state, parent, code), expected)
+
+
+@pytest.mark.parametrize("layers", [
+    lambda: [nn.Linear(2, 3)],  # no activation: one region
+    lambda: [nn.ReLU(), nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1)],  # an activation on the input
+    lambda: [nn.Linear(2, 5, bias=False), nn.ReLU(), nn.Linear(5, 1, bias=False)],
+    lambda: [nn.Linear(2, 4), nn.LeakyReLU(1.0), nn.Linear(4, 1)],  # a breakpoint with no kink
+    lambda: [nn.Linear(2, 4), nn.ReLU()],  # ends with the activation
+])
+def test_small_chains_equal_the_engine(layers, fast_only):
+    torch.manual_seed(0)
+    model = nn.Sequential(*layers())
+    part = run(model)
+    assert_identical(part, engine_run(model, sc.Slice.box((-1, -1), (1, 1))))
+    assert part.verify(n_points=200).ok
