@@ -31,7 +31,7 @@ from .engine import RegionLimitError
 from .geometry import polygon_areas
 from .partition import Partition, default_device, partition
 from .geometry import ragged_arange
-from .regions import LayerInfo, RegionArrays, concat_regions, unpack_codes
+from .regions import LayerInfo, RegionArrays, concat_regions, unpack_codes, vertex_means
 from .slices import Slice
 from .trace import prepare
 
@@ -281,10 +281,9 @@ def _assemble(pieces: RegionArrays, labels, group, merged, m_verts, m_labels, m_
     outputs = pieces.centroid_outputs[piece].copy()
     m = np.flatnonzero(merged)
     if m.size:  # the output at the merged centroid, from the piece's centroid: both local
-        src = np.repeat(np.arange(m.size), counts[piece[m]])
-        piece_centroid = np.stack([np.bincount(src, pieces.vertices[_ranges(pieces.offsets[piece[m]], counts[piece[m]]), d])
-                                   for d in (0, 1)], 1) / counts[piece[m]][:, None]
-        centroid = np.stack([np.bincount(m_group, m_verts[:, d], n_groups)[m] for d in (0, 1)], 1) / m_count[m][:, None]
+        piece_centroid = vertex_means(pieces.vertices[_ranges(pieces.offsets[piece[m]], counts[piece[m]])],
+                                      np.r_[0, np.cumsum(counts[piece[m]])])
+        centroid = vertex_means(m_verts, np.r_[0, np.cumsum(m_count[m])])  # m_verts: the merged ones, in order
         outputs[m] += np.einsum("rkj,rj->rk", pieces.affine[piece[m], :, :2], centroid - piece_centroid)
     return RegionArrays(np.concatenate([pieces.vertices, m_verts])[idx], np.r_[0, np.cumsum(count)],
                         np.concatenate([labels, m_labels])[idx], pieces.affine[piece], pieces.packed_codes[piece], outputs)
