@@ -184,7 +184,7 @@ def _build(model: nn.Module, graph: fx.Graph, input_shape: tuple[int, ...]) -> G
     names the places in the model's code."""
     try:
         return _build_ops(model, graph, input_shape)
-    except (UnsupportedModelError, ValueError):
+    except ValueError:  # UnsupportedModelError too
         if any(n.stack_trace for n in graph.nodes):
             raise
     return _build_ops(model, _fx_graph(model, stack_traces=True), input_shape)

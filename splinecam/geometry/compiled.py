@@ -3,7 +3,8 @@
 It makes the same pieces as the torch loop (same vertex arithmetic, same classification, same
 order of cuts within a polygon), polygon by polygon and depth first, with each piece's pending
 lines and sides kept on a stack; :func:`breakpoint_split` is the whole split of an elementwise
-op around it.  ``AVAILABLE`` is False when numba is not installed.
+op around it, and :func:`gather_pieces` the pieces' states after it.  ``AVAILABLE`` is False
+when numba is not installed.
 """
 
 from __future__ import annotations
