@@ -2,34 +2,37 @@
 too) of ``nn.Linear``, ``nn.ReLU``, ``nn.LeakyReLU``, ``nn.Identity`` and eval-mode ``nn.Dropout``
 on flat inputs, in float64 on the CPU with numba installed.
 
-Such a model needs no tracing, no float64 copy of the model and no scheduling: the whole slice
-goes through the layers as one batch, each activation split compiled
-(:func:`~splinecam.geometry.split_at_breakpoints`, the same kernel and tolerances as the engine),
-so a small partition costs little more than its arithmetic.  The run stays bounded: past
-``max_memory`` (or ``chunk_size``, or ``max_regions``) pieces at a layer, or past the time
-limit, :func:`partition_chain` hands back None and the engine does the run instead, with its
-chunking, progress and limits.  The float64 copy of the model that :meth:`Partition.verify`
-needs is made from a snapshot of the weights when it is first asked for.
+Such a model needs no tracing, no float64 copy of the model and no general scheduler: batches of
+regions go through the layers depth first, each activation split compiled
+(:func:`~splinecam.geometry.split_at_breakpoints`, the same kernel and tolerances as the engine)
+and the pieces' states gathered through their piece in one compiled pass.  Memory stays within
+``max_memory`` as in the engine, in chunks small enough that their arrays are reused rather than
+mapped afresh.  Where the fast path cannot go on (one region splitting into more pieces than
+the budget holds), :class:`ChainRun` hands back None and the engine does the run instead.
+Progress, the time limit and the region limit are watched as in the engine.  The float64
+copy of the model that :meth:`Partition.verify` needs is made from a snapshot of the weights
+when it is first asked for.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from .geometry import Polygons, compiled, split_at_breakpoints
+from .geometry import Polygons, compiled, spatial_order, split_at_breakpoints
 from .ops import REGISTRY, ElementwiseOp, LinearOp, leaky_relu_op, relu_op
-from .regions import LayerInfo, RegionArrays, region_arrays
+from .regions import LayerInfo, RegionArrays, join_regions, region_arrays
 from .engine import slice_frame
 from .slices import Slice
+from .watch import Watch
 
 _PIECE_BYTES = 256  # bytes a piece holds besides its states and code (polygon, indices)
+_CHUNK_STATE_BYTES = 16 << 20  # states of one chunk: arrays this size are reused by malloc, not mapped afresh
 
 
 @dataclass
@@ -49,6 +52,17 @@ class Chain:
                 for p, value in zip(module.parameters(), params):
                     p.copy_(value)
         return twin
+
+    def layers(self, width: int) -> tuple[dict[int, LayerInfo], int]:
+        """The piecewise-linear layers by their index in ``ops``, on inputs (width,), and the
+        number of outputs."""
+        layers = {}
+        for step, ((name, _), op) in enumerate(zip(self.leaves, self.ops)):
+            if isinstance(op, LinearOp):
+                width = op.weight.shape[0]
+            elif op is not None:
+                layers[step] = LayerInfo(name, width, width * op.breakpoints.numel())
+        return layers, width
 
 
 _SHIPPED = {kind: REGISTRY.for_type(kind) for kind in (nn.Linear, nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Dropout)}
@@ -102,50 +116,107 @@ def chain_applies(dtype, device) -> bool:
     return compiled.AVAILABLE and dtype == torch.float64 and torch.device(device).type == "cpu"
 
 
-def partition_chain(chain: Chain, sl: Slice, rtol: float, budget: int, max_regions: int, chunk_size: int | None,
-                    deadline: float) -> tuple[RegionArrays, list[LayerInfo]] | None:
-    """The regions of the chain on the slice and its layers, or None where a bound is reached
-    (more pieces at a layer than ``budget`` bytes, ``chunk_size`` or ``max_regions`` allow, or
-    ``time.perf_counter()`` past ``deadline``)."""
-    center, root, extent, state = slice_frame(sl, torch.float64, "cpu")
-    polys = Polygons.single(root)
-    layers: list[LayerInfo] = []
-    codes: list[torch.Tensor] = []  # per layer: (pieces of that layer, bits) bool
-    parents: list[torch.Tensor] = []  # per layer: the region (of the layer before) of each piece
-    widths = [op.weight.shape[0] for op in chain.ops if isinstance(op, LinearOp)]
-    widest = max(widths + [state.shape[2]])
-    splits_left = sum(isinstance(op, ElementwiseOp) for op in chain.ops)
-    for (name, _), op in zip(chain.leaves, chain.ops):
-        if op is None:
-            continue
-        if isinstance(op, LinearOp):
-            state = op.push(state)
-            continue
-        units = state.shape[2]
-        bits = units * op.breakpoints.numel()
-        max_pieces = budget // (bits + 48 * widest + _PIECE_BYTES)
-        if chunk_size is not None:
-            max_pieces = min(max_pieces, chunk_size)
-        max_pieces = min(max_pieces, max_regions)
-        regions = len(polys)
-        out = split_at_breakpoints(polys, state, op.breakpoints, extent, rtol, len(layers), max_pieces=max_pieces)
-        if out is None or time.perf_counter() > deadline:
-            return None
-        polys, parent, code = out
-        splits_left -= 1
-        # hand over early when the next split would most likely pass the bound at the same
-        # growth: the engine then starts over from less work thrown away (from one region,
-        # the growth says nothing: that is the arrangement of the first layer's lines)
-        if splits_left and regions > 1 and len(polys) ** 2 > max_pieces * regions:
-            return None
-        state = op.push_pieces(state, parent, code)
-        layers.append(LayerInfo(name, units, bits))
-        codes.append(code.reshape(len(parent), bits))
-        parents.append(parent)
-    packed = []
-    region = np.arange(len(polys))
-    for code, parent in zip(reversed(codes), reversed(parents)):  # each layer's code of every final region
-        packed.append(np.packbits(code.numpy(), axis=1)[region])
-        region = parent.numpy()[region]
-    packed = np.concatenate(packed[::-1], axis=1) if packed else np.zeros((len(polys), 0), np.uint8)
-    return region_arrays(polys, state, center, torch.from_numpy(packed)), layers
+@dataclass
+class _Batch:
+    """Regions that have gone through the ops before ``step``: polygons (R,), the state
+    (R, 3, width) the op ``step`` takes, and per split layer so far the packed codes (R, bytes)."""
+
+    polys: Polygons
+    state: torch.Tensor
+    codes: list[np.ndarray]
+    step: int
+
+
+def _pieces_batch(pieces: Polygons, sel: torch.Tensor, op: ElementwiseOp, state: torch.Tensor, parent: torch.Tensor,
+                  code: torch.Tensor, codes: list[np.ndarray], step: int) -> _Batch:
+    """The batch of the pieces ``sel`` of a split at ``step - 1``: regions' states (R, 3, U) and
+    codes, the pieces' regions ``parent`` (n,) and codes (n, U, k)."""
+    index = parent[sel]
+    packed = np.packbits(code[sel].reshape(len(sel), -1).numpy(), axis=1)
+    return _Batch(pieces.select(sel)[0], op.push_pieces(state, index, code[sel]),
+                  [c[index.numpy()] for c in codes] + [packed], step)
+
+
+class ChainRun:
+    """One run of the fast path over a slice.  :meth:`run` gives the regions, or None where one
+    region splits into more pieces than ``budget`` bytes hold (the engine then does the run).
+    The ``watch`` shows progress and raises at its limits, after which :meth:`finished_regions`
+    holds the regions finished so far.
+
+    Depth first and bounded as the engine is: a split holds at most ``budget`` bytes of piece
+    codes (a batch whose split would make more, by the most pieces per region seen at that
+    layer, is cut into parts of nearby regions first), and the pieces go on in chunks whose
+    states fit the budget (and ``chunk_size``), each run to the end before the next."""
+
+    def __init__(self, chain: Chain, sl: Slice, rtol: float, budget: int, chunk_size: int | None, watch: Watch):
+        self.chain, self.rtol, self.watch = chain, rtol, watch
+        self.center, self.root, self.extent, self.state = slice_frame(sl, torch.float64, "cpu")
+        by_step, self.outputs = chain.layers(sl.input_shape[0])
+        self.layers = list(by_step.values())
+        widest = max([op.weight.shape[0] for op in chain.ops if isinstance(op, LinearOp)] + [sl.input_shape[0]])
+        self.plan = {}  # step of a split -> (layer index, most pieces of one split, of one chunk)
+        for index, (step, layer) in enumerate(by_step.items()):
+            chunk = min(budget // (layer.bits + 48 * widest + _PIECE_BYTES), _CHUNK_STATE_BYTES // (24 * widest),
+                        chunk_size or budget)
+            self.plan[step] = (index, max(1, budget // (layer.bits + _PIECE_BYTES)), max(1, chunk))
+        self.finished: list[RegionArrays] = []
+
+    def finished_regions(self) -> RegionArrays:
+        """The regions finished so far (all of them after :meth:`run`), in one array set."""
+        self.finished = [join_regions(self.finished, self.outputs, self.layers)]
+        return self.finished[0]
+
+    def run(self) -> RegionArrays | None:
+        ops, watch = self.chain.ops, self.watch
+        growth = dict.fromkeys(self.plan, 1.0)  # most pieces per region seen at each split
+        stack = [(1, functools.partial(_Batch, Polygons.single(self.root), self.state, [], 0))]  # (regions, make)
+        watch.start()
+        watch.pending = 1
+        try:
+            while stack:
+                n, make = stack.pop()
+                watch.pending -= n
+                watch.check_time()
+                batch = make()
+                polys, state, codes = batch.polys, batch.state, batch.codes
+                for step in range(batch.step, len(ops)):
+                    op = ops[step]
+                    if op is None:
+                        continue
+                    if isinstance(op, LinearOp):
+                        state = op.push(state)
+                        continue
+                    layer, most, chunk = self.plan[step]
+                    parts = int(np.ceil(len(polys) * growth[step] / most))
+                    out = None
+                    if parts == 1:
+                        out = split_at_breakpoints(polys, state, op.breakpoints, self.extent, self.rtol, layer,
+                                                   max_pieces=most)
+                        if out is None and len(polys) == 1:
+                            return None  # the engine splits one region in parts
+                    if out is None:  # cut the batch into parts of nearby regions, the first on top
+                        if parts == 1:  # it split into more than ``most`` pieces: say twice as many
+                            growth[step] = max(growth[step], 2 * most / len(polys))
+                            parts = 2
+                        order = spatial_order(polys.centroids())
+                        for sel in reversed(torch.tensor_split(order, min(parts, len(polys)))):
+                            part = functools.partial(_Batch, polys.select(sel)[0], state[sel],
+                                                     [c[sel.numpy()] for c in codes], step)
+                            stack.append((len(sel), part))
+                        watch.pending += len(polys)
+                        break
+                    pieces, parent, code = out
+                    growth[step] = max(growth[step], len(pieces) / len(polys))
+                    watch.check(self.layers[layer].name, len(pieces))
+                    for sel in reversed(torch.arange(len(pieces)).split(chunk)):
+                        stack.append((len(sel), functools.partial(_pieces_batch, pieces, sel, op, state, parent, code,
+                                                                  codes, step + 1)))
+                    watch.pending += len(pieces)
+                    break
+                else:
+                    packed = np.concatenate(codes, axis=1) if codes else np.zeros((len(polys), 0), np.uint8)
+                    self.finished.append(region_arrays(polys, state, self.center, torch.from_numpy(packed)))
+                    watch.finished(len(polys), float(polys.areas().sum()))
+        finally:
+            watch.close()
+        return self.finished_regions()

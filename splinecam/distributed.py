@@ -143,18 +143,22 @@ def _run_remote(client, fn, tasks, names, bar) -> list:
                     sent[id(a)] = client.scatter(a, hash=False, broadcast=True)  # on every worker: no pull to one
         tasks = [tuple(sent.get(id(a), a) for a in args) for args in tasks]
         futures = [client.submit(fn, *args, pure=False) for args in tasks]
-        completed = import_distributed().as_completed(futures)
+        # results come over as each task finishes, while the others still run
+        completed = import_distributed().as_completed(futures, with_results=True, raise_errors=False)
     else:
         futures = [client.submit(fn, *args) for args in tasks]
-        completed = concurrent.futures.as_completed(futures)
+        completed = ((f, None) for f in concurrent.futures.as_completed(futures))
     index = {id(f): i for i, f in enumerate(futures)}
+    results = [None] * len(futures)
     try:
-        for future in completed:
-            if future.exception() is not None:
-                err = future.exception()
-                raise _failure(names[index[id(future)]], err) from err
+        for future, result in completed:
+            i = index[id(future)]
+            err = future.exception()
+            if err is not None:
+                raise _failure(names[i], err) from err
+            results[i] = result if dask else future.result()
             bar.update()
-        return [f.result() for f in futures]
+        return results
     except BaseException:  # a failure or Ctrl-C: nothing more is computed for this call
         if dask:
             client.cancel(futures)

@@ -9,7 +9,7 @@ steps, and what is finished early is whole areas of the slice."""
 
 from __future__ import annotations
 
-import time
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,28 +17,15 @@ import torch
 
 from .geometry import Polygons, spatial_order
 from .ops import AffineOp, Split, SplitContext, SplitOp
-from .regions import LayerInfo, RegionArrays, concat_regions, region_arrays
+from .regions import LayerInfo, RegionArrays, concat_regions, join_regions, region_arrays
 from .slices import Slice
 from .trace import Graph
+from .watch import RegionLimitError, StoppedEarly, TimeLimitError, Watch
+
+__all__ = ["Engine", "RegionLimitError", "StoppedEarly", "TimeLimitError", "slice_frame"]
 
 
 _PUSH_ELEMENTS = 1 << 21  # numbers in and out of one block of an affine push (16 MiB in float64)
-
-
-class StoppedEarly(RuntimeError):
-    """A limit ended the run.  ``partial``: a :class:`~splinecam.Partition` of the regions
-    finished so far (exact, each with its map and code; they do not tile the slice and
-    ``partial.complete`` is False), or None where no partition was being built."""
-
-    partial = None
-
-
-class RegionLimitError(StoppedEarly):
-    """The partition has more regions than the ``max_regions`` limit."""
-
-
-class TimeLimitError(StoppedEarly):
-    """The partition took longer than its ``timeout``."""
 
 
 @dataclass
@@ -71,7 +58,6 @@ class EngineResult:
     regions: RegionArrays
     layers: list[LayerInfo]
     seconds: float
-    exact: np.ndarray  # (R,) bool: False for the coarse cells a ``prune`` callable settled
     exact: np.ndarray  # (R,) bool: False for the coarse cells a ``prune`` callable settled
 
 
@@ -107,8 +93,8 @@ class Engine:
                  prune=None):
         self.graph, self.slice = graph, sl
         self.dtype, self.device = dtype, device
-        self.max_regions, self.chunk_size, self.timeout = max_regions, chunk_size, timeout
-        self.progress, self.limit_note = progress, limit_note
+        self.chunk_size = chunk_size
+        self.watch = Watch(sl, progress, max_regions, timeout, started, limit_note)
         self.center, self.root, extent, self.state = slice_frame(sl, dtype, device)
         self.last_use = graph.last_use()
         self.n_outputs = int(np.prod(shapes[-1]))
@@ -117,41 +103,34 @@ class Engine:
         for i, node in enumerate(graph.nodes):
             if isinstance(node.op, SplitOp):
                 units, bits = node.op.layer_size(shapes[node.args[0]])
-                self.contexts[i] = SplitContext(rtol, extent, len(self.layers), self._check_at(node.name), budget)
+                check = functools.partial(self.watch.check, node.name)
+                self.contexts[i] = SplitContext(rtol, extent, len(self.layers), check, budget)
                 self.layers.append(LayerInfo(node.name, units, bits))
         self.finished: list[RegionArrays] = []
-        self.n_done = self.pending = 0
-        self.area_done = 0.0
-        self.started = started
-        self.bar = None
         self.sizes = [int(np.prod(shape)) for shape in shapes]
         self.prune, self.coarse = prune, []
 
     def run(self) -> EngineResult:
         """The partition; a limit raises :class:`RegionLimitError` / :class:`TimeLimitError`
         after :meth:`finished_regions` holds what was finished."""
-        self.start = time.perf_counter() if self.started is None else self.started
-        self.deadline = self.start + self.timeout if self.timeout is not None else float("inf")
+        watch = self.watch
+        watch.start()
         stack: list[Batch | Chunk] = [Batch(Polygons.single(self.root), {0: self.state}, [])]
-        self.pending = 1
-        self.bar = self._bar()
+        watch.pending = 1
         try:
             while stack:
                 item = stack.pop()
-                self.pending -= len(item.sel) if isinstance(item, Chunk) else len(item)
-                self._check_time()
+                watch.pending -= len(item.sel) if isinstance(item, Chunk) else len(item)
+                watch.check_time()
                 batch = self._make(item) if isinstance(item, Chunk) else item
                 n_coarse = len(self.coarse)
                 batch = self._advance(batch, stack)
-                self.area_done += sum(float(c.areas().sum()) for c in self.coarse[n_coarse:])
+                watch.area += sum(float(c.areas().sum()) for c in self.coarse[n_coarse:])
                 if batch is not None:
                     self.finished.append(self._finish(batch))
-                    self.n_done += len(batch)
-                    self.area_done += float(batch.polys.areas().sum())
-                    self._show("")
+                    watch.finished(len(batch), float(batch.polys.areas().sum()))
         finally:
-            if self.bar is not None:
-                self.bar.close()
+            watch.close()
         exact = self.finished_regions()
         coarse = [self._coarse(c) for c in self.coarse]
         flags = np.repeat([True, False], [len(exact), sum(map(len, coarse))])
@@ -159,33 +138,12 @@ class Engine:
 
     def elapsed(self) -> float:
         """Seconds since the run started (``started``, or the start of :meth:`run`)."""
-        return time.perf_counter() - self.start
+        return self.watch.elapsed()
 
     def finished_regions(self) -> RegionArrays:
         """The regions finished so far (all of them after :meth:`run`), in one array set."""
-        if not self.finished:
-            k, width = self.n_outputs, sum(-(-layer.bits // 8) for layer in self.layers)
-            return RegionArrays(np.zeros((0, 2)), np.zeros(1, np.int64), np.zeros((0, 2), np.int64),
-                                np.zeros((0, k, 3)), np.zeros((0, width), np.uint8), np.zeros((0, k)))
-        self.finished = [concat_regions(self.finished)]
+        self.finished = [join_regions(self.finished, self.n_outputs, self.layers)]
         return self.finished[0]
-
-    def _bar(self):
-        if self.progress is False:
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(
-            total=float(self.slice.area), delay=0 if self.progress else 2.0, desc="splinecam", miniters=0,
-            mininterval=0.25, bar_format="{desc}: {percentage:3.0f}% of the slice |{bar}| {elapsed}<{remaining}{postfix}",
-        )
-
-    def _show(self, where: str) -> None:
-        """Progress: regions so far, the op being split, the finished fraction of the area."""
-        if self.bar is None:
-            return
-        self.bar.set_postfix_str(f"{self.n_done:,} regions" + (f", splitting {where}" if where else ""), refresh=False)
-        self.bar.update(min(self.area_done, self.bar.total) - self.bar.n)
 
     def _advance(self, batch: Batch, stack: list) -> Batch | None:
         """Run nodes until the graph ends (return the batch) or a split makes more regions than
@@ -225,7 +183,7 @@ class Engine:
         out = []
         for s in range(0, r, block):
             if s:
-                self._check_time()
+                self.watch.check_time()
             out.append(op.push(*[x[s : s + block] for x in states]))
         return out[0] if len(out) == 1 else torch.cat(out)
 
@@ -235,7 +193,7 @@ class Engine:
         order = spatial_order(split.rest.centroids()) if again else torch.arange(n, device=self.device)
         for s in reversed(range(0, n, self.chunk_size)):
             stack.append(Chunk(batch, split, order[s : s + self.chunk_size], i, again))
-        self.pending += n
+        self.watch.pending += n
 
     def _prune(self, batch: Batch, i: int) -> Batch | None:
         """The regions of the batch that ``prune`` does not settle before node i (None if it
@@ -271,32 +229,6 @@ class Engine:
             if self.last_use[a] == i:
                 batch.values.pop(a, None)
         batch.node = i + 1
-
-    def _check_time(self) -> None:
-        if time.perf_counter() > self.deadline:
-            raise TimeLimitError(
-                f"the partition took longer than timeout={self.timeout:g} s ({self.n_done:,} regions finished, "
-                f"{self.area_done / self.slice.area:.1%} of the slice's area); the error's .partial holds them.  "
-                "Use a smaller slice or pass a larger timeout."
-            )
-
-    def _check_at(self, where: str):
-        """A check, run during the splits at op ``where``: raises if ``regions`` more (at least)
-        would pass ``max_regions`` or if the time is up, and shows progress."""
-        name = where or "an unnamed op"
-
-        def check(regions: int) -> None:
-            total = self.n_done + self.pending + regions
-            if total > self.max_regions:
-                raise RegionLimitError(
-                    f"the partition has more than max_regions={self.max_regions:,} regions{self.limit_note} "
-                    f"(at least {total:,} at {name}); the error's .partial holds the {self.n_done:,} regions "
-                    "finished so far.  Use a smaller slice or pass a larger max_regions."
-                )
-            self._check_time()
-            self._show(name)
-
-        return check
 
     def _finish(self, batch: Batch) -> RegionArrays:
         """A finished batch on the CPU in absolute slice coordinates, with what the result keeps."""

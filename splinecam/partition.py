@@ -14,8 +14,9 @@ import torch
 
 from . import __version__
 from .boundary import Boundary, decision_boundary, level_set
-from .chain import Chain, chain_applies, partition_chain, read_chain
+from .chain import Chain, ChainRun, chain_applies, read_chain
 from .engine import Engine, StoppedEarly
+from .watch import Watch
 from .fileio import FORMAT, InvalidPartitionFile, read_arrays, save_arrays
 from .frame import region_frame
 from .geometry import RegionGrid
@@ -106,26 +107,37 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
         return partition_tiled(model, sl, tiles, executor, dtype, device, progress, max_regions=max_regions,
                                max_memory=max_memory, chunk_size=chunk_size, rtol=rtol, timeout=timeout)
     device = default_device(model) if device is None else usable_device(device)
-    if progress is not True and chain_applies(dtype, device):
+    if chain_applies(dtype, device):
         chain = read_chain(model, sl)
-        part = None if chain is None else partition_mlp(chain, sl, options, started)
+        part = None if chain is None else partition_mlp(chain, sl, progress, options, started)
         if part is not None:
             return part
     twin, graph = prepare(model, dtype, device, sl.input_shape)
     return partition_graph(twin, graph, sl, dtype, device, progress, options, started)
 
 
-def partition_mlp(chain: Chain, sl: Slice, options: Options, started: float) -> "Partition | None":
+def partition_mlp(chain: Chain, sl: Slice, progress, options: Options, started: float) -> "Partition | None":
     """The fast path of :func:`partition` for a plain MLP (see :mod:`splinecam.chain`): the
-    partition, or None where a bound stopped it (the engine then does the run)."""
-    deadline = started + options.timeout if options.timeout is not None else float("inf")
-    out = partition_chain(chain, sl, options.rtol, parse_bytes(options.max_memory),
-                          options.max_regions or 2**62, options.chunk_size, deadline)
-    if out is None:
+    partition, or None where one region splits into more pieces than the budget holds (the
+    engine then does the run)."""
+    budget = parse_bytes(options.max_memory)
+    layers, outputs = chain.layers(sl.input_shape[0])
+    max_regions, note = region_limit(options.max_regions, region_bytes(outputs, layers.values()), budget)
+    run = ChainRun(chain, sl, options.rtol, budget, options.chunk_size,
+                   Watch(sl, progress, max_regions, options.timeout, started, note))
+
+    def network():
+        return prepare(chain.twin(), torch.float64, "cpu", sl.input_shape)
+
+    try:
+        regions = run.run()
+    except StoppedEarly as err:
+        err.partial = Partition(run.finished_regions(), sl, run.layers, seconds=run.watch.elapsed(),
+                                network=network, complete=False)
+        raise
+    if regions is None:
         return None
-    arrays, layers = out
-    return Partition(arrays, sl, layers, seconds=time.perf_counter() - started,
-                     network=lambda: prepare(chain.twin(), torch.float64, "cpu", sl.input_shape))
+    return Partition(regions, sl, run.layers, seconds=run.watch.elapsed(), network=network)
 
 
 def default_device(model) -> torch.device:
@@ -166,10 +178,7 @@ def partition_graph(twin, graph: Graph, sl: Slice, dtype, device, progress, opti
     chunk_size = options.chunk_size
     if chunk_size is None:
         chunk_size = max(16, budget // _bytes_per_region(graph, shapes, dtype))
-    max_regions, note = options.max_regions, ""
-    if max_regions is None:
-        max_regions = default_max_regions(graph, shapes, budget)
-        note = " (the default: what half the available memory holds)"
+    max_regions, note = region_limit(options.max_regions, result_bytes_per_region(graph, shapes), budget)
     engine = Engine(graph, sl, shapes, dtype, device, options.rtol, max_regions, chunk_size, progress,
                     budget=budget, timeout=options.timeout, limit_note=note, started=started, prune=prune)
     try:
@@ -199,19 +208,27 @@ def available_memory() -> int:
 
 
 def result_bytes_per_region(graph: Graph, shapes: list[tuple[int, ...]]) -> int:
+    """Bytes one region of the result costs (see :func:`region_bytes`)."""
+    layers = [LayerInfo(node.name, *node.op.layer_size(shapes[node.args[0]])) for node in graph.split_nodes]
+    return region_bytes(int(np.prod(shapes[-1])), layers)
+
+
+def region_bytes(outputs: int, layers) -> int:
     """Bytes one region of the result costs (about 6 vertices with their edge units, the map,
-    the output at the centroid and the packed codes), counted twice: finished batches are
-    joined into one array set at the end."""
-    k = int(np.prod(shapes[-1]))
-    code = sum(-(-node.op.layer_size(shapes[node.args[0]])[1] // 8) for node in graph.split_nodes)
-    return 2 * (6 * 32 + 8 + 8 * 4 * k + code)
+    the output at the centroid and the packed codes of ``layers``), counted twice: finished
+    batches are joined into one array set at the end."""
+    code = sum(-(-layer.bits // 8) for layer in layers)
+    return 2 * (6 * 32 + 8 + 8 * 4 * outputs + code)
 
 
-def default_max_regions(graph: Graph, shapes: list[tuple[int, ...]], budget: int) -> int:
-    """The default region limit: half the memory available now, less the working budget,
-    divided by the bytes a region of the result costs."""
+def region_limit(max_regions: int | None, per_region: int, budget: int) -> tuple[int, str]:
+    """The region limit and what its error says of it: ``max_regions``, or by default half the
+    memory available now, less the working budget, divided by the bytes a region of the
+    result costs (``per_region``)."""
+    if max_regions is not None:
+        return max_regions, ""
     room = max(available_memory() // 2 - 2 * budget, 0)
-    return max(1000, room // result_bytes_per_region(graph, shapes))
+    return max(1000, room // per_region), " (the default: what half the available memory holds)"
 
 
 def _bytes_per_region(graph: Graph, shapes: list[tuple[int, ...]], dtype) -> int:

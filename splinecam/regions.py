@@ -90,3 +90,13 @@ def concat_regions(parts: list[RegionArrays]) -> RegionArrays:
         np.concatenate([p.edge_units for p in parts]), np.concatenate([p.affine for p in parts]),
         np.concatenate([p.packed_codes for p in parts]), np.concatenate([p.centroid_outputs for p in parts]),
     )
+
+
+def join_regions(parts: list[RegionArrays], outputs: int, layers: list[LayerInfo]) -> RegionArrays:
+    """:func:`concat_regions` of ``parts``; with none, no regions, with ``outputs`` outputs and
+    the codes of ``layers``."""
+    if parts:
+        return concat_regions(parts)
+    width = sum(-(-layer.bits // 8) for layer in layers)
+    return RegionArrays(np.zeros((0, 2)), np.zeros(1, np.int64), np.zeros((0, 2), np.int64),
+                        np.zeros((0, outputs, 3)), np.zeros((0, width), np.uint8), np.zeros((0, outputs)))

@@ -5,6 +5,7 @@ partition keeps the weights it was made with."""
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
 from contextlib import contextmanager
 
@@ -49,31 +50,36 @@ def fast_only():
 
 @pytest.fixture
 def fast_results(monkeypatch) -> list:
-    """What each call of the fast path returned (None: it handed the run to the engine)."""
+    """What each run of the fast path returned (None: it handed the run to the engine) or raised."""
     results = []
-    original = chain.partition_chain
+    original = chain.ChainRun.run
 
-    def spy(*args, **kwargs):
-        results.append(original(*args, **kwargs))
+    def spy(self):
+        try:
+            results.append(original(self))
+        except Exception as err:
+            results.append(err)
+            raise
         return results[-1]
 
-    monkeypatch.setattr(partition_module, "partition_chain", spy)
+    monkeypatch.setattr(chain.ChainRun, "run", spy)
     return results
 
 
-def assert_identical(a: sc.Partition, b: sc.Partition) -> None:
-    """The same regions (matched by code) with bit-identical vertices, edge units, maps and
-    centroid outputs, and the same layers."""
+def assert_identical(a: sc.Partition, b: sc.Partition, atol: float = 0.0) -> None:
+    """The same layers and regions (matched by code), with the same edge units and vertices,
+    maps and centroid outputs bit-identical (or within ``atol``: float64 rounding)."""
+    same = np.array_equal if atol == 0 else functools.partial(np.allclose, rtol=0, atol=atol)
     assert a.layers == b.layers and len(a) == len(b)
     ka = {c.tobytes(): r for r, c in enumerate(a.arrays.packed_codes)}
     kb = {c.tobytes(): r for r, c in enumerate(b.arrays.packed_codes)}
     assert ka.keys() == kb.keys()
     for key, r in ka.items():
         s = kb[key]
-        assert np.array_equal(a.polygons[r], b.polygons[s]) and np.array_equal(a.edge_units[r], b.edge_units[s])
+        assert same(a.polygons[r], b.polygons[s]) and np.array_equal(a.edge_units[r], b.edge_units[s])
     order_a, order_b = list(ka.values()), [kb[k] for k in ka]
-    assert np.array_equal(a.affine[order_a], b.affine[order_b])
-    assert np.array_equal(a.centroid_outputs[order_a], b.centroid_outputs[order_b])
+    assert same(a.affine[order_a], b.affine[order_b])
+    assert same(a.centroid_outputs[order_a], b.centroid_outputs[order_b])
 
 
 def degenerate_mlp(widths, seed, act, integer, duplicate, dead) -> nn.Sequential:
@@ -100,9 +106,11 @@ def degenerate_mlp(widths, seed, act, integer, duplicate, dead) -> nn.Sequential
     duplicate=st.booleans(),
     dead=st.booleans(),
     through_points=st.booleans(),
+    chunk_size=st.sampled_from([None, 1, 4]),
 )
-@example(widths=[3, 3], seed=13127, act="relu", integer=True, duplicate=True, dead=True, through_points=False)
-def test_fast_path_equals_the_engine(widths, seed, act, integer, duplicate, dead, through_points):
+@example(widths=[3, 3], seed=13127, act="relu", integer=True, duplicate=True, dead=True, through_points=False,
+         chunk_size=None)
+def test_fast_path_equals_the_engine(widths, seed, act, integer, duplicate, dead, through_points, chunk_size):
     model = degenerate_mlp(widths, seed, act, integer, duplicate, dead)
     if through_points:
         gen = torch.Generator().manual_seed(seed)
@@ -110,8 +118,8 @@ def test_fast_path_equals_the_engine(widths, seed, act, integer, duplicate, dead
     else:
         sl = sc.Slice.box((-1.5, -1), (1, 1.5))
     with fast_path_only():
-        fast = run(model, sl)
-    assert_identical(fast, engine_run(model, sl))
+        fast = run(model, sl, chunk_size=chunk_size)  # depth first in chunks of a few pieces, or one
+    assert_identical(fast, engine_run(model, sl, chunk_size=chunk_size))
     assert fast.verify(n_points=300).ok
 
 
@@ -124,18 +132,30 @@ def test_nested_sequentials_identity_and_eval_dropout_take_the_fast_path(fast_on
     assert_identical(part, engine_run(model, sc.Slice.box((-1, -1), (1, 1))))
 
 
-def test_the_engine_takes_over_at_the_bounds(fast_results):
+def test_the_fast_path_stays_bounded_and_stops_at_the_limits(fast_results):
     model = random_mlp([12, 12], 1, seed=3)
     full = run(model)
     assert fast_results.pop() is not None
-    small_chunks = run(model, chunk_size=20)  # more pieces at a layer than a chunk holds
+    # chunks of a few pieces, and (30 KB: at most 111 pieces of 12 bits per split) batches cut
+    # into parts before the second layer's split: the same partition (up to the rounding of
+    # matrix products of other sizes), still on the fast path
+    for options in ({"chunk_size": 5}, {"max_memory": "30KB"}, {"max_memory": "30KB", "chunk_size": 1}):
+        bounded = run(model, **options)
+        assert fast_results.pop() is not None
+        assert_identical(bounded, full, atol=1e-12)
+        assert bounded.verify(n_points=300).ok
+    one_region = run(model, max_memory="5KB")  # the first region alone splits into more pieces
     assert fast_results.pop() is None
-    assert len(small_chunks) == len(full) and small_chunks.verify(n_points=300).ok
+    assert len(one_region) == len(full) and one_region.verify(n_points=300).ok
+    # the limits end the fast path itself, with the regions it finished
     with pytest.raises(sc.RegionLimitError) as err:
-        run(model, max_regions=10)
-    assert fast_results.pop() is None and not err.value.partial.complete
-    with pytest.raises(sc.TimeLimitError):
+        run(model, max_regions=len(full) - 1, chunk_size=5)
+    assert fast_results.pop() is err.value
+    part = err.value.partial
+    assert not part.complete and 0 < len(part) < len(full) and part.verify(n_points=300).ok
+    with pytest.raises(sc.TimeLimitError) as err:
         run(model, timeout=1e-9)
+    assert fast_results.pop() is err.value and len(err.value.partial) == 0
 
 
 @pytest.mark.parametrize("make", [

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import splinecam as sc
-from splinecam import engine as engine_module
+from splinecam import watch as watch_module
 
 partition_module = importlib.import_module("splinecam.partition")  # the module, not the function
 
@@ -63,7 +63,7 @@ class _Clock:
 
 def test_timeout_gives_exact_partial_result(tmp_path, monkeypatch):
     clock = _Clock()
-    monkeypatch.setattr(engine_module, "time", clock)
+    monkeypatch.setattr(watch_module, "time", clock)
     monkeypatch.setattr(partition_module, "time", clock)
     model, sl = _deep(), sc.Slice.box((-0.5, -0.5), (0.5, 0.5))
     full = sc.partition(model, sl, progress=False, chunk_size=4)
