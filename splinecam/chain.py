@@ -131,10 +131,11 @@ def _pieces_batch(pieces: Polygons, sel: torch.Tensor, op: ElementwiseOp, state:
                   code: torch.Tensor, codes: list[np.ndarray], step: int) -> _Batch:
     """The batch of the pieces ``sel`` of a split at ``step - 1``: regions' states (R, 3, U) and
     codes, the pieces' regions ``parent`` (n,) and codes (n, U, k)."""
-    index = parent[sel]
-    packed = np.packbits(code[sel].reshape(len(sel), -1).numpy(), axis=1)
-    return _Batch(pieces.select(sel)[0], op.push_pieces(state, index, code[sel]),
-                  [c[index.numpy()] for c in codes] + [packed], step)
+    if len(sel) < len(pieces):
+        pieces, parent, code = pieces.select(sel)[0], parent[sel], code[sel]
+    index = parent.numpy()
+    packed = np.packbits(code.reshape(len(index), -1).numpy(), axis=1)
+    return _Batch(pieces, op.push_pieces(state, parent, code), [c[index] for c in codes] + [packed], step)
 
 
 class ChainRun:
@@ -216,7 +217,7 @@ class ChainRun:
                 else:
                     packed = np.concatenate(codes, axis=1) if codes else np.zeros((len(polys), 0), np.uint8)
                     self.finished.append(region_arrays(polys, state, self.center, torch.from_numpy(packed)))
-                    watch.finished(len(polys), float(polys.areas().sum()))
+                    watch.finished(polys)
         finally:
             watch.close()
         return self.finished_regions()

@@ -128,7 +128,7 @@ class Engine:
                 watch.area += sum(float(c.areas().sum()) for c in self.coarse[n_coarse:])
                 if batch is not None:
                     self.finished.append(self._finish(batch))
-                    watch.finished(len(batch), float(batch.polys.areas().sum()))
+                    watch.finished(batch.polys)
         finally:
             watch.close()
         exact = self.finished_regions()

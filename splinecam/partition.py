@@ -191,9 +191,19 @@ def partition_graph(twin, graph: Graph, sl: Slice, dtype, device, progress, opti
                      exact=result.exact)
 
 
+_MEMORY_READING = [float("-inf"), 0]  # (time.perf_counter(), bytes) of the last reading
+
+
 def available_memory() -> int:
     """Bytes of memory available to new allocations now (``MemAvailable`` of /proc/meminfo;
-    free physical pages elsewhere; 8 GB where neither is known)."""
+    free physical pages elsewhere; 8 GB where neither is known), read at most once a second."""
+    if time.perf_counter() - _MEMORY_READING[0] < 1.0:
+        return _MEMORY_READING[1]
+    _MEMORY_READING[:] = time.perf_counter(), _read_available_memory()
+    return _MEMORY_READING[1]
+
+
+def _read_available_memory() -> int:
     try:
         with open("/proc/meminfo") as f:
             for line in f:

@@ -83,7 +83,9 @@ def unpack_codes(packed: np.ndarray, layers: list[LayerInfo]) -> np.ndarray:
 
 
 def concat_regions(parts: list[RegionArrays]) -> RegionArrays:
-    """The regions of several region sets, in order."""
+    """The regions of several region sets, in order (the one set itself where there is one)."""
+    if len(parts) == 1:
+        return parts[0]
     counts = np.concatenate([np.diff(p.offsets) for p in parts])
     return RegionArrays(
         np.concatenate([p.vertices for p in parts]), np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),

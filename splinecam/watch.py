@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from .geometry import Polygons
 from .slices import Slice
 
 
@@ -57,10 +58,12 @@ class Watch:
         """Seconds since the run started."""
         return time.perf_counter() - self.started
 
-    def finished(self, regions: int, area: float) -> None:
-        """``regions`` more regions covering ``area`` are finished."""
-        self.done += regions
-        self.area += area
+    def finished(self, polys: Polygons) -> None:
+        """The regions ``polys`` (R,) are finished.  (Their area is summed only where a bar or
+        the time limit's message can say it.)"""
+        self.done += len(polys)
+        if self.bar is not None or self.timeout is not None:
+            self.area += float(polys.areas().sum())
         self.show()
 
     def show(self, where: str = "") -> None:
