@@ -24,13 +24,11 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from .distributed import TASK_LOCK, executor_scope, one_thread, run_tasks
 from .engine import RegionLimitError
 from .geometry import polygon_areas
 from .partition import Partition, default_device, partition
-from .geometry import ragged_arange
 from .regions import LayerInfo, RegionArrays, concat_regions, unpack_codes, vertex_means
 from .slices import Slice
 from .trace import prepare
@@ -126,10 +124,11 @@ def partition_tiled(model, sl: Slice, tiles, executor, dtype, device, progress, 
 def merge(cells: list[tuple[int, int]], parts: list[RegionArrays], layers: list[LayerInfo], grid: Grid,
           sl: Slice) -> RegionArrays:
     """Merge the partitions ``parts`` (their regions, whose codes have the layers ``layers``) of
-    the tiles ``cells`` ((column, row) each) of ``grid``.
+    the tiles ``cells`` ((column, row) each) of ``grid``: the whole regions (pieces alone in
+    their region) in order, then the merged ones.
 
     Only the pieces with an edge on a seam can belong to a region cut by the seams; every
-    other piece is a whole region already."""
+    other piece is a whole region already, so the grouping looks at those pieces only."""
     pieces = concat_regions(parts)
     counts = np.diff(pieces.offsets)
     owner = np.repeat(np.arange(len(counts)), counts)
@@ -137,52 +136,59 @@ def merge(cells: list[tuple[int, int]], parts: list[RegionArrays], layers: list[
     nxt[pieces.offsets[1:] - 1] = pieces.offsets[:-1]
     scale = float(np.ptp(sl.polygon, axis=0).max())
     edge, axis, line = _seams(pieces, nxt, grid, _SEAM_RTOL * scale)
-    group = _groups(pieces.packed_codes, np.unique(owner[edge]))
-    n_groups = int(group.max()) + 1 if len(group) else 0
+    seam_pieces = np.unique(owner[edge])  # (S,) sorted
+    group, n_groups = _groups(pieces.packed_codes[seam_pieces])  # (S,) region of each seam piece
+    edge_group = group[np.searchsorted(seam_pieces, owner[edge])]
 
     # a seam edge is interior when its region has pieces on both sides of its grid line
     cell = np.repeat(np.array(cells, dtype=np.int64).reshape(-1, 2), [len(p.offsets) - 1 for p in parts], axis=0)
-    touched = group[np.unique(owner[edge])]
     lo = np.full((n_groups, 2), np.iinfo(np.int64).max)
     hi = np.full((n_groups, 2), -1)
-    np.minimum.at(lo, group[owner[edge]], cell[owner[edge]])
-    np.maximum.at(hi, group[owner[edge]], cell[owner[edge]])
-    g = group[owner[edge]]
-    interior = (lo[g, axis] < line) & (line <= hi[g, axis])
+    np.minimum.at(lo, edge_group, cell[owner[edge]])
+    np.maximum.at(hi, edge_group, cell[owner[edge]])
+    interior = (lo[edge_group, axis] < line) & (line <= hi[edge_group, axis])
     labels = pieces.edge_units.copy()
     outer = ~interior
     if outer.any():
-        labels[edge[outer]] = _seam_labels(outer, edge, axis, line, pieces, layers, nxt, owner, group,
+        labels[edge[outer]] = _seam_labels(outer, edge, axis, line, edge_group, pieces, layers, nxt, owner,
                                            _SEAM_RTOL * scale)
 
-    size = np.bincount(group, minlength=n_groups)
-    merged = np.zeros(n_groups, bool)
-    merged[touched[size[touched] > 1]] = True
-    keep = merged[group[owner]]
+    # the regions of more than one piece, numbered 0..M-1, and their pieces
+    several = np.bincount(group, minlength=n_groups) > 1
+    merged_id = np.cumsum(several) - 1
+    split = several[group]
+    parts_of = seam_pieces[split]  # (Q,) pieces of merged regions, and their region
+    region_of = merged_id[group[split]]
+    whole = np.ones(len(counts), bool)
+    whole[parts_of] = False
+    vertex = _ranges(pieces.offsets[parts_of], counts[parts_of])  # their vertices, but the interior seam edges
+    keep = np.ones(len(pieces.vertices), bool)
     keep[edge[interior]] = False
-    m_verts, m_labels, m_group = _outlines(pieces.vertices[keep], labels[keep], group[owner[keep]], _CORNER_RTOL * scale)
-    return _assemble(pieces, labels, group, merged, m_verts, m_labels, m_group)
+    vertex = vertex[keep[vertex]]
+    m_verts, m_labels, m_region = _outlines(pieces.vertices[vertex], labels[vertex], region_of[np.searchsorted(
+        parts_of, owner[vertex])] if len(parts_of) else np.zeros(0, np.int64), _CORNER_RTOL * scale)
+    return _assemble(pieces, labels, whole, parts_of, region_of, m_verts, m_labels, m_region)
 
 
 def _ranges(start: np.ndarray, count: np.ndarray) -> np.ndarray:
     """The concatenated index ranges ``start[i] : start[i] + count[i]``."""
-    group, pos = (x.numpy() for x in ragged_arange(torch.as_tensor(count)))
-    return start[group] + pos
+    if not len(count):
+        return np.zeros(0, np.int64)
+    ends = np.cumsum(count)
+    return np.arange(ends[-1]) + np.repeat(start - (ends - count), count)
 
 
-def _groups(codes: np.ndarray, touched: np.ndarray) -> np.ndarray:
-    """(P,) region of each piece, numbered in the order of their first piece: the pieces
-    ``touched`` (sorted) with equal packed codes (P, bytes) share one, the others are alone."""
-    key = np.arange(len(codes))
-    if touched.size:
-        width = codes.shape[1]
-        if width:
-            sub = np.ascontiguousarray(codes[touched]).view(np.dtype((np.void, width))).ravel()
-            _, first, inverse = np.unique(sub, return_index=True, return_inverse=True)
-            key[touched] = touched[first][inverse.ravel()]
-        else:  # no piecewise-linear layer: one region
-            key[touched] = touched[0]
-    return np.unique(key, return_inverse=True)[1].ravel()
+def _groups(codes: np.ndarray) -> tuple[np.ndarray, int]:
+    """(S,) region of each piece, pieces with equal packed codes (S, bytes) sharing one, and
+    the number of regions."""
+    if not len(codes):
+        return np.zeros(0, np.int64), 0
+    if not codes.shape[1]:  # no piecewise-linear layer: one region
+        return np.zeros(len(codes), np.int64), 1
+    keys = np.ascontiguousarray(codes).view(np.dtype((np.void, codes.shape[1]))).ravel()
+    _, inverse = np.unique(keys, return_inverse=True)
+    inverse = inverse.ravel()
+    return inverse, int(inverse.max()) + 1
 
 
 def _seams(pieces: RegionArrays, nxt: np.ndarray, grid: Grid, tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -205,12 +211,13 @@ def _seams(pieces: RegionArrays, nxt: np.ndarray, grid: Grid, tol: float) -> tup
     return border[on], axis[on], index[on]
 
 
-def _seam_labels(outer, edge, axis, line, pieces: RegionArrays, layers: list[LayerInfo], nxt, owner, group,
+def _seam_labels(outer, edge, axis, line, edge_group, pieces: RegionArrays, layers: list[LayerInfo], nxt, owner,
                  tol) -> np.ndarray:
     """(n, 2) (layer, unit) of the seam edges ``edge[outer]`` (n = outer.sum()) that stay on a
     region's boundary: the first unit, in the earliest layer, whose code differs between the
     region and the one across the seam (the unit whose line the untiled run cut along).
-    edge, axis, line: all seam edges (E,) as returned by :func:`_seams`; outer: (E,) bool."""
+    edge, axis, line: all seam edges (E,) as returned by :func:`_seams`, edge_group (E,) their
+    regions; outer: (E,) bool."""
     along = 1 - axis  # the coordinate that runs along the seam
     t0, t1 = pieces.vertices[edge, along], pieces.vertices[nxt[edge], along]
     widths = np.array([layer.bits for layer in layers])
@@ -219,7 +226,7 @@ def _seam_labels(outer, edge, axis, line, pieces: RegionArrays, layers: list[Lay
     for k in np.flatnonzero(outer):
         overlap = np.minimum(max(t0[k], t1[k]), np.maximum(t0, t1)) - np.maximum(min(t0[k], t1[k]), np.minimum(t0, t1))
         across = edge[(axis == axis[k]) & (line == line[k]) & ((t1 - t0) * (t1[k] - t0[k]) < 0) & (overlap > tol)
-                      & (group[owner[edge]] != group[owner[edge[k]]])]
+                      & (edge_group != edge_group[k])]
         if not across.size:
             raise RuntimeError("internal error: a tile seam edge has no region across it; please report it.")
         bits = unpack_codes(pieces.packed_codes[[owner[edge[k]], owner[across[0]]]], layers)
@@ -259,31 +266,36 @@ def _ring(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(first, stop, idx - 1), np.where(last, start, idx + 1)
 
 
-def _assemble(pieces: RegionArrays, labels, group, merged, m_verts, m_labels, m_group) -> RegionArrays:
-    """The merged partition: regions in the order of their first piece; a region of one piece
-    as it is (with its seam labels), a ``merged`` (G,) one from its outline (``m_*``, by group)
-    with the map of its largest piece and the output at its own centroid."""
-    n_groups = len(merged)
+def _assemble(pieces: RegionArrays, labels, whole, parts_of, region_of, m_verts, m_labels, m_region) -> RegionArrays:
+    """The merged partition: the ``whole`` (P,) bool pieces as they are (with their seam
+    ``labels`` (N, 2)), then each merged region (the pieces ``parts_of`` (Q,) of the regions
+    ``region_of`` (Q,)) from its outline (``m_*``, by region) with the map of its largest piece
+    and the output at its own centroid."""
     counts = np.diff(pieces.offsets)
-    piece = np.unique(group, return_index=True)[1]  # the first piece of each region
-    parts = np.flatnonzero(merged[group])  # the pieces of merged regions, and the largest of each
-    if parts.size:
-        areas = polygon_areas(pieces.vertices[_ranges(pieces.offsets[parts], counts[parts])],
-                              np.r_[0, np.cumsum(counts[parts])])
-        order = np.lexsort((-areas, group[parts]))
-        first = order[np.r_[True, group[parts][order][1:] != group[parts][order][:-1]]]
-        piece[group[parts][first]] = parts[first]
+    n_merged = int(region_of.max()) + 1 if len(region_of) else 0
+    largest = np.zeros(n_merged, np.int64)  # the largest piece of each merged region
+    if len(parts_of):
+        areas = polygon_areas(pieces.vertices[_ranges(pieces.offsets[parts_of], counts[parts_of])],
+                              np.r_[0, np.cumsum(counts[parts_of])])
+        order = np.lexsort((-areas, region_of))
+        largest = parts_of[order[np.r_[True, region_of[order][1:] != region_of[order][:-1]]]]
+    m_count = np.bincount(m_region, minlength=n_merged)
+    outputs = pieces.centroid_outputs[largest]
+    if n_merged:  # the output at the merged centroid, from the piece's centroid: both local
+        piece_centroid = vertex_means(pieces.vertices[_ranges(pieces.offsets[largest], counts[largest])],
+                                      np.r_[0, np.cumsum(counts[largest])])
+        centroid = vertex_means(m_verts, np.r_[0, np.cumsum(m_count)])
+        outputs = outputs + np.einsum("rkj,rj->rk", pieces.affine[largest, :, :2], centroid - piece_centroid)
+    kept = np.repeat(whole, counts)
 
-    m_count = np.bincount(m_group, minlength=n_groups)
-    start = np.where(merged, len(pieces.vertices) + np.cumsum(m_count) - m_count, pieces.offsets[piece])
-    count = np.where(merged, m_count, counts[piece])
-    idx = _ranges(start, count)
-    outputs = pieces.centroid_outputs[piece].copy()
-    m = np.flatnonzero(merged)
-    if m.size:  # the output at the merged centroid, from the piece's centroid: both local
-        piece_centroid = vertex_means(pieces.vertices[_ranges(pieces.offsets[piece[m]], counts[piece[m]])],
-                                      np.r_[0, np.cumsum(counts[piece[m]])])
-        centroid = vertex_means(m_verts, np.r_[0, np.cumsum(m_count[m])])  # m_verts: the merged ones, in order
-        outputs[m] += np.einsum("rkj,rj->rk", pieces.affine[piece[m], :, :2], centroid - piece_centroid)
-    return RegionArrays(np.concatenate([pieces.vertices, m_verts])[idx], np.r_[0, np.cumsum(count)],
-                        np.concatenate([labels, m_labels])[idx], pieces.affine[piece], pieces.packed_codes[piece], outputs)
+    def rows(a, mask, extra):  # a[mask] then extra; np.compress is several times faster than a[mask]
+        n = int(np.count_nonzero(mask))
+        out = np.empty((n + len(extra),) + a.shape[1:], a.dtype)
+        np.compress(mask, a, axis=0, out=out[:n])
+        out[n:] = extra
+        return out
+
+    return RegionArrays(rows(pieces.vertices, kept, m_verts), np.r_[0, np.cumsum(rows(counts, whole, m_count))],
+                        rows(labels, kept, m_labels), rows(pieces.affine, whole, pieces.affine[largest]),
+                        rows(pieces.packed_codes, whole, pieces.packed_codes[largest]),
+                        rows(pieces.centroid_outputs, whole, outputs))
