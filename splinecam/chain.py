@@ -127,11 +127,11 @@ class _Batch:
     step: int
 
 
-def _pieces_batch(pieces: Polygons, sel: torch.Tensor, op: ElementwiseOp, state: torch.Tensor, parent: torch.Tensor,
-                  code: torch.Tensor, codes: list[np.ndarray], step: int) -> _Batch:
-    """The batch of the pieces ``sel`` of a split at ``step - 1``: regions' states (R, 3, U) and
-    codes, the pieces' regions ``parent`` (n,) and codes (n, U, k)."""
-    if len(sel) < len(pieces):
+def _pieces_batch(pieces: Polygons, sel: torch.Tensor | None, op: ElementwiseOp, state: torch.Tensor,
+                  parent: torch.Tensor, code: torch.Tensor, codes: list[np.ndarray], step: int) -> _Batch:
+    """The batch of the pieces ``sel`` (None: all) of a split at ``step - 1``: regions' states
+    (R, 3, U) and codes, the pieces' regions ``parent`` (n,) and codes (n, U, k)."""
+    if sel is not None:
         pieces, parent, code = pieces.select(sel)[0], parent[sel], code[sel]
     index = parent.numpy()
     packed = np.packbits(code.reshape(len(index), -1).numpy(), axis=1)
@@ -141,7 +141,7 @@ def _pieces_batch(pieces: Polygons, sel: torch.Tensor, op: ElementwiseOp, state:
 class ChainRun:
     """One run of the fast path over a slice.  :meth:`run` gives the regions, or None where one
     region splits into more pieces than ``budget`` bytes hold (the engine then does the run).
-    The ``watch`` shows progress and raises at its limits, after which :meth:`finished_regions`
+    Its ``watch`` shows progress and raises at its limits, after which :meth:`finished_regions`
     holds the regions finished so far.
 
     Depth first and bounded as the engine is: a split holds at most ``budget`` bytes of piece
@@ -149,8 +149,8 @@ class ChainRun:
     layer, is cut into parts of nearby regions first), and the pieces go on in chunks whose
     states fit the budget (and ``chunk_size``), each run to the end before the next."""
 
-    def __init__(self, chain: Chain, sl: Slice, rtol: float, budget: int, chunk_size: int | None, watch: Watch):
-        self.chain, self.rtol, self.watch = chain, rtol, watch
+    def __init__(self, chain: Chain, sl: Slice, rtol: float, budget: int, chunk_size: int | None):
+        self.chain, self.rtol = chain, rtol
         self.center, self.root, self.extent, self.state = slice_frame(sl, torch.float64, "cpu")
         by_step, self.outputs = chain.layers(sl.input_shape[0])
         self.layers = list(by_step.values())
@@ -167,8 +167,8 @@ class ChainRun:
         self.finished = [join_regions(self.finished, self.outputs, self.layers)]
         return self.finished[0]
 
-    def run(self) -> RegionArrays | None:
-        ops, watch = self.chain.ops, self.watch
+    def run(self, watch: Watch) -> RegionArrays | None:
+        ops = self.chain.ops
         growth = dict.fromkeys(self.plan, 1.0)  # most pieces per region seen at each split
         stack = [(1, functools.partial(_Batch, Polygons.single(self.root), self.state, [], 0))]  # (regions, make)
         watch.start()
@@ -209,9 +209,11 @@ class ChainRun:
                     pieces, parent, code = out
                     growth[step] = max(growth[step], len(pieces) / len(polys))
                     watch.check(self.layers[layer].name, len(pieces))
-                    for sel in reversed(torch.arange(len(pieces)).split(chunk)):
-                        stack.append((len(sel), functools.partial(_pieces_batch, pieces, sel, op, state, parent, code,
-                                                                  codes, step + 1)))
+                    chunks = torch.arange(len(pieces)).split(chunk) if len(pieces) > chunk else [None]
+                    for sel in reversed(chunks):
+                        n = len(pieces) if sel is None else len(sel)
+                        stack.append((n, functools.partial(_pieces_batch, pieces, sel, op, state, parent, code, codes,
+                                                           step + 1)))
                     watch.pending += len(pieces)
                     break
                 else:

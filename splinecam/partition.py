@@ -121,23 +121,22 @@ def partition_mlp(chain: Chain, sl: Slice, progress, options: Options, started: 
     partition, or None where one region splits into more pieces than the budget holds (the
     engine then does the run)."""
     budget = parse_bytes(options.max_memory)
-    layers, outputs = chain.layers(sl.input_shape[0])
-    max_regions, note = region_limit(options.max_regions, region_bytes(outputs, layers.values()), budget)
-    run = ChainRun(chain, sl, options.rtol, budget, options.chunk_size,
-                   Watch(sl, progress, max_regions, options.timeout, started, note))
+    run = ChainRun(chain, sl, options.rtol, budget, options.chunk_size)
+    max_regions, note = region_limit(options.max_regions, region_bytes(run.outputs, run.layers), budget)
+    watch = Watch(sl, progress, max_regions, options.timeout, started, note)
 
     def network():
         return prepare(chain.twin(), torch.float64, "cpu", sl.input_shape)
 
     try:
-        regions = run.run()
+        regions = run.run(watch)
     except StoppedEarly as err:
-        err.partial = Partition(run.finished_regions(), sl, run.layers, seconds=run.watch.elapsed(),
-                                network=network, complete=False)
+        err.partial = Partition(run.finished_regions(), sl, run.layers, seconds=watch.elapsed(), network=network,
+                                complete=False)
         raise
     if regions is None:
         return None
-    return Partition(regions, sl, run.layers, seconds=run.watch.elapsed(), network=network)
+    return Partition(regions, sl, run.layers, seconds=watch.elapsed(), network=network)
 
 
 def default_device(model) -> torch.device:

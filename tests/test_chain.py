@@ -54,9 +54,9 @@ def fast_results(monkeypatch) -> list:
     results = []
     original = chain.ChainRun.run
 
-    def spy(self):
+    def spy(self, watch):
         try:
-            results.append(original(self))
+            results.append(original(self, watch))
         except Exception as err:
             results.append(err)
             raise
