@@ -168,6 +168,7 @@ class ChainRun:
         return self.finished[0]
 
     def run(self, watch: Watch) -> RegionArrays | None:
+        """The regions (see the class), watched by ``watch``."""
         ops = self.chain.ops
         growth = dict.fromkeys(self.plan, 1.0)  # most pieces per region seen at each split
         stack = [(1, functools.partial(_Batch, Polygons.single(self.root), self.state, [], 0))]  # (regions, make)
@@ -188,7 +189,7 @@ class ChainRun:
                         state = op.push(state)
                         continue
                     layer, most, chunk = self.plan[step]
-                    parts = int(np.ceil(len(polys) * growth[step] / most))
+                    parts = int(np.ceil(len(polys) * growth[step] / most)) if len(polys) > 1 else 1
                     out = None
                     if parts == 1:
                         out = split_at_breakpoints(polys, state, op.breakpoints, self.extent, self.rtol, layer,
