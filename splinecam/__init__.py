@@ -6,7 +6,6 @@ from .boundary import Boundary
 from .boundary_first import decision_boundary, level_set
 from .distributed import partition_many
 from .dynamics import Recorder, animate, record
-from .engine import RegionLimitError, StoppedEarly, TimeLimitError
 from .estimate import Estimate, estimate
 from .layers import partition_by_layer, plot_layers
 from .onnx import load_onnx
@@ -18,6 +17,7 @@ from .slices import Slice
 from .stats import DensityMap, density_map, local_complexity
 from .study import compare, slice_from_data
 from .trace import UnsupportedModelError
+from .watch import RegionLimitError, StoppedEarly, TimeLimitError
 
 __all__ = [
     "Boundary", "BoundarySamples", "DensityMap", "Estimate", "LayerInfo", "Partition", "Recorder", "RegionArrays",

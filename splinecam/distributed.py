@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from .engine import RegionLimitError
+from .watch import RegionLimitError
 from .slices import Slice
 
 _INSTALL = 'pip install "splinecam[distributed]"'

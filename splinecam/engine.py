@@ -20,9 +20,7 @@ from .ops import AffineOp, Split, SplitContext, SplitOp
 from .regions import LayerInfo, RegionArrays, concat_regions, join_regions, region_arrays
 from .slices import Slice
 from .trace import Graph
-from .watch import RegionLimitError, StoppedEarly, TimeLimitError, Watch
-
-__all__ = ["Engine", "RegionLimitError", "StoppedEarly", "TimeLimitError", "slice_frame"]
+from .watch import Watch
 
 
 _PUSH_ELEMENTS = 1 << 21  # numbers in and out of one block of an affine push (16 MiB in float64)

@@ -15,8 +15,7 @@ import torch
 from . import __version__
 from .boundary import Boundary, decision_boundary, level_set
 from .chain import Chain, ChainRun, chain_applies, read_chain
-from .engine import Engine, StoppedEarly
-from .watch import Watch
+from .engine import Engine
 from .fileio import FORMAT, InvalidPartitionFile, read_arrays, save_arrays
 from .frame import region_frame
 from .geometry import RegionGrid
@@ -28,6 +27,7 @@ from .slices import Slice, as_points
 from .stats import stats
 from .trace import Graph, prepare
 from .viewer import to_html
+from .watch import StoppedEarly, Watch
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 

@@ -24,14 +24,15 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from .distributed import TASK_LOCK, executor_scope, one_thread, run_tasks
-from .engine import RegionLimitError
-from .geometry import polygon_areas
+from .geometry import polygon_areas, ragged_arange
 from .partition import Partition, default_device, partition
 from .regions import LayerInfo, RegionArrays, concat_regions, unpack_codes, vertex_means
 from .slices import Slice
 from .trace import prepare
+from .watch import RegionLimitError
 
 _SEAM_RTOL = 1e-9  # an edge is on a grid line within this fraction of the slice size
 _CORNER_RTOL = 1e-10  # a point closer than this (fraction of the slice size) to a line through its neighbours is no corner
@@ -172,10 +173,13 @@ def merge(cells: list[tuple[int, int]], parts: list[RegionArrays], layers: list[
 
 def _ranges(start: np.ndarray, count: np.ndarray) -> np.ndarray:
     """The concatenated index ranges ``start[i] : start[i] + count[i]``."""
-    if not len(count):
-        return np.zeros(0, np.int64)
-    ends = np.cumsum(count)
-    return np.arange(ends[-1]) + np.repeat(start - (ends - count), count)
+    group, pos = (x.numpy() for x in ragged_arange(torch.as_tensor(count)))
+    return start[group] + pos
+
+
+def _polygons(pieces: RegionArrays, counts: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The vertices (N', 2) and offsets (len(which) + 1,) of the pieces ``which``."""
+    return pieces.vertices[_ranges(pieces.offsets[which], counts[which])], np.r_[0, np.cumsum(counts[which])]
 
 
 def _groups(codes: np.ndarray) -> tuple[np.ndarray, int]:
@@ -275,15 +279,13 @@ def _assemble(pieces: RegionArrays, labels, whole, parts_of, region_of, m_verts,
     n_merged = int(region_of.max()) + 1 if len(region_of) else 0
     largest = np.zeros(n_merged, np.int64)  # the largest piece of each merged region
     if len(parts_of):
-        areas = polygon_areas(pieces.vertices[_ranges(pieces.offsets[parts_of], counts[parts_of])],
-                              np.r_[0, np.cumsum(counts[parts_of])])
+        areas = polygon_areas(*_polygons(pieces, counts, parts_of))
         order = np.lexsort((-areas, region_of))
         largest = parts_of[order[np.r_[True, region_of[order][1:] != region_of[order][:-1]]]]
     m_count = np.bincount(m_region, minlength=n_merged)
     outputs = pieces.centroid_outputs[largest]
     if n_merged:  # the output at the merged centroid, from the piece's centroid: both local
-        piece_centroid = vertex_means(pieces.vertices[_ranges(pieces.offsets[largest], counts[largest])],
-                                      np.r_[0, np.cumsum(counts[largest])])
+        piece_centroid = vertex_means(*_polygons(pieces, counts, largest))
         centroid = vertex_means(m_verts, np.r_[0, np.cumsum(m_count)])
         outputs = outputs + np.einsum("rkj,rj->rk", pieces.affine[largest, :, :2], centroid - piece_centroid)
     kept = np.repeat(whole, counts)
