@@ -246,3 +246,23 @@ def test_other_numeric_arguments():
         with pytest.raises(ValueError, match="seed must be a non-negative integer"):
             sc.slice_from_data(X, y, seed=bad)
     assert sc.slice_from_data(X, y, seed=np.int64(3)).anchors_uv.shape == (3, 2)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_respect_the_umask(saved, tmp_path, umask, capsys):
+    """save, to_html and `splinecam view` give their files the mode any new file gets (the
+    temporary file's 0600 must not survive the rename), and leave no temporary file behind."""
+    part = sc.Partition.load(saved[0])
+    old = os.umask(umask)
+    try:
+        part.save(tmp_path / "p.npz")
+        part.to_html(tmp_path / "p.html")
+        assert main(["view", str(saved[0]), "--out", str(tmp_path / "v.html")]) == 0
+        (tmp_path / "plain.txt").write_text("x")  # what any other file gets
+    finally:
+        os.umask(old)
+    expected = 0o666 & ~umask
+    assert (tmp_path / "plain.txt").stat().st_mode & 0o777 == expected
+    for name in ("p.npz", "p.html", "v.html"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == expected, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.html", "p.npz", "plain.txt", "v.html"]
