@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from .watch import RegionLimitError
+from .watch import RegionLimitError, progress_bar
 from .slices import Slice
 
 _INSTALL = 'pip install "splinecam[distributed]"'
@@ -118,9 +118,8 @@ def run_tasks(client, fn, tasks: list[tuple], names: list[str], progress=None, d
     Models (``nn.Module`` arguments) are sent to a Dask cluster once each.  A failed task
     raises :class:`TaskError` naming it (``names[i]``); Ctrl-C cancels the outstanding tasks.
     """
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(tasks), desc=desc, unit="task", delay=0 if progress else 2.0, disable=progress is False)
+    bar = progress_bar(progress, len(tasks), desc, "task")
+    bar = bar if bar is not None else _NoBar()
     try:
         if client is None:
             results = []
@@ -131,6 +130,16 @@ def run_tasks(client, fn, tasks: list[tuple], names: list[str], progress=None, d
         return _run_remote(client, fn, tasks, names, bar)
     finally:
         bar.close()
+
+
+class _NoBar:
+    """No progress shown."""
+
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
 
 
 def _run_remote(client, fn, tasks, names, bar) -> list:
