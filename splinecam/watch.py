@@ -31,14 +31,17 @@ LOG_EVERY = 10.0  # seconds between progress lines where stderr is not a termina
 
 class ProgressLines:
     """Progress for a log: where stderr is not a terminal, a plain line (no carriage returns)
-    every :data:`LOG_EVERY` seconds, and a last one at :meth:`close` if any was written.  The
+    every :data:`LOG_EVERY` seconds (and one at once if ``at_once``), and a last one at
+    :meth:`close` if any was written.  The
     part of tqdm's interface that splinecam uses: ``n``, ``total``, ``update``,
     ``set_postfix_str``, ``close``.  unit: "area" (n and total are areas) or a word for n."""
 
-    def __init__(self, total: float, desc: str, unit: str):
+    def __init__(self, total: float, desc: str, unit: str, at_once: bool = False):
         self.total, self.desc, self.unit = total, desc, unit
         self.n, self.postfix, self.lines = 0, "", 0
         self.start = self.last = time.perf_counter()
+        if at_once:
+            self._write(self.start)
 
     def update(self, n: float = 1) -> None:
         self.n += n
@@ -63,15 +66,15 @@ class ProgressLines:
 
 
 def progress_bar(progress, total: float, desc: str, unit: str, **bar_options):
-    """What shows progress (None: progress is False): tqdm's bar (after 2 s where progress is
-    None, at once where it is True) on a terminal or in a notebook, else :class:`ProgressLines`."""
+    """What shows progress (None: progress is False), after 2 s where progress is None, at once
+    where it is True: tqdm's bar on a terminal or in a notebook, else :class:`ProgressLines`."""
     if progress is False:
         return None
     from tqdm.auto import tqdm
 
     notebook = any(cls.__name__ == "tqdm_notebook" for cls in tqdm.__mro__)
     if not notebook and not sys.stderr.isatty():
-        return ProgressLines(total, desc, unit)
+        return ProgressLines(total, desc, unit, at_once=bool(progress))
     return tqdm(total=total, desc=desc, delay=0 if progress else 2.0, **({} if unit == "area" else {"unit": unit}),
                 **bar_options)
 

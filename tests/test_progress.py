@@ -56,9 +56,15 @@ def test_a_long_run_writes_plain_lines(monkeypatch, capsys, progress, kind):
     assert lines[-1].startswith(f"splinecam: {len(part):,} regions") and "100% of the slice's area" in lines[-1]
 
 
-def test_a_short_run_writes_nothing(capsys):
-    sc.partition(random_mlp([8], 2, 0), sc.Slice.box((-1, -1), (1, 1)), progress=True)
+def test_a_short_run_writes_nothing_or_a_first_and_a_last_line(capsys):
+    """progress=None: nothing for a short run; progress=True: a line at once and one at the end."""
+    model, sl = random_mlp([8], 2, 0), sc.Slice.box((-1, -1), (1, 1))
+    sc.partition(model, sl)
     assert capsys.readouterr().err == ""
+    part = sc.partition(model, sl, progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("splinecam: 0% of the slice's area, 0 s"), lines
+    assert lines[1].startswith(f"splinecam: {len(part):,} regions, 100% of the slice's area, "), lines
 
 
 def test_tasks_progress_lines(monkeypatch, capsys):
@@ -68,6 +74,8 @@ def test_tasks_progress_lines(monkeypatch, capsys):
     lines = capsys.readouterr().err.splitlines()
     assert lines and lines[-1].startswith("tiles: 5 of 5 tasks") and all("\r" not in x for x in lines), lines
     assert run_tasks(None, abs, [(-1,)], ["t"], progress=False) == [1]
+    assert capsys.readouterr().err == ""
+    assert run_tasks(None, abs, [(-1,)], ["t"]) == [1]  # progress=None, short
     assert capsys.readouterr().err == ""
 
 
