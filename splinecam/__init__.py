@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 
 from .boundary import Boundary
 from .boundary_first import decision_boundary, level_set
-from .distributed import partition_many
+from .distributed import close_local_cluster, partition_many
 from .dynamics import Recorder, animate, record
 from .estimate import Estimate, estimate
 from .layers import partition_by_layer, plot_layers
@@ -22,7 +22,8 @@ from .watch import RegionLimitError, StoppedEarly, TimeLimitError
 __all__ = [
     "Boundary", "BoundarySamples", "DensityMap", "Estimate", "LayerInfo", "Partition", "Recorder", "RegionArrays",
     "RegionLimitError", "Slice", "StoppedEarly", "TimeLimitError", "UnsupportedModelError", "VerifyReport",
-    "__version__", "animate", "compare", "decision_boundary", "density_map", "estimate", "level_set", "load_onnx",
+    "__version__", "animate", "close_local_cluster", "compare",
+    "decision_boundary", "density_map", "estimate", "level_set", "load_onnx",
     "local_complexity", "partition", "partition_by_layer", "partition_many", "plot_layers", "record", "register_op",
     "slice_from_data", "unregister_op",
 ]

@@ -6,6 +6,8 @@ into clear outcomes."""
 
 from __future__ import annotations
 
+import ast
+import atexit
 import concurrent.futures
 import logging
 import os
@@ -77,25 +79,99 @@ def _is_dask_client(executor) -> bool:
 @contextmanager
 def executor_scope(executor):
     """Yield what to submit to: None (this process), a Dask client or a concurrent.futures
-    executor.  ``"local"`` starts a ``LocalCluster`` with one single-threaded worker process per
-    core and closes it on exit."""
+    executor.  ``"local"``: the client of this process's :func:`local_client` (Ctrl-C closes
+    that cluster, so that no worker goes on computing a cancelled task)."""
     if executor is None or _is_dask_client(executor) or isinstance(executor, concurrent.futures.Executor):
         yield executor
     elif isinstance(executor, str) and executor == "local":
-        distributed = import_distributed()
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        import dask  # installed with distributed
-
-        with dask.config.set({WORKER_MALLOC_SETTING: None}), _unset_env("MALLOC_TRIM_THRESHOLD_"):
-            cluster = distributed.LocalCluster(n_workers=cores, threads_per_worker=1, processes=True,
-                                               dashboard_address=":0", silence_logs=logging.ERROR)
-        with cluster, distributed.Client(cluster) as client:
+        client = local_client()
+        try:
             yield client
+        except KeyboardInterrupt:
+            close_local_cluster()
+            raise
     else:
         raise TypeError(
             f"executor must be None, \"local\", a dask.distributed.Client or a concurrent.futures.Executor, "
             f"got {executor!r}."
         )
+
+
+_LOCAL = {}  # "cluster", "client": the LocalCluster of executor="local", while it runs
+_LOCAL_LOCK = threading.RLock()
+
+
+def local_client():
+    """The client of this process's ``LocalCluster`` (one single-threaded worker process per
+    core): started on the first ``executor="local"`` call, reused by the later ones, closed at
+    exit or by :func:`close_local_cluster`.  Raises RuntimeError, before starting anything, where
+    the workers would re-run the script that makes the call (see :func:`unguarded_call`)."""
+    with _LOCAL_LOCK:
+        client = _LOCAL.get("client")
+        if client is not None and client.status == "running" and _LOCAL["cluster"].status.name == "running":
+            return client
+        close_local_cluster()  # a cluster that stopped (its workers killed, say): start afresh
+        distributed = import_distributed()
+        import dask  # installed with distributed
+
+        where = unguarded_call(dask.config.get("distributed.worker.multiprocessing-method"))
+        if where is not None:
+            raise RuntimeError(
+                f'executor="local" starts worker processes that import your script {where[0]} afresh, and its '
+                f'line {where[1]} would run again in each of them. Put the code that runs the script under '
+                '`if __name__ == "__main__":` (see "Many cores and clusters" in the README).')
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        with dask.config.set({WORKER_MALLOC_SETTING: None}), _unset_env("MALLOC_TRIM_THRESHOLD_"):
+            cluster = distributed.LocalCluster(n_workers=cores, threads_per_worker=1, processes=True,
+                                               dashboard_address=":0", silence_logs=logging.ERROR)
+        if not _LOCAL.get("registered"):
+            atexit.register(close_local_cluster)
+        _LOCAL.update(cluster=cluster, client=distributed.Client(cluster), registered=True)
+        return _LOCAL["client"]
+
+
+def close_local_cluster() -> None:
+    """Close the ``LocalCluster`` that ``executor="local"`` started in this process, if any (it is
+    also closed at exit); the next such call starts a new one."""
+    with _LOCAL_LOCK:
+        client, cluster = _LOCAL.pop("client", None), _LOCAL.pop("cluster", None)
+        if client is not None:
+            client.close()
+            cluster.close()
+
+
+def unguarded_call(start_method: str) -> tuple[str, int] | None:
+    """(file, line) of the script's top-level line that leads to this call, if worker processes
+    started by ``start_method`` would run it again: they import the main script afresh (all but
+    "fork"), running its top level but for the block ``if __name__ == "__main__":``.  None where
+    the call comes from that block, from a notebook, ``python -c`` or another thread, or where
+    the script cannot be read."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if start_method == "fork" or path is None:
+        return None
+    frame = sys._getframe()
+    while frame is not None and not (frame.f_code.co_name == "<module>" and frame.f_globals is vars(main)):
+        frame = frame.f_back
+    if frame is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+        return None
+    line = frame.f_lineno
+    guarded = any(isinstance(node, ast.If) and node.lineno <= line <= node.end_lineno and _is_main_test(node.test)
+                  for node in tree.body)
+    return None if guarded else (path, line)
+
+
+def _is_main_test(test: ast.expr) -> bool:
+    """Whether ``test`` is ``__name__ == "__main__"`` (either way round)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = {ast.dump(test.left), ast.dump(test.comparators[0])}
+    return sides == {ast.dump(ast.Name("__name__", ast.Load())), ast.dump(ast.Constant("__main__"))}
 
 
 def _failure(name: str, err: BaseException) -> Exception:
