@@ -33,7 +33,6 @@ import torch
 from torch import nn
 
 import splinecam as sc
-from splinecam.distributed import WORKER_MALLOC_SETTING
 
 
 def case(name):
@@ -72,12 +71,10 @@ def warm_up():
 
 
 def running_cluster(workers):
-    import dask
     import distributed
 
-    with dask.config.set({WORKER_MALLOC_SETTING: None}):  # as the README advises for any cluster
-        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                           dashboard_address=":0")
+    # as a user starts one: Dask's defaults (its workers' MALLOC_TRIM_THRESHOLD_ included)
+    cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
     client = distributed.Client(cluster)
     client.run(warm_up)
     return cluster, client

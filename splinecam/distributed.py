@@ -9,8 +9,11 @@ from __future__ import annotations
 import ast
 import atexit
 import concurrent.futures
+import ctypes
+import functools
 import logging
 import os
+import platform
 import sys
 import threading
 from contextlib import contextmanager
@@ -43,23 +46,27 @@ class TaskError(RuntimeError):
     """A task (a tile or a slice) failed on an executor; the message names it."""
 
 
-# Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which also fixes glibc's mmap
-# threshold at 128 KiB: every larger tensor is then mapped and unmapped afresh, and a partition runs
-# 1.4x slower (w256 tiles on 2 workers, benchmarks/bench_distributed.py).  Unset it for our workers.
-WORKER_MALLOC_SETTING = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+@functools.cache
+def glibc_malloc_defaults() -> bool:
+    """Where ``MALLOC_TRIM_THRESHOLD_`` is set (Dask's nannies start every worker with 65536), set
+    glibc's malloc thresholds to what its dynamic default reaches for large arrays: mmap 32 MiB,
+    trim 64 MiB.  The variable also pins the mmap threshold at 128 KiB, so that every larger
+    array is mapped and unmapped afresh, and the tiles of a partition cost 1.5x the CPU time
+    (benchmarks/bench_distributed.py).  Once per process (glibc only); True if it set them."""
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL("libc.so.6")
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 64 << 20))
 
 
 @contextmanager
-def _unset_env(name: str):
-    """Leave the environment variable ``name`` unset inside the block (restored after it).  Dask's
-    nannies copy their variables into this process's environment, where any process started
-    later inherits them; the nannies made inside the block read the setting above instead."""
-    value = os.environ.pop(name, None)
-    try:
+def task_scope():
+    """What every task runs in: glibc's malloc thresholds (:func:`glibc_malloc_defaults`), one
+    task at a time in a process (:data:`TASK_LOCK`), torch on one thread."""
+    glibc_malloc_defaults()
+    with TASK_LOCK, one_thread():
         yield
-    finally:
-        if value is not None:
-            os.environ[name] = value
 
 
 def import_distributed():
@@ -121,9 +128,8 @@ def local_client():
                 f'line {where[1]} would run again in each of them. Put the code that runs the script under '
                 '`if __name__ == "__main__":` (see "Many cores and clusters" in the README).')
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        with dask.config.set({WORKER_MALLOC_SETTING: None}), _unset_env("MALLOC_TRIM_THRESHOLD_"):
-            cluster = distributed.LocalCluster(n_workers=cores, threads_per_worker=1, processes=True,
-                                               dashboard_address=":0", silence_logs=logging.ERROR)
+        cluster = distributed.LocalCluster(n_workers=cores, threads_per_worker=1, processes=True,
+                                           dashboard_address=":0", silence_logs=logging.ERROR)
         if not _LOCAL.get("registered"):
             atexit.register(close_local_cluster)
         _LOCAL.update(cluster=cluster, client=distributed.Client(cluster), registered=True)
@@ -280,7 +286,7 @@ def pairs(models_or_model, slices_or_slice) -> tuple[list[tuple[nn.Module, Slice
 def _partition_task(model, sl, options):
     from .partition import partition
 
-    with TASK_LOCK, one_thread():
+    with task_scope():
         return partition(model, sl, **options)
 
 

@@ -245,15 +245,51 @@ def test_missing_dask_says_what_to_install(monkeypatch):
         run(random_mlp([4], 1, 0), BOX2, executor="local")
 
 
-def test_local_cluster_is_started_once_and_keeps_glibc_malloc_defaults():
-    """executor="local": one LocalCluster per process, reused by later calls until
-    close_local_cluster(); its workers start without Dask's MALLOC_TRIM_THRESHOLD_ (which pins
-    glibc's mmap threshold and makes a partition 1.4x slower) and with one thread each."""
+def _page_faults() -> int:
+    """Minor page faults while making and freeing 50 arrays of 4 MiB: tens of thousands where
+    glibc maps every large array afresh, a few hundred where it reuses its heap."""
+    import resource
+
+    import numpy
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(50):
+        numpy.ones(1 << 19)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_glibc_malloc_defaults_undo_dasks_trim_threshold():
+    """A process started as Dask's nannies start workers (MALLOC_TRIM_THRESHOLD_=65536) maps
+    every array above 128 KiB afresh; after glibc_malloc_defaults it reuses its heap."""
+    script = ("from test_distributed import _page_faults\nfrom splinecam.distributed import glibc_malloc_defaults\n"
+              "print(_page_faults(), glibc_malloc_defaults(), glibc_malloc_defaults(), _page_faults())")
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536", "PYTHONPATH": os.pathsep.join(
+        [os.path.dirname(os.path.dirname(sc.__file__)), os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    before, tuned, again, after = done.stdout.split()
+    assert int(before) > 10_000 and tuned == again == "True" and int(after) < 2_000, done.stdout
+
+
+def test_tasks_on_a_default_dask_cluster_reuse_the_heap(client):
+    """The module's cluster is started with Dask's defaults (MALLOC_TRIM_THRESHOLD_=65536 in its
+    workers); after a task has run there, each worker reuses its heap for large arrays."""
+    from splinecam.distributed import _partition_task
+
+    model = random_mlp([8], 1, 0)
+    for worker in client.scheduler_info()["workers"]:
+        client.submit(_partition_task, model, BOX2, {"progress": False}, workers=[worker], pure=False).result()
+    assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {"65536"}
+    assert all(faults < 2_000 for faults in client.run(_page_faults).values())
+
+
+def test_local_cluster_is_started_once():
+    """executor="local": one LocalCluster per process, of single-threaded workers, reused by
+    later calls until close_local_cluster()."""
     model = random_mlp([16, 16], 1, 0)
     try:
         with executor_scope("local") as c:
-            env = c.run(lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS")))
-            assert set(env.values()) == {(None, "1")}
+            assert set(c.run(os.environ.get, "OMP_NUM_THREADS").values()) == {"1"}
             workers = set(c.scheduler_info()["workers"])
         assert_same_partition(run(model, BOX2, tiles=2, executor="local"), run(model, BOX2))
         assert len(sc.partition_many(model, [BOX2], executor="local", progress=False)[0]) == len(run(model, BOX2))
