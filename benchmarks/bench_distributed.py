@@ -14,7 +14,11 @@ Usage: python benchmarks/bench_distributed.py [--repeats=3] [--slices=64] [--cas
   "tiles=4, local": ``tiles=4, executor="local"`` in a fresh process: the first call starts
   the process's LocalCluster (one single-threaded worker process per core), the timed calls
   after it reuse it.  "tiles=k, running cluster": on a LocalCluster started before the clock
-  and warm (it has served the case once), as a cluster that serves many calls.
+  and warm (it has served the case once), as a cluster that serves many calls; it is started
+  with Dask's defaults, as a user starts one, and "workers' CPU" sums their CPU time per call.
+  "pinned": the same, after the workers' malloc thresholds were pinned again as Dask's
+  ``MALLOC_TRIM_THRESHOLD_=65536`` pins them (what every Dask worker ran with before
+  ``splinecam.distributed.glibc_malloc_defaults``).
 - many: ``partition_many`` of a small CNN (1x8x8 -> conv4 -> pool -> 10) on N slices through
   random images, on a running LocalCluster of 1 or 2 workers (warm: it has served 4 of them);
   slices per second.
@@ -80,6 +84,19 @@ def running_cluster(workers):
     return cluster, client
 
 
+def pin_like_dask():
+    """glibc's malloc thresholds as ``MALLOC_TRIM_THRESHOLD_=65536`` leaves them: trim 64 KiB,
+    mmap fixed at its initial 128 KiB."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    return libc.mallopt(-1, 65536) and libc.mallopt(-3, 128 * 1024)
+
+
+def cpu_seconds():
+    return time.process_time()
+
+
 def run_one(kind, name, arg, calls=3):
     """Seconds of ``calls`` timed calls in this fresh process, and regions; for "pair", of the
     timed calls of two such processes that start their calls at the same moment (``arg``:
@@ -107,7 +124,7 @@ def run_one(kind, name, arg, calls=3):
         return {"seconds": seconds, "regions": sum(len(p) for p in parts)}
     model, sl = case(name)
     client = cluster = None
-    if kind == "cluster":
+    if kind in ("cluster", "pinned"):
         cluster, client = running_cluster(2)
     options = {} if kind == "single" else {"tiles": int(arg), "executor": "local" if kind == "local" else client}
     t0 = time.perf_counter()
@@ -116,16 +133,21 @@ def run_one(kind, name, arg, calls=3):
     if kind == "single" and float(arg):
         while time.time() < float(arg):  # the moment the pair starts its timed calls
             time.sleep(0.001)
-    seconds = []
+    if kind == "pinned":
+        assert all(client.run(pin_like_dask).values())
+    seconds, worker_cpu = [], []
     for _ in range(calls):
+        cpu = client.run(cpu_seconds) if client is not None else {}
         t0 = time.perf_counter()
         part = sc.partition(model, sl, progress=False, **options)
         seconds.append(time.perf_counter() - t0)
+        if client is not None:
+            worker_cpu.append(sum(client.run(cpu_seconds)[w] - cpu[w] for w in cpu))
     if client is not None:
         client.close()
         cluster.close()
     sc.close_local_cluster()
-    return {"seconds": seconds, "regions": len(part), "first": first}
+    return {"seconds": seconds, "regions": len(part), "first": first, "worker_cpu": worker_cpu}
 
 
 def measure(specs, repeats):
@@ -146,7 +168,8 @@ def measure(specs, repeats):
         seconds = [t for r in rs for t in r["seconds"]]
         assert len({r["regions"] for r in rs}) == 1
         result[spec] = {"median": statistics.median(seconds), "min": min(seconds), "max": max(seconds),
-                        "regions": rs[0]["regions"], "first": statistics.median(r.get("first", 0) for r in rs)}
+                        "regions": rs[0]["regions"], "first": statistics.median(r.get("first", 0) for r in rs),
+                        "worker_cpu": statistics.median([t for r in rs for t in r.get("worker_cpu", [])] or [0])}
     return result
 
 
@@ -163,16 +186,22 @@ def main(argv):
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start; {repeats} fresh processes "
           "of each, interleaved, 3 timed calls in each; medians (min-max) over all calls")
     print("\n| case | regions | 1 process | 2 processes at once | throughput | tiles=4, local: first call | "
-          "later calls | speed-up | tiles=4, running cluster | speed-up | tiles=3, running cluster | speed-up |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "later calls | speed-up | tiles=4, running cluster | speed-up | workers' CPU | tiles=3, running cluster | "
+          "speed-up | tiles=4, pinned | workers' CPU |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in opts.get("cases", "w256,cnn").split(","):
-        specs = [("single", name, 0), ("pair", name, 0), ("local", name, 4), ("cluster", name, 4), ("cluster", name, 3)]
+        specs = [("single", name, 0), ("pair", name, 0), ("local", name, 4), ("cluster", name, 4), ("cluster", name, 3),
+                 ("pinned", name, 4)]
         got = measure(specs, repeats)
-        single, pair, local = got[specs[0]], got[specs[1]], got[specs[2]]
+        single, pair, local, four, three, pinned = (got[spec] for spec in specs)
         assert all(got[spec]["regions"] == single["regions"] for spec in specs), "tiled and untiled region counts differ"
-        row = " | ".join(f"{_cell(got[spec])} | {single['median'] / got[spec]['median']:.2f}x" for spec in specs[2:])
+
+        def vs(m):
+            return f"{_cell(m)} | {single['median'] / m['median']:.2f}x"
+
         print(f"| {name} | {single['regions']:,} | {_cell(single)} | {_cell(pair)} | "
-              f"{2 * single['median'] / pair['median']:.2f}x | {local['first']:.2f} s | {row} |")
+              f"{2 * single['median'] / pair['median']:.2f}x | {local['first']:.2f} s | {vs(local)} | {vs(four)} | "
+              f"{four['worker_cpu']:.2f} s | {vs(three)} | {_cell(pinned)} | {pinned['worker_cpu']:.2f} s |")
     if opts.get("many", "1") != "0":
         print(f"\n| partition_many, {n} slices of a small CNN | 1 worker | 2 workers | speed-up |")
         print("|---|---:|---:|---:|")
