@@ -294,8 +294,8 @@ def partition_many(models_or_model, slices_or_slice, executor=None, progress=Non
     """Partitions of one model on many slices, of many models (checkpoints) on one slice, or of
     equal-length lists of both, in order; each is :func:`splinecam.partition` of its pair.
 
-    executor: None (this process), ``"local"`` (a Dask ``LocalCluster``, one worker process per
-    core, started and closed by the call), a ``dask.distributed.Client`` or any
+    executor: None (this process), ``"local"`` (this process's Dask ``LocalCluster``, one worker
+    process per core: see :func:`local_client`), a ``dask.distributed.Client`` or any
     ``concurrent.futures.Executor``.  Models and slices are sent to the workers as given and
     each worker traces its model.  progress: one bar over all the partitions.
     """
