@@ -2,22 +2,22 @@
 
 __version__ = "0.1.0"
 
-from .boundary import Boundary
-from .boundary_first import decision_boundary, level_set
-from .distributed import partition_many
-from .dynamics import Recorder, animate, record
-from .estimate import Estimate, estimate
-from .layers import partition_by_layer, plot_layers
-from .onnx import load_onnx
+from .analysis.boundary import Boundary
+from .analysis.boundary_first import decision_boundary, level_set
+from .run.executors import partition_many
+from .apps.dynamics import Recorder, animate, record
+from .analysis.estimate import Estimate, estimate
+from .analysis.layers import partition_by_layer, plot_layers
+from .io.onnx import load_onnx
 from .ops import register_op, unregister_op
 from .partition import Partition, partition
-from .regions import LayerInfo, RegionArrays
-from .sampling import BoundarySamples, VerifyReport
+from .run.regions import LayerInfo, RegionArrays
+from .analysis.sampling import BoundarySamples, VerifyReport
 from .slices import Slice
-from .stats import DensityMap, density_map, local_complexity
-from .study import compare, slice_from_data
-from .trace import UnsupportedModelError
-from .watch import RegionLimitError, StoppedEarly, TimeLimitError
+from .analysis.stats import DensityMap, density_map, local_complexity
+from .apps.study import compare, slice_from_data
+from .run.trace import UnsupportedModelError
+from .run.watch import RegionLimitError, StoppedEarly, TimeLimitError
 
 __all__ = [
     "Boundary", "BoundarySamples", "DensityMap", "Estimate", "LayerInfo", "Partition", "Recorder", "RegionArrays",

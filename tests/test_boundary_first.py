@@ -13,10 +13,10 @@ import splinecam as sc
 from conftest import linear_layer, model_out, random_mlp, via_quadrants
 from test_zoo import _setup
 
-from splinecam.bounds import OutputBounds, corners, form_bounds
+from splinecam.analysis.bounds import OutputBounds, corners, form_bounds
 from splinecam.geometry import Polygons
-from splinecam.sampling import sample_polygon
-from splinecam.trace import prepare
+from splinecam.analysis.sampling import sample_polygon
+from splinecam.run.trace import prepare
 
 BIG = sc.Slice.box((-3, -3), (3, 3))
 

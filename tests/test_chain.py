@@ -1,4 +1,4 @@
-"""The fast path for plain MLPs (:mod:`splinecam.chain`): the same partition as the engine, bit
+"""The fast path for plain MLPs (:mod:`splinecam.run.chain`): the same partition as the engine, bit
 for bit; the engine takes over at every bound and for every model the path does not know; the
 partition keeps the weights it was made with."""
 
@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 import splinecam as sc
-from splinecam import chain
-from splinecam.trace import prepare
+from splinecam.run import chain
+from splinecam.run.trace import prepare
 
 partition_module = importlib.import_module("splinecam.partition")
 partition_graph = partition_module.partition_graph  # the engine's entry, before any test patches it

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 import splinecam as sc
-from splinecam.sampling import sample_polygon
-from splinecam.stats import edges_by_layer, eccentricities, point_ids, slope_norms, turning_angles
+from splinecam.analysis.sampling import sample_polygon
+from splinecam.analysis.stats import edges_by_layer, eccentricities, point_ids, slope_norms, turning_angles
 
 BOX = sc.Slice.box((-1, -1), (1, 1))
 

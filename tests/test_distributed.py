@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import splinecam as sc
-from splinecam.distributed import TaskError, executor_scope, run_tasks
+from splinecam.run.executors import TaskError, executor_scope, run_tasks
 
 distributed = pytest.importorskip("distributed")
 import cloudpickle  # noqa: E402  (a dependency of distributed)

@@ -15,9 +15,9 @@ from PIL import Image
 from torch import nn
 
 import splinecam as sc
-from splinecam.cli import main
-from splinecam.datasets import two_circles, two_moons
-from splinecam.dynamics import history, mlp, plot_frames, plot_history
+from splinecam.apps.cli import main
+from splinecam.apps.datasets import two_circles, two_moons
+from splinecam.apps.dynamics import history, mlp, plot_frames, plot_history
 
 BOX = sc.Slice.box((-1.5, -1.5), (1.5, 1.5))
 

@@ -9,10 +9,11 @@ import torch
 from torch import nn
 
 import splinecam as sc
-from splinecam import boundary, plot, sampling, stats, viewer
+from splinecam.analysis import boundary, sampling, stats
+from splinecam.viz import plot, viewer
 from splinecam.ops import FunctionOp
 from splinecam.partition import Options, partition_graph
-from splinecam.trace import prepare
+from splinecam.run.trace import prepare
 
 
 def _cnn():

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import splinecam as sc
-from splinecam import watch as watch_module
+from splinecam.run import watch as watch_module
 
 partition_module = importlib.import_module("splinecam.partition")  # the module, not the function
 

@@ -14,7 +14,7 @@ import pytest
 
 import splinecam as sc
 from conftest import BOX, model_out, random_mlp, run, via_quadrants
-from splinecam import notebook
+from splinecam.viz import notebook
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

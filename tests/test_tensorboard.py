@@ -10,7 +10,7 @@ import torch
 
 import splinecam as sc
 from conftest import BOX, random_mlp
-from splinecam.cli import main
+from splinecam.apps.cli import main
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import splinecam as sc
-from splinecam.cli import main
-from splinecam.plot import COLOR_BY, region_colors
-from splinecam.viewer import _palette, read_data
+from splinecam.apps.cli import main
+from splinecam.viz.plot import COLOR_BY, region_colors
+from splinecam.viz.viewer import _palette, read_data
 
 
 @pytest.fixture(scope="module")

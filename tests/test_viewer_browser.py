@@ -20,7 +20,7 @@ import torch
 from matplotlib import image as mpimg
 
 import splinecam as sc
-from splinecam.viewer import read_data
+from splinecam.viz.viewer import read_data
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

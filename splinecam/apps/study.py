@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import torch
 
-from .distributed import partition_many
-from .slices import Slice, check_seed
-from .stats import stats
+from ..run.executors import partition_many
+from ..slices import Slice, check_seed
+from ..analysis.stats import stats
 
 DEFAULT_COLUMNS = (
     "n_regions", "area_median", "vertices_mean", "eccentricity_mean", "slope_median",
@@ -65,7 +65,7 @@ def compare(models: dict, slices, columns=DEFAULT_COLUMNS, show: bool = True, fi
 
     models: {name: model}; slices: a Slice or a list of them; options go to
     :func:`splinecam.partition`.  One row per model: ``model``, ``slices``
-    (count), every key of :func:`splinecam.stats.stats` averaged over the
+    (count), every key of :func:`splinecam.analysis.stats.stats` averaged over the
     slices (lists element by element), and ``per_slice`` (the individual
     dicts).  Returns a pandas DataFrame of these rows, indexed by model
     name, when pandas is installed (``pip install 'splinecam[frames]'``),

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .geometry import Polygons, compiled, spatial_order, split_at_breakpoints
-from .ops import REGISTRY, ElementwiseOp, LinearOp, leaky_relu_op, relu_op
+from ..geometry import Polygons, compiled, spatial_order, split_at_breakpoints
+from ..ops import REGISTRY, ElementwiseOp, LinearOp, leaky_relu_op, relu_op
 from .regions import LayerInfo, RegionArrays, join_regions, region_arrays
 from .engine import slice_frame
-from .slices import Slice
+from ..slices import Slice
 from .watch import Watch
 
 _PIECE_BYTES = 256  # bytes a piece holds besides its states and code (polygon, indices)

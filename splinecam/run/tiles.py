@@ -1,5 +1,5 @@
 """One slice in tiles: cut the slice polygon into convex tiles, partition each tile (anywhere:
-see :mod:`splinecam.distributed`), and merge the pieces back into the partition of the slice.
+see :mod:`splinecam.run.executors`), and merge the pieces back into the partition of the slice.
 
 A tile is the slice's own chart (same origin and basis, so the same ``uv``) over a convex
 polygon: one cell of a ``ku x kv`` grid over the slice polygon's bounding box, clipped to it.
@@ -26,11 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .distributed import TASK_LOCK, executor_scope, one_thread, run_tasks
-from .geometry import polygon_areas, ragged_arange
-from .partition import Partition, default_device, partition
+from .executors import TASK_LOCK, executor_scope, one_thread, run_tasks
+from ..geometry import polygon_areas, ragged_arange
+from ..partition import Partition, default_device, partition
 from .regions import LayerInfo, RegionArrays, concat_regions, unpack_codes, vertex_means
-from .slices import Slice
+from ..slices import Slice
 from .trace import prepare
 from .watch import RegionLimitError
 

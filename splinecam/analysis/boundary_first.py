@@ -2,7 +2,7 @@
 only the cells the boundary can pass through.
 
 Before every piecewise-linear op, each cell's output is bounded by
-:class:`~splinecam.bounds.OutputBounds`.  A cell is *settled*, and refined no further, when
+:class:`~splinecam.analysis.bounds.OutputBounds`.  A cell is *settled*, and refined no further, when
 the bound proves that the boundary misses it: for a level set ``f_k = t`` when ``f_k - t``
 keeps one sign on the whole cell (by a margin of ``1e-9`` of the bound's size, far above the
 boundary's own tie tolerance); for the decision boundary of K > 1 outputs when one class
@@ -19,9 +19,9 @@ import torch
 
 from .boundary import Boundary
 from .bounds import RELAXATIONS, OutputBounds, form_bounds
-from .partition import Options, Partition, default_device, partition_graph
-from .slices import Slice
-from .trace import prepare
+from ..partition import Options, Partition, default_device, partition_graph
+from ..slices import Slice
+from ..run.trace import prepare
 
 _MARGIN = 1e-9
 
@@ -32,7 +32,7 @@ def decision_boundary(model, sl: Slice, dtype=torch.float64, device=None, progre
     where the top logit is attained by two classes), equal to ``partition(model, sl, ...)
     .decision_boundary()`` but computed on the cells it can cross only.  Options as
     :func:`partition`'s; ``bounds``: ``"zonotope"`` (default) or ``"interval"`` (looser,
-    for comparison; see :mod:`splinecam.bounds`).  ``.partition`` of the result holds exact
+    for comparison; see :mod:`splinecam.analysis.bounds`).  ``.partition`` of the result holds exact
     regions where the boundary can run and coarse cells elsewhere (``part.exact``)."""
     part = boundary_partition(model, sl, None, 0, dtype, device, progress, bounds, options, "decision_boundary")
     return part.decision_boundary()

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .geometry import Polygons, line_tolerance, vertex_extremes
-from .ops import AffineOp, ElementwiseOp
-from .partition import Options, check_shapes, partition_graph, result_bytes_per_region
-from .slices import Slice
-from .trace import prepare
+from ..geometry import Polygons, line_tolerance, vertex_extremes
+from ..ops import AffineOp, ElementwiseOp
+from ..partition import Options, check_shapes, partition_graph, result_bytes_per_region
+from ..slices import Slice
+from ..run.trace import prepare
 
 _PAIRS_AT_ONCE = 1 << 22  # line pairs intersected at once
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .extras import require
+from ..extras import require
 from .plot import partition_figure
-from .stats import stats
+from ..analysis.stats import stats
 
 TAG = "splinecam"
 
@@ -22,7 +22,7 @@ def summary_writer(log_dir):
 
 
 def scalars(part) -> dict[str, float]:
-    """The scalar statistics logged for ``part``: every number of :func:`splinecam.stats.stats`
+    """The scalar statistics logged for ``part``: every number of :func:`splinecam.analysis.stats.stats`
     (NaN ones left out), and ``edges_layer_<l>`` / ``edge_length_layer_<l>`` per layer (1-based)."""
     values = {}
     for key, value in stats(part).items():

@@ -10,12 +10,12 @@ import torch
 from torch import nn
 
 from .datasets import two_circles, two_moons
-from .distributed import one_thread, partition_many
-from .partition import Partition, partition
-from .plot import plot_partition
-from .slices import Slice
-from .stats import slope_norms
-from .tensorboard import log_partition, summary_writer
+from ..run.executors import one_thread, partition_many
+from ..partition import Partition, partition
+from ..viz.plot import plot_partition
+from ..slices import Slice
+from ..analysis.stats import slope_norms
+from ..viz.tensorboard import log_partition, summary_writer
 
 
 class Recorder:
@@ -28,7 +28,7 @@ class Recorder:
     model to ``verify(model=...)`` to check one.  With a ``writer`` (e.g.
     ``torch.utils.tensorboard.SummaryWriter``), each snapshot's picture and
     scalar statistics are logged at its step under ``tag``; see
-    :func:`splinecam.tensorboard.log_partition`.  With an ``executor`` (as in
+    :func:`splinecam.viz.tensorboard.log_partition`.  With an ``executor`` (as in
     :func:`splinecam.partition_many`), a due call keeps a copy of the model and returns
     None; the copies are partitioned together, on the executor, when ``snapshots`` is read.
     """

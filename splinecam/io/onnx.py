@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from .extras import require
-from .trace import UnsupportedModelError
+from ..extras import require
+from ..run.trace import UnsupportedModelError
 
 SMOOTH_OPS = {
     "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Softplus", "Softsign", "Elu", "Selu", "Celu", "Gelu", "Erf",

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .geometry import Polygons, spatial_order
-from .ops import AffineOp, Split, SplitContext, SplitOp
+from ..geometry import Polygons, spatial_order
+from ..ops import AffineOp, Split, SplitContext, SplitOp
 from .regions import LayerInfo, RegionArrays, concat_regions, join_regions, region_arrays
-from .slices import Slice
+from ..slices import Slice
 from .trace import Graph
 from .watch import Watch
 

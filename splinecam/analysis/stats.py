@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .boundary import point_ids
-from .geometry import distance_to_polygons
+from ..geometry import distance_to_polygons
 
 _ANGLE_TOL = 1e-7  # radians: two rays from one vertex are the same edge
 _PAIR_BLOCK = 1 << 22  # (point, region) candidate pairs held at once

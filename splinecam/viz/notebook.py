@@ -1,6 +1,6 @@
 """Inline display in Jupyter and other notebooks: nothing is fetched from a network.
 
-A partition shows the interactive viewer of :mod:`splinecam.viewer` inside a
+A partition shows the interactive viewer of :mod:`splinecam.viz.viewer` inside a
 sandboxed ``<iframe srcdoc=...>`` (its page holds all its code and data, so
 it works offline and several outputs do not interfere).  The page grows with
 the partition (about 250 bytes a region), so above :data:`MAX_REGIONS`

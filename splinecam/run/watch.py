@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
-from .geometry import Polygons
-from .slices import Slice
+from ..geometry import Polygons
+from ..slices import Slice
 
 
 class StoppedEarly(RuntimeError):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fileio import write_atomically
+from ..io.files import write_atomically
 from .plot import COLOR_BY, layer_palette, region_colors
 
 FORMAT = "splinecam.viewer/1"
@@ -45,7 +45,7 @@ def encode(part) -> tuple[dict, dict[str, np.ndarray]]:
     (N,) int32 layer of the line carrying each edge (-1 border), ``affine``
     (R, K, 3) float64 (NaN on coarse cells), ``boundary`` (S, 2, 2) float64 decision-boundary
     segments, ``exact`` (R,) uint8 (0 for the coarse cells of a boundary-first partition), and ``color_<mode>`` (R,) uint16 palette index per mode of
-    :data:`splinecam.plot.COLOR_BY`; meta: JSON-ready description, palettes,
+    :data:`splinecam.viz.plot.COLOR_BY`; meta: JSON-ready description, palettes,
     slice polygon, anchors and layers.
     """
     import matplotlib as mpl
@@ -108,14 +108,14 @@ def render_html(part, color_by: str = "random", title: str | None = None) -> str
         "__SPLINECAM_META__": _json_for_script(meta),
         "__SPLINECAM_DATA__": blobs,
     }
-    template = resources.files("splinecam").joinpath("viewer_template.html").read_text(encoding="utf-8")
+    template = resources.files("splinecam.viz").joinpath("viewer_template.html").read_text(encoding="utf-8")
     return "".join(fill.get(piece, piece) for piece in _SPLIT.split(template))
 
 
 def to_html(part, path, color_by: str = "random", title: str | None = None) -> Path:
     """Write the interactive viewer of ``part`` to ``path`` (one self-contained HTML file).
 
-    color_by: the initial colouring, one of :data:`splinecam.plot.COLOR_BY`
+    color_by: the initial colouring, one of :data:`splinecam.viz.plot.COLOR_BY`
     (all of them can be switched in the page); title: shown in the page.
     Returns the path.
     """

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .geometry import Polygons
+from ..geometry import Polygons
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,12 @@ Columns (R rows, K outputs, L piecewise-linear layers):
   network outputs at the centroid;
 - ``margin``: at the centroid, the top logit minus the runner-up (``|output|``
   for K = 1);
-- ``slope_norm``, ``eccentricity``: as defined in :mod:`splinecam.stats`;
+- ``slope_norm``, ``eccentricity``: as defined in :mod:`splinecam.analysis.stats`;
 - ``active_<l>``: units of layer ``l`` (1-based) above their breakpoint;
 - ``edges_<l>``: the region's sides carried by a unit of layer ``l``;
   ``border_edges``: its sides on the slice border.
 
-Column means agree with :func:`splinecam.stats.stats` (``area_mean``,
+Column means agree with :func:`splinecam.analysis.stats.stats` (``area_mean``,
 ``vertices_mean``, ``eccentricity_mean``, ``slope_mean``, ...).
 """
 
@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .extras import require
+from ..extras import require
 from .plot import region_classes
-from .stats import eccentricities, slope_norms
+from ..analysis.stats import eccentricities, slope_norms
 
 MAX_OUTPUT_COLUMNS = 32
 

@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from .datasets import two_moons
-from .distributed import one_thread
+from ..run.executors import one_thread
 from .dynamics import mlp
-from .partition import partition
-from .slices import Slice
+from ..partition import partition
+from ..slices import Slice
 
 
 def train_mlp(x: np.ndarray, y: np.ndarray, width: int = 32, depth: int = 3, steps: int = 600, seed: int = 0,

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .watch import RegionLimitError
-from .slices import Slice
+from ..slices import Slice
 
 _INSTALL = 'pip install "splinecam[distributed]"'
 # torch.fx tracing is not thread-safe: tasks that share a process (thread pools, Dask workers
@@ -193,7 +193,7 @@ def pairs(models_or_model, slices_or_slice) -> tuple[list[tuple[nn.Module, Slice
 
 
 def _partition_task(model, sl, options):
-    from .partition import partition
+    from ..partition import partition
 
     with TASK_LOCK, one_thread():
         return partition(model, sl, **options)

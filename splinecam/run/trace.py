@@ -13,7 +13,7 @@ import torch
 from torch import fx, nn
 from torch.utils._pytree import tree_flatten
 
-from .ops import REGISTRY, SMOOTH_NAMES, FunctionOp, Live, Op, SplitOp, TrainingMode, Unsupported
+from ..ops import REGISTRY, SMOOTH_NAMES, FunctionOp, Live, Op, SplitOp, TrainingMode, Unsupported
 
 SMOOTH = (
     nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.ELU, nn.SELU, nn.CELU, nn.Mish,

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .geometry import Polygons, candidate_tolerance, max_cells
-from .notebook import boundary_html
-from .plot import plot_boundary
+from ..geometry import Polygons, candidate_tolerance, max_cells
+from ..viz.notebook import boundary_html
+from ..viz.plot import plot_boundary
 
 _RTOL = 1e-10
 

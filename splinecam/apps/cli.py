@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __version__
-from .plot import COLOR_BY
+from .. import __version__
+from ..viz.plot import COLOR_BY
 
 
 def _demo(args) -> int:
@@ -21,7 +21,7 @@ def _train_video(args) -> int:
 
     executor = args.executor
     if executor not in (None, "local"):  # a scheduler address
-        from .distributed import import_distributed
+        from ..run.executors import import_distributed
 
         executor = import_distributed().Client(executor)
     paths = train_video(args.out, epochs=args.epochs, every=args.every, seed=args.seed, fps=args.fps,
@@ -34,7 +34,7 @@ def _train_video(args) -> int:
 def _view(args) -> int:
     from pathlib import Path
 
-    from .partition import Partition
+    from ..partition import Partition
 
     out = Path(args.out) if args.out else Path(args.file).with_suffix(".html")
     part = Partition.load(args.file)

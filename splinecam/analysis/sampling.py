@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .trace import prepare
+from ..run.trace import prepare
 
 _POINTS_AT_ONCE = 256
 

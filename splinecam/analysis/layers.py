@@ -6,11 +6,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .ops import AffineOp
-from .partition import Options, Partition, default_device, partition_graph, usable_device
-from .plot import plot_boundary, plot_partition
-from .slices import Slice
-from .trace import Graph, prepare
+from ..ops import AffineOp
+from ..partition import Options, Partition, default_device, partition_graph, usable_device
+from ..viz.plot import plot_boundary, plot_partition
+from ..slices import Slice
+from ..run.trace import Graph, prepare
 
 
 class GraphModule(nn.Module):
@@ -58,7 +58,7 @@ def plot_layers(parts: list[Partition], boundary=None, axes=None, ncols: int | N
     """Draw the partitions of :func:`partition_by_layer` side by side, every edge coloured by
     the layer that created it (one colour scale for all panels).
 
-    boundary: a :class:`splinecam.boundary.Boundary` drawn on every panel
+    boundary: a :class:`splinecam.analysis.boundary.Boundary` drawn on every panel
     (e.g. the whole model's ``decision_boundary()``); axes: as many axes as
     partitions (default: a new figure, ``ncols`` per row).  Returns (fig, axes).
     """

@@ -34,9 +34,9 @@ import math
 
 import torch
 
-from .geometry import Polygons
-from .ops import AffineOp, ElementwiseOp, MaxOp
-from .trace import Graph
+from ..geometry import Polygons
+from ..ops import AffineOp, ElementwiseOp, MaxOp
+from ..run.trace import Graph
 
 _SLACK = 1e-12  # relative widening of every bound, for float64 rounding
 RELAXATIONS = ("zonotope", "interval")
