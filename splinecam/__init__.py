@@ -2,6 +2,8 @@
 
 __version__ = "0.1.0"
 
+from . import _moved
+
 from .analysis.boundary import Boundary
 from .analysis.boundary_first import decision_boundary, level_set
 from .run.executors import partition_many
@@ -16,8 +18,6 @@ from .analysis.sampling import BoundarySamples, VerifyReport
 from .slices import Slice
 from .analysis.stats import DensityMap, density_map, local_complexity
 from .apps.study import compare, slice_from_data
-from .run.trace import UnsupportedModelError
-from .run.watch import RegionLimitError, StoppedEarly, TimeLimitError
 
 __all__ = [
     "Boundary", "BoundarySamples", "DensityMap", "Estimate", "LayerInfo", "Partition", "Recorder", "RegionArrays",
@@ -26,3 +26,13 @@ __all__ = [
     "local_complexity", "partition", "partition_by_layer", "partition_many", "plot_layers", "record", "register_op",
     "slice_from_data", "unregister_op",
 ]
+
+
+_moved.install()
+
+
+def __getattr__(name):
+    """``splinecam.<old module>`` of 0.1 (e.g. ``splinecam.notebook``): the moved module, with a warning."""
+    if name in _moved.MOVED:
+        return _moved.moved_module(name)
+    raise AttributeError(f"module 'splinecam' has no attribute {name!r}")

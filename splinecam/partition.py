@@ -16,7 +16,8 @@ from . import __version__
 from .analysis.boundary import Boundary, decision_boundary, level_set
 from .run.chain import Chain, ChainRun, chain_applies, read_chain
 from .run.engine import Engine
-from .io.files import FORMAT, InvalidPartitionFile, read_arrays, save_arrays
+from .errors import InvalidPartitionFile, StoppedEarly
+from .io.files import FORMAT, read_arrays, save_arrays
 from .viz.frame import region_frame
 from .geometry import RegionGrid
 from .viz.notebook import partition_html, show
@@ -27,7 +28,7 @@ from .slices import Slice, as_points
 from .analysis.stats import stats
 from .run.trace import Graph, prepare
 from .viz.viewer import to_html
-from .run.watch import StoppedEarly, Watch
+from .run.watch import Watch
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 

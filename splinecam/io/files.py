@@ -19,14 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InvalidPartitionFile
+
 FORMAT = "splinecam.partition/1"
 ARRAYS = ("verts", "offsets", "labels", "affine", "centroid_outputs", "codes", "origin", "basis", "polygon",
           "anchors_uv", "meta")
 OPTIONAL = ("exact",)  # (R,) bool, written by boundary-first partitions
-
-
-class InvalidPartitionFile(ValueError):
-    """The file is not a valid splinecam partition."""
 
 
 def npz_path(path) -> Path:

@@ -26,7 +26,7 @@ import torch
 from torch import fx, nn
 
 from ..extras import require
-from ..run.trace import UnsupportedModelError
+from ..errors import UnsupportedModelError
 
 SMOOTH_OPS = {
     "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Softplus", "Softsign", "Elu", "Selu", "Celu", "Gelu", "Erf",

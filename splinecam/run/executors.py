@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from .watch import RegionLimitError
+from ..errors import RegionLimitError, TaskError
 from ..slices import Slice
 
 _INSTALL = 'pip install "splinecam[distributed]"'
@@ -35,10 +35,6 @@ def one_thread():
         yield
     finally:
         torch.set_num_threads(threads)
-
-
-class TaskError(RuntimeError):
-    """A task (a tile or a slice) failed on an executor; the message names it."""
 
 
 # Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which also fixes glibc's mmap

@@ -32,7 +32,7 @@ from ..partition import Partition, default_device, partition
 from .regions import LayerInfo, RegionArrays, concat_regions, unpack_codes, vertex_means
 from ..slices import Slice
 from .trace import prepare
-from .watch import RegionLimitError
+from ..errors import RegionLimitError
 
 _SEAM_RTOL = 1e-9  # an edge is on a grid line within this fraction of the slice size
 _CORNER_RTOL = 1e-10  # a point closer than this (fraction of the slice size) to a line through its neighbours is no corner

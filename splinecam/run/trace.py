@@ -13,6 +13,7 @@ import torch
 from torch import fx, nn
 from torch.utils._pytree import tree_flatten
 
+from ..errors import UnsupportedModelError
 from ..ops import REGISTRY, SMOOTH_NAMES, FunctionOp, Live, Op, SplitOp, TrainingMode, Unsupported
 
 SMOOTH = (
@@ -20,10 +21,6 @@ SMOOTH = (
     nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Hardswish, nn.Hardsigmoid, nn.LogSigmoid,
     nn.Softsign, nn.Tanhshrink, nn.GLU, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm,
 )
-
-
-class UnsupportedModelError(ValueError):
-    """The model contains operations splinecam cannot represent exactly."""
 
 
 @dataclass

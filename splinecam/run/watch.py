@@ -5,24 +5,9 @@ from __future__ import annotations
 
 import time
 
+from ..errors import RegionLimitError, TimeLimitError
 from ..geometry import Polygons
 from ..slices import Slice
-
-
-class StoppedEarly(RuntimeError):
-    """A limit ended the run.  ``partial``: a :class:`~splinecam.Partition` of the regions
-    finished so far (exact, each with its map and code; they do not tile the slice and
-    ``partial.complete`` is False), or None where no partition was being built."""
-
-    partial = None
-
-
-class RegionLimitError(StoppedEarly):
-    """The partition has more regions than the ``max_regions`` limit."""
-
-
-class TimeLimitError(StoppedEarly):
-    """The partition took longer than its ``timeout``."""
 
 
 class Watch:
