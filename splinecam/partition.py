@@ -8,27 +8,26 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from . import __version__
-from .analysis.boundary import Boundary, decision_boundary, level_set
+from ._version import __version__
 from .run.chain import Chain, ChainRun, chain_applies, read_chain
 from .run.engine import Engine
 from .errors import InvalidPartitionFile, StoppedEarly
+from .extras import late
 from .io.files import FORMAT, read_arrays, save_arrays
-from .viz.frame import region_frame
 from .geometry import RegionGrid
-from .viz.notebook import partition_html, show
-from .viz.plot import plot_partition
 from .run.regions import LayerInfo, RegionArrays, unpack_codes, vertex_means
-from .analysis.sampling import BoundarySamples, VerifyReport, sample_boundary, verify
 from .slices import Slice, as_points
-from .analysis.stats import stats
 from .run.trace import Graph, prepare
-from .viz.viewer import to_html
 from .run.watch import Watch
+
+if TYPE_CHECKING:  # the analysis layer sits above this module: its types only
+    from .analysis.boundary import Boundary
+    from .analysis.sampling import BoundarySamples, VerifyReport
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
@@ -412,7 +411,7 @@ class Partition:
 
     @cached_property
     def _decision_boundary(self) -> Boundary:
-        return decision_boundary(self)
+        return late("analysis.boundary.decision_boundary")(self)
 
     def decision_boundary(self) -> Boundary:
         """K == 1: where the output crosses 0; K > 1: where the top logit is attained by two
@@ -421,28 +420,28 @@ class Partition:
 
     def level_set(self, value: float, output: int = 0) -> Boundary:
         """Where output ``output`` crosses ``value``; see :func:`splinecam.analysis.boundary.level_set`."""
-        return level_set(self, value, output)
+        return late("analysis.boundary.level_set")(self, value, output)
 
     def verify(self, n_points: int | None = None, seed: int = 0, model=None, tol: float | None = None) -> VerifyReport:
         """Independent check by sampling; see :func:`splinecam.analysis.sampling.verify`."""
-        return verify(self, n_points=n_points, seed=seed, model=model, tol=tol)
+        return late("analysis.sampling.verify")(self, n_points=n_points, seed=seed, model=model, tol=tol)
 
     def sample_boundary(self, n: int, seed: int = 0, boundary: Boundary | None = None) -> BoundarySamples:
         """``n`` points uniform by length on the decision boundary (or ``boundary``); see
         :func:`splinecam.analysis.sampling.sample_boundary`."""
-        return sample_boundary(self, n, seed=seed, boundary=boundary)
+        return late("analysis.sampling.sample_boundary")(self, n, seed=seed, boundary=boundary)
 
     def stats(self) -> dict:
         """Summary statistics of the partition; see :func:`splinecam.analysis.stats.stats`."""
-        return stats(self)
+        return late("analysis.stats.stats")(self)
 
     def plot(self, ax=None, color_by: str = "random", boundary: bool = True, points=None, **kwargs) -> dict:
         """Draw the regions; every option of :func:`splinecam.viz.plot.plot_partition` is accepted."""
-        return plot_partition(self, ax=ax, color_by=color_by, boundary=boundary, points=points, **kwargs)
+        return late("viz.plot.plot_partition")(self, ax=ax, color_by=color_by, boundary=boundary, points=points, **kwargs)
 
     def to_html(self, path, color_by: str = "random", title: str | None = None):
         """Write an interactive, self-contained HTML viewer; see :func:`splinecam.viz.viewer.to_html`."""
-        return to_html(self, path, color_by=color_by, title=title)
+        return late("viz.viewer.to_html")(self, path, color_by=color_by, title=title)
 
     # -- save / load ------------------------------------------------------------
 
@@ -490,12 +489,12 @@ class Partition:
 
     def to_frame(self):
         """A pandas DataFrame, one row per region; see :func:`splinecam.viz.frame.region_frame`."""
-        return region_frame(self)
+        return late("viz.frame.region_frame")(self)
 
     def show(self, interactive: bool | None = None, max_regions: int | None = None, height: int = 520,
              color_by: str = "random"):
         """Inline notebook display with explicit choices; see :func:`splinecam.viz.notebook.show`."""
-        return show(self, interactive=interactive, max_regions=max_regions, height=height, color_by=color_by)
+        return late("viz.notebook.show")(self, interactive=interactive, max_regions=max_regions, height=height, color_by=color_by)
 
     def _repr_html_(self) -> str:
-        return partition_html(self)
+        return late("viz.notebook.partition_html")(self)

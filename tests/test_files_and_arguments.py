@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import splinecam as sc
-from conftest import BOX, random_mlp, run
+from helpers import BOX, random_mlp, run
 from splinecam.apps.cli import main
 
 MESSAGE = "not a valid splinecam partition"

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..extras import late
 from ..geometry import Polygons, candidate_tolerance, max_cells
-from ..viz.notebook import boundary_html
-from ..viz.plot import plot_boundary
 
 _RTOL = 1e-10
 
@@ -73,13 +72,13 @@ class Boundary:
 
     def plot(self, ax=None, **kwargs):
         """Draw the segments as one LineCollection; kwargs go to it.  Returns it."""
-        return plot_boundary(self, ax=ax, **kwargs)
+        return late("viz.plot.plot_boundary")(self, ax=ax, **kwargs)
 
     def __repr__(self) -> str:
         return f"Boundary({len(self):,} segments, length {self.length:.6g}, {self.pieces()} pieces)"
 
     def _repr_html_(self) -> str:
-        return boundary_html(self)
+        return late("viz.notebook.boundary_html")(self)
 
 
 def decision_boundary(part) -> Boundary:

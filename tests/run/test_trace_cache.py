@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from conftest import random_mlp, run
+from helpers import random_mlp, run
 
 
 def same_partition(a, b) -> None:

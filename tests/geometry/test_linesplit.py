@@ -13,8 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from splinecam.geometry import compiled, line_tolerance, linesplit, split_by_lines
-from conftest import examples, random_mlp, run
-from test_polygons import hull, make_batch
+from helpers import examples, hull, make_batch, random_mlp, run
 
 pytestmark = pytest.mark.skipif(not compiled.AVAILABLE, reason="numba is not installed")
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import splinecam as sc
-from conftest import linear_layer, model_out, random_mlp, via_quadrants
+from helpers import linear_layer, model_out, random_mlp, via_quadrants
 from test_zoo import _setup
 
 from splinecam.analysis.bounds import OutputBounds, corners, form_bounds

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import splinecam as sc
-from conftest import BOX, model_out, random_mlp, run, via_quadrants
+from helpers import BOX, model_out, random_mlp, run, via_quadrants
 from splinecam.viz import notebook
 
 matplotlib.use("Agg")

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import splinecam as sc
-from conftest import BOX
+from helpers import BOX
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 import torch
-from conftest import arrangement_model, examples, random_mlp, run
+from helpers import arrangement_model, examples, random_mlp, run
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn

@@ -10,38 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from splinecam.geometry import BORDER, Polygons, candidate_tolerance, cut
-from conftest import check_polygon_shapes, examples
+from helpers import check_polygon_shapes, examples, hull, make_batch
 
 RTOL = 1e-10
 CUT = 999  # second label of the edges a cut creates
-
-
-def hull(points: np.ndarray) -> np.ndarray:
-    """Convex hull (CCW, no collinear vertices) of points (n, 2), by the monotone chain."""
-    pts = sorted(set(map(tuple, points.tolist())))
-    if len(pts) < 3:
-        return np.array(pts, dtype=np.float64)
-
-    def half(seq):
-        out = []
-        for p in seq:
-            while len(out) >= 2 and (out[-1][0] - out[-2][0]) * (p[1] - out[-2][1]) - (
-                out[-1][1] - out[-2][1]) * (p[0] - out[-2][0]) <= 0:
-                out.pop()
-            out.append(p)
-        return out
-
-    lower, upper = half(pts), half(pts[::-1])
-    return np.array(lower[:-1] + upper[:-1], dtype=np.float64)
-
-
-def make_batch(polys: list[np.ndarray]) -> Polygons:
-    """Polygons with a distinct label (100 + p, j) on edge j of polygon p."""
-    verts = torch.as_tensor(np.concatenate(polys))
-    counts = torch.tensor([len(p) for p in polys])
-    offsets = torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum(counts, 0)])
-    labels = torch.as_tensor(np.concatenate([[(100 + p, j) for j in range(len(q))] for p, q in enumerate(polys)]))
-    return Polygons(verts, offsets, labels.to(torch.int64))
 
 
 def pieces(polys: Polygons) -> list[np.ndarray]:

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import arrangement_model, examples, random_mlp
+from helpers import arrangement_model, examples, random_mlp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import splinecam as sc
-from conftest import (
+from helpers import (
     examples,
     REL, check_boundary_complete, check_boundary_ties, model_out, output_scale, overlap_length,
     linear_layer, random_mlp, run, via_quadrants,

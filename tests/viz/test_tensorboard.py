@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import splinecam as sc
-from conftest import BOX, random_mlp
+from helpers import BOX, random_mlp
 from splinecam.apps.cli import main
 
 pytest.importorskip("tensorboard")
