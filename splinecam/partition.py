@@ -411,16 +411,16 @@ class Partition:
 
     @cached_property
     def _decision_boundary(self) -> Boundary:
-        return late("analysis.boundary.decision_boundary")(self)
+        return late("analysis.boundary.partition_boundary")(self)
 
     def decision_boundary(self) -> Boundary:
         """K == 1: where the output crosses 0; K > 1: where the top logit is attained by two
-        classes; see :func:`splinecam.analysis.boundary.decision_boundary`.  Computed once, then cached."""
+        classes; see :func:`splinecam.analysis.boundary.partition_boundary`.  Computed once, then cached."""
         return self._decision_boundary
 
     def level_set(self, value: float, output: int = 0) -> Boundary:
-        """Where output ``output`` crosses ``value``; see :func:`splinecam.analysis.boundary.level_set`."""
-        return late("analysis.boundary.level_set")(self, value, output)
+        """Where output ``output`` crosses ``value``; see :func:`splinecam.analysis.boundary.partition_level_set`."""
+        return late("analysis.boundary.partition_level_set")(self, value, output)
 
     def verify(self, n_points: int | None = None, seed: int = 0, model=None, tol: float | None = None) -> VerifyReport:
         """Independent check by sampling; see :func:`splinecam.analysis.sampling.verify`."""

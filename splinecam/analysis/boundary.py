@@ -10,6 +10,7 @@ K > 1 the candidates are the logits; for a level set ``f_k = t`` they are
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,15 +82,17 @@ class Boundary:
         return late("viz.notebook.boundary_html")(self)
 
 
-def decision_boundary(part) -> Boundary:
-    """Where the output crosses 0 (K = 1) or the top logit is attained by two classes (K > 1)."""
+def partition_boundary(part) -> Boundary:
+    """The decision boundary of a partition (``part.decision_boundary()``): where the output
+    crosses 0 (K = 1) or the top logit is attained by two classes (K > 1)."""
     if part.n_outputs == 1:
-        return level_set(part, 0.0, 0)
+        return partition_level_set(part, 0.0, 0)
     return tie_segments(part, part.affine)
 
 
-def level_set(part, value: float, output: int = 0) -> Boundary:
-    """Where output ``output`` crosses ``value``."""
+def partition_level_set(part, value: float, output: int = 0) -> Boundary:
+    """A level set of a partition (``part.level_set(value, output)``): where output ``output``
+    crosses ``value``."""
     if not 0 <= output < part.n_outputs:
         raise ValueError(f"output must be in [0, {part.n_outputs}), got {output}.")
     f = part.affine[:, output].copy()
@@ -213,3 +216,19 @@ def _border_ties(part, funcs: np.ndarray, exact: np.ndarray, cen: torch.Tensor, 
     segs = (torch.stack([a, b], 1) + cen[r[edge]][:, None]).numpy()[real]
     return segs, r[edge].numpy()[real], np.stack([m[edge].numpy(), j.numpy()], 1)[real]
 
+
+
+def decision_boundary(part) -> Boundary:
+    """Deprecated name of :func:`partition_boundary` (``sc.decision_boundary(model, sl)`` is
+    boundary-first); it goes in the next release."""
+    warnings.warn("splinecam.analysis.boundary.decision_boundary(part) is now partition_boundary(part) "
+                  "(or part.decision_boundary()).", DeprecationWarning, stacklevel=2)
+    return partition_boundary(part)
+
+
+def level_set(part, value: float, output: int = 0) -> Boundary:
+    """Deprecated name of :func:`partition_level_set` (``sc.level_set(model, sl, value)`` is
+    boundary-first); it goes in the next release."""
+    warnings.warn("splinecam.analysis.boundary.level_set(part, ...) is now partition_level_set(part, ...) "
+                  "(or part.level_set(...)).", DeprecationWarning, stacklevel=2)
+    return partition_level_set(part, value, output)

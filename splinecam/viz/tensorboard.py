@@ -6,6 +6,8 @@ Works with ``torch.utils.tensorboard.SummaryWriter`` (``pip install
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..extras import require
@@ -34,7 +36,7 @@ def scalars(part) -> dict[str, float]:
     return values
 
 
-def picture(part, color_by: str = "slope", size: float = 4.0, dpi: int = 100) -> np.ndarray:
+def picture_array(part, color_by: str = "slope", size: float = 4.0, dpi: int = 100) -> np.ndarray:
     """(H, W, 3) uint8 image of ``part``: its regions and the decision boundary."""
     fig = partition_figure(part, color_by=color_by, width=size, edgecolor="white", linewidth=0.4)
     fig.set_dpi(dpi)
@@ -49,5 +51,12 @@ def log_partition(writer, part, step: int, tag: str = TAG, image: bool = True) -
     for name, value in values.items():
         writer.add_scalar(f"{tag}/{name}", value, step)
     if image:
-        writer.add_image(f"{tag}/partition", picture(part), step, dataformats="HWC")
+        writer.add_image(f"{tag}/partition", picture_array(part), step, dataformats="HWC")
     return values
+
+
+def picture(part, color_by: str = "slope", size: float = 4.0, dpi: int = 100) -> np.ndarray:
+    """Deprecated name of :func:`picture_array` (``notebook.picture`` returns HTML); it goes in
+    the next release."""
+    warnings.warn("splinecam.viz.tensorboard.picture is now picture_array.", DeprecationWarning, stacklevel=2)
+    return picture_array(part, color_by=color_by, size=size, dpi=dpi)
