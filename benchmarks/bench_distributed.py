@@ -18,7 +18,7 @@ Usage: python benchmarks/bench_distributed.py [--repeats=3] [--slices=64] [--cas
   with Dask's defaults, as a user starts one, and "workers' CPU" sums their CPU time per call.
   "pinned": the same, after the workers' malloc thresholds were pinned again as Dask's
   ``MALLOC_TRIM_THRESHOLD_=65536`` pins them (what every Dask worker ran with before
-  ``splinecam.distributed.glibc_malloc_defaults``).
+  ``splinecam.run.executors.glibc_malloc_defaults``).
 - many: ``partition_many`` of a small CNN (1x8x8 -> conv4 -> pool -> 10) on N slices through
   random images, on a running LocalCluster of 1 or 2 workers (warm: it has served 4 of them);
   slices per second.
