@@ -48,8 +48,8 @@ def glibc_malloc_defaults() -> bool:
     """Where ``MALLOC_TRIM_THRESHOLD_`` is set (Dask's nannies start every worker with 65536), set
     glibc's malloc thresholds to what its dynamic default reaches for large arrays: mmap 32 MiB,
     trim 64 MiB.  The variable also pins the mmap threshold at 128 KiB, so that every larger
-    array is mapped and unmapped afresh, and the tiles of a partition cost 1.5x the CPU time
-    (benchmarks/bench_distributed.py).  Once per process (glibc only); True if it set them."""
+    array is mapped and unmapped afresh, and the tiles of a partition cost 1.26x the CPU time
+    (benchmarks/bench_distributed.py, "pinned").  Once per process (glibc only); True if it set them."""
     if "MALLOC_TRIM_THRESHOLD_" not in os.environ or platform.libc_ver()[0] != "glibc":
         return False
     libc = ctypes.CDLL("libc.so.6")
