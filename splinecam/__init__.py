@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from .analysis import PlanarMesh, match_regions
 from .boundary import Boundary
 from .boundary_first import decision_boundary, level_set
 from .distributed import partition_many
@@ -20,9 +21,9 @@ from .trace import UnsupportedModelError
 from .watch import RegionLimitError, StoppedEarly, TimeLimitError
 
 __all__ = [
-    "Boundary", "BoundarySamples", "DensityMap", "Estimate", "LayerInfo", "Partition", "Recorder", "RegionArrays",
+    "Boundary", "BoundarySamples", "PlanarMesh", "DensityMap", "Estimate", "LayerInfo", "Partition", "Recorder", "RegionArrays",
     "RegionLimitError", "Slice", "StoppedEarly", "TimeLimitError", "UnsupportedModelError", "VerifyReport",
     "__version__", "animate", "compare", "decision_boundary", "density_map", "estimate", "level_set", "load_onnx",
-    "local_complexity", "partition", "partition_by_layer", "partition_many", "plot_layers", "record", "register_op",
+    "local_complexity", "match_regions", "partition", "partition_by_layer", "partition_many", "plot_layers", "record", "register_op",
     "slice_from_data", "unregister_op",
 ]

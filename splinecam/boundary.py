@@ -71,6 +71,22 @@ class Boundary:
                 parent[ra] = rb
         return len({find(i) for i in np.unique(ids)})
 
+    def curves(self):
+        """The segments as connected polylines; see :func:`splinecam.analysis.topology.curves`."""
+        from .analysis.topology import curves
+        return curves(self)
+
+    @property
+    def n_components(self) -> int:
+        """The number of connected components of the boundary."""
+        from .analysis.topology import n_components
+        return n_components(self)
+
+    def to_geojson(self) -> dict:
+        """The curves as a GeoJSON FeatureCollection (a dict); see :mod:`splinecam.io.geojson`."""
+        from .io.geojson import boundary_geojson
+        return boundary_geojson(self)
+
     def plot(self, ax=None, **kwargs):
         """Draw the segments as one LineCollection; kwargs go to it.  Returns it."""
         return plot_boundary(self, ax=ax, **kwargs)

@@ -443,6 +443,41 @@ class Partition:
         """Write an interactive, self-contained HTML viewer; see :func:`splinecam.viewer.to_html`."""
         return to_html(self, path, color_by=color_by, title=title)
 
+    # -- topology and exports (splinecam.analysis / splinecam.io, imported when called) --
+
+    @cached_property
+    def _mesh(self):
+        from .analysis.mesh import build_mesh
+        return build_mesh(self)
+
+    def mesh(self):
+        """The regions as a :class:`splinecam.PlanarMesh` (shared vertices and edges, half-edges); cached."""
+        return self._mesh
+
+    def adjacency(self):
+        """(R, R) symmetric ``scipy.sparse`` matrix of the lengths of the edges regions share."""
+        return self.mesh().adjacency()
+
+    def to_networkx(self):
+        """The region adjacency graph; see :func:`splinecam.analysis.topology.to_networkx`."""
+        from .analysis.topology import to_networkx
+        return to_networkx(self)
+
+    def class_regions(self, output: int | None = None, level: float | None = None) -> dict:
+        """{class: ClassRegion} where each class wins; see :func:`splinecam.analysis.topology.class_regions`."""
+        from .analysis.topology import class_regions
+        return class_regions(self, output=output, level=level)
+
+    def to_svg(self, path, boundary: bool = True) -> None:
+        """Write the regions, the boundary and the edges of each layer as SVG groups; see :mod:`splinecam.io.svg`."""
+        from .io.svg import to_svg
+        return to_svg(self, path, boundary=boundary)
+
+    def to_geojson(self) -> dict:
+        """The regions as a GeoJSON FeatureCollection (a dict); see :mod:`splinecam.io.geojson`."""
+        from .io.geojson import partition_geojson
+        return partition_geojson(self)
+
     # -- save / load ------------------------------------------------------------
 
     def save(self, path) -> None:

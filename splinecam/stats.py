@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .analysis.topology import neighbour_stats
 from .boundary import point_ids
 from .geometry import distance_to_polygons
 
@@ -164,6 +165,7 @@ def stats(part) -> dict:
         "edges": int(counts.sum()),
         "edges_per_layer": counts.tolist(),
         "edge_length_per_layer": lengths.tolist(),
+        **neighbour_stats(part),
         "seconds": part.seconds,
     }
 
