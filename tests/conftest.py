@@ -422,3 +422,13 @@ def check_boundary_complete(part: sc.Partition, db, model, n: int = 40) -> None:
 @pytest.fixture
 def box():
     return BOX
+
+
+@pytest.fixture(scope="session")
+def builders():
+    """The model builders and helpers of this file, for the tests in sub-folders (which do
+    not import test files)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(random_mlp=random_mlp, arrangement_model=arrangement_model, linear_layer=linear_layer,
+                           via_quadrants=via_quadrants, run=run, examples=examples, model_out=model_out)
