@@ -52,24 +52,8 @@ class Boundary:
         return float(self.lengths.sum())
 
     def pieces(self) -> int:
-        """Number of connected polylines formed by the segments."""
-        if not len(self):
-            return 0
-        pts = self.segments.reshape(-1, 2)
-        ids = point_ids(pts, float(np.abs(pts).max())).reshape(-1, 2)
-        parent = np.arange(ids.max() + 1)
-
-        def find(i):
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return i
-
-        for a, b in ids:
-            ra, rb = find(a), find(b)
-            if ra != rb:
-                parent[ra] = rb
-        return len({find(i) for i in np.unique(ids)})
+        """Number of connected polylines formed by the segments (:attr:`n_components`)."""
+        return self.n_components
 
     def curves(self):
         """The segments as connected polylines; see :func:`splinecam.analysis.topology.curves`."""
