@@ -19,7 +19,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ..geometry import BORDER, Polygons, candidate_tolerance, max_cells
-from .mesh import PlanarMesh, merge_points, mesh_of_polygons, slice_scale
+from .mesh import LOOSE, PlanarMesh, merge_points, mesh_of_polygons, slice_scale
 
 __all__ = ["BoundaryCurves", "ClassCells", "ClassRegion", "Curve", "class_regions", "curves", "n_components",
            "neighbour_stats", "to_networkx", "unit_changes"]
@@ -138,19 +138,57 @@ class BoundaryCurves:
         return np.array([c.length for c in self.curves])
 
 
-def _boundary_graph(db) -> tuple[np.ndarray, np.ndarray]:
-    """(S, 2) vertex ids of the boundary segments' ends and the (V, 2) vertices."""
+def _boundary_graph(db) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The boundary as a graph: (P, 2) vertex ids of its pieces, the (V, 2) vertices and the
+    (P,) segment of each piece.  A segment is cut where another one ends inside it (a
+    T-junction), so that curves meet at shared vertices."""
     ends = db.segments.reshape(-1, 2)
     scale = slice_scale(db.partition.slice) if db.partition is not None else float(np.abs(ends).max(initial=1.0))
     ids, verts = merge_points(ends, scale, np.zeros((len(ends), 1)))
-    return ids.reshape(-1, 2), verts
+    ids = ids.reshape(-1, 2)
+    lone = np.flatnonzero(np.bincount(ids.reshape(-1), minlength=len(verts)) == 1)
+    vert, seg, t = _inside_segments(verts[lone], verts[ids[:, 0]], verts[ids[:, 1]], LOOSE * scale)
+    if not len(seg):
+        return ids, verts, np.arange(len(ids))
+    order = np.lexsort((t, seg))
+    vert, seg = lone[vert[order]], seg[order]
+    cuts = np.bincount(seg, minlength=len(ids))
+    source = np.repeat(np.arange(len(ids)), cuts + 1)
+    first = np.r_[0, np.cumsum(cuts + 1)[:-1]]
+    start = ids[source, 0].copy()
+    stop = ids[source, 1].copy()
+    inner = np.ones(len(source), bool)
+    inner[first] = False
+    start[inner] = vert  # pieces after the first start at a cut, in order along the segment
+    last = np.r_[first[1:], len(source)] - 1
+    tail = np.ones(len(source), bool)
+    tail[last] = False
+    stop[tail] = vert
+    return np.stack([start, stop], 1), verts, source
+
+
+def _inside_segments(p: np.ndarray, a: np.ndarray, b: np.ndarray, tol: float):
+    """The (point, segment) pairs with point p (n, 2) strictly inside segment a -> b (S, 2)
+    (within ``tol`` of it, farther than ``tol`` from its ends), and t (along it, 0 to 1)."""
+    found = [np.zeros(0, np.int64)] * 2 + [np.zeros(0)]
+    step = max(1, _BLOCK * 16 // max(len(a), 1))
+    d = b - a
+    length = np.linalg.norm(d, axis=1)
+    for s in range(0, len(p), step):
+        q = p[s : s + step, None] - a[None]
+        t = (q * d).sum(2) / length**2
+        off = np.abs(q[..., 0] * d[:, 1] - q[..., 1] * d[:, 0]) / length
+        hit = (off <= tol) & (t * length > tol) & ((1 - t) * length > tol)
+        i, j = np.nonzero(hit)
+        found = [np.r_[found[0], i + s], np.r_[found[1], j], np.r_[found[2], t[i, j]]]
+    return found[0].astype(np.int64), found[1].astype(np.int64), found[2]
 
 
 def n_components(db) -> int:
     """The number of connected components of a boundary's segments."""
     if not len(db):
         return 0
-    ids, verts = _boundary_graph(db)
+    ids, verts, _ = _boundary_graph(db)
     graph = coo_matrix((np.ones(len(ids)), (ids[:, 0], ids[:, 1])), shape=(len(verts), len(verts)))
     _, comp = connected_components(graph, directed=False)
     return len(np.unique(comp[ids[:, 0]]))
@@ -160,7 +198,7 @@ def curves(db) -> BoundaryCurves:
     """The boundary ``db`` as :class:`BoundaryCurves` (lengths sum to ``db.length``)."""
     if not len(db):
         return BoundaryCurves([], np.zeros((0, 2)), 0)
-    ids, verts = _boundary_graph(db)
+    ids, verts, source = _boundary_graph(db)
     degree = np.bincount(ids.reshape(-1), minlength=len(verts))
     # the segments at each vertex, as a CSR list of (segment, end) incidences
     order = np.argsort(ids.reshape(-1), kind="stable")
@@ -189,7 +227,7 @@ def curves(db) -> BoundaryCurves:
         if not used[s]:
             out.append(walk(s, ids[s, 0]))
     result = [Curve(p, bool(degree[ids[seq[0]]].min() == 2 and np.array_equal(p[0], p[-1]) and len(seq) > 1),
-                    db.classes[seq], np.asarray(seq)) for seq, p in out]
+                    db.classes[source[seq]], source[seq]) for seq, p in out]
     return BoundaryCurves(result, verts[degree >= 3], n_components(db))
 
 

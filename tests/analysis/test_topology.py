@@ -130,3 +130,15 @@ def test_empty_boundary(builders):
     model = nn.Sequential(builders.linear_layer([[0.0, 0.0]], [1.0])).eval()
     db = builders.run(model, BOX2).decision_boundary()
     assert len(db.curves()) == 0 and db.n_components == 0
+
+
+def test_curves_meet_at_a_t_junction():
+    """A segment that ends inside another one cuts it there: three curves meet at a junction."""
+    segs = np.array([[[-1, 0], [1, 0]], [[0, 0], [0, 1]], [[0, 1], [0.5, 1.5]]], float)
+    db = sc.Boundary(segs, np.zeros(3, np.int64), np.array([[0, 1], [1, 2], [1, 2]]))
+    cv = db.curves()
+    assert db.n_components == 1 and len(cv) == 3 and not any(c.closed for c in cv)
+    np.testing.assert_allclose(cv.junctions, [[0, 0]])
+    assert cv.lengths.sum() == pytest.approx(db.length)
+    assert sorted(len(c.points) for c in cv) == [2, 2, 3]
+    assert sorted(np.concatenate([c.segments for c in cv]).tolist()) == [0, 0, 1, 2]
