@@ -79,18 +79,17 @@ def to_networkx(part):
     out = part.centroid_outputs
     cls = (out[:, 0] > 0).astype(int) if part.n_outputs == 1 else out.argmax(1)
     g = nx.Graph()
-    g.add_nodes_from((r, {"area": float(part.areas[r]), "cls": int(cls[r]), "code": part.arrays.packed_codes[r].tobytes()})
-                     for r in range(len(part)))
+    g.add_nodes_from((r, {"area": float(area), "cls": int(c), "code": code.tobytes()})
+                     for r, (area, c, code) in enumerate(zip(part.areas, cls, part.arrays.packed_codes)))
     inner = np.flatnonzero(mesh.interior)
-    lengths = mesh.edge_lengths
-    for e in inner:
-        a, b = (int(x) for x in mesh.edge_regions[e])
-        unit = tuple(int(x) for x in mesh.edge_units[e])
-        if g.has_edge(a, b):
-            g[a][b]["length"] += float(lengths[e])
-            g[a][b]["units"].add(unit)
-        else:
-            g.add_edge(a, b, length=float(lengths[e]), units={unit})
+    ab = np.sort(mesh.edge_regions[inner], 1)
+    pairs, which = np.unique(ab, axis=0, return_inverse=True)
+    which = which.reshape(-1)
+    length = np.bincount(which, weights=mesh.edge_lengths[inner], minlength=len(pairs))
+    units = [set() for _ in pairs]
+    for k, unit in zip(which.tolist(), map(tuple, mesh.edge_units[inner].tolist())):
+        units[k].add(unit)
+    g.add_edges_from((int(a), int(b), {"length": float(w), "units": u}) for (a, b), w, u in zip(pairs, length, units))
     return g
 
 
