@@ -13,7 +13,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from ..fileio import write_atomically
+from .files import write_atomically
 
 __all__ = ["to_svg"]
 

@@ -8,7 +8,8 @@ import math
 import torch
 
 from ..geometry import Polygons, compiled, line_tolerance, split_at_breakpoints, split_by_lines, vertex_extremes
-from .base import Split, SplitContext, SplitOp, Unsupported, pack_bits
+from ..errors import Unsupported
+from .base import Split, SplitContext, SplitOp, pack_bits
 
 _PIECE_BYTES = 256  # bytes a piece holds besides its code, to size the compiled split within the budget
 

@@ -11,6 +11,7 @@ from scipy.spatial import cKDTree
 from torch import nn
 
 import splinecam as sc
+from helpers import arrangement_model, random_mlp, run
 
 
 def shoelace(p: np.ndarray) -> float:
@@ -82,47 +83,47 @@ def cnn(seed: int) -> nn.Module:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_random_and_integer_mlps(builders, seed):
-    check_mesh(builders.run(builders.random_mlp([8, 8, 8], 3, seed)))
-    check_mesh(builders.run(builders.random_mlp([6, 6, 6], 2, seed, integer=True)))
-    check_mesh(builders.run(builders.random_mlp([6, 6], 1, seed, act="leaky", extras=True)))
+def test_random_and_integer_mlps(seed):
+    check_mesh(run(random_mlp([8, 8, 8], 3, seed)))
+    check_mesh(run(random_mlp([6, 6, 6], 2, seed, integer=True)))
+    check_mesh(run(random_mlp([6, 6], 1, seed, act="leaky", extras=True)))
 
 
-def test_degenerate_arrangement(builders):
+def test_degenerate_arrangement():
     """Concurrent lines, lines through the slice's corners, duplicate (also rescaled) and dead units."""
     w = [[1, 0], [0, 1], [1, 1], [1, -1], [1, 0], [0, 0], [2, 2], [1, -1], [0, 1]]
     b = [0, 0, 0, 0, 0, 0.5, 0, 0, 0.5]
-    part = builders.run(builders.arrangement_model(w, b))
+    part = run(arrangement_model(w, b))
     m = check_mesh(part)
     assert m.n_vertices == len(set(map(tuple, np.round(m.vertices, 12))))
 
 
-def test_cnn_with_max_pooling(builders):
+def test_cnn_with_max_pooling():
     x = torch.randn(3, 1, 6, 6, generator=torch.Generator().manual_seed(4))
     check_mesh(sc.partition(cnn(0), sc.Slice.from_points(*x), progress=False))
 
 
-def test_t_junctions_of_boundary_first_and_tiles(builders):
+def test_t_junctions_of_boundary_first_and_tiles():
     """Coarse cells end their neighbours' lines on their sides: the mesh splits those sides."""
-    model = builders.random_mlp([8, 8, 8], 3, 1)
+    model = random_mlp([8, 8, 8], 3, 1)
     coarse = sc.decision_boundary(model, sc.Slice.box((-1, -1), (1, 1)), progress=False).partition
     assert not coarse.exact.all()
     m = check_mesh(coarse)
     assert (m.offsets[1:] - m.offsets[:-1]).sum() > len(coarse.arrays.vertices)  # some sides were split
-    check_mesh(builders.run(model, tiles=3))
+    check_mesh(run(model, tiles=3))
 
 
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.tuples(st.integers(-2, 2), st.integers(-2, 2), st.integers(-2, 2)), min_size=1, max_size=7))
-def test_integer_arrangements(builders, lines):
+def test_integer_arrangements(lines):
     """Integer lines through lattice points of [-1, 1]^2: many concurrent lines and duplicates."""
     w = [(a, b) for a, b, _ in lines]
     c = [c / 2 for _, _, c in lines]
-    check_mesh(builders.run(builders.arrangement_model(w, c)))
+    check_mesh(run(arrangement_model(w, c)))
 
 
-def test_adjacency_and_networkx(builders):
-    part = builders.run(builders.random_mlp([6, 6], 3, 2))
+def test_adjacency_and_networkx():
+    part = run(random_mlp([6, 6], 3, 2))
     m = part.mesh()
     adj = part.adjacency()
     assert adj.shape == (len(part), len(part))

@@ -8,25 +8,26 @@ import torch
 from torch import nn
 
 import splinecam as sc
+from helpers import linear_layer, model_out, random_mlp, run
 
 BOX2 = sc.Slice.box((-2, -2), (2, 2))
 HAT = [[1, 0], [-1, 0], [0, 1], [0, -1]]  # relu(u), relu(-u), relu(v), relu(-v): |u| = h0 + h1
 
 
-def abs_net(builders) -> nn.Module:
+def abs_net() -> nn.Module:
     """|x1| + |x2| - 1."""
-    return nn.Sequential(builders.linear_layer(HAT, [0] * 4), nn.ReLU(), builders.linear_layer([[1] * 4], [-1])).eval()
+    return nn.Sequential(linear_layer(HAT, [0] * 4), nn.ReLU(), linear_layer([[1] * 4], [-1])).eval()
 
 
-def annulus_net(builders) -> nn.Module:
+def annulus_net() -> nn.Module:
     """||x1| + |x2| - 1| - 0.3."""
-    return nn.Sequential(builders.linear_layer(HAT, [0] * 4), nn.ReLU(),
-                         builders.linear_layer([[1] * 4, [-1] * 4], [-1, 1]), nn.ReLU(),
-                         builders.linear_layer([[1, 1]], [-0.3])).eval()
+    return nn.Sequential(linear_layer(HAT, [0] * 4), nn.ReLU(),
+                         linear_layer([[1] * 4, [-1] * 4], [-1, 1]), nn.ReLU(),
+                         linear_layer([[1, 1]], [-0.3])).eval()
 
 
-def test_abs_has_one_closed_curve_and_a_hole_outside(builders):
-    part = builders.run(abs_net(builders), BOX2)
+def test_abs_has_one_closed_curve_and_a_hole_outside():
+    part = run(abs_net(), BOX2)
     db = part.decision_boundary()
     cv = db.curves()
     assert len(cv) == 1 and cv[0].closed and db.n_components == 1
@@ -38,8 +39,8 @@ def test_abs_has_one_closed_curve_and_a_hole_outside(builders):
     assert (outside.b0, outside.b1) == (1, 1) and outside.area == pytest.approx(14.0, rel=1e-12)
 
 
-def test_annulus(builders):
-    part = builders.run(annulus_net(builders), BOX2)
+def test_annulus():
+    part = run(annulus_net(), BOX2)
     regions = part.class_regions()
     ring = regions[0]  # {f < 0}
     assert (ring.b0, ring.b1) == (1, 1)
@@ -50,9 +51,9 @@ def test_annulus(builders):
     assert len(cv) == 2 and all(c.closed for c in cv)
 
 
-def test_linear_two_class_model_has_one_open_curve(builders):
-    model = nn.Sequential(builders.linear_layer([[1, 2], [-0.5, 0.25]], [0.1, -0.2])).eval()
-    part = builders.run(model, BOX2)
+def test_linear_two_class_model_has_one_open_curve():
+    model = nn.Sequential(linear_layer([[1, 2], [-0.5, 0.25]], [0.1, -0.2])).eval()
+    part = run(model, BOX2)
     cv = part.decision_boundary().curves()
     assert len(cv) == 1 and not cv[0].closed and len(cv.junctions) == 0
     ends = cv[0].points[[0, -1]]
@@ -61,8 +62,8 @@ def test_linear_two_class_model_has_one_open_curve(builders):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_curves_cover_the_boundary(builders, seed):
-    part = builders.run(builders.random_mlp([8, 8], 4, seed), BOX2)
+def test_curves_cover_the_boundary(seed):
+    part = run(random_mlp([8, 8], 4, seed), BOX2)
     for db in (part.decision_boundary(), part.level_set(0.1, output=1)):
         cv = db.curves()
         assert cv.lengths.sum() == pytest.approx(db.length, rel=1e-12)
@@ -86,16 +87,16 @@ def test_curves_cover_the_boundary(builders, seed):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_class_regions_are_exact(builders, seed):
+def test_class_regions_are_exact(seed):
     """Areas tile the slice; every grid point away from the boundary lies in its class's region;
     the Betti numbers agree with shapely's union of the argmax cells."""
     shapely = pytest.importorskip("shapely")
-    model = builders.random_mlp([8, 8], 3, seed)
-    part = builders.run(model, BOX2)
+    model = random_mlp([8, 8], 3, seed)
+    part = run(model, BOX2)
     regions = part.class_regions()
     assert sum(r.area for r in regions.values()) == pytest.approx(BOX2.area, rel=1e-9)
     g = np.stack(np.meshgrid(np.linspace(-1.97, 1.97, 41), np.linspace(-1.97, 1.97, 41)), -1).reshape(-1, 2)
-    out = builders.model_out(model, BOX2, g)
+    out = model_out(model, BOX2, g)
     top = np.sort(out, 1)
     clear = top[:, -1] - top[:, -2] > 1e-6
     cls = out.argmax(1)
@@ -114,21 +115,21 @@ def test_class_regions_are_exact(builders, seed):
         assert (r.b0, r.b1) == (len(parts), sum(len(p.interiors) for p in parts))
 
 
-def test_level_set_classes_and_errors(builders):
-    part = builders.run(builders.random_mlp([8, 8], 2, 5), BOX2)
+def test_level_set_classes_and_errors():
+    part = run(random_mlp([8, 8], 2, 5), BOX2)
     regions = part.class_regions(output=1, level=0.2)
     assert set(regions) <= {0, 1}
     assert sum(r.area for r in regions.values()) == pytest.approx(BOX2.area, rel=1e-9)
     with pytest.raises(ValueError, match="output"):
         part.class_regions(output=2)
-    coarse = sc.decision_boundary(builders.random_mlp([8, 8], 2, 5), BOX2, progress=False).partition
+    coarse = sc.decision_boundary(random_mlp([8, 8], 2, 5), BOX2, progress=False).partition
     with pytest.raises(ValueError, match="coarse"):
         coarse.class_regions()
 
 
-def test_empty_boundary(builders):
-    model = nn.Sequential(builders.linear_layer([[0.0, 0.0]], [1.0])).eval()
-    db = builders.run(model, BOX2).decision_boundary()
+def test_empty_boundary():
+    model = nn.Sequential(linear_layer([[0.0, 0.0]], [1.0])).eval()
+    db = run(model, BOX2).decision_boundary()
     assert len(db.curves()) == 0 and db.n_components == 0
 
 

@@ -8,11 +8,13 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
+from helpers import random_mlp, run
+
 NS = "{http://www.w3.org/2000/svg}"
 
 
-def test_svg_groups(builders, tmp_path):
-    part = builders.run(builders.random_mlp([6, 6], 3, 1))
+def test_svg_groups(tmp_path):
+    part = run(random_mlp([6, 6], 3, 1))
     path = tmp_path / "p.svg"
     part.to_svg(path)
     root = ET.parse(path).getroot()
@@ -24,8 +26,8 @@ def test_svg_groups(builders, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["p.svg"]  # no temporary file left
 
 
-def test_svg_into_a_missing_folder(builders, tmp_path):
-    part = builders.run(builders.random_mlp([4], 1, 0))
+def test_svg_into_a_missing_folder(tmp_path):
+    part = run(random_mlp([4], 1, 0))
     with pytest.raises(FileNotFoundError, match="does not exist"):
         part.to_svg(tmp_path / "nowhere" / "p.svg")
 
@@ -35,8 +37,8 @@ def ring_area(ring) -> float:
     return 0.5 * float(np.sum(r[:, 0] * np.roll(r[:, 1], -1) - r[:, 1] * np.roll(r[:, 0], -1)))
 
 
-def test_geojson(builders):
-    part = builders.run(builders.random_mlp([6, 6], 3, 2))
+def test_geojson():
+    part = run(random_mlp([6, 6], 3, 2))
     gj = json.loads(json.dumps(part.to_geojson()))
     assert gj["type"] == "FeatureCollection" and len(gj["features"]) == len(part)
     for f, area in zip(gj["features"], part.areas):
