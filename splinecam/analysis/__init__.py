@@ -3,7 +3,7 @@ their Betti numbers, and regions matched across two partitions."""
 
 from .match import RegionMatch, match_regions
 from .mesh import PlanarMesh, build_mesh
-from .topology import BoundaryCurves, ClassCells, ClassRegion, Curve, class_cells, class_regions, curves, to_networkx
+from .topology import BoundaryCurves, ClassCells, ClassRegion, Curve, class_regions, curves, to_networkx
 
 __all__ = ["BoundaryCurves", "ClassCells", "ClassRegion", "Curve", "PlanarMesh", "RegionMatch", "build_mesh",
-           "class_cells", "class_regions", "curves", "match_regions", "to_networkx"]
+           "class_regions", "curves", "match_regions", "to_networkx"]

@@ -19,10 +19,12 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ..geometry import BORDER, Polygons, candidate_tolerance, max_cells
-from .mesh import LOOSE, PlanarMesh, merge_points, mesh_of_polygons, slice_scale
+from .mesh import LOOSE, PlanarMesh, cycle_next, merge_points, mesh_of_polygons, slice_scale
 
 __all__ = ["BoundaryCurves", "ClassCells", "ClassRegion", "Curve", "class_regions", "curves", "n_components",
            "neighbour_stats", "to_networkx", "unit_changes"]
+# _class_cells stands in for ``analysis.boundary.class_cells`` (same signature and fields) until
+# that shared function lands; then class_regions calls it and the stand-in goes.
 
 _RTOL = 1e-10  # the tolerance of the argmax cells (as for the boundary)
 _BLOCK = 1 << 16  # edges whose codes are compared at once
@@ -247,7 +249,7 @@ class ClassCells:
     areas: np.ndarray
 
 
-def class_cells(part, output: int | None = None, level: float | None = None) -> ClassCells:
+def _class_cells(part, output: int | None = None, level: float | None = None) -> ClassCells:
     """The cells of every region where each class wins: for K > 1 (and ``level`` None) the
     argmax of the logits; otherwise classes 0 (``f_output < level``) and 1 (``f_output >
     level``), with ``output`` 0 and ``level`` 0 by default.  Ties go to the lowest class."""
@@ -297,8 +299,10 @@ class ClassRegion:
 
 
 def class_regions(part, output: int | None = None, level: float | None = None) -> dict:
-    """{class: :class:`ClassRegion`} for the classes of :func:`class_cells` that win somewhere."""
-    cells = class_cells(part, output, level)
+    """{class: :class:`ClassRegion`} for every class that wins somewhere: for K > 1 (and ``level``
+    None) the classes of the argmax; otherwise 0 (``f_output < level``) and 1 (``f_output >
+    level``), ``output`` 0 and ``level`` 0 by default.  Needs a full partition (no coarse cells)."""
+    cells = _class_cells(part, output, level)
     border = _border_units(cells.vertices, cells.offsets, part.slice)
     mesh = mesh_of_polygons(cells.vertices, cells.offsets, border, slice_scale(part.slice))
     label = cells.label[mesh.half_region]
@@ -327,8 +331,7 @@ def class_regions(part, output: int | None = None, level: float | None = None) -
 
 def _border_units(vertices: np.ndarray, offsets: np.ndarray, sl) -> np.ndarray:
     """(N, 2) (-1, -1) for the cell edges on the slice border, (0, 0) for the others."""
-    nxt = np.arange(len(vertices)) + 1
-    nxt[offsets[1:] - 1] = offsets[:-1]
+    nxt = cycle_next(np.diff(offsets))
     poly = sl.polygon
     e = np.roll(poly, -1, axis=0) - poly
     scale = slice_scale(sl)

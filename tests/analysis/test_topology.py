@@ -105,14 +105,34 @@ def test_class_regions_are_exact(seed):
         assert shape.is_valid and shape.area == pytest.approx(regions[c].area, rel=1e-9)
         inside = np.array([shape.contains(shapely.Point(p)) for p in g])
         np.testing.assert_array_equal(inside[clear], cls[clear] == c)
-    cells = sc.analysis.class_cells(part)
-    for c, r in regions.items():
-        # cells rebuilt in other regions meet up to rounding: close those gaps before the union
-        polys = [shapely.Polygon(cells.vertices[cells.offsets[i] : cells.offsets[i + 1]]).buffer(1e-9)
-                 for i in np.flatnonzero(cells.label == c)]
-        union = shapely.union_all(polys)
+    for c, r in regions.items():  # shapely's union of the argmax cells, clipped by shapely
+        union = reference_cells(part, c)
         parts = list(getattr(union, "geoms", [union]))
         assert (r.b0, r.b1) == (len(parts), sum(len(p.interiors) for p in parts))
+
+
+def reference_cells(part, c: int):
+    """The union of the cells where class c wins, each cut from its region by shapely with the
+    half-planes f_c >= f_j (grown by 1e-9 so that cells of neighbouring regions meet)."""
+    import shapely
+
+    big = 1e3
+    cells = []
+    for r, poly in enumerate(part.polygons):
+        cell = shapely.Polygon(poly)
+        f = part.affine[r]
+        for j in range(len(f)):
+            if j == c or cell.is_empty:
+                continue
+            a, b, d = f[c] - f[j]  # keep a*u + b*v + d >= 0
+            n = np.array([a, b]) / np.hypot(a, b)
+            p0 = -d * n / np.hypot(a, b)
+            t = np.array([-n[1], n[0]])
+            half = shapely.Polygon([p0 + big * t, p0 - big * t, p0 - big * t + big * n, p0 + big * t + big * n])
+            cell = cell.intersection(half)
+        if cell.area > 0:
+            cells.append(cell.buffer(1e-9))
+    return shapely.union_all(cells)
 
 
 def test_level_set_classes_and_errors():
