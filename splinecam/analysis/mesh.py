@@ -110,8 +110,10 @@ def build_mesh(part) -> PlanarMesh:
 
 
 def slice_scale(sl) -> float:
-    """The size of a slice's polygon (its largest half-extent about its centre)."""
-    return float(np.abs(sl.polygon - sl.polygon.mean(0)).max())
+    """The size of a slice's polygon for the tolerances: its largest half-extent about its centre,
+    but at least 1e-3 of the centre's distance from 0 (coordinates round relative to that)."""
+    centre = sl.polygon.mean(0)
+    return float(max(np.abs(sl.polygon - centre).max(), 1e-3 * np.abs(centre).max()))
 
 
 def mesh_of_polygons(vertices: np.ndarray, offsets: np.ndarray, units: np.ndarray, scale: float) -> PlanarMesh:

@@ -11,7 +11,7 @@ from scipy.spatial import cKDTree
 from torch import nn
 
 import splinecam as sc
-from helpers import arrangement_model, random_mlp, run
+from helpers import arrangement_model, examples, random_mlp, run
 
 
 def shoelace(p: np.ndarray) -> float:
@@ -98,6 +98,14 @@ def test_degenerate_arrangement():
     assert m.n_vertices == len(set(map(tuple, np.round(m.vertices, 12))))
 
 
+def test_far_from_the_origin():
+    """Concurrent lines at a point far from 0: the vertices still merge (coordinates round there)."""
+    c = 1e4
+    part = run(arrangement_model([[1, 0], [0, 1], [1, 1], [1, -1]], [-c, -c, -2 * c, 0]),
+               sc.Slice.box((c - 1, c - 1), (c + 1, c + 1)))
+    assert check_mesh(part).n_vertices == 9
+
+
 def test_cnn_with_max_pooling():
     x = torch.randn(3, 1, 6, 6, generator=torch.Generator().manual_seed(4))
     check_mesh(sc.partition(cnn(0), sc.Slice.from_points(*x), progress=False))
@@ -113,7 +121,7 @@ def test_t_junctions_of_boundary_first_and_tiles():
     check_mesh(run(model, tiles=3))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(st.lists(st.tuples(st.integers(-2, 2), st.integers(-2, 2), st.integers(-2, 2)), min_size=1, max_size=7))
 def test_integer_arrangements(lines):
     """Integer lines through lattice points of [-1, 1]^2: many concurrent lines and duplicates."""
