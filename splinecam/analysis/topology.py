@@ -18,6 +18,7 @@ import torch
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from ..extras import require
 from ..geometry import BORDER, Polygons, candidate_tolerance, max_cells
 from .mesh import LOOSE, PlanarMesh, cycle_next, merge_points, mesh_of_polygons, slice_scale
 
@@ -73,10 +74,7 @@ def to_networkx(part):
     argmax class at the centroid; for K = 1, whether the output is > 0) and ``code`` (a bytes
     key of the activation pattern); an edge per pair of neighbours with ``length`` (shared) and
     ``units`` (the (layer, unit) pairs of the shared edges)."""
-    try:
-        import networkx as nx
-    except ImportError:
-        raise ImportError("to_networkx needs networkx: pip install networkx") from None
+    nx = require("networkx", "topology", "to_networkx")
     mesh = part.mesh()
     out = part.centroid_outputs
     cls = (out[:, 0] > 0).astype(int) if part.n_outputs == 1 else out.argmax(1)
@@ -291,11 +289,8 @@ class ClassRegion:
 
     def to_shapely(self):
         """The region as a ``shapely`` MultiPolygon (shapely is optional)."""
-        try:
-            from shapely.geometry import MultiPolygon, Polygon
-        except ImportError:
-            raise ImportError("to_shapely needs shapely: pip install shapely") from None
-        return MultiPolygon([Polygon(ext, holes) for ext, holes in self.polygons])
+        geometry = require("shapely.geometry", "topology", "to_shapely")
+        return geometry.MultiPolygon([geometry.Polygon(ext, holes) for ext, holes in self.polygons])
 
 
 def class_regions(part, output: int | None = None, level: float | None = None) -> dict:

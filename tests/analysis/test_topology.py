@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -163,3 +165,14 @@ def test_curves_meet_at_a_t_junction():
     assert cv.lengths.sum() == pytest.approx(db.length)
     assert sorted(len(c.points) for c in cv) == [2, 2, 3]
     assert sorted(np.concatenate([c.segments for c in cv]).tolist()) == [0, 0, 1, 2]
+
+
+def test_optional_packages_missing(monkeypatch):
+    part = run(random_mlp([4], 2, 0), BOX2)
+    region = next(iter(part.class_regions().values()))
+    monkeypatch.setitem(sys.modules, "networkx", None)  # import networkx then fails
+    monkeypatch.setitem(sys.modules, "shapely.geometry", None)
+    with pytest.raises(ImportError, match=r"splinecam\[topology\]"):
+        part.to_networkx()
+    with pytest.raises(ImportError, match=r"splinecam\[topology\]"):
+        region.to_shapely()
