@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..geometry import distance_to_polygons
 from .boundary import point_ids
+from ..geometry import distance_to_polygons
 from .topology import neighbour_stats
 
 _PAIR_BLOCK = 1 << 22  # (point, region) candidate pairs held at once
