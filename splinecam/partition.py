@@ -27,6 +27,7 @@ from .run.watch import Watch
 
 if TYPE_CHECKING:  # the analysis layer sits above this module: its types only
     from .analysis.boundary import Boundary
+    from .analysis.mesh import PlanarMesh
     from .analysis.sampling import BoundarySamples, VerifyReport
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
@@ -442,6 +443,37 @@ class Partition:
     def to_html(self, path, color_by: str = "random", title: str | None = None):
         """Write an interactive, self-contained HTML viewer; see :func:`splinecam.viz.viewer.to_html`."""
         return late("viz.viewer.to_html")(self, path, color_by=color_by, title=title)
+
+    # -- topology and exports (each forwards to the function named) ----------------
+
+    @cached_property
+    def _mesh(self) -> PlanarMesh:
+        return late("analysis.mesh.build_mesh")(self)
+
+    def mesh(self) -> PlanarMesh:
+        """The regions as a planar mesh (shared vertices, whole shared edges, half-edges); see
+        :class:`splinecam.analysis.mesh.PlanarMesh`.  Computed once, then cached."""
+        return self._mesh
+
+    def adjacency(self):
+        """(R, R) symmetric ``scipy.sparse`` matrix: the length of the edges two regions share."""
+        return self.mesh().adjacency()
+
+    def to_networkx(self):
+        """The region adjacency graph; see :func:`splinecam.analysis.topology.to_networkx`."""
+        return late("analysis.topology.to_networkx")(self)
+
+    def class_regions(self, output: int | None = None, level: float | None = None) -> dict:
+        """{class: ClassRegion}, where each class wins; see :func:`splinecam.analysis.topology.class_regions`."""
+        return late("analysis.topology.class_regions")(self, output=output, level=level)
+
+    def to_svg(self, path, boundary: bool = True) -> None:
+        """Write regions, boundary and each layer's edges as SVG groups; see :func:`splinecam.io.svg.to_svg`."""
+        return late("io.svg.to_svg")(self, path, boundary=boundary)
+
+    def to_geojson(self) -> dict:
+        """The regions as a GeoJSON FeatureCollection; see :func:`splinecam.io.geojson.partition_geojson`."""
+        return late("io.geojson.partition_geojson")(self)
 
     # -- save / load ------------------------------------------------------------
 

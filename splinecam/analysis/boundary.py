@@ -18,6 +18,8 @@ import torch
 
 from ..extras import late
 from ..geometry import Polygons, candidate_tolerance, max_cells
+from ..io.geojson import boundary_geojson
+from . import topology
 
 _RTOL = 1e-10
 
@@ -52,24 +54,21 @@ class Boundary:
         return float(self.lengths.sum())
 
     def pieces(self) -> int:
-        """Number of connected polylines formed by the segments."""
-        if not len(self):
-            return 0
-        pts = self.segments.reshape(-1, 2)
-        ids = point_ids(pts, float(np.abs(pts).max())).reshape(-1, 2)
-        parent = np.arange(ids.max() + 1)
+        """Number of connected polylines formed by the segments (:attr:`n_components`)."""
+        return self.n_components
 
-        def find(i):
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return i
+    def curves(self):
+        """The segments as connected polylines; see :func:`splinecam.analysis.topology.curves`."""
+        return topology.curves(self)
 
-        for a, b in ids:
-            ra, rb = find(a), find(b)
-            if ra != rb:
-                parent[ra] = rb
-        return len({find(i) for i in np.unique(ids)})
+    @property
+    def n_components(self) -> int:
+        """The number of connected components of the boundary."""
+        return topology.n_components(self)
+
+    def to_geojson(self) -> dict:
+        """The curves as a GeoJSON FeatureCollection (a dict); see :mod:`splinecam.io.geojson`."""
+        return boundary_geojson(self)
 
     def plot(self, ax=None, **kwargs):
         """Draw the segments as one LineCollection; kwargs go to it.  Returns it."""
