@@ -283,6 +283,11 @@ def _build_ops(model: nn.Module, graph: fx.Graph, input_shape: tuple[int, ...]) 
             if not ops:
                 index[n] = index[live_in[0]]
                 continue
+            if not _agrees(ops, [env[a] for a in _live_order(n, index)], value):
+                problems.append(f"{n.name}{_location(n)}: the op registered for it does not compute what the "
+                                "model computes (check the factory given to splinecam.register_op)")
+                index[n] = -1
+                continue
             name = n.target if n.op == "call_module" else n.name
             v = add(ops[0], [index[a] for a in _live_order(n, index)], name)
             for op in ops[1:]:
@@ -302,6 +307,18 @@ def _build_ops(model: nn.Module, graph: fx.Graph, input_shape: tuple[int, ...]) 
             "max-pooling and max; add others with splinecam.register_op."
         )
     return Graph(nodes)
+
+
+def _agrees(ops: list[Op], args: list[torch.Tensor], value: torch.Tensor) -> bool:
+    """Whether the ops, one after the other, give ``value`` on the activations ``args`` (to the
+    rounding of their dtype, relative to the largest magnitude involved)."""
+    out = ops[0].forward(*args)
+    for op in ops[1:]:
+        out = op.forward(out)
+    if out.shape != value.shape:
+        return False
+    scale = max([float(a.abs().max()) for a in args if a.numel()] + [float(value.abs().max()) if value.numel() else 0.0])
+    return bool(((out - value).abs() <= 1e3 * torch.finfo(value.dtype).eps * max(scale, 1e-300)).all())
 
 
 def _fetch(model: nn.Module, target: str):
