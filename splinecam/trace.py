@@ -409,3 +409,29 @@ def prepare(model: nn.Module, dtype: torch.dtype, device, input_shape) -> tuple[
         if name in buffers:
             buf.copy_(buffers[name])
     return twin, graph
+
+
+def frozen(model: nn.Module, dtype: torch.dtype, device, input_shape):
+    """A callable that gives ``prepare(model, dtype, device, input_shape)`` for the weights and
+    buffers ``model`` has *now*, even if it is trained further before the call: only a copy of
+    its tensors is taken here (cheap); the model itself is copied when the callable is called."""
+    state = {name: t.detach().clone() for name, t in _tensors(model)}
+
+    def make() -> tuple[nn.Module, Graph]:
+        twin = copy.deepcopy(model)
+        now = dict(_tensors(twin))
+        if now.keys() != state.keys() or any(now[k].shape != v.shape for k, v in state.items()):
+            raise ValueError("the model's parameters or buffers changed shape or names since it was partitioned; "
+                             "pass the model it was partitioned with: part.verify(model=...).")
+        with torch.no_grad():
+            for name, t in now.items():
+                t.copy_(state[name])
+        return prepare(twin, dtype, device, input_shape)
+
+    return make
+
+
+def _tensors(model: nn.Module):
+    """(name, tensor) of every parameter and buffer of ``model``."""
+    yield from model.named_parameters()
+    yield from model.named_buffers()
