@@ -114,7 +114,10 @@ def verify(part, n_points: int | None = None, seed: int = 0, model=None, tol: fl
     err = np.abs(part.evaluate(uv)[compared] - outputs[compared])
     max_abs = float(err.max()) if err.size else 0.0
     mismatches = 0
-    if codes is not None:
+    bits = sum(layer.bits for layer in part.layers)
+    if (0 if codes is None else codes.shape[1]) != bits:  # the model has other layers than the partition
+        mismatches = int(compared.sum())
+    elif codes is not None:
         ok = np.flatnonzero(compared)
         differ = np.flatnonzero((part.codes_of(idx[ok]) != codes[ok]).any(axis=1))
         if differ.size:  # only where codes differ: is every differing bit within tol of a tie?

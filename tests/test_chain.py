@@ -236,3 +236,47 @@ def test_small_chains_equal_the_engine(layers, fast_only):
     part = run(model)
     assert_identical(part, engine_run(model, sc.Slice.box((-1, -1), (1, 1))))
     assert part.verify(n_points=200).ok
+
+
+def shared_activation_mlp(widths, seed, act) -> tuple[nn.Sequential, nn.Sequential]:
+    """A random MLP that uses one activation instance after every hidden layer, and the same
+    network with a fresh instance at each place."""
+    model = random_mlp(widths, 2, seed, act=act)
+    shared = model[1]
+    reused = nn.Sequential(*[shared if type(m) is type(shared) else m for m in model])
+    plain = nn.Sequential(*[copy.deepcopy(shared) if type(m) is type(shared) else m for m in model])
+    return reused, plain
+
+
+@settings(max_examples=examples(10), deadline=None)
+@given(widths=st.lists(st.integers(1, 8), min_size=2, max_size=4), seed=st.integers(0, 10**6),
+       act=st.sampled_from(["relu", "leaky"]))
+@example(widths=[8, 8], seed=0, act="relu")
+def test_a_module_used_twice_is_applied_twice(widths, seed, act):
+    """``named_children`` lists a shared module once; the fast path reads every call of it."""
+    reused, plain = shared_activation_mlp(widths, seed, act)
+    sl = sc.Slice.box((-2, -2), (2, 2))
+    assert len(chain.read_chain(reused, sl).ops) == len(reused)
+    with fast_path_only():
+        fast = run(reused, sl)
+    assert_identical(fast, run(plain, sl))
+    engine = engine_run(reused, sl)  # its layers are named by module (fx), the fast path's by place
+    assert [(la.units, la.bits) for la in engine.layers] == [(la.units, la.bits) for la in fast.layers]
+    engine.layers = fast.layers
+    assert_identical(fast, engine)
+    assert fast.verify(n_points=300).ok
+
+
+def test_verify_does_not_trust_the_fast_paths_reading(monkeypatch):
+    """verify runs the user's model itself: a fast path that misread the model (here: a ReLU
+    dropped, as named_children used to) is caught."""
+    reused, _ = shared_activation_mlp([8, 8], 0, "relu")
+    original = chain.read_chain
+
+    def misread(model, sl):
+        read = original(model, sl)
+        return chain.Chain(read.leaves[:3] + read.leaves[4:], read.ops[:3] + read.ops[4:])
+
+    monkeypatch.setattr(partition_module, "read_chain", misread)
+    part = run(reused, sc.Slice.box((-2, -2), (2, 2)))
+    assert not part.verify(n_points=300).ok
