@@ -5,7 +5,6 @@ unsound shortcuts show.  Each builder returns ``(model in eval mode, X, y)`` (fl
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -16,11 +15,16 @@ def _train(model: nn.Module, X: torch.Tensor, target: torch.Tensor, loss, steps:
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
-    for _ in range(steps):
-        idx = torch.randint(len(X), (batch,), generator=gen) if batch else slice(None)
-        opt.zero_grad()
-        loss(model(X[idx]), target[idx]).backward()
-        opt.step()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same result on every machine, and no thread contention on a busy one
+    try:
+        for _ in range(steps):
+            idx = torch.randint(len(X), (batch,), generator=gen) if batch else slice(None)
+            opt.zero_grad()
+            loss(model(X[idx]), target[idx]).backward()
+            opt.step()
+    finally:
+        torch.set_num_threads(threads)
     return model.eval()
 
 
@@ -60,21 +64,3 @@ def multiclass_mlp(seed: int = 0) -> tuple[nn.Module, torch.Tensor, torch.Tensor
     act = nn.ReLU()
     model = nn.Sequential(nn.Linear(2, 24), act, nn.Linear(24, 24), act, nn.Linear(24, 4))
     return _train(model, X, y, nn.functional.cross_entropy, 300, 0.01, seed), X, y
-
-
-def randomise_batchnorm(model: nn.Module, seed: int) -> nn.Module:
-    """Give every BatchNorm of ``model`` random running statistics, weight and bias (in place)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                c = m.num_features
-                m.running_mean.copy_(torch.randn(c, generator=gen))
-                m.running_var.copy_(torch.rand(c, generator=gen) * 2 + 0.2)
-                m.weight.copy_(torch.randn(c, generator=gen))
-                m.bias.copy_(torch.randn(c, generator=gen))
-    return model
-
-
-__all__ = ["digits_cnn", "multiclass_mlp", "randomise_batchnorm", "sdf_mlp"]
-_ = np  # numpy is used by callers through the data; keep the import explicit for type checkers
