@@ -240,3 +240,58 @@ def test_bad_arguments():
         sc.decision_boundary(model, (0, 1))
     with pytest.raises(ValueError, match="bounds must be one of"):
         sc.decision_boundary(model, BIG, bounds="crown")
+
+
+class _Opaque(sc.ops.SplitOp):
+    """A user's piecewise-linear op of a kind the bounds know no relaxation for (a ReLU inside)."""
+
+    def __init__(self):
+        self.inner = sc.ops.relu_op()
+
+    def layer_size(self, in_shape):
+        return self.inner.layer_size(in_shape)
+
+    def split(self, polys, z, ctx):
+        return self.inner.split(polys, z, ctx)
+
+    def forward(self, x):
+        return self.inner.forward(x)
+
+    def code(self, x):
+        return self.inner.code(x)
+
+    def ambiguous(self, x, atol):
+        return self.inner.ambiguous(x, atol)
+
+
+class _Act(nn.Module):
+    def forward(self, x):
+        return torch.relu(x)
+
+
+def test_an_op_without_relaxation_is_refused_not_pruned():
+    model = nn.Sequential(nn.Linear(2, 6), _Act(), nn.Linear(6, 1)).eval()
+    sc.register_op(_Act, lambda m: _Opaque())
+    try:
+        assert sc.partition(model, BIG, progress=False).verify().ok  # the op itself works
+        with pytest.raises(sc.UnsupportedModelError, match="no sound bound is known for .*_Opaque"):
+            sc.decision_boundary(model, BIG, progress=False)
+    finally:
+        sc.unregister_op(_Act)
+
+
+def test_batchnorm_shift_reaches_the_bounds():
+    """BatchNorms with random shifts and running means (the issue's finding 1, on an MLP: on
+    the code before the fix, boundary-first settled every cell and found no boundary)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 16), nn.BatchNorm1d(16),
+                          nn.ReLU(), nn.Linear(16, 3))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for bn in (model[1], model[4]):
+            bn.running_mean.copy_(torch.randn(16, generator=gen))
+            bn.running_var.copy_(torch.rand(16, generator=gen) + 0.5)
+            bn.weight.copy_(torch.randn(16, generator=gen))
+            bn.bias.copy_(torch.randn(16, generator=gen))
+    fast, full = check(model.eval(), sc.Slice.box((-2, -2), (2, 2)), settles=False)
+    assert len(full.decision_boundary()) > 0

@@ -319,3 +319,13 @@ def test_op_kind_against_torch(target, data):
         model = nn.Sequential(model)
     g = gen_of(data)
     check_case(model, shape, g, scale=data.draw(st.sampled_from([0.1, 1.0])))
+
+
+def test_an_affine_op_cannot_override_forward_or_push():
+    with pytest.raises(TypeError, match="overrides forward"):
+        class Shifted(AffineOp):  # noqa: F841 - the class statement itself must fail
+            def linear(self, x):
+                return x
+
+            def forward(self, x):
+                return x + 1
