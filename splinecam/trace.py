@@ -13,7 +13,7 @@ import torch
 from torch import fx, nn
 from torch.utils._pytree import tree_flatten
 
-from .ops import REGISTRY, SMOOTH_NAMES, FunctionOp, Live, Op, SplitOp, TrainingMode, Unsupported
+from .ops import REGISTRY, SMOOTH_NAMES, AffineOp, FunctionOp, Live, Op, SplitOp, TrainingMode, Unsupported
 
 SMOOTH = (
     nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.ELU, nn.SELU, nn.CELU, nn.Mish,
@@ -285,7 +285,8 @@ def _build_ops(model: nn.Module, graph: fx.Graph, input_shape: tuple[int, ...]) 
                 continue
             if not _agrees(ops, [env[a] for a in _live_order(n, index)], value):
                 problems.append(f"{n.name}{_location(n)}: the op registered for it does not compute what the "
-                                "model computes (check the factory given to splinecam.register_op)")
+                                "model computes, or its linear part is not linear (check the factory given to "
+                                "splinecam.register_op)")
                 index[n] = -1
                 continue
             name = n.target if n.op == "call_module" else n.name
@@ -311,10 +312,14 @@ def _build_ops(model: nn.Module, graph: fx.Graph, input_shape: tuple[int, ...]) 
 
 def _agrees(ops: list[Op], args: list[torch.Tensor], value: torch.Tensor) -> bool:
     """Whether the ops, one after the other, give ``value`` on the activations ``args`` (to the
-    rounding of their dtype, relative to the largest magnitude involved)."""
-    out = ops[0].forward(*args)
-    for op in ops[1:]:
-        out = op.forward(out)
+    rounding of their dtype, relative to the largest magnitude involved), and the linear part
+    of each affine op among them is linear (zero at zero: its whole bias is in ``offset``)."""
+    vals = args
+    for op in ops:
+        if isinstance(op, AffineOp) and op.linear(*[torch.zeros_like(v) for v in vals]).any():
+            return False
+        vals = [op.forward(*vals)]
+    out = vals[0]
     if out.shape != value.shape:
         return False
     scale = max([float(a.abs().max()) for a in args if a.numel()] + [float(value.abs().max()) if value.numel() else 0.0])

@@ -329,3 +329,22 @@ def test_an_affine_op_cannot_override_forward_or_push():
 
             def forward(self, x):
                 return x + 1
+
+
+class _Biased(nn.Module):
+    def forward(self, x):
+        return 2 * x + 1
+
+
+def test_an_affine_op_whose_linear_part_has_a_bias_is_refused():
+    """``ModuleLinearOp`` applies a module as the linear part: given one with a bias, forward
+    agrees with the model but the tangents would carry the bias; the tracer refuses it."""
+    from splinecam.ops import ModuleLinearOp
+    from splinecam.trace import UnsupportedModelError
+
+    REGISTRY.register(_Biased, ModuleLinearOp)
+    try:
+        with pytest.raises(UnsupportedModelError, match="does not compute what the model computes"):
+            prepare(nn.Sequential(nn.Linear(2, 3), _Biased()), torch.float64, "cpu", (2,))
+    finally:
+        REGISTRY.unregister(_Biased)
