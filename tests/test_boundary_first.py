@@ -293,5 +293,5 @@ def test_batchnorm_shift_reaches_the_bounds():
             bn.running_var.copy_(torch.rand(16, generator=gen) + 0.5)
             bn.weight.copy_(torch.randn(16, generator=gen))
             bn.bias.copy_(torch.randn(16, generator=gen))
-    fast, full = check(model.eval(), sc.Slice.box((-2, -2), (2, 2)), settles=False)
+    _, full = check(model.eval(), sc.Slice.box((-2, -2), (2, 2)), settles=False)
     assert len(full.decision_boundary()) > 0

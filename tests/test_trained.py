@@ -119,7 +119,7 @@ def test_tiles_equal_untiled(trained, partitions, name, executor):
 
 def test_verify_of_only_coarse_cells_is_not_ok(trained):
     """A boundary-first partition whose cells are all coarse compares nothing: not ok."""
-    model, sl = trained["sdf_mlp"]
+    model, _ = trained["sdf_mlp"]
     far = sc.Slice.box((5.0, 5.0), (6.0, 6.0))  # the circle's boundary is far away: every cell settles
     part = sc.decision_boundary(model, far, progress=False).partition
     assert not part.exact.any()
