@@ -22,7 +22,7 @@ from .io.files import FORMAT, read_arrays, save_arrays
 from .geometry import RegionGrid
 from .run.regions import LayerInfo, RegionArrays, unpack_codes, vertex_means
 from .slices import Slice, as_points
-from .run.trace import Graph, prepare
+from .run.trace import Graph, frozen, prepare
 from .run.watch import Watch
 
 if TYPE_CHECKING:  # the analysis layer sits above this module: its types only
@@ -110,24 +110,23 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
     device = default_device(model) if device is None else usable_device(device)
     if chain_applies(dtype, device):
         chain = read_chain(model, sl)
-        part = None if chain is None else partition_mlp(chain, sl, progress, options, started)
+        part = None if chain is None else partition_mlp(chain, model, sl, progress, options, started)
         if part is not None:
             return part
     twin, graph = prepare(model, dtype, device, sl.input_shape)
     return partition_graph(twin, graph, sl, dtype, device, progress, options, started)
 
 
-def partition_mlp(chain: Chain, sl: Slice, progress, options: Options, started: float) -> "Partition | None":
-    """The fast path of :func:`partition` for a plain MLP (see :mod:`splinecam.run.chain`): the
-    partition, or None where one region splits into more pieces than the budget holds (the
-    engine then does the run)."""
+def partition_mlp(chain: Chain, model, sl: Slice, progress, options: Options, started: float) -> "Partition | None":
+    """The fast path of :func:`partition` for a plain MLP ``model`` read as ``chain`` (see
+    :mod:`splinecam.run.chain`): the partition, or None where one region splits into more pieces than
+    the budget holds (the engine then does the run).  The partition's network (what ``verify``
+    runs) is a float64 copy of ``model`` itself with the weights it has now, made when needed."""
     budget = parse_bytes(options.max_memory)
     run = ChainRun(chain, sl, options.rtol, budget, options.chunk_size)
     max_regions, note = region_limit(options.max_regions, region_bytes(run.outputs, run.layers), budget)
     watch = Watch(sl, progress, max_regions, options.timeout, started, note)
-
-    def network():
-        return prepare(chain.twin(), torch.float64, "cpu", sl.input_shape)
+    network = frozen(model, torch.float64, "cpu", sl.input_shape)
 
     try:
         regions = run.run(watch)

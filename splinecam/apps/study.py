@@ -37,18 +37,21 @@ def slice_from_data(X, y, classes=(0, 1), seed: int = 0, margin: float = 0.25) -
     in_a, in_b = np.flatnonzero(y == a), np.flatnonzero(y == b)
     if not len(in_a) or not len(in_b):
         raise ValueError(f"classes {a!r} and {b!r} must both occur in y (found {len(in_a)} and {len(in_b)}).")
+    if not np.isfinite(flat[np.isin(y, classes)]).all():
+        raise ValueError("X contains NaN or inf values among the inputs of the two classes.")
     i1 = int(np.random.default_rng(check_seed(seed)).choice(in_a))
     dist = np.linalg.norm(flat - flat[i1], axis=1)
     i2 = int(in_b[np.argmin(dist[in_b])])
     d12 = flat[i2] - flat[i1]
     if not np.linalg.norm(d12) > 0:
         raise ValueError(f"inputs {i1} and {i2} of classes {a!r} and {b!r} coincide; no plane through them.")
-    unit = d12 / np.linalg.norm(d12)
     for i3 in np.flatnonzero(np.isin(y, classes))[np.argsort(dist[np.isin(y, classes)], kind="stable")]:
-        off = flat[i3] - flat[i1]
-        if np.linalg.norm(off - (off @ unit) * unit) > 1e-9 * max(np.linalg.norm(off), np.linalg.norm(d12)):
+        try:  # from_points judges "on one line" in the precision of X
             return Slice.from_points(X[i1], X[i2], X[i3], margin=margin)
-    raise ValueError("all inputs of the two classes lie on one line; no plane through three of them.")
+        except ValueError:
+            continue
+    raise ValueError("all inputs of the two classes lie on one line (to the precision of X's dtype); "
+                     "no plane through three of them.")
 
 
 def _mean(values: list):

@@ -39,7 +39,7 @@ def to_svg(part, path, boundary: bool = True) -> None:
     width, height = (_SIZE * (hi - lo) / span).round().astype(int)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="{lo[0]:.10g} {-hi[1]:.10g} {hi[0] - lo[0]:.10g} {hi[1] - lo[1]:.10g}">',
-           '<g transform="scale(1,-1)">', f'<g id="regions" stroke="none">']
+           '<g transform="scale(1,-1)">', '<g id="regions" stroke="none">']
     for r, (poly, colour) in enumerate(zip(part.polygons, _colours(len(part)))):
         out.append(f'<path data-region="{r}" fill="{colour}" d="{_path(poly, True)}"/>')
     out.append("</g>")

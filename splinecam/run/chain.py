@@ -10,13 +10,12 @@ and the pieces' states gathered through their piece in one compiled pass.  Memor
 mapped afresh.  Where the fast path cannot go on (one region splitting into more pieces than
 the budget holds), :class:`ChainRun` hands back None and the engine does the run instead.
 Progress, the time limit and the region limit are watched as in the engine.  The float64
-copy of the model that :meth:`Partition.verify` needs is made from a snapshot of the weights
-when it is first asked for.
+copy of the user's model that :meth:`Partition.verify` runs is made from a snapshot of its
+state when it is first asked for (see :func:`splinecam.partition.frozen_model`).
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 from dataclasses import dataclass
 
@@ -37,21 +36,11 @@ _CHUNK_STATE_BYTES = 16 << 20  # states of one chunk: arrays this size are reuse
 
 @dataclass
 class Chain:
-    """A plain MLP: its leaf modules in order, the op of each (None for an identity) and a
-    float64 snapshot of their parameters, taken when the chain was read."""
+    """A plain MLP: its leaf modules in call order (a module used twice appears twice) and the op
+    of each (None for an identity), with float64 copies of the weights taken when it was read."""
 
     leaves: list[tuple[str, nn.Module]]
     ops: list[LinearOp | ElementwiseOp | None]
-    snapshot: list[list[torch.Tensor]]
-
-    def twin(self) -> nn.Module:
-        """A float64 ``nn.Sequential`` of copies of the leaves holding the snapshot weights."""
-        twin = nn.Sequential(*copy.deepcopy([m for _, m in self.leaves])).to(torch.float64)
-        with torch.no_grad():
-            for module, params in zip(twin, self.snapshot):
-                for p, value in zip(module.parameters(), params):
-                    p.copy_(value)
-        return twin
 
     def layers(self, width: int) -> tuple[dict[int, LayerInfo], int]:
         """The piecewise-linear layers by their index in ``ops``, on inputs (width,), and the
@@ -71,9 +60,10 @@ _leaky_relu = functools.lru_cache(maxsize=64)(leaky_relu_op)  # ops are not chan
 
 
 def _leaves(module: nn.Module, prefix: str = ""):
-    """(qualified name, module) of the leaves of nested ``nn.Sequential`` containers."""
+    """(qualified name, module) of the leaves of nested ``nn.Sequential`` containers, in the order
+    ``forward`` calls them, repeats included (``named_children`` lists a shared module once)."""
     if type(module) is nn.Sequential:
-        for name, child in module.named_children():
+        for name, child in module._modules.items():  # what Sequential.forward iterates
             yield from _leaves(child, f"{prefix}{name}" if not prefix else f"{prefix}.{name}")
     else:
         yield prefix, module
@@ -85,7 +75,7 @@ def read_chain(model, sl: Slice) -> Chain | None:
     if type(model) is not nn.Sequential or len(sl.input_shape) != 1:
         return None
     width = sl.input_shape[0]
-    leaves, ops, snapshot = list(_leaves(model)), [], []
+    leaves, ops = list(_leaves(model)), []
     for _, m in leaves:
         kind = type(m)
         if kind not in _SHIPPED or REGISTRY.for_type(kind) is not _SHIPPED[kind]:  # a user's op takes the engine
@@ -107,13 +97,15 @@ def read_chain(model, sl: Slice) -> Chain | None:
         else:
             op = None  # Identity, Dropout in eval mode
         ops.append(op)
-        snapshot.append(params)
-    return Chain(leaves, ops, snapshot)
+    return Chain(leaves, ops)
+
+
+ENABLED = True  # False: every run takes the engine (the tests use it to run both executors)
 
 
 def chain_applies(dtype, device) -> bool:
     """Whether runs in ``dtype`` on ``device`` can take the fast path."""
-    return compiled.AVAILABLE and dtype == torch.float64 and torch.device(device).type == "cpu"
+    return ENABLED and compiled.AVAILABLE and dtype == torch.float64 and torch.device(device).type == "cpu"
 
 
 @dataclass

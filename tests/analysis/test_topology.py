@@ -6,7 +6,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from torch import nn
 
 import splinecam as sc
