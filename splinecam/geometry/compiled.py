@@ -7,7 +7,7 @@ op around it, and :func:`gather_pieces` the pieces' states after it.  ``AVAILABL
 when numba is not installed.
 
 Every call is bounded: it stops after the pieces whose records fit its byte budget or after
-about ``max_work`` (piece, line, vertex) evaluations, whichever comes first, and hands back the
+about ``max_work`` steps (a line at a vertex, a side copied), whichever comes first, and hands back the
 pieces it has not finished (the pieces on its stack, the top first, then the polygons it has
 not started) as the *rest*: splitting the rest again, in that order, goes on where the call
 stopped.  So nothing a call allocates grows with the size of the arrangement, and the caller
@@ -111,8 +111,8 @@ def _cut_polygons(verts, offsets, edge_units, line_offsets, lines, line_units, m
     updated.
 
     Returns a status (see ``_DONE``): ``_LIMIT`` before a piece past ``max_pieces`` or a cut
-    past ``max_work`` (pending lines times vertices of the pieces cut; only once a piece is
-    finished), with the unfinished pieces left on the stack.  Every step checks its room before
+    past ``max_work`` (per cut: pending lines times vertices, and the sides copied; only once
+    a piece is finished), with the unfinished pieces left on the stack.  Every step checks its room before
     it changes anything, so after ``_OUT_FULL`` / ``_SCRATCH_FULL`` the caller grows those
     buffers (keeping their contents) and calls again to go on.  No array is reassigned here:
     numba then keeps the loops free of reference counting."""
@@ -168,7 +168,7 @@ def _cut_polygons(verts, offsets, edge_units, line_offsets, lines, line_units, m
                     or p0 + 2 * np_ > sp.shape[0] or (depth + 2) * m > ss.shape[0] or depth + 2 > st.shape[0]):
                 at[0], at[1], at[2], at[3], at[4], at[5] = r, depth + 1, n_out, n_v, n_s, work
                 return _SCRATCH_FULL
-            work += np_ * nv
+            work += 2 * (np_ * nv + m)  # the line on the children's vertices, the sides of both copied
             item = sp[p0]
             la, lb, lc, lt = lines[l0 + item, 0], lines[l0 + item, 1], lines[l0 + item, 2], lines[l0 + item, 3]
             pos = neg = False

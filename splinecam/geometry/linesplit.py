@@ -24,7 +24,7 @@ from .polygons import Polygons, ragged_arange
 # (indices, polygons and the temporaries of one round), to keep a split within its budget
 _PIECE_BYTES, _PAIR_BYTES, _LOG_BYTES = 256, 128, 32
 
-WORK_PER_CALL = 1 << 25  # (piece, line, vertex) evaluations of one compiled call: a few tens of ms
+WORK_PER_CALL = 1 << 25  # steps of one compiled call (a line at a vertex, a side copied): about 0.1 s
 UNBOUNDED = 1 << 62  # the budget of a split without one
 
 
