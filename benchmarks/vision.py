@@ -122,7 +122,7 @@ def run_one(name):
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     n = len(part)
     fwd = forward_seconds(model, sl, 3 * n) if 0 < n <= 20000 else float("nan")
-    verify = part.verify() if n <= 20000 else None
+    verify = part.verify()  # at most 2000 points: cheap next to the partition
     return {"case": name, "regions": n, "seconds": seconds, "forward_s": fwd, "ratio": seconds / fwd if fwd == fwd else None,
             "peak_rss": peak, "result_bytes": result_bytes(part), "stopped": stopped,
             "area": part.area_fraction, "first_progress": moved[0] - t0 if moved else None,
@@ -162,7 +162,7 @@ def main(argv):
         print("|---|---:|---:|")
         for after in argv[2:]:
             out = subprocess.run([sys.executable, "-m", "benchmarks.vision", "--interrupt-one", argv[1], after],
-                                 capture_output=True, text=True)
+                                 capture_output=True, text=True, check=False)
             r = json.loads(out.stdout.strip().splitlines()[-1])
             latency = f"{r['latency']:.2f} s" if r["latency"] is not None else r["note"]
             print(f"| {argv[1]} | {float(after):g} s | {latency} |", flush=True)

@@ -8,9 +8,9 @@ regions go through the layers depth first, each activation split compiled
 and the pieces' states gathered through their piece in one compiled pass.  Memory stays within
 ``max_memory`` as in the engine, in chunks small enough that their arrays are reused rather than
 mapped afresh; every compiled call is bounded and hands back the pieces it has not finished, so
-progress, the time limit, the region limit and Ctrl-C are seen between calls, as in the engine.  The float64
-copy of the model that :meth:`Partition.verify` needs is made from a snapshot of the weights
-when it is first asked for.
+progress, the time limit, the region limit and Ctrl-C are seen between calls, as in the engine.
+The float64 copy of the model that :meth:`Partition.verify` needs is made from a snapshot of the
+weights when it is first asked for.
 """
 
 from __future__ import annotations
