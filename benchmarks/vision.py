@@ -183,7 +183,7 @@ def main(argv):
         stop = " (timeout)" if r["stopped"] else ""
         moved = f"{r['first_progress']:.1f} s" if r["first_progress"] is not None else "-"
         print(f"| {name} | {r['regions']:,} | {r['seconds']:.1f}{stop} | {r['forward_s']:.1f} | {ratio} | "
-              f"{r['peak_rss'] / 2**30:.2f} GiB | {r['result_bytes'] / 2**20:.1f} MiB | {r['area']:.1%} | {moved} | "
+              f"{r['peak_rss'] / 2**30:.2f} GiB | {r['result_bytes'] / 2**20:.1f} MiB | {100 * r['area']:.3g}% | {moved} | "
               f"{r['verify']} |", flush=True)
 
 
