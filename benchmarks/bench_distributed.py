@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 import splinecam as sc
-from splinecam.distributed import WORKER_MALLOC_SETTING
+from splinecam.run.executors import WORKER_MALLOC_SETTING
 
 
 def case(name):

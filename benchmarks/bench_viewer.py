@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 import splinecam as sc
-from splinecam.viewer import encode
+from splinecam.viz.viewer import encode
 
 
 def build(half_width: float) -> sc.Partition:

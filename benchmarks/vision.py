@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 import splinecam as sc
-from splinecam.watch import Watch
+from splinecam.run.watch import Watch
 
 from benchmarks.architectures import BasicBlock, ResNet18, VGG11BN
 

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 import splinecam as sc
-from splinecam.datasets import two_moons
-from splinecam.dynamics import plot_frames, train_recorded
+from splinecam.apps.datasets import two_moons
+from splinecam.apps.dynamics import plot_frames, train_recorded
 
 DOCS = Path(__file__).parent
 torch.set_num_threads(1)

@@ -1,28 +1,43 @@
-"""splinecam: the exact geometry of piecewise-linear networks on 2-D slices of input space."""
+"""splinecam: the exact geometry of piecewise-linear networks on 2-D slices of input space.
 
-__version__ = "0.1.0"
+The public API, by layer: slices and the partition (``Slice``, ``partition``, ``Partition``),
+analysis (boundaries, boundary-first, statistics, estimates, per-layer partitions), pictures,
+files (ONNX), studies and training videos, ops (``register_op``) and the errors.
+"""
 
-from .boundary import Boundary
-from .boundary_first import decision_boundary, level_set
-from .distributed import partition_many
-from .dynamics import Recorder, animate, record
-from .estimate import Estimate, estimate
-from .layers import partition_by_layer, plot_layers
-from .onnx import load_onnx
+from . import _moved
+from ._version import __version__
+from .analysis.boundary import Boundary
+from .analysis.boundary_first import decision_boundary, level_set
+from .analysis.estimate import Estimate, estimate
+from .analysis.layers import partition_by_layer, plot_layers
+from .analysis.sampling import BoundarySamples, VerifyReport
+from .analysis.stats import DensityMap, density_map, local_complexity
+from .apps.dynamics import Recorder, animate, record
+from .apps.study import compare, slice_from_data
+from .errors import (InvalidPartitionFile, RegionLimitError, StoppedEarly, TaskError, TimeLimitError,
+                     UnsupportedModelError)
+from .io.onnx import load_onnx
 from .ops import register_op, unregister_op
 from .partition import Partition, partition
-from .regions import LayerInfo, RegionArrays
-from .sampling import BoundarySamples, VerifyReport
+from .run.executors import partition_many
+from .run.regions import LayerInfo, RegionArrays
 from .slices import Slice
-from .stats import DensityMap, density_map, local_complexity
-from .study import compare, slice_from_data
-from .trace import UnsupportedModelError
-from .watch import RegionLimitError, StoppedEarly, TimeLimitError
 
 __all__ = [
-    "Boundary", "BoundarySamples", "DensityMap", "Estimate", "LayerInfo", "Partition", "Recorder", "RegionArrays",
-    "RegionLimitError", "Slice", "StoppedEarly", "TimeLimitError", "UnsupportedModelError", "VerifyReport",
-    "__version__", "animate", "compare", "decision_boundary", "density_map", "estimate", "level_set", "load_onnx",
-    "local_complexity", "partition", "partition_by_layer", "partition_many", "plot_layers", "record", "register_op",
-    "slice_from_data", "unregister_op",
+    "Boundary", "BoundarySamples", "DensityMap", "Estimate", "InvalidPartitionFile", "LayerInfo", "Partition",
+    "Recorder", "RegionArrays", "RegionLimitError", "Slice", "StoppedEarly", "TaskError", "TimeLimitError",
+    "UnsupportedModelError", "VerifyReport", "__version__", "animate", "compare", "decision_boundary", "density_map",
+    "estimate", "level_set", "load_onnx", "local_complexity", "partition", "partition_by_layer", "partition_many",
+    "plot_layers", "record", "register_op", "slice_from_data", "unregister_op",
 ]
+
+
+_moved.install()
+
+
+def __getattr__(name):
+    """``splinecam.<old module>`` of 0.1 (e.g. ``splinecam.notebook``): the moved module, with a warning."""
+    if name in _moved.MOVED:
+        return _moved.moved_module(name)
+    raise AttributeError(f"module 'splinecam' has no attribute {name!r}")

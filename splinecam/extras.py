@@ -1,4 +1,5 @@
-"""Optional dependencies: import one, or say which ``pip install splinecam[extra]`` brings it."""
+"""Imports made when first needed: optional dependencies (or which ``pip install splinecam[extra]``
+brings one), and the upper layers that the core's convenience methods call."""
 
 from __future__ import annotations
 
@@ -13,3 +14,13 @@ def require(module: str, extra: str, feature: str):
         raise ImportError(
             f"{feature} needs the optional package {module.split('.')[0]!r}: pip install 'splinecam[{extra}]'."
         ) from None
+
+
+def late(path: str):
+    """``splinecam.<path>`` (e.g. ``"viz.plot.plot_partition"``), imported when first asked for.
+
+    How the core (:class:`~splinecam.Partition`, :class:`~splinecam.Boundary`) reaches analysis
+    and presentation code for its convenience methods without importing an upper layer.
+    """
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(f"splinecam.{module}"), name)

@@ -8,26 +8,26 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from . import __version__
-from .boundary import Boundary, decision_boundary, level_set
-from .chain import Chain, ChainRun, chain_applies, read_chain
-from .engine import Engine
-from .fileio import FORMAT, InvalidPartitionFile, read_arrays, save_arrays
-from .frame import region_frame
+from ._version import __version__
+from .run.chain import Chain, ChainRun, chain_applies, read_chain
+from .run.engine import Engine
+from .errors import InvalidPartitionFile, StoppedEarly
+from .extras import late
+from .io.files import FORMAT, read_arrays, save_arrays
 from .geometry import RegionGrid
-from .notebook import partition_html, show
-from .plot import plot_partition
-from .regions import LayerInfo, RegionArrays, unpack_codes, vertex_means
-from .sampling import BoundarySamples, VerifyReport, sample_boundary, verify
+from .run.regions import LayerInfo, RegionArrays, unpack_codes, vertex_means
 from .slices import Slice, as_points
-from .stats import stats
-from .trace import Graph, prepare
-from .viewer import to_html
-from .watch import StoppedEarly, Watch
+from .run.trace import Graph, prepare
+from .run.watch import Watch
+
+if TYPE_CHECKING:  # the analysis layer sits above this module: its types only
+    from .analysis.boundary import Boundary
+    from .analysis.sampling import BoundarySamples, VerifyReport
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
@@ -91,7 +91,7 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
     (ku, kv): partition the tiles and merge them into the same partition; executor: where the
     tiles (or the one slice) run: None (here), "local" (a Dask LocalCluster started for the
     call), a dask.distributed.Client or a concurrent.futures.Executor (see
-    :mod:`splinecam.distributed`).
+    :mod:`splinecam.run.executors`).
 
     Example::
 
@@ -102,7 +102,7 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
         raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
     options = Options(max_regions, max_memory, chunk_size, rtol, timeout)
     if tiles is not None or executor is not None:
-        from .tiles import partition_tiled  # tiles partitions each tile with this function
+        from .run.tiles import partition_tiled  # tiles partitions each tile with this function
 
         return partition_tiled(model, sl, tiles, executor, dtype, device, progress, max_regions=max_regions,
                                max_memory=max_memory, chunk_size=chunk_size, rtol=rtol, timeout=timeout)
@@ -116,7 +116,7 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
 
 
 def partition_mlp(chain: Chain, sl: Slice, progress, options: Options, started: float) -> "Partition":
-    """The fast path of :func:`partition` for a plain MLP (see :mod:`splinecam.chain`)."""
+    """The fast path of :func:`partition` for a plain MLP (see :mod:`splinecam.run.chain`)."""
     budget = parse_bytes(options.max_memory)
     run = ChainRun(chain, sl, options.rtol, budget, options.chunk_size)
     max_regions, note = region_limit(options.max_regions, region_bytes(run.outputs, run.layers), budget)
@@ -165,7 +165,7 @@ def partition_graph(twin, graph: Graph, sl: Slice, dtype, device, progress, opti
                     started: float | None = None, prune=None) -> "Partition":
     """:func:`partition` of a prepared model copy ``twin`` whose traced graph is ``graph``; the
     time limit counts from ``started`` (a ``time.perf_counter()`` reading; default now);
-    ``prune``: see :class:`~splinecam.engine.Engine` (its settled cells are the coarse ones)."""
+    ``prune``: see :class:`~splinecam.run.engine.Engine` (its settled cells are the coarse ones)."""
     started = time.perf_counter() if started is None else started
     shapes = check_shapes(twin, graph, sl, dtype, device)
     budget = parse_bytes(options.max_memory)
@@ -406,37 +406,37 @@ class Partition:
 
     @cached_property
     def _decision_boundary(self) -> Boundary:
-        return decision_boundary(self)
+        return late("analysis.boundary.partition_boundary")(self)
 
     def decision_boundary(self) -> Boundary:
         """K == 1: where the output crosses 0; K > 1: where the top logit is attained by two
-        classes; see :func:`splinecam.boundary.decision_boundary`.  Computed once, then cached."""
+        classes; see :func:`splinecam.analysis.boundary.partition_boundary`.  Computed once, then cached."""
         return self._decision_boundary
 
     def level_set(self, value: float, output: int = 0) -> Boundary:
-        """Where output ``output`` crosses ``value``; see :func:`splinecam.boundary.level_set`."""
-        return level_set(self, value, output)
+        """Where output ``output`` crosses ``value``; see :func:`splinecam.analysis.boundary.partition_level_set`."""
+        return late("analysis.boundary.partition_level_set")(self, value, output)
 
     def verify(self, n_points: int | None = None, seed: int = 0, model=None, tol: float | None = None) -> VerifyReport:
-        """Independent check by sampling; see :func:`splinecam.sampling.verify`."""
-        return verify(self, n_points=n_points, seed=seed, model=model, tol=tol)
+        """Independent check by sampling; see :func:`splinecam.analysis.sampling.verify`."""
+        return late("analysis.sampling.verify")(self, n_points=n_points, seed=seed, model=model, tol=tol)
 
     def sample_boundary(self, n: int, seed: int = 0, boundary: Boundary | None = None) -> BoundarySamples:
         """``n`` points uniform by length on the decision boundary (or ``boundary``); see
-        :func:`splinecam.sampling.sample_boundary`."""
-        return sample_boundary(self, n, seed=seed, boundary=boundary)
+        :func:`splinecam.analysis.sampling.sample_boundary`."""
+        return late("analysis.sampling.sample_boundary")(self, n, seed=seed, boundary=boundary)
 
     def stats(self) -> dict:
-        """Summary statistics of the partition; see :func:`splinecam.stats.stats`."""
-        return stats(self)
+        """Summary statistics of the partition; see :func:`splinecam.analysis.stats.stats`."""
+        return late("analysis.stats.stats")(self)
 
     def plot(self, ax=None, color_by: str = "random", boundary: bool = True, points=None, **kwargs) -> dict:
-        """Draw the regions; every option of :func:`splinecam.plot.plot_partition` is accepted."""
-        return plot_partition(self, ax=ax, color_by=color_by, boundary=boundary, points=points, **kwargs)
+        """Draw the regions; every option of :func:`splinecam.viz.plot.plot_partition` is accepted."""
+        return late("viz.plot.plot_partition")(self, ax=ax, color_by=color_by, boundary=boundary, points=points, **kwargs)
 
     def to_html(self, path, color_by: str = "random", title: str | None = None):
-        """Write an interactive, self-contained HTML viewer; see :func:`splinecam.viewer.to_html`."""
-        return to_html(self, path, color_by=color_by, title=title)
+        """Write an interactive, self-contained HTML viewer; see :func:`splinecam.viz.viewer.to_html`."""
+        return late("viz.viewer.to_html")(self, path, color_by=color_by, title=title)
 
     # -- save / load ------------------------------------------------------------
 
@@ -483,13 +483,13 @@ class Partition:
     # -- notebooks and tables -----------------------------------------------------
 
     def to_frame(self):
-        """A pandas DataFrame, one row per region; see :func:`splinecam.frame.region_frame`."""
-        return region_frame(self)
+        """A pandas DataFrame, one row per region; see :func:`splinecam.viz.frame.region_frame`."""
+        return late("viz.frame.region_frame")(self)
 
     def show(self, interactive: bool | None = None, max_regions: int | None = None, height: int = 520,
              color_by: str = "random"):
-        """Inline notebook display with explicit choices; see :func:`splinecam.notebook.show`."""
-        return show(self, interactive=interactive, max_regions=max_regions, height=height, color_by=color_by)
+        """Inline notebook display with explicit choices; see :func:`splinecam.viz.notebook.show`."""
+        return late("viz.notebook.show")(self, interactive=interactive, max_regions=max_regions, height=height, color_by=color_by)
 
     def _repr_html_(self) -> str:
-        return partition_html(self)
+        return late("viz.notebook.partition_html")(self)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import splinecam as sc
-from conftest import BOX, random_mlp, run
+from helpers import BOX, random_mlp, run
 
 
 class Squash(nn.Module):

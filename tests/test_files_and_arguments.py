@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import splinecam as sc
-from conftest import BOX, random_mlp, run
-from splinecam.cli import main
+from helpers import BOX, random_mlp, run
+from splinecam.apps.cli import main
 
 MESSAGE = "not a valid splinecam partition"
 
@@ -137,7 +137,7 @@ def test_save_into_missing_folder(saved, tmp_path):
 def _cli(*args, cwd):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(os.path.dirname(sc.__file__)),
                                                         os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "splinecam.cli", *args], capture_output=True, text=True, cwd=cwd, env=env)
+    return subprocess.run([sys.executable, "-m", "splinecam.apps.cli", *args], capture_output=True, text=True, cwd=cwd, env=env)
 
 
 def test_cli_process_exit_status(tmp_path):
@@ -174,7 +174,7 @@ def test_cli_bad_files_one_line(saved, tmp_path, capsys, case):
 def test_cli_view_writes_page(saved, tmp_path, capsys):
     code, lines = _main(capsys, "view", str(saved[0]), "--out", str(tmp_path / "v.html"))
     assert code == 0 and not lines
-    from splinecam.viewer import read_data
+    from splinecam.viz.viewer import read_data
 
     assert read_data(tmp_path / "v.html")[0]["n_regions"] == len(sc.Partition.load(saved[0]))
 

@@ -2,6 +2,7 @@
 forget what it was taught, method wrappers forward every option of their functions."""
 
 import inspect
+import sys
 
 import numpy as np
 import pytest
@@ -9,10 +10,11 @@ import torch
 from torch import nn
 
 import splinecam as sc
-from splinecam import boundary, plot, sampling, stats, viewer
+from splinecam.analysis import boundary, sampling, stats
+from splinecam.viz import plot, viewer
 from splinecam.ops import FunctionOp
 from splinecam.partition import Options, partition_graph
-from splinecam.trace import prepare
+from splinecam.run.trace import prepare
 
 
 def _cnn():
@@ -74,8 +76,8 @@ def _options(fn, skip):
 
 
 @pytest.mark.parametrize("method, function", [
-    ("level_set", boundary.level_set), ("verify", sampling.verify), ("sample_boundary", sampling.sample_boundary),
-    ("stats", stats.stats), ("to_html", viewer.to_html), ("decision_boundary", boundary.decision_boundary),
+    ("level_set", boundary.partition_level_set), ("verify", sampling.verify), ("sample_boundary", sampling.sample_boundary),
+    ("stats", stats.stats), ("to_html", viewer.to_html), ("decision_boundary", boundary.partition_boundary),
 ])
 def test_partition_methods_forward_every_option(method, function):
     assert _options(getattr(sc.Partition, method), {"self"}) == _options(function, {"part"})
@@ -108,3 +110,16 @@ def test_arrays_view_matches_the_per_region_lists():
 def test_partition_by_layer_rejects_unknown_options():
     with pytest.raises(TypeError, match="unknown option"):
         sc.partition_by_layer(nn.Sequential(nn.Linear(2, 2), nn.ReLU()), sc.Slice.box((-1, -1), (1, 1)), bogus=1)
+
+
+def test_the_old_names_still_work_with_a_warning():
+    torch.manual_seed(0)
+    part = sc.partition(nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 1)).eval(), sc.Slice.box((-1, -1), (1, 1)),
+                        progress=False)
+    with pytest.warns(DeprecationWarning, match="partition_boundary"):
+        old = boundary.decision_boundary(part)
+    np.testing.assert_array_equal(old.segments, part.decision_boundary().segments)
+    sys.modules.pop("splinecam.notebook", None)  # imported afresh, as in a new process
+    with pytest.warns(DeprecationWarning, match="splinecam.viz.notebook"):
+        from splinecam.notebook import MAX_REGIONS  # the 0.1 module path
+    assert MAX_REGIONS == sc.viz.notebook.MAX_REGIONS

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import splinecam as sc
-from conftest import (
+from helpers import (
     examples,
     BOX, arrangement_count, arrangement_model, check_against_grid, check_partition, check_tiling, model_out,
     random_mlp, run, via_quadrants,

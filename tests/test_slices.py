@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import splinecam as sc
-from conftest import examples
+from helpers import examples
 
 finite = st.floats(-10, 10, allow_nan=False)
 

@@ -5,7 +5,8 @@ The built-in ops are registered here, explicitly, in :data:`REGISTRY`.
 """
 
 from .affine import ChannelAffineOp, ConvOp, FunctionOp, LinearOp, ModuleLinearOp
-from .base import AffineOp, Live, Op, Split, SplitContext, SplitOp, TrainingMode, Unsupported, pack_bits
+from ..errors import TrainingMode, Unsupported
+from .base import AffineOp, Live, Op, Split, SplitContext, SplitOp, pack_bits
 from .elementwise import ElementwiseOp, abs_op, clamp_op, leaky_relu_op, relu_op
 from .functions import SMOOTH_NAMES, register_function_ops
 from .maxtype import DimMaxOp, MaxOp, PoolMaxOp

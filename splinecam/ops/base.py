@@ -143,9 +143,3 @@ class Live:
         return f"Live(shape={tuple(self.example.shape[1:])})"
 
 
-class Unsupported(Exception):
-    """Raised by a factory for a call it cannot represent exactly; the message says why."""
-
-
-class TrainingMode(Unsupported):
-    """Raised by a factory for a module whose eval-mode semantics are required."""

@@ -8,7 +8,8 @@ import math
 import torch
 
 from ..geometry import Polygons, compiled, line_tolerance, split_at_breakpoints, split_by_lines, vertex_extremes
-from .base import Split, SplitContext, SplitOp, Unsupported, pack_bits
+from ..errors import Unsupported
+from .base import Split, SplitContext, SplitOp, pack_bits
 
 class ElementwiseOp(SplitOp):
     """Continuous piecewise-linear function applied to every unit.

@@ -16,7 +16,8 @@ from torch.nn import functional as F
 from torch.utils._pytree import tree_flatten, tree_map
 
 from .affine import FunctionOp
-from .base import Live, Unsupported
+from ..errors import Unsupported
+from .base import Live
 from .elementwise import abs_op, clamp_op, leaky_relu_op, relu_op
 from .maxtype import DimMaxOp, PoolMaxOp
 from .registry import OpRegistry

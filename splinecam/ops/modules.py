@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .affine import ChannelAffineOp, ConvOp, LinearOp, ModuleLinearOp
-from .base import TrainingMode, Unsupported
+from ..errors import TrainingMode, Unsupported
 from .elementwise import clamp_op, leaky_relu_op, relu_op
 from .maxtype import PoolMaxOp
 from .registry import OpRegistry

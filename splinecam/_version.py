@@ -1,0 +1,3 @@
+"""The package version (one place: pyproject reads it, the file format records it)."""
+
+__version__ = "0.1.0"

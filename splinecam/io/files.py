@@ -1,0 +1,166 @@
+"""Partition files: atomic writes, and reading with every array checked.
+
+A partition file (``"splinecam.partition/1"``) is an ``.npz`` archive of plain
+arrays and one JSON string ``meta``; loading runs no code.  Whatever is wrong
+with a file (not an ``.npz``, truncated, another program's, arrays missing or
+of the wrong shape, offsets that do not add up, NaN vertices), reading it
+raises one :class:`InvalidPartitionFile` (a ``ValueError``) that says why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InvalidPartitionFile
+
+FORMAT = "splinecam.partition/1"
+ARRAYS = ("verts", "offsets", "labels", "affine", "centroid_outputs", "codes", "origin", "basis", "polygon",
+          "anchors_uv", "meta")
+OPTIONAL = ("exact",)  # (R,) bool, written by boundary-first partitions
+
+
+def npz_path(path) -> Path:
+    """``path`` with the ``.npz`` suffix that :func:`numpy.savez` would add."""
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
+def write_atomically(path, write) -> Path:
+    """Call ``write(file)`` on a temporary file in the folder of ``path``, then rename it to
+    ``path``: an interrupted write never leaves a partial file under the name.  Returns the path."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: the folder {path.parent} does not exist.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def save_arrays(path, arrays: dict[str, np.ndarray], meta: dict):
+    """Write ``arrays`` and the JSON ``meta`` as a compressed ``.npz``: atomically to a path,
+    or into an open binary file.  Returns ``path`` (with ``.npz`` added to a path without it)."""
+
+    def write(f):
+        np.savez_compressed(f, meta=np.array(json.dumps(meta)), **arrays)
+
+    if hasattr(path, "write"):
+        write(path)
+        return path
+    return write_atomically(npz_path(path), write)
+
+
+@contextmanager
+def _binary(source):
+    """An open binary file: ``source`` itself if it has ``read``, else the file at that path."""
+    if hasattr(source, "read"):
+        yield source
+    else:
+        with open(source, "rb") as fh:
+            yield fh
+
+
+def read_arrays(path) -> tuple[dict, dict[str, np.ndarray]]:
+    """(meta, arrays) of a partition file (a path or an open binary file), with every array's
+    shape, dtype and values checked.
+
+    Raises FileNotFoundError if there is no such file, :class:`InvalidPartitionFile` for anything else.
+    """
+    with _binary(path) as fh:
+        try:
+            start = fh.tell()
+            if fh.read(4) != b"PK\x03\x04":
+                raise InvalidPartitionFile("it is not an .npz archive (files from Partition.save are zip archives)")
+            fh.seek(start)
+            with np.load(fh, allow_pickle=False) as f:
+                missing = [name for name in ARRAYS if name not in f.files]
+                if "meta" in missing:
+                    raise InvalidPartitionFile("it has no 'meta' entry (is it another program's .npz?)")
+                meta = _meta(f["meta"])
+                if missing:
+                    raise InvalidPartitionFile(f"arrays {missing} are missing")
+                arrays = {name: f[name] for name in ARRAYS if name != "meta"}
+                arrays.update({name: f[name] for name in OPTIONAL if name in f.files})
+        except InvalidPartitionFile as err:
+            raise InvalidPartitionFile(f"{path} is not a valid splinecam partition: {err}.") from None
+        except (zipfile.BadZipFile, EOFError, zlib.error, ValueError, OSError, KeyError) as err:
+            reason = "it is truncated or corrupt" if isinstance(err, (zipfile.BadZipFile, EOFError, zlib.error)) else str(err)
+            raise InvalidPartitionFile(f"{path} is not a valid splinecam partition: {reason} "
+                                       f"({type(err).__name__}).") from None
+    try:
+        _check(meta, arrays)
+    except InvalidPartitionFile as err:
+        raise InvalidPartitionFile(f"{path} is not a valid splinecam partition: {err}.") from None
+    return meta, arrays
+
+
+def _meta(entry: np.ndarray) -> dict:
+    if entry.shape != () or entry.dtype.kind != "U":
+        raise InvalidPartitionFile("its 'meta' entry is not a JSON string")
+    try:
+        meta = json.loads(str(entry))
+    except json.JSONDecodeError:
+        raise InvalidPartitionFile("its 'meta' entry is not valid JSON") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise InvalidPartitionFile(f"its format is {found!r}, expected {FORMAT!r}")
+    layers = meta.get("layers")
+    if not (isinstance(layers, list) and all(isinstance(x, dict) and set(x) == {"name", "units", "bits"}
+                                                and isinstance(x["units"], int) and isinstance(x["bits"], int)
+                                                and x["bits"] >= 0 for x in layers)):
+        raise InvalidPartitionFile("'meta' has no valid 'layers' list (name, units, bits per layer)")
+    if not isinstance(meta.get("seconds"), (int, float)):
+        raise InvalidPartitionFile("'meta' has no 'seconds'")
+    return meta
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise InvalidPartitionFile(message)
+
+
+def _shaped(a: np.ndarray, name: str, kinds: str, shape: tuple) -> None:
+    """``a`` has a dtype of one of ``kinds`` and shape ``shape`` (None: any size on that axis)."""
+    _require(a.dtype.kind in kinds, f"'{name}' has dtype {a.dtype}")
+    ok = a.ndim == len(shape) and all(s is None or s == n for s, n in zip(shape, a.shape))
+    _require(ok, f"'{name}' has shape {a.shape}, expected ({', '.join('n' if s is None else str(s) for s in shape)})")
+
+
+def _check(meta: dict, a: dict[str, np.ndarray]) -> None:
+    """Shapes, dtypes and values that every partition file has."""
+    _shaped(a["offsets"], "offsets", "iu", (None,))
+    off = a["offsets"].astype(np.int64)
+    n_regions = len(off) - 1
+    _require(n_regions >= 1, "it has no regions")
+    _shaped(a["verts"], "verts", "f", (None, 2))
+    _require(off[0] == 0 and off[-1] == len(a["verts"]) and np.all(np.diff(off) >= 3),
+             f"'offsets' do not split the {len(a['verts'])} vertices into polygons of 3 or more")
+    _require(bool(np.all(np.isfinite(a["verts"]))), "'verts' contains NaN or inf")
+    _shaped(a["labels"], "labels", "iu", (len(a["verts"]), 2))
+    _require(bool(np.all((a["labels"][:, 0] >= -1) & (a["labels"][:, 0] < len(meta["layers"])))),
+             "'labels' name layers that the file does not have")
+    _shaped(a["affine"], "affine", "f", (n_regions, None, 3))
+    k = a["affine"].shape[1]
+    _require(k >= 1, "'affine' has no outputs")
+    _shaped(a["centroid_outputs"], "centroid_outputs", "f", (n_regions, k))
+    width = sum(-(-layer["bits"] // 8) for layer in meta["layers"])
+    _shaped(a["codes"], "codes", "u", (n_regions, width))
+    if "exact" in a:
+        _shaped(a["exact"], "exact", "b", (n_regions,))
+    _shaped(a["polygon"], "polygon", "f", (None, 2))
+    _shaped(a["basis"], "basis", "f", (a["origin"].size, 2))
+    _shaped(a["anchors_uv"], "anchors_uv", "f", (None, 2))
+    _require(list(a["origin"].shape) == meta.get("input_shape"), "'origin' does not have the input shape in 'meta'")

@@ -1,0 +1,391 @@
+"""Model -> graph of ops.  Every unsupported piece is collected and reported at once."""
+
+from __future__ import annotations
+
+import copy
+import operator
+import os
+import re
+import weakref
+from dataclasses import dataclass
+
+import torch
+from torch import fx, nn
+from torch.utils._pytree import tree_flatten
+
+from ..errors import UnsupportedModelError
+from ..ops import REGISTRY, SMOOTH_NAMES, FunctionOp, Live, Op, SplitOp, TrainingMode, Unsupported
+
+SMOOTH = (
+    nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.ELU, nn.SELU, nn.CELU, nn.Mish,
+    nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Hardswish, nn.Hardsigmoid, nn.LogSigmoid,
+    nn.Softsign, nn.Tanhshrink, nn.GLU, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm,
+)
+
+
+@dataclass
+class Node:
+    """One op of the graph.  Value 0 is the network input; node i produces value i + 1."""
+
+    op: Op
+    args: tuple[int, ...]
+    name: str
+
+
+@dataclass
+class Graph:
+    """The ops of a model in order.  Value 0 is the input; node i reads the values ``args``
+    and produces value i + 1; the last value is the output."""
+
+    nodes: list[Node]
+
+    def forward(self, x: torch.Tensor, on_split=None, values: bool = False):
+        """Evaluate on inputs (B, *shape).  ``on_split(layer, z)`` sees the input of each
+        piecewise-linear op (elementwise or max); ``op.code(z)`` is its activation code.
+        With ``values``, return every value (list, input first), else the output."""
+        out = [x]
+        layer = 0
+        for node in self.nodes:
+            args = [out[a] for a in node.args]
+            if isinstance(node.op, SplitOp):
+                if on_split is not None:
+                    on_split(layer, args[0])
+                layer += 1
+            out.append(node.op.forward(*args))
+        return out if values else out[-1]
+
+    @property
+    def split_nodes(self) -> list[Node]:
+        """The nodes whose op splits regions, in order: the layers of the activation codes."""
+        return [n for n in self.nodes if isinstance(n.op, SplitOp)]
+
+    def last_use(self) -> dict[int, int]:
+        """Value index -> the last node that reads it (values no node reads are absent)."""
+        return {a: i for i, node in enumerate(self.nodes) for a in node.args}
+
+
+def _describe(name: str, module: nn.Module) -> str:
+    where = name or "<model>"
+    if isinstance(module, SMOOTH):
+        return f"{where} ({type(module).__name__}): smooth, not piecewise-linear, so no exact partition exists"
+    return f"{where} ({type(module).__name__}): not supported"
+
+
+class _Tracer(fx.Tracer):
+    """Does not trace into modules or plain Python functions that have a registered op."""
+
+    def __init__(self, stack_traces: bool):
+        super().__init__(autowrap_functions=REGISTRY.plain_functions())
+        self.record_stack_traces = stack_traces  # costly: the first one imports torch._dynamo (seconds)
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return REGISTRY.for_module(m) is not None or super().is_leaf_module(m, qualname)
+
+
+def _location(node: fx.Node) -> str:
+    """``file.py:line`` of the model code that made a traced call, if known."""
+    torch_dir = os.path.dirname(torch.__file__)
+    lines = [f for f in re.findall(r'File "([^"]+)", line (\d+)', node.stack_trace or "") if not f[0].startswith(torch_dir)]
+    if not lines:
+        return ""
+    path, line = lines[-1]
+    return f" at {os.path.basename(path)}:{line}"
+
+
+def _what(node: fx.Node) -> str:
+    """A function or method call, named with the module it sits in and its place in the code."""
+    stack = node.meta.get("nn_module_stack") or {}
+    inside = ""
+    if stack:
+        path, cls = list(stack.values())[-1]
+        inside = f"{path} ({getattr(cls, '__name__', cls)}): "
+    return f"{inside}{node.name} ({_target_name(node)}){_location(node)}"
+
+
+def _target_name(node: fx.Node) -> str:
+    if node.op == "call_method":
+        return f".{node.target}()"
+    return getattr(node.target, "__name__", str(node.target)) + "()"
+
+
+def _fx_graph(model: nn.Module, stack_traces: bool = False) -> fx.Graph:
+    """The fx graph of ``model``; ``stack_traces``: with the model code's place of each call
+    (only wanted for error messages)."""
+    try:
+        return _Tracer(stack_traces).trace(model)
+    except Exception as err:  # noqa: BLE001 - fx raises many kinds of errors
+        raise UnsupportedModelError(
+            f"splinecam could not trace the model with torch.fx ({type(err).__name__}: {err}).  "
+            "Models whose forward has control flow that depends on the input values cannot be traced; "
+            "write that part without Python branches on tensor values."
+        ) from None
+
+
+def trace(model: nn.Module, input_shape: tuple[int, ...]) -> Graph:
+    """Graph of any module built from supported operations, traced with torch.fx.
+
+    The model runs once on a small random batch of shape (3, *input_shape)
+    (so pass a copy: eval-mode checks come first but a module may still
+    update buffers).  Raises :class:`UnsupportedModelError` naming every
+    unsupported module, function or method with where it is in the model,
+    and every BatchNorm/Dropout that is in training mode.
+    """
+    return _build(model, _fx_graph(model), input_shape)
+
+
+# model -> (its structure, its fx graph): re-partitioning a model whose weights changed (training
+# videos, studies) rebuilds the ops from the current weights without tracing again
+_FX_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _structure(model: nn.Module) -> tuple:
+    """What the fx graph of ``model`` depends on besides tensor values: the registry, and each
+    submodule's name, type, plain settings (flags, sizes, modes) and any forward set on it."""
+    parts: list = [REGISTRY.version]
+    for name, m in model.named_modules():
+        settings = tuple(sorted((k, v) for k, v in vars(m).items() if _plain(v)))
+        parts.append((name, type(m), settings, id(vars(m).get("forward"))))
+    return tuple(parts)
+
+
+def _plain(value) -> bool:
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _cached_fx_graph(model: nn.Module, twin: nn.Module) -> fx.Graph:
+    """The fx graph of ``twin`` (a copy of ``model``), traced once per structure of ``model``."""
+    key = _structure(model)
+    hit = _FX_CACHE.get(model)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    graph = _fx_graph(twin)
+    # a graph that reads attributes the tracer added to the copy (tensor constants) is not reused
+    if all(_has(model, n.target) for n in graph.nodes if n.op == "get_attr"):
+        _FX_CACHE[model] = (key, graph)
+    return graph
+
+
+def _has(model: nn.Module, target: str) -> bool:
+    try:
+        _fetch(model, target)
+    except AttributeError:
+        return False
+    return True
+
+
+def _build(model: nn.Module, graph: fx.Graph, input_shape: tuple[int, ...]) -> Graph:
+    """The ops of ``model`` along its fx graph (see :func:`trace`).  Graphs are traced without
+    stack traces; when the model is rejected, it is traced again with them, so that the error
+    names the places in the model's code."""
+    try:
+        return _build_ops(model, graph, input_shape)
+    except ValueError:  # UnsupportedModelError too
+        if any(n.stack_trace for n in graph.nodes):
+            raise
+    return _build_ops(model, _fx_graph(model, stack_traces=True), input_shape)
+
+
+def _build_ops(model: nn.Module, graph: fx.Graph, input_shape: tuple[int, ...]) -> Graph:
+    modules = dict(model.named_modules())
+    first = next(iter(model.parameters()), None)
+    dtype = first.dtype if first is not None and first.is_floating_point() else torch.float64
+    device = first.device if first is not None else "cpu"
+    gen = torch.Generator().manual_seed(0)
+    example = torch.randn(3, *input_shape, generator=gen, dtype=torch.float64).to(dtype=dtype, device=device)
+
+    env: dict[fx.Node, object] = {}
+    index: dict[fx.Node, int] = {}  # live fx node -> graph value index
+    tuples: set[fx.Node] = set()  # nodes whose value is a (values, indices) pair of a max
+    nodes: list[Node] = []
+    problems: list[str] = []
+    dead: set[fx.Node] = set()  # reported nodes that could not even run on the example
+    output = None
+
+    def add(op, args, name):
+        nodes.append(Node(op, tuple(args), name))
+        return len(nodes)
+
+    with torch.no_grad():
+        for n in graph.nodes:
+            if n.op == "output":
+                output = n.args[0]
+                break
+            live_in = [a for a in n.all_input_nodes if a in index]
+            if n.op == "placeholder":
+                if index:
+                    problems.append(f"{n.name}: a second input; splinecam slices models with one input tensor")
+                env[n], index[n] = example, 0
+                continue
+            if n.op == "get_attr":
+                env[n] = _fetch(model, n.target)
+                continue
+            if any(a in dead for a in live_in):  # after a node that could not run: check its type only
+                problem = _unsupported(n, modules)
+                if problem:
+                    problems.append(problem)
+                index[n] = -1
+                dead.add(n)
+                continue
+            args = fx.node.map_arg(n.args, lambda a: env[a])
+            kwargs = fx.node.map_arg(n.kwargs, lambda a: env[a])
+            try:
+                if n.op == "call_module":
+                    env[n] = modules[n.target](*args, **kwargs)
+                elif n.op == "call_function":
+                    env[n] = n.target(*args, **kwargs)
+                else:
+                    env[n] = getattr(args[0], n.target)(*args[1:], **kwargs)
+            except Exception as err:  # noqa: BLE001 - a shape error, most often
+                problem = _unsupported(n, modules)
+                if problem or any(index[a] == -1 for a in live_in):  # failed because of a reported node
+                    if problem:
+                        problems.append(problem)
+                    index[n] = -1
+                    dead.add(n)
+                    continue
+                if "dtype" in str(err) or "Double" in str(err):
+                    raise UnsupportedModelError(
+                        f"{n.name}{_location(n)} failed in the float64 copy of the model ({err}): a tensor made "
+                        "inside forward has a fixed dtype; create it with x.new_tensor(...) / torch.ones(..., "
+                        "dtype=x.dtype), or register it as a buffer."
+                    ) from None
+                dims = ", ".join(map(str, input_shape))
+                raise ValueError(
+                    f"the model cannot run on inputs of the slice's shape {tuple(input_shape)} (a batch of them "
+                    f"has shape (N, {dims})): {n.name}{_location(n)} failed with {type(err).__name__}: {err}"
+                ) from None
+            value = env[n]
+            is_max_pair = isinstance(value, tuple) and hasattr(value, "indices")
+            if not live_in or not (isinstance(value, torch.Tensor) or is_max_pair):
+                continue  # a constant, or a number such as a size
+            if any(a in tuples for a in live_in):
+                if n.op == "call_function" and n.target in (operator.getitem, getattr) and n.args[1] in (0, "values"):
+                    index[n] = index[n.args[0]]
+                else:
+                    problems.append(f"{n.name}{_location(n)}: uses the indices of a max, which are not piecewise-linear")
+                continue
+            ops = _ops_for(n, modules, args, kwargs, index, env, problems)
+            if ops is None:
+                index[n] = -1  # reported; keep checking what depends on it
+                continue
+            if is_max_pair:
+                tuples.add(n)
+                value = value[0]
+            if not isinstance(value, torch.Tensor) or value.dim() == 0 or value.shape[0] != example.shape[0]:
+                problems.append(f"{n.name}{_location(n)}: its output does not keep dim 0 as the batch dim")
+                index[n] = -1
+                continue
+            if not ops:
+                index[n] = index[live_in[0]]
+                continue
+            name = n.target if n.op == "call_module" else n.name
+            v = add(ops[0], [index[a] for a in _live_order(n, index)], name)
+            for op in ops[1:]:
+                v = add(op, [v], name)
+            index[n] = v
+    if not problems:
+        if not isinstance(output, fx.Node) or output not in index:
+            problems.append("the model's output must be one tensor computed from the input")
+        elif index[output] != len(nodes):  # the output must be the last value
+            add(FunctionOp(lambda x: x), [index[output]], "output")
+    if problems:
+        raise UnsupportedModelError(
+            "splinecam cannot compute an exact partition for this model:\n  - "
+            + "\n  - ".join(problems)
+            + "\nSupported: Linear, Conv1d/2d, BatchNorm (eval), Dropout (eval), pooling, Flatten, reshapes, "
+            "cat, sums and scalings of activations, ReLU, LeakyReLU, PReLU, ReLU6, Hardtanh, abs, clamp, "
+            "max-pooling and max; add others with splinecam.register_op."
+        )
+    return Graph(nodes)
+
+
+def _fetch(model: nn.Module, target: str):
+    obj = model
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _live_order(n: fx.Node, index) -> list[fx.Node]:
+    """The live input nodes in the order they appear in the call's arguments."""
+    leaves = tree_flatten((n.args, n.kwargs))[0]
+    return [a for a in leaves if isinstance(a, fx.Node) and a in index]
+
+
+def _unsupported(n: fx.Node, modules) -> str | None:
+    """Why node ``n`` has no op (None if it has one or is no call)."""
+    if n.op == "call_module":
+        module = modules[n.target]
+        return None if REGISTRY.for_module(module) is not None else _describe(n.target, module)
+    if n.op not in ("call_function", "call_method"):
+        return None
+    target = n.target if n.op == "call_function" else str(n.target)
+    if REGISTRY.for_call(target) is not None:
+        return None
+    what = _what(n)
+    base = target if isinstance(target, str) else getattr(target, "__name__", "")
+    if base.strip("_") in SMOOTH_NAMES:
+        return f"{what}: smooth, not piecewise-linear, so no exact partition exists"
+    return f"{what}: not supported"
+
+
+def _ops_for(n: fx.Node, modules, args, kwargs, index, env, problems) -> list[Op] | None:
+    """The ops of one live call (empty list: identity), or None after recording a problem."""
+    if n.op == "call_module":
+        module = modules[n.target]
+        factory = REGISTRY.for_module(module)
+        if factory is None:
+            problems.append(_describe(n.target, module))
+            return None
+        try:
+            op = factory(module)
+        except TrainingMode as err:
+            problems.append(f"{n.target} ({type(module).__name__}): {err}; call model.eval() first")
+            return None
+        except Unsupported as err:
+            problems.append(f"{n.target} ({type(module).__name__}): {err}")
+            return None
+        return [] if op is None else [op]
+    target = n.target if n.op == "call_function" else str(n.target)
+    factory = REGISTRY.for_call(target)
+    what = _what(n)
+    if factory is None:
+        problems.append(_unsupported(n, modules))
+        return None
+    slots = {a: i for i, a in enumerate(_live_order(n, index))}
+    wrap = lambda a: Live(env[a], slots[a]) if a in slots else env[a]  # noqa: E731
+    fargs, fkwargs = fx.node.map_arg(n.args, wrap), fx.node.map_arg(n.kwargs, wrap)
+    try:
+        out = factory(*fargs, **fkwargs)
+    except Unsupported as err:
+        problems.append(f"{what}: {err}")
+        return None
+    if out is None:
+        return []
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def check_finite(model: nn.Module) -> None:
+    bad = [n for n, t in list(model.named_parameters()) + list(model.named_buffers())
+           if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise ValueError(f"the model has NaN or inf values in: {', '.join(bad)}.")
+
+
+def prepare(model: nn.Module, dtype: torch.dtype, device, input_shape) -> tuple[nn.Module, Graph]:
+    """A private copy of the model in ``dtype`` on ``device`` and its graph for inputs of one
+    sample of shape ``input_shape``.  The user's model is untouched (traced and run as a copy)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+    check_finite(model)
+    twin = copy.deepcopy(model).to(dtype=dtype, device=device)
+    for p in twin.parameters():
+        p.requires_grad_(False)
+    buffers = {k: v.clone() for k, v in twin.named_buffers()}
+    graph = _build(twin, _cached_fx_graph(model, twin), tuple(input_shape))
+    for name, buf in twin.named_buffers():  # undo any buffer update made by tracing
+        if name in buffers:
+            buf.copy_(buffers[name])
+    return twin, graph

@@ -1,0 +1,80 @@
+"""What every run over a slice watches: its progress (regions finished, share of the slice's
+area), its time limit and its region limit, with the errors that end it early."""
+
+from __future__ import annotations
+
+import time
+
+from ..errors import RegionLimitError, TimeLimitError
+from ..geometry import Polygons
+from ..slices import Slice
+
+
+class Watch:
+    """Progress and limits of one run: ``done`` regions finished, ``pending`` waiting, ``area``
+    of the slice finished.  progress: None shows a bar after 2 s, True at once, False never;
+    timeout: seconds from ``started`` (a ``time.perf_counter()`` reading, default the call of
+    :meth:`start`; None: no limit); limit_note: said of ``max_regions`` in its error."""
+
+    def __init__(self, sl: Slice, progress, max_regions: int, timeout: float | None, started: float | None = None,
+                 limit_note: str = ""):
+        self.slice, self.progress, self.max_regions, self.timeout = sl, progress, max_regions, timeout
+        self.started, self.limit_note = started, limit_note
+        self.done = self.pending = 0
+        self.area = 0.0
+        self.bar = None
+
+    def start(self) -> None:
+        """Start the clock (unless ``started`` was given) and the bar."""
+        self.started = time.perf_counter() if self.started is None else self.started
+        self.deadline = self.started + self.timeout if self.timeout is not None else float("inf")
+        if self.progress is not False:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=float(self.slice.area), delay=0 if self.progress else 2.0, desc="splinecam",
+                            miniters=0, mininterval=0.25,
+                            bar_format="{desc}: {percentage:3.0f}% of the slice |{bar}| {elapsed}<{remaining}{postfix}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return time.perf_counter() - self.started
+
+    def finished(self, polys: Polygons) -> None:
+        """The regions ``polys`` (R,) are finished.  (Their area is summed only where a bar or
+        the time limit's message can say it.)"""
+        self.done += len(polys)
+        if self.bar is not None or self.timeout is not None:
+            self.area += float(polys.areas().sum())
+        self.show()
+
+    def show(self, where: str = "") -> None:
+        """Progress: regions so far, the op being split, the finished share of the area."""
+        if self.bar is None:
+            return
+        self.bar.set_postfix_str(f"{self.done:,} regions" + (f", splitting {where}" if where else ""), refresh=False)
+        self.bar.update(min(self.area, self.bar.total) - self.bar.n)
+
+    def check_time(self) -> None:
+        if time.perf_counter() > self.deadline:
+            raise TimeLimitError(
+                f"the partition took longer than timeout={self.timeout:g} s ({self.done:,} regions finished, "
+                f"{self.area / self.slice.area:.1%} of the slice's area); the error's .partial holds them.  "
+                "Use a smaller slice or pass a larger timeout."
+            )
+
+    def check(self, where: str, regions: int) -> None:
+        """During a split at op ``where``: raise if ``regions`` more (at least) would pass
+        ``max_regions`` or if the time is up; show progress."""
+        total = self.done + self.pending + regions
+        if total > self.max_regions:
+            raise RegionLimitError(
+                f"the partition has more than max_regions={self.max_regions:,} regions{self.limit_note} "
+                f"(at least {total:,} at {where or 'an unnamed op'}); the error's .partial holds the {self.done:,} "
+                "regions finished so far.  Use a smaller slice or pass a larger max_regions."
+            )
+        self.check_time()
+        self.show(where)

@@ -1,0 +1,447 @@
+"""Shared helpers for the exactness tests: model builders, independent reference
+computations (float64 copies of the model, brute-force activation codes) and
+the invariant checks every partition must pass."""
+
+from __future__ import annotations
+
+import copy
+import os
+from fractions import Fraction
+from itertools import combinations
+
+import numpy as np
+import torch
+from torch import nn
+
+import splinecam as sc
+from splinecam.geometry import Polygons
+
+REL = 1e-9  # the exactness bar of the issue, relative to the output scale / slice area
+
+
+def examples(n: int) -> int:
+    """Hypothesis example count: ``n`` times $SPLINECAM_TEST_SCALE (default 1) for thorough runs."""
+    return n * int(os.environ.get("SPLINECAM_TEST_SCALE", "1"))
+
+
+# --- models ----------------------------------------------------------------------
+
+
+def arrangement_model(weights, biases, out=None, act=None) -> nn.Sequential:
+    """2 -> n -> 1 network whose first-layer units are the lines ``w . (u, v) + b = 0``."""
+    w = torch.as_tensor(np.asarray(weights, dtype=np.float64), dtype=torch.float32)
+    n = w.shape[0]
+    first, last = nn.Linear(2, n), nn.Linear(n, 1)
+    with torch.no_grad():
+        first.weight.copy_(w)
+        first.bias.copy_(torch.as_tensor(np.asarray(biases, dtype=np.float64), dtype=torch.float32))
+        gen = torch.Generator().manual_seed(n)
+        last.weight.copy_(torch.randn(1, n, generator=gen) if out is None else torch.as_tensor(out).reshape(1, n))
+        last.bias.fill_(0.1)
+    return nn.Sequential(first, act or nn.ReLU(), last).eval()
+
+
+def linear_layer(weight, bias) -> nn.Linear:
+    w = torch.as_tensor(weight, dtype=torch.float32)
+    lin = nn.Linear(w.shape[1], w.shape[0])
+    with torch.no_grad():
+        lin.weight.copy_(w)
+        lin.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+    return lin
+
+
+def via_quadrants(out_weight, out_bias) -> nn.Sequential:
+    """Hidden layer relu(u), relu(-u), relu(v), relu(-v) (regions = quadrants), then a linear
+    read-out: u = h0 - h1 and v = h2 - h3, so any affine logits can be built on top."""
+    first = linear_layer([[1, 0], [-1, 0], [0, 1], [0, -1]], [0, 0, 0, 0])
+    return nn.Sequential(first, nn.ReLU(), linear_layer(out_weight, out_bias)).eval()
+
+
+def random_mlp(widths, k, seed, act="relu", integer=False, extras=False) -> nn.Sequential:
+    """Sequential MLP 2 -> widths... -> k.  ``integer``: small integer weights, half-integer
+    biases (lines through lattice points, many exact coincidences).  ``extras``: sprinkle
+    eval BatchNorm1d, Dropout, Identity and nested Sequentials in."""
+    gen = torch.Generator().manual_seed(seed)
+    layers: list[nn.Module] = []
+    d = 2
+    for i, w in enumerate(widths):
+        lin = nn.Linear(d, w)
+        _fill(lin, gen, integer)
+        block = [lin]
+        if extras and i % 2 == 0:
+            bn = nn.BatchNorm1d(w)
+            with torch.no_grad():
+                bn.running_mean.copy_(torch.randn(w, generator=gen) * 0.3)
+                bn.running_var.copy_(torch.rand(w, generator=gen) + 0.5)
+                bn.weight.copy_(torch.randn(w, generator=gen))
+                bn.bias.copy_(torch.randn(w, generator=gen) * 0.3)
+            block.append(bn)
+        block.append(nn.ReLU() if act == "relu" else nn.LeakyReLU(0.1 + 0.2 * (i % 3)))
+        if extras:
+            block += [nn.Dropout(0.3), nn.Identity()]
+            layers.append(nn.Sequential(*block))
+        else:
+            layers += block
+        d = w
+    lin = nn.Linear(d, k)
+    _fill(lin, gen, integer)
+    layers.append(lin)
+    return nn.Sequential(*layers).eval()
+
+
+def _fill(lin: nn.Linear, gen, integer: bool) -> None:
+    with torch.no_grad():
+        if integer:
+            lin.weight.copy_(torch.randint(-2, 3, lin.weight.shape, generator=gen).float())
+            lin.bias.copy_(torch.randint(-2, 3, lin.bias.shape, generator=gen).float() / 2)
+        else:
+            lin.weight.copy_(torch.randn(lin.weight.shape, generator=gen))
+            lin.bias.copy_(torch.randn(lin.bias.shape, generator=gen) * 0.5)
+
+
+BOX = sc.Slice.box((-1, -1), (1, 1))
+
+
+def run(model, sl=BOX, **kwargs) -> sc.Partition:
+    return sc.partition(model, sl, progress=False, **kwargs)
+
+
+# --- independent references ----------------------------------------------------------
+
+
+def model64(model: nn.Module) -> nn.Module:
+    """A float64 CPU copy of the user's model (the reference, independent of splinecam)."""
+    return copy.deepcopy(model).to(dtype=torch.float64, device="cpu").eval()
+
+
+def model_out(model: nn.Module, sl: sc.Slice, uv) -> np.ndarray:
+    """(N, K) float64 outputs of the model at slice coordinates uv (N, 2)."""
+    with torch.no_grad():
+        return model64(model)(sl.to_input(uv)).reshape(len(np.atleast_2d(uv)), -1).numpy()
+
+
+def preacts(part: sc.Partition, uv) -> list[np.ndarray]:
+    """Pre-activations (N, units) of every piecewise-linear layer at uv (N, 2)."""
+    out = []
+    x = part.slice.to_input(uv)
+    with torch.no_grad():
+        part.graph.forward(x, on_split=lambda layer, z: out.append(z.reshape(len(z), -1).numpy().copy()))
+    return out
+
+
+def codes_at(part: sc.Partition, uv) -> tuple[np.ndarray, np.ndarray]:
+    """(N, units) activation code at uv and (N, units) mask of units within 1e-7 of a breakpoint.
+
+    Valid for ReLU/LeakyReLU (one breakpoint at 0)."""
+    z = preacts(part, uv)
+    if not z:
+        return np.zeros((len(uv), 0), bool), np.zeros((len(uv), 0), bool)
+    scale = [max(np.abs(zi).max(), 1e-300) for zi in z]
+    code = np.concatenate([zi > 0 for zi in z], 1)
+    near = np.concatenate([np.abs(zi) <= 1e-7 * s for zi, s in zip(z, scale)], 1)
+    return code, near
+
+
+def output_scale(part: sc.Partition, model) -> float:
+    """Largest |output| over all region vertices (the scale for relative errors), but at
+    least the largest |pre-activation| there: float64 rounding is relative to the
+    intermediate values, so a network whose output is identically 0 still has a scale."""
+    verts = np.concatenate(part.polygons)
+    inner = [float(np.abs(z).max()) for z in preacts(part, verts)]
+    return max([float(np.abs(model_out(model, part.slice, verts)).max()), 1e-300] + inner)
+
+
+def arrangement_count(lines, lo=(-1, -1), hi=(1, 1)) -> int:
+    """Number of faces cut from the open box by lines (a, b, c), ``a*u + b*v + c = 0``,
+    exactly with rationals: 1 + (#distinct lines crossing the interior) + sum over interior
+    intersection points p of (lines through p - 1)."""
+    lo = [Fraction(x) for x in lo]
+    hi = [Fraction(x) for x in hi]
+    distinct = []
+    for a, b, c in lines:
+        a, b, c = Fraction(a), Fraction(b), Fraction(c)
+        if a == 0 and b == 0:
+            continue
+        s = [a * u + b * v + c for u in (lo[0], hi[0]) for v in (lo[1], hi[1])]
+        if not (max(s) > 0 and min(s) < 0):
+            continue  # misses the open box (touching a corner or lying on an edge)
+        norm = a if a != 0 else b
+        key = (a / norm, b / norm, c / norm)
+        if key not in distinct:
+            distinct.append(key)
+    points: dict[tuple, set] = {}
+    for i, j in combinations(range(len(distinct)), 2):
+        (a1, b1, c1), (a2, b2, c2) = distinct[i], distinct[j]
+        det = a1 * b2 - a2 * b1
+        if det == 0:
+            continue
+        u = (b1 * c2 - b2 * c1) / det
+        v = (a2 * c1 - a1 * c2) / det
+        if lo[0] < u < hi[0] and lo[1] < v < hi[1]:
+            points.setdefault((u, v), set()).update((i, j))
+    return 1 + len(distinct) + sum(len(s) - 1 for s in points.values())
+
+
+# --- invariant checks ------------------------------------------------------------------
+
+
+def turns(poly: np.ndarray) -> np.ndarray:
+    """(n,) cross products of consecutive edges of a polygon (n, 2)."""
+    e = np.roll(poly, -1, axis=0) - poly
+    e_next = np.roll(e, -1, axis=0)
+    return e[:, 0] * e_next[:, 1] - e[:, 1] * e_next[:, 0]
+
+
+def check_polygon_shapes(polys, scale: float) -> None:
+    """Every polygon: >= 3 vertices, no duplicate consecutive vertices, CCW, convex, positive area."""
+    for i, p in enumerate(polys):
+        assert p.ndim == 2 and p.shape[1] == 2 and len(p) >= 3, f"region {i} has {len(p)} vertices"
+        edge = np.linalg.norm(np.roll(p, -1, axis=0) - p, axis=1)
+        assert edge.min() > 1e-12 * scale, f"region {i} has duplicate consecutive vertices: {p}"
+        t = turns(p)
+        assert t.min() >= -1e-12 * scale * edge.max(), f"region {i} is not convex/CCW: turns {t}"
+        area = _area(p)
+        # real regions can be tiny (near-duplicate units in float32 make 1e-16 slivers, whose
+        # reality check_regions_real confirms); a zero-area artifact is at rounding level
+        assert area > 1e-22 * scale**2, f"region {i} has area {area}"
+
+
+def check_tiling(part: sc.Partition) -> None:
+    sl = part.slice
+    scale = float(np.abs(sl.polygon - sl.polygon.mean(0)).max())
+    check_polygon_shapes(part.polygons, scale)
+    assert np.all(part.areas > 0)
+    np.testing.assert_allclose(part.areas, [_area(p) for p in part.polygons], rtol=1e-12, atol=1e-14 * sl.area)
+    assert abs(part.areas.sum() - sl.area) <= REL * sl.area, (part.areas.sum(), sl.area)
+    # every vertex lies in the slice polygon
+    verts = np.concatenate(part.polygons)
+    e = np.roll(sl.polygon, -1, axis=0) - sl.polygon
+    d = verts[:, None, :] - sl.polygon[None]
+    cross = e[None, :, 0] * d[..., 1] - e[None, :, 1] * d[..., 0]
+    assert cross.min() >= -1e-12 * scale**2
+
+
+def _area(p: np.ndarray) -> float:
+    """Shoelace area relative to the first vertex (exact enough far from the origin)."""
+    q = p - p[0]
+    return 0.5 * float(np.sum(q[:, 0] * np.roll(q[:, 1], -1) - q[:, 1] * np.roll(q[:, 0], -1)))
+
+
+def interior_points(part: sc.Partition, shrink: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    """Points strictly inside each region: the centroid and every vertex pulled toward it.
+    Returns (M, 2) points and (M,) their region."""
+    pts, reg = [], []
+    for r, (p, c) in enumerate(zip(part.polygons, part.centroids)):
+        q = np.vstack([c[None], c + shrink * (p - c)])
+        pts.append(q)
+        reg.append(np.full(len(q), r))
+    return np.concatenate(pts), np.concatenate(reg)
+
+
+def check_regions_real(part: sc.Partition, model) -> None:
+    """No duplicate and no fake region: codes are unique, the model's code inside each
+    region equals the region's code, and the region's affine map is the model there."""
+    codes = part.codes
+    assert codes.shape == (len(part), sum(layer.bits for layer in part.layers))
+    if len(part) > 1:
+        assert len(np.unique(codes, axis=0)) == len(part), "two regions share an activation code"
+    pts, reg = interior_points(part)
+    assert np.array_equal(part.locate(pts), reg)
+    code, near = codes_at(part, pts)
+    mismatch = (code != codes[reg]) & ~near
+    assert not mismatch.any(), f"{mismatch.any(1).sum()} interior points disagree with their region's code"
+    ref = model_out(model, part.slice, pts)
+    scale = output_scale(part, model)
+    got = np.einsum("nkj,nj->nk", part.affine[reg], np.c_[pts, np.ones(len(pts))])
+    assert np.abs(got - ref).max() <= REL * scale
+    np.testing.assert_allclose(part.evaluate(pts), ref, rtol=0, atol=REL * scale)
+
+
+def check_edges(part: sc.Partition) -> None:
+    """Edge labels: (layer, unit) edges lie on that unit's line, border edges on the slice border."""
+    sl = part.slice
+    verts = np.concatenate(part.polygons)
+    labels = np.concatenate(part.edge_units)
+    nxt = np.concatenate([np.roll(p, -1, axis=0) for p in part.polygons])
+    assert labels.shape == (len(verts), 2)
+    on_border = labels[:, 0] == -1
+    assert np.all(labels[on_border, 1] == -1)
+    if (~on_border).any():
+        za, zb = preacts(part, verts), preacts(part, nxt)
+        assert labels[~on_border, 0].max() < len(za)
+        for layer in range(len(za)):
+            scale = max(np.abs(za[layer]).max(), np.abs(zb[layer]).max(), 1e-300)
+            sel = labels[:, 0] == layer
+            unit = labels[sel, 1]
+            assert np.all((unit >= 0) & (unit < za[layer].shape[1]))
+            err = np.maximum(np.abs(za[layer][sel, unit]), np.abs(zb[layer][sel, unit]))
+            assert err.max(initial=0) <= REL * scale, f"layer {layer}: edge off its unit's line by {err.max()}"
+    # border edges lie on an edge of the slice polygon
+    poly = sl.polygon
+    e = np.roll(poly, -1, axis=0) - poly
+    scale = float(np.abs(poly - poly.mean(0)).max())
+
+    def dist(pts):  # (M, n_edges) distance to each border line
+        d = pts[:, None, :] - poly[None]
+        return np.abs(e[None, :, 0] * d[..., 1] - e[None, :, 1] * d[..., 0]) / np.linalg.norm(e, axis=1)
+
+    both = np.maximum(dist(verts[on_border]), dist(nxt[on_border])).min(1)
+    assert both.max(initial=0) <= 1e-12 * scale * 10
+
+
+def check_verify(part: sc.Partition) -> None:
+    rep = part.verify(n_points=500)
+    assert rep.ok, str(rep)
+    assert rep.max_rel_error <= REL and rep.unlocated == 0 and rep.code_mismatches == 0
+
+
+def check_partition(part: sc.Partition, model) -> None:
+    """All the invariants of an exact partition."""
+    check_tiling(part)
+    check_regions_real(part, model)
+    check_edges(part)
+    check_verify(part)
+
+
+def grid(sl: sc.Slice, n: int) -> np.ndarray:
+    """(n*n, 2) grid points over the bounding box of the slice polygon, strictly inside it."""
+    lo, hi = sl.polygon.min(0), sl.polygon.max(0)
+    t = (np.arange(n) + 0.5) / n
+    g = np.stack(np.meshgrid(lo[0] + t * (hi[0] - lo[0]), lo[1] + t * (hi[1] - lo[1])), -1).reshape(-1, 2)
+    return g
+
+
+def check_against_grid(part: sc.Partition, n: int = 120) -> None:
+    """Brute force lower bound: every activation code seen on a grid is a region's code, and
+    away from lines each grid point lies in the region of its code."""
+    pts = grid(part.slice, n)
+    idx = part.locate(pts)
+    inside = idx >= 0
+    pts, idx = pts[inside], idx[inside]
+    code, near = codes_at(part, pts)
+    clear = ~near.any(1)  # points on a line have the code of no open region
+    seen = np.unique(code[clear], axis=0)
+    assert len(seen) <= len(part)
+    region_codes = {c.tobytes() for c in part.codes}
+    missing = [c for c in seen if c.tobytes() not in region_codes]
+    assert not missing, f"{len(missing)} activation codes seen on the grid have no region"
+    assert np.array_equal(part.codes[idx[clear]], code[clear])
+
+
+def check_boundary_ties(part: sc.Partition, db, model, value: float = 0.0, output: int | None = None) -> None:
+    """Segment endpoints tie to 1e-9 of the output scale; for K > 1 the tied pair is
+    ``db.classes`` and the two classes are the top two at each segment's midpoint."""
+    assert db.segments.shape == (len(db), 2, 2)
+    assert db.regions.shape == (len(db),) and db.classes.shape == (len(db), 2)
+    if not len(db):
+        return
+    scale = output_scale(part, model)
+    ends = db.segments.reshape(-1, 2)
+    f = model_out(model, part.slice, ends)
+    assert np.all(db.lengths > 0)
+    if output is not None or part.n_outputs == 1:
+        k = output or 0
+        assert np.abs(f[:, k] - value).max() <= REL * scale
+        return
+    cls = np.repeat(db.classes, 2, axis=0)
+    top = f.max(1)
+    tie = top[:, None] - np.take_along_axis(f, cls, 1)
+    assert tie.max() <= REL * scale, f"boundary endpoints off the tie by {tie.max() / scale:.2e} relative"
+    assert np.all(db.classes[:, 0] != db.classes[:, 1])
+    mid = db.segments.mean(1)
+    fm = model_out(model, part.slice, mid)
+    gap = fm.max(1)[:, None] - np.take_along_axis(fm, db.classes, 1)
+    assert gap.max() <= REL * scale, "a segment's classes do not attain the top logit at its midpoint"
+    third = np.sort(fm, 1)[:, -3] if fm.shape[1] > 2 else np.full(len(fm), -np.inf)
+    clear = fm.max(1) - third > REL * scale  # no third class ties there
+    top2 = np.sort(np.argsort(-fm, axis=1, kind="stable")[:, :2], axis=1)
+    assert np.array_equal(top2[clear], np.sort(db.classes, axis=1)[clear])
+
+
+def overlap_length(db) -> float:
+    """Total length covered twice by the segments (collinear overlaps)."""
+    s = db.segments
+    if len(s) < 2:
+        return 0.0
+    a, b = s[:, 0], s[:, 1]
+    d = b - a
+    length = np.linalg.norm(d, axis=1)
+    t = d / length[:, None]
+    total = 0.0
+    scale = max(float(np.abs(s).max()), 1e-300)
+    for i in range(len(s)):
+        # segments j collinear with i: both endpoints of j on the line of i
+        ra = (a - a[i]) @ np.array([-t[i, 1], t[i, 0]])
+        rb = (b - a[i]) @ np.array([-t[i, 1], t[i, 0]])
+        on = (np.abs(ra) <= 1e-9 * scale) & (np.abs(rb) <= 1e-9 * scale)
+        on[: i + 1] = False
+        pa, pb = (a[on] - a[i]) @ t[i], (b[on] - a[i]) @ t[i]
+        lo, hi = np.minimum(pa, pb), np.maximum(pa, pb)
+        total += float(np.clip(np.minimum(hi, length[i]) - np.maximum(lo, 0), 0, None).sum())
+    return total
+
+
+def segments_cross(p, q, segs) -> np.ndarray:
+    """(N,) whether segment p[i]-q[i] meets any of segs (S, 2, 2) (closed, with slack)."""
+    a, b = segs[None, :, 0], segs[None, :, 1]
+    p, q = p[:, None], q[:, None]
+
+    def orient(x, y, z):
+        return (y[..., 0] - x[..., 0]) * (z[..., 1] - x[..., 1]) - (y[..., 1] - x[..., 1]) * (z[..., 0] - x[..., 0])
+
+    eps = 1e-12
+    d1, d2 = orient(a, b, p), orient(a, b, q)
+    d3, d4 = orient(p, q, a), orient(p, q, b)
+    return ((d1 * d2 <= eps) & (d3 * d4 <= eps)).any(1)
+
+
+def check_boundary_complete(part: sc.Partition, db, model, n: int = 40) -> None:
+    """Wherever the predicted class changes between two neighbouring grid points, a
+    boundary segment crosses the step between them (the boundary misses nothing)."""
+    pts = grid(part.slice, n)
+    step = (part.slice.polygon.max(0) - part.slice.polygon.min(0)) / n
+    f = model_out(model, part.slice, pts)
+    cls = (f[:, 0] > 0) if f.shape[1] == 1 else f.argmax(1)
+    srt = np.sort(f, 1)
+    margin = np.abs(f[:, 0]) if f.shape[1] == 1 else srt[:, -1] - srt[:, -2]
+    scale = output_scale(part, model)
+    for shift in (np.array([step[0], 0]), np.array([0, step[1]])):
+        q = pts + shift
+        inside = part.locate(q) >= 0
+        fq = model_out(model, part.slice, q)
+        cq = (fq[:, 0] > 0) if fq.shape[1] == 1 else fq.argmax(1)
+        srt_q = np.sort(fq, 1)
+        mq = np.abs(fq[:, 0]) if fq.shape[1] == 1 else srt_q[:, -1] - srt_q[:, -2]
+        change = inside & (cls != cq) & (margin > 1e-6 * scale) & (mq > 1e-6 * scale)
+        if change.any():
+            assert len(db), "the class changes but the boundary is empty"
+            hit = segments_cross(pts[change], q[change], db.segments)
+            assert hit.all(), f"{(~hit).sum()} class changes with no boundary segment between them"
+
+
+def hull(points: np.ndarray) -> np.ndarray:
+    """Convex hull (CCW, no collinear vertices) of points (n, 2), by the monotone chain."""
+    pts = sorted(set(map(tuple, points.tolist())))
+    if len(pts) < 3:
+        return np.array(pts, dtype=np.float64)
+
+    def half(seq):
+        out = []
+        for p in seq:
+            while len(out) >= 2 and (out[-1][0] - out[-2][0]) * (p[1] - out[-2][1]) - (
+                out[-1][1] - out[-2][1]) * (p[0] - out[-2][0]) <= 0:
+                out.pop()
+            out.append(p)
+        return out
+
+    lower, upper = half(pts), half(pts[::-1])
+    return np.array(lower[:-1] + upper[:-1], dtype=np.float64)
+
+
+def make_batch(polys: list[np.ndarray]) -> Polygons:
+    """Polygons with a distinct label (100 + p, j) on edge j of polygon p."""
+    verts = torch.as_tensor(np.concatenate(polys))
+    counts = torch.tensor([len(p) for p in polys])
+    offsets = torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum(counts, 0)])
+    labels = torch.as_tensor(np.concatenate([[(100 + p, j) for j in range(len(q))] for p, q in enumerate(polys)]))
+    return Polygons(verts, offsets, labels.to(torch.int64))
