@@ -110,18 +110,16 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
     device = default_device(model) if device is None else usable_device(device)
     if chain_applies(dtype, device):
         chain = read_chain(model, sl)
-        part = None if chain is None else partition_mlp(chain, model, sl, progress, options, started)
-        if part is not None:
-            return part
+        if chain is not None:
+            return partition_mlp(chain, model, sl, progress, options, started)
     twin, graph = prepare(model, dtype, device, sl.input_shape)
     return partition_graph(twin, graph, sl, dtype, device, progress, options, started)
 
 
-def partition_mlp(chain: Chain, model, sl: Slice, progress, options: Options, started: float) -> "Partition | None":
+def partition_mlp(chain: Chain, model, sl: Slice, progress, options: Options, started: float) -> "Partition":
     """The fast path of :func:`partition` for a plain MLP ``model`` read as ``chain`` (see
-    :mod:`splinecam.run.chain`): the partition, or None where one region splits into more pieces than
-    the budget holds (the engine then does the run).  The partition's network (what ``verify``
-    runs) is a float64 copy of ``model`` itself with the weights it has now, made when needed."""
+    :mod:`splinecam.run.chain`).  The partition's network (what ``verify`` runs) is a float64 copy
+    of ``model`` itself with the weights it has now, made when needed."""
     budget = parse_bytes(options.max_memory)
     run = ChainRun(chain, sl, options.rtol, budget, options.chunk_size)
     max_regions, note = region_limit(options.max_regions, region_bytes(run.outputs, run.layers), budget)
@@ -134,8 +132,6 @@ def partition_mlp(chain: Chain, model, sl: Slice, progress, options: Options, st
         err.partial = Partition(run.finished_regions(), sl, run.layers, seconds=watch.elapsed(), network=network,
                                 complete=False)
         raise
-    if regions is None:
-        return None
     return Partition(regions, sl, run.layers, seconds=watch.elapsed(), network=network)
 
 

@@ -110,8 +110,9 @@ class Split:
     states z (m, 3, *shape_in) (overwritten if ``inplace``), returns their output
     states (m, 3, *shape_out) and packed activation codes (m, ceil(bits / 8)) uint8;
     rest, rest_parent: pieces (q,) of the regions that the split has not finished
-    (it stopped at its memory budget) and the region of each: the engine splits
-    them again at the same op.
+    (it stopped at its memory budget or its bound on work) and the region of each:
+    the engine splits them again at the same op, in this order (so the split
+    chooses the order that finishes compact areas first).
     """
 
     pieces: Polygons
