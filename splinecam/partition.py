@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .boundary import Boundary, decision_boundary, level_set
+from .boundary import Boundary, ClassCells, class_cells, decision_boundary, level_set
 from .chain import Chain, ChainRun, chain_applies, read_chain
 from .engine import Engine
 from .fileio import FORMAT, InvalidPartitionFile, read_arrays, save_arrays
@@ -421,6 +421,11 @@ class Partition:
     def level_set(self, value: float, output: int = 0) -> Boundary:
         """Where output ``output`` crosses ``value``; see :func:`splinecam.boundary.level_set`."""
         return level_set(self, value, output)
+
+    def class_cells(self, output: int | None = None, level: float | None = None) -> ClassCells:
+        """The exact cells where each class (or each side of a level set) wins; see
+        :func:`splinecam.boundary.class_cells`."""
+        return class_cells(self, output=output, level=level)
 
     def verify(self, n_points: int | None = None, seed: int = 0, model=None, tol: float | None = None) -> VerifyReport:
         """Independent check by sampling; see :func:`splinecam.sampling.verify`."""
