@@ -18,10 +18,11 @@ COARSE_COLOR = (0.82, 0.82, 0.82, 1.0)  # the coarse cells of a boundary-first p
 
 CLASS_PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
-    "#393b79", "#e7298a", "#637939", "#b15928", "#1b9e77", "#7b4173", "#ffd92f", "#843c39", "#6a3d9a",
-    "#66a61e", "#5254a3", "#d6616b", "#8c6d31", "#00a6ca", "#ce6dbd",
+    "#000075", "#67001f", "#e7298a", "#fdb462", "#01665e", "#80b1d3", "#f032e6", "#b3de69", "#5e3c99",
+    "#ffe119", "#46f0f0", "#7f3b08", "#1b9e77", "#d6616b", "#911eb4",
 )
-"""24 qualitative class colours (tab10 without its grey first, then 15 more, none grey).  Class
+"""24 qualitative class colours: tab10 without its grey, then 15 more picked one by one as far
+(in RGB) from those before as possible; none grey or pale.  Class
 ``c`` gets ``CLASS_PALETTE[c % 24]``; each further round of 24 is mixed 30% further with black."""
 
 FILL_LIGHT = 0.4  # class fills are the class colour mixed with white by this much (legend swatches too)
