@@ -135,17 +135,19 @@ def test_boundary_display(part3):
 def test_class_legend_names_the_classes(part3):
     fig, ax = plt.subplots()
     artists = part3.plot(ax=ax, color_by="class", class_names=["cat", "dog", "bird"])
-    present = np.unique(part3.centroid_outputs.argmax(1))
-    assert [t.get_text() for t in artists["legend"].get_texts()] == [["cat", "dog", "bird"][c] for c in present]
-    faces = artists["regions"].get_facecolors()[:, :3]
-    for handle, c in zip(artists["legend"].legend_handles, present):  # legend colour = its regions' hue
-        mine = faces[part3.centroid_outputs.argmax(1) == c]
+    cells = part3.class_cells()
+    present = np.unique(cells.label)
+    texts = [t.get_text() for t in artists["legend"].get_texts()]
+    assert texts == [["cat", "dog", "bird"][c] for c in present] + ["decision boundary"]
+    faces = artists["regions"].get_facecolors()[:, :3]  # one face per class cell
+    for handle, c in zip(artists["legend"].legend_handles, present):  # legend colour = its cells' hue
+        mine = faces[cells.label == c]
         assert np.abs(mine - handle.get_facecolor()[:3]).max() < 0.15
     artists = part3.plot(ax=ax, color_by="class")
-    assert [t.get_text() for t in artists["legend"].get_texts()] == [f"class {c}" for c in present]
+    assert [t.get_text() for t in artists["legend"].get_texts()][:-1] == [f"class {c}" for c in present]
     with pytest.raises(ValueError, match="class_names needs 3 names"):
         part3.plot(ax=ax, color_by="class", class_names=["a", "b"])
     one = run(random_mlp([6], 1, seed=2))
     artists = one.plot(ax=ax, color_by="class", class_names=["negative", "positive"])
-    assert {t.get_text() for t in artists["legend"].get_texts()} <= {"negative", "positive"}
+    assert {t.get_text() for t in artists["legend"].get_texts()} <= {"negative", "positive", "decision boundary"}
     plt.close(fig)
