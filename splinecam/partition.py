@@ -444,9 +444,11 @@ class Partition:
         """Draw the regions; every option of :func:`splinecam.plot.plot_partition` is accepted."""
         return plot_partition(self, ax=ax, color_by=color_by, boundary=boundary, points=points, **kwargs)
 
-    def to_html(self, path, color_by: str = "random", title: str | None = None):
+    def to_html(self, path, color_by: str = "random", title: str | None = None, points=None, labels=None,
+                class_names=None):
         """Write an interactive, self-contained HTML viewer; see :func:`splinecam.viewer.to_html`."""
-        return to_html(self, path, color_by=color_by, title=title)
+        return to_html(self, path, color_by=color_by, title=title, points=points, labels=labels,
+                       class_names=class_names)
 
     # -- save / load ------------------------------------------------------------
 

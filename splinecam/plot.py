@@ -54,10 +54,15 @@ def region_colors(part, color_by: str, output: int = 0, seed: int = 0, level: fl
     For ``class`` and ``sign``: the class that wins the largest part of the region."""
     check_color_by(color_by)
     if color_by in ("class", "sign"):
-        cells = class_cells_of(part, color_by, output, level)
-        faces = _class_faces(cells.region_class(len(part)), np.arange(len(part)), seed)
-    else:
-        faces = _region_colors(part, color_by, output, seed)
+        return class_region_faces(part, class_cells_of(part, color_by, output, level), seed)
+    faces = _region_colors(part, color_by, output, seed)
+    faces[~part.exact] = COARSE_COLOR
+    return faces
+
+
+def class_region_faces(part, cells, seed: int = 0) -> np.ndarray:
+    """(R, 4) region fills of a class colouring: the class of each region's largest cell."""
+    faces = class_faces(cells.region_class(len(part)), np.arange(len(part)), seed)
     faces[~part.exact] = COARSE_COLOR
     return faces
 
@@ -77,7 +82,7 @@ def class_cells_of(part, color_by: str, output: int = 0, level: float = 0.0):
     return class_cells(part, output=output, level=level)
 
 
-def _class_faces(labels: np.ndarray, region: np.ndarray, seed: int) -> np.ndarray:
+def class_faces(labels: np.ndarray, region: np.ndarray, seed: int) -> np.ndarray:
     """(N, 4) fills of cells with class ``labels`` (N,) in regions ``region`` (N,): the class
     colour, a little lighter or darker per region so that regions stay apart; coarse grey."""
     shade = FILL_LIGHT + 0.12 * (np.random.default_rng(seed).random(int(region.max(initial=-1)) + 1) - 0.5)
@@ -262,7 +267,7 @@ def plot_partition(part, ax=None, color_by: str = "random", boundary: bool = Tru
     if color_by in ("class", "sign"):
         cells = class_cells_of(part, color_by, output, level)
         names = class_labels(part, color_by, class_names, level, output)
-        shapes, faces = cells.polygons, _class_faces(cells.label, cells.region, 0)
+        shapes, faces = cells.polygons, class_faces(cells.label, cells.region, 0)
     else:
         cells, shapes, faces = None, part.polygons, region_colors(part, color_by, output=output)
     exact = part.exact if cells is None else cells.label >= 0
