@@ -168,8 +168,13 @@ def layer_handles(part, layer_count=None) -> list:
     from matplotlib.lines import Line2D
 
     palette = layer_palette(max(len(part.layers), 1) if layer_count is None else layer_count)
-    return [Line2D([], [], color=palette[k], lw=1.5, label=f"layer {k + 1}: {layer.name} ({layer.units} units)")
-            for k, layer in enumerate(part.layers)]
+    return [Line2D([], [], color=palette[k], lw=1.5, label=layer_label(k, layer)) for k, layer in enumerate(part.layers)]
+
+
+def layer_label(k: int, layer) -> str:
+    """The legend name of layer ``k`` (0-based), a :class:`~splinecam.LayerInfo`: its module name and units."""
+    name = f"module {layer.name}" if layer.name.isdigit() else layer.name
+    return f"layer {k + 1}: {name}, {layer.units} units"
 
 
 def _chosen_layers(part, edge_layers) -> np.ndarray:

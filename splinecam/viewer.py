@@ -21,7 +21,7 @@ import numpy as np
 
 from .fileio import write_atomically
 from .plot import (COLOR_BY, FILL_LIGHT, check_color_by, class_cells_of, class_color, class_faces, class_labels,
-                   class_region_faces, layer_palette, region_colors)
+                   class_region_faces, layer_label, layer_palette, region_colors)
 
 FORMAT = "splinecam.viewer/1"
 _SPLIT = re.compile(r"(__SPLINECAM_[A-Z]+__)")
@@ -91,8 +91,8 @@ def encode(part, points=None, labels=None, class_names=None) -> tuple[dict, dict
         "polygon": part.slice.polygon.tolist(),
         "anchors": [] if anchors is None else np.asarray(anchors, dtype=np.float64).reshape(-1, 2).tolist(),
         "layers": [
-            {"name": layer.name, "units": layer.units, "color": mpl.colors.to_hex(rgb)}
-            for layer, rgb in zip(part.layers, layer_rgb)
+            {"name": layer.name, "units": layer.units, "label": layer_label(k, layer), "color": mpl.colors.to_hex(rgb)}
+            for k, (layer, rgb) in enumerate(zip(part.layers, layer_rgb))
         ],
         "palettes": palettes,
         "class_keys": keys,

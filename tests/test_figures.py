@@ -203,7 +203,7 @@ def test_layer_legend_names_the_modules_and_edge_layers_chooses():
     ax = fig.add_subplot()
     artists = part.plot(ax=ax, color_by="layer")
     texts = [t.get_text() for t in artists["legend"].get_texts()]
-    assert texts[:2] == [f"layer {k + 1}: {layer.name} ({layer.units} units)" for k, layer in enumerate(part.layers)]
+    assert texts[:2] == [f"layer {k + 1}: {layer.name}, {layer.units} units" for k, layer in enumerate(part.layers)]
     assert all(layer.name in ("act", "act2") for layer in part.layers)
     second = part.layers[1].name
     artists = part.plot(ax=ax, color_by="layer", edge_layers=[second])
