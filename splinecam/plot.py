@@ -25,6 +25,7 @@ CLASS_PALETTE = (
 (in RGB) from those before as possible; none grey or pale.  Class
 ``c`` gets ``CLASS_PALETTE[c % 24]``; each further round of 24 is mixed 30% further with black."""
 
+EDGE_ALPHA = 0.6  # the opacity of the edges of regions large on the page
 FILL_LIGHT = 0.4  # class fills are the class colour mixed with white by this much (legend swatches too)
 
 
@@ -82,10 +83,12 @@ def class_cells_of(part, color_by: str, output: int = 0, level: float = 0.0):
     return class_cells(part, output=output, level=level)
 
 
-def class_faces(labels: np.ndarray, region: np.ndarray, seed: int) -> np.ndarray:
+def class_faces(labels: np.ndarray, region: np.ndarray, seed: int, contrast=1.0) -> np.ndarray:
     """(N, 4) fills of cells with class ``labels`` (N,) in regions ``region`` (N,): the class
-    colour, a little lighter or darker per region so that regions stay apart; coarse grey."""
-    shade = FILL_LIGHT + 0.12 * (np.random.default_rng(seed).random(int(region.max(initial=-1)) + 1) - 0.5)
+    colour, a little lighter or darker per region so that regions stay apart (by ``contrast``, a
+    number or one per region: 0 gives the plain class colour); coarse grey."""
+    n = int(region.max(initial=-1)) + 1
+    shade = FILL_LIGHT + 0.12 * np.broadcast_to(contrast, (n,)) * (np.random.default_rng(seed).random(n) - 0.5)
     faces = np.c_[class_color(labels, shade[region][:, None]), np.ones(len(labels))]
     faces[labels < 0] = COARSE_COLOR
     return faces
@@ -206,7 +209,7 @@ def edge_style(areas: np.ndarray, pt_per_unit: float, scale: float = 1.0) -> tup
     """(alpha (R,), width (R,) in points) of the edges of regions of ``areas`` (R,): regions a few
     points across get thin, faint edges; below about 1.5 points they vanish."""
     size = np.sqrt(np.maximum(areas, 0)) * pt_per_unit
-    alpha = 0.6 * np.clip((size - 1.5) / 8, 0, 1)
+    alpha = EDGE_ALPHA * np.clip((size - 1.5) / 8, 0, 1)
     width = np.clip(0.06 * size, 0.15, 0.7) * scale
     return alpha, width
 
@@ -272,7 +275,8 @@ def plot_partition(part, ax=None, color_by: str = "random", boundary: bool = Tru
     if color_by in ("class", "sign"):
         cells = class_cells_of(part, color_by, output, level)
         names = class_labels(part, color_by, class_names, level, output)
-        shapes, faces = cells.polygons, class_faces(cells.label, cells.region, 0)
+        contrast = edge_style(part.areas, points_per_unit(ax))[0] / EDGE_ALPHA  # tiny regions: no shading either
+        shapes, faces = cells.polygons, class_faces(cells.label, cells.region, 0, contrast)
     else:
         cells, shapes, faces = None, part.polygons, region_colors(part, color_by, output=output)
     exact = part.exact if cells is None else cells.label >= 0
