@@ -137,6 +137,12 @@ def _points(points, labels) -> list:
     return [[float(u), float(v), c] for (u, v), c in zip(pts, colors)]
 
 
+def page_bytes(part) -> int:
+    """About the size of ``part``'s viewer page: 136 + 32 K bytes a region for K outputs (as
+    measured by ``benchmarks/bench_viewer.py``: 168 for K = 1, 459 for K = 10)."""
+    return len(part) * (136 + 32 * part.n_outputs)
+
+
 def _json_for_script(obj) -> str:
     """JSON that cannot close its <script> element."""
     return json.dumps(obj, separators=(",", ":")).replace("</", "<\\/")
