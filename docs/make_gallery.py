@@ -123,12 +123,12 @@ part.plot(ax=ax, color_by="class", anchor_images=True, anchor_labels=["a 0", "a 
 ax.set_title(f"{len(part):,} regions")
 '''),
     ("partial", "A partial result",
-     "A run stopped by a limit (here `max_regions`) hands back the regions it finished; the area it "
-     "did not reach is hatched.",
+     "A run stopped by a limit (here `max_regions`; small chunks finish regions early) hands back "
+     "the regions it finished; the area it did not reach is hatched.",
      '''
 model = fit(mlp(2, 32, 32, 4), X4, y4)
 try:
-    sc.partition(model, sc.Slice.box((-2.2, -2), (2.2, 2.4)), max_regions=600)
+    sc.partition(model, sc.Slice.box((-2.2, -2), (2.2, 2.4)), max_regions=900, chunk_size=64)
 except sc.RegionLimitError as err:
     part = err.partial
 fig, ax = plt.subplots(figsize=(6, 5))
