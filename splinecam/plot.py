@@ -130,8 +130,8 @@ def code_colors(packed_codes: np.ndarray) -> np.ndarray:
         h ^= h >> np.uint64(29)
         h *= np.uint64(0xBF58476D1CE4E5B9)
         h ^= h >> np.uint64(32)
-    unit = lambda shift: ((h >> np.uint64(shift)) & np.uint64(0xFFFF)).astype(np.float64) / 65535  # noqa: E731
-    hsv = np.stack([unit(0), 0.25 + 0.4 * unit(16), 0.8 + 0.2 * unit(32)], 1)
+    unit = [((h >> np.uint64(shift)) & np.uint64(0xFFFF)).astype(np.float64) / 65535 for shift in (0, 16, 32)]
+    hsv = np.stack([unit[0], 0.25 + 0.4 * unit[1], 0.8 + 0.2 * unit[2]], 1)  # hue, saturation, value
     return np.c_[mpl.colors.hsv_to_rgb(hsv), np.ones(len(codes))]
 
 

@@ -15,13 +15,19 @@ from hypothesis import strategies as st
 from torch import nn
 
 matplotlib.use("Agg")
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from conftest import REL, examples, model_out, output_scale, random_mlp, run
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-import splinecam as sc  # noqa: E402
-from conftest import REL, examples, model_out, output_scale, random_mlp, run  # noqa: E402
-from splinecam.plot import (CLASS_PALETTE, COARSE_COLOR, class_color, code_colors, edge_style,  # noqa: E402
-                            plot_partition)
+import splinecam as sc
+from splinecam.plot import (
+    CLASS_PALETTE,
+    COARSE_COLOR,
+    class_color,
+    code_colors,
+    edge_style,
+    plot_partition,
+)
 
 BOX2 = sc.Slice.box((-2, -2), (2, 2))
 
