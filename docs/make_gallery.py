@@ -175,7 +175,7 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     setup = textwrap.dedent(SETUP).strip()
     env: dict = {}
-    exec(setup, env)
+    exec(setup, env)  # our own code, shown on the page
     page = [HEAD.format(setup=setup)]
     for name, title, text, code in FIGURES:
         code = textwrap.dedent(code).strip()
