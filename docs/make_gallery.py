@@ -96,7 +96,7 @@ for ax, steps in zip(axes, (300, 320)):
     part.plot(ax=ax, color_by="code", boundary=True)
     ax.set_title(f"after {steps} steps: {len(part)} regions")
 '''),
-    ("digits", "A CNN on digits, 200,000 regions, with the anchor images",
+    ("digits", "A CNN on digits, 150,000 regions, with the anchor images",
      "A small CNN trained for a few seconds on scikit-learn's 8x8 digits, on the plane through a 0, "
      "a 1 and a 7 (`anchor_images=True` draws them beside their points).  Edges fade with the size "
      "of their region on the page, so a dense partition stays readable and the boundary stays on top.",
@@ -116,7 +116,7 @@ for epoch in range(15):
         opt.zero_grad(); nn.functional.cross_entropy(cnn(x[i:i + 64]), y[i:i + 64]).backward(); opt.step()
 cnn.eval()
 anchors = [x[int(np.flatnonzero(digits.target == k)[0])] for k in (0, 1, 7)]
-part = sc.partition(cnn, sc.Slice.from_points(*anchors, margin=0.55))
+part = sc.partition(cnn, sc.Slice.from_points(*anchors, margin=0.45))
 fig, ax = plt.subplots(figsize=(8, 6.5))
 part.plot(ax=ax, color_by="class", anchor_images=True, anchor_labels=["a 0", "a 1", "a 7"],
           class_names=[str(k) for k in range(10)])

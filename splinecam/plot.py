@@ -351,7 +351,7 @@ def _unfinished(ax, poly):
     """The slice polygon hatched under the regions: what a partial result did not reach."""
     from matplotlib.patches import Polygon
 
-    patch = Polygon(poly, closed=True, facecolor="white", edgecolor="0.55", hatch="xx", linewidth=0,
+    patch = Polygon(poly, closed=True, facecolor="white", edgecolor="0.55", hatch="xx", linewidth=0.5,
                     zorder=0.5, label="not computed (partial result)")
     ax.add_patch(patch)
     return patch
@@ -381,8 +381,14 @@ def _anchors(part, ax, anchor_labels, anchor_images):
     centre = part.slice.polygon.mean(0)
     halo = [pe.withStroke(linewidth=2.5, foreground="white")]
     for (u, v), name in zip(uv, names):
-        ax.annotate(name, (u, v), xytext=(6, 6), textcoords="offset points", fontsize=10, fontweight="semibold",
-                    zorder=6, path_effects=halo)
+        if anchor_images:  # the label on the side away from the thumbnail
+            toward = centre - (u, v)
+            toward = 10 * toward / (np.linalg.norm(toward) or 1.0)
+            place = {"xytext": tuple(toward), "ha": "left" if toward[0] >= 0 else "right", "va": "center"}
+        else:
+            place = {"xytext": (6, 6)}
+        ax.annotate(name, (u, v), textcoords="offset points", fontsize=10, fontweight="bold", zorder=6,
+                    path_effects=halo, **place)
     if anchor_images:
         out["thumbnails"] = _thumbnails(part, ax, uv, centre)
     return out
@@ -408,7 +414,7 @@ def _thumbnails(part, ax, uv, centre):
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
     boxes = []
-    side_pt = 0.16 * ax.get_position().width * ax.figure.get_figwidth() * 72
+    side_pt = 0.12 * ax.get_position().width * ax.figure.get_figwidth() * 72
     for (u, v), img in zip(uv, anchor_pictures(part.slice, uv)):
         away = np.array([u, v]) - centre
         away = away / (np.linalg.norm(away) or 1.0)
