@@ -39,7 +39,7 @@ def run_one(name):
     from torch import nn
 
     import splinecam as sc
-    from splinecam.analysis import build_mesh
+    from splinecam.analysis.mesh import build_mesh
 
     desc, model, sl = case(name)
     warm = sc.partition(nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1)), sc.Slice.box((-1, -1), (1, 1)),

@@ -7,8 +7,9 @@ files (ONNX), studies and training videos, ops (``register_op``) and the errors.
 
 from . import _moved
 from ._version import __version__
-from .analysis import PlanarMesh, match_regions
-from .analysis.boundary import Boundary
+from .analysis.match import RegionMatch, match_regions
+from .analysis.mesh import PlanarMesh
+from .analysis.boundary import Boundary, ClassCells
 from .analysis.boundary_first import decision_boundary, level_set
 from .analysis.estimate import Estimate, estimate
 from .analysis.layers import partition_by_layer, plot_layers
@@ -26,8 +27,8 @@ from .run.regions import LayerInfo, RegionArrays
 from .slices import Slice
 
 __all__ = [
-    "Boundary", "BoundarySamples", "DensityMap", "Estimate", "InvalidPartitionFile", "LayerInfo", "Partition", "PlanarMesh",
-    "Recorder", "RegionArrays", "RegionLimitError", "Slice", "StoppedEarly", "TaskError", "TimeLimitError",
+    "Boundary", "BoundarySamples", "ClassCells", "DensityMap", "Estimate", "InvalidPartitionFile", "LayerInfo", "Partition", "PlanarMesh",
+    "Recorder", "RegionArrays", "RegionMatch", "RegionLimitError", "Slice", "StoppedEarly", "TaskError", "TimeLimitError",
     "UnsupportedModelError", "VerifyReport", "__version__", "animate", "compare", "decision_boundary", "density_map",
     "estimate", "level_set", "load_onnx", "local_complexity", "match_regions", "partition", "partition_by_layer", "partition_many",
     "plot_layers", "record", "register_op", "slice_from_data", "unregister_op",

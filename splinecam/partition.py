@@ -26,7 +26,7 @@ from .run.trace import Graph, frozen, prepare
 from .run.watch import Watch
 
 if TYPE_CHECKING:  # the analysis layer sits above this module: its types only
-    from .analysis.boundary import Boundary
+    from .analysis.boundary import Boundary, ClassCells
     from .analysis.mesh import PlanarMesh
     from .analysis.sampling import BoundarySamples, VerifyReport
 
@@ -418,6 +418,11 @@ class Partition:
         """Where output ``output`` crosses ``value``; see :func:`splinecam.analysis.boundary.partition_level_set`."""
         return late("analysis.boundary.partition_level_set")(self, value, output)
 
+    def class_cells(self, output: int | None = None, level: float | None = None) -> ClassCells:
+        """The exact cells where each class (or each side of a level set) wins; see
+        :func:`splinecam.analysis.boundary.class_cells`."""
+        return late("analysis.boundary.class_cells")(self, output=output, level=level)
+
     def verify(self, n_points: int | None = None, seed: int = 0, model=None, tol: float | None = None) -> VerifyReport:
         """Independent check by sampling; see :func:`splinecam.analysis.sampling.verify`."""
         return late("analysis.sampling.verify")(self, n_points=n_points, seed=seed, model=model, tol=tol)
@@ -435,9 +440,11 @@ class Partition:
         """Draw the regions; every option of :func:`splinecam.viz.plot.plot_partition` is accepted."""
         return late("viz.plot.plot_partition")(self, ax=ax, color_by=color_by, boundary=boundary, points=points, **kwargs)
 
-    def to_html(self, path, color_by: str = "random", title: str | None = None):
+    def to_html(self, path, color_by: str = "random", title: str | None = None, points=None, labels=None,
+                class_names=None):
         """Write an interactive, self-contained HTML viewer; see :func:`splinecam.viz.viewer.to_html`."""
-        return late("viz.viewer.to_html")(self, path, color_by=color_by, title=title)
+        return late("viz.viewer.to_html")(self, path, color_by=color_by, title=title, points=points, labels=labels,
+                                          class_names=class_names)
 
     # -- topology and exports (each forwards to the function named) ----------------
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from ..ops import AffineOp
 from ..partition import Options, Partition, default_device, partition_graph, usable_device
-from ..viz.plot import plot_boundary, plot_partition
+from ..viz.plot import layer_handles, plot_boundary, plot_partition
 from ..slices import Slice
 from ..run.trace import Graph, prepare
 
@@ -82,18 +82,15 @@ def plot_layers(parts: list[Partition], boundary=None, axes=None, ncols: int | N
         raise ValueError(f"got {len(axes)} axes for {n} partitions.")
     layer_count = max(len(p.layers) for p in parts)
     for k, (part, ax) in enumerate(zip(parts, axes)):
-        plot_partition(part, ax=ax, color_by="layer", boundary=False, layer_count=layer_count)
-        legend = ax.get_legend()
-        handles = legend.legend_handles
-        legend.remove()
+        plot_partition(part, ax=ax, color_by="layer", boundary=False, layer_count=layer_count, legend=False,
+                       axis_labels=None)
         if boundary is not None:
-            kw = {"colors": "black", "linewidths": 2.2, "zorder": 3}
-            kw.update(boundary_kw or {})
-            plot_boundary(boundary, ax=ax, **kw)
+            plot_boundary(boundary, ax=ax, **(boundary_kw or {}))
         layers = "layer 1" if k == 0 else f"layers 1-{k + 1}"
         ax.set_title(titles[k] if titles is not None else f"{layers}: {len(part):,} regions", fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
+    handles = layer_handles(max(parts, key=lambda p: len(p.layers)), layer_count)
     fig = axes[0].figure
     constrained = fig.get_layout_engine() is not None
     fig.legend(handles=handles, loc="outside lower center" if constrained else "lower center", ncol=len(handles),

@@ -14,18 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ..extras import require
-from ..geometry import BORDER, Polygons, candidate_tolerance, max_cells
+from ..geometry import BORDER
+from .boundary import class_cells
 from .mesh import LOOSE, PlanarMesh, cycle_next, merge_points, mesh_of_polygons, slice_scale
 
-__all__ = ["BoundaryCurves", "ClassCells", "ClassRegion", "Curve", "class_regions", "curves", "n_components",
+__all__ = ["BoundaryCurves", "ClassRegion", "Curve", "class_regions", "curves", "n_components",
            "neighbour_stats", "to_networkx", "unit_changes"]
-# _class_cells stands in for ``analysis.boundary.class_cells`` (same signature and fields) until
-# that shared function lands; then class_regions calls it and the stand-in goes.
 
 _RTOL = 1e-10  # the tolerance of the argmax cells (as for the boundary)
 _BLOCK = 1 << 16  # edges whose codes are compared at once
@@ -234,48 +232,6 @@ def curves(db) -> BoundaryCurves:
 
 
 @dataclass(frozen=True)
-class ClassCells:
-    """The argmax cells of the regions: C convex cells, each in one region where one class wins.
-
-    vertices (N, 2) / offsets (C + 1,) counter-clockwise; label (C,) the class; region (C,)
-    the region; areas (C,)."""
-
-    vertices: np.ndarray
-    offsets: np.ndarray
-    label: np.ndarray
-    region: np.ndarray
-    areas: np.ndarray
-
-
-def _class_cells(part, output: int | None = None, level: float | None = None) -> ClassCells:
-    """The cells of every region where each class wins: for K > 1 (and ``level`` None) the
-    argmax of the logits; otherwise classes 0 (``f_output < level``) and 1 (``f_output >
-    level``), with ``output`` 0 and ``level`` 0 by default.  Ties go to the lowest class."""
-    if not part.exact.all():
-        raise ValueError("class regions need a full partition: this one has coarse cells (boundary-first); "
-                         "run splinecam.partition on the model instead.")
-    funcs = part.affine
-    if level is not None or output is not None or part.n_outputs == 1:
-        k = 0 if output is None else output
-        if not 0 <= k < part.n_outputs:
-            raise ValueError(f"output must be in [0, {part.n_outputs}), got {output}.")
-        f = funcs[:, k].copy()
-        f[:, 2] -= 0.0 if level is None else level
-        funcs = np.stack([np.zeros_like(f), f], axis=1)
-    polys = part.arrays.polygons()
-    cen = torch.as_tensor(part.centroids)
-    g = torch.as_tensor(funcs, dtype=torch.float64).clone()
-    g[..., 2] += g[..., 0] * cen[:, None, 0] + g[..., 1] * cen[:, None, 1]  # region-local maps
-    local = Polygons(polys.verts - cen[polys.owner()], polys.offsets, polys.edge_units)
-    extent = (local.verts.abs().amax(0) + 1e-300).max() if len(local) else torch.tensor(1.0)
-    ext2 = torch.stack([extent, extent])
-    atol = _RTOL * float(candidate_tolerance(g, ext2, 1.0).max()) if len(g) else 0.0
-    mc = max_cells(local, g, _RTOL, ext2, atol=atol)
-    verts = (mc.cells.verts + cen[mc.parent][mc.cells.owner()]).numpy()
-    return ClassCells(verts, mc.cells.offsets.numpy(), mc.winner.numpy(), mc.parent.numpy(), mc.cells.areas().numpy())
-
-
-@dataclass(frozen=True)
 class ClassRegion:
     """Where one class wins: polygons, each ``(exterior (n, 2), [hole (m, 2), ...])`` with
     the exterior counter-clockwise and the holes clockwise (no repeated closing point); area;
@@ -297,7 +253,10 @@ def class_regions(part, output: int | None = None, level: float | None = None) -
     """{class: :class:`ClassRegion`} for every class that wins somewhere: for K > 1 (and ``level``
     None) the classes of the argmax; otherwise 0 (``f_output < level``) and 1 (``f_output >
     level``), ``output`` 0 and ``level`` 0 by default.  Needs a full partition (no coarse cells)."""
-    cells = _class_cells(part, output, level)
+    if not part.exact.all():
+        raise ValueError("class regions need a full partition: this one has coarse cells (boundary-first); "
+                         "run splinecam.partition on the model instead.")
+    cells = class_cells(part, output, level)
     border = _border_units(cells.vertices, cells.offsets, part.slice)
     mesh = mesh_of_polygons(cells.vertices, cells.offsets, border, slice_scale(part.slice))
     label = cells.label[mesh.half_region]

@@ -1,6 +1,2 @@
-"""File formats: SVG pictures and GeoJSON of partitions and boundaries."""
-
-from .geojson import boundary_geojson, partition_geojson
-from .svg import to_svg
-
-__all__ = ["boundary_geojson", "partition_geojson", "to_svg"]
+"""File formats: the ``.npz`` partition file and atomic writes (``files``), ONNX models
+(``onnx``), SVG pictures (``svg``) and GeoJSON (``geojson``) of partitions and boundaries."""

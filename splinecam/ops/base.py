@@ -35,7 +35,7 @@ class AffineOp(Op):
     """An affine map ``y = linear(*xs) + bias`` of one or more activations.
 
     ``linear`` and the bias are the op's single source of truth: :meth:`forward`, :meth:`push`
-    and the bounds (:mod:`splinecam.bounds`) all use them and nothing else, so a subclass gives
+    and the bounds (:mod:`splinecam.analysis.bounds`) all use them and nothing else, so a subclass gives
     ``linear`` and ``bias`` (or :meth:`offset`, for a bias whose shape depends on the input's
     number of dims) and may not override ``forward`` or ``push``.
     """

@@ -25,11 +25,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from helpers import examples
-from splinecam.bounds import OutputBounds, corners, form_bounds
+from splinecam.analysis.bounds import OutputBounds, corners, form_bounds
 from splinecam.geometry import Polygons
 from splinecam.ops import REGISTRY, AffineOp, SplitOp
-from splinecam.sampling import sample_polygon
-from splinecam.trace import prepare
+from splinecam.analysis.sampling import sample_polygon
+from splinecam.run.trace import prepare
 
 
 class Call(nn.Module):
@@ -340,7 +340,7 @@ def test_an_affine_op_whose_linear_part_has_a_bias_is_refused():
     """``ModuleLinearOp`` applies a module as the linear part: given one with a bias, forward
     agrees with the model but the tangents would carry the bias; the tracer refuses it."""
     from splinecam.ops import ModuleLinearOp
-    from splinecam.trace import UnsupportedModelError
+    from splinecam.run.trace import UnsupportedModelError
 
     REGISTRY.register(_Biased, ModuleLinearOp)
     try:
