@@ -19,7 +19,6 @@ import torch
 from ..extras import late
 from ..geometry import Polygons, candidate_tolerance, max_cells
 from ..io.geojson import boundary_geojson
-from . import topology
 
 _RTOL = 1e-10
 
@@ -59,12 +58,12 @@ class Boundary:
 
     def curves(self):
         """The segments as connected polylines; see :func:`splinecam.analysis.topology.curves`."""
-        return topology.curves(self)
+        return late("analysis.topology.curves")(self)
 
     @property
     def n_components(self) -> int:
         """The number of connected components of the boundary."""
-        return topology.n_components(self)
+        return late("analysis.topology.n_components")(self)
 
     def to_geojson(self) -> dict:
         """The curves as a GeoJSON FeatureCollection (a dict); see :mod:`splinecam.io.geojson`."""
