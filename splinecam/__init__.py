@@ -12,7 +12,7 @@ from .analysis.mesh import PlanarMesh
 from .analysis.boundary import Boundary, ClassCells
 from .analysis.boundary_first import decision_boundary, level_set
 from .analysis.estimate import Estimate, estimate
-from .analysis.layers import partition_by_layer, plot_layers
+from .analysis.layers import partition_by_layer
 from .analysis.sampling import BoundarySamples, VerifyReport
 from .analysis.stats import DensityMap, density_map, local_complexity
 from .apps.dynamics import Recorder, animate, record
@@ -25,6 +25,7 @@ from .partition import Partition, partition
 from .run.executors import partition_many
 from .run.regions import LayerInfo, RegionArrays
 from .slices import Slice
+from .viz.plot import plot_layers
 
 __all__ = [
     "Boundary", "BoundarySamples", "ClassCells", "DensityMap", "Estimate", "InvalidPartitionFile", "LayerInfo", "Partition", "PlanarMesh",
