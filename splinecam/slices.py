@@ -168,6 +168,43 @@ class Slice:
         return cls(pts[0], q, _box(lo - pad, hi + pad), anchors_uv=uv)
 
     @classmethod
+    def from_data(cls, X, y, classes=(0, 1), seed: int = 0, margin: float = 0.25) -> "Slice":
+        """On-manifold slice: the plane through three nearby inputs of two classes.
+
+        X: (N, *input_shape) inputs; y: (N,) labels.  A random input x1 of class
+        ``classes[0]`` (drawn with ``seed``), the input x2 of class ``classes[1]``
+        nearest to it, and the input x3 of either class nearest to x1 that does
+        not lie on the line x1-x2.  Returns ``Slice.from_points(x1, x2, x3,
+        margin)``; its ``anchors_uv`` (3, 2) hold the three points.
+        """
+        X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+        y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+        if y.ndim != 1 or len(y) != len(X):
+            raise ValueError(f"y must have shape (N,) with N = len(X) = {len(X)}, got {y.shape}.")
+        a, b = classes
+        if a == b:
+            raise ValueError(f"classes must be two different labels, got {classes!r}.")
+        flat = X.reshape(len(X), -1).astype(np.float64)
+        in_a, in_b = np.flatnonzero(y == a), np.flatnonzero(y == b)
+        if not len(in_a) or not len(in_b):
+            raise ValueError(f"classes {a!r} and {b!r} must both occur in y (found {len(in_a)} and {len(in_b)}).")
+        if not np.isfinite(flat[np.isin(y, classes)]).all():
+            raise ValueError("X contains NaN or inf values among the inputs of the two classes.")
+        i1 = int(np.random.default_rng(check_seed(seed)).choice(in_a))
+        dist = np.linalg.norm(flat - flat[i1], axis=1)
+        i2 = int(in_b[np.argmin(dist[in_b])])
+        d12 = flat[i2] - flat[i1]
+        if not np.linalg.norm(d12) > 0:
+            raise ValueError(f"inputs {i1} and {i2} of classes {a!r} and {b!r} coincide; no plane through them.")
+        for i3 in np.flatnonzero(np.isin(y, classes))[np.argsort(dist[np.isin(y, classes)], kind="stable")]:
+            try:  # from_points judges "on one line" in the precision of X
+                return cls.from_points(X[i1], X[i2], X[i3], margin=margin)
+            except ValueError:
+                continue
+        raise ValueError("all inputs of the two classes lie on one line (to the precision of X's dtype); "
+                         "no plane through three of them.")
+
+    @classmethod
     def around(cls, x, radius: float = 1.0, seed: int = 0) -> "Slice":
         """Random orthonormal plane through ``x``, square ``[-radius, radius]^2``."""
         radius = positive_number(radius, "radius")

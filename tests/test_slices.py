@@ -146,6 +146,6 @@ def test_slice_from_data_skips_points_collinear_in_float32():
     x = torch.randn(16, generator=gen)
     X = torch.stack([x, 2 * x, 3 * x, x + torch.randn(16, generator=gen)])  # float32; the third is noise-collinear
     y = torch.tensor([0, 1, 0, 1])
-    sl = sc.slice_from_data(X, y, classes=(0, 1), seed=0)
+    sl = sc.Slice.from_data(X, y, classes=(0, 1), seed=0)
     third = sl.to_input(sl.anchors_uv[2]).reshape(-1).float()
     assert torch.allclose(third, X[3], atol=1e-5)  # not 3x, collinear with x and 2x up to float32 rounding

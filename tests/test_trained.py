@@ -26,7 +26,7 @@ def trained():
     sdf, _, _ = sdf_mlp()
     multi, _, _ = multiclass_mlp()
     return {
-        "digits_cnn": (cnn, sc.slice_from_data(X, y, classes=(3, 8))),
+        "digits_cnn": (cnn, sc.Slice.from_data(X, y, classes=(3, 8))),
         "sdf_mlp": (sdf, sc.Slice.box((-1.6, -1.6), (1.6, 1.6))),
         "multiclass_mlp": (multi, sc.Slice.box((-2.5, -2.5), (2.5, 2.5))),
     }
