@@ -1,10 +1,12 @@
 """Benchmark the HTML viewer on a large partition: write time, file size, and (with Chromium) page times.
 
-Usage: python benchmarks/bench_viewer.py [--half-width 2.8] [--out DIR] [--browser]
+Usage: python benchmarks/bench_viewer.py [--half-width 2.8] [--outputs 1] [--out DIR] [--browser]
 
-The partition is a random 2 -> 256x3 ReLU -> 1 net (seed 0, output shifted to
-cross 0 at the origin) on the square [-w, w]^2; w = 2.8 gives 195,752
-regions.  --browser also loads the page in headless Chromium (selenium) and
+The partition is a random 2 -> 256x3 ReLU -> K net (seed 0, outputs shifted to
+tie at the origin, K = --outputs) on the square [-w, w]^2; w = 2.8 gives 195,752
+regions.  The file holds per region its vertices (20 bytes each), K affine maps (24 bytes
+each), a colour index per colouring and the class cells of the regions the boundary cuts,
+in base64 (x 4/3): the bytes per region grow with K.  --browser also loads the page in headless Chromium (selenium) and
 reports the time to the first complete picture, one full re-render, and one
 interactive frame (the last picture moved and scaled, with the overlays).
 """
@@ -23,10 +25,10 @@ import splinecam as sc
 from splinecam.viz.viewer import encode
 
 
-def build(half_width: float) -> sc.Partition:
+def build(half_width: float, outputs: int = 1) -> sc.Partition:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(2, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
-                          nn.Linear(256, 1))
+                          nn.Linear(256, outputs))
     with torch.no_grad():
         model[-1].bias -= model(torch.zeros(1, 2))[0]
     return sc.partition(model, sc.Slice.box((-half_width, -half_width), (half_width, half_width)), progress=False)
@@ -75,12 +77,13 @@ def browser_times(path: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--half-width", type=float, default=2.8)
+    parser.add_argument("--outputs", type=int, default=1, help="K, the network's outputs (classes)")
     parser.add_argument("--out", default=tempfile.mkdtemp(), help="folder for the HTML file")
     parser.add_argument("--browser", action="store_true", help="also time the page in headless Chromium")
     args = parser.parse_args()
     start = time.perf_counter()
-    part = build(args.half_width)
-    print(f"partition: {len(part):,} regions, {len(part.arrays.vertices):,} vertices ({time.perf_counter() - start:.1f} s)")
+    part = build(args.half_width, args.outputs)
+    print(f"partition: {len(part):,} regions, {part.n_outputs} outputs, {len(part.arrays.vertices):,} vertices ({time.perf_counter() - start:.1f} s)")
     start = time.perf_counter()
     db = part.decision_boundary()
     t_boundary = time.perf_counter() - start

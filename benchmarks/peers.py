@@ -25,6 +25,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import splinecam as sc  # noqa: E402
+from splinecam.geometry import compiled  # noqa: E402
 
 try:
     import regioncam
@@ -109,7 +110,9 @@ def main(argv: list[str]) -> None:
     runs = int(next((a.split("=")[1] for a in argv if a.startswith("--runs=")), 5))
     quick = "--quick" in argv
     torch.set_num_threads(1)
-    print(f"torch {torch.__version__}, 1 thread; splinecam float64; load average {os.getloadavg()[0]:.2f}")
+    print(f"torch {torch.__version__}, 1 thread; splinecam float64, compiled kernels "
+          f"{'active' if compiled.AVAILABLE else 'NOT active (numba missing): the torch loop'}; "
+          f"load average {os.getloadavg()[0]:.2f}")
     if regioncam is None:
         print("regioncam is not installed (pip install regioncam): only splinecam's times are shown.")
     else:

@@ -1,12 +1,17 @@
 """Vision networks: ResNet-18 and VGG-11-BN (3x32x32, 10 classes, random init, eval, float64) on
-slices around an image and through three images, and a small max-pooling ResNet at many regions.
+slices around an image and through three images, and a small max-pooling ResNet at many regions;
+and the limits on huge arrangements ("...-points" cases: timeout=60 s; "mlp3000": the plain MLP
+2-3000-64-1 on the box [-3, 3]^2 with timeout=5 s, on the fast path).
 
-For each case: regions, seconds of the partition call, the ratio to the inherent cost (the
-model's own float64 forward pass on 3R inputs: the value and two tangents of each of R
-regions), peak resident memory and the bytes of the result.  Each case runs in a fresh
-process (its peak memory is its own), single-threaded.
+For each case: regions, seconds of the partition call (a case that stops at its time limit
+says so), the ratio to the inherent cost (the model's own float64 forward pass on 3R inputs:
+the value and two tangents of each of R regions), peak resident memory, the bytes of the
+result, the share of the slice finished, the seconds until the progress bar first moved (the
+first finished area) and whether ``verify`` passes (on the partial result too).  Each case runs
+in a fresh process (its peak memory is its own), single-threaded.
 Usage: python -m benchmarks.vision [case ...]   (default: the cases of the README table)
-       python -m benchmarks.vision --interrupt CASE SECONDS   (Ctrl-C latency SECONDS into a case)
+       python -m benchmarks.vision --interrupt CASE SECONDS [SECONDS ...]   (Ctrl-C latency
+       SECONDS into a case, each in a fresh process)
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import torch
 from torch import nn
 
 import splinecam as sc
+from splinecam.run.watch import Watch
 
 from benchmarks.architectures import BasicBlock, ResNet18, VGG11BN
 
@@ -32,7 +38,7 @@ CASES = {
     "vgg11bn-r0.01": ("vgg11bn", "around", 0.01), "vgg11bn-r0.03": ("vgg11bn", "around", 0.03),
     "vgg11bn-r0.1": ("vgg11bn", "around", 0.1), "vgg11bn-points": ("vgg11bn", "points", 60),
     "smallresnet-r3": ("smallresnet", "around", 3.0), "smallresnet-r5": ("smallresnet", "around", 5.0),
-    "smallresnet-r6.5": ("smallresnet", "around", 6.5),
+    "smallresnet-r6.5": ("smallresnet", "around", 6.5), "mlp3000": ("mlp3000", "box", 5),
 }
 DEFAULT = list(CASES)
 
@@ -43,11 +49,18 @@ def small_resnet() -> nn.Module:
                          nn.Flatten(), nn.Linear(8 * 3 * 3, 10))
 
 
+def mlp3000() -> nn.Module:
+    """The plain MLP 2-3000-64-1 (default init): millions of regions on the box [-3, 3]^2."""
+    return nn.Sequential(nn.Linear(2, 3000), nn.ReLU(), nn.Linear(3000, 64), nn.ReLU(), nn.Linear(64, 1))
+
+
 def setup(name):
     """(model, slice, timeout) of a case; seeds fixed."""
     net, kind, arg = CASES[name]
     torch.manual_seed(0)
-    model = {"resnet18": ResNet18, "vgg11bn": VGG11BN, "smallresnet": small_resnet}[net]().eval()
+    model = {"resnet18": ResNet18, "vgg11bn": VGG11BN, "smallresnet": small_resnet, "mlp3000": mlp3000}[net]().eval()
+    if kind == "box":
+        return model, sc.Slice.box((-3, -3), (3, 3)), arg
     shape = (3, 12, 12) if net == "smallresnet" else (3, 32, 32)
     images = torch.rand(3, *shape, generator=torch.Generator().manual_seed(1))
     if kind == "points":
@@ -80,10 +93,26 @@ def warm_up() -> None:
                  progress=False)
 
 
+def first_progress() -> list:
+    """Records the ``time.perf_counter()`` of every first finished area (what moves the progress
+    bar) in the returned list, through the public ``Watch.finished``."""
+    moved = []
+    finished = Watch.finished
+
+    def spy(self, polys):
+        if not moved:
+            moved.append(time.perf_counter())
+        finished(self, polys)
+
+    Watch.finished = spy
+    return moved
+
+
 def run_one(name):
     torch.set_num_threads(1)
     model, sl, timeout = setup(name)
     warm_up()
+    moved = first_progress()
     t0 = time.perf_counter()
     try:
         part, stopped = sc.partition(model, sl, progress=False, timeout=timeout), ""
@@ -93,10 +122,11 @@ def run_one(name):
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     n = len(part)
     fwd = forward_seconds(model, sl, 3 * n) if 0 < n <= 20000 else float("nan")
-    verify = part.verify() if n <= 20000 else None
+    verify = part.verify()  # at most 2000 points: cheap next to the partition
     return {"case": name, "regions": n, "seconds": seconds, "forward_s": fwd, "ratio": seconds / fwd if fwd == fwd else None,
             "peak_rss": peak, "result_bytes": result_bytes(part), "stopped": stopped,
-            "area": part.area_fraction, "verify": None if verify is None else verify.ok}
+            "area": part.area_fraction, "first_progress": moved[0] - t0 if moved else None,
+            "verify": None if verify is None else verify.ok}
 
 
 def interrupt_latency(name: str, after: float) -> dict:
@@ -124,15 +154,25 @@ def main(argv):
     if len(argv) == 2 and argv[0] == "--one":
         print(json.dumps(run_one(argv[1])))
         return
-    if len(argv) == 3 and argv[0] == "--interrupt":  # --interrupt CASE SECONDS
+    if len(argv) == 3 and argv[0] == "--interrupt-one":  # CASE SECONDS, in this process
         print(json.dumps(interrupt_latency(argv[1], float(argv[2]))))
+        return
+    if len(argv) >= 3 and argv[0] == "--interrupt":  # CASE SECONDS [SECONDS ...], each in a fresh process
+        print("| case | Ctrl-C after | stopped after Ctrl-C |")
+        print("|---|---:|---:|")
+        for after in argv[2:]:
+            out = subprocess.run([sys.executable, "-m", "benchmarks.vision", "--interrupt-one", argv[1], after],
+                                 capture_output=True, text=True, check=False)
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            latency = f"{r['latency']:.2f} s" if r["latency"] is not None else r["note"]
+            print(f"| {argv[1]} | {float(after):g} s | {latency} |", flush=True)
         return
     names = argv or DEFAULT
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
     print(f"torch {torch.__version__}, 1 thread, float64, CPU; load average {' '.join(load)} at start")
-    print("| case | regions | seconds | forward 3R s | ratio | peak RSS | result | area done | verify |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("| case | regions | seconds | forward 3R s | ratio | peak RSS | result | area done | first progress | verify |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for name in names:
         out = subprocess.run([sys.executable, "-m", "benchmarks.vision", "--one", name], capture_output=True, text=True)
         if out.returncode:
@@ -141,9 +181,10 @@ def main(argv):
         r = json.loads(out.stdout.strip().splitlines()[-1])
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
         stop = " (timeout)" if r["stopped"] else ""
+        moved = f"{r['first_progress']:.1f} s" if r["first_progress"] is not None else "-"
         print(f"| {name} | {r['regions']:,} | {r['seconds']:.1f}{stop} | {r['forward_s']:.1f} | {ratio} | "
-              f"{r['peak_rss'] / 2**30:.2f} GiB | {r['result_bytes'] / 2**20:.1f} MiB | {r['area']:.1%} | {r['verify']} |",
-              flush=True)
+              f"{r['peak_rss'] / 2**30:.2f} GiB | {r['result_bytes'] / 2**20:.1f} MiB | {100 * r['area']:.3g}% | {moved} | "
+              f"{r['verify']} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Regenerate docs/viewer.png: a trained 2-64x3-3 ReLU net on three spirals, in the viewer.
+"""Regenerate docs/viewer.png: a trained 2-64x3-3 ReLU net on three spirals (every 12th training
+point drawn), in the viewer, coloured by the exact class cells.
 
 Usage: python docs/make_viewer_png.py   (needs chromium, chromium-driver and selenium)
 """
@@ -34,7 +35,7 @@ def train():
         opt.zero_grad()
         nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
-    return model.eval(), x
+    return model.eval(), x, y
 
 
 def main():
@@ -42,12 +43,13 @@ def main():
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.actions.action_builder import ActionBuilder
 
-    model, x = train()
+    model, x, y = train()
     box = sc.Slice.box((-1.25, -1.25), (1.25, 1.25))  # the input plane, with one training point per class marked
     sl = sc.Slice(box.origin, box.basis, box.polygon, anchors_uv=x[[50, 350, 650]].numpy())
     part = sc.partition(model, sl, progress=False)
     print(part)
-    path = part.to_html(Path(tempfile.mkdtemp()) / "viewer.html", color_by="class", title="Three spirals, 2-64x3-3 ReLU")
+    path = part.to_html(Path(tempfile.mkdtemp()) / "viewer.html", color_by="class", title="Three spirals, 2-64x3-3 ReLU",
+                        points=x[::12].numpy(), labels=y[::12].numpy(), class_names=["arm A", "arm B", "arm C"])
     opts = webdriver.ChromeOptions()
     opts.binary_location = "/usr/bin/chromium"
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",

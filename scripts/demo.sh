@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up, then run the demo: writes demo-output/partition.png and stats.json.
+# Set up, then run the demo: writes demo-output/partition.png, partition.html (the viewer) and stats.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

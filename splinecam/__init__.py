@@ -7,10 +7,12 @@ files (ONNX), studies and training videos, ops (``register_op``) and the errors.
 
 from . import _moved
 from ._version import __version__
-from .analysis.boundary import Boundary
+from .analysis.match import RegionMatch, match_regions
+from .analysis.mesh import PlanarMesh
+from .analysis.boundary import Boundary, ClassCells
 from .analysis.boundary_first import decision_boundary, level_set
 from .analysis.estimate import Estimate, estimate
-from .analysis.layers import partition_by_layer, plot_layers
+from .analysis.layers import partition_by_layer
 from .analysis.sampling import BoundarySamples, VerifyReport
 from .analysis.stats import DensityMap, density_map, local_complexity
 from .apps.dynamics import Recorder, animate, record
@@ -23,13 +25,13 @@ from .partition import Partition, partition
 from .run.executors import close_local_cluster, partition_many
 from .run.regions import LayerInfo, RegionArrays
 from .slices import Slice
+from .viz.plot import plot_layers
 
 __all__ = [
-    "Boundary", "BoundarySamples", "DensityMap", "Estimate", "InvalidPartitionFile", "LayerInfo", "Partition",
-    "Recorder", "RegionArrays", "RegionLimitError", "Slice", "StoppedEarly", "TaskError", "TimeLimitError",
-    "UnsupportedModelError", "VerifyReport", "__version__", "animate", "close_local_cluster", "compare",
-    "decision_boundary", "density_map",
-    "estimate", "level_set", "load_onnx", "local_complexity", "partition", "partition_by_layer", "partition_many",
+    "Boundary", "BoundarySamples", "ClassCells", "DensityMap", "Estimate", "InvalidPartitionFile", "LayerInfo", "Partition", "PlanarMesh",
+    "Recorder", "RegionArrays", "RegionMatch", "RegionLimitError", "Slice", "StoppedEarly", "TaskError", "TimeLimitError",
+    "UnsupportedModelError", "VerifyReport", "__version__", "animate", "close_local_cluster", "compare", "decision_boundary", "density_map",
+    "estimate", "level_set", "load_onnx", "local_complexity", "match_regions", "partition", "partition_by_layer", "partition_many",
     "plot_layers", "record", "register_op", "slice_from_data", "unregister_op",
 ]
 

@@ -22,11 +22,12 @@ from .io.files import FORMAT, read_arrays, save_arrays
 from .geometry import RegionGrid
 from .run.regions import LayerInfo, RegionArrays, unpack_codes, vertex_means
 from .slices import Slice, as_points
-from .run.trace import Graph, prepare
+from .run.trace import Graph, frozen, prepare
 from .run.watch import Watch
 
 if TYPE_CHECKING:  # the analysis layer sits above this module: its types only
-    from .analysis.boundary import Boundary
+    from .analysis.boundary import Boundary, ClassCells
+    from .analysis.mesh import PlanarMesh
     from .analysis.sampling import BoundarySamples, VerifyReport
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
@@ -109,24 +110,21 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
     device = default_device(model) if device is None else usable_device(device)
     if chain_applies(dtype, device):
         chain = read_chain(model, sl)
-        part = None if chain is None else partition_mlp(chain, sl, progress, options, started)
-        if part is not None:
-            return part
+        if chain is not None:
+            return partition_mlp(chain, model, sl, progress, options, started)
     twin, graph = prepare(model, dtype, device, sl.input_shape)
     return partition_graph(twin, graph, sl, dtype, device, progress, options, started)
 
 
-def partition_mlp(chain: Chain, sl: Slice, progress, options: Options, started: float) -> "Partition | None":
-    """The fast path of :func:`partition` for a plain MLP (see :mod:`splinecam.run.chain`): the
-    partition, or None where one region splits into more pieces than the budget holds (the
-    engine then does the run)."""
+def partition_mlp(chain: Chain, model, sl: Slice, progress, options: Options, started: float) -> "Partition":
+    """The fast path of :func:`partition` for a plain MLP ``model`` read as ``chain`` (see
+    :mod:`splinecam.run.chain`).  The partition's network (what ``verify`` runs) is a float64 copy
+    of ``model`` itself with the weights it has now, made when needed."""
     budget = parse_bytes(options.max_memory)
     run = ChainRun(chain, sl, options.rtol, budget, options.chunk_size)
     max_regions, note = region_limit(options.max_regions, region_bytes(run.outputs, run.layers), budget)
     watch = Watch(sl, progress, max_regions, options.timeout, started, note)
-
-    def network():
-        return prepare(chain.twin(), torch.float64, "cpu", sl.input_shape)
+    network = frozen(model, torch.float64, "cpu", sl.input_shape)
 
     try:
         regions = run.run(watch)
@@ -134,8 +132,6 @@ def partition_mlp(chain: Chain, sl: Slice, progress, options: Options, started: 
         err.partial = Partition(run.finished_regions(), sl, run.layers, seconds=watch.elapsed(), network=network,
                                 complete=False)
         raise
-    if regions is None:
-        return None
     return Partition(regions, sl, run.layers, seconds=watch.elapsed(), network=network)
 
 
@@ -422,6 +418,11 @@ class Partition:
         """Where output ``output`` crosses ``value``; see :func:`splinecam.analysis.boundary.partition_level_set`."""
         return late("analysis.boundary.partition_level_set")(self, value, output)
 
+    def class_cells(self, output: int | None = None, level: float | None = None) -> ClassCells:
+        """The exact cells where each class (or each side of a level set) wins; see
+        :func:`splinecam.analysis.boundary.class_cells`."""
+        return late("analysis.boundary.class_cells")(self, output=output, level=level)
+
     def verify(self, n_points: int | None = None, seed: int = 0, model=None, tol: float | None = None) -> VerifyReport:
         """Independent check by sampling; see :func:`splinecam.analysis.sampling.verify`."""
         return late("analysis.sampling.verify")(self, n_points=n_points, seed=seed, model=model, tol=tol)
@@ -439,9 +440,42 @@ class Partition:
         """Draw the regions; every option of :func:`splinecam.viz.plot.plot_partition` is accepted."""
         return late("viz.plot.plot_partition")(self, ax=ax, color_by=color_by, boundary=boundary, points=points, **kwargs)
 
-    def to_html(self, path, color_by: str = "random", title: str | None = None):
+    def to_html(self, path, color_by: str = "random", title: str | None = None, points=None, labels=None,
+                class_names=None):
         """Write an interactive, self-contained HTML viewer; see :func:`splinecam.viz.viewer.to_html`."""
-        return late("viz.viewer.to_html")(self, path, color_by=color_by, title=title)
+        return late("viz.viewer.to_html")(self, path, color_by=color_by, title=title, points=points, labels=labels,
+                                          class_names=class_names)
+
+    # -- topology and exports (each forwards to the function named) ----------------
+
+    @cached_property
+    def _mesh(self) -> PlanarMesh:
+        return late("analysis.mesh.build_mesh")(self)
+
+    def mesh(self) -> PlanarMesh:
+        """The regions as a planar mesh (shared vertices, whole shared edges, half-edges); see
+        :class:`splinecam.analysis.mesh.PlanarMesh`.  Computed once, then cached."""
+        return self._mesh
+
+    def adjacency(self):
+        """(R, R) symmetric ``scipy.sparse`` matrix: the length of the edges two regions share."""
+        return self.mesh().adjacency()
+
+    def to_networkx(self):
+        """The region adjacency graph; see :func:`splinecam.analysis.topology.to_networkx`."""
+        return late("analysis.topology.to_networkx")(self)
+
+    def class_regions(self, output: int | None = None, level: float | None = None) -> dict:
+        """{class: ClassRegion}, where each class wins; see :func:`splinecam.analysis.topology.class_regions`."""
+        return late("analysis.topology.class_regions")(self, output=output, level=level)
+
+    def to_svg(self, path, boundary: bool = True) -> None:
+        """Write regions, boundary and each layer's edges as SVG groups; see :func:`splinecam.io.svg.to_svg`."""
+        return late("io.svg.to_svg")(self, path, boundary=boundary)
+
+    def to_geojson(self) -> dict:
+        """The regions as a GeoJSON FeatureCollection; see :func:`splinecam.io.geojson.partition_geojson`."""
+        return late("io.geojson.partition_geojson")(self)
 
     # -- save / load ------------------------------------------------------------
 

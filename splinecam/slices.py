@@ -11,9 +11,25 @@ import torch
 from .geometry import polygon_areas
 
 
+_ROUNDINGS = 16  # a difference within this many units of rounding (of the inputs' dtype) is noise
+
+
+def rounding(*values) -> float:
+    """The relative rounding (machine epsilon) of the least precise of ``values`` (arrays, tensors,
+    numbers): that of float64 for integers and float64, of float32 for float32, etc."""
+    eps = float(np.finfo(np.float64).eps)
+    for v in values:
+        dtype = v.dtype if isinstance(v, (torch.Tensor, np.ndarray)) else None
+        if isinstance(dtype, torch.dtype) and dtype.is_floating_point:
+            eps = max(eps, torch.finfo(dtype).eps)
+        elif isinstance(dtype, np.dtype) and np.issubdtype(dtype, np.floating):
+            eps = max(eps, float(np.finfo(dtype).eps))
+    return eps
+
+
 def _as_array(x, name: str) -> np.ndarray:
     if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu().to(torch.float64).numpy()  # exact for every float dtype (bfloat16 has no NumPy twin)
     arr = np.asarray(x, dtype=np.float64)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf values; a slice needs finite coordinates.")
@@ -28,11 +44,14 @@ def as_points(uv) -> np.ndarray:
     return arr
 
 
-def convex_ccw(polygon: np.ndarray) -> np.ndarray:
+def convex_ccw(polygon: np.ndarray, eps: float | None = None) -> np.ndarray:
     """Check that ``polygon`` (n, 2) is convex with positive area; return it counter-clockwise.
 
-    Collinear vertices are dropped; an explicitly repeated closing vertex is allowed.
+    Collinear vertices are dropped; an explicitly repeated closing vertex is allowed.  ``eps``:
+    the relative rounding of the coordinates as given (default: that of ``polygon``'s dtype);
+    turns within it are taken as straight.
     """
+    eps = rounding(polygon) if eps is None else eps
     poly = np.asarray(polygon, dtype=np.float64)
     if poly.ndim != 2 or poly.shape[1] != 2 or poly.shape[0] < 3:
         raise ValueError(f"polygon must have shape (n, 2) with n >= 3, got {poly.shape}.")
@@ -41,7 +60,7 @@ def convex_ccw(polygon: np.ndarray) -> np.ndarray:
     scale = np.abs(poly - poly.mean(0)).max()
     if not scale > 0:
         raise ValueError("polygon has no area: its vertices coincide.")
-    eps = 1e-12 * scale**2
+    eps = max(1e-12, _ROUNDINGS * eps) * scale**2
     edge_in, edge_out = poly - np.roll(poly, 1, axis=0), np.roll(poly, -1, axis=0) - poly
     turn = edge_in[:, 0] * edge_out[:, 1] - edge_in[:, 1] * edge_out[:, 0]
     winding = np.arctan2(turn, np.sum(edge_in * edge_out, axis=1)).sum()
@@ -93,6 +112,7 @@ class Slice:
     def __init__(self, origin, basis, polygon, anchors_uv=None):
         self.origin = _as_array(origin, "origin")
         self.input_shape = tuple(self.origin.shape)
+        eps = rounding(basis)
         basis = _as_array(basis, "basis")
         d = self.origin.size
         if basis.ndim != 2 or basis.shape != (d, 2):
@@ -100,10 +120,11 @@ class Slice:
                 f"basis must have shape (D, 2) with D = origin.numel() = {d}, got {basis.shape}."
             )
         sv = np.linalg.svd(basis, compute_uv=False)
-        if not sv[-1] > 1e-12 * max(sv[0], 1e-300):
-            raise ValueError("basis is rank-deficient: its two columns must be linearly independent.")
+        if not sv[-1] > max(1e-12, _ROUNDINGS * eps) * max(sv[0], 1e-300):
+            raise ValueError("basis is rank-deficient: its two columns must be linearly independent (to the "
+                             "precision of their dtype).")
         self.basis = basis
-        self.polygon = convex_ccw(_as_array(polygon, "polygon"))
+        self.polygon = convex_ccw(_as_array(polygon, "polygon"), rounding(polygon))
         self.anchors_uv = None if anchors_uv is None else _as_array(anchors_uv, "anchors_uv")
 
     @property
@@ -129,19 +150,59 @@ class Slice:
         coordinates of the points.
         """
         margin = positive_number(margin, "margin", zero_ok=True)
+        eps = _ROUNDINGS * rounding(x1, x2, x3)
         pts = [_as_array(x, name) for x, name in ((x1, "x1"), (x2, "x2"), (x3, "x3"))]
         if not (pts[0].shape == pts[1].shape == pts[2].shape):
             raise ValueError(f"the three points have different shapes: {[p.shape for p in pts]}.")
         flat = np.stack([p.ravel() for p in pts])
         d1, d2 = flat[1] - flat[0], flat[2] - flat[0]
         q, r = np.linalg.qr(np.stack([d1, d2], axis=1))
-        if abs(r[1, 1]) <= 1e-10 * max(abs(r[0, 0]), 1e-300) or abs(r[0, 0]) == 0:
-            raise ValueError("the three points lie on one line (or coincide): they span no plane.")
+        noise = eps * np.linalg.norm(flat, axis=1).max()  # the rounding of the points as given
+        if abs(r[0, 0]) <= noise or abs(r[1, 1]) <= max(1e-10 * abs(r[0, 0]), noise):
+            raise ValueError("the three points lie on one line (or coincide) to the precision of their dtype: "
+                             "they span no plane.")
         uv = np.array([[0.0, 0.0], [r[0, 0], 0.0], [r[0, 1], r[1, 1]]])
         lo, hi = uv.min(0), uv.max(0)
         size = hi - lo
         pad = margin * np.maximum(size, size.max() * 1e-3)
         return cls(pts[0], q, _box(lo - pad, hi + pad), anchors_uv=uv)
+
+    @classmethod
+    def from_data(cls, X, y, classes=(0, 1), seed: int = 0, margin: float = 0.25) -> "Slice":
+        """On-manifold slice: the plane through three nearby inputs of two classes.
+
+        X: (N, *input_shape) inputs; y: (N,) labels.  A random input x1 of class
+        ``classes[0]`` (drawn with ``seed``), the input x2 of class ``classes[1]``
+        nearest to it, and the input x3 of either class nearest to x1 that does
+        not lie on the line x1-x2.  Returns ``Slice.from_points(x1, x2, x3,
+        margin)``; its ``anchors_uv`` (3, 2) hold the three points.
+        """
+        X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+        y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+        if y.ndim != 1 or len(y) != len(X):
+            raise ValueError(f"y must have shape (N,) with N = len(X) = {len(X)}, got {y.shape}.")
+        a, b = classes
+        if a == b:
+            raise ValueError(f"classes must be two different labels, got {classes!r}.")
+        flat = X.reshape(len(X), -1).astype(np.float64)
+        in_a, in_b = np.flatnonzero(y == a), np.flatnonzero(y == b)
+        if not len(in_a) or not len(in_b):
+            raise ValueError(f"classes {a!r} and {b!r} must both occur in y (found {len(in_a)} and {len(in_b)}).")
+        if not np.isfinite(flat[np.isin(y, classes)]).all():
+            raise ValueError("X contains NaN or inf values among the inputs of the two classes.")
+        i1 = int(np.random.default_rng(check_seed(seed)).choice(in_a))
+        dist = np.linalg.norm(flat - flat[i1], axis=1)
+        i2 = int(in_b[np.argmin(dist[in_b])])
+        d12 = flat[i2] - flat[i1]
+        if not np.linalg.norm(d12) > 0:
+            raise ValueError(f"inputs {i1} and {i2} of classes {a!r} and {b!r} coincide; no plane through them.")
+        for i3 in np.flatnonzero(np.isin(y, classes))[np.argsort(dist[np.isin(y, classes)], kind="stable")]:
+            try:  # from_points judges "on one line" in the precision of X
+                return cls.from_points(X[i1], X[i2], X[i3], margin=margin)
+            except ValueError:
+                continue
+        raise ValueError("all inputs of the two classes lie on one line (to the precision of X's dtype); "
+                         "no plane through three of them.")
 
     @classmethod
     def around(cls, x, radius: float = 1.0, seed: int = 0) -> "Slice":

@@ -5,16 +5,20 @@ the invariant checks every partition must pass."""
 from __future__ import annotations
 
 import copy
+import importlib
 import os
+from contextlib import contextmanager
 from fractions import Fraction
 from itertools import combinations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
 import splinecam as sc
 from splinecam.geometry import Polygons
+from splinecam.run import chain
 
 REL = 1e-9  # the exactness bar of the issue, relative to the output scale / slice area
 
@@ -445,3 +449,117 @@ def make_batch(polys: list[np.ndarray]) -> Polygons:
     offsets = torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum(counts, 0)])
     labels = torch.as_tensor(np.concatenate([[(100 + p, j) for j in range(len(q))] for p, q in enumerate(polys)]))
     return Polygons(verts, offsets, labels.to(torch.int64))
+
+
+@contextmanager
+def fast_path_only():
+    """Fail if a partition inside the block leaves the fast path for the engine."""
+    def engine(*args, **kwargs):
+        raise AssertionError("the engine ran")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(importlib.import_module("splinecam.partition"), "partition_graph", engine)
+        yield
+
+
+HAND = {
+    "one line": ([(1, 0, 0)], 2),
+    "three in general position": ([(1, 0, 0), (0, 1, 0), (1, 1, -0.5)], 7),
+    "three concurrent": ([(1, 0, 0), (0, 1, 0), (1, 1, 0)], 6),
+    "four concurrent": ([(1, 0, 0), (0, 1, 0), (1, 1, 0), (1, -1, 0)], 8),
+    "three parallel": ([(1, 0, 0.5), (1, 0, 0), (1, 0, -0.5)], 4),
+    "grid 2x2": ([(1, 0, 0.5), (1, 0, -0.5), (0, 1, 0.5), (0, 1, -0.5)], 9),
+    "diagonal through two corners": ([(1, -1, 0)], 2),
+    "both diagonals": ([(1, -1, 0), (1, 1, 0)], 4),
+    "touches one corner only": ([(1, 1, -2)], 1),
+    "touches a corner, plus a line": ([(1, 1, -2), (0, 1, 0)], 2),
+    "lies on the border": ([(1, 0, -1), (0, 1, 1)], 1),
+    "border line and an inner line": ([(1, 0, -1), (1, 0, 0)], 2),
+    "misses the box": ([(1, 0, -3)], 1),
+    "duplicate units": ([(1, 0, 0), (2, 0, 0), (1, 0, 0)], 2),
+    "opposite duplicates": ([(1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -3, 0)], 4),
+    "dead units": ([(0, 0, 0), (0, 0, 1), (0, 0, -1), (1, 0, 0)], 2),
+    "all dead": ([(0, 0, 0), (0, 0, -1)], 1),
+    "lattice lines through vertices": (
+        [(1, 0, 0), (0, 1, 0), (1, -1, 0), (1, 1, 0), (2, 0, -1), (0, 2, -1)], 16),
+    "triangle with a median": ([(1, 0, 0), (0, 1, 0), (1, 1, -1), (1, -1, 0)], 8),
+    "star through a corner": ([(1, -1, 0), (2, -1, -1), (1, -2, 1), (0, 1, 0)], 7),
+}
+
+
+def assert_same_boundary(fast: sc.Boundary, full: sc.Boundary) -> None:
+    """Same segments as a set (endpoints in either order, up to float64 rounding), same
+    class pair for each, same length to 1e-9."""
+    assert len(fast) == len(full)
+    assert fast.length == pytest.approx(full.length, rel=1e-9, abs=1e-300)
+    if not len(full):
+        return
+    scale = max(1.0, float(np.abs(full.segments).max()))
+
+    def rows(db):
+        s = db.segments
+        swap = (s[:, 0, 0] > s[:, 1, 0]) | ((s[:, 0, 0] == s[:, 1, 0]) & (s[:, 0, 1] > s[:, 1, 1]))
+        s = np.where(swap[:, None, None], s[:, ::-1], s)
+        return np.concatenate([s.reshape(-1, 4), db.classes * 10.0 * scale], 1)
+
+    a, b = rows(fast), rows(full)
+    dist = np.abs(a[:, None] - b[None]).max(2)
+    tol = 1e-9 * scale
+    assert dist.min(1).max() <= tol and dist.min(0).max() <= tol
+    assert len(np.unique(dist.argmin(1))) == len(a)  # a one-to-one match
+
+
+def keyed(part: sc.Partition) -> dict:
+    """{packed code: region index}; codes are unique."""
+    keys = {np.packbits(c).tobytes(): i for i, c in enumerate(part.codes)}
+    assert len(keys) == len(part)
+    return keys
+
+
+def assert_same_partition(tiled: sc.Partition, plain: sc.Partition) -> None:
+    """Same regions by code: polygons (vertex sets up to rotation), edge units, areas, maps,
+    centroid outputs, and the same decision boundary length; all to 1e-9 relative."""
+    scale = float(np.ptp(plain.slice.polygon, axis=0).max())
+    out_scale = float(np.abs(plain.affine).max())
+    a, b = keyed(tiled), keyed(plain)
+    assert len(tiled) == len(plain)
+    assert set(a) == set(b)
+    i = np.array([a[k] for k in b])
+    j = np.array(list(b.values()))
+    np.testing.assert_allclose(tiled.areas[i], plain.areas[j], rtol=0, atol=1e-9 * plain.slice.area)
+    np.testing.assert_allclose(tiled.affine[i], plain.affine[j], rtol=0, atol=1e-9 * out_scale * scale)
+    np.testing.assert_allclose(tiled.centroid_outputs[i], plain.centroid_outputs[j], rtol=0, atol=1e-9 * out_scale * scale)
+    n = tiled.vertex_counts[i]
+    np.testing.assert_array_equal(n, plain.vertex_counts[j])
+    # vertex k of region i[m] matches vertex (k - shift) of region j[m]: the rotation that best aligns vertex 0 of j
+    starts_t, starts_p = np.cumsum(tiled.vertex_counts) - tiled.vertex_counts, np.cumsum(plain.vertex_counts) - plain.vertex_counts
+    pair = np.repeat(np.arange(len(i)), n)
+    k = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+    verts_t, units_t = np.concatenate(tiled.polygons), np.concatenate(tiled.edge_units)
+    verts_p, units_p = np.concatenate(plain.polygons), np.concatenate(plain.edge_units)
+    dist = np.linalg.norm(verts_t[starts_t[i][pair] + k] - verts_p[starts_p[j]][pair], axis=1)
+    order = np.lexsort((dist, pair))
+    shift = k[order][np.r_[True, pair[order][1:] != pair[order][:-1]]]
+    rolled = starts_t[i][pair] + (k + shift[pair]) % n[pair]
+    np.testing.assert_allclose(verts_t[rolled], verts_p[starts_p[j][pair] + k], rtol=0, atol=1e-9 * scale)
+    np.testing.assert_array_equal(units_t[rolled], units_p[starts_p[j][pair] + k])
+    assert abs(tiled.decision_boundary().length - plain.decision_boundary().length) <= 1e-9 * scale
+    assert tiled.verify(n_points=500).ok
+
+
+@contextmanager
+def forced(executor: str):
+    """Inside: every partition takes the MLP fast path (failing if the engine runs) or the engine."""
+    if executor == "fast":
+        with fast_path_only():
+            yield
+    else:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(chain, "ENABLED", False)
+            yield
+
+
+def shared_act_model(model: nn.Sequential) -> nn.Sequential:
+    """``model`` with its first activation instance used at every activation's place."""
+    acts = [m for m in model if isinstance(m, (nn.ReLU, nn.LeakyReLU))]
+    return nn.Sequential(*[acts[0] if m in acts else m for m in model])

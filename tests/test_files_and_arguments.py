@@ -245,8 +245,8 @@ def test_other_numeric_arguments():
     X, y = np.random.default_rng(0).standard_normal((10, 2)), np.r_[np.zeros(5), np.ones(5)]
     for bad in (1.5, -1, "0"):
         with pytest.raises(ValueError, match="seed must be a non-negative integer"):
-            sc.slice_from_data(X, y, seed=bad)
-    assert sc.slice_from_data(X, y, seed=np.int64(3)).anchors_uv.shape == (3, 2)
+            sc.Slice.from_data(X, y, seed=bad)
+    assert sc.Slice.from_data(X, y, seed=np.int64(3)).anchors_uv.shape == (3, 2)
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])

@@ -123,3 +123,13 @@ def test_the_old_names_still_work_with_a_warning():
     with pytest.warns(DeprecationWarning, match="splinecam.viz.notebook"):
         from splinecam.notebook import MAX_REGIONS  # the 0.1 module path
     assert MAX_REGIONS == sc.viz.notebook.MAX_REGIONS
+
+
+def test_slice_from_data_is_slice_from_data_with_a_warning():
+    gen = np.random.default_rng(0)
+    X, y = gen.normal(size=(40, 5)), np.repeat([0, 1], 20)
+    with pytest.warns(DeprecationWarning, match="Slice.from_data"):
+        old = sc.slice_from_data(X, y, seed=2)
+    new = sc.Slice.from_data(X, y, seed=2)
+    np.testing.assert_array_equal(old.basis, new.basis)
+    np.testing.assert_array_equal(old.anchors_uv, new.anchors_uv)

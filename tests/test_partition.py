@@ -14,35 +14,12 @@ from torch import nn
 
 import splinecam as sc
 from helpers import (
-    examples,
+    HAND, examples,
     BOX, arrangement_count, arrangement_model, check_against_grid, check_partition, check_tiling, model_out,
     random_mlp, run, via_quadrants,
 )
 
 # (first-layer lines (a, b, c) meaning a*u + b*v + c = 0 on the box [-1, 1]^2, regions counted by hand)
-HAND = {
-    "one line": ([(1, 0, 0)], 2),
-    "three in general position": ([(1, 0, 0), (0, 1, 0), (1, 1, -0.5)], 7),
-    "three concurrent": ([(1, 0, 0), (0, 1, 0), (1, 1, 0)], 6),
-    "four concurrent": ([(1, 0, 0), (0, 1, 0), (1, 1, 0), (1, -1, 0)], 8),
-    "three parallel": ([(1, 0, 0.5), (1, 0, 0), (1, 0, -0.5)], 4),
-    "grid 2x2": ([(1, 0, 0.5), (1, 0, -0.5), (0, 1, 0.5), (0, 1, -0.5)], 9),
-    "diagonal through two corners": ([(1, -1, 0)], 2),
-    "both diagonals": ([(1, -1, 0), (1, 1, 0)], 4),
-    "touches one corner only": ([(1, 1, -2)], 1),
-    "touches a corner, plus a line": ([(1, 1, -2), (0, 1, 0)], 2),
-    "lies on the border": ([(1, 0, -1), (0, 1, 1)], 1),
-    "border line and an inner line": ([(1, 0, -1), (1, 0, 0)], 2),
-    "misses the box": ([(1, 0, -3)], 1),
-    "duplicate units": ([(1, 0, 0), (2, 0, 0), (1, 0, 0)], 2),
-    "opposite duplicates": ([(1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -3, 0)], 4),
-    "dead units": ([(0, 0, 0), (0, 0, 1), (0, 0, -1), (1, 0, 0)], 2),
-    "all dead": ([(0, 0, 0), (0, 0, -1)], 1),
-    "lattice lines through vertices": (
-        [(1, 0, 0), (0, 1, 0), (1, -1, 0), (1, 1, 0), (2, 0, -1), (0, 2, -1)], 16),
-    "triangle with a median": ([(1, 0, 0), (0, 1, 0), (1, 1, -1), (1, -1, 0)], 8),
-    "star through a corner": ([(1, -1, 0), (2, -1, -1), (1, -2, 1), (0, 1, 0)], 7),
-}
 
 
 @pytest.mark.parametrize("act", [nn.ReLU(), nn.LeakyReLU(0.2)], ids=["relu", "leaky"])

@@ -18,6 +18,7 @@ import torch
 
 from ..extras import late
 from ..geometry import Polygons, candidate_tolerance, max_cells
+from ..io.geojson import boundary_geojson
 
 _RTOL = 1e-10
 
@@ -52,24 +53,21 @@ class Boundary:
         return float(self.lengths.sum())
 
     def pieces(self) -> int:
-        """Number of connected polylines formed by the segments."""
-        if not len(self):
-            return 0
-        pts = self.segments.reshape(-1, 2)
-        ids = point_ids(pts, float(np.abs(pts).max())).reshape(-1, 2)
-        parent = np.arange(ids.max() + 1)
+        """Number of connected polylines formed by the segments (:attr:`n_components`)."""
+        return self.n_components
 
-        def find(i):
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return i
+    def curves(self):
+        """The segments as connected polylines; see :func:`splinecam.analysis.topology.curves`."""
+        return late("analysis.topology.curves")(self)
 
-        for a, b in ids:
-            ra, rb = find(a), find(b)
-            if ra != rb:
-                parent[ra] = rb
-        return len({find(i) for i in np.unique(ids)})
+    @property
+    def n_components(self) -> int:
+        """The number of connected components of the boundary."""
+        return late("analysis.topology.n_components")(self)
+
+    def to_geojson(self) -> dict:
+        """The curves as a GeoJSON FeatureCollection (a dict); see :mod:`splinecam.io.geojson`."""
+        return boundary_geojson(self)
 
     def plot(self, ax=None, **kwargs):
         """Draw the segments as one LineCollection; kwargs go to it.  Returns it."""
@@ -93,11 +91,105 @@ def partition_boundary(part) -> Boundary:
 def partition_level_set(part, value: float, output: int = 0) -> Boundary:
     """A level set of a partition (``part.level_set(value, output)``): where output ``output``
     crosses ``value``."""
+    return tie_segments(part, level_candidates(part, value, output))
+
+
+def level_candidates(part, value: float, output: int = 0) -> np.ndarray:
+    """(R, 2, 3) the candidates of the level set ``f_output = value``: ``0`` (class 0, below)
+    and ``f_output - value`` (class 1, at or above)."""
     if not 0 <= output < part.n_outputs:
         raise ValueError(f"output must be in [0, {part.n_outputs}), got {output}.")
     f = part.affine[:, output].copy()
     f[:, 2] -= value
-    return tie_segments(part, np.stack([np.zeros_like(f), f], axis=1))
+    return np.stack([np.zeros_like(f), f], axis=1)
+
+
+@dataclass
+class ClassCells:
+    """The exact cells where each class wins: every region cut along the decision boundary
+    (or a level set), C convex cells in all.
+
+    vertices: (N, 2) slice coordinates, each cell counter-clockwise; offsets: (C + 1,), cell i
+    is ``vertices[offsets[i]:offsets[i + 1]]``; label: (C,) the class that wins in the cell
+    (the top logit; for a level set 0 where ``f < t`` and 1 where ``f >= t``; -1 for the coarse
+    cells of a boundary-first partition, whose maps are unknown); region: (C,) the region the
+    cell lies in; areas: (C,).  Cells of one region tile it; ties go to the lowest class.
+    """
+
+    vertices: np.ndarray
+    offsets: np.ndarray
+    label: np.ndarray
+    region: np.ndarray
+    areas: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def polygons(self) -> list[np.ndarray]:
+        """C arrays (n_i, 2), counter-clockwise."""
+        return np.split(self.vertices, self.offsets[1:-1])
+
+    def region_class(self, n_regions: int) -> np.ndarray:
+        """(n_regions,) the class that wins the largest area of each region (-1 for a coarse cell)."""
+        order = np.lexsort((self.areas, self.region))
+        out = np.full(n_regions, -1, dtype=np.int64)
+        out[self.region[order]] = self.label[order]  # the last (largest) cell of each region stays
+        return out
+
+    def class_areas(self) -> dict[int, float]:
+        """{class: total area where it wins}, for the classes that win somewhere (coarse: -1)."""
+        classes, where = np.unique(self.label, return_inverse=True)
+        return dict(zip(classes.tolist(), np.bincount(where, self.areas, len(classes)).tolist()))
+
+
+def class_cells(part, output: int | None = None, level: float | None = None) -> ClassCells:
+    """The cells of ``part``'s regions where each class wins, exactly (see :class:`ClassCells`).
+
+    With ``output`` and ``level`` None and K > 1 outputs the classes are the logits (argmax
+    cells, cut along the decision boundary); otherwise the two sides of the level set
+    ``f_output = level`` (defaults: output 0, level 0): label 0 where ``f < level``, 1 where
+    ``f >= level``.  Coarse cells (``part.exact`` False) are one cell each, labelled -1.
+    """
+    if output is None and level is None and part.n_outputs > 1:
+        funcs = part.affine
+    else:
+        funcs = level_candidates(part, 0.0 if level is None else float(level), 0 if output is None else output)
+    exact = np.flatnonzero(part.exact)
+    whole = part.arrays.polygons()
+    if len(exact):
+        mc, cen, _, _, _ = _region_cells(part, funcs, exact)
+        cells = Polygons(mc.cells.verts + cen[mc.parent][mc.cells.owner()], mc.cells.offsets, mc.cells.edge_units)
+        region, label = torch.as_tensor(exact)[mc.parent], mc.winner
+    else:
+        cells, region, label = whole.select(torch.zeros(0, dtype=torch.int64))[0], torch.zeros(0, dtype=torch.int64), \
+            torch.zeros(0, dtype=torch.int64)
+    coarse = torch.as_tensor(np.flatnonzero(~part.exact))
+    cells = Polygons.cat([cells, whole.select(coarse)[0]])
+    region = torch.cat([region, coarse])
+    label = torch.cat([label, torch.full_like(coarse, -1)])
+    order = torch.as_tensor(np.lexsort((label.numpy(), region.numpy())))
+    cells = cells.select(order)[0]
+    return ClassCells(cells.verts.numpy(), cells.offsets.numpy(), label[order].numpy(), region[order].numpy(),
+                      cells.areas().numpy())
+
+
+def _region_cells(part, funcs: np.ndarray, exact: np.ndarray):
+    """The max cells of the candidates ``funcs`` (R, C, 3) in the exact regions ``exact`` (E,),
+    computed about each region's centroid: (cells, centroids (E, 2), region-local candidates
+    (E, C, 3), extent, atol); ``cells.parent`` indexes ``exact``."""
+    polys = part.arrays.polygons().select(torch.as_tensor(exact))[0]
+    verts, offsets = polys.verts, polys.offsets
+    cen = torch.as_tensor(part.centroids[exact])
+    g = torch.as_tensor(funcs[exact], dtype=torch.float64).clone()
+    g[..., 2] += g[..., 0] * cen[:, None, 0] + g[..., 1] * cen[:, None, 1]  # region-local maps
+    local = Polygons(verts - cen[polys.owner()], offsets, polys.edge_units)
+    extent = (local.verts.abs().amax(0) + 1e-300).max()
+    ext2 = torch.stack([extent, extent])
+    # ties are judged against the scale of the outputs over the whole slice: a candidate that
+    # cancels to ~0 in one region (a plateau) must not set a tolerance of its own rounding noise
+    atol = _RTOL * float(candidate_tolerance(g, ext2, 1.0).max()) if len(g) else 0.0
+    return max_cells(local, g, _RTOL, ext2, atol=atol), cen, g, extent, atol
 
 
 def tie_segments(part, funcs: np.ndarray) -> Boundary:
@@ -106,19 +198,7 @@ def tie_segments(part, funcs: np.ndarray) -> Boundary:
     exact = np.flatnonzero(part.exact)
     if not len(exact):
         return Boundary(np.zeros((0, 2, 2)), np.zeros(0, np.int64), np.zeros((0, 2), np.int64), partition=part)
-    polys = part.arrays.polygons().select(torch.as_tensor(exact))[0]
-    verts, offsets = polys.verts, polys.offsets
-    cen = torch.as_tensor(part.centroids[exact])
-    g = torch.as_tensor(funcs[exact], dtype=torch.float64).clone()
-    g[..., 2] += g[..., 0] * cen[:, None, 0] + g[..., 1] * cen[:, None, 1]  # region-local maps
-    local = Polygons(verts - cen[polys.owner()], offsets, polys.edge_units)
-    extent = (local.verts.abs().amax(0) + 1e-300).max()
-
-    ext2 = torch.stack([extent, extent])
-    # ties are judged against the scale of the outputs over the whole slice: a candidate that
-    # cancels to ~0 in one region (a plateau) must not set a tolerance of its own rounding noise
-    atol = _RTOL * float(candidate_tolerance(g, ext2, 1.0).max()) if len(g) else 0.0
-    mc = max_cells(local, g, _RTOL, ext2, atol=atol)
+    mc, cen, g, extent, atol = _region_cells(part, funcs, exact)
     multi = torch.nonzero((mc.possible.sum(1) > 1)[mc.parent]).flatten()  # regions where the top changes
     cells, source = mc.cells.select(multi)
     cell_region, cell_cand, tie = mc.parent[multi], mc.winner[multi], mc.tie[source]

@@ -21,7 +21,7 @@ are exactly affine (E = 0); then
 
 Bounds of a form over a cell: the affine part's extremes at the cell's vertices, widened by
 ``sum_e |coef_e|`` and by a relative slack for float64 rounding.  Ops of other kinds (user
-registered split ops) have no relaxation: their cells get no bounds.
+registered split ops) have no relaxation: :class:`OutputBounds` refuses a graph that has one.
 
 ``relaxation="interval"`` is plain interval arithmetic from the same start, for comparison:
 after every piecewise-linear op the form is replaced by its box (centre, and one new symbol
@@ -34,6 +34,7 @@ import math
 
 import torch
 
+from ..errors import UnsupportedModelError
 from ..geometry import Polygons
 from ..ops import AffineOp, ElementwiseOp, MaxOp
 from ..run.trace import Graph
@@ -73,6 +74,12 @@ class OutputBounds:
                  max_symbols: int = 2048, block_elements: int = 1 << 20, typical_symbols: int = 32):
         if relaxation not in RELAXATIONS:
             raise ValueError(f"bounds must be one of {RELAXATIONS}, got {relaxation!r}.")
+        alien = [f"{n.name} ({type(n.op).__name__})" for n in graph.nodes
+                 if not isinstance(n.op, (AffineOp, ElementwiseOp, MaxOp))]
+        if alien:
+            raise UnsupportedModelError(
+                f"no sound bound is known for {', '.join(alien)}, so boundary-first cannot prove a cell free "
+                "of the boundary; use sc.partition(model, sl).decision_boundary() (or .level_set) instead.")
         self.graph, self.max_symbols, self.interval = graph, max_symbols, relaxation == "interval"
         self.last_use = graph.last_use()
         sizes = [math.prod(s) for s in shapes]
@@ -111,7 +118,7 @@ class OutputBounds:
         """Forms (R, 3 + E, K) of the flattened output over the cells ``cells`` (R, V, 3) (see
         :func:`corners`) whose live exact states before node ``start`` (a split op) are
         ``values`` (value index -> (R, 3, *shape)); ``first``: the bounds (R, U) of that op's
-        input if known.  None when an op has no relaxation or the symbols pass ``max_symbols``."""
+        input if known.  None when the symbols pass ``max_symbols``."""
         nodes = self.graph.nodes
         forms = dict(values)
         total = 3  # rows of the symbols made so far: every form's rows are a prefix of them
@@ -121,7 +128,7 @@ class OutputBounds:
             op = node.op
             if isinstance(op, AffineOp):
                 rows = max(a.shape[1] for a in args)
-                out = _affine(op, [_pad(a, rows) for a in args])
+                out = op.push(*[_pad(a, rows) for a in args])
             elif isinstance(op, (ElementwiseOp, MaxOp)):
                 try:  # new symbols go after all earlier ones, also those of parallel branches
                     relax = _elementwise if isinstance(op, ElementwiseOp) else _max
@@ -131,8 +138,6 @@ class OutputBounds:
                 except _TooManySymbols:
                     return None
                 total = out.shape[1]
-            else:
-                return None
             forms[i + 1] = out
             for a in node.args:
                 if self.last_use[a] == i:
@@ -147,16 +152,6 @@ def _pad(form: torch.Tensor, rows: int) -> torch.Tensor:
         return form
     pad = form.new_zeros(form.shape[0], rows - form.shape[1], *form.shape[2:])
     return torch.cat([form, pad], 1)
-
-
-def _affine(op: AffineOp, forms: list[torch.Tensor]) -> torch.Tensor:
-    r, n = forms[0].shape[:2]
-    out = op.linear(*[f.reshape(r * n, *f.shape[2:]) for f in forms])
-    out = out.reshape(r, n, *out.shape[1:])
-    b = op.bias()
-    if b is not None:
-        out[:, 0] += b
-    return out
 
 
 class _TooManySymbols(Exception):

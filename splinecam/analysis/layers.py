@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
+import warnings
+
 import torch
 from torch import nn
 
+from ..extras import late
 from ..ops import AffineOp
 from ..partition import Options, Partition, default_device, partition_graph, usable_device
-from ..viz.plot import plot_boundary, plot_partition
 from ..slices import Slice
 from ..run.trace import Graph, prepare
 
@@ -53,49 +54,9 @@ def partition_by_layer(model, sl: Slice, dtype=torch.float64, device=None, progr
     return parts
 
 
-def plot_layers(parts: list[Partition], boundary=None, axes=None, ncols: int | None = None,
-                panel_size: float = 3.2, titles=None, boundary_kw=None):
-    """Draw the partitions of :func:`partition_by_layer` side by side, every edge coloured by
-    the layer that created it (one colour scale for all panels).
-
-    boundary: a :class:`splinecam.analysis.boundary.Boundary` drawn on every panel
-    (e.g. the whole model's ``decision_boundary()``); axes: as many axes as
-    partitions (default: a new figure, ``ncols`` per row).  Returns (fig, axes).
-    """
-    import matplotlib.pyplot as plt
-
-    if not parts:
-        raise ValueError("no partitions to draw (the model has no piecewise-linear layer).")
-    n = len(parts)
-    if axes is None:
-        ncols = min(n, 5) if ncols is None else ncols
-        nrows = -(-n // ncols)
-        span = np.ptp(parts[0].slice.polygon, axis=0)
-        height = panel_size * min(span[1] / span[0], 2.0)
-        fig, grid = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, (height + 0.4) * nrows + 0.4),
-                                 squeeze=False, layout="constrained")
-        for ax in grid.ravel()[n:]:
-            ax.set_axis_off()
-        axes = grid.ravel()[:n]
-    axes = list(np.ravel(axes))
-    if len(axes) != n:
-        raise ValueError(f"got {len(axes)} axes for {n} partitions.")
-    layer_count = max(len(p.layers) for p in parts)
-    for k, (part, ax) in enumerate(zip(parts, axes)):
-        plot_partition(part, ax=ax, color_by="layer", boundary=False, layer_count=layer_count)
-        legend = ax.get_legend()
-        handles = legend.legend_handles
-        legend.remove()
-        if boundary is not None:
-            kw = {"colors": "black", "linewidths": 2.2, "zorder": 3}
-            kw.update(boundary_kw or {})
-            plot_boundary(boundary, ax=ax, **kw)
-        layers = "layer 1" if k == 0 else f"layers 1-{k + 1}"
-        ax.set_title(titles[k] if titles is not None else f"{layers}: {len(part):,} regions", fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig = axes[0].figure
-    constrained = fig.get_layout_engine() is not None
-    fig.legend(handles=handles, loc="outside lower center" if constrained else "lower center", ncol=len(handles),
-               fontsize=9, frameon=False)
-    return fig, axes
+def plot_layers(*args, **kwargs):
+    """Deprecated place of :func:`splinecam.viz.plot.plot_layers` (``sc.plot_layers`` is the same);
+    it goes in the next release."""
+    warnings.warn("splinecam.analysis.layers.plot_layers is now splinecam.viz.plot.plot_layers (sc.plot_layers).",
+                  DeprecationWarning, stacklevel=2)
+    return late("viz.plot.plot_layers")(*args, **kwargs)

@@ -29,7 +29,9 @@ class VerifyReport:
     |pre-activation| seen (the scale of the numbers that were added up).  ``area_error``:
     relative difference between the regions' total area and the slice's (for a partial
     partition, only its excess over the slice's); ``area_covered``: that total over the
-    slice's area."""
+    slice's area; ``points_compared`` / ``regions_compared``: the points where the model was
+    compared with a region's map, and the exact regions they lie in (points in coarse cells are
+    not compared).  A report that compared no point is not ``ok``."""
 
     n_points: int
     max_abs_error: float
@@ -40,11 +42,13 @@ class VerifyReport:
     tol: float
     area_covered: float = 1.0
     complete: bool = True
+    points_compared: int = 0
+    regions_compared: int = 0
 
     @property
     def ok(self) -> bool:
         return (
-            self.max_rel_error <= self.tol and self.code_mismatches == 0
+            self.points_compared > 0 and self.max_rel_error <= self.tol and self.code_mismatches == 0
             and self.unlocated == 0 and self.area_error <= self.tol
         )
 
@@ -53,7 +57,8 @@ class VerifyReport:
         if not self.complete:
             area += f", partial: {self.area_covered:.1%} of the slice covered"
         return (
-            f"verify: {'OK' if self.ok else 'FAILED'} at {self.n_points} points: max |error| "
+            f"verify: {'OK' if self.ok else 'FAILED'} at {self.n_points} points ({self.points_compared} compared, in "
+            f"{self.regions_compared} regions): max |error| "
             f"{self.max_abs_error:.2e} ({self.max_rel_error:.2e} relative), "
             f"{self.code_mismatches} code mismatches, {self.unlocated} points in no region, {area}"
         )
@@ -74,7 +79,8 @@ def verify(part, n_points: int | None = None, seed: int = 0, model=None, tol: fl
     are drawn in its regions and their areas may sum to less.  ``tol``: 1e-9 in
     float64 (the default), 1e-4 for a float32 partition.  Points in the coarse cells of a
     boundary-first partition (``part.exact`` False: no single map) count as located but are
-    not compared.
+    not compared; the report says how many points and regions were compared, and is not ``ok``
+    when none were.
     """
     if n_points is not None and (isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer))
                                  or n_points < 1):
@@ -108,7 +114,10 @@ def verify(part, n_points: int | None = None, seed: int = 0, model=None, tol: fl
     err = np.abs(part.evaluate(uv)[compared] - outputs[compared])
     max_abs = float(err.max()) if err.size else 0.0
     mismatches = 0
-    if codes is not None:
+    bits = sum(layer.bits for layer in part.layers)
+    if (0 if codes is None else codes.shape[1]) != bits:  # the model has other layers than the partition
+        mismatches = int(compared.sum())
+    elif codes is not None:
         ok = np.flatnonzero(compared)
         differ = np.flatnonzero((part.codes_of(idx[ok]) != codes[ok]).any(axis=1))
         if differ.size:  # only where codes differ: is every differing bit within tol of a tie?
@@ -118,7 +127,7 @@ def verify(part, n_points: int | None = None, seed: int = 0, model=None, tol: fl
     covered = float(part.areas.sum()) / part.slice.area
     area_error = abs(covered - 1) if part.complete else max(0.0, covered - 1)
     return VerifyReport(n_points, max_abs, max_abs / scale, mismatches, int((~located).sum()), area_error, tol,
-                        covered, part.complete)
+                        covered, part.complete, int(compared.sum()), len(np.unique(idx[compared])))
 
 
 def _sample_regions(part, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -28,8 +28,8 @@ import numpy as np
 
 from .boundary import point_ids
 from ..geometry import distance_to_polygons
+from .topology import neighbour_stats
 
-_ANGLE_TOL = 1e-7  # radians: two rays from one vertex are the same edge
 _PAIR_BLOCK = 1 << 22  # (point, region) candidate pairs held at once
 
 
@@ -74,46 +74,13 @@ def eccentricities(part) -> np.ndarray:
 
 
 def edges_by_layer(part) -> tuple[np.ndarray, np.ndarray]:
-    """Interior edges of the subdivision per layer: counts (L,) int and total lengths (L,).
-
-    Every interior edge is stored in both adjacent polygons, so lengths are
-    half the summed side lengths.  Counts pair the sides seen from each
-    vertex: two sides leaving one vertex in the same direction are the two
-    copies of one edge; a side with no twin runs along a T-junction, whose
-    opposite polygon side has one extra piece.
-    """
+    """Interior edges of the subdivision per layer: counts (L,) int and total lengths (L,),
+    read off :meth:`Partition.mesh` (each edge once; a side with T-junctions as its pieces)."""
     n_layers = len(part.layers)
-    polys = part.arrays.polygons()
-    verts, labels = part.arrays.vertices, part.arrays.edge_units[:, 0]
-    nxt = polys.next_vertex().numpy()
-    prev = np.empty_like(nxt)
-    prev[nxt] = np.arange(len(nxt))
-    seg_len = np.linalg.norm(verts[nxt] - verts, axis=1)
-    inner = labels >= 0
-    lengths = np.bincount(labels[inner], weights=seg_len[inner], minlength=n_layers)[:n_layers] / 2
-    sides = np.bincount(labels[inner], minlength=n_layers)[:n_layers]
-
-    scale = float(np.abs(verts).max()) if len(verts) else 1.0
-    ids = np.tile(point_ids(verts, scale), 2)
-    ray = np.concatenate([verts[nxt] - verts, verts[prev] - verts])
-    ray_layer = np.concatenate([labels, labels[prev]])
-    angle = np.arctan2(ray[:, 1], ray[:, 0])
-    order = np.lexsort((angle, ids))
-    ids, angle, ray_layer = ids[order], angle[order], ray_layer[order]
-    gap = np.abs(np.diff(angle))
-    same = (ids[1:] == ids[:-1]) & (np.minimum(gap, 2 * np.pi - gap) < _ANGLE_TOL)
-    paired = np.zeros(len(ids), dtype=bool)
-    paired[1:] |= same
-    paired[:-1] |= same
-    first = np.r_[True, ids[1:] != ids[:-1]]
-    last = np.r_[ids[1:] != ids[:-1], True]
-    lo, hi = angle[first], angle[last]
-    wrap = (2 * np.pi - (hi - lo) < _ANGLE_TOL) & (np.flatnonzero(first) != np.flatnonzero(last))
-    paired[np.flatnonzero(first)[wrap]] = True
-    paired[np.flatnonzero(last)[wrap]] = True
-    lone = ~paired & (ray_layer >= 0)
-    t_pieces = np.bincount(ray_layer[lone], minlength=n_layers)[:n_layers] // 2
-    return (sides + t_pieces) // 2, lengths
+    mesh = part.mesh()
+    layer = mesh.edge_units[mesh.interior, 0]
+    counts = np.bincount(layer, minlength=n_layers)[:n_layers]
+    return counts, np.bincount(layer, weights=mesh.edge_lengths[mesh.interior], minlength=n_layers)[:n_layers]
 
 
 def turning_angles(db) -> np.ndarray:
@@ -164,6 +131,7 @@ def stats(part) -> dict:
         "edges": int(counts.sum()),
         "edges_per_layer": counts.tolist(),
         "edge_length_per_layer": lengths.tolist(),
+        **neighbour_stats(part),
         "seconds": part.seconds,
     }
 

@@ -128,7 +128,8 @@ def _draw(ax, part: Partition, norm, cmap: str, data, title: str):
     ax.clear()
     points, labels = (None, None) if data is None else data
     artists = plot_partition(part, ax=ax, color_by="slope", points=points, labels=labels, edgecolor="white",
-                             linewidth=0.4, boundary_kw={"colors": "black", "linewidths": 2.0})
+                             linewidth=0.4, boundary_kw={"colors": "black", "linewidths": 2.0}, legend=False,
+                             axis_labels=None)
     artists["regions"].set_facecolor(mpl.colormaps[cmap](norm(np.maximum(slope_norms(part), 1e-300))))
     ax.set_title(title, fontsize=10)
     ax.set_xticks([])

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import numpy as np
-import torch
 
 from ..run.executors import partition_many
-from ..slices import Slice, check_seed
+from ..slices import Slice
 from ..analysis.stats import stats
 
 DEFAULT_COLUMNS = (
@@ -18,37 +18,9 @@ DEFAULT_COLUMNS = (
 
 
 def slice_from_data(X, y, classes=(0, 1), seed: int = 0, margin: float = 0.25) -> Slice:
-    """On-manifold slice: the plane through three nearby inputs of two classes.
-
-    X: (N, *input_shape) inputs; y: (N,) labels.  A random input x1 of class
-    ``classes[0]`` (drawn with ``seed``), the input x2 of class ``classes[1]``
-    nearest to it, and the input x3 of either class nearest to x1 that does
-    not lie on the line x1-x2.  Returns ``Slice.from_points(x1, x2, x3,
-    margin)``; its ``anchors_uv`` (3, 2) hold the three points.
-    """
-    X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
-    y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
-    if y.ndim != 1 or len(y) != len(X):
-        raise ValueError(f"y must have shape (N,) with N = len(X) = {len(X)}, got {y.shape}.")
-    a, b = classes
-    if a == b:
-        raise ValueError(f"classes must be two different labels, got {classes!r}.")
-    flat = X.reshape(len(X), -1).astype(np.float64)
-    in_a, in_b = np.flatnonzero(y == a), np.flatnonzero(y == b)
-    if not len(in_a) or not len(in_b):
-        raise ValueError(f"classes {a!r} and {b!r} must both occur in y (found {len(in_a)} and {len(in_b)}).")
-    i1 = int(np.random.default_rng(check_seed(seed)).choice(in_a))
-    dist = np.linalg.norm(flat - flat[i1], axis=1)
-    i2 = int(in_b[np.argmin(dist[in_b])])
-    d12 = flat[i2] - flat[i1]
-    if not np.linalg.norm(d12) > 0:
-        raise ValueError(f"inputs {i1} and {i2} of classes {a!r} and {b!r} coincide; no plane through them.")
-    unit = d12 / np.linalg.norm(d12)
-    for i3 in np.flatnonzero(np.isin(y, classes))[np.argsort(dist[np.isin(y, classes)], kind="stable")]:
-        off = flat[i3] - flat[i1]
-        if np.linalg.norm(off - (off @ unit) * unit) > 1e-9 * max(np.linalg.norm(off), np.linalg.norm(d12)):
-            return Slice.from_points(X[i1], X[i2], X[i3], margin=margin)
-    raise ValueError("all inputs of the two classes lie on one line; no plane through three of them.")
+    """Deprecated name of :meth:`splinecam.Slice.from_data`; it goes in the next release."""
+    warnings.warn("splinecam.slice_from_data is now splinecam.Slice.from_data.", DeprecationWarning, stacklevel=2)
+    return Slice.from_data(X, y, classes=classes, seed=seed, margin=margin)
 
 
 def _mean(values: list):

@@ -34,7 +34,7 @@ def bsp(polys: Polygons, pend_piece: torch.Tensor, pend_item: torch.Tensor, carr
     sorted by polygon.  ``carry`` (P, ...) is the initial state of each polygon.
 
     Returns the final pieces (n,), the polygon each came from (n,), their carry (n, ...) and
-    (n,) bool: the pieces left unfinished (items still act on them).  Work is bounded: when
+    (n,) bool: the pieces left unfinished (items still act on them), in a spatial order.  Work is bounded: when
     more than ``max_pairs`` (piece, item) pairs are pending after a round, the pieces past
     that many pairs in a spatial order are set aside, unfinished, and the others go on (so a
     compact area is finished); when ``fits(pieces)`` turns False, all stop.
@@ -88,8 +88,13 @@ def bsp(polys: Polygons, pend_piece: torch.Tensor, pend_item: torch.Tensor, carr
     unfinished[n_done + pend_piece] = True
     unfinished[n_done + len(polys):] = True
     done += aside
-    return (Polygons.cat([d[0] for d in done]), torch.cat([d[1] for d in done]), torch.cat([d[2] for d in done]),
-            unfinished)
+    pieces, origin, carry = Polygons.cat([d[0] for d in done]), torch.cat([d[1] for d in done]), torch.cat([d[2] for d in done])
+    if unfinished.any():  # the unfinished pieces in a spatial order, so that each next batch of them is compact
+        order = torch.arange(len(pieces), device=dev)
+        open_ = torch.nonzero(unfinished).flatten()
+        order[open_] = open_[spatial_order(pieces.select(open_)[0].centroids())]
+        pieces, origin, carry = pieces.select(order)[0], origin[order], carry[order]
+    return pieces, origin, carry, unfinished
 
 
 def _later(polys: Polygons, pend_piece: torch.Tensor, max_pairs: int) -> torch.Tensor:

@@ -5,6 +5,13 @@ order of cuts within a polygon), polygon by polygon and depth first, with each p
 lines and sides kept on a stack; :func:`breakpoint_split` is the whole split of an elementwise
 op around it, and :func:`gather_pieces` the pieces' states after it.  ``AVAILABLE`` is False
 when numba is not installed.
+
+Every call is bounded: it stops after the pieces whose records fit its byte budget or after
+about ``max_work`` steps (a line at a vertex, a side copied), whichever comes first, and hands back the
+pieces it has not finished (the pieces on its stack, the top first, then the polygons it has
+not started) as the *rest*: splitting the rest again, in that order, goes on where the call
+stopped.  So nothing a call allocates grows with the size of the arrangement, and the caller
+sees its limits, Ctrl-C and progress between calls.
 """
 
 from __future__ import annotations
@@ -20,20 +27,22 @@ AVAILABLE = njit is not None
 
 
 # what the cutting kernel reports: all done, an output or a scratch buffer too small to go on
-# (grow it, keeping its contents, and call again), or the piece limit reached
+# (grow it, keeping its contents, and call again), or the piece or work limit of the call reached
 _DONE, _OUT_FULL, _SCRATCH_FULL, _LIMIT = 0, 1, 2, 3
 
+PIECE_BYTES = 256  # bytes a finished piece holds besides its side records (vertices, edge units, indices)
 
-def _doubled1(a):
-    """(n,) ``a`` -> (2n,) with its entries copied."""
-    b = np.empty(2 * a.shape[0], a.dtype)
+
+def _grown1(a, most):
+    """(n,) ``a`` -> (min(2n, most),) (at least n + 1) with its entries copied."""
+    b = np.empty(max(min(2 * a.shape[0], most), a.shape[0] + 1), a.dtype)
     b[: a.shape[0]] = a
     return b
 
 
-def _doubled2(a):
-    """(n, w) ``a`` -> (2n, w) with its rows copied."""
-    b = np.empty((2 * a.shape[0], a.shape[1]), a.dtype)
+def _grown2(a, most):
+    """(n, w) ``a`` -> (min(2n, most), w) (at least n + 1 rows) with its rows copied."""
+    b = np.empty((max(min(2 * a.shape[0], most), a.shape[0] + 1), a.shape[1]), a.dtype)
     b[: a.shape[0]] = a
     return b
 
@@ -93,23 +102,26 @@ def _touch(tv, c0, cn, la, lb, lc, lt):
 
 
 
-def _cut_polygons(verts, offsets, edge_units, line_offsets, lines, line_units, max_pieces, at,
+def _cut_polygons(verts, offsets, edge_units, line_offsets, lines, line_units, max_pieces, max_work, at,
                   ov, ou, ooff, opar, oside, sv, su, sp, ss, st, cv, cu, s, side, rows, rest):
     """Cut polygons as :func:`split_by_lines` does, appending the pieces to the output buffers
     ``ov``, ``ou``, ``ooff``, ``opar``, ``oside``; the other arrays are scratch (``rows``,
     ``rest``: (2, most lines of a polygon)).  ``at``: where the work stands (polygon, stack depth
-    to resume at (0: start the polygon), pieces, vertices and side entries written), updated.
+    to resume at (0: start the polygon), pieces, vertices and side entries written, work done),
+    updated.
 
-    Returns a status (see ``_DONE``).  Every step checks its room before it changes anything,
-    so after ``_OUT_FULL`` / ``_SCRATCH_FULL`` the caller grows those buffers (keeping their
-    contents) and calls again to go on.  No array is reassigned here: numba then keeps the
-    loops free of reference counting."""
+    Returns a status (see ``_DONE``): ``_LIMIT`` before a piece past ``max_pieces`` or a cut
+    past ``max_work`` (per cut: pending lines times vertices, and the sides copied; only once
+    a piece is finished), with the unfinished pieces left on the stack.  Every step checks its room before
+    it changes anything, so after ``_OUT_FULL`` / ``_SCRATCH_FULL`` the caller grows those
+    buffers (keeping their contents) and calls again to go on.  No array is reassigned here:
+    numba then keeps the loops free of reference counting."""
     n_poly = offsets.shape[0] - 1
     signs = np.zeros(2, np.int64)  # per child: its side of the cut, vertex count and start, pending count
     nums = np.zeros(2, np.int64)
     starts = np.zeros(2, np.int64)
     n_rest = np.zeros(2, np.int64)
-    n_out, n_v, n_s = at[2], at[3], at[4]
+    n_out, n_v, n_s, work = at[2], at[3], at[4], at[5]
     for r in range(at[0], n_poly):
         l0, m = line_offsets[r], line_offsets[r + 1] - line_offsets[r]
         depth = at[1]
@@ -117,7 +129,7 @@ def _cut_polygons(verts, offsets, edge_units, line_offsets, lines, line_units, m
         if depth == 0:  # a new polygon
             nv = offsets[r + 1] - offsets[r]
             if nv + 4 > sv.shape[0] or m > sp.shape[0] or 2 * m > ss.shape[0]:
-                at[0], at[2], at[3], at[4] = r, n_out, n_v, n_s
+                at[0], at[2], at[3], at[4], at[5] = r, n_out, n_v, n_s, work
                 return _SCRATCH_FULL
             _copy2(sv, 0, verts, offsets[r], nv)
             _copy2(su, 0, edge_units, offsets[r], nv)
@@ -132,11 +144,11 @@ def _cut_polygons(verts, offsets, edge_units, line_offsets, lines, line_units, m
             s0 = depth * m  # the sides of the piece at stack depth d live at ss[d * m:(d + 1) * m]
             if np_ == 0:  # final
                 if n_out >= max_pieces:
-                    at[0], at[1], at[2], at[3], at[4] = r, depth + 1, n_out, n_v, n_s
+                    at[0], at[1], at[2], at[3], at[4], at[5] = r, depth + 1, n_out, n_v, n_s, work
                     return _LIMIT
                 if (n_v + nv > ov.shape[0] or n_out + 2 > ooff.shape[0] or n_out + 1 > opar.shape[0]
                         or n_s + m > oside.shape[0]):
-                    at[0], at[1], at[2], at[3], at[4] = r, depth + 1, n_out, n_v, n_s
+                    at[0], at[1], at[2], at[3], at[4], at[5] = r, depth + 1, n_out, n_v, n_s, work
                     return _OUT_FULL
                 _copy2(ov, n_v, sv, v0, nv)
                 _copy2(ou, n_v, su, v0, nv)
@@ -147,12 +159,16 @@ def _cut_polygons(verts, offsets, edge_units, line_offsets, lines, line_units, m
                 n_out += 1
                 ooff[n_out] = n_v
                 continue
+            if work >= max_work and n_out:
+                at[0], at[1], at[2], at[3], at[4], at[5] = r, depth + 1, n_out, n_v, n_s, work
+                return _LIMIT
             # room for the cut: its values, two children (at most nv + 4 vertices in all) and
             # their pending lines and sides on the stack
             if (nv > s.shape[0] or 2 * nv + 8 > cv.shape[0] or v0 + nv + 4 > sv.shape[0]
                     or p0 + 2 * np_ > sp.shape[0] or (depth + 2) * m > ss.shape[0] or depth + 2 > st.shape[0]):
-                at[0], at[1], at[2], at[3], at[4] = r, depth + 1, n_out, n_v, n_s
+                at[0], at[1], at[2], at[3], at[4], at[5] = r, depth + 1, n_out, n_v, n_s, work
                 return _SCRATCH_FULL
+            work += 2 * (np_ * nv + m)  # the line on the children's vertices, the sides of both copied
             item = sp[p0]
             la, lb, lc, lt = lines[l0 + item, 0], lines[l0 + item, 1], lines[l0 + item, 2], lines[l0 + item, 3]
             pos = neg = False
@@ -203,51 +219,89 @@ def _cut_polygons(verts, offsets, edge_units, line_offsets, lines, line_units, m
                 dst_v += nums[c]
                 dst_p += n_rest[c]
                 depth += 1
-    at[0], at[2], at[3], at[4] = n_poly, n_out, n_v, n_s
+    at[0], at[2], at[3], at[4], at[5] = n_poly, n_out, n_v, n_s, work
     return _DONE
 
 
-def split_by_lines(verts, offsets, edge_units, line_offsets, lines, line_units, max_pieces):
+def split_by_lines(verts, offsets, edge_units, line_offsets, lines, line_units, budget, piece_bytes, max_work):
     """Cut polygon r of ``verts``/``offsets``/``edge_units`` by its lines
     ``lines[line_offsets[r]:line_offsets[r + 1]]`` (rows a, b, c, tol), in order, until no line
-    crosses a piece.
+    crosses a piece; within one call's bounds (see the module): the pieces whose records fit
+    ``budget`` bytes (each piece costs its side records, ``PIECE_BYTES`` and ``piece_bytes``
+    more for the caller's records) and about ``max_work`` evaluations.
 
-    Returns (verts, offsets, edge_units, parent, sides, complete): the pieces, the polygon each
-    came from, and per piece one int8 side (-1, 0, 1) for every line of its polygon, flat in
-    piece order; ``complete`` is False (and the rest partial) when more than ``max_pieces``
-    pieces would be made.  Only this driver grows buffers; the kernel's loops reassign nothing.
+    Returns (verts, offsets, edge_units, parent, sides, rest_verts, rest_offsets,
+    rest_edge_units, rest_parent): the finished pieces, the polygon each came from, per piece one
+    int8 side (-1, 0, 1) for every line of its polygon (flat in piece order), and the rest
+    (unfinished pieces, in the order that goes on with the work) with their polygons.  Only this
+    driver grows buffers; the kernel's loops reassign nothing.
     """
     n_poly = offsets.shape[0] - 1
     most = most_verts = 0
     for r in range(n_poly):
         most = max(most, line_offsets[r + 1] - line_offsets[r])
         most_verts = max(most_verts, offsets[r + 1] - offsets[r])
-    # first sizes: about what a split with this many lines makes (each buffer doubles when full)
-    pieces = 4 * (n_poly + lines.shape[0]) + 16
+    max_pieces = max(1, budget // (most + PIECE_BYTES + piece_bytes))
+    # first sizes: about what a split with this many lines makes (each buffer doubles when full,
+    # those of one entry per piece up to the piece limit)
+    pieces = min(4 * (n_poly + lines.shape[0]) + 16, max_pieces + 1)
     ov, ou = np.empty((6 * pieces, 2), verts.dtype), np.empty((6 * pieces, 2), np.int64)
     ooff, opar = np.zeros(pieces + 1, np.int64), np.empty(pieces, np.int64)
     oside = np.empty(pieces * max(most, 1), np.int8)
-    depth = min(most, 256) + 2  # the stack of one polygon is at most (lines + 1) deep
-    stack_rows = depth * (most_verts + most + 4)
+    depth = min(most, 32) + 2  # the stack of one polygon is at most (lines + 1) deep; it grows when full
+    stack_rows = depth * (most_verts + 8)
     sv, su = np.empty((stack_rows, 2), verts.dtype), np.empty((stack_rows, 2), np.int64)
     sp, ss = np.empty(depth * max(most, 1), np.int64), np.empty((depth + 1) * max(most, 1), np.int8)
     st = np.empty((depth, 4), np.int64)
-    cv = np.empty((2 * (most_verts + most) + 8, 2), verts.dtype)
-    cu = np.empty((2 * (most_verts + most) + 8, 2), np.int64)
-    s, side = np.empty(most_verts + most + 4, verts.dtype), np.empty(most_verts + most + 4, np.int64)
+    cv = np.empty((2 * (most_verts + depth) + 8, 2), verts.dtype)
+    cu = np.empty((2 * (most_verts + depth) + 8, 2), np.int64)
+    s, side = np.empty(most_verts + depth + 4, verts.dtype), np.empty(most_verts + depth + 4, np.int64)
     sides, rest = np.empty((2, max(most, 1)), np.int8), np.empty((2, max(most, 1)), np.int64)
-    at = np.zeros(5, np.int64)
+    at = np.zeros(6, np.int64)
+    big = 1 << 62
     status = _OUT_FULL
     while status == _OUT_FULL or status == _SCRATCH_FULL:
-        status = _cut_polygons(verts, offsets, edge_units, line_offsets, lines, line_units, max_pieces, at,
+        status = _cut_polygons(verts, offsets, edge_units, line_offsets, lines, line_units, max_pieces, max_work, at,
                                ov, ou, ooff, opar, oside, sv, su, sp, ss, st, cv, cu, s, side, sides, rest)
         if status == _OUT_FULL:
-            ov, ou, ooff, opar, oside = _doubled2(ov), _doubled2(ou), _doubled1(ooff), _doubled1(opar), _doubled1(oside)
+            ov, ou, oside = _grown2(ov, big), _grown2(ou, big), _grown1(oside, max_pieces * max(most, 1))
+            ooff, opar = _grown1(ooff, max_pieces + 1), _grown1(opar, max_pieces)
         elif status == _SCRATCH_FULL:
-            sv, su, sp, ss, st = _doubled2(sv), _doubled2(su), _doubled1(sp), _doubled1(ss), _doubled2(st)
-            cv, cu, s, side = _doubled2(cv), _doubled2(cu), _doubled1(s), _doubled1(side)
+            sv, su, sp, ss, st = _grown2(sv, big), _grown2(su, big), _grown1(sp, big), _grown1(ss, big), _grown2(st, big)
+            cv, cu, s, side = _grown2(cv, big), _grown2(cu, big), _grown1(s, big), _grown1(side, big)
     n_out, n_v, n_s = at[2], at[3], at[4]
-    return ov[:n_v], ooff[: n_out + 1], ou[:n_v], opar[:n_out], oside[:n_s], status == _DONE
+    r, depth = (at[0], at[1]) if status == _LIMIT else (n_poly, 0)
+    rv, ro, ru, rp = _rest(verts, offsets, edge_units, sv, su, st, r, depth)
+    return ov[:n_v], ooff[: n_out + 1], ou[:n_v], opar[:n_out], oside[:n_s], rv, ro, ru, rp
+
+
+def _rest(verts, offsets, edge_units, sv, su, st, r, depth):
+    """The pieces a call left: the ``depth`` pieces on the stack of polygon ``r`` (top first),
+    then polygons r + 1, ... whole.  Returns (verts, offsets, edge_units, parent)."""
+    n_poly = offsets.shape[0] - 1
+    later = max(n_poly - r - 1, 0) if depth else n_poly - r
+    first = r + 1 if depth else r
+    n = depth + later
+    n_v = offsets[n_poly] - offsets[first] if later else 0
+    for d in range(depth):
+        n_v += st[d, 1]
+    rv, ru = np.empty((n_v, 2), verts.dtype), np.empty((n_v, 2), np.int64)
+    ro, rp = np.zeros(n + 1, np.int64), np.empty(n, np.int64)
+    k = 0
+    for i in range(depth):
+        d = depth - 1 - i
+        _copy2(rv, k, sv, st[d, 0], st[d, 1])
+        _copy2(ru, k, su, st[d, 0], st[d, 1])
+        k += st[d, 1]
+        ro[i + 1], rp[i] = k, r
+    for i in range(later):
+        q = first + i
+        nv = offsets[q + 1] - offsets[q]
+        _copy2(rv, k, verts, offsets[q], nv)
+        _copy2(ru, k, edge_units, offsets[q], nv)
+        k += nv
+        ro[depth + i + 1], rp[depth + i] = k, q
+    return rv, ro, ru, rp
 
 
 def _unit_lines(verts, offsets, z, breakpoints, rtol, extent, layer, r0, base, line_offsets, lines, line_units, bit,
@@ -323,7 +377,7 @@ def _piece_codes(base, line_offsets, lines, bit, pv, po, parent, side, code):
             e += 1
 
 
-def breakpoint_split(verts, offsets, edge_units, z, breakpoints, rtol, extent, layer, max_pieces):
+def breakpoint_split(verts, offsets, edge_units, z, breakpoints, rtol, extent, layer, budget, max_work):
     """The split of an elementwise op (see ``ElementwiseOp.split``) compiled: for region r with
     vertices ``verts[offsets[r]:offsets[r + 1]]`` and unit maps ``z[r]`` (3, U) (value at the uv
     origin, d/du, d/dv), the lines where a unit crosses a breakpoint (k,) cut the region; each
@@ -331,8 +385,9 @@ def breakpoint_split(verts, offsets, edge_units, z, breakpoints, rtol, extent, l
 
     A (unit, breakpoint) within tolerance of one side over the region keeps that side, one flat
     on its breakpoint reads its side at the region's vertex mean; a piece on a cutting line within
-    tolerance reads it at its own vertex mean.  Returns (verts, offsets, edge_units, parent,
-    code (n, U * k) bool, complete); ``complete`` as in :func:`split_by_lines`.
+    tolerance reads it at its own vertex mean.  Bounded as :func:`split_by_lines` (``budget``
+    bytes for the pieces' records, codes included).  Returns (verts, offsets, edge_units,
+    parent, code (n, U * k) bool, rest_verts, rest_offsets, rest_edge_units, rest_parent).
     """
     n_poly, bits = offsets.shape[0] - 1, z.shape[2] * breakpoints.shape[0]
     base = np.empty((n_poly, bits), np.bool_)
@@ -341,19 +396,19 @@ def breakpoint_split(verts, offsets, edge_units, z, breakpoints, rtol, extent, l
     lines, line_units, bit = np.empty((room, 4)), np.empty((room, 2), np.int64), np.empty(room, np.int64)
     n_lines = np.zeros(1, np.int64)
     cross, cross_tol = np.empty(bits, np.int64), np.empty(bits)
+    big = 1 << 62
     r = _unit_lines(verts, offsets, z, breakpoints, rtol, extent, layer, 0, base, line_offsets, lines, line_units,
                     bit, n_lines, cross, cross_tol)
     while r < n_poly:
-        lines, line_units, bit = _doubled2(lines), _doubled2(line_units), _doubled1(bit)
+        lines, line_units, bit = _grown2(lines, big), _grown2(line_units, big), _grown1(bit, big)
         r = _unit_lines(verts, offsets, z, breakpoints, rtol, extent, layer, r, base, line_offsets, lines, line_units,
                         bit, n_lines, cross, cross_tol)
     n = n_lines[0]
-    pv, po, pu, parent, side, complete = split_by_lines(verts, offsets, edge_units, line_offsets, lines[:n],
-                                                        line_units[:n], max_pieces)
+    pv, po, pu, parent, side, rv, ro, ru, rp = split_by_lines(verts, offsets, edge_units, line_offsets, lines[:n],
+                                                              line_units[:n], budget, bits, max_work)
     code = np.empty((parent.shape[0], bits), np.bool_)
-    if complete:
-        _piece_codes(base, line_offsets, lines, bit, pv, po, parent, side, code)
-    return pv, po, pu, parent, code, complete
+    _piece_codes(base, line_offsets, lines, bit, pv, po, parent, side, code)
+    return pv, po, pu, parent, code, rv, ro, ru, rp
 
 
 def gather_pieces(state, parent, code, slopes, intercepts, with_intercepts):
@@ -381,9 +436,9 @@ if AVAILABLE:  # compiled on first use, cached on disk beside this file
     # the helpers are inlined where they are called: no array views or calls in the inner loops
     _half, _touch = njit(inline="always")(_half), njit(inline="always")(_touch)
     _copy1, _copy2 = njit(inline="always")(_copy1), njit(inline="always")(_copy2)
-    _doubled1, _doubled2 = njit(cache=True)(_doubled1), njit(cache=True)(_doubled2)
+    _grown1, _grown2 = njit(cache=True)(_grown1), njit(cache=True)(_grown2)
     _cut_polygons, _unit_lines = njit(cache=True)(_cut_polygons), njit(cache=True)(_unit_lines)
-    _piece_codes = njit(cache=True)(_piece_codes)
+    _piece_codes, _rest = njit(cache=True)(_piece_codes), njit(cache=True)(_rest)
     split_by_lines = njit(cache=True)(split_by_lines)
     breakpoint_split = njit(cache=True)(breakpoint_split)
     gather_pieces = njit(cache=True)(gather_pieces)

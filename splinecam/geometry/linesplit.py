@@ -3,8 +3,9 @@ a piece; record on which side of each of its polygon's lines every piece lies.
 
 Two implementations make the same pieces: the torch BSP loop (any device; :func:`bsp` with
 :func:`cut` and :func:`sides`) and, for CPU tensors when numba is installed, the compiled loop of
-:mod:`splinecam.geometry.compiled` (no per-round Python work: the fast path for small and
-medium partitions).  Only the order of the pieces differs.
+:mod:`splinecam.geometry.compiled` (no per-round Python work).  Only the order of the pieces
+differs.  Both are bounded: past their budget (and the compiled loop past ``WORK_PER_CALL``) they
+hand back the pieces they have not finished as the *rest*, to be split again.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from .polygons import Polygons, ragged_arange
 # (indices, polygons and the temporaries of one round), to keep a split within its budget
 _PIECE_BYTES, _PAIR_BYTES, _LOG_BYTES = 256, 128, 32
 
-MAX_COMPILED_PIECES = 1 << 22  # beyond this, the torch loop (which checks the region limit each round)
+WORK_PER_CALL = 1 << 25  # steps of one compiled call (a line at a vertex, a side copied): about 0.1 s
+UNBOUNDED = 1 << 62  # the budget of a split without one
 
 
 @dataclass
@@ -31,8 +33,9 @@ class LineSplit:
     """The pieces of :func:`split_by_lines`.
 
     pieces: (n,) finished polygons (no line crosses them); parent: (n,) the polygon each came
-    from; rest, rest_parent: (q,) the pieces left unfinished at the memory budget (lines
-    still cross them) and their polygons; sides_of(sel): for finished pieces ``sel`` (m,),
+    from; rest, rest_parent: (q,) the pieces left unfinished at the memory budget or the work
+    bound of a compiled call (lines may still cross them) and their polygons, in the order in
+    which to split them again; sides_of(sel): for finished pieces ``sel`` (m,),
     one entry (piece in [0, m), line, side) per piece and line of its polygon, side in
     {-1, 0, 1} (0: the piece lies on the line within tolerance).
     """
@@ -57,32 +60,37 @@ def split_by_lines(polys: Polygons, poly: torch.Tensor, lines: torch.Tensor, tol
     if use_compiled is None:
         use_compiled = compiled.AVAILABLE and polys.verts.device.type == "cpu"
     if use_compiled:
-        out = _split_compiled(polys, poly, lines, tol, line_units)
-        if out is not None:
-            if check is not None:
-                check(len(out.pieces))
-            return out
+        out = _split_compiled(polys, poly, lines, tol, line_units, UNBOUNDED if budget is None else budget)
+        if check is not None:
+            check(len(out.pieces) + len(out.rest))
+        return out
     return _split_torch(polys, poly, lines, tol, line_units, check, budget)
 
 
 def split_at_breakpoints(polys: Polygons, z: torch.Tensor, breakpoints: torch.Tensor, extent: torch.Tensor,
-                         rtol: float, layer: int, max_pieces: int = MAX_COMPILED_PIECES
-                         ) -> tuple[Polygons, torch.Tensor, torch.Tensor] | None:
-    """The compiled split of an elementwise op, all in one pass (see
+                         rtol: float, layer: int, budget: int = UNBOUNDED
+                         ) -> tuple[Polygons, torch.Tensor, torch.Tensor, Polygons, torch.Tensor] | None:
+    """The compiled split of an elementwise op, in one bounded call (see
     :func:`splinecam.geometry.compiled.breakpoint_split`): regions ``polys`` (R,) with unit maps
-    z (R, 3, U), breakpoints (k,), the slice's half-sizes ``extent`` (2,).  Returns the pieces
-    (n,), their regions (n,) and codes (n, U, k) bool; None where it does not apply (no numba,
-    not float64 on the CPU, or more than ``max_pieces`` pieces).
+    z (R, 3, U), breakpoints (k,), the slice's half-sizes ``extent`` (2,); ``budget``: bytes the
+    pieces' records (codes, sides, polygons) may hold.  Returns the finished pieces (n,), their
+    regions (n,) and codes (n, U, k) bool, and the rest (q,) (pieces not finished, to split
+    again in this order) and their regions (q,); None where it does not apply (no numba, not
+    float64 on the CPU).
     """
     if not (compiled.AVAILABLE and z.device.type == "cpu" and z.dtype == torch.float64):
         return None
-    verts, offsets, units, parent, code, complete = _run(compiled.breakpoint_split,
+    verts, offsets, units, parent, code, *rest = _run(compiled.breakpoint_split,
         polys.verts.contiguous().numpy(), polys.offsets.numpy(), polys.edge_units.contiguous().numpy(),
-        z.contiguous().numpy(), breakpoints.numpy(), rtol, extent.numpy(), layer, min(max_pieces, MAX_COMPILED_PIECES))
-    if not complete:
-        return None
+        z.contiguous().numpy(), breakpoints.numpy(), rtol, extent.numpy(), layer, budget, WORK_PER_CALL)
     pieces = Polygons(torch.from_numpy(verts), torch.from_numpy(offsets), torch.from_numpy(units))
-    return pieces, torch.from_numpy(parent), torch.from_numpy(code).reshape(len(parent), z.shape[2], -1)
+    rest, rest_parent = _polygons(*rest)
+    return pieces, torch.from_numpy(parent), torch.from_numpy(code).reshape(len(parent), z.shape[2], -1), rest, rest_parent
+
+
+def _polygons(verts, offsets, edge_units, parent) -> tuple[Polygons, torch.Tensor]:
+    """Polygons and their parents from the NumPy arrays of a compiled kernel."""
+    return Polygons(torch.from_numpy(verts), torch.from_numpy(offsets), torch.from_numpy(edge_units)), torch.from_numpy(parent)
 
 
 def _run(kernel, *args):
@@ -99,18 +107,16 @@ def _run(kernel, *args):
         raise
 
 
-def _split_compiled(polys, poly, lines, tol, line_units) -> LineSplit | None:
-    """The compiled loop on NumPy views of CPU tensors; None past ``MAX_COMPILED_PIECES``."""
+def _split_compiled(polys, poly, lines, tol, line_units, budget) -> LineSplit:
+    """The compiled loop on NumPy views of CPU tensors: one bounded call."""
     n_lines = torch.bincount(poly, minlength=len(polys))
     line_offsets = torch.cat([n_lines.new_zeros(1), torch.cumsum(n_lines, 0)])
     rows = torch.cat([lines, tol[:, None]], 1).to(polys.verts.dtype).contiguous()
-    verts, offsets, units, parent, side, complete = _run(compiled.split_by_lines,
+    verts, offsets, units, parent, side, *rest = _run(compiled.split_by_lines,
         polys.verts.contiguous().numpy(), polys.offsets.numpy(), polys.edge_units.contiguous().numpy(),
-        line_offsets.numpy(), rows.numpy(), line_units.contiguous().numpy(), MAX_COMPILED_PIECES)
-    if not complete:
-        return None
-    pieces = Polygons(torch.from_numpy(verts), torch.from_numpy(offsets), torch.from_numpy(units))
-    parent, side = torch.from_numpy(parent), torch.from_numpy(side)
+        line_offsets.numpy(), rows.numpy(), line_units.contiguous().numpy(), budget, 0, WORK_PER_CALL)
+    pieces, parent = _polygons(verts, offsets, units, parent)
+    side = torch.from_numpy(side)
     counts = n_lines[parent]
     starts = torch.cumsum(counts, 0) - counts  # the entries of each piece, one per line of its polygon
 
@@ -119,8 +125,7 @@ def _split_compiled(polys, poly, lines, tol, line_units) -> LineSplit | None:
         entry = starts[sel][piece] + k
         return piece, line_offsets[parent[sel]][piece] + k, side[entry]
 
-    empty = pieces.mask(torch.zeros(len(pieces), dtype=torch.bool))
-    return LineSplit(pieces, parent, empty, parent[:0], sides_of)
+    return LineSplit(pieces, parent, *_polygons(*rest), sides_of)
 
 
 def _split_torch(polys, poly, lines, tol, line_units, check, budget) -> LineSplit:

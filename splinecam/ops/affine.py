@@ -23,24 +23,22 @@ class LinearOp(AffineOp):
 
 
 class ChannelAffineOp(AffineOp):
-    """``y = x * scale + shift`` per channel (dim 1 of a batch): eval-mode BatchNorm."""
+    """``y = x * scale + shift`` per channel (dim 1 of a batch): eval-mode BatchNorm.
+
+    scale, shift: (C,); the inputs (B, C, *spatial) may have any number of spatial dims."""
 
     def __init__(self, scale: torch.Tensor, shift: torch.Tensor):
         self.scale, self.shift = scale, shift
 
-    def _per_channel(self, t: torch.Tensor, ndim: int) -> torch.Tensor:
+    @staticmethod
+    def _per_channel(t: torch.Tensor, ndim: int) -> torch.Tensor:
         return t.reshape(t.shape + (1,) * (ndim - 2))
 
     def linear(self, x):
         return x * self._per_channel(self.scale, x.dim())
 
-    def forward(self, x):
-        return x * self._per_channel(self.scale, x.dim()) + self._per_channel(self.shift, x.dim())
-
-    def push(self, state):
-        out = self.linear(state.reshape(-1, *state.shape[2:])).reshape(state.shape)
-        out[:, 0] += self._per_channel(self.shift, state.dim() - 1)
-        return out
+    def offset(self, ndim):
+        return self._per_channel(self.shift, ndim)
 
 
 class ModuleLinearOp(AffineOp):

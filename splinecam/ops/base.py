@@ -32,7 +32,22 @@ class Op:
 
 
 class AffineOp(Op):
-    """An affine map ``y = linear(*xs) + bias`` of one or more activations."""
+    """An affine map ``y = linear(*xs) + bias`` of one or more activations.
+
+    ``linear`` and the bias are the op's single source of truth: :meth:`forward`, :meth:`push`
+    and the bounds (:mod:`splinecam.analysis.bounds`) all use them and nothing else, so a subclass gives
+    ``linear`` and ``bias`` (or :meth:`offset`, for a bias whose shape depends on the input's
+    number of dims) and may not override ``forward`` or ``push``.
+    """
+
+    _FINAL = ("forward", "push")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = [name for name in AffineOp._FINAL if name in vars(cls)]
+        if own:
+            raise TypeError(f"{cls.__name__} overrides {', '.join(own)} of AffineOp: give linear() and bias() "
+                            "(or offset()) instead, so that forward, push and the bounds agree by construction.")
 
     def linear(self, *xs: torch.Tensor) -> torch.Tensor:
         """The linear part on batches (B, *shape_i) -> (B, *shape_out)."""
@@ -42,17 +57,23 @@ class AffineOp(Op):
         """The bias, broadcastable to one output (*shape_out), or None."""
         return None
 
+    def offset(self, ndim: int) -> torch.Tensor | None:
+        """The bias, broadcastable to a batch of outputs with ``ndim`` dims (B, *shape_out), or None:
+        what forward, push and the bounds add.  Default: :meth:`bias`."""
+        return self.bias()
+
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         y = self.linear(*xs)
-        b = self.bias()
+        b = self.offset(y.dim())
         return y if b is None else y + b
 
-    def push(self, *states: torch.Tensor) -> torch.Tensor:
-        """States (R, 3, *shape_i) -> (R, 3, *shape_out): tangents through the linear part only."""
-        r = states[0].shape[0]
-        out = self.linear(*[s.reshape(r * 3, *s.shape[2:]) for s in states])
-        out = out.reshape(r, 3, *out.shape[1:])
-        b = self.bias()
+    def push(self, *rows: torch.Tensor) -> torch.Tensor:
+        """Rows (R, n, *shape_i) -> (R, n, *shape_out): row 0 (a value) through the whole map,
+        rows 1.. (tangents, noise coefficients) through the linear part only.  States are n = 3."""
+        r, n = rows[0].shape[:2]
+        out = self.linear(*[s.reshape(r * n, *s.shape[2:]) for s in rows])
+        out = out.reshape(r, n, *out.shape[1:])
+        b = self.offset(out.dim() - 1)
         if b is not None:
             out[:, 0].add_(b)
         return out
@@ -89,8 +110,9 @@ class Split:
     states z (m, 3, *shape_in) (overwritten if ``inplace``), returns their output
     states (m, 3, *shape_out) and packed activation codes (m, ceil(bits / 8)) uint8;
     rest, rest_parent: pieces (q,) of the regions that the split has not finished
-    (it stopped at its memory budget) and the region of each: the engine splits
-    them again at the same op.
+    (it stopped at its memory budget or its bound on work) and the region of each:
+    the engine splits them again at the same op, in this order (so the split
+    chooses the order that finishes compact areas first).
     """
 
     pieces: Polygons

@@ -11,9 +11,6 @@ from ..geometry import Polygons, compiled, line_tolerance, split_at_breakpoints,
 from ..errors import Unsupported
 from .base import Split, SplitContext, SplitOp, pack_bits
 
-_PIECE_BYTES = 256  # bytes a piece holds besides its code, to size the compiled split within the budget
-
-
 class ElementwiseOp(SplitOp):
     """Continuous piecewise-linear function applied to every unit.
 
@@ -98,27 +95,28 @@ class ElementwiseOp(SplitOp):
         a side keeps that side; one flat on its breakpoint (a dead unit) reads
         its side at the centroid; the crossing ones are cut in a BSP, and each
         piece's code comes from the sides the cuts recorded.  In float64 on the CPU
-        with numba installed, a split whose codes fit the budget runs compiled,
-        region by region (:func:`~splinecam.geometry.split_at_breakpoints`); otherwise
-        with torch, bounded by the budget, making the codes chunk by chunk.
+        with numba installed, the split runs compiled, region by region, depth first
+        (:func:`~splinecam.geometry.split_at_breakpoints`); otherwise with torch,
+        making the codes chunk by chunk.  Either way it is bounded by the budget (and
+        the compiled call by its work bound): the pieces it has not finished come back
+        as ``Split.rest``.
         """
         shape = z.shape[2:]
         r, units = len(polys), math.prod(shape)
         z = z.reshape(r, 3, units)
         bps = self.breakpoints.to(z)
 
-        fast = split_at_breakpoints(polys, z, bps, ctx.extent, ctx.rtol, ctx.layer,
-                                    max_pieces=ctx.budget // (units * bps.numel() + _PIECE_BYTES))
+        fast = split_at_breakpoints(polys, z, bps, ctx.extent, ctx.rtol, ctx.layer, ctx.budget)
         if fast is not None:
-            pieces, parent, code = fast
-            ctx.check(len(pieces))
+            pieces, parent, code, rest, rest_parent = fast
+            ctx.check(len(pieces) + len(rest))
 
             def apply(zc: torch.Tensor, sel: torch.Tensor, inplace: bool):
                 m = len(sel)
                 out = self.push(zc.reshape(m, 3, units), code[sel], inplace=inplace).reshape(m, 3, *shape)
                 return out, pack_bits(code[sel].reshape(m, -1))
 
-            return Split(pieces, parent, apply)
+            return Split(pieces, parent, apply, rest, rest_parent)
 
         hi, lo = vertex_extremes(polys, z)
         tol = line_tolerance(z[:, 1, :, None], z[:, 2, :, None], z[:, 0, :, None] - bps, ctx.extent, ctx.rtol)  # (R, U, k)

@@ -78,6 +78,10 @@ class OpRegistry:
             return None
         return factories[-1] if factories else None
 
+    def targets(self) -> list:
+        """Every registered module type, function and method name (each once)."""
+        return list(self._modules) + list(self._calls)
+
     def plain_functions(self) -> tuple[types.FunctionType, ...]:
         """The registered plain Python functions (the tracer must not trace into them)."""
         return tuple(f for f in self._calls if isinstance(f, types.FunctionType))

@@ -7,16 +7,14 @@ regions go through the layers depth first, each activation split compiled
 (:func:`~splinecam.geometry.split_at_breakpoints`, the same kernel and tolerances as the engine)
 and the pieces' states gathered through their piece in one compiled pass.  Memory stays within
 ``max_memory`` as in the engine, in chunks small enough that their arrays are reused rather than
-mapped afresh.  Where the fast path cannot go on (one region splitting into more pieces than
-the budget holds), :class:`ChainRun` hands back None and the engine does the run instead.
-Progress, the time limit and the region limit are watched as in the engine.  The float64
-copy of the model that :meth:`Partition.verify` needs is made from a snapshot of the weights
-when it is first asked for.
+mapped afresh; every compiled call is bounded and hands back the pieces it has not finished, so
+progress, the time limit, the region limit and Ctrl-C are seen between calls, as in the engine.
+The float64 copy of the user's model that :meth:`Partition.verify` runs is made from a snapshot
+of its state when it is first asked for (see :func:`splinecam.run.trace.frozen`).
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 from dataclasses import dataclass
 
@@ -24,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..geometry import Polygons, compiled, spatial_order, split_at_breakpoints
+from ..geometry import Polygons, compiled, split_at_breakpoints
 from ..ops import REGISTRY, ElementwiseOp, LinearOp, leaky_relu_op, relu_op
 from .regions import LayerInfo, RegionArrays, join_regions, region_arrays
 from .engine import slice_frame
@@ -37,21 +35,11 @@ _CHUNK_STATE_BYTES = 16 << 20  # states of one chunk: arrays this size are reuse
 
 @dataclass
 class Chain:
-    """A plain MLP: its leaf modules in order, the op of each (None for an identity) and a
-    float64 snapshot of their parameters, taken when the chain was read."""
+    """A plain MLP: its leaf modules in call order (a module used twice appears twice) and the op
+    of each (None for an identity), with float64 copies of the weights taken when it was read."""
 
     leaves: list[tuple[str, nn.Module]]
     ops: list[LinearOp | ElementwiseOp | None]
-    snapshot: list[list[torch.Tensor]]
-
-    def twin(self) -> nn.Module:
-        """A float64 ``nn.Sequential`` of copies of the leaves holding the snapshot weights."""
-        twin = nn.Sequential(*copy.deepcopy([m for _, m in self.leaves])).to(torch.float64)
-        with torch.no_grad():
-            for module, params in zip(twin, self.snapshot):
-                for p, value in zip(module.parameters(), params):
-                    p.copy_(value)
-        return twin
 
     def layers(self, width: int) -> tuple[dict[int, LayerInfo], int]:
         """The piecewise-linear layers by their index in ``ops``, on inputs (width,), and the
@@ -71,9 +59,10 @@ _leaky_relu = functools.lru_cache(maxsize=64)(leaky_relu_op)  # ops are not chan
 
 
 def _leaves(module: nn.Module, prefix: str = ""):
-    """(qualified name, module) of the leaves of nested ``nn.Sequential`` containers."""
+    """(qualified name, module) of the leaves of nested ``nn.Sequential`` containers, in the order
+    ``forward`` calls them, repeats included (``named_children`` lists a shared module once)."""
     if type(module) is nn.Sequential:
-        for name, child in module.named_children():
+        for name, child in module._modules.items():  # what Sequential.forward iterates
             yield from _leaves(child, f"{prefix}{name}" if not prefix else f"{prefix}.{name}")
     else:
         yield prefix, module
@@ -85,7 +74,7 @@ def read_chain(model, sl: Slice) -> Chain | None:
     if type(model) is not nn.Sequential or len(sl.input_shape) != 1:
         return None
     width = sl.input_shape[0]
-    leaves, ops, snapshot = list(_leaves(model)), [], []
+    leaves, ops = list(_leaves(model)), []
     for _, m in leaves:
         kind = type(m)
         if kind not in _SHIPPED or REGISTRY.for_type(kind) is not _SHIPPED[kind]:  # a user's op takes the engine
@@ -107,13 +96,15 @@ def read_chain(model, sl: Slice) -> Chain | None:
         else:
             op = None  # Identity, Dropout in eval mode
         ops.append(op)
-        snapshot.append(params)
-    return Chain(leaves, ops, snapshot)
+    return Chain(leaves, ops)
+
+
+ENABLED = True  # False: every run takes the engine (the tests use it to run both executors)
 
 
 def chain_applies(dtype, device) -> bool:
     """Whether runs in ``dtype`` on ``device`` can take the fast path."""
-    return compiled.AVAILABLE and dtype == torch.float64 and torch.device(device).type == "cpu"
+    return ENABLED and compiled.AVAILABLE and dtype == torch.float64 and torch.device(device).type == "cpu"
 
 
 @dataclass
@@ -139,27 +130,26 @@ def _pieces_batch(pieces: Polygons, sel: torch.Tensor | None, op: ElementwiseOp,
 
 
 class ChainRun:
-    """One run of the fast path over a slice.  :meth:`run` gives the regions, or None where one
-    region splits into more pieces than ``budget`` bytes hold (the engine then does the run).
-    Its ``watch`` shows progress and raises at its limits, after which :meth:`finished_regions`
-    holds the regions finished so far.
+    """One run of the fast path over a slice.  :meth:`run` gives the regions.  Its ``watch``
+    shows progress and raises at its limits, after which :meth:`finished_regions` holds the
+    regions finished so far.
 
-    Depth first and bounded as the engine is: a split holds at most ``budget`` bytes of piece
-    codes (a batch whose split would make more, by the most pieces per region seen at that
-    layer, is cut into parts of nearby regions first), and the pieces go on in chunks whose
+    Depth first and bounded as the engine is: one call of a split holds at most ``budget`` bytes
+    of piece records and does a bounded amount of work; the pieces it has not finished go back
+    on the stack (under the finished ones) to be split again.  The pieces go on in chunks whose
     states fit the budget (and ``chunk_size``), each run to the end before the next."""
 
     def __init__(self, chain: Chain, sl: Slice, rtol: float, budget: int, chunk_size: int | None):
-        self.chain, self.rtol = chain, rtol
+        self.chain, self.rtol, self.budget = chain, rtol, budget
         self.center, self.root, self.extent, self.state = slice_frame(sl, torch.float64, "cpu")
         by_step, self.outputs = chain.layers(sl.input_shape[0])
         self.layers = list(by_step.values())
         widest = max([op.weight.shape[0] for op in chain.ops if isinstance(op, LinearOp)] + [sl.input_shape[0]])
-        self.plan = {}  # step of a split -> (layer index, most pieces of one split, of one chunk)
+        self.plan = {}  # step of a split -> (layer index, most pieces of one chunk)
         for index, (step, layer) in enumerate(by_step.items()):
             chunk = min(budget // (layer.bits + 48 * widest + _PIECE_BYTES), _CHUNK_STATE_BYTES // (24 * widest),
                         chunk_size or budget)
-            self.plan[step] = (index, max(1, budget // (layer.bits + _PIECE_BYTES)), max(1, chunk))
+            self.plan[step] = (index, max(1, chunk))
         self.finished: list[RegionArrays] = []
 
     def finished_regions(self) -> RegionArrays:
@@ -167,10 +157,9 @@ class ChainRun:
         self.finished = [join_regions(self.finished, self.outputs, self.layers)]
         return self.finished[0]
 
-    def run(self, watch: Watch) -> RegionArrays | None:
+    def run(self, watch: Watch) -> RegionArrays:
         """The regions (see the class), watched by ``watch``."""
         ops = self.chain.ops
-        growth = dict.fromkeys(self.plan, 1.0)  # most pieces per region seen at each split
         stack = [(1, functools.partial(_Batch, Polygons.single(self.root), self.state, [], 0))]  # (regions, make)
         watch.start()
         watch.pending = 1
@@ -188,27 +177,14 @@ class ChainRun:
                     if isinstance(op, LinearOp):
                         state = op.push(state)
                         continue
-                    layer, most, chunk = self.plan[step]
-                    parts = int(np.ceil(len(polys) * growth[step] / most)) if len(polys) > 1 else 1
-                    out = None
-                    if parts == 1:
-                        out = split_at_breakpoints(polys, state, op.breakpoints, self.extent, self.rtol, layer,
-                                                   max_pieces=most)
-                        if out is None and len(polys) == 1:
-                            return None  # the engine splits one region in parts
-                    if out is None:  # cut the batch into parts of nearby regions, the first on top
-                        if parts == 1:  # it split into more than ``most`` pieces: say twice as many
-                            growth[step] = max(growth[step], 2 * most / len(polys))
-                            parts = 2
-                        order = spatial_order(polys.centroids())
-                        for sel in reversed(torch.tensor_split(order, min(parts, len(polys)))):
-                            part = functools.partial(_Batch, polys.select(sel)[0], state[sel],
-                                                     [c[sel.numpy()] for c in codes], step)
-                            stack.append((len(sel), part))
-                        watch.pending += len(polys)
-                        break
-                    pieces, parent, code = out
-                    growth[step] = max(growth[step], len(pieces) / len(polys))
+                    layer, chunk = self.plan[step]
+                    pieces, parent, code, rest, rest_parent = split_at_breakpoints(
+                        polys, state, op.breakpoints, self.extent, self.rtol, layer, self.budget)
+                    if len(rest):  # split again after the finished pieces
+                        index = rest_parent.numpy()
+                        stack.append((len(rest), functools.partial(_Batch, rest, state[rest_parent],
+                                                                   [c[index] for c in codes], step)))
+                    watch.pending += len(rest)
                     watch.check(self.layers[layer].name, len(pieces))
                     chunks = torch.arange(len(pieces)).split(chunk) if len(pieces) > chunk else [None]
                     for sel in reversed(chunks):

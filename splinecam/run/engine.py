@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..geometry import Polygons, spatial_order
+from ..geometry import Polygons
 from ..ops import AffineOp, Split, SplitContext, SplitOp
 from .regions import LayerInfo, RegionArrays, concat_regions, join_regions, region_arrays
 from ..slices import Slice
@@ -186,9 +186,10 @@ class Engine:
         return out[0] if len(out) == 1 else torch.cat(out)
 
     def _push(self, stack: list, batch: Batch, split: Split, n: int, i: int, again: bool = False) -> None:
-        """Push the chunks of ``n`` pieces of ``split`` so that the first is popped first; pieces
-        to split again go in a spatial order, so that each chunk finishes a compact area."""
-        order = spatial_order(split.rest.centroids()) if again else torch.arange(n, device=self.device)
+        """Push the chunks of ``n`` pieces of ``split`` (or of its rest, ``again``) so that the
+        first is popped first: the order the split gave them (depth first, or spatial), so
+        that each chunk finishes a compact area."""
+        order = torch.arange(n, device=self.device)
         for s in reversed(range(0, n, self.chunk_size)):
             stack.append(Chunk(batch, split, order[s : s + self.chunk_size], i, again))
         self.watch.pending += n

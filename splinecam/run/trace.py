@@ -14,7 +14,7 @@ from torch import fx, nn
 from torch.utils._pytree import tree_flatten
 
 from ..errors import UnsupportedModelError
-from ..ops import REGISTRY, SMOOTH_NAMES, FunctionOp, Live, Op, SplitOp, TrainingMode, Unsupported
+from ..ops import REGISTRY, SMOOTH_NAMES, AffineOp, FunctionOp, Live, Op, SplitOp, TrainingMode, Unsupported
 
 SMOOTH = (
     nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.ELU, nn.SELU, nn.CELU, nn.Mish,
@@ -280,6 +280,12 @@ def _build_ops(model: nn.Module, graph: fx.Graph, input_shape: tuple[int, ...]) 
             if not ops:
                 index[n] = index[live_in[0]]
                 continue
+            if not _agrees(ops, [env[a] for a in _live_order(n, index)], value):
+                problems.append(f"{n.name}{_location(n)}: the op registered for it does not compute what the "
+                                "model computes, or its linear part is not linear (check the factory given to "
+                                "splinecam.register_op)")
+                index[n] = -1
+                continue
             name = n.target if n.op == "call_module" else n.name
             v = add(ops[0], [index[a] for a in _live_order(n, index)], name)
             for op in ops[1:]:
@@ -299,6 +305,22 @@ def _build_ops(model: nn.Module, graph: fx.Graph, input_shape: tuple[int, ...]) 
             "max-pooling and max; add others with splinecam.register_op."
         )
     return Graph(nodes)
+
+
+def _agrees(ops: list[Op], args: list[torch.Tensor], value: torch.Tensor) -> bool:
+    """Whether the ops, one after the other, give ``value`` on the activations ``args`` (to the
+    rounding of their dtype, relative to the largest magnitude involved), and the linear part
+    of each affine op among them is linear (zero at zero: its whole bias is in ``offset``)."""
+    vals = args
+    for op in ops:
+        if isinstance(op, AffineOp) and op.linear(*[torch.zeros_like(v) for v in vals]).any():
+            return False
+        vals = [op.forward(*vals)]
+    out = vals[0]
+    if out.shape != value.shape:
+        return False
+    scale = max([float(a.abs().max()) for a in args if a.numel()] + [float(value.abs().max()) if value.numel() else 0.0])
+    return bool(((out - value).abs() <= 1e3 * torch.finfo(value.dtype).eps * max(scale, 1e-300)).all())
 
 
 def _fetch(model: nn.Module, target: str):
@@ -389,3 +411,29 @@ def prepare(model: nn.Module, dtype: torch.dtype, device, input_shape) -> tuple[
         if name in buffers:
             buf.copy_(buffers[name])
     return twin, graph
+
+
+def frozen(model: nn.Module, dtype: torch.dtype, device, input_shape):
+    """A callable that gives ``prepare(model, dtype, device, input_shape)`` for the weights and
+    buffers ``model`` has *now*, even if it is trained further before the call: only a copy of
+    its tensors is taken here (cheap); the model itself is copied when the callable is called."""
+    state = {name: t.detach().clone() for name, t in _tensors(model)}
+
+    def make() -> tuple[nn.Module, Graph]:
+        twin = copy.deepcopy(model)
+        now = dict(_tensors(twin))
+        if now.keys() != state.keys() or any(now[k].shape != v.shape for k, v in state.items()):
+            raise ValueError("the model's parameters or buffers changed shape or names since it was partitioned; "
+                             "pass the model it was partitioned with: part.verify(model=...).")
+        with torch.no_grad():
+            for name, t in now.items():
+                t.copy_(state[name])
+        return prepare(twin, dtype, device, input_shape)
+
+    return make
+
+
+def _tensors(model: nn.Module):
+    """(name, tensor) of every parameter and buffer of ``model``."""
+    yield from model.named_parameters()
+    yield from model.named_buffers()

@@ -4,7 +4,9 @@ Columns (R rows, K outputs, L piecewise-linear layers):
 
 - ``area``, ``vertices``: the region's area and vertex count;
 - ``centroid_u``, ``centroid_v``: its vertex mean (a point strictly inside);
-- ``class``: the class at the centroid (top logit; ``output > 0`` for K = 1);
+- ``class``: the class that wins the largest part of the region, exactly (the argmax cells
+  of :func:`splinecam.analysis.boundary.class_cells`; ``output >= 0`` for K = 1; -1 for a coarse cell);
+  ``n_classes``: how many classes win somewhere in it (2 or more where the boundary cuts it);
 - ``output`` (K = 1) or ``output_0`` ... ``output_{K-1}`` (1 < K <= 32): the
   network outputs at the centroid;
 - ``margin``: at the centroid, the top logit minus the runner-up (``|output|``
@@ -15,7 +17,8 @@ Columns (R rows, K outputs, L piecewise-linear layers):
   ``border_edges``: its sides on the slice border.
 
 Column means agree with :func:`splinecam.analysis.stats.stats` (``area_mean``,
-``vertices_mean``, ``eccentricity_mean``, ``slope_mean``, ...).
+``vertices_mean``, ``eccentricity_mean``, ``slope_mean``, ...).  :func:`class_area_frame`
+is the exact area where each class wins, one row per class.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..extras import require
-from .plot import region_classes
+from .plot import class_cells_of
 from ..analysis.stats import eccentricities, slope_norms
 
 MAX_OUTPUT_COLUMNS = 32
@@ -40,12 +43,14 @@ def margins(part) -> np.ndarray:
 
 def region_columns(part) -> dict[str, np.ndarray]:
     """The columns of :func:`region_frame` as a dict of (R,) arrays (no pandas needed)."""
+    cells = class_cells_of(part, "class")
     cols = {
         "area": part.areas,
         "vertices": part.vertex_counts,
         "centroid_u": part.centroids[:, 0],
         "centroid_v": part.centroids[:, 1],
-        "class": region_classes(part),
+        "class": cells.region_class(len(part)),
+        "n_classes": np.bincount(cells.region, minlength=len(part)),
     }
     out = part.centroid_outputs
     if part.n_outputs == 1:
@@ -79,3 +84,25 @@ def region_frame(part):
     frame = pd.DataFrame(region_columns(part))
     frame.index.name = "region"
     return frame
+
+
+def class_area_columns(part, output: int | None = None, level: float | None = None) -> dict[str, np.ndarray]:
+    """The columns of :func:`class_area_frame` as a dict of arrays (no pandas needed)."""
+    cells = part.class_cells(output=output, level=level)
+    classes, where = np.unique(cells.label, return_inverse=True)
+    area = np.bincount(where, cells.areas, len(classes))
+    regions = [len(np.unique(cells.region[cells.label == c])) for c in classes]
+    return {"class": classes, "area": area, "fraction": area / part.slice.area, "regions": np.array(regions),
+            "cells": np.bincount(where, minlength=len(classes))}
+
+
+def class_area_frame(part, output: int | None = None, level: float | None = None):
+    """A pandas DataFrame, one row per class that wins somewhere: ``class`` (-1: coarse cells),
+    its exact ``area`` (the area of its argmax cells, :func:`splinecam.analysis.boundary.class_cells`;
+    for ``level``: class 0 is ``f_output < level``, 1 is ``>= level``), ``fraction`` of the
+    slice, and the ``regions`` and ``cells`` it wins in.
+
+    >>> sc.frame.class_area_frame(part)
+    """
+    pd = require("pandas", "frames", "class_area_frame()")
+    return pd.DataFrame(class_area_columns(part, output, level)).set_index("class")

@@ -3,7 +3,7 @@
 A partition shows the interactive viewer of :mod:`splinecam.viz.viewer` inside a
 sandboxed ``<iframe srcdoc=...>`` (its page holds all its code and data, so
 it works offline and several outputs do not interfere).  The page grows with
-the partition (about 250 bytes a region), so above :data:`MAX_REGIONS`
+the partition (:func:`~splinecam.viz.viewer.page_bytes`), so above :data:`MAX_REGIONS`
 regions a static PNG is shown instead, with a note saying how to get the
 viewer.  ``part.show(interactive=True)`` (or ``False``) chooses explicitly.
 
@@ -17,7 +17,7 @@ import html
 import io
 
 from .plot import partition_figure
-from .viewer import render_html
+from .viewer import page_bytes, render_html
 
 MAX_REGIONS = 20_000
 """Above this many regions a partition is shown as a static picture unless asked otherwise."""
@@ -70,7 +70,7 @@ def partition_html(part, interactive: bool | None = None, max_regions: int | Non
     note = ""
     if len(part) > limit:
         note = (f"<br><small>A static picture: the interactive viewer would embed {len(part):,} regions "
-                f"(about {len(part) * 250 / 1e6:.1f} MB), more than the limit of {limit:,}.  "
+                f"(about {page_bytes(part) / 1e6:.1f} MB), more than the limit of {limit:,}.  "
                 f"Use <code>part.show(interactive=True)</code> to embed it anyway, or "
                 f"<code>part.to_html(\"part.html\")</code> to open it in a browser.</small>")
     return f"{head}{note}</div>{picture(part, color_by=color_by)}"

@@ -11,36 +11,17 @@ from torch import nn
 
 import splinecam as sc
 from helpers import linear_layer, model_out, random_mlp, via_quadrants
-from test_zoo import _setup
+from zoo_models import _setup
 
 from splinecam.analysis.bounds import OutputBounds, corners, form_bounds
 from splinecam.geometry import Polygons
 from splinecam.analysis.sampling import sample_polygon
 from splinecam.run.trace import prepare
+from helpers import assert_same_boundary
 
 BIG = sc.Slice.box((-3, -3), (3, 3))
 
 
-def assert_same_boundary(fast: sc.Boundary, full: sc.Boundary) -> None:
-    """Same segments as a set (endpoints in either order, up to float64 rounding), same
-    class pair for each, same length to 1e-9."""
-    assert len(fast) == len(full)
-    assert fast.length == pytest.approx(full.length, rel=1e-9, abs=1e-300)
-    if not len(full):
-        return
-    scale = max(1.0, float(np.abs(full.segments).max()))
-
-    def rows(db):
-        s = db.segments
-        swap = (s[:, 0, 0] > s[:, 1, 0]) | ((s[:, 0, 0] == s[:, 1, 0]) & (s[:, 0, 1] > s[:, 1, 1]))
-        s = np.where(swap[:, None, None], s[:, ::-1], s)
-        return np.concatenate([s.reshape(-1, 4), db.classes * 10.0 * scale], 1)
-
-    a, b = rows(fast), rows(full)
-    dist = np.abs(a[:, None] - b[None]).max(2)
-    tol = 1e-9 * scale
-    assert dist.min(1).max() <= tol and dist.min(0).max() <= tol
-    assert len(np.unique(dist.argmin(1))) == len(a)  # a one-to-one match
 
 
 def check(model, sl, value=None, output=0, settles=True, bounds="zonotope"):
@@ -240,3 +221,58 @@ def test_bad_arguments():
         sc.decision_boundary(model, (0, 1))
     with pytest.raises(ValueError, match="bounds must be one of"):
         sc.decision_boundary(model, BIG, bounds="crown")
+
+
+class _Opaque(sc.ops.SplitOp):
+    """A user's piecewise-linear op of a kind the bounds know no relaxation for (a ReLU inside)."""
+
+    def __init__(self):
+        self.inner = sc.ops.relu_op()
+
+    def layer_size(self, in_shape):
+        return self.inner.layer_size(in_shape)
+
+    def split(self, polys, z, ctx):
+        return self.inner.split(polys, z, ctx)
+
+    def forward(self, x):
+        return self.inner.forward(x)
+
+    def code(self, x):
+        return self.inner.code(x)
+
+    def ambiguous(self, x, atol):
+        return self.inner.ambiguous(x, atol)
+
+
+class _Act(nn.Module):
+    def forward(self, x):
+        return torch.relu(x)
+
+
+def test_an_op_without_relaxation_is_refused_not_pruned():
+    model = nn.Sequential(nn.Linear(2, 6), _Act(), nn.Linear(6, 1)).eval()
+    sc.register_op(_Act, lambda m: _Opaque())
+    try:
+        assert sc.partition(model, BIG, progress=False).verify().ok  # the op itself works
+        with pytest.raises(sc.UnsupportedModelError, match="no sound bound is known for .*_Opaque"):
+            sc.decision_boundary(model, BIG, progress=False)
+    finally:
+        sc.unregister_op(_Act)
+
+
+def test_batchnorm_shift_reaches_the_bounds():
+    """BatchNorms with random shifts and running means (the issue's finding 1, on an MLP: on
+    the code before the fix, boundary-first settled every cell and found no boundary)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 16), nn.BatchNorm1d(16),
+                          nn.ReLU(), nn.Linear(16, 3))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for bn in (model[1], model[4]):
+            bn.running_mean.copy_(torch.randn(16, generator=gen))
+            bn.running_var.copy_(torch.rand(16, generator=gen) + 0.5)
+            bn.weight.copy_(torch.randn(16, generator=gen))
+            bn.bias.copy_(torch.randn(16, generator=gen))
+    _, full = check(model.eval(), sc.Slice.box((-2, -2), (2, 2)), settles=False)
+    assert len(full.decision_boundary()) > 0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from splinecam.geometry import compiled, line_tolerance, linesplit, split_by_lines
@@ -110,6 +110,7 @@ def same_partition(a, b) -> None:
 @settings(max_examples=examples(15), deadline=None)
 @given(seed=st.integers(0, 10**6), integer=st.booleans(), act=st.sampled_from(["relu", "leaky"]),
        widths=st.lists(st.integers(1, 6), min_size=1, max_size=3), degenerate=st.booleans())
+@example(seed=0, integer=False, act="relu", widths=[4, 5, 4], degenerate=False)
 def test_engine_compiled_equals_torch(seed, integer, act, widths, degenerate):
     """Whole partitions: the compiled elementwise rule against the torch one, with integer
     weights, duplicate units and dead units (zero rows) among the cases."""
@@ -121,10 +122,12 @@ def test_engine_compiled_equals_torch(seed, integer, act, widths, degenerate):
             first.bias[-1] = first.bias[0]
             if len(first.weight) > 2:
                 first.weight[1] = 0  # a dead unit: its "line" is constant
-    fast = run(model)
+    # one region per push on both sides: the two splits order their pieces differently, and a
+    # matrix product of other rows may round differently
+    fast = run(model, chunk_size=1)
     with pytest.MonkeyPatch.context() as m:
         m.setattr(compiled, "AVAILABLE", False)
-        slow = run(model)
+        slow = run(model, chunk_size=1)
     same_partition(fast, slow)
 
 
@@ -140,10 +143,52 @@ def test_clamp_layers_compiled_equals_torch(monkeypatch):
     same_partition(fast, run(model))
 
 
-def test_past_the_piece_cap_the_torch_loop_takes_over(monkeypatch):
-    """Beyond MAX_COMPILED_PIECES the compiled split hands the batch to the torch loop (which
-    checks the region limit every round): same partition."""
+def resumed(polys, z, bps, extent, budget):
+    """Split by ``split_at_breakpoints`` in bounded calls, each on the rest of the one before:
+    (vertices, edge units, region, code) as bytes, in the order made, and the pieces of each call."""
+    out, per_call, region = [], [], torch.arange(len(polys))
+    while len(polys):
+        pieces, parent, code, polys, rest_parent = linesplit.split_at_breakpoints(polys, z, bps, extent, 1e-10, 3, budget)
+        per_call.append(len(pieces))
+        for p in range(len(pieces)):
+            a, b = int(pieces.offsets[p]), int(pieces.offsets[p + 1])
+            out.append((pieces.verts[a:b].numpy().tobytes(), pieces.edge_units[a:b].numpy().tobytes(),
+                        int(region[parent[p]]), code[p].numpy().tobytes()))
+        z, region = z[rest_parent], region[rest_parent]
+    return out, per_call
+
+
+@settings(max_examples=examples(20), deadline=None)
+@given(seed=st.integers(0, 10**6), integer=st.booleans(), clamp=st.booleans(),
+       budget=st.sampled_from([1, 3000, 40000]), work=st.sampled_from([1, 40, 10**9]))
+def test_bounded_calls_resume_where_they_stopped(seed, integer, clamp, budget, work):
+    """Calls bounded by a byte budget and a work bound, each going on with the rest of the one
+    before, make exactly the pieces of one unbounded call, in the same order (depth first), and
+    no call makes more pieces than its budget holds."""
+    rng = np.random.default_rng(seed)
+    polys = make_batch([hull(rng.normal(size=(6, 2)) * 2) for _ in range(3)])
+    units = 12
+    z = rng.integers(-3, 4, size=(len(polys), 3, units)) / 2 if integer else rng.normal(size=(len(polys), 3, units))
+    z = torch.as_tensor(z, dtype=torch.float64)
+    bps = torch.tensor([-0.5, 0.5] if clamp else [0.0], dtype=torch.float64)
+    extent = polys.verts.abs().amax(0)
+    whole, calls = resumed(polys, z, bps, extent, linesplit.UNBOUNDED)
+    assert len(calls) == 1
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(linesplit, "WORK_PER_CALL", work)
+        parts, calls = resumed(polys, z, bps, extent, budget)
+    assert parts == whole
+    bits = units * len(bps)
+    assert max(calls) <= max(1, budget // (bits + compiled.PIECE_BYTES))  # codes, sides and polygons fit
+    if budget == 1 or work == 1:
+        assert len(calls) > 1
+
+
+def test_a_tiny_budget_and_work_bound_do_not_change_the_partition(monkeypatch):
+    """Every compiled call stops after a piece or two and the engine (and the fast path) split
+    the rest again: the same partition."""
     model = random_mlp([6, 6], 1, seed=5)
     fast = run(model)
-    monkeypatch.setattr(linesplit, "MAX_COMPILED_PIECES", 3)
+    monkeypatch.setattr(linesplit, "WORK_PER_CALL", 1)
     same_partition(fast, run(model))
+    same_partition(fast, run(model, max_memory="1KB"))

@@ -1,5 +1,5 @@
 """The fast path for plain MLPs (:mod:`splinecam.run.chain`): the same partition as the engine, bit
-for bit; the engine takes over at every bound and for every model the path does not know; the
+for bit; it stays bounded on its own; the engine takes every model the path does not know; the
 partition keeps the weights it was made with."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import functools
 import importlib
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ from torch import nn
 import splinecam as sc
 from splinecam.run import chain
 from splinecam.run.trace import prepare
+from helpers import fast_path_only
 
 partition_module = importlib.import_module("splinecam.partition")
 partition_graph = partition_module.partition_graph  # the engine's entry, before any test patches it
@@ -31,15 +31,6 @@ def engine_run(model, sl, **options) -> sc.Partition:
     return partition_graph(twin, graph, sl, torch.float64, torch.device("cpu"), False, partition_module.Options(**options))
 
 
-@contextmanager
-def fast_path_only():
-    """Fail if a partition inside the block leaves the fast path for the engine."""
-    def engine(*args, **kwargs):
-        raise AssertionError("the engine ran")
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(partition_module, "partition_graph", engine)
-        yield
 
 
 @pytest.fixture
@@ -50,7 +41,7 @@ def fast_only():
 
 @pytest.fixture
 def fast_results(monkeypatch) -> list:
-    """What each run of the fast path returned (None: it handed the run to the engine) or raised."""
+    """What each run of the fast path returned or raised."""
     results = []
     original = chain.ChainRun.run
 
@@ -144,9 +135,10 @@ def test_the_fast_path_stays_bounded_and_stops_at_the_limits(fast_results):
         assert fast_results.pop() is not None
         assert_identical(bounded, full, atol=1e-12)
         assert bounded.verify(n_points=300).ok
-    one_region = run(model, max_memory="5KB")  # the first region alone splits into more pieces
-    assert fast_results.pop() is None
-    assert len(one_region) == len(full) and one_region.verify(n_points=300).ok
+    one_region = run(model, max_memory="5KB")  # the first region alone splits into more pieces:
+    assert fast_results.pop() is not None  # the fast path splits the rest of each call again
+    assert_identical(one_region, full, atol=1e-12)
+    assert one_region.verify(n_points=300).ok
     # the limits end the fast path itself, with the regions it finished
     with pytest.raises(sc.RegionLimitError) as err:
         run(model, max_regions=len(full) - 1, chunk_size=5)
@@ -171,16 +163,17 @@ def test_other_models_take_the_engine(make, fast_results):
 
 def test_a_registered_op_for_relu_takes_the_engine(fast_results):
     model = arrangement_model([[1.0, 0.0], [0.0, 1.0]], [0.0, 0.25])
-    sc.register_op(nn.ReLU, lambda m: sc.ops.leaky_relu_op(0.5))
+    sc.register_op(nn.ReLU, lambda m: sc.ops.clamp_op(0.0, None))  # the same function, the user's op
     try:
         part = run(model)
+        with pytest.raises(sc.UnsupportedModelError, match="does not compute what the model computes"):
+            sc.register_op(nn.ReLU, lambda m: sc.ops.leaky_relu_op(0.5))  # not what nn.ReLU computes
+            run(model)
     finally:
         sc.unregister_op(nn.ReLU)
+        sc.unregister_op(nn.ReLU)
     assert fast_results == []
-    x = torch.tensor([[-0.5, -0.5]])
-    with torch.no_grad():
-        expected = model[2](nn.functional.leaky_relu(model[0](x), 0.5)).item()
-    assert part.evaluate(x.numpy())[0, 0] == pytest.approx(expected, rel=1e-6)
+    assert part.verify().ok
     run(model)
     assert fast_results.pop() is not None  # unregistered: back on the fast path
 
@@ -236,3 +229,47 @@ def test_small_chains_equal_the_engine(layers, fast_only):
     part = run(model)
     assert_identical(part, engine_run(model, sc.Slice.box((-1, -1), (1, 1))))
     assert part.verify(n_points=200).ok
+
+
+def shared_activation_mlp(widths, seed, act) -> tuple[nn.Sequential, nn.Sequential]:
+    """A random MLP that uses one activation instance after every hidden layer, and the same
+    network with a fresh instance at each place."""
+    model = random_mlp(widths, 2, seed, act=act)
+    shared = model[1]
+    reused = nn.Sequential(*[shared if type(m) is type(shared) else m for m in model])
+    plain = nn.Sequential(*[copy.deepcopy(shared) if type(m) is type(shared) else m for m in model])
+    return reused, plain
+
+
+@settings(max_examples=examples(10), deadline=None)
+@given(widths=st.lists(st.integers(1, 8), min_size=2, max_size=4), seed=st.integers(0, 10**6),
+       act=st.sampled_from(["relu", "leaky"]))
+@example(widths=[8, 8], seed=0, act="relu")
+def test_a_module_used_twice_is_applied_twice(widths, seed, act):
+    """``named_children`` lists a shared module once; the fast path reads every call of it."""
+    reused, plain = shared_activation_mlp(widths, seed, act)
+    sl = sc.Slice.box((-2, -2), (2, 2))
+    assert len(chain.read_chain(reused, sl).ops) == len(reused)
+    with fast_path_only():
+        fast = run(reused, sl)
+    assert_identical(fast, run(plain, sl))
+    engine = engine_run(reused, sl)  # its layers are named by module (fx), the fast path's by place
+    assert [(la.units, la.bits) for la in engine.layers] == [(la.units, la.bits) for la in fast.layers]
+    engine.layers = fast.layers
+    assert_identical(fast, engine)
+    assert fast.verify(n_points=300).ok
+
+
+def test_verify_does_not_trust_the_fast_paths_reading(monkeypatch):
+    """verify runs the user's model itself: a fast path that misread the model (here: a ReLU
+    dropped, as named_children used to) is caught."""
+    reused, _ = shared_activation_mlp([8, 8], 0, "relu")
+    original = chain.read_chain
+
+    def misread(model, sl):
+        read = original(model, sl)
+        return chain.Chain(read.leaves[:3] + read.leaves[4:], read.ops[:3] + read.ops[4:])
+
+    monkeypatch.setattr(partition_module, "read_chain", misread)
+    part = run(reused, sc.Slice.box((-2, -2), (2, 2)))
+    assert not part.verify(n_points=300).ok

@@ -21,6 +21,7 @@ from torch import nn
 
 import splinecam as sc
 from splinecam.run.executors import TaskError, executor_scope, run_tasks, unguarded_call
+from helpers import assert_same_partition
 
 distributed = pytest.importorskip("distributed")
 import cloudpickle  # noqa: E402  (a dependency of distributed)
@@ -46,42 +47,8 @@ def client():
             yield c
 
 
-def keyed(part: sc.Partition) -> dict:
-    """{packed code: region index}; codes are unique."""
-    keys = {np.packbits(c).tobytes(): i for i, c in enumerate(part.codes)}
-    assert len(keys) == len(part)
-    return keys
 
 
-def assert_same_partition(tiled: sc.Partition, plain: sc.Partition) -> None:
-    """Same regions by code: polygons (vertex sets up to rotation), edge units, areas, maps,
-    centroid outputs, and the same decision boundary length; all to 1e-9 relative."""
-    scale = float(np.ptp(plain.slice.polygon, axis=0).max())
-    out_scale = float(np.abs(plain.affine).max())
-    a, b = keyed(tiled), keyed(plain)
-    assert len(tiled) == len(plain)
-    assert set(a) == set(b)
-    i = np.array([a[k] for k in b])
-    j = np.array(list(b.values()))
-    np.testing.assert_allclose(tiled.areas[i], plain.areas[j], rtol=0, atol=1e-9 * plain.slice.area)
-    np.testing.assert_allclose(tiled.affine[i], plain.affine[j], rtol=0, atol=1e-9 * out_scale * scale)
-    np.testing.assert_allclose(tiled.centroid_outputs[i], plain.centroid_outputs[j], rtol=0, atol=1e-9 * out_scale * scale)
-    n = tiled.vertex_counts[i]
-    np.testing.assert_array_equal(n, plain.vertex_counts[j])
-    # vertex k of region i[m] matches vertex (k - shift) of region j[m]: the rotation that best aligns vertex 0 of j
-    starts_t, starts_p = np.cumsum(tiled.vertex_counts) - tiled.vertex_counts, np.cumsum(plain.vertex_counts) - plain.vertex_counts
-    pair = np.repeat(np.arange(len(i)), n)
-    k = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
-    verts_t, units_t = np.concatenate(tiled.polygons), np.concatenate(tiled.edge_units)
-    verts_p, units_p = np.concatenate(plain.polygons), np.concatenate(plain.edge_units)
-    dist = np.linalg.norm(verts_t[starts_t[i][pair] + k] - verts_p[starts_p[j]][pair], axis=1)
-    order = np.lexsort((dist, pair))
-    shift = k[order][np.r_[True, pair[order][1:] != pair[order][:-1]]]
-    rolled = starts_t[i][pair] + (k + shift[pair]) % n[pair]
-    np.testing.assert_allclose(verts_t[rolled], verts_p[starts_p[j][pair] + k], rtol=0, atol=1e-9 * scale)
-    np.testing.assert_array_equal(units_t[rolled], units_p[starts_p[j][pair] + k])
-    assert abs(tiled.decision_boundary().length - plain.decision_boundary().length) <= 1e-9 * scale
-    assert tiled.verify(n_points=500).ok
 
 
 def cnn() -> nn.Sequential:

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 
 import splinecam as sc
+from splinecam.geometry import compiled
+from splinecam.run import chain as chain_module
 from splinecam.run import watch as watch_module
 
 partition_module = importlib.import_module("splinecam.partition")  # the module, not the function
@@ -134,26 +136,6 @@ def test_split_budget_does_not_change_the_partition(make, sl):
     assert part.verify(300).ok
 
 
-def test_ctrl_c_stops_promptly():
-    """Ctrl-C (SIGINT to the main thread) during a long single split ends the run quickly."""
-    fired = []
-
-    def interrupt():
-        fired.append(time.perf_counter())
-        _thread.interrupt_main()
-
-    sc.partition(_wide(3), BOX, progress=False)  # imports and compilation first: Ctrl-C must land in the run
-    timer = threading.Timer(1.0, interrupt)
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            sc.partition(_wide(3000), sc.Slice.box((-4, -4), (4, 4)), progress=False, timeout=60)
-        stopped = time.perf_counter()
-    finally:
-        timer.cancel()
-    assert fired and stopped - fired[0] < 5, f"stopped {stopped - fired[0]:.1f} s after Ctrl-C"
-
-
 def test_default_region_limit_follows_available_memory(monkeypatch):
     monkeypatch.setattr(partition_module, "available_memory", lambda: 1)
     with pytest.raises(sc.RegionLimitError, match="available memory"):
@@ -169,3 +151,111 @@ def test_progress_shows_regions_and_op(capsys):
 def test_bad_timeout_is_rejected():
     with pytest.raises(ValueError, match="timeout"):
         sc.partition(_wide(10), BOX, progress=False, timeout=-1)
+
+
+# --- limits inside a huge first split, with the compiled kernels (the default install) ---------------------
+
+
+class _Wrapped(nn.Module):
+    """A plain MLP behind a module of its own: not an ``nn.Sequential``, so the engine runs it."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+def _huge(path: str, seed: int = 0) -> nn.Module:
+    """2-3000-8-1 with random biases: its first split alone makes millions of pieces on ``BOX``
+    (the records of one unbounded split would take over 10 GB)."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(2, 3000), nn.ReLU(), nn.Linear(3000, 8), nn.ReLU(), nn.Linear(8, 1)).eval()
+    with torch.no_grad():
+        model[0].bias.uniform_(-2, 2)
+        model[2].bias.normal_()
+    return model if path == "fast" else _Wrapped(model)
+
+
+@pytest.fixture(params=["fast", "engine"])
+def path(request, monkeypatch):
+    """Runs on the MLP fast path or on the engine, with the compiled kernels; fails if the other
+    path runs."""
+    assert compiled.AVAILABLE, "the compiled kernels are part of the default install"
+    sc.partition(_wide(3), BOX, progress=False)  # imports and compilation before any clock starts
+    sc.partition(_Wrapped(_wide(3)), BOX, progress=False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the other path ran")
+
+    if request.param == "fast":
+        monkeypatch.setattr(partition_module, "partition_graph", refuse)
+    else:
+        monkeypatch.setattr(chain_module.ChainRun, "run", refuse)
+    return request.param
+
+
+@pytest.fixture
+def calls(monkeypatch) -> list:
+    """Per call of the compiled elementwise split: (pieces, rest, bytes of everything it returned)."""
+    out = []
+    original = compiled.breakpoint_split
+
+    def spy(*args):
+        res = original(*args)
+        out.append((len(res[3]), len(res[8]), sum(a.nbytes for a in res)))
+        return res
+
+    monkeypatch.setattr(compiled, "breakpoint_split", spy)
+    return out
+
+
+def test_timeout_inside_a_huge_first_split(path, calls):
+    t0 = time.perf_counter()
+    with pytest.raises(sc.TimeLimitError) as info:
+        sc.partition(_huge(path), BOX, progress=False, timeout=1.5)
+    assert time.perf_counter() - t0 < 1.5 + 2
+    assert calls[0][1] > 0  # the first call stopped inside the first split, with pieces left
+    _check_partial(info.value.partial, BOX)
+
+
+def test_region_limit_inside_a_huge_first_split(path, calls):
+    with pytest.raises(sc.RegionLimitError) as info:
+        sc.partition(_huge(path), BOX, progress=False, max_regions=1500, max_memory="4MB", timeout=30)
+    part = info.value.partial
+    _check_partial(part, BOX)
+    assert len(part) <= 1500 and calls[0][1] > 0
+
+
+def test_a_split_holds_its_records_within_max_memory(path, calls):
+    """Every compiled call returns at most the pieces whose records fit the budget (codes, sides
+    and polygons), and all it returns stays within the budget: nothing grows with the size of the
+    arrangement.  The run goes on (here until its time limit) with exact finished regions."""
+    budget = 2 * 10**6
+    with pytest.raises(sc.TimeLimitError) as info:
+        sc.partition(_huge(path), BOX, progress=False, max_memory=budget, timeout=2)
+    assert len(calls) > 3 and calls[0][1] > 0
+    first_layer = 3000 + compiled.PIECE_BYTES  # bits of a code and bytes of a polygon per piece, at least
+    assert max(c[0] for c in calls) <= budget // first_layer
+    assert max(c[2] for c in calls) <= budget + 3 * 3000 * 8 * 40  # pieces' records; rest and lines of a few regions
+    _check_partial(info.value.partial, BOX)
+
+
+def test_ctrl_c_inside_a_huge_first_split(path, calls):
+    fired = []
+
+    def interrupt():
+        fired.append(time.perf_counter())
+        _thread.interrupt_main()
+
+    timer = threading.Timer(1.0, interrupt)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sc.partition(_huge(path), BOX, progress=False, timeout=60)
+        stopped = time.perf_counter()
+    finally:
+        timer.cancel()
+    assert fired and stopped - fired[0] < 2, f"stopped {stopped - fired[0]:.1f} s after Ctrl-C"
+    assert calls and calls[0][1] > 0

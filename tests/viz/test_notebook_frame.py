@@ -50,11 +50,13 @@ def test_to_frame_agrees_with_stats(k):
     out = model_out(part.model, part.slice, centroids)
     cols = ["output"] if k == 1 else [f"output_{j}" for j in range(k)]
     np.testing.assert_allclose(df[cols].to_numpy(), out, rtol=1e-9, atol=1e-9 * np.abs(out).max())
+    uncut = df["n_classes"].to_numpy() == 1  # where no boundary cuts the region, its class is the centroid's
+    assert (df["n_classes"] >= 1).all() and uncut.any()
     if k == 1:
-        assert np.array_equal(df["class"], (out[:, 0] > 0).astype(int))
+        assert np.array_equal(df["class"][uncut], (out[uncut, 0] > 0).astype(int))
         np.testing.assert_allclose(df["margin"], np.abs(out[:, 0]), rtol=1e-9, atol=1e-12)
     else:
-        assert np.array_equal(df["class"], out.argmax(1))
+        assert np.array_equal(df["class"][uncut], out[uncut].argmax(1))
         top2 = np.sort(out, 1)[:, -2:]
         np.testing.assert_allclose(df["margin"], top2[:, 1] - top2[:, 0], rtol=1e-9, atol=1e-12)
     # per-layer counts: sides per layer add up to each region's vertex count
@@ -64,6 +66,26 @@ def test_to_frame_agrees_with_stats(k):
     bits = [layer.bits for layer in part.layers]
     active = np.stack([df[f"active_{j + 1}"] for j in range(len(bits))], 1)
     assert np.array_equal(active.sum(1), part.codes.sum(1))
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_class_area_frame_is_exact(k):
+    from splinecam.viz.frame import class_area_frame
+
+    part = run(random_mlp([7, 6], k, seed=11 + k))
+    cells = part.class_cells()
+    table = class_area_frame(part)
+    assert table["area"].sum() == pytest.approx(BOX.area, rel=1e-12)
+    assert table["fraction"].sum() == pytest.approx(1.0, rel=1e-12)
+    for c, row in table.iterrows():
+        assert row["area"] == pytest.approx(cells.areas[cells.label == c].sum(), rel=1e-12)
+        assert row["regions"] == len(np.unique(cells.region[cells.label == c]))
+    df = part.to_frame()  # each region's class is the one with the largest cell in it
+    for r in np.flatnonzero(df["n_classes"].to_numpy() > 1):
+        mine = cells.region == r
+        assert df["class"].iloc[r] == cells.label[mine][cells.areas[mine].argmax()]
+    level = class_area_frame(part, output=0, level=0.2)
+    assert list(level.index) in ([0, 1], [0], [1]) and level["area"].sum() == pytest.approx(BOX.area, rel=1e-12)
 
 
 def test_to_frame_on_known_arrangement():
@@ -135,17 +157,19 @@ def test_boundary_display(part3):
 def test_class_legend_names_the_classes(part3):
     fig, ax = plt.subplots()
     artists = part3.plot(ax=ax, color_by="class", class_names=["cat", "dog", "bird"])
-    present = np.unique(part3.centroid_outputs.argmax(1))
-    assert [t.get_text() for t in artists["legend"].get_texts()] == [["cat", "dog", "bird"][c] for c in present]
-    faces = artists["regions"].get_facecolors()[:, :3]
-    for handle, c in zip(artists["legend"].legend_handles, present):  # legend colour = its regions' hue
-        mine = faces[part3.centroid_outputs.argmax(1) == c]
+    cells = part3.class_cells()
+    present = np.unique(cells.label)
+    texts = [t.get_text() for t in artists["legend"].get_texts()]
+    assert texts == [["cat", "dog", "bird"][c] for c in present] + ["decision boundary"]
+    faces = artists["regions"].get_facecolors()[:, :3]  # one face per class cell
+    for handle, c in zip(artists["legend"].legend_handles, present):  # legend colour = its cells' hue
+        mine = faces[cells.label == c]
         assert np.abs(mine - handle.get_facecolor()[:3]).max() < 0.15
     artists = part3.plot(ax=ax, color_by="class")
-    assert [t.get_text() for t in artists["legend"].get_texts()] == [f"class {c}" for c in present]
+    assert [t.get_text() for t in artists["legend"].get_texts()][:-1] == [f"class {c}" for c in present]
     with pytest.raises(ValueError, match="class_names needs 3 names"):
         part3.plot(ax=ax, color_by="class", class_names=["a", "b"])
     one = run(random_mlp([6], 1, seed=2))
     artists = one.plot(ax=ax, color_by="class", class_names=["negative", "positive"])
-    assert {t.get_text() for t in artists["legend"].get_texts()} <= {"negative", "positive"}
+    assert {t.get_text() for t in artists["legend"].get_texts()} <= {"negative", "positive", "decision boundary"}
     plt.close(fig)

@@ -83,10 +83,35 @@ def test_size_per_region(part, page):
     _, arrays = read_data(page[0])
     raw = sum(a.nbytes for a in arrays.values())
     n, k, nv = len(part), part.n_outputs, len(part.arrays.vertices)
+    cells = sum(16 * len(arrays[f"cells_{m}_verts"]) + 4 * len(arrays[f"cells_{m}_offsets"])
+                + 6 * len(arrays[f"cells_{m}_region"]) for m in ("class", "sign"))  # cells of cut regions
     assert raw == (16 * nv + 4 * (n + 1) + 4 * nv + 24 * k * n + 32 * len(arrays["boundary"]) + 2 * len(COLOR_BY) * n
-                   + n)  # one byte per region: exact or coarse
+                   + n + cells)  # one byte per region: exact or coarse
     size = page[0].stat().st_size
     assert 4 / 3 * raw < size < 4 / 3 * raw + 80_000
+
+
+def test_class_cells_and_key_and_points(tmp_path):
+    """The class colourings carry the exact cells of every region the boundary cuts, with the
+    class of each; the key lists the classes present; points keep their class colours."""
+    from conftest import random_mlp
+
+    part = sc.partition(random_mlp([12, 12], 3, seed=0), sc.Slice.box((-2, -2), (2, 2)), progress=False)
+    path = part.to_html(tmp_path / "pts.html", points=[[0.1, 0.2], [0.3, 0.4]], labels=np.array([0, 2]),
+                        class_names=["cat", "dog", "bird"])
+    meta, arrays = read_data(path)
+    cells = part.class_cells()
+    cut = np.bincount(cells.region, minlength=len(part))[cells.region] > 1
+    np.testing.assert_array_equal(arrays["cells_class_region"], cells.region[cut])
+    assert len(arrays["cells_class_offsets"]) == cut.sum() + 1 and cut.any()
+    pal = np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in meta["palettes"]["class"]]) / 255
+    shown = pal[arrays["cells_class_color"]]
+    from splinecam.viz.plot import class_color
+    nearest = np.linalg.norm(shown[:, None] - class_color(np.arange(3), 0.4)[None], axis=2).argmin(1)
+    np.testing.assert_array_equal(nearest, cells.label[cut])
+    assert [k["name"] for k in meta["class_keys"]["class"]] == [["cat", "dog", "bird"][c] for c in np.unique(cells.label)]
+    assert meta["points"] == [[0.1, 0.2, "#1f77b4"], [0.3, 0.4, "#2ca02c"]]
+    assert all(layer["color"] != meta["layers"][0]["color"] for layer in meta["layers"][1:])
 
 
 def test_bad_colouring(part, tmp_path):

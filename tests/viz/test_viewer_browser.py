@@ -340,3 +340,43 @@ def test_coarse_cell_page(browser, tmp_path):
     assert browser.execute_script("return window.splinecamView.hover().region") == r
     assert "coarse cell" in _field(browser, "hover-box", "region")
     assert not browser.find_elements(By.CSS_SELECTOR, "#hover-box dd[data-field='output']")
+
+
+def test_class_colouring_is_exact_with_key_and_points(browser, tmp_path):
+    """color_by="class": at points more than a few pixels from the boundary (and off the
+    panel), the canvas shows the fill of the class the model predicts; the key names the
+    classes present; data points are drawn."""
+    from conftest import model_out, random_mlp
+    from splinecam.viz.plot import class_color
+
+    model = random_mlp([12, 12], 4, seed=0)
+    part = sc.partition(model, sc.Slice.box((-2, -2), (2, 2)), progress=False)
+    pts = np.array([[1.5, 1.5], [-1.5, -1.5]])
+    path = part.to_html(tmp_path / "class.html", color_by="class", points=pts, labels=np.array([0, 1]),
+                        class_names=["cat", "dog", "bird", "fish"])
+    browser.get(path.as_uri())
+    _settle(browser)
+    browser.execute_script("document.querySelectorAll('#edges input').forEach((b) => b.click());")  # fills only
+    _settle(browser)
+    key = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#class-key label")]
+    assert key == [["cat", "dog", "bird", "fish"][c] for c in np.unique(part.class_cells().label)]
+    uv = np.random.default_rng(0).uniform(-1.95, 1.95, (400, 2))
+    xy = np.array([_screen(browser, u, v) for u, v in uv])
+    panel = browser.execute_script("const b = document.getElementById('panel').getBoundingClientRect();"
+                                   "return [b.right, b.bottom];")
+    db = part.decision_boundary()
+    a, b = db.segments[:, 0], db.segments[:, 1]
+    d = b - a
+    t = np.clip(np.einsum("nsk,sk->ns", uv[:, None] - a, d) / (d * d).sum(1), 0, 1)
+    dist = np.linalg.norm(uv[:, None] - (a + t[..., None] * d), axis=2).min(1)
+    scale = browser.execute_script("return window.splinecamView.view().s")
+    far = (dist * scale > 5) & ~((xy[:, 0] < panel[0] + 5) & (xy[:, 1] < panel[1] + 5))
+    far &= np.linalg.norm(uv[:, None] - pts[None], axis=2).min(1) * scale > 8
+    assert far.sum() > 150
+    img = _screenshot(browser)[..., :3]
+    shown = img[np.round(xy[far, 1]).astype(int), np.round(xy[far, 0]).astype(int)]
+    nearest = np.linalg.norm(shown[:, None] - class_color(np.arange(4), 0.4)[None], axis=2).argmin(1)
+    predicted = model_out(model, part.slice, uv[far]).argmax(1)
+    assert (nearest == predicted).all(), f"{(nearest != predicted).sum()} of {far.sum()} pixels show another class"
+    x, y = _screen(browser, *pts[0])
+    assert np.abs(np.array(_pixel(browser, x, y)) / 255 - class_color([0])[0]).max() < 0.05  # the point's colour
