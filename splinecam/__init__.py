@@ -22,7 +22,7 @@ from .errors import (InvalidPartitionFile, RegionLimitError, StoppedEarly, TaskE
 from .io.onnx import load_onnx
 from .ops import register_op, unregister_op
 from .partition import Partition, partition
-from .run.executors import partition_many
+from .run.executors import close_local_cluster, partition_many
 from .run.regions import LayerInfo, RegionArrays
 from .slices import Slice
 from .viz.plot import plot_layers
@@ -30,7 +30,7 @@ from .viz.plot import plot_layers
 __all__ = [
     "Boundary", "BoundarySamples", "ClassCells", "DensityMap", "Estimate", "InvalidPartitionFile", "LayerInfo", "Partition", "PlanarMesh",
     "Recorder", "RegionArrays", "RegionMatch", "RegionLimitError", "Slice", "StoppedEarly", "TaskError", "TimeLimitError",
-    "UnsupportedModelError", "VerifyReport", "__version__", "animate", "compare", "decision_boundary", "density_map",
+    "UnsupportedModelError", "VerifyReport", "__version__", "animate", "close_local_cluster", "compare", "decision_boundary", "density_map",
     "estimate", "level_set", "load_onnx", "local_complexity", "match_regions", "partition", "partition_by_layer", "partition_many",
     "plot_layers", "record", "register_op", "slice_from_data", "unregister_op",
 ]

@@ -90,9 +90,9 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
     ``.partial``: a partition of the regions finished so far (``complete`` False).
     tiles: k (a k x k grid over the slice polygon's bounding box, cells clipped to it) or
     (ku, kv): partition the tiles and merge them into the same partition; executor: where the
-    tiles (or the one slice) run: None (here), "local" (a Dask LocalCluster started for the
-    call), a dask.distributed.Client or a concurrent.futures.Executor (see
-    :mod:`splinecam.run.executors`).
+    tiles (or the one slice) run: None (here), "local" (this process's Dask LocalCluster,
+    started by the first such call and reused), a dask.distributed.Client or a
+    concurrent.futures.Executor (see :mod:`splinecam.run.executors`).
 
     Example::
 

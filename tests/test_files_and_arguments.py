@@ -14,6 +14,7 @@ import torch
 import splinecam as sc
 from helpers import BOX, random_mlp, run
 from splinecam.apps.cli import main
+from splinecam.viz.plot import COLOR_BY
 
 MESSAGE = "not a valid splinecam partition"
 
@@ -246,3 +247,57 @@ def test_other_numeric_arguments():
         with pytest.raises(ValueError, match="seed must be a non-negative integer"):
             sc.Slice.from_data(X, y, seed=bad)
     assert sc.Slice.from_data(X, y, seed=np.int64(3)).anchors_uv.shape == (3, 2)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_respect_the_umask(saved, tmp_path, umask, capsys):
+    """save, to_html and `splinecam view` give their files the mode any new file gets (the
+    temporary file's 0600 must not survive the rename), and leave no temporary file behind."""
+    part = sc.Partition.load(saved[0])
+    old = os.umask(umask)
+    try:
+        part.save(tmp_path / "p.npz")
+        part.to_html(tmp_path / "p.html")
+        assert main(["view", str(saved[0]), "--out", str(tmp_path / "v.html")]) == 0
+        (tmp_path / "plain.txt").write_text("x")  # what any other file gets
+    finally:
+        os.umask(old)
+    expected = 0o666 & ~umask
+    assert (tmp_path / "plain.txt").stat().st_mode & 0o777 == expected
+    for name in ("p.npz", "p.html", "v.html"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == expected, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.html", "p.npz", "plain.txt", "v.html"]
+
+
+@pytest.mark.parametrize("args,says", [
+    ([], "required: command"),
+    (["bogus"], "invalid choice: 'bogus'"),
+    (["view", "p.npz", "--nope"], "unrecognized arguments: --nope"),
+    (["demo", "--seed", "x"], "argument --seed"),
+    (["demo", "--seed", "-1"], "argument --seed"),
+    (["demo", "extra"], "unrecognized arguments: extra"),
+    (["train-video", "--epochs", "1.5"], "argument --epochs"),
+    (["train-video", "--epochs", "0"], "argument --epochs"),
+    (["train-video", "--every", "0"], "argument --every"),
+    (["train-video", "--fps", "0"], "argument --fps"),
+    (["train-video", "--tensorboard"], "argument --tensorboard: expected one argument"),
+    (["view"], "required: file"),
+    (["view", "p.npz", "--color-by", "nope"], "argument --color-by: invalid choice: 'nope'"),
+    (["view", "p.npz", "--title"], "argument --title"),
+])
+def test_cli_bad_arguments_one_line(tmp_path, capsys, args, says):
+    """Every command's bad arguments: one line on stderr naming the argument, status 1, no usage block."""
+    code, lines = _main(capsys, *args, *(["--out", str(tmp_path / "out")] if args[:1] in (["demo"], ["train-video"]) else []))
+    assert code == 1
+    assert len(lines) == 1 and says in lines[0] and "--help" in lines[0], lines
+    assert lines[0].startswith(f"splinecam {args[0]}: error:" if args[:1] in (["demo"], ["train-video"], ["view"])
+                               else "splinecam: error:"), lines
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_bad_argument_exit_status(tmp_path):
+    done = _cli("view", "p.npz", "--color-by", "nope", cwd=tmp_path)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "splinecam view: error: argument --color-by: invalid choice: 'nope' (choose from "
+        f"{', '.join(repr(c) for c in COLOR_BY)}) (see splinecam view --help)"]

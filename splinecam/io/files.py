@@ -35,12 +35,15 @@ def npz_path(path) -> Path:
 
 def write_atomically(path, write) -> Path:
     """Call ``write(file)`` on a temporary file in the folder of ``path``, then rename it to
-    ``path``: an interrupted write never leaves a partial file under the name.  Returns the path."""
+    ``path``: an interrupted write never leaves a partial file under the name.  The file gets the
+    mode that ``open`` would give a new file (0666 less the umask; the temporary file's own mode
+    is 0600).  Returns the path."""
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: the folder {path.parent} does not exist.")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
         os.replace(tmp, path)
@@ -48,6 +51,18 @@ def write_atomically(path, write) -> Path:
         os.unlink(tmp)
         raise
     return path
+
+
+def _umask() -> int:
+    """The process's umask: from /proc on Linux, else by setting it and setting it back (which
+    other threads could see for a moment)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
 
 
 def save_arrays(path, arrays: dict[str, np.ndarray], meta: dict):

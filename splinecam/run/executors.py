@@ -6,9 +6,14 @@ into clear outcomes."""
 
 from __future__ import annotations
 
+import ast
+import atexit
 import concurrent.futures
+import ctypes
+import functools
 import logging
 import os
+import platform
 import sys
 import threading
 from contextlib import contextmanager
@@ -18,6 +23,7 @@ from torch import nn
 
 from ..errors import RegionLimitError, TaskError
 from ..slices import Slice
+from .watch import progress_bar
 
 _INSTALL = 'pip install "splinecam[distributed]"'
 # torch.fx tracing is not thread-safe: tasks that share a process (thread pools, Dask workers
@@ -37,23 +43,27 @@ def one_thread():
         torch.set_num_threads(threads)
 
 
-# Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which also fixes glibc's mmap
-# threshold at 128 KiB: every larger tensor is then mapped and unmapped afresh, and a partition runs
-# 1.4x slower (w256 tiles on 2 workers, benchmarks/bench_distributed.py).  Unset it for our workers.
-WORKER_MALLOC_SETTING = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+@functools.cache
+def glibc_malloc_defaults() -> bool:
+    """Where ``MALLOC_TRIM_THRESHOLD_`` is set (Dask's nannies start every worker with 65536), set
+    glibc's malloc thresholds to what its dynamic default reaches for large arrays: mmap 32 MiB,
+    trim 64 MiB.  The variable also pins the mmap threshold at 128 KiB, so that every larger
+    array is mapped and unmapped afresh, and the tiles of a partition cost 1.26x the CPU time
+    (benchmarks/bench_distributed.py, "pinned").  Once per process (glibc only); True if it set them."""
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL("libc.so.6")
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 64 << 20))
 
 
 @contextmanager
-def _unset_env(name: str):
-    """Leave the environment variable ``name`` unset inside the block (restored after it).  Dask's
-    nannies copy their variables into this process's environment, where any process started
-    later inherits them; the nannies made inside the block read the setting above instead."""
-    value = os.environ.pop(name, None)
-    try:
+def task_scope():
+    """What every task runs in: glibc's malloc thresholds (:func:`glibc_malloc_defaults`), one
+    task at a time in a process (:data:`TASK_LOCK`), torch on one thread."""
+    glibc_malloc_defaults()
+    with TASK_LOCK, one_thread():
         yield
-    finally:
-        if value is not None:
-            os.environ[name] = value
 
 
 def import_distributed():
@@ -73,25 +83,98 @@ def _is_dask_client(executor) -> bool:
 @contextmanager
 def executor_scope(executor):
     """Yield what to submit to: None (this process), a Dask client or a concurrent.futures
-    executor.  ``"local"`` starts a ``LocalCluster`` with one single-threaded worker process per
-    core and closes it on exit."""
+    executor.  ``"local"``: the client of this process's :func:`local_client` (Ctrl-C closes
+    that cluster, so that no worker goes on computing a cancelled task)."""
     if executor is None or _is_dask_client(executor) or isinstance(executor, concurrent.futures.Executor):
         yield executor
     elif isinstance(executor, str) and executor == "local":
-        distributed = import_distributed()
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        import dask  # installed with distributed
-
-        with dask.config.set({WORKER_MALLOC_SETTING: None}), _unset_env("MALLOC_TRIM_THRESHOLD_"):
-            cluster = distributed.LocalCluster(n_workers=cores, threads_per_worker=1, processes=True,
-                                               dashboard_address=":0", silence_logs=logging.ERROR)
-        with cluster, distributed.Client(cluster) as client:
+        client = local_client()
+        try:
             yield client
+        except KeyboardInterrupt:
+            close_local_cluster()
+            raise
     else:
         raise TypeError(
             f"executor must be None, \"local\", a dask.distributed.Client or a concurrent.futures.Executor, "
             f"got {executor!r}."
         )
+
+
+_LOCAL = {}  # "cluster", "client": the LocalCluster of executor="local", while it runs
+_LOCAL_LOCK = threading.RLock()
+
+
+def local_client():
+    """The client of this process's ``LocalCluster`` (one single-threaded worker process per
+    core): started on the first ``executor="local"`` call, reused by the later ones, closed at
+    exit or by :func:`close_local_cluster`.  Raises RuntimeError, before starting anything, where
+    the workers would re-run the script that makes the call (see :func:`unguarded_call`)."""
+    with _LOCAL_LOCK:
+        client = _LOCAL.get("client")
+        if client is not None and client.status == "running" and _LOCAL["cluster"].status.name == "running":
+            return client
+        close_local_cluster()  # a cluster that stopped (its workers killed, say): start afresh
+        distributed = import_distributed()
+        import dask  # installed with distributed
+
+        where = unguarded_call(dask.config.get("distributed.worker.multiprocessing-method"))
+        if where is not None:
+            raise RuntimeError(
+                f'executor="local" starts worker processes that import your script {where[0]} afresh, and its '
+                f'line {where[1]} would run again in each of them. Put the code that runs the script under '
+                '`if __name__ == "__main__":` (see "Many cores and clusters" in the README).')
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        cluster = distributed.LocalCluster(n_workers=cores, threads_per_worker=1, processes=True,
+                                           dashboard_address=":0", silence_logs=logging.ERROR)
+        if not _LOCAL.get("registered"):
+            atexit.register(close_local_cluster)
+        _LOCAL.update(cluster=cluster, client=distributed.Client(cluster), registered=True)
+        return _LOCAL["client"]
+
+
+def close_local_cluster() -> None:
+    """Close the ``LocalCluster`` that ``executor="local"`` started in this process, if any (it is
+    also closed at exit); the next such call starts a new one."""
+    with _LOCAL_LOCK:
+        client, cluster = _LOCAL.pop("client", None), _LOCAL.pop("cluster", None)
+        if client is not None:
+            client.close()
+            cluster.close()
+
+
+def unguarded_call(start_method: str) -> tuple[str, int] | None:
+    """(file, line) of the script's top-level line that leads to this call, if worker processes
+    started by ``start_method`` would run it again: they import the main script afresh (all but
+    "fork"), running its top level but for the block ``if __name__ == "__main__":``.  None where
+    the call comes from that block, from a notebook, ``python -c`` or another thread, or where
+    the script cannot be read."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if start_method == "fork" or path is None:
+        return None
+    frame = sys._getframe()
+    while frame is not None and not (frame.f_code.co_name == "<module>" and frame.f_globals is vars(main)):
+        frame = frame.f_back
+    if frame is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+        return None
+    line = frame.f_lineno
+    guarded = any(isinstance(node, ast.If) and node.lineno <= line <= node.end_lineno and _is_main_test(node.test)
+                  for node in tree.body)
+    return None if guarded else (path, line)
+
+
+def _is_main_test(test: ast.expr) -> bool:
+    """Whether ``test`` is ``__name__ == "__main__"`` (either way round)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = {ast.dump(test.left), ast.dump(test.comparators[0])}
+    return sides == {ast.dump(ast.Name("__name__", ast.Load())), ast.dump(ast.Constant("__main__"))}
 
 
 def _failure(name: str, err: BaseException) -> Exception:
@@ -114,9 +197,8 @@ def run_tasks(client, fn, tasks: list[tuple], names: list[str], progress=None, d
     Models (``nn.Module`` arguments) are sent to a Dask cluster once each.  A failed task
     raises :class:`TaskError` naming it (``names[i]``); Ctrl-C cancels the outstanding tasks.
     """
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(tasks), desc=desc, unit="task", delay=0 if progress else 2.0, disable=progress is False)
+    bar = progress_bar(progress, len(tasks), desc, "task")
+    bar = bar if bar is not None else _NoBar()
     try:
         if client is None:
             results = []
@@ -127,6 +209,16 @@ def run_tasks(client, fn, tasks: list[tuple], names: list[str], progress=None, d
         return _run_remote(client, fn, tasks, names, bar)
     finally:
         bar.close()
+
+
+class _NoBar:
+    """No progress shown."""
+
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
 
 
 def _run_remote(client, fn, tasks, names, bar) -> list:
@@ -191,7 +283,7 @@ def pairs(models_or_model, slices_or_slice) -> tuple[list[tuple[nn.Module, Slice
 def _partition_task(model, sl, options):
     from ..partition import partition
 
-    with TASK_LOCK, one_thread():
+    with task_scope():
         return partition(model, sl, **options)
 
 
@@ -199,8 +291,8 @@ def partition_many(models_or_model, slices_or_slice, executor=None, progress=Non
     """Partitions of one model on many slices, of many models (checkpoints) on one slice, or of
     equal-length lists of both, in order; each is :func:`splinecam.partition` of its pair.
 
-    executor: None (this process), ``"local"`` (a Dask ``LocalCluster``, one worker process per
-    core, started and closed by the call), a ``dask.distributed.Client`` or any
+    executor: None (this process), ``"local"`` (this process's Dask ``LocalCluster``, one worker
+    process per core: see :func:`local_client`), a ``dask.distributed.Client`` or any
     ``concurrent.futures.Executor``.  Models and slices are sent to the workers as given and
     each worker traces its model.  progress: one bar over all the partitions.
     """

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .executors import TASK_LOCK, executor_scope, one_thread, run_tasks
+from .executors import executor_scope, run_tasks, task_scope
 from ..geometry import polygon_areas, ragged_arange
 from ..partition import Partition, default_device, partition
 from .regions import LayerInfo, RegionArrays, concat_regions, unpack_codes, vertex_means
@@ -93,7 +93,7 @@ def _clip(poly: np.ndarray, axis: int, value: float, sign: int) -> np.ndarray:
 
 
 def _tile_task(model, tile: Slice, options: dict) -> tuple[RegionArrays, list[LayerInfo]]:
-    with TASK_LOCK, one_thread():
+    with task_scope():
         part = partition(model, tile, **options)
     return part.arrays, part.layers
 

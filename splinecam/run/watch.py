@@ -3,11 +3,65 @@ area), its time limit and its region limit, with the errors that end it early.""
 
 from __future__ import annotations
 
+import sys
 import time
 
 from ..errors import RegionLimitError, TimeLimitError
 from ..geometry import Polygons
 from ..slices import Slice
+
+
+LOG_EVERY = 10.0  # seconds between progress lines where stderr is not a terminal (a log file)
+
+
+class ProgressLines:
+    """Progress for a log: where stderr is not a terminal, a plain line (no carriage returns)
+    every :data:`LOG_EVERY` seconds (and one at once if ``at_once``), and a last one at
+    :meth:`close` if any was written.  The
+    part of tqdm's interface that splinecam uses: ``n``, ``total``, ``update``,
+    ``set_postfix_str``, ``close``.  unit: "area" (n and total are areas) or a word for n."""
+
+    def __init__(self, total: float, desc: str, unit: str, at_once: bool = False):
+        self.total, self.desc, self.unit = total, desc, unit
+        self.n, self.postfix, self.lines = 0, "", 0
+        self.start = self.last = time.perf_counter()
+        if at_once:
+            self._write(self.start)
+
+    def update(self, n: float = 1) -> None:
+        self.n += n
+        now = time.perf_counter()
+        if now - self.last >= LOG_EVERY:
+            self.last = now
+            self._write(now)
+
+    def set_postfix_str(self, text: str, refresh: bool = False) -> None:
+        self.postfix = text
+
+    def close(self) -> None:
+        if self.lines:
+            self._write(time.perf_counter())
+
+    def _write(self, now: float) -> None:
+        done = (f"{self.n / self.total:.0%} of the slice's area" if self.unit == "area"
+                else f"{self.n:,} of {self.total:,} {self.unit}s")
+        print(f"{self.desc}: {self.postfix}{', ' if self.postfix else ''}{done}, {now - self.start:.0f} s",
+              file=sys.stderr, flush=True)
+        self.lines += 1
+
+
+def progress_bar(progress, total: float, desc: str, unit: str, **bar_options):
+    """What shows progress (None: progress is False), after 2 s where progress is None, at once
+    where it is True: tqdm's bar on a terminal or in a notebook, else :class:`ProgressLines`."""
+    if progress is False:
+        return None
+    from tqdm.auto import tqdm
+
+    notebook = any(cls.__name__ == "tqdm_notebook" for cls in tqdm.__mro__)
+    if not notebook and not sys.stderr.isatty():
+        return ProgressLines(total, desc, unit, at_once=bool(progress))
+    return tqdm(total=total, desc=desc, delay=0 if progress else 2.0, **({} if unit == "area" else {"unit": unit}),
+                **bar_options)
 
 
 class Watch:
@@ -28,12 +82,8 @@ class Watch:
         """Start the clock (unless ``started`` was given) and the bar."""
         self.started = time.perf_counter() if self.started is None else self.started
         self.deadline = self.started + self.timeout if self.timeout is not None else float("inf")
-        if self.progress is not False:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=float(self.slice.area), delay=0 if self.progress else 2.0, desc="splinecam",
-                            miniters=0, mininterval=0.25,
-                            bar_format="{desc}: {percentage:3.0f}% of the slice |{bar}| {elapsed}<{remaining}{postfix}")
+        self.bar = progress_bar(self.progress, float(self.slice.area), "splinecam", "area", miniters=0, mininterval=0.25,
+                                bar_format="{desc}: {percentage:3.0f}% of the slice |{bar}| {elapsed}<{remaining}{postfix}")
 
     def close(self) -> None:
         if self.bar is not None:

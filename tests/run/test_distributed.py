@@ -6,6 +6,7 @@ from __future__ import annotations
 import _thread
 import concurrent.futures
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import splinecam as sc
-from splinecam.run.executors import TaskError, executor_scope, run_tasks
+from splinecam.run.executors import TaskError, executor_scope, run_tasks, unguarded_call
 from helpers import assert_same_partition
 
 distributed = pytest.importorskip("distributed")
@@ -211,14 +212,109 @@ def test_missing_dask_says_what_to_install(monkeypatch):
         run(random_mlp([4], 1, 0), BOX2, executor="local")
 
 
-def test_local_workers_keep_glibc_malloc_defaults():
-    """Dask's nannies set MALLOC_TRIM_THRESHOLD_, which pins glibc's mmap threshold and makes a
-    partition 1.4x slower; executor="local" starts its workers without it (and one thread each)."""
+def _page_faults() -> int:
+    """Minor page faults while making and freeing 50 arrays of 4 MiB: tens of thousands where
+    glibc maps every large array afresh, a few hundred where it reuses its heap."""
+    import resource
+
+    import numpy
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(50):
+        numpy.ones(1 << 19)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_glibc_malloc_defaults_undo_dasks_trim_threshold():
+    """A process started as Dask's nannies start workers (MALLOC_TRIM_THRESHOLD_=65536) maps
+    every array above 128 KiB afresh; after glibc_malloc_defaults it reuses its heap."""
+    import inspect
+
+    script = (inspect.getsource(_page_faults) + "\nfrom splinecam.run.executors import glibc_malloc_defaults\n"
+              "print(_page_faults(), glibc_malloc_defaults(), glibc_malloc_defaults(), _page_faults())")
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536", "PYTHONPATH": os.pathsep.join(
+        [os.path.dirname(os.path.dirname(sc.__file__)), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    before, tuned, again, after = done.stdout.split()
+    assert int(before) > 10_000 and tuned == again == "True" and int(after) < 2_000, done.stdout
+
+
+def test_tasks_on_a_default_dask_cluster_reuse_the_heap(client):
+    """The module's cluster is started with Dask's defaults (MALLOC_TRIM_THRESHOLD_=65536 in its
+    workers); after a task has run there, each worker reuses its heap for large arrays."""
+    from splinecam.run.executors import _partition_task
+
+    model = random_mlp([8], 1, 0)
+    for worker in client.scheduler_info()["workers"]:
+        client.submit(_partition_task, model, BOX2, {"progress": False}, workers=[worker], pure=False).result()
+    assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {"65536"}
+    assert all(faults < 2_000 for faults in client.run(_page_faults).values())
+
+
+def test_local_cluster_is_started_once():
+    """executor="local": one LocalCluster per process, of single-threaded workers, reused by
+    later calls until close_local_cluster()."""
     model = random_mlp([16, 16], 1, 0)
-    with executor_scope("local") as c:
-        env = c.run(lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS")))
-        assert set(env.values()) == {(None, "1")}
-        assert_same_partition(run(model, BOX2, tiles=2, executor=c), run(model, BOX2))
+    try:
+        with executor_scope("local") as c:
+            assert set(c.run(os.environ.get, "OMP_NUM_THREADS").values()) == {"1"}
+            workers = set(c.scheduler_info()["workers"])
+        assert_same_partition(run(model, BOX2, tiles=2, executor="local"), run(model, BOX2))
+        assert len(sc.partition_many(model, [BOX2], executor="local", progress=False)[0]) == len(run(model, BOX2))
+        with executor_scope("local") as again:
+            assert again is c and c.status == "running"
+            assert set(c.scheduler_info()["workers"]) == workers  # the same worker processes
+    finally:
+        sc.close_local_cluster()
+    assert c.status == "closed"
+    sc.close_local_cluster()  # closing twice is harmless
+
+
+def _run_as_main(monkeypatch, tmp_path, source: str, start_method="spawn"):
+    """unguarded_call as seen from a script ``source`` run as __main__ (it stores the result in ``found``)."""
+    import types
+
+    path = tmp_path / "script.py"
+    path.write_text(source)
+    main = types.ModuleType("__main__")
+    main.__file__ = str(path)
+    main.unguarded_call, main.start_method = unguarded_call, start_method
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    exec(compile(source, str(path), "exec"), vars(main))
+    return main.found
+
+
+@pytest.mark.parametrize("source,line", [
+    ("import os\nfound = unguarded_call(start_method)\n", 2),
+    ("def f():\n    return unguarded_call(start_method)\n\nif True:\n    found = f()\n", 5),
+    ("if __name__ != '__main__':\n    pass\nfound = unguarded_call(start_method)\n", 3),
+    ("if __name__ == '__main__':\n    pass\nfound = unguarded_call(start_method)\n", 3),
+    ("found = None\nif __name__ == '__main__':\n    found = unguarded_call(start_method)\n", None),
+    ("def f():\n    return unguarded_call(start_method)\n\nif '__main__' == __name__:\n    found = f()\n", None),
+])
+def test_unguarded_call_is_found(monkeypatch, tmp_path, source, line):
+    found = _run_as_main(monkeypatch, tmp_path, source)
+    assert found == (None if line is None else (str(tmp_path / "script.py"), line))
+    assert _run_as_main(monkeypatch, tmp_path, source, "fork") is None  # forked workers do not import the script
+
+
+def test_unguarded_script_fails_fast_with_what_to_add(tmp_path):
+    """A real script without the guard: a clear error before any worker starts (workers would
+    re-run the script and start clusters of their own)."""
+    script = tmp_path / "unguarded.py"
+    script.write_text("import torch\nimport splinecam as sc\n\nprint('top of the script')\n"
+                      "model = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))\n"
+                      "part = sc.partition(model, sc.Slice.box((-1, -1), (1, 1)), tiles=2, executor='local')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(os.path.dirname(sc.__file__)),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          timeout=120)
+    assert done.returncode == 1
+    assert done.stdout == "top of the script\n"  # run once: no worker re-ran it
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("RuntimeError: executor=\"local\" starts worker processes") and f"{script}" in last
+    assert 'if __name__ == "__main__":' in last and "line 6" in last
 
 
 def test_a_failing_tile_is_named(client):
@@ -245,15 +341,37 @@ def test_a_dead_worker_is_retried_and_one_that_keeps_dying_is_named(tmp_path):
                     run_tasks(c, _die, [(str(tmp_path / "always"), True)], ["slice 1"], progress=False)
 
 
-def _sleep(seconds):
-    time.sleep(seconds)
-    return seconds
+def _wait_for(started, stop):
+    """A task that runs until the file ``stop`` exists (at most 120 s), after creating ``started``."""
+    open(started, "a").close()
+    deadline = time.monotonic() + 120
+    while not os.path.exists(stop) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return 0
 
 
-def test_ctrl_c_cancels_the_outstanding_tasks(client):
-    threading.Timer(0.3, _thread.interrupt_main).start()
-    with pytest.raises(KeyboardInterrupt):
-        run_tasks(client, _sleep, [(1.0,)] * 6, [f"slice {i}" for i in range(6)], progress=False)
+def test_ctrl_c_cancels_the_outstanding_tasks(client, tmp_path):
+    """The tasks cannot finish before the interrupt: they run until the test lets them stop.
+    Ctrl-C is pressed once a task runs, and again every 2 s until one lands (an interrupt that
+    Python delivers inside a finaliser is lost)."""
+    started, stop = str(tmp_path / "started"), str(tmp_path / "stop")
+    caught = threading.Event()
+
+    def press_ctrl_c():
+        while not os.path.exists(started):
+            time.sleep(0.02)
+        while not caught.is_set() and not os.path.exists(stop):
+            _thread.interrupt_main()
+            caught.wait(2.0)
+
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    try:
+        run_tasks(client, _wait_for, [(started, stop)] * 6, [f"slice {i}" for i in range(6)], progress=False)
+    except KeyboardInterrupt:
+        caught.set()
+    finally:
+        open(stop, "w").close()  # the running tasks end
+    assert caught.is_set(), "run_tasks returned although its tasks could not finish"
     deadline = time.monotonic() + 10
     while client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) and time.monotonic() < deadline:
         time.sleep(0.1)
