@@ -94,7 +94,7 @@ def test_size_per_region(part, page):
 def test_class_cells_and_key_and_points(tmp_path):
     """The class colourings carry the exact cells of every region the boundary cuts, with the
     class of each; the key lists the classes present; points keep their class colours."""
-    from conftest import random_mlp
+    from helpers import random_mlp
 
     part = sc.partition(random_mlp([12, 12], 3, seed=0), sc.Slice.box((-2, -2), (2, 2)), progress=False)
     path = part.to_html(tmp_path / "pts.html", points=[[0.1, 0.2], [0.3, 0.4]], labels=np.array([0, 2]),

@@ -346,7 +346,7 @@ def test_class_colouring_is_exact_with_key_and_points(browser, tmp_path):
     """color_by="class": at points more than a few pixels from the boundary (and off the
     panel), the canvas shows the fill of the class the model predicts; the key names the
     classes present; data points are drawn."""
-    from conftest import model_out, random_mlp
+    from helpers import model_out, random_mlp
     from splinecam.viz.plot import class_color
 
     model = random_mlp([12, 12], 4, seed=0)
