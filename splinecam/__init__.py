@@ -7,22 +7,28 @@ files (ONNX), studies and training videos, ops (``register_op``) and the errors.
 
 from . import _moved
 from ._version import __version__
-from .analysis.match import RegionMatch, match_regions
-from .analysis.mesh import PlanarMesh
 from .analysis.boundary import Boundary, ClassCells
 from .analysis.boundary_first import decision_boundary, level_set
 from .analysis.estimate import Estimate, estimate
 from .analysis.layers import partition_by_layer
+from .analysis.match import RegionMatch, match_regions
+from .analysis.mesh import PlanarMesh
 from .analysis.sampling import BoundarySamples, VerifyReport
 from .analysis.stats import DensityMap, density_map, local_complexity
 from .apps.dynamics import Recorder, animate, record
 from .apps.study import compare, slice_from_data
-from .errors import (InvalidPartitionFile, RegionLimitError, StoppedEarly, TaskError, TimeLimitError,
-                     UnsupportedModelError)
+from .errors import (
+    InvalidPartitionFile,
+    RegionLimitError,
+    StoppedEarly,
+    TaskError,
+    TimeLimitError,
+    UnsupportedModelError,
+)
 from .io.onnx import load_onnx
 from .ops import register_op, unregister_op
-from .partition import Partition, partition
-from .run.executors import close_local_cluster, partition_many
+from .partition import Partition, partition, partition_many
+from .run.executors import close_local_cluster
 from .run.regions import LayerInfo, RegionArrays
 from .slices import Slice
 from .viz.plot import plot_layers

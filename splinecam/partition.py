@@ -12,18 +12,21 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from torch import nn
 
 from ._version import __version__
+from .errors import InvalidPartitionFile, RegionLimitError, StoppedEarly
+from .extras import late
+from .geometry import RegionGrid
+from .io.files import FORMAT, read_arrays, save_arrays
 from .run.chain import Chain, ChainRun, chain_applies, read_chain
 from .run.engine import Engine
-from .errors import InvalidPartitionFile, StoppedEarly
-from .extras import late
-from .io.files import FORMAT, read_arrays, save_arrays
-from .geometry import RegionGrid
+from .run.executors import executor_scope, run_tasks, task_scope
 from .run.regions import LayerInfo, RegionArrays, unpack_codes, vertex_means
-from .slices import Slice, as_points
+from .run.tiles import Grid, merge
 from .run.trace import Graph, frozen, prepare
 from .run.watch import Watch
+from .slices import Slice, as_points
 
 if TYPE_CHECKING:  # the analysis layer sits above this module: its types only
     from .analysis.boundary import Boundary, ClassCells
@@ -103,8 +106,6 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
         raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
     options = Options(max_regions, max_memory, chunk_size, rtol, timeout)
     if tiles is not None or executor is not None:
-        from .run.tiles import partition_tiled  # tiles partitions each tile with this function
-
         return partition_tiled(model, sl, tiles, executor, dtype, device, progress, max_regions=max_regions,
                                max_memory=max_memory, chunk_size=chunk_size, rtol=rtol, timeout=timeout)
     device = default_device(model) if device is None else usable_device(device)
@@ -114,6 +115,80 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
             return partition_mlp(chain, model, sl, progress, options, started)
     twin, graph = prepare(model, dtype, device, sl.input_shape)
     return partition_graph(twin, graph, sl, dtype, device, progress, options, started)
+
+
+# -- tiles and many slices: each task a partition ------------------------------------------
+
+
+def _tile_task(model, tile: Slice, options: dict) -> tuple[RegionArrays, list[LayerInfo]]:
+    with task_scope():
+        part = partition(model, tile, **options)
+    return part.arrays, part.layers
+
+
+def partition_tiled(model, sl: Slice, tiles, executor, dtype, device, progress, **options) -> Partition:
+    """:func:`splinecam.partition` with ``tiles`` and ``executor`` (see there): the tiles'
+    partitions run on the executor and are merged into the partition of ``sl``."""
+    start = time.perf_counter()
+    grid = Grid.over(sl.polygon, 1 if tiles is None else tiles)
+    cells = grid.cells(sl.polygon)
+    device = default_device(model) if device is None else device
+    twin, graph = prepare(model, dtype, device, sl.input_shape)  # fails early, here, on unsupported models
+    options = {**options, "dtype": dtype, "device": device, "progress": False}
+    jobs = [(model, Slice(sl.origin, sl.basis, cell), options) for _, cell in cells]
+    names = [f"tile {index} of the {len(grid.u) - 1} x {len(grid.v) - 1} tiles" for index, _ in cells]
+    with executor_scope(executor) as client:
+        results = run_tasks(client, _tile_task, jobs, names, progress, "tiles")
+    layers = results[0][1]
+    merged = merge([index for index, _ in cells], [arrays for arrays, _ in results], layers, grid, sl)
+    if options["max_regions"] is not None and len(merged.offsets) - 1 > options["max_regions"]:
+        raise RegionLimitError(f"the partition has {len(merged.offsets) - 1:,} regions, more than max_regions="
+                               f"{options['max_regions']:,}; use a smaller slice or pass a larger max_regions.")
+    return Partition(merged, sl, layers, seconds=time.perf_counter() - start, model=twin, graph=graph)
+
+
+def _as_list(items, kind) -> list | None:
+    """``items`` as a list if it is a sequence of ``kind``, None if it is one ``kind``."""
+    if isinstance(items, kind):
+        return None
+    if isinstance(items, (list, tuple)) and items and all(isinstance(x, kind) for x in items):
+        return list(items)
+    name = "torch.nn.Module" if kind is nn.Module else "splinecam.Slice"
+    raise TypeError(f"expected a {name} or a non-empty list of them, got {type(items).__name__}.")
+
+
+def pairs(models_or_model, slices_or_slice) -> tuple[list[tuple[nn.Module, Slice]], list[str]]:
+    """The (model, slice) pairs of :func:`partition_many`'s arguments, and their names."""
+    models, slices = _as_list(models_or_model, nn.Module), _as_list(slices_or_slice, Slice)
+    if models is not None and slices is not None and len(models) != len(slices):
+        raise ValueError(f"got {len(models)} models and {len(slices)} slices; pass equal-length lists, "
+                         "or one model (or one slice) for all.")
+    n = len(models) if models is not None else len(slices) if slices is not None else 1
+    names = [" on ".join(([f"model {i}"] if models is not None else []) + ([f"slice {i}"] if slices is not None else []))
+             or "the slice" for i in range(n)]
+    models = models if models is not None else [models_or_model] * n
+    slices = slices if slices is not None else [slices_or_slice] * n
+    return list(zip(models, slices)), names
+
+
+def _partition_task(model, sl, options):
+    with task_scope():
+        return partition(model, sl, **options)
+
+
+def partition_many(models_or_model, slices_or_slice, executor=None, progress=None, **partition_options) -> list:
+    """Partitions of one model on many slices, of many models (checkpoints) on one slice, or of
+    equal-length lists of both, in order; each is :func:`splinecam.partition` of its pair.
+
+    executor: None (this process), ``"local"`` (this process's Dask ``LocalCluster``, one worker
+    process per core: see :func:`local_client`), a ``dask.distributed.Client`` or any
+    ``concurrent.futures.Executor``.  Models and slices are sent to the workers as given and
+    each worker traces its model.  progress: one bar over all the partitions.
+    """
+    jobs, names = pairs(models_or_model, slices_or_slice)
+    options = {**partition_options, "progress": False}
+    with executor_scope(executor) as client:
+        return run_tasks(client, _partition_task, [(m, s, options) for m, s in jobs], names, progress, "partitions")
 
 
 def partition_mlp(chain: Chain, model, sl: Slice, progress, options: Options, started: float) -> "Partition":

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from .datasets import two_circles, two_moons
-from ..run.executors import one_thread, partition_many
+from ..partition import partition_many
+from ..run.executors import one_thread
 from ..partition import Partition, partition
 from ..viz.plot import plot_partition
 from ..slices import Slice

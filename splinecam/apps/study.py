@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from ..run.executors import partition_many
+from ..partition import partition_many
 from ..slices import Slice
 from ..analysis.stats import stats
 

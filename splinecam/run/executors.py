@@ -22,7 +22,6 @@ import torch
 from torch import nn
 
 from ..errors import RegionLimitError, TaskError
-from ..slices import Slice
 from .watch import progress_bar
 
 _INSTALL = 'pip install "splinecam[distributed]"'
@@ -256,47 +255,3 @@ def _run_remote(client, fn, tasks, names, bar) -> list:
         raise
 
 
-def _as_list(items, kind) -> list | None:
-    """``items`` as a list if it is a sequence of ``kind``, None if it is one ``kind``."""
-    if isinstance(items, kind):
-        return None
-    if isinstance(items, (list, tuple)) and items and all(isinstance(x, kind) for x in items):
-        return list(items)
-    name = "torch.nn.Module" if kind is nn.Module else "splinecam.Slice"
-    raise TypeError(f"expected a {name} or a non-empty list of them, got {type(items).__name__}.")
-
-
-def pairs(models_or_model, slices_or_slice) -> tuple[list[tuple[nn.Module, Slice]], list[str]]:
-    """The (model, slice) pairs of :func:`partition_many`'s arguments, and their names."""
-    models, slices = _as_list(models_or_model, nn.Module), _as_list(slices_or_slice, Slice)
-    if models is not None and slices is not None and len(models) != len(slices):
-        raise ValueError(f"got {len(models)} models and {len(slices)} slices; pass equal-length lists, "
-                         "or one model (or one slice) for all.")
-    n = len(models) if models is not None else len(slices) if slices is not None else 1
-    names = [" on ".join(([f"model {i}"] if models is not None else []) + ([f"slice {i}"] if slices is not None else []))
-             or "the slice" for i in range(n)]
-    models = models if models is not None else [models_or_model] * n
-    slices = slices if slices is not None else [slices_or_slice] * n
-    return list(zip(models, slices)), names
-
-
-def _partition_task(model, sl, options):
-    from ..partition import partition
-
-    with task_scope():
-        return partition(model, sl, **options)
-
-
-def partition_many(models_or_model, slices_or_slice, executor=None, progress=None, **partition_options) -> list:
-    """Partitions of one model on many slices, of many models (checkpoints) on one slice, or of
-    equal-length lists of both, in order; each is :func:`splinecam.partition` of its pair.
-
-    executor: None (this process), ``"local"`` (this process's Dask ``LocalCluster``, one worker
-    process per core: see :func:`local_client`), a ``dask.distributed.Client`` or any
-    ``concurrent.futures.Executor``.  Models and slices are sent to the workers as given and
-    each worker traces its model.  progress: one bar over all the partitions.
-    """
-    jobs, names = pairs(models_or_model, slices_or_slice)
-    options = {**partition_options, "progress": False}
-    with executor_scope(executor) as client:
-        return run_tasks(client, _partition_task, [(m, s, options) for m, s in jobs], names, progress, "partitions")

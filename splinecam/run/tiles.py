@@ -1,5 +1,6 @@
-"""One slice in tiles: cut the slice polygon into convex tiles, partition each tile (anywhere:
-see :mod:`splinecam.run.executors`), and merge the pieces back into the partition of the slice.
+"""One slice in tiles: the grid that cuts the slice polygon into convex tiles, and the exact merge
+of the tiles' regions back into the regions of the slice (:func:`splinecam.partition` runs the
+tiles, anywhere: see :mod:`splinecam.run.executors`).
 
 A tile is the slice's own chart (same origin and basis, so the same ``uv``) over a convex
 polygon: one cell of a ``ku x kv`` grid over the slice polygon's bounding box, clipped to it.
@@ -20,19 +21,14 @@ that share a code are the pieces of one region and their union is convex.  The m
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .executors import executor_scope, run_tasks, task_scope
 from ..geometry import polygon_areas, ragged_arange
-from ..partition import Partition, default_device, partition
-from .regions import LayerInfo, RegionArrays, concat_regions, unpack_codes, vertex_means
 from ..slices import Slice
-from .trace import prepare
-from ..errors import RegionLimitError
+from .regions import LayerInfo, RegionArrays, concat_regions, unpack_codes, vertex_means
 
 _SEAM_RTOL = 1e-9  # an edge is on a grid line within this fraction of the slice size
 _CORNER_RTOL = 1e-10  # a point closer than this (fraction of the slice size) to a line through its neighbours is no corner
@@ -90,33 +86,6 @@ def _clip(poly: np.ndarray, axis: int, value: float, sign: int) -> np.ndarray:
             m[axis] = value
             out.append(m)
     return np.array(out, dtype=np.float64).reshape(-1, 2)
-
-
-def _tile_task(model, tile: Slice, options: dict) -> tuple[RegionArrays, list[LayerInfo]]:
-    with task_scope():
-        part = partition(model, tile, **options)
-    return part.arrays, part.layers
-
-
-def partition_tiled(model, sl: Slice, tiles, executor, dtype, device, progress, **options) -> Partition:
-    """:func:`splinecam.partition` with ``tiles`` and ``executor`` (see there): the tiles'
-    partitions run on the executor and are merged into the partition of ``sl``."""
-    start = time.perf_counter()
-    grid = Grid.over(sl.polygon, 1 if tiles is None else tiles)
-    cells = grid.cells(sl.polygon)
-    device = default_device(model) if device is None else device
-    twin, graph = prepare(model, dtype, device, sl.input_shape)  # fails early, here, on unsupported models
-    options = {**options, "dtype": dtype, "device": device, "progress": False}
-    jobs = [(model, Slice(sl.origin, sl.basis, cell), options) for _, cell in cells]
-    names = [f"tile {index} of the {len(grid.u) - 1} x {len(grid.v) - 1} tiles" for index, _ in cells]
-    with executor_scope(executor) as client:
-        results = run_tasks(client, _tile_task, jobs, names, progress, "tiles")
-    layers = results[0][1]
-    merged = merge([index for index, _ in cells], [arrays for arrays, _ in results], layers, grid, sl)
-    if options["max_regions"] is not None and len(merged.offsets) - 1 > options["max_regions"]:
-        raise RegionLimitError(f"the partition has {len(merged.offsets) - 1:,} regions, more than max_regions="
-                               f"{options['max_regions']:,}; use a smaller slice or pass a larger max_regions.")
-    return Partition(merged, sl, layers, seconds=time.perf_counter() - start, model=twin, graph=graph)
 
 
 # -- the merge ------------------------------------------------------------------------------

@@ -243,7 +243,7 @@ def test_glibc_malloc_defaults_undo_dasks_trim_threshold():
 def test_tasks_on_a_default_dask_cluster_reuse_the_heap(client):
     """The module's cluster is started with Dask's defaults (MALLOC_TRIM_THRESHOLD_=65536 in its
     workers); after a task has run there, each worker reuses its heap for large arrays."""
-    from splinecam.run.executors import _partition_task
+    from splinecam.partition import _partition_task
 
     model = random_mlp([8], 1, 0)
     for worker in client.scheduler_info()["workers"]:
