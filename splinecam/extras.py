@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib
 
+__all__ = ["late", "require"]
+
 
 def require(module: str, extra: str, feature: str):
     """Import ``module``; if it is missing raise ImportError naming ``feature`` and the extra to install."""

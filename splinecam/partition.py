@@ -28,6 +28,9 @@ from .run.trace import Graph, frozen, prepare
 from .run.watch import Watch
 from .slices import Slice, as_points
 
+__all__ = ["Options", "Partition", "check_shapes", "default_device", "pairs", "parse_bytes", "partition",
+           "partition_graph", "partition_many", "result_bytes_per_region", "usable_device"]
+
 if TYPE_CHECKING:  # the analysis layer sits above this module: its types only
     from .analysis.boundary import Boundary, ClassCells
     from .analysis.mesh import PlanarMesh

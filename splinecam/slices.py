@@ -10,6 +10,8 @@ import torch
 
 from .geometry import polygon_areas
 
+__all__ = ["Slice", "as_points", "convex_ccw", "rounding"]
+
 
 _ROUNDINGS = 16  # a difference within this many units of rounding (of the inputs' dtype) is noise
 

@@ -20,6 +20,9 @@ from ..extras import late
 from ..geometry import Polygons, candidate_tolerance, max_cells
 from ..io.geojson import boundary_geojson
 
+__all__ = ["Boundary", "ClassCells", "class_cells", "decision_boundary", "level_set", "partition_boundary",
+           "partition_level_set", "point_ids"]
+
 _RTOL = 1e-10
 
 

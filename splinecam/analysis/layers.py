@@ -13,6 +13,8 @@ from ..partition import Options, Partition, default_device, partition_graph, usa
 from ..slices import Slice
 from ..run.trace import Graph, prepare
 
+__all__ = ["partition_by_layer", "plot_layers"]
+
 
 class GraphModule(nn.Module):
     """Evaluates a (truncated) traced graph: the network that a per-layer partition describes.

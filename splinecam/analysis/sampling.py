@@ -9,6 +9,8 @@ import torch
 
 from ..run.trace import prepare
 
+__all__ = ["BoundarySamples", "VerifyReport", "sample_boundary", "sample_polygon", "verify"]
+
 _POINTS_AT_ONCE = 256
 
 

@@ -30,6 +30,9 @@ from .boundary import point_ids
 from ..geometry import distance_to_polygons
 from .topology import neighbour_stats
 
+__all__ = ["DensityMap", "density_map", "eccentricities", "edges_by_layer", "local_complexity",
+           "slope_norms", "stats", "turning_angles"]
+
 _PAIR_BLOCK = 1 << 22  # (point, region) candidate pairs held at once
 
 

@@ -8,6 +8,8 @@ import sys
 from .._version import __version__
 from ..viz.plot import COLOR_BY
 
+__all__ = ["main"]
+
 
 def _demo(args) -> int:
     from .demo import run_demo

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["two_circles", "two_moons"]
+
 
 def _check(n: int, noise: float) -> None:
     if int(n) != n or n < 2:

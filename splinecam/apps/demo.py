@@ -16,6 +16,8 @@ from .dynamics import mlp
 from ..partition import partition
 from ..slices import Slice
 
+__all__ = ["run_demo"]
+
 
 def train_mlp(x: np.ndarray, y: np.ndarray, width: int = 32, depth: int = 3, steps: int = 600, seed: int = 0,
               lr: float = 1e-2) -> nn.Sequential:

@@ -18,6 +18,9 @@ from ..slices import Slice
 from ..analysis.stats import slope_norms
 from ..viz.tensorboard import log_partition, summary_writer
 
+__all__ = ["Recorder", "animate", "history", "mlp", "plot_frames", "plot_history", "record",
+           "train_recorded", "train_video"]
+
 
 class Recorder:
     """Call ``rec(model)`` once per training step; on calls 0, every, 2*every, ... it

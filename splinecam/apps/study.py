@@ -11,6 +11,8 @@ from ..partition import partition_many
 from ..slices import Slice
 from ..analysis.stats import stats
 
+__all__ = ["compare", "slice_from_data"]
+
 DEFAULT_COLUMNS = (
     "n_regions", "area_median", "vertices_mean", "eccentricity_mean", "slope_median",
     "edges", "boundary_length", "boundary_pieces", "boundary_turning_mean", "seconds",

@@ -20,6 +20,8 @@ import torch
 
 from .polygons import Polygons, first_of_runs, ragged_arange, spatial_order
 
+__all__ = ["bsp"]
+
 # step(pieces (A,), items (A,), carry (A, ...), origin (A,)) -> (children (n,), child_parent (n,) in [0, A), carry (n, ...))
 Step = Callable[[Polygons, torch.Tensor, torch.Tensor, torch.Tensor], tuple[Polygons, torch.Tensor, torch.Tensor]]
 # settle(children, piece (M,) sorted, item (M,), carry (n, ...), origin (n,)) -> (keep (M,) bool, carry (n, ...))

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["AVAILABLE", "PIECE_BYTES", "breakpoint_split", "gather_pieces", "split_by_lines"]
+
 try:
     from numba import njit
 except ImportError:  # numba is optional: the torch loop does the same work

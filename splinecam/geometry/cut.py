@@ -15,6 +15,8 @@ import torch
 
 from .polygons import Polygons, offsets_from_counts
 
+__all__ = ["Cut", "classify", "cut", "line_tolerance", "sides"]
+
 
 def line_tolerance(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, extent, rtol: float,
                    atol: float = 0.0) -> torch.Tensor:

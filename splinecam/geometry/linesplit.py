@@ -20,6 +20,8 @@ from .bsp import bsp
 from .cut import cut, sides
 from .polygons import Polygons, ragged_arange
 
+__all__ = ["LineSplit", "UNBOUNDED", "split_at_breakpoints", "split_by_lines"]
+
 # bytes held per piece, per pending (piece, line) pair and per side record during a torch split
 # (indices, polygons and the temporaries of one round), to keep a split within its budget
 _PIECE_BYTES, _PAIR_BYTES, _LOG_BYTES = 256, 128, 32

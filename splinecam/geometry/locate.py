@@ -8,6 +8,8 @@ import torch
 
 from .polygons import Polygons, ragged_arange
 
+__all__ = ["RegionGrid", "distance_to_polygons"]
+
 
 def _edges(polys: Polygons, pts: np.ndarray, regions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For point m (M, 2) against polygon regions[m] (M,): one row per polygon edge, with the

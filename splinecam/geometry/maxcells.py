@@ -14,6 +14,8 @@ import torch
 from .cut import cut, line_tolerance
 from .polygons import BORDER, Polygons
 
+__all__ = ["MaxCells", "candidate_tolerance", "max_cells", "possible_winners"]
+
 _WINNER_BLOCK = 1 << 22  # vertex x candidate x candidate evaluations held at once
 _CREATED = -2  # marks, inside max_cells, the edges its clipping creates
 

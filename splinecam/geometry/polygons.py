@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+__all__ = ["BORDER", "Polygons", "first_of_runs", "offsets_from_counts", "polygon_areas", "ragged_arange",
+           "spatial_order", "vertex_extremes"]
+
 BORDER = -1  # edge_units entry of an edge that lies on the slice border
 _BLOCK_ELEMENTS = 1 << 24  # vertex-by-function evaluations held at once (128 MiB in float64)
 

@@ -21,6 +21,8 @@ import numpy as np
 
 from ..errors import InvalidPartitionFile
 
+__all__ = ["FORMAT", "read_arrays", "save_arrays", "write_atomically"]
+
 FORMAT = "splinecam.partition/1"
 ARRAYS = ("verts", "offsets", "labels", "affine", "centroid_outputs", "codes", "origin", "basis", "polygon",
           "anchors_uv", "meta")

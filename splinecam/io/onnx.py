@@ -28,6 +28,8 @@ from torch import fx, nn
 from ..extras import require
 from ..errors import UnsupportedModelError
 
+__all__ = ["load_onnx"]
+
 SMOOTH_OPS = {
     "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Softplus", "Softsign", "Elu", "Selu", "Celu", "Gelu", "Erf",
     "Exp", "Log", "Sqrt", "Pow", "Reciprocal", "HardSigmoid", "HardSwish", "Mish", "LayerNormalization",

@@ -24,6 +24,9 @@ from torch import nn
 from ..errors import RegionLimitError, TaskError
 from .watch import progress_bar
 
+__all__ = ["close_local_cluster", "executor_scope", "glibc_malloc_defaults", "import_distributed",
+           "one_thread", "run_tasks", "task_scope", "unguarded_call"]
+
 _INSTALL = 'pip install "splinecam[distributed]"'
 # torch.fx tracing is not thread-safe: tasks that share a process (thread pools, Dask workers
 # with several threads) run one at a time; use one single-threaded worker process per core

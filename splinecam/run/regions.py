@@ -9,6 +9,9 @@ import torch
 
 from ..geometry import Polygons
 
+__all__ = ["LayerInfo", "RegionArrays", "concat_regions", "join_regions", "region_arrays", "unpack_codes",
+           "vertex_means"]
+
 
 @dataclass(frozen=True)
 class LayerInfo:

@@ -30,6 +30,8 @@ from ..geometry import polygon_areas, ragged_arange
 from ..slices import Slice
 from .regions import LayerInfo, RegionArrays, concat_regions, unpack_codes, vertex_means
 
+__all__ = ["Grid", "merge"]
+
 _SEAM_RTOL = 1e-9  # an edge is on a grid line within this fraction of the slice size
 _CORNER_RTOL = 1e-10  # a point closer than this (fraction of the slice size) to a line through its neighbours is no corner
 

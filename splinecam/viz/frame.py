@@ -29,6 +29,8 @@ from ..extras import require
 from .plot import class_cells_of
 from ..analysis.stats import eccentricities, slope_norms
 
+__all__ = ["class_area_frame", "region_frame"]
+
 MAX_OUTPUT_COLUMNS = 32
 
 

@@ -19,6 +19,8 @@ import io
 from .plot import partition_figure
 from .viewer import page_bytes, render_html
 
+__all__ = ["MAX_REGIONS", "boundary_html", "partition_html", "picture", "show"]
+
 MAX_REGIONS = 20_000
 """Above this many regions a partition is shown as a static picture unless asked otherwise."""
 

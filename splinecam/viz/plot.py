@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["CLASS_PALETTE", "COARSE_COLOR", "COLOR_BY", "FILL_LIGHT", "check_color_by", "class_cells_of",
+           "class_color", "class_faces", "class_labels", "class_region_faces", "code_colors", "edge_style",
+           "layer_handles", "layer_label", "layer_palette", "partition_figure", "plot_boundary",
+           "plot_layers", "plot_partition", "region_colors"]
+
 COLOR_BY = ("random", "slope", "area", "output", "class", "sign", "layer", "code")
 
 COARSE_COLOR = (0.82, 0.82, 0.82, 1.0)  # the coarse cells of a boundary-first partition

@@ -14,6 +14,8 @@ from ..extras import require
 from .plot import partition_figure
 from ..analysis.stats import stats
 
+__all__ = ["log_partition", "picture", "picture_array", "summary_writer"]
+
 TAG = "splinecam"
 
 

@@ -23,6 +23,8 @@ from ..io.files import write_atomically
 from .plot import (COLOR_BY, FILL_LIGHT, check_color_by, class_cells_of, class_color, class_faces, class_labels,
                    class_region_faces, layer_label, layer_palette, region_colors)
 
+__all__ = ["FORMAT", "encode", "page_bytes", "read_data", "render_html", "to_html"]
+
 FORMAT = "splinecam.viewer/1"
 _SPLIT = re.compile(r"(__SPLINECAM_[A-Z]+__)")
 _BLOB = re.compile(r'<script type="application/octet-stream" id="sc-(\w+)">([A-Za-z0-9+/=]*)</script>')
