@@ -28,7 +28,7 @@ from .run.trace import Graph, frozen, prepare
 from .run.watch import Watch
 from .slices import Slice, as_points
 
-__all__ = ["Options", "Partition", "check_shapes", "default_device", "pairs", "parse_bytes", "partition",
+__all__ = ["Options", "Partition", "check_shapes", "checked_arguments", "default_device", "pairs", "parse_bytes", "partition",
            "partition_graph", "partition_many", "result_bytes_per_region", "usable_device"]
 
 if TYPE_CHECKING:  # the analysis layer sits above this module: its types only
@@ -80,6 +80,16 @@ class Options:
         return cls(**options)
 
 
+def checked_arguments(model, sl, device, options: dict, caller: str) -> tuple[Options, torch.device]:
+    """The arguments every entry point takes, checked once, in one way: ``sl`` must be a
+    :class:`Slice`; ``options`` are :class:`Options` (unknown names and bad values give one clear
+    error naming ``caller``); the device is the model's by default, else one this torch can use."""
+    if not isinstance(sl, Slice):
+        raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
+    options = Options.of(options, caller)
+    return options, default_device(model) if device is None else usable_device(device)
+
+
 def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None, *,
               max_regions: int | None = None, max_memory="128MB", chunk_size: int | None = None,
               rtol: float = 1e-10, timeout: float | None = None, tiles=None, executor=None) -> "Partition":
@@ -105,13 +115,10 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
         part = sc.partition(model, sc.Slice.box((-1, -1), (1, 1)))
     """
     started = time.perf_counter()
-    if not isinstance(sl, Slice):
-        raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
-    options = Options(max_regions, max_memory, chunk_size, rtol, timeout)
+    limits = dict(max_regions=max_regions, max_memory=max_memory, chunk_size=chunk_size, rtol=rtol, timeout=timeout)
+    options, device = checked_arguments(model, sl, device, limits, "partition")
     if tiles is not None or executor is not None:
-        return partition_tiled(model, sl, tiles, executor, dtype, device, progress, max_regions=max_regions,
-                               max_memory=max_memory, chunk_size=chunk_size, rtol=rtol, timeout=timeout)
-    device = default_device(model) if device is None else usable_device(device)
+        return partition_tiled(model, sl, tiles, executor, dtype, device, progress, **limits)
     if chain_applies(dtype, device):
         chain = read_chain(model, sl)
         if chain is not None:

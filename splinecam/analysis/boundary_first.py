@@ -19,7 +19,7 @@ import torch
 
 from .boundary import Boundary
 from .bounds import RELAXATIONS, OutputBounds, form_bounds
-from ..partition import Options, Partition, default_device, partition_graph
+from ..partition import Partition, checked_arguments, partition_graph
 from ..slices import Slice
 from ..run.trace import prepare
 
@@ -50,12 +50,9 @@ def boundary_partition(model, sl: Slice, value: float | None, output: int, dtype
                        options: dict, caller: str) -> Partition:
     """The partition of ``sl`` refined down to linear regions only where the level set
     ``f_output = value`` (``value`` None: the decision boundary) can run."""
-    if not isinstance(sl, Slice):
-        raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
+    opts, device = checked_arguments(model, sl, device, options, caller)
     if bounds not in RELAXATIONS:
         raise ValueError(f"bounds must be one of {RELAXATIONS}, got {bounds!r}.")
-    opts = Options.of(options, caller)
-    device = default_device(model) if device is None else device
     twin, graph = prepare(model, dtype, device, sl.input_shape)
     with torch.no_grad():
         x = torch.as_tensor(sl.origin, dtype=dtype, device=device)[None]

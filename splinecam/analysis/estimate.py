@@ -15,7 +15,7 @@ import torch
 
 from ..geometry import Polygons, line_tolerance, vertex_extremes
 from ..ops import AffineOp, ElementwiseOp
-from ..partition import Options, check_shapes, partition_graph, result_bytes_per_region
+from ..partition import check_shapes, checked_arguments, partition_graph, result_bytes_per_region
 from ..slices import Slice
 from ..run.trace import prepare
 
@@ -64,9 +64,7 @@ def estimate(model, sl: Slice, dtype=torch.float64, device="cpu", probe_regions:
     (its size follows the first layer's line density); ``options`` as for
     :func:`splinecam.partition` (they apply to the probe).
     """
-    if not isinstance(sl, Slice):
-        raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
-    opts = Options.of(options, "estimate")
+    opts, device = checked_arguments(model, sl, device, options, "estimate")
     twin, graph = prepare(model, dtype, device, sl.input_shape)
     shapes = check_shapes(twin, graph, sl, dtype, device)
     name, lines = _first_layer_lines(graph, sl, dtype, device, opts.rtol)

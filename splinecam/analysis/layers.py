@@ -9,7 +9,7 @@ from torch import nn
 
 from ..extras import late
 from ..ops import AffineOp
-from ..partition import Options, Partition, default_device, partition_graph, usable_device
+from ..partition import Partition, checked_arguments, partition_graph
 from ..slices import Slice
 from ..run.trace import Graph, prepare
 
@@ -43,10 +43,7 @@ def partition_by_layer(model, sl: Slice, dtype=torch.float64, device=None, progr
     chunk_size, rtol as in :func:`splinecam.partition`.  ``part.verify()``
     works on every entry (it checks against the truncated network).
     """
-    if not isinstance(sl, Slice):
-        raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
-    opts = Options.of(options, "partition_by_layer")
-    device = default_device(model) if device is None else usable_device(device)
+    opts, device = checked_arguments(model, sl, device, options, "partition_by_layer")
     _, graph = prepare(model, dtype, device, sl.input_shape)
     ends = [i for i, node in enumerate(graph.nodes) if not isinstance(node.op, AffineOp)]
     parts = []
