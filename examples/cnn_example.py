@@ -90,21 +90,14 @@ def main(argv=None) -> None:
     fig = plt.figure(figsize=(8.2, 6.0), constrained_layout=True)
     grid = fig.add_gridspec(3, 2, width_ratios=[4.2, 1])
     ax = fig.add_subplot(grid[:, 0])
-    part.plot(ax=ax, color_by="class", linewidth=0.06, edgecolor="0.45",
-              boundary_kw=dict(color="black", linewidth=1.6))
-    uv = sl.anchors_uv
-    ax.scatter(uv[:, 0], uv[:, 1], s=70, c=[plt.cm.tab10(k) for k in range(3)], edgecolors="black", linewidths=1.2, zorder=5)
-    for k, (u, v) in enumerate(uv):
-        ax.annotate(str(k + 1), (u, v), xytext=(6, 6), textcoords="offset points", fontsize=11, weight="bold", zorder=6)
+    part.plot(ax=ax, color_by="class", class_names=list(CLASSES), anchor_labels=["1", "2", "3"], legend=False)
     ax.set_aspect("equal")
-    ax.set_xlabel("u")
-    ax.set_ylabel("v")
     ax.set_title(f"Exact linear regions of a small CNN on the plane through three images\n"
                  f"{len(part):,} regions, decision boundary in black", fontsize=11)
     for k, img in enumerate(anchors):
         sub = fig.add_subplot(grid[k, 1])
         sub.imshow(img[0].numpy(), cmap="gray_r", vmin=-0.3, vmax=1.2)
-        sub.set_title(f"{k + 1}: {CLASSES[k]}", fontsize=10, color=plt.cm.tab10(k))
+        sub.set_title(f"{k + 1}: {CLASSES[k]}", fontsize=10, color=sc.viz.plot.class_color([k])[0])
         sub.set_xticks([])
         sub.set_yticks([])
     fig.savefig(args.out, dpi=200)
