@@ -452,18 +452,19 @@ def partition_figure(part, color_by: str = "random", width: float = 6.0, **kwarg
 
 
 def plot_boundary(db, ax=None, **kwargs):
-    """Draw boundary segments as one LineCollection (black with a thin white halo, above the
-    regions); kwargs go to it."""
+    """Draw a boundary as its curves (connected polylines, :meth:`Boundary.curves`: joins drawn
+    whole, no halo between segments) in one LineCollection, black with a thin white halo, above
+    the regions; kwargs go to it."""
     import matplotlib.patheffects as pe
     from matplotlib.collections import LineCollection
 
     ax = _axes(ax)
-    kw = {"colors": "black", "linewidths": 2.0, "zorder": 3, "capstyle": "round"}
+    kw = {"colors": "black", "linewidths": 2.0, "zorder": 3, "capstyle": "round", "joinstyle": "round"}
     kw.update(kwargs)
     if "path_effects" not in kw:
         width = np.max(np.atleast_1d(kw.get("linewidths", kw.get("linewidth", 2.0))))
         kw["path_effects"] = [pe.Stroke(linewidth=float(width) + 1.6, foreground="white"), pe.Normal()]
-    lines = LineCollection(db.segments, **kw)
+    lines = LineCollection([curve.points for curve in db.curves()], **kw)
     ax.add_collection(lines)
     return lines
 

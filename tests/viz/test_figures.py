@@ -282,3 +282,18 @@ def test_code_colours_follow_the_code_across_partitions():
     assert np.allclose(code_colors(a.arrays.packed_codes)[ra], code_colors(b.arrays.packed_codes)[rb])
     colors = code_colors(a.arrays.packed_codes)
     assert len(np.unique(np.round(colors, 6), axis=0)) > 0.9 * len(a)  # distinct codes, (nearly) distinct colours
+
+
+def test_the_boundary_is_drawn_as_its_curves():
+    import matplotlib.pyplot as plt
+
+    part = run(random_mlp([12, 12], 3, seed=4))
+    db = part.decision_boundary()
+    fig, ax = plt.subplots()
+    lines = part.plot(ax=ax, color_by="class")["boundary"]
+    drawn = lines.get_segments()
+    curves = db.curves()
+    assert len(drawn) == len(curves) < len(db)  # polylines, not one line per segment
+    length = sum(float(np.linalg.norm(np.diff(p, axis=0), axis=1).sum()) for p in drawn)
+    assert length == pytest.approx(db.length, rel=1e-12)
+    plt.close(fig)
