@@ -21,6 +21,7 @@ import json
 import resource
 import subprocess
 import sys
+import signal
 import threading
 import time
 
@@ -140,6 +141,7 @@ def interrupt_latency(name: str, after: float) -> dict:
         fired.append(time.perf_counter())
         _thread.interrupt_main()
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as interactive: a background job ignores SIGINT
     timer = threading.Timer(after, interrupt)
     t0 = time.perf_counter()
     timer.start()

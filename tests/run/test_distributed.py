@@ -3,7 +3,6 @@ LocalCluster of worker processes, concurrent.futures) and their failure modes.""
 
 from __future__ import annotations
 
-import _thread
 import concurrent.futures
 import os
 import subprocess
@@ -350,7 +349,7 @@ def _wait_for(started, stop):
     return 0
 
 
-def test_ctrl_c_cancels_the_outstanding_tasks(client, tmp_path):
+def test_ctrl_c_cancels_the_outstanding_tasks(client, tmp_path, ctrl_c):
     """The tasks cannot finish before the interrupt: they run until the test lets them stop.
     Ctrl-C is pressed once a task runs, and again every 2 s until one lands (an interrupt that
     Python delivers inside a finaliser is lost)."""
@@ -361,7 +360,7 @@ def test_ctrl_c_cancels_the_outstanding_tasks(client, tmp_path):
         while not os.path.exists(started):
             time.sleep(0.02)
         while not caught.is_set() and not os.path.exists(stop):
-            _thread.interrupt_main()
+            ctrl_c()
             caught.wait(2.0)
 
     threading.Thread(target=press_ctrl_c, daemon=True).start()

@@ -3,7 +3,6 @@ Ctrl-C; partial results; splits bounded by their memory budget."""
 
 from __future__ import annotations
 
-import _thread
 import importlib
 import threading
 import time
@@ -242,12 +241,12 @@ def test_a_split_holds_its_records_within_max_memory(path, calls):
     _check_partial(info.value.partial, BOX)
 
 
-def test_ctrl_c_inside_a_huge_first_split(path, calls):
+def test_ctrl_c_inside_a_huge_first_split(path, calls, ctrl_c):
     fired = []
 
     def interrupt():
         fired.append(time.perf_counter())
-        _thread.interrupt_main()
+        ctrl_c()
 
     timer = threading.Timer(1.0, interrupt)
     timer.start()
