@@ -230,6 +230,8 @@ def _edges(part, ax, by_layer: bool, edge_layers, edgecolor, linewidth, layer_co
     layer = part.arrays.edge_units[:, 0]
     keep = (layer >= 0) & _chosen_layers(part, edge_layers)[np.maximum(layer, 0)] & part.exact[owner]
     alpha, width = edge_style(part.areas, points_per_unit(ax), 1.0 if linewidth is None else linewidth / 0.4)
+    if not by_layer:
+        keep &= (alpha > 0)[owner]  # edges of regions too small to see are not drawn at all
     if by_layer:
         n_layers = max(len(part.layers), 1) if layer_count is None else layer_count
         rgb = layer_palette(n_layers)[layer[keep], :3]
