@@ -6,7 +6,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..ops import AffineOp
 from ..partition import Options, Partition, default_device, partition_graph, usable_device
 from ..viz.plot import plot_boundary, plot_partition
 from ..slices import Slice
@@ -45,7 +44,7 @@ def partition_by_layer(model, sl: Slice, dtype=torch.float64, device=None, progr
     opts = Options.of(options, "partition_by_layer")
     device = default_device(model) if device is None else usable_device(device)
     _, graph = prepare(model, dtype, device, sl.input_shape)
-    ends = [i for i, node in enumerate(graph.nodes) if not isinstance(node.op, AffineOp)]
+    ends = [i for i, node in enumerate(graph.nodes) if node.op.splits]
     parts = []
     for end in ends:
         sub = Graph(graph.nodes[: end + 1])
