@@ -49,7 +49,7 @@ class Engine(WorkStack):
         and the result does not depend on the machine's speed."""
         op, r = node.op, states[0].shape[0]
         block = max(1, PUSH_ELEMENTS // (sum(s[0].numel() for s in states) + 3 * out_size))
-        if r <= block:
+        if r <= block:  # most pushes: one block
             return op.push(*states)
         out = []
         for s in range(0, r, block):

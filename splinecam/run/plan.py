@@ -17,8 +17,9 @@ from .regions import LayerInfo
 from .trace import Graph
 
 DEFAULT_MEMORY = "128MB"  # the working budget of a run (``max_memory``) by default
-PUSH_ELEMENTS = 1 << 21  # numbers in and out of one block of an affine push (16 MiB in float64)
 CHUNK_STATE_BYTES = 16 << 20  # states of one chunk: arrays this size are reused by malloc, not mapped afresh
+PUSH_ELEMENTS = CHUNK_STATE_BYTES // 4  # numbers in and out of one block of an affine push (32 MiB in float64):
+# a chunk's float64 states in and out of a layer as wide as its widest value go in one block
 MIN_CHUNK = 16  # pieces made at once at least (unless ``chunk_size`` says fewer)
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
@@ -59,9 +60,10 @@ def state_bytes_per_region(graph: Graph, shapes: list[tuple[int, ...]], dtype) -
     sizes = [math.prod(s) for s in shapes]
     last_use = graph.last_use()
     worst = sizes[0]
+    live = sizes[0] if 0 in last_use else 0  # the values some node at or after i still reads
     for i, node in enumerate(graph.nodes):
-        live = sum(sizes[v] for v in range(i + 1) if last_use.get(v, -1) >= i)
         worst = max(worst, 3 * (live + sizes[i + 1]) + 8 * max(sizes[a] for a in node.args))
+        live += (sizes[i + 1] if i + 1 in last_use else 0) - sum(sizes[a] for a in set(node.args) if last_use[a] == i)
     return worst * torch.finfo(dtype).bits // 8
 
 

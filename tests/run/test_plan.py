@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import math
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from zoo_models import _setup
 
 import splinecam as sc
 from splinecam.run.chain import read_chain
-from splinecam.run.plan import Plan
+from splinecam.run.plan import Plan, state_bytes_per_region
 from splinecam.run.trace import prepare
 
 
@@ -77,3 +78,18 @@ def test_no_module_outside_ops_branches_on_an_op_kind():
                 if names & kinds:
                     found.append(f"{path.relative_to(root)}:{node.lineno}")
     assert not found, f"isinstance on op kinds outside ops/: {found}"
+
+
+@pytest.mark.parametrize("name", ["resnet", "mixed", "vgg", "maxout"])
+def test_the_state_bytes_count_every_value_still_read(name):
+    """The plan's bytes per region (its running sum of live values) against a direct count."""
+    model, sl, _ = _setup(name)
+    _, graph = prepare(model, torch.float64, "cpu", sl.input_shape)
+    x = torch.zeros(1, *sl.input_shape, dtype=torch.float64)
+    shapes = [tuple(v.shape[1:]) for v in graph.forward(x, values=True)]
+    sizes = [math.prod(s) for s in shapes]
+    worst = sizes[0]
+    for i, node in enumerate(graph.nodes):
+        live = sum(sizes[v] for v in range(i + 1) if any(v in later.args for later in graph.nodes[i:]))
+        worst = max(worst, 3 * (live + sizes[i + 1]) + 8 * max(sizes[a] for a in node.args))
+    assert state_bytes_per_region(graph, shapes, torch.float64) == 8 * worst
