@@ -15,6 +15,7 @@ import torch
 from ..geometry import Polygons
 
 SLACK = 1e-12  # relative widening of every bound, for float64 rounding
+_BLOCK_ELEMENTS = 1 << 18  # vertex values (cells x vertices x units) bounded at once
 
 
 class TooManySymbols(Exception):
@@ -28,7 +29,18 @@ def corners(polys: Polygons) -> torch.Tensor:
 
 def form_bounds(cells: torch.Tensor, form: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Lower and upper bounds (R, U) of the forms (R, 3 + E, U) over cells given by their
-    vertices as rows ``(1, u, v)``, padded by repeating one (``corners``: (R, V, 3))."""
+    vertices as rows ``(1, u, v)``, padded by repeating one (``corners``: (R, V, 3)); in blocks
+    of cells of about ``_BLOCK_ELEMENTS`` vertex values (a batch of many tiny products is
+    several times faster in blocks that stay in cache)."""
+    r, v, u = len(form), cells.shape[1], form.shape[2]
+    step = max(1, _BLOCK_ELEMENTS // max(1, v * u))
+    if r <= step:
+        return _form_bounds(cells, form)
+    parts = [_form_bounds(cells[s : s + step], form[s : s + step]) for s in range(0, r, step)]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def _form_bounds(cells: torch.Tensor, form: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     at = torch.bmm(cells, form[:, :3])
     hi, lo = at.amax(1), at.amin(1)
     noise = form[:, 3:].abs().sum(1)
