@@ -77,7 +77,9 @@ class WorkStack:
                 n, make = stack.pop()
                 watch.pending -= n
                 watch.check_time()
-                batch = self.advance(make(), stack)
+                batch = make()
+                del make  # the item may hold its parent's states: let them go with the last piece
+                batch = self.advance(batch, stack)
                 if batch is not None:
                     self.finished.append(self._finish(batch))
                     watch.finished(batch.polys)
