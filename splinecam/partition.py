@@ -4,7 +4,6 @@ with its public ragged view, queries, analysis methods and save/load."""
 from __future__ import annotations
 
 import os
-import re
 import time
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -22,6 +21,7 @@ from .io.files import FORMAT, read_arrays, save_arrays
 from .run.chain import Chain, ChainRun, chain_applies, read_chain
 from .run.engine import Engine
 from .run.executors import executor_scope, run_tasks, task_scope
+from .run.plan import DEFAULT_MEMORY, Plan, parse_bytes
 from .run.regions import LayerInfo, RegionArrays, unpack_codes, vertex_means
 from .run.tiles import Grid, merge
 from .run.trace import Graph, frozen, prepare
@@ -29,32 +29,19 @@ from .run.watch import Watch
 from .slices import Slice, as_points
 
 __all__ = ["Options", "Partition", "check_shapes", "checked_arguments", "default_device", "pairs", "parse_bytes", "partition",
-           "partition_graph", "partition_many", "result_bytes_per_region", "usable_device"]
+           "partition_graph", "partition_many", "usable_device"]
 
 if TYPE_CHECKING:  # the analysis layer sits above this module: its types only
     from .analysis.boundary import Boundary, ClassCells
     from .analysis.mesh import PlanarMesh
     from .analysis.sampling import BoundarySamples, VerifyReport
 
-_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
-
-
-def parse_bytes(size) -> int:
-    """``4e9``, ``"4GB"``, ``"512MiB"`` -> bytes."""
-    if isinstance(size, (int, float)):
-        return int(size)
-    match = re.fullmatch(r"([0-9.]+(?:E[0-9]+)?)([KMG]I?B|B)?", str(size).strip().upper().replace(" ", ""))
-    if match is None:
-        raise ValueError(f"cannot read memory size {size!r}; write e.g. '4GB' or '512MiB'.")
-    return int(float(match[1]) * _UNITS[match[2] or ""])
-
-
 @dataclass(frozen=True)
 class Options:
     """The engine options of :func:`partition` (see there)."""
 
     max_regions: int | None = None
-    max_memory: int | float | str = "128MB"
+    max_memory: int | float | str = DEFAULT_MEMORY
     chunk_size: int | None = None
     rtol: float = 1e-10
     timeout: float | None = None
@@ -91,7 +78,7 @@ def checked_arguments(model, sl, device, options: dict, caller: str) -> tuple[Op
 
 
 def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None, *,
-              max_regions: int | None = None, max_memory="128MB", chunk_size: int | None = None,
+              max_regions: int | None = None, max_memory=DEFAULT_MEMORY, chunk_size: int | None = None,
               rtol: float = 1e-10, timeout: float | None = None, tiles=None, executor=None) -> "Partition":
     """Exact partition of the slice ``sl`` into the linear regions of ``model``.
 
@@ -201,23 +188,17 @@ def partition_many(models_or_model, slices_or_slice, executor=None, progress=Non
         return run_tasks(client, _partition_task, [(m, s, options) for m, s in jobs], names, progress, "partitions")
 
 
-def partition_mlp(chain: Chain, model, sl: Slice, progress, options: Options, started: float) -> "Partition":
+def partition_mlp(chain: Chain, model, sl: Slice, progress, options: Options, started: float,
+                  prune=None) -> "Partition":
     """The fast path of :func:`partition` for a plain MLP ``model`` read as ``chain`` (see
-    :mod:`splinecam.run.chain`).  The partition's network (what ``verify`` runs) is a float64 copy
-    of ``model`` itself with the weights it has now, made when needed."""
-    budget = parse_bytes(options.max_memory)
-    run = ChainRun(chain, sl, options.rtol, budget, options.chunk_size)
-    max_regions, note = region_limit(options.max_regions, region_bytes(run.outputs, run.layers), budget)
-    watch = Watch(sl, progress, max_regions, options.timeout, started, note)
+    :mod:`splinecam.run.chain`); ``prune``: see :class:`~splinecam.run.stack.WorkStack`.  The
+    partition's network (what ``verify`` runs) is a float64 copy of ``model`` itself with the
+    weights it has now, made when needed."""
+    graph, shapes = chain.graph(sl.input_shape[0])
+    plan = Plan.make(graph, shapes, sl, torch.float64, torch.device("cpu"), options.rtol,
+                     parse_bytes(options.max_memory), options.chunk_size)
     network = frozen(model, torch.float64, "cpu", sl.input_shape)
-
-    try:
-        regions = run.run(watch)
-    except StoppedEarly as err:
-        err.partial = Partition(run.finished_regions(), sl, run.layers, seconds=watch.elapsed(), network=network,
-                                complete=False)
-        raise
-    return Partition(regions, sl, run.layers, seconds=watch.elapsed(), network=network)
+    return _execute(ChainRun(plan, prune), sl, progress, options, started, network)
 
 
 def default_device(model) -> torch.device:
@@ -251,24 +232,26 @@ def partition_graph(twin, graph: Graph, sl: Slice, dtype, device, progress, opti
                     started: float | None = None, prune=None) -> "Partition":
     """:func:`partition` of a prepared model copy ``twin`` whose traced graph is ``graph``; the
     time limit counts from ``started`` (a ``time.perf_counter()`` reading; default now);
-    ``prune``: see :class:`~splinecam.run.engine.Engine` (its settled cells are the coarse ones)."""
+    ``prune``: see :class:`~splinecam.run.stack.WorkStack` (its settled cells are the coarse ones)."""
     started = time.perf_counter() if started is None else started
     shapes = check_shapes(twin, graph, sl, dtype, device)
-    budget = parse_bytes(options.max_memory)
-    chunk_size = options.chunk_size
-    if chunk_size is None:
-        chunk_size = max(16, budget // _bytes_per_region(graph, shapes, dtype))
-    max_regions, note = region_limit(options.max_regions, result_bytes_per_region(graph, shapes), budget)
-    engine = Engine(graph, sl, shapes, dtype, device, options.rtol, max_regions, chunk_size, progress,
-                    budget=budget, timeout=options.timeout, limit_note=note, started=started, prune=prune)
+    plan = Plan.make(graph, shapes, sl, dtype, device, options.rtol, parse_bytes(options.max_memory),
+                     options.chunk_size)
+    return _execute(Engine(plan, prune), sl, progress, options, started, (twin, graph))
+
+
+def _execute(run: Engine, sl: Slice, progress, options: Options, started: float, network) -> "Partition":
+    """Run ``run`` (either executor) under the limits of ``options``; the partition of its
+    regions, whose network is ``network`` (see :class:`Partition`)."""
+    max_regions, note = region_limit(options.max_regions, run.plan.region_bytes(), run.plan.budget)
+    watch = Watch(sl, progress, max_regions, options.timeout, started, note)
     try:
-        result = engine.run()
+        result = run.run(watch)
     except StoppedEarly as err:
-        err.partial = Partition(engine.finished_regions(), sl, engine.layers, seconds=engine.elapsed(),
-                                model=twin, graph=graph, complete=False)
+        err.partial = Partition(run.finished_regions(), sl, run.layers, seconds=watch.elapsed(), network=network,
+                                complete=False)
         raise
-    return Partition(result.regions, sl, result.layers, seconds=result.seconds, model=twin, graph=graph,
-                     exact=result.exact)
+    return Partition(result.regions, sl, result.layers, seconds=result.seconds, network=network, exact=result.exact)
 
 
 _MEMORY_READING = [float("-inf"), 0]  # (time.perf_counter(), bytes) of the last reading
@@ -297,20 +280,6 @@ def _read_available_memory() -> int:
         return 8 * 10**9
 
 
-def result_bytes_per_region(graph: Graph, shapes: list[tuple[int, ...]]) -> int:
-    """Bytes one region of the result costs (see :func:`region_bytes`)."""
-    layers = [LayerInfo(node.name, *node.op.layer_size(shapes[node.args[0]])) for node in graph.split_nodes]
-    return region_bytes(int(np.prod(shapes[-1])), layers)
-
-
-def region_bytes(outputs: int, layers) -> int:
-    """Bytes one region of the result costs (about 6 vertices with their edge units, the map,
-    the output at the centroid and the packed codes of ``layers``), counted twice: finished
-    batches are joined into one array set at the end."""
-    code = sum(-(-layer.bits // 8) for layer in layers)
-    return 2 * (6 * 32 + 8 + 8 * 4 * outputs + code)
-
-
 def region_limit(max_regions: int | None, per_region: int, budget: int) -> tuple[int, str]:
     """The region limit and what its error says of it: ``max_regions``, or by default half the
     memory available now, less the working budget, divided by the bytes a region of the
@@ -319,18 +288,6 @@ def region_limit(max_regions: int | None, per_region: int, budget: int) -> tuple
         return max_regions, ""
     room = max(available_memory() // 2 - 2 * budget, 0)
     return max(1000, room // per_region), " (the default: what half the available memory holds)"
-
-
-def _bytes_per_region(graph: Graph, shapes: list[tuple[int, ...]], dtype) -> int:
-    """Memory one region costs at the worst node: its live states (3 rows each), plus the
-    inputs and outputs of the node being run and the per-unit work of a split (about 8 rows)."""
-    sizes = [int(np.prod(s)) for s in shapes]
-    last_use = graph.last_use()
-    worst = sizes[0]
-    for i, node in enumerate(graph.nodes):
-        live = sum(sizes[v] for v in range(i + 1) if last_use.get(v, -1) >= i)
-        worst = max(worst, 3 * (live + sizes[i + 1]) + 8 * max(sizes[a] for a in node.args))
-    return worst * torch.finfo(dtype).bits // 8
 
 
 def check_shapes(twin, graph: Graph, sl: Slice, dtype, device) -> list[tuple[int, ...]]:

@@ -14,14 +14,18 @@ boundary can run, and the boundary read off them is the full partition's.
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 
 from .boundary import Boundary
 from .bounds import RELAXATIONS, OutputBounds, form_bounds
-from ..partition import Partition, checked_arguments, partition_graph
+from ..partition import Partition, checked_arguments, partition_graph, partition_mlp
 from ..slices import Slice
+from ..run.chain import chain_applies, read_chain
 from ..run.trace import prepare
+
+__all__ = ["decision_boundary", "level_set"]
 
 _MARGIN = 1e-9
 
@@ -49,14 +53,20 @@ def level_set(model, sl: Slice, value: float, output: int = 0, dtype=torch.float
 def boundary_partition(model, sl: Slice, value: float | None, output: int, dtype, device, progress, bounds: str,
                        options: dict, caller: str) -> Partition:
     """The partition of ``sl`` refined down to linear regions only where the level set
-    ``f_output = value`` (``value`` None: the decision boundary) can run."""
+    ``f_output = value`` (``value`` None: the decision boundary) can run, on the MLP fast path
+    where :func:`partition` would take it, else on the engine."""
+    started = time.perf_counter()
     opts, device = checked_arguments(model, sl, device, options, caller)
     if bounds not in RELAXATIONS:
         raise ValueError(f"bounds must be one of {RELAXATIONS}, got {bounds!r}.")
-    twin, graph = prepare(model, dtype, device, sl.input_shape)
-    with torch.no_grad():
-        x = torch.as_tensor(sl.origin, dtype=dtype, device=device)[None]
-        shapes = [tuple(v.shape[1:]) for v in graph.forward(x, values=True)]
+    chain = read_chain(model, sl) if chain_applies(dtype, device) else None
+    if chain is not None:
+        graph, shapes = chain.graph(sl.input_shape[0])
+    else:
+        twin, graph = prepare(model, dtype, device, sl.input_shape)
+        with torch.no_grad():
+            x = torch.as_tensor(sl.origin, dtype=dtype, device=device)[None]
+            shapes = [tuple(v.shape[1:]) for v in graph.forward(x, values=True)]
     k = math.prod(shapes[-1])
     if value is not None and not 0 <= output < k:
         raise ValueError(f"output must be in [0, {k}), got {output}.")
@@ -80,4 +90,6 @@ def boundary_partition(model, sl: Slice, value: float | None, output: int, dtype
     def prune(i, polys, values):
         return bounder.settle(i, polys, values, settled_cells)
 
-    return partition_graph(twin, graph, sl, dtype, device, progress, opts, prune=prune)
+    if chain is not None:
+        return partition_mlp(chain, model, sl, progress, opts, started, prune=prune)
+    return partition_graph(twin, graph, sl, dtype, device, progress, opts, started, prune=prune)

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..geometry import Polygons, line_tolerance, vertex_extremes
-from ..ops import AffineOp, ElementwiseOp
-from ..partition import check_shapes, checked_arguments, partition_graph, result_bytes_per_region
+from ..geometry import Polygons
+from ..partition import check_shapes, checked_arguments, partition_graph
 from ..slices import Slice
+from ..run.plan import graph_layers, region_bytes, slice_frame
 from ..run.trace import prepare
+
+__all__ = ["Estimate", "estimate"]
 
 _PAIRS_AT_ONCE = 1 << 22  # line pairs intersected at once
 
@@ -79,35 +81,26 @@ def estimate(model, sl: Slice, dtype=torch.float64, device="cpu", probe_regions:
     per_region = probe_s / max(len(part), 1)
     regions = max(bound, int(len(part) / share))
     return Estimate(name, n_lines, bound, len(part), probe_s, per_region, regions, regions * per_region,
-                    regions * result_bytes_per_region(graph, shapes) // 2)
+                    regions * region_bytes(int(np.prod(shapes[-1])), list(graph_layers(graph, shapes).values())) // 2)
 
 
 def _first_layer_lines(graph, sl: Slice, dtype, device, rtol: float) -> tuple[str, np.ndarray | None]:
-    """The first piecewise-linear node's name and, for an elementwise op, its lines (L, 3)
-    ``a*u + b*v + c`` in slice coordinates that cross the slice polygon."""
-    poly = torch.as_tensor(sl.polygon, dtype=dtype, device=device)
-    center = poly.mean(0)
-    origin = torch.as_tensor(sl.origin, dtype=dtype, device=device).reshape(-1)
-    basis = torch.as_tensor(sl.basis, dtype=dtype, device=device)
-    values = {0: torch.stack([origin + basis @ center, basis[:, 0], basis[:, 1]]).reshape(1, 3, *sl.input_shape)}
-    for i, node in enumerate(graph.nodes):
-        if not isinstance(node.op, AffineOp):
+    """The first piecewise-linear node's name and its lines (L, 3) ``a*u + b*v + c`` in slice
+    coordinates that cross the slice polygon, normalised and distinct (None where the op's
+    cells are not cut by lines: max-type)."""
+    center, root, extent, state = slice_frame(sl, dtype, device)
+    values = {0: state}
+    for i, node, args in graph.walk(values):
+        if node.op.splits:
             break
-        values[i + 1] = node.op.push(*[values[a] for a in node.args])
+        values[i + 1] = node.op.push(*args)
     else:
         return "(none)", np.zeros((0, 3))
-    if not isinstance(node.op, ElementwiseOp):
+    lines = node.op.crossing_lines(args[0], Polygons.single(root), extent, rtol)
+    if lines is None:
         return node.name, None
-    z = values[node.args[0]].reshape(1, 3, -1)
-    polys = Polygons.single(poly - center)
-    bps = node.op.breakpoints.to(z)
-    hi, lo = vertex_extremes(polys, z)
-    tol = line_tolerance(z[:, 1, :, None], z[:, 2, :, None], z[:, 0, :, None] - bps, (poly - center).abs().amax(0), rtol)
-    cross = ((hi[..., None] - bps) > tol) & ((lo[..., None] - bps) < -tol)
-    unit, bp = torch.nonzero(cross[0], as_tuple=True)
-    a, b = z[0, 1, unit], z[0, 2, unit]
-    c = z[0, 0, unit] - bps[bp] - a * center[0] - b * center[1]  # about the slice's uv origin
-    lines = torch.stack([a, b, c], 1).cpu().numpy()
+    lines[:, 2] -= lines[:, 0] * center[0] + lines[:, 1] * center[1]  # about the slice's uv origin
+    lines = lines.cpu().numpy()
     return node.name, np.unique(lines / np.linalg.norm(lines[:, :2], axis=1, keepdims=True), axis=0)
 
 

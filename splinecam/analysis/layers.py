@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from ..extras import late
-from ..ops import AffineOp
 from ..partition import Partition, checked_arguments, partition_graph
 from ..slices import Slice
 from ..run.trace import Graph, prepare
@@ -45,7 +44,7 @@ def partition_by_layer(model, sl: Slice, dtype=torch.float64, device=None, progr
     """
     opts, device = checked_arguments(model, sl, device, options, "partition_by_layer")
     _, graph = prepare(model, dtype, device, sl.input_shape)
-    ends = [i for i, node in enumerate(graph.nodes) if not isinstance(node.op, AffineOp)]
+    ends = [i for i, node in enumerate(graph.nodes) if node.op.splits]
     parts = []
     for end in ends:
         sub = Graph(graph.nodes[: end + 1])

@@ -10,6 +10,8 @@ from torch.nn import functional as F
 
 from .base import AffineOp
 
+__all__ = ["ChannelAffineOp", "ConvOp", "FunctionOp", "LinearOp", "ModuleLinearOp"]
+
 
 class LinearOp(AffineOp):
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):

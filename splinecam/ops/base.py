@@ -21,14 +21,34 @@ from typing import Callable
 import torch
 
 from ..geometry import Polygons
+from .forms import pad_form
+
+__all__ = ["AffineOp", "Live", "Op", "PIECE_BYTES", "Split", "SplitContext", "SplitOp", "pack_bits"]
+
+PIECE_BYTES = 256  # bytes a piece of a split holds besides its states and codes (polygon, indices)
 
 
 class Op:
-    """Base class of all ops."""
+    """Base class of all ops.  ``splits``: whether the op splits regions (a :class:`SplitOp`) or
+    maps their states (an :class:`AffineOp`); ``relaxable``: whether it has a sound bounds
+    relaxation (:meth:`relax`), which boundary-first needs of every op of a model."""
+
+    splits = False
+    relaxable = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Plain evaluation on a batch of inputs (B, *shape)."""
         raise NotImplementedError
+
+    def relax(self, forms: list[torch.Tensor], cells: torch.Tensor, symbols: int, max_symbols: int,
+              first: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """The form (R, 3 + E', *shape_out) of the output over the cells ``cells`` (R, V, 3)
+        (:func:`~splinecam.ops.forms.corners`), given the forms of the inputs (R, 3 + E_i, *shape_i)
+        (see :mod:`splinecam.ops.forms`): it holds every value the output takes in a cell.
+        ``symbols``: the rows of the symbols made so far (new ones go after them); ``first``:
+        the bounds (R, U) of the input, where known; raises
+        :class:`~splinecam.ops.forms.TooManySymbols` past ``max_symbols``."""
+        raise NotImplementedError(f"{type(self).__name__} has no bounds relaxation")
 
 
 class AffineOp(Op):
@@ -41,6 +61,7 @@ class AffineOp(Op):
     """
 
     _FINAL = ("forward", "push")
+    relaxable = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -78,6 +99,11 @@ class AffineOp(Op):
             out[:, 0].add_(b)
         return out
 
+    def relax(self, forms, cells, symbols, max_symbols, first=None):
+        """Exact: the value row with the bias, every other row through the linear part."""
+        rows = max(f.shape[1] for f in forms)
+        return self.push(*[pad_form(f, rows) for f in forms])
+
 
 @dataclass
 class SplitContext:
@@ -97,7 +123,7 @@ class SplitContext:
     extent: torch.Tensor
     layer: int
     check: Callable[[int], None]
-    budget: int = 128 * 10**6
+    budget: int
     cache: dict = field(default_factory=dict)
 
 
@@ -112,7 +138,9 @@ class Split:
     rest, rest_parent: pieces (q,) of the regions that the split has not finished
     (it stopped at its memory budget or its bound on work) and the region of each:
     the engine splits them again at the same op, in this order (so the split
-    chooses the order that finishes compact areas first).
+    chooses the order that finishes compact areas first); gather(z, sel): optional,
+    ``apply(z[parent[sel]], sel, True)`` from the states z (R, 3, *shape_in) of the
+    split's regions, in one pass.
     """
 
     pieces: Polygons
@@ -120,6 +148,7 @@ class Split:
     apply: Callable[[torch.Tensor, torch.Tensor, bool], tuple[torch.Tensor, torch.Tensor]]
     rest: Polygons | None = None
     rest_parent: torch.Tensor | None = None
+    gather: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def __len__(self) -> int:
         return len(self.pieces)
@@ -127,6 +156,8 @@ class Split:
 
 class SplitOp(Op):
     """A continuous piecewise-linear op: regions split where it changes pieces."""
+
+    splits = True
 
     def layer_size(self, in_shape: tuple[int, ...]) -> tuple[int, int]:
         """(units, code bits) of the op on inputs of one sample of shape ``in_shape``."""
@@ -143,6 +174,18 @@ class SplitOp(Op):
     def ambiguous(self, x: torch.Tensor, atol: float) -> torch.Tensor:
         """(B, bits) bool: code bits of a batch of inputs that lie within ``atol`` of a tie."""
         raise NotImplementedError
+
+    def relax_cost(self, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+        """(R,) how many units :meth:`relax` relaxes in each cell, given its input's bounds
+        (R, U) there (the bounds order cells by it, to batch those of similar cost); default 0."""
+        return lo.new_zeros(len(lo), dtype=torch.long)
+
+    def crossing_lines(self, z: torch.Tensor, polys: Polygons, extent: torch.Tensor, rtol: float
+                       ) -> torch.Tensor | None:
+        """For :func:`splinecam.estimate`: the lines (L, 3) ``a*u + b*v + c`` along which the op
+        splits the one region ``polys`` (about the uv origin) whose input state is z (1, 3, *shape),
+        or None where the op's cells are not cut by lines (max-type); default None."""
+        return None
 
 
 def pack_bits(bits: torch.Tensor) -> torch.Tensor:

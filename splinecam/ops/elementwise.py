@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from ..geometry import Polygons, compiled, line_tolerance, split_at_breakpoints, split_by_lines, vertex_extremes
 from ..errors import Unsupported
 from .base import Split, SplitContext, SplitOp, pack_bits
+from .forms import SLACK, form_bounds, pad_form, with_symbols
+
+__all__ = ["ElementwiseOp", "abs_op", "clamp_op", "leaky_relu_op", "relu_op"]
+
 
 class ElementwiseOp(SplitOp):
     """Continuous piecewise-linear function applied to every unit.
@@ -19,6 +24,8 @@ class ElementwiseOp(SplitOp):
     piece ``slopes[i] * z + intercepts[i]`` holds between breakpoints i-1 and i.
     Activation code: one bit per (unit, breakpoint), "z above the breakpoint".
     """
+
+    relaxable = True
 
     def __init__(self, breakpoints, slopes, intercepts):
         self.breakpoints = torch.as_tensor(breakpoints, dtype=torch.float64)
@@ -116,7 +123,12 @@ class ElementwiseOp(SplitOp):
                 out = self.push(zc.reshape(m, 3, units), code[sel], inplace=inplace).reshape(m, 3, *shape)
                 return out, pack_bits(code[sel].reshape(m, -1))
 
-            return Split(pieces, parent, apply, rest, rest_parent)
+            def gather(zr: torch.Tensor, sel: torch.Tensor):
+                m, chunk_code = len(sel), code[sel]
+                out = self.push_pieces(zr.reshape(len(zr), 3, units), parent[sel], chunk_code)
+                return out.reshape(m, 3, *shape), torch.from_numpy(np.packbits(chunk_code.reshape(m, -1).numpy(), axis=1))
+
+            return Split(pieces, parent, apply, rest, rest_parent, gather)
 
         hi, lo = vertex_extremes(polys, z)
         tol = line_tolerance(z[:, 1, :, None], z[:, 2, :, None], z[:, 0, :, None] - bps, ctx.extent, ctx.rtol)  # (R, U, k)
@@ -156,6 +168,61 @@ class ElementwiseOp(SplitOp):
             return out, pack_bits(chunk_code.reshape(m, -1))
 
         return Split(res.pieces, res.parent, apply, res.rest, res.rest_parent)
+
+    def straddles(self, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+        """(R, U) bool: units whose bounds ``[lo, hi]`` (R, U) hold a breakpoint strictly inside."""
+        bps = self.breakpoints.to(lo)
+        return ((lo[..., None] < bps) & (bps < hi[..., None])).any(-1)
+
+    def relax_cost(self, lo, hi):
+        return self.straddles(lo, hi).sum(1)
+
+    def relax(self, forms, cells, symbols, max_symbols, first=None):
+        """A unit stays exact where its bounds ``[l, h]`` over the cell hold no breakpoint
+        strictly inside; otherwise ``y = lam * z + mid + rad * eps_new`` with ``lam`` the chord
+        slope ``(f(h) - f(l)) / (h - l)`` and ``[mid - rad, mid + rad]`` the range of
+        ``f(z) - lam * z`` on ``[l, h]`` (attained at the ends or at breakpoints)."""
+        form = pad_form(forms[0], symbols)
+        r, n, shape = len(form), form.shape[1], form.shape[2:]
+        flat = form.reshape(r, n, -1)
+        lo, hi = form_bounds(cells, flat) if first is None else first
+        inside = self.straddles(lo, hi)  # a breakpoint inside: relax
+
+        if self.is_relu:  # the chord from (l, 0) to (h, h): y = lam * z - lam * l / 2 +- lam * l / 2
+            lam = torch.where(inside, hi / torch.where(inside, hi - lo, torch.ones_like(lo)), (lo >= 0).to(lo))
+            rad = torch.where(inside, -lam * lo / 2 * (1 + SLACK), torch.zeros_like(lo))
+            out = with_symbols(lam, rad, rad, flat, max_symbols)
+            return out.reshape(r, out.shape[1], *shape)
+
+        def f(z):
+            return self.forward(z.reshape(r, *shape)).reshape(r, -1)
+
+        bps = self.breakpoints.to(lo)
+        mid = (lo + hi) / 2
+        slope, intercept = self.apply_code(mid.reshape(r, *shape), self.above(mid.reshape(r, *shape)))
+        slope, intercept = slope.reshape(r, -1), intercept.reshape(r, -1)
+        f_lo, f_hi = f(lo), f(hi)
+        width = torch.where(inside, hi - lo, torch.ones_like(lo))
+        chord = (f_hi - f_lo) / width
+        ends = [torch.minimum(torch.maximum(b, lo), hi) for b in bps]
+        dev = torch.stack([f_lo - chord * lo, f_hi - chord * hi] + [f(e) - chord * e for e in ends])
+        d_lo, d_hi = dev.amin(0), dev.amax(0)
+        rad = (d_hi - d_lo) / 2
+        rad = rad + SLACK * (d_hi.abs() + d_lo.abs() + chord.abs() * (hi.abs() + lo.abs()))
+        lam = torch.where(inside, chord, slope)
+        shift = torch.where(inside, (d_hi + d_lo) / 2, intercept)
+        out = with_symbols(lam, shift, torch.where(inside, rad, torch.zeros_like(rad)), flat, max_symbols)
+        return out.reshape(r, out.shape[1], *shape)
+
+    def crossing_lines(self, z, polys, extent, rtol):
+        """The (unit, breakpoint) lines that cross the region."""
+        z = z.reshape(1, 3, -1)
+        bps = self.breakpoints.to(z)
+        hi, lo = vertex_extremes(polys, z)
+        tol = line_tolerance(z[:, 1, :, None], z[:, 2, :, None], z[:, 0, :, None] - bps, extent, rtol)
+        cross = ((hi[..., None] - bps) > tol) & ((lo[..., None] - bps) < -tol)
+        unit, bp = torch.nonzero(cross[0], as_tuple=True)
+        return torch.stack([z[0, 1, unit], z[0, 2, unit], z[0, 0, unit] - bps[bp]], 1)
 
 
 def clamp_op(lo: float | None, hi: float | None) -> ElementwiseOp:

@@ -22,6 +22,8 @@ from .elementwise import abs_op, clamp_op, leaky_relu_op, relu_op
 from .maxtype import DimMaxOp, PoolMaxOp
 from .registry import OpRegistry
 
+__all__ = ["SMOOTH_NAMES", "register_function_ops"]
+
 SMOOTH_NAMES = {
     "gelu", "silu", "tanh", "sigmoid", "softplus", "elu", "selu", "celu", "mish", "softmax", "log_softmax",
     "softmin", "layer_norm", "group_norm", "rms_norm", "exp", "log", "sin", "cos", "sqrt", "rsqrt", "hardswish",

@@ -10,11 +10,13 @@ import torch
 from torch.nn import functional as F
 
 from ..geometry import Polygons, bsp, candidate_tolerance, max_cells, possible_winners
-from .base import Split, SplitContext, SplitOp, pack_bits
+from .base import PIECE_BYTES, Split, SplitContext, SplitOp, pack_bits
+from .forms import SLACK, form_bounds, pad_form, with_symbols
+
+__all__ = ["DimMaxOp", "MaxOp", "PoolMaxOp"]
 
 _BLOCK_ELEMENTS = 1 << 24  # vertex x window x candidate evaluations held at once
-# bytes held per piece (besides its winners) and per pending (piece, window) pair during a split
-_PIECE_BYTES, _PAIR_BYTES = 256, 256
+_PAIR_BYTES = 256  # bytes held per pending (piece, window) pair during a split
 
 
 class MaxOp(SplitOp):
@@ -25,6 +27,8 @@ class MaxOp(SplitOp):
     output unit, the slot j of the winning candidate as ``bits_per_unit``
     binary digits, most significant first.
     """
+
+    relaxable = True
 
     def windows(self, in_shape: tuple[int, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
         """(index (O, k) int64, out_shape) for inputs of one sample of shape ``in_shape``."""
@@ -107,7 +111,7 @@ class MaxOp(SplitOp):
             win[piece[single], window[single]] = possible[single].to(torch.int8).argmax(1).to(win.dtype)
             return ~single, win
 
-        per_piece = _PIECE_BYTES + n_out * winner.element_size()  # its polygon and its winners
+        per_piece = PIECE_BYTES + n_out * winner.element_size()  # its polygon and its winners
 
         def fits(n_pieces: int) -> bool:  # half the budget for the pieces, half for the pairs
             return n_pieces * per_piece <= ctx.budget // 2
@@ -125,6 +129,31 @@ class MaxOp(SplitOp):
             return out.reshape(m, 3, *out_shape), pack_bits(self.winner_bits(winner[sel], k))
 
         return Split(pieces, parent, apply, rest, parent_of_rest)
+
+    def relax(self, forms, cells, symbols, max_symbols, first=None):
+        """Output o is the candidate ``j`` with the highest lower bound, exactly when it beats
+        every other candidate's upper bound, else ``z_j + [0, H - l_j]`` (``H`` the highest
+        upper bound)."""
+        form = pad_form(forms[0], symbols)
+        r, n = form.shape[:2]
+        index, out_shape = self.windows(tuple(form.shape[2:]))
+        index = index.to(form.device)
+        flat = form.reshape(r, n, -1)
+        lo, hi = form_bounds(cells, flat) if first is None else first
+        valid = index >= 0
+        safe = index.clamp_min(0)
+        c_lo = lo[:, safe].masked_fill(~valid, -torch.inf)  # (R, O, k)
+        c_hi = hi[:, safe].masked_fill(~valid, -torch.inf)
+        best = c_lo.argmax(-1, keepdim=True)  # (R, O, 1)
+        best_lo = c_lo.gather(-1, best)[..., 0]
+        others_hi = c_hi.scatter(-1, best, -torch.inf).amax(-1)
+        top_hi = torch.maximum(others_hi, c_hi.gather(-1, best)[..., 0])
+        gap = torch.where(best_lo >= others_hi, torch.zeros_like(best_lo), top_hi - best_lo)
+        chosen = safe[torch.arange(index.shape[0], device=form.device)[None], best[..., 0]]  # (R, O) input unit
+        picked = flat.gather(2, chosen[:, None].expand(-1, n, -1))
+        half = gap / 2 * (1 + SLACK)
+        out = with_symbols(torch.ones_like(half), half, half, picked, max_symbols)
+        return out.reshape(r, out.shape[1], *out_shape)
 
 
 def _settled_winners(polys: Polygons, lines: torch.Tensor, safe: torch.Tensor, valid: torch.Tensor,

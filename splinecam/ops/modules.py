@@ -11,6 +11,8 @@ from .elementwise import clamp_op, leaky_relu_op, relu_op
 from .maxtype import PoolMaxOp
 from .registry import OpRegistry
 
+__all__ = ["register_module_ops"]
+
 
 def _detached(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else t.detach()

@@ -9,6 +9,8 @@ from torch import nn
 
 from .base import Op
 
+__all__ = ["OpFactory", "OpRegistry"]
+
 OpFactory = Callable[..., "Op | None"]
 
 

@@ -2,15 +2,15 @@
 too) of ``nn.Linear``, ``nn.ReLU``, ``nn.LeakyReLU``, ``nn.Identity`` and eval-mode ``nn.Dropout``
 on flat inputs, in float64 on the CPU with numba installed.
 
-Such a model needs no tracing, no float64 copy of the model and no general scheduler: batches of
-regions go through the layers depth first, each activation split compiled
-(:func:`~splinecam.geometry.split_at_breakpoints`, the same kernel and tolerances as the engine)
-and the pieces' states gathered through their piece in one compiled pass.  Memory stays within
-``max_memory`` as in the engine, in chunks small enough that their arrays are reused rather than
-mapped afresh; every compiled call is bounded and hands back the pieces it has not finished, so
-progress, the time limit, the region limit and Ctrl-C are seen between calls, as in the engine.
-The float64 copy of the user's model that :meth:`Partition.verify` runs is made from a snapshot
-of its state when it is first asked for (see :func:`splinecam.run.trace.frozen`).
+Such a model needs no tracing and no float64 copy of the model: its modules are read in call
+order into the same :class:`~splinecam.run.trace.Graph` of ops the tracer makes (a
+:class:`~splinecam.ops.LinearOp` or an :class:`~splinecam.ops.ElementwiseOp` per node), and
+:class:`ChainRun` runs it on the same plan and work stack as the engine: each activation split
+compiled (:func:`~splinecam.geometry.split_at_breakpoints`) and the pieces' states gathered
+through their piece in one compiled pass (``Split.gather``).  So bounds, limits, progress and
+pruning (boundary first) are the engine's.  The float64 copy of the user's model that
+:meth:`Partition.verify` runs is made from a snapshot of its state when it is first asked for
+(see :func:`splinecam.run.trace.frozen`).
 """
 
 from __future__ import annotations
@@ -22,15 +22,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..geometry import Polygons, compiled, split_at_breakpoints
+from ..geometry import compiled
 from ..ops import REGISTRY, ElementwiseOp, LinearOp, leaky_relu_op, relu_op
-from .regions import LayerInfo, RegionArrays, join_regions, region_arrays
-from .engine import slice_frame
 from ..slices import Slice
-from .watch import Watch
+from .engine import Engine
+from .trace import Graph, Node
 
-_PIECE_BYTES = 256  # bytes a piece holds besides its states and code (polygon, indices)
-_CHUNK_STATE_BYTES = 16 << 20  # states of one chunk: arrays this size are reused by malloc, not mapped afresh
+__all__ = ["Chain", "ChainRun", "chain_applies", "read_chain"]
 
 
 @dataclass
@@ -41,16 +39,16 @@ class Chain:
     leaves: list[tuple[str, nn.Module]]
     ops: list[LinearOp | ElementwiseOp | None]
 
-    def layers(self, width: int) -> tuple[dict[int, LayerInfo], int]:
-        """The piecewise-linear layers by their index in ``ops``, on inputs (width,), and the
-        number of outputs."""
-        layers = {}
-        for step, ((name, _), op) in enumerate(zip(self.leaves, self.ops)):
-            if isinstance(op, LinearOp):
-                width = op.weight.shape[0]
-            elif op is not None:
-                layers[step] = LayerInfo(name, width, width * op.breakpoints.numel())
-        return layers, width
+    def graph(self, width: int) -> tuple[Graph, list[tuple[int, ...]]]:
+        """The graph of the ops (each reads the value before it; the identities left out, the
+        nodes named by their leaves) and the shape of every value, on inputs (width,)."""
+        nodes, shapes = [], [(width,)]
+        for (name, module), op in zip(self.leaves, self.ops):
+            if op is None:
+                continue
+            nodes.append(Node(op, (len(nodes),), name))
+            shapes.append((module.out_features,) if type(module) is nn.Linear else shapes[-1])
+        return Graph(nodes), shapes
 
 
 _SHIPPED = {kind: REGISTRY.for_type(kind) for kind in (nn.Linear, nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Dropout)}
@@ -107,96 +105,6 @@ def chain_applies(dtype, device) -> bool:
     return ENABLED and compiled.AVAILABLE and dtype == torch.float64 and torch.device(device).type == "cpu"
 
 
-@dataclass
-class _Batch:
-    """Regions that have gone through the ops before ``step``: polygons (R,), the state
-    (R, 3, width) the op ``step`` takes, and per split layer so far the packed codes (R, bytes)."""
-
-    polys: Polygons
-    state: torch.Tensor
-    codes: list[np.ndarray]
-    step: int
-
-
-def _pieces_batch(pieces: Polygons, sel: torch.Tensor | None, op: ElementwiseOp, state: torch.Tensor,
-                  parent: torch.Tensor, code: torch.Tensor, codes: list[np.ndarray], step: int) -> _Batch:
-    """The batch of the pieces ``sel`` (None: all) of a split at ``step - 1``: regions' states
-    (R, 3, U) and codes, the pieces' regions ``parent`` (n,) and codes (n, U, k)."""
-    if sel is not None:
-        pieces, parent, code = pieces.select(sel)[0], parent[sel], code[sel]
-    index = parent.numpy()
-    packed = np.packbits(code.reshape(len(index), -1).numpy(), axis=1)
-    return _Batch(pieces, op.push_pieces(state, parent, code), [c[index] for c in codes] + [packed], step)
-
-
-class ChainRun:
-    """One run of the fast path over a slice.  :meth:`run` gives the regions.  Its ``watch``
-    shows progress and raises at its limits, after which :meth:`finished_regions` holds the
-    regions finished so far.
-
-    Depth first and bounded as the engine is: one call of a split holds at most ``budget`` bytes
-    of piece records and does a bounded amount of work; the pieces it has not finished go back
-    on the stack (under the finished ones) to be split again.  The pieces go on in chunks whose
-    states fit the budget (and ``chunk_size``), each run to the end before the next."""
-
-    def __init__(self, chain: Chain, sl: Slice, rtol: float, budget: int, chunk_size: int | None):
-        self.chain, self.rtol, self.budget = chain, rtol, budget
-        self.center, self.root, self.extent, self.state = slice_frame(sl, torch.float64, "cpu")
-        by_step, self.outputs = chain.layers(sl.input_shape[0])
-        self.layers = list(by_step.values())
-        widest = max([op.weight.shape[0] for op in chain.ops if isinstance(op, LinearOp)] + [sl.input_shape[0]])
-        self.plan = {}  # step of a split -> (layer index, most pieces of one chunk)
-        for index, (step, layer) in enumerate(by_step.items()):
-            chunk = min(budget // (layer.bits + 48 * widest + _PIECE_BYTES), _CHUNK_STATE_BYTES // (24 * widest),
-                        chunk_size or budget)
-            self.plan[step] = (index, max(1, chunk))
-        self.finished: list[RegionArrays] = []
-
-    def finished_regions(self) -> RegionArrays:
-        """The regions finished so far (all of them after :meth:`run`), in one array set."""
-        self.finished = [join_regions(self.finished, self.outputs, self.layers)]
-        return self.finished[0]
-
-    def run(self, watch: Watch) -> RegionArrays:
-        """The regions (see the class), watched by ``watch``."""
-        ops = self.chain.ops
-        stack = [(1, functools.partial(_Batch, Polygons.single(self.root), self.state, [], 0))]  # (regions, make)
-        watch.start()
-        watch.pending = 1
-        try:
-            while stack:
-                n, make = stack.pop()
-                watch.pending -= n
-                watch.check_time()
-                batch = make()
-                polys, state, codes = batch.polys, batch.state, batch.codes
-                for step in range(batch.step, len(ops)):
-                    op = ops[step]
-                    if op is None:
-                        continue
-                    if isinstance(op, LinearOp):
-                        state = op.push(state)
-                        continue
-                    layer, chunk = self.plan[step]
-                    pieces, parent, code, rest, rest_parent = split_at_breakpoints(
-                        polys, state, op.breakpoints, self.extent, self.rtol, layer, self.budget)
-                    if len(rest):  # split again after the finished pieces
-                        index = rest_parent.numpy()
-                        stack.append((len(rest), functools.partial(_Batch, rest, state[rest_parent],
-                                                                   [c[index] for c in codes], step)))
-                    watch.pending += len(rest)
-                    watch.check(self.layers[layer].name, len(pieces))
-                    chunks = torch.arange(len(pieces)).split(chunk) if len(pieces) > chunk else [None]
-                    for sel in reversed(chunks):
-                        n = len(pieces) if sel is None else len(sel)
-                        stack.append((n, functools.partial(_pieces_batch, pieces, sel, op, state, parent, code, codes,
-                                                           step + 1)))
-                    watch.pending += len(pieces)
-                    break
-                else:
-                    packed = np.concatenate(codes, axis=1) if codes else np.zeros((len(polys), 0), np.uint8)
-                    self.finished.append(region_arrays(polys, state, self.center, torch.from_numpy(packed)))
-                    watch.finished(polys)
-        finally:
-            watch.close()
-        return self.finished_regions()
+class ChainRun(Engine):
+    """One run of the fast path over a slice: the engine's executor on the graph a
+    :class:`Chain` makes (see the module doc)."""

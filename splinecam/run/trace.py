@@ -7,14 +7,16 @@ import operator
 import os
 import re
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import fx, nn
 from torch.utils._pytree import tree_flatten
 
 from ..errors import UnsupportedModelError
-from ..ops import REGISTRY, SMOOTH_NAMES, AffineOp, FunctionOp, Live, Op, SplitOp, TrainingMode, Unsupported
+from ..ops import REGISTRY, SMOOTH_NAMES, FunctionOp, Live, Op, TrainingMode, Unsupported
+
+__all__ = ["Graph", "Node", "frozen", "prepare", "trace"]
 
 SMOOTH = (
     nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.ELU, nn.SELU, nn.CELU, nn.Mish,
@@ -38,30 +40,51 @@ class Graph:
     and produces value i + 1; the last value is the output."""
 
     nodes: list[Node]
+    _last_use: tuple | None = field(default=None, init=False, repr=False, compare=False)
+
+    def walk(self, values: dict[int, object], start: int = 0, free: bool = True):
+        """The one walk over the nodes, from node ``start``, of the live values ``values``
+        (value index -> value; any kind: states, forms, plain tensors): yields ``(i, node,
+        args)``; the caller stores ``values[i + 1]`` before going on, and then the values node i
+        was the last to read are dropped (unless not ``free``).  A caller that stops at node i
+        leaves its values in place (:meth:`retire` drops them later)."""
+        for i in range(start, len(self.nodes)):
+            node = self.nodes[i]
+            yield i, node, [values[a] for a in node.args]
+            if free:
+                self.retire(values, i)
+
+    def retire(self, values: dict[int, object], i: int) -> None:
+        """Drop from ``values`` the values node i was the last to read."""
+        last = self.last_use()
+        for a in self.nodes[i].args:
+            if last[a] == i:
+                values.pop(a, None)
 
     def forward(self, x: torch.Tensor, on_split=None, values: bool = False):
         """Evaluate on inputs (B, *shape).  ``on_split(layer, z)`` sees the input of each
         piecewise-linear op (elementwise or max); ``op.code(z)`` is its activation code.
         With ``values``, return every value (list, input first), else the output."""
-        out = [x]
+        out = {0: x}
         layer = 0
-        for node in self.nodes:
-            args = [out[a] for a in node.args]
-            if isinstance(node.op, SplitOp):
+        for i, node, args in self.walk(out, free=not values):
+            if node.op.splits:
                 if on_split is not None:
                     on_split(layer, args[0])
                 layer += 1
-            out.append(node.op.forward(*args))
-        return out if values else out[-1]
+            out[i + 1] = node.op.forward(*args)
+        return list(out.values()) if values else out[len(self.nodes)]
 
     @property
     def split_nodes(self) -> list[Node]:
         """The nodes whose op splits regions, in order: the layers of the activation codes."""
-        return [n for n in self.nodes if isinstance(n.op, SplitOp)]
+        return [n for n in self.nodes if n.op.splits]
 
     def last_use(self) -> dict[int, int]:
         """Value index -> the last node that reads it (values no node reads are absent)."""
-        return {a: i for i, node in enumerate(self.nodes) for a in node.args}
+        if self._last_use is None or self._last_use[0] != len(self.nodes):
+            self._last_use = (len(self.nodes), {a: i for i, node in enumerate(self.nodes) for a in node.args})
+        return self._last_use[1]
 
 
 def _describe(name: str, module: nn.Module) -> str:
@@ -313,7 +336,7 @@ def _agrees(ops: list[Op], args: list[torch.Tensor], value: torch.Tensor) -> boo
     of each affine op among them is linear (zero at zero: its whole bias is in ``offset``)."""
     vals = args
     for op in ops:
-        if isinstance(op, AffineOp) and op.linear(*[torch.zeros_like(v) for v in vals]).any():
+        if not op.splits and op.linear(*[torch.zeros_like(v) for v in vals]).any():
             return False
         vals = [op.forward(*vals)]
     out = vals[0]

@@ -10,6 +10,8 @@ from ..errors import RegionLimitError, TimeLimitError
 from ..geometry import Polygons
 from ..slices import Slice
 
+__all__ = ["LOG_EVERY", "Watch", "progress_bar"]
+
 
 LOG_EVERY = 10.0  # seconds between progress lines where stderr is not a terminal (a log file)
 

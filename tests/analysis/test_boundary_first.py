@@ -10,7 +10,9 @@ import torch
 from torch import nn
 
 import splinecam as sc
-from helpers import linear_layer, model_out, random_mlp, via_quadrants
+from helpers import examples, forced, linear_layer, model_out, random_mlp, via_quadrants
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from zoo_models import _setup
 
 from splinecam.analysis.bounds import OutputBounds, corners, form_bounds
@@ -41,6 +43,26 @@ def check(model, sl, value=None, output=0, settles=True, bounds="zonotope"):
     cen = part.centroids[part.exact]
     assert np.allclose(part.evaluate(cen), full.evaluate(cen), rtol=1e-9, atol=1e-9 * np.abs(full.affine).max())
     return fast, full
+
+
+@settings(max_examples=examples(8), deadline=None)
+@given(widths=st.lists(st.integers(2, 9), min_size=1, max_size=3), k=st.sampled_from([1, 3]),
+       seed=st.integers(0, 10**6), integer=st.booleans(), value=st.sampled_from([None, 0.25]))
+def test_both_executors_prune_the_same_and_give_the_full_boundary(widths, k, seed, integer, value):
+    """Boundary first runs on the MLP fast path and on the engine (each forced), with the same
+    plan and the same pruning: the same exact regions and coarse cells, the full boundary."""
+    model = random_mlp(widths, k, seed, integer=integer)
+    parts = {}
+    for executor in ("fast", "engine"):
+        with forced(executor):
+            parts[executor] = check(model, BIG, value, settles=False)[0].partition
+    fast, engine = parts["fast"], parts["engine"]
+    assert fast.exact.sum() == engine.exact.sum() and len(fast) == len(engine)
+
+    def codes(part):
+        return sorted(c.tobytes() for c in part.arrays.packed_codes[part.exact])
+
+    assert codes(fast) == codes(engine)
 
 
 @pytest.mark.parametrize("k", [1, 2, 4])

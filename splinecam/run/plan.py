@@ -1,0 +1,126 @@
+"""The plan of one run over a slice, whichever executor runs it: the graph and the shape of
+every value, the slice frame, the piecewise-linear layers, the working budget and the chunk
+sizes, with the one set of constants they come from."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..ops.base import PIECE_BYTES
+from ..slices import Slice
+from .regions import LayerInfo
+from .trace import Graph
+
+__all__ = ["DEFAULT_MEMORY", "PUSH_ELEMENTS", "Plan", "graph_layers", "parse_bytes", "region_bytes",
+           "slice_frame", "state_bytes_per_region"]
+
+DEFAULT_MEMORY = "128MB"  # the working budget of a run (``max_memory``) by default
+CHUNK_STATE_BYTES = 16 << 20  # states of one chunk: arrays this size are reused by malloc, not mapped afresh
+PUSH_ELEMENTS = CHUNK_STATE_BYTES // 4  # numbers in and out of one block of an affine push (32 MiB in float64):
+# a chunk's float64 states in and out of a layer as wide as its widest value go in one block
+MIN_CHUNK = 16  # pieces made at once at least (unless ``chunk_size`` says fewer)
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+
+
+def parse_bytes(size) -> int:
+    """``4e9``, ``"4GB"``, ``"512MiB"`` -> bytes."""
+    if isinstance(size, (int, float)):
+        return int(size)
+    match = re.fullmatch(r"([0-9.]+(?:E[0-9]+)?)([KMG]I?B|B)?", str(size).strip().upper().replace(" ", ""))
+    if match is None:
+        raise ValueError(f"cannot read memory size {size!r}; write e.g. '4GB' or '512MiB'.")
+    return int(float(match[1]) * _UNITS[match[2] or ""])
+
+
+def slice_frame(sl: Slice, dtype, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Where a run starts: the centre of the slice polygon (2,) (the uv origin of all states),
+    the polygon about it (V, 2), its half-sizes (2,) and the state of the input there
+    (1, 3, *input_shape): value, d/du, d/dv.  Computed in float64 NumPy, then cast."""
+    poly = np.asarray(sl.polygon, dtype=np.float64)
+    center = poly.mean(0)
+    root = poly - center
+    basis = np.asarray(sl.basis, dtype=np.float64)
+    x_ref = np.asarray(sl.origin, dtype=np.float64).reshape(-1) + basis @ center
+    state = np.stack([x_ref, basis[:, 0], basis[:, 1]]).reshape(1, 3, *sl.input_shape)
+    return tuple(torch.from_numpy(a).to(dtype=dtype, device=device) for a in (center, root, np.abs(root).max(0), state))
+
+
+def graph_layers(graph: Graph, shapes: list[tuple[int, ...]]) -> dict[int, LayerInfo]:
+    """The piecewise-linear layers of ``graph`` by the index of their node."""
+    return {i: LayerInfo(node.name, *node.op.layer_size(shapes[node.args[0]]))
+            for i, node in enumerate(graph.nodes) if node.op.splits}
+
+
+def state_bytes_per_region(graph: Graph, shapes: list[tuple[int, ...]], dtype) -> int:
+    """Memory one region costs at the worst node: its live states (3 rows each), plus the
+    inputs and outputs of the node being run and the per-unit work of a split (about 8 rows)."""
+    sizes = [math.prod(s) for s in shapes]
+    last_use = graph.last_use()
+    worst = sizes[0]
+    live = sizes[0] if 0 in last_use else 0  # the values some node at or after i still reads
+    for i, node in enumerate(graph.nodes):
+        worst = max(worst, 3 * (live + sizes[i + 1]) + 8 * max(sizes[a] for a in node.args))
+        live += (sizes[i + 1] if i + 1 in last_use else 0) - sum(sizes[a] for a in set(node.args) if last_use[a] == i)
+    return worst * torch.finfo(dtype).bits // 8
+
+
+@dataclass
+class Plan:
+    """What one run over a slice needs, whichever executor runs it.
+
+    graph, shapes: the ops and the per-sample shape of every value (input first); dtype, device:
+    of the states; rtol: the on-line tolerance; budget: bytes the per-piece records of one split
+    may hold; center (2,), root (V, 2), extent (2,), state (1, 3, *input_shape): the slice
+    frame (:func:`slice_frame`); layers: the piecewise-linear layers by node; chunks: per split
+    node, the most pieces made into one batch at once."""
+
+    graph: Graph
+    shapes: list[tuple[int, ...]]
+    dtype: torch.dtype
+    device: torch.device
+    rtol: float
+    budget: int
+    center: torch.Tensor
+    root: torch.Tensor
+    extent: torch.Tensor
+    state: torch.Tensor
+    layers: dict[int, LayerInfo]
+    chunks: dict[int, int]
+
+    @classmethod
+    def make(cls, graph: Graph, shapes: list[tuple[int, ...]], sl: Slice, dtype, device, rtol: float, budget: int,
+             chunk_size: int | None) -> "Plan":
+        """The plan of ``graph`` on ``sl``.  A split's chunk is ``chunk_size`` if given, else as
+        many pieces as the budget holds at the worst node (with their polygons and codes), and
+        no more than keep the states of a chunk at the widest value within
+        ``CHUNK_STATE_BYTES`` (at least ``MIN_CHUNK``)."""
+        layers = graph_layers(graph, shapes)
+        per_region = state_bytes_per_region(graph, shapes, dtype) + PIECE_BYTES
+        state_cap = CHUNK_STATE_BYTES // (3 * max(math.prod(s) for s in shapes) * torch.finfo(dtype).bits // 8)
+        chunks = {i: chunk_size or max(MIN_CHUNK, min(budget // (per_region + -(-layer.bits // 8)), state_cap))
+                  for i, layer in layers.items()}
+        return cls(graph, shapes, dtype, device, rtol, budget, *slice_frame(sl, dtype, device), layers, chunks)
+
+    @property
+    def outputs(self) -> int:
+        """The number of outputs."""
+        return math.prod(self.shapes[-1])
+
+    def region_bytes(self) -> int:
+        """Bytes one region of the result costs (about 6 vertices with their edge units, the map,
+        the output at the centroid and the packed codes), counted twice: finished batches are
+        joined into one array set at the end."""
+        return region_bytes(self.outputs, list(self.layers.values()))
+
+
+def region_bytes(outputs: int, layers: list[LayerInfo]) -> int:
+    """Bytes one region of a result with ``outputs`` outputs and the codes of ``layers`` costs
+    (see :meth:`Plan.region_bytes`)."""
+    code = sum(-(-layer.bits // 8) for layer in layers)
+    return 2 * (6 * 32 + 8 + 8 * 4 * outputs + code)

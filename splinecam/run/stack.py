@@ -1,0 +1,141 @@
+"""The work stack of a run, whichever executor advances its batches: pending pieces, depth
+first, made chunk by chunk when popped; the area and region bookkeeping, the limits and the
+progress (through :class:`~splinecam.run.watch.Watch`); the regions finished and the cells a
+``prune`` callable settled."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..geometry import Polygons
+from ..ops import SplitContext
+from .plan import Plan
+from .regions import RegionArrays, concat_regions, join_regions, region_arrays
+from .watch import Watch
+
+__all__ = ["Batch", "WorkStack"]
+
+
+@dataclass
+class Batch:
+    """Regions that have gone through the same ops: polygons and live activation states."""
+
+    polys: Polygons
+    values: dict[int, torch.Tensor]  # value index -> (R, 3, *shape): value, d/du, d/dv
+    codes: list[torch.Tensor]  # per split layer so far: (R, ceil(bits / 8)) packed bits, uint8
+    node: int = 0  # next node to run
+
+    def __len__(self) -> int:
+        return len(self.polys)
+
+    def select(self, polys: Polygons, index: torch.Tensor, node: int) -> "Batch":
+        """The batch of ``polys`` made from the regions ``index`` (an index or a mask) of this
+        one, before ``node``."""
+        return Batch(polys, {k: v[index] for k, v in self.values.items()}, [c[index] for c in self.codes], node)
+
+
+@dataclass
+class EngineResult:
+    regions: RegionArrays
+    layers: list
+    seconds: float
+    exact: np.ndarray  # (R,) bool: False for the coarse cells a ``prune`` callable settled
+
+
+class WorkStack:
+    """One run of a plan over a slice, depth first: :meth:`run` pops a pending item, makes its
+    batch and lets :meth:`advance` take it through the graph; a batch past the last node is
+    finished.  An executor gives :meth:`advance` (which pushes the pieces of a split with
+    :meth:`push` and returns None).  A limit raises (see :class:`Watch`) after
+    :meth:`finished_regions` holds the regions finished so far.
+
+    prune(i, polys, values): optional; before split node i, given a batch's polygons (R,)
+    (about the slice centre) and live states, returns (R,) bool: the regions to stop refining.
+    They leave as coarse cells (NaN maps, zero codes) after the exact regions."""
+
+    def __init__(self, plan: Plan, prune: Callable | None = None):
+        self.plan, self.prune = plan, prune
+        self.layers = list(plan.layers.values())
+        self.finished: list[RegionArrays] = []
+        self.coarse: list[Polygons] = []
+
+    def run(self, watch: Watch) -> EngineResult:
+        """The partition, watched by ``watch``."""
+        plan = self.plan
+        self.watch = watch
+        self.contexts = {i: SplitContext(plan.rtol, plan.extent, k, functools.partial(watch.check, layer.name),
+                                         plan.budget) for k, (i, layer) in enumerate(plan.layers.items())}
+        stack: list[tuple[int, Callable[[], Batch]]] = [
+            (1, functools.partial(Batch, Polygons.single(plan.root), {0: plan.state}, []))]
+        watch.start()
+        watch.pending = 1
+        try:
+            while stack:
+                n, make = stack.pop()
+                watch.pending -= n
+                watch.check_time()
+                batch = make()
+                del make  # the item may hold its parent's states: let them go with the last piece
+                batch = self.advance(batch, stack)
+                if batch is not None:
+                    self.finished.append(self._finish(batch))
+                    watch.finished(batch.polys)
+        finally:
+            watch.close()
+        exact = self.finished_regions()
+        coarse = [self._coarse(c) for c in self.coarse]
+        flags = np.repeat([True, False], [len(exact), sum(map(len, coarse))])
+        return EngineResult(concat_regions([exact] + coarse), self.layers, watch.elapsed(), flags)
+
+    def advance(self, batch: Batch, stack: list) -> Batch | None:
+        """Take ``batch`` through the graph: return it past the last node, or push the pieces
+        of a split and return None."""
+        raise NotImplementedError
+
+    def push(self, stack: list, n: int, chunk: int, make: Callable[[torch.Tensor], Batch]) -> None:
+        """Push ``n`` pieces in chunks of ``chunk``, each made by ``make(sel)`` when popped, so
+        that the first is popped first: the order the split gave them (depth first, or
+        spatial), so that each chunk finishes a compact area."""
+        order = torch.arange(n, device=self.plan.device)
+        for s in reversed(range(0, n, chunk)):
+            sel = order[s : s + chunk]
+            stack.append((len(sel), functools.partial(make, sel)))
+        self.watch.pending += n
+
+    def settle(self, batch: Batch, i: int) -> Batch | None:
+        """The regions of the batch that ``prune`` does not settle before node i (None if it
+        settles all); the settled ones go to the coarse cells, their area to the progress."""
+        settled = self.prune(i, batch.polys, batch.values)
+        if not settled.any():
+            return batch
+        cells = batch.polys.mask(settled)
+        self.coarse.append(cells)
+        self.watch.area += float(cells.areas().sum())
+        if settled.all():
+            return None
+        keep = ~settled
+        return batch.select(batch.polys.mask(keep), keep, i)
+
+    def finished_regions(self) -> RegionArrays:
+        """The regions finished so far (all of them after :meth:`run`), in one array set."""
+        self.finished = [join_regions(self.finished, self.plan.outputs, self.layers)]
+        return self.finished[0]
+
+    def _finish(self, batch: Batch) -> RegionArrays:
+        """A finished batch on the CPU in absolute slice coordinates, with what the result keeps."""
+        codes = torch.cat(batch.codes, 1) if batch.codes else torch.zeros(len(batch), 0, dtype=torch.uint8)
+        return region_arrays(batch.polys, batch.values[len(self.plan.graph.nodes)], self.plan.center, codes)
+
+    def _coarse(self, polys: Polygons) -> RegionArrays:
+        """Settled cells (about the slice centre) as regions with NaN maps and zero codes."""
+        r, k = len(polys), self.plan.outputs
+        width = sum(-(-layer.bits // 8) for layer in self.layers)
+        nan = np.full((r, k), np.nan)
+        return RegionArrays((polys.verts + self.plan.center).cpu().numpy(), polys.offsets.cpu().numpy(),
+                            polys.edge_units.cpu().numpy(), np.full((r, k, 3), np.nan),
+                            np.zeros((r, width), np.uint8), nan)
