@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from ..geometry import Polygons
 from ..ops import Split
 from .plan import PUSH_ELEMENTS
 from .stack import Batch, WorkStack
@@ -38,8 +39,10 @@ class Engine(WorkStack):
             split = node.op.split(batch.polys, batch.values[node.args[0]], self.contexts[i])
             self.contexts[i].check(len(split))
             chunk = self.plan.chunks[i]
-            if split.rest is not None and len(split.rest):
-                self.push(stack, len(split.rest), chunk, functools.partial(self._again, batch, split))
+            if split.rest is not None and len(split.rest):  # split again later: hold only their regions' states
+                keep, index = torch.unique(split.rest_parent, return_inverse=True)
+                held = batch.select(batch.polys.select(keep)[0], keep, i)
+                self.push(stack, len(split.rest), chunk, functools.partial(self._again, held, split.rest, index))
             self.push(stack, len(split), chunk, functools.partial(self._pieces, batch, split))
             return None
         batch.node = len(graph.nodes)
@@ -60,9 +63,10 @@ class Engine(WorkStack):
             out.append(op.push(*[x[s : s + block] for x in states]))
         return torch.cat(out)
 
-    def _again(self, parent: Batch, split: Split, sel: torch.Tensor) -> Batch:
-        """The batch of the pieces ``sel`` that ``split`` left to split again."""
-        return parent.select(split.rest.select(sel)[0], split.rest_parent[sel], parent.node)
+    def _again(self, held: Batch, rest: Polygons, index: torch.Tensor, sel: torch.Tensor) -> Batch:
+        """The batch of the pieces ``sel`` of ``rest`` (left to split again), whose regions are
+        ``index`` (of ``held``)."""
+        return held.select(rest.select(sel)[0], index[sel], held.node)
 
     def _pieces(self, parent: Batch, split: Split, sel: torch.Tensor) -> Batch:
         """The batch of the finished pieces ``sel`` of ``split``, past its node."""
