@@ -46,7 +46,9 @@ def _form_bounds(cells: torch.Tensor, form: torch.Tensor) -> tuple[torch.Tensor,
     at = torch.bmm(cells, form[:, :3])
     hi, lo = at.amax(1), at.amin(1)
     noise = form[:, 3:].abs().sum(1)
-    slack = SLACK * (hi.abs() + lo.abs() + noise + form[:, 0].abs())
+    # relative to the magnitudes, plus the smallest normal number: below it (subnormal products,
+    # e.g. a LeakyReLU slope of 5e-324) rounding errors are absolute, a few units of 5e-324
+    slack = SLACK * (hi.abs() + lo.abs() + noise + form[:, 0].abs()) + torch.finfo(form.dtype).tiny
     return lo - noise - slack, hi + noise + slack
 
 

@@ -348,3 +348,11 @@ def test_an_affine_op_whose_linear_part_has_a_bias_is_refused():
             prepare(nn.Sequential(nn.Linear(2, 3), _Biased()), torch.float64, "cpu", (2,))
     finally:
         REGISTRY.unregister(_Biased)
+
+
+@pytest.mark.parametrize("slope", [5e-324, 1e-310])
+def test_bounds_stay_sound_with_subnormal_slopes(slope):
+    """Products below the smallest normal number round by absolute, not relative, amounts: the
+    bounds' slack covers them (hypothesis found a LeakyReLU slope of 5e-324)."""
+    for seed in range(20):
+        check_case(nn.Sequential(nn.LeakyReLU(slope)).eval(), (2, 5, 6), torch.Generator().manual_seed(seed), 0.1)
