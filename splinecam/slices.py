@@ -4,6 +4,7 @@ with a convex polygon of allowed ``(u, v)``."""
 from __future__ import annotations
 
 import numbers
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -134,8 +135,9 @@ class Slice:
         """D, the input dimension."""
         return self.origin.size
 
-    @property
+    @cached_property
     def area(self) -> float:
+        """The area of the slice polygon (computed once)."""
         return float(polygon_areas(self.polygon, np.array([0, len(self.polygon)]))[0])
 
     @classmethod
