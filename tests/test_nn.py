@@ -4,6 +4,9 @@ shapes, order, autograd, training, dtypes, saving), and what ``sc.partition`` ma
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,3 +131,18 @@ def test_a_sine_encoding_gets_the_clear_error(make):
     model = nn.Sequential(enc, nn.Linear(enc.out_features, 4), nn.ReLU(), nn.Linear(4, 1))
     with pytest.raises(sc.UnsupportedModelError, match=r"sin.*not piecewise-linear"):
         run(model, sc.Slice.box((-1, -1), (1, 1)))
+
+
+@pytest.mark.slow
+def test_the_inr_example_runs(tmp_path):
+    """examples/inr_encodings.py at a tiny size: three fits, the exact partitions of two, a figure."""
+    pytest.importorskip("skimage")
+    script = Path(__file__).resolve().parents[1] / "examples" / "inr_encodings.py"
+    out = tmp_path / "inr.png"
+    res = subprocess.run([sys.executable, str(script), "--size", "12", "--steps", "20", "--width", "8",
+                          "--frequencies", "2", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("raw coordinates") and "regions" in lines[0]
+    assert lines[1].startswith("triangle encoding") and "regions" in lines[1]
+    assert out.stat().st_size > 10_000
