@@ -344,3 +344,12 @@ def test_slice_far_from_the_origin_or_tiny(offset, width):
         check_partition(part, model)
     else:
         check_tiling(part)
+
+
+def test_verify_of_an_empty_partial_partition_reports_nothing_compared():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1)).double()
+    with pytest.raises(sc.RegionLimitError) as info:
+        sc.partition(model, sc.Slice.box([-5, -5], [5, 5]), max_regions=1)
+    report = info.value.partial.verify()
+    assert report.points_compared == 0 and not report.ok and not report.complete

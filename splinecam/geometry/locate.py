@@ -42,6 +42,8 @@ class RegionGrid:
         self.polys = polys
         verts = polys.verts.numpy()
         lo, hi = (t.numpy() for t in polys.bounding_boxes())
+        if not len(verts):  # no polygons (e.g. a run stopped before its first region): an empty box
+            verts = np.zeros((1, 2))
         self.lo, self.hi = verts.min(0), verts.max(0)
         n = len(polys)
         self.g = int(np.clip(np.sqrt(n), 1, 2048))
@@ -59,7 +61,7 @@ class RegionGrid:
         self.tol = 1e-12 * float((self.hi - self.lo).max()) + 8 * np.finfo(np.float64).eps * float(np.abs(verts).max())
 
     def _cell(self, pts: np.ndarray) -> np.ndarray:
-        return np.clip(np.floor((pts - self.lo) / self.size).astype(np.int64), 0, self.g - 1)
+        return np.clip(np.floor((pts - self.lo) / self.size), 0, self.g - 1).astype(np.int64)
 
     def locate(self, pts: np.ndarray) -> np.ndarray:
         """(N,) index of the polygon holding each point (N, 2), -1 for none.  A point within

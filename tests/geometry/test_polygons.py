@@ -197,3 +197,16 @@ def test_random_polygons_and_lines(seed, n):
         d = b - a
         lines.append([d[1], -d[0], d[0] * a[1] - d[1] * a[0]])
     check_cut(polys, np.array(lines))
+
+
+def test_region_grid_of_no_polygons_locates_nothing():
+    """A run stopped before its first region has no polygons: every point is in none."""
+    import warnings
+
+    from splinecam.geometry.locate import RegionGrid
+
+    empty = Polygons.from_numpy(np.zeros((0, 2)), np.zeros(1, dtype=np.int64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert (RegionGrid(empty).locate(np.random.default_rng(0).normal(size=(5, 2)) * 1e3) == -1).all()
+
