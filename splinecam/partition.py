@@ -67,12 +67,13 @@ class Options:
         return cls(**options)
 
 
-def checked_arguments(model, sl, device, options: dict, caller: str) -> tuple[Options, torch.device]:
+def checked_arguments(model, sl, device, options: dict, caller: str, kind: type = Slice) -> tuple[Options, torch.device]:
     """The arguments every entry point takes, checked once, in one way: ``sl`` must be a
-    :class:`Slice`; ``options`` are :class:`Options` (unknown names and bad values give one clear
-    error naming ``caller``); the device is the model's by default, else one this torch can use."""
-    if not isinstance(sl, Slice):
-        raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
+    ``kind`` (a :class:`Slice`, or the domain the entry point takes); ``options`` are
+    :class:`Options` (unknown names and bad values give one clear error naming ``caller``); the
+    device is the model's by default, else one this torch can use."""
+    if not isinstance(sl, kind):
+        raise TypeError(f"sl must be a splinecam.{kind.__name__}, got {type(sl).__name__}.")
     options = Options.of(options, caller)
     return options, default_device(model) if device is None else usable_device(device)
 
@@ -100,7 +101,14 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
     Example::
 
         part = sc.partition(model, sc.Slice.box((-1, -1), (1, 1)))
+
+    On another kind of domain (a :class:`~splinecam.Path`), the function its ``partitioner``
+    names runs with the same arguments (e.g. :func:`splinecam.path_partition.partition_path`,
+    which returns a :class:`~splinecam.PathPartition`).
     """
+    if getattr(sl, "partitioner", None) is not None:  # another kind of domain: its own driver
+        return late(sl.partitioner)(model, sl, dtype, device, progress, max_regions=max_regions, max_memory=max_memory,
+                                    chunk_size=chunk_size, rtol=rtol, timeout=timeout, tiles=tiles, executor=executor)
     started = time.perf_counter()
     limits = dict(max_regions=max_regions, max_memory=max_memory, chunk_size=chunk_size, rtol=rtol, timeout=timeout)
     options, device = checked_arguments(model, sl, device, limits, "partition")
