@@ -109,9 +109,10 @@ def split_intervals(cells: Intervals, region: torch.Tensor, planes: torch.Tensor
     tolerance ``tol`` (L,): the split of :func:`splinecam.geometry.split_cells` for them.
 
     A plane cuts only where its values over the cell lie strictly on both sides.  Its zeros
-    are sorted; a zero whose plane stays within its tolerance from the last kept cut to the zero
-    is not a cut of its own (its plane passes through that cut), so no plane strictly crosses a
-    piece.  Each piece's side of a plane is read from the plane's range over the
+    are sorted; a zero whose plane stays within its tolerance from the last kept cut (or the
+    cell's low end) to the zero, or from the zero to the cell's high end, is not a cut of its
+    own (its plane passes through that cut or end), so no plane strictly crosses a piece and
+    no piece is a sliver.  Each piece's side of a plane is read from the plane's range over the
     piece with the same classification (0: the piece lies within tolerance of the plane).  Past
     ``budget`` the cells not yet cut come back whole as the rest.  The new ends carry ``units``
     (L, 2) of the plane that made them.
@@ -137,7 +138,7 @@ def split_intervals(cells: Intervals, region: torch.Tensor, planes: torch.Tensor
     order = torch.argsort(root, stable=True)
     order = order[torch.argsort(region[live][order], stable=True)]
     live, root = live[order], root[order]
-    keep = _kept_cuts(region[live], root, planes[live], tol[live], kind)
+    keep = _kept_cuts(region[live], root, planes[live], tol[live], kind, cells.lo[region[live]], cells.hi[region[live]])
     live, root = live[keep], root[keep]
     owner = region[live]
 
@@ -168,21 +169,34 @@ def split_intervals(cells: Intervals, region: torch.Tensor, planes: torch.Tensor
     return LineSplit(pieces, parent, rest, rest_parent, sides_of)
 
 
-def _kept_cuts(owner: torch.Tensor, root: torch.Tensor, planes: torch.Tensor, tol: torch.Tensor, kind) -> torch.Tensor:
+def _kept_cuts(owner: torch.Tensor, root: torch.Tensor, planes: torch.Tensor, tol: torch.Tensor, kind,
+               lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """(n,) bool: which zeros ``root`` (n,) of the planes (n, d + 1) of a cell type ``kind``,
-    sorted by cell ``owner`` then position, are cuts: the first of each cell and every one
-    whose plane leaves its tolerance ``tol`` (n,) between the last cut before it and its zero
-    (a fixed point of vectorised passes)."""
+    sorted by cell ``owner`` then position, in cells ``[lo, hi]`` (n,), are cuts: a zero is no
+    cut where its plane stays within its tolerance ``tol`` (n,) from the last cut before it
+    (the cell's ``lo`` before the first) to the zero, or from the zero to ``hi`` (it passes
+    through that cut or end).  A fixed point of vectorised passes, each adding, after each
+    cut, the first zero that is one."""
+    def leaves(a, b):  # the plane leaves its tolerance on [a, b]
+        top, bottom = kind.range_of(planes, a, b)
+        return (top > tol) | (bottom < -tol)
+
     n = root.numel()
-    keep = first_of_runs(owner) if n else torch.zeros(0, dtype=torch.bool, device=root.device)
+    keep = torch.zeros(n, dtype=torch.bool, device=root.device)
     idx = torch.arange(n, device=root.device)
+    usable = leaves(root, hi)
+    first = torch.cummax(torch.where(first_of_runs(owner), idx, 0), 0).values if n else idx  # of each zero's cell
     while n:
-        head = torch.cummax(torch.where(keep, idx, 0), 0).values  # the last cut at or before each point
-        top, bottom = kind.range_of(planes, root[head], root)  # the plane from the cut to its zero
-        new = torch.nonzero(~keep & ((top > tol) | (bottom < -tol))).flatten()
+        last = torch.cummax(torch.where(keep, idx, -1), 0).values
+        last = torch.where(last >= first, last, -1)  # the last cut before each zero in its cell, or -1
+        start = torch.where(last >= 0, root[last.clamp(min=0)], lo)
+        new = torch.nonzero(~keep & usable & leaves(start, root)).flatten()
         if not new.numel():
             return keep
-        keep[new[first_of_runs(head[new])]] = True  # after each cut, the first point off it
+        o, h = owner[new], last[new]
+        fresh = torch.ones_like(new, dtype=torch.bool)
+        fresh[1:] = (o[1:] != o[:-1]) | (h[1:] != h[:-1])
+        keep[new[fresh]] = True
     return keep
 
 
