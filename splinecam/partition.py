@@ -28,7 +28,7 @@ from .run.trace import Graph, frozen, prepare
 from .run.watch import Watch
 from .slices import Slice, as_points
 
-__all__ = ["Options", "Partition", "check_shapes", "checked_arguments", "default_device", "pairs", "parse_bytes", "partition",
+__all__ = ["NetworkCopy", "Options", "Partition", "check_shapes", "checked_arguments", "default_device", "pairs", "parse_bytes", "partition",
            "partition_graph", "partition_many", "usable_device"]
 
 if TYPE_CHECKING:  # the analysis layer sits above this module: its types only
@@ -319,7 +319,34 @@ def check_shapes(twin, graph: Graph, sl: Slice, dtype, device) -> list[tuple[int
     return [tuple(v.shape[1:]) for v in values]
 
 
-class Partition:
+class NetworkCopy:
+    """The float64 copy of the network a result is of, for its ``verify``: ``_network`` is
+    (model copy, graph), or a callable that makes them when first needed (the fast path's)."""
+
+    _network: tuple | object
+
+    @property
+    def model(self):
+        """The float64 copy of the network the regions are of (None after :meth:`drop_model`
+        and for a partition loaded from a file)."""
+        return self._prepared()[0]
+
+    @property
+    def graph(self) -> Graph | None:
+        """The traced graph of :attr:`model` (None where it is None)."""
+        return self._prepared()[1]
+
+    def _prepared(self) -> tuple:
+        if callable(self._network):
+            self._network = self._network()
+        return self._network
+
+    def drop_model(self) -> None:
+        """Forget the copy of the network (to save memory); ``verify`` then needs ``model=``."""
+        self._network = (None, None)
+
+
+class Partition(NetworkCopy):
     """The linear regions of a network on a slice.
 
     Regions are convex polygons in slice coordinates ``uv``; on region r the
@@ -347,26 +374,6 @@ class Partition:
         self.seconds = seconds
         # (model copy, graph), or ``network``: a callable that makes them when first needed
         self._network = (model, graph) if network is None else network
-
-    @property
-    def model(self):
-        """The float64 copy of the network the regions are of (None after :meth:`drop_model`
-        and for a partition loaded from a file)."""
-        return self._prepared()[0]
-
-    @property
-    def graph(self) -> Graph | None:
-        """The traced graph of :attr:`model` (None where it is None)."""
-        return self._prepared()[1]
-
-    def _prepared(self) -> tuple:
-        if callable(self._network):
-            self._network = self._network()
-        return self._network
-
-    def drop_model(self) -> None:
-        """Forget the copy of the network (to save memory); ``verify`` then needs ``model=``."""
-        self._network = (None, None)
 
     def __len__(self) -> int:
         return len(self.arrays)
