@@ -28,7 +28,7 @@ from .run.trace import Graph, frozen, prepare
 from .run.watch import Watch
 from .slices import Slice, as_points
 
-__all__ = ["Options", "Partition", "check_shapes", "checked_arguments", "default_device", "pairs", "parse_bytes", "partition",
+__all__ = ["NetworkCopy", "Options", "Partition", "check_shapes", "checked_arguments", "default_device", "pairs", "parse_bytes", "partition",
            "partition_graph", "partition_many", "usable_device"]
 
 if TYPE_CHECKING:  # the analysis layer sits above this module: its types only
@@ -67,12 +67,13 @@ class Options:
         return cls(**options)
 
 
-def checked_arguments(model, sl, device, options: dict, caller: str) -> tuple[Options, torch.device]:
+def checked_arguments(model, sl, device, options: dict, caller: str, kind: type = Slice) -> tuple[Options, torch.device]:
     """The arguments every entry point takes, checked once, in one way: ``sl`` must be a
-    :class:`Slice`; ``options`` are :class:`Options` (unknown names and bad values give one clear
-    error naming ``caller``); the device is the model's by default, else one this torch can use."""
-    if not isinstance(sl, Slice):
-        raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
+    ``kind`` (a :class:`Slice`, or the domain the entry point takes); ``options`` are
+    :class:`Options` (unknown names and bad values give one clear error naming ``caller``); the
+    device is the model's by default, else one this torch can use."""
+    if not isinstance(sl, kind):
+        raise TypeError(f"sl must be a splinecam.{kind.__name__}, got {type(sl).__name__}.")
     options = Options.of(options, caller)
     return options, default_device(model) if device is None else usable_device(device)
 
@@ -100,7 +101,14 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
     Example::
 
         part = sc.partition(model, sc.Slice.box((-1, -1), (1, 1)))
+
+    On another kind of domain (a :class:`~splinecam.Path`), the function its ``partitioner``
+    names runs with the same arguments (e.g. :func:`splinecam.path_partition.partition_path`,
+    which returns a :class:`~splinecam.PathPartition`).
     """
+    if getattr(sl, "partitioner", None) is not None:  # another kind of domain: its own driver
+        return late(sl.partitioner)(model, sl, dtype, device, progress, max_regions=max_regions, max_memory=max_memory,
+                                    chunk_size=chunk_size, rtol=rtol, timeout=timeout, tiles=tiles, executor=executor)
     started = time.perf_counter()
     limits = dict(max_regions=max_regions, max_memory=max_memory, chunk_size=chunk_size, rtol=rtol, timeout=timeout)
     options, device = checked_arguments(model, sl, device, limits, "partition")
@@ -311,7 +319,34 @@ def check_shapes(twin, graph: Graph, sl: Slice, dtype, device) -> list[tuple[int
     return [tuple(v.shape[1:]) for v in values]
 
 
-class Partition:
+class NetworkCopy:
+    """The float64 copy of the network a result is of, for its ``verify``: ``_network`` is
+    (model copy, graph), or a callable that makes them when first needed (the fast path's)."""
+
+    _network: tuple | object
+
+    @property
+    def model(self):
+        """The float64 copy of the network the regions are of (None after :meth:`drop_model`
+        and for a partition loaded from a file)."""
+        return self._prepared()[0]
+
+    @property
+    def graph(self) -> Graph | None:
+        """The traced graph of :attr:`model` (None where it is None)."""
+        return self._prepared()[1]
+
+    def _prepared(self) -> tuple:
+        if callable(self._network):
+            self._network = self._network()
+        return self._network
+
+    def drop_model(self) -> None:
+        """Forget the copy of the network (to save memory); ``verify`` then needs ``model=``."""
+        self._network = (None, None)
+
+
+class Partition(NetworkCopy):
     """The linear regions of a network on a slice.
 
     Regions are convex polygons in slice coordinates ``uv``; on region r the
@@ -339,26 +374,6 @@ class Partition:
         self.seconds = seconds
         # (model copy, graph), or ``network``: a callable that makes them when first needed
         self._network = (model, graph) if network is None else network
-
-    @property
-    def model(self):
-        """The float64 copy of the network the regions are of (None after :meth:`drop_model`
-        and for a partition loaded from a file)."""
-        return self._prepared()[0]
-
-    @property
-    def graph(self) -> Graph | None:
-        """The traced graph of :attr:`model` (None where it is None)."""
-        return self._prepared()[1]
-
-    def _prepared(self) -> tuple:
-        if callable(self._network):
-            self._network = self._network()
-        return self._network
-
-    def drop_model(self) -> None:
-        """Forget the copy of the network (to save memory); ``verify`` then needs ``model=``."""
-        self._network = (None, None)
 
     def __len__(self) -> int:
         return len(self.arrays)

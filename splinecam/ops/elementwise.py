@@ -8,13 +8,13 @@ import math
 import numpy as np
 import torch
 
-from ..geometry import Polygons, compiled, line_tolerance, split_at_breakpoints, split_by_lines, vertex_extremes
+from ..geometry import breakpoint_split, compiled, plane_tolerance, split_cells
 from ..errors import Unsupported
 from .base import Split, SplitContext, SplitOp, pack_bits
 from .forms import SLACK, form_bounds, pad_form, with_symbols
 
 __all__ = ["ElementwiseOp", "above_at_centroids", "abs_op", "chord_relaxation", "clamp_op", "leaky_relu_op", "relu_op",
-           "split_crossing"]
+           "split_crossing", "value_at"]
 
 
 class ElementwiseOp(SplitOp):
@@ -27,6 +27,7 @@ class ElementwiseOp(SplitOp):
     """
 
     relaxable = True
+    any_cells = True
 
     def __init__(self, breakpoints, slopes, intercepts):
         self.breakpoints = torch.as_tensor(breakpoints, dtype=torch.float64)
@@ -65,7 +66,7 @@ class ElementwiseOp(SplitOp):
         return slopes[p, ch].reshape(piece.shape), intercepts[p, ch].reshape(piece.shape)
 
     def push(self, state: torch.Tensor, code: torch.Tensor, inplace: bool = False) -> torch.Tensor:
-        """Apply the pieces ``code`` (R, U, k) to the affine states (R, 3, U) (overwritten if ``inplace``)."""
+        """Apply the pieces ``code`` (R, U, k) to the affine states (R, 1 + d, U) (overwritten if ``inplace``)."""
         if self.is_relu:
             mask = code[:, None, :, 0].to(state.dtype)  # keep or zero (a float mask multiplies faster)
             return state.mul_(mask) if inplace else state * mask
@@ -76,8 +77,8 @@ class ElementwiseOp(SplitOp):
         return out
 
     def push_pieces(self, state: torch.Tensor, parent: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        """``push(state[parent], code)``: the states (n, 3, U) of pieces with codes (n, U, k) from
-        the states (R, 3, U) of their regions ``parent`` (n,); compiled in one pass for float64
+        """``push(state[parent], code)``: the states (n, 1 + d, U) of pieces with codes (n, U, k) from
+        the states (R, 1 + d, U) of their regions ``parent`` (n,); compiled in one pass for float64
         CPU states and shared slopes when numba is installed."""
         if compiled.AVAILABLE and state.device.type == "cpu" and state.dtype == torch.float64 and self.slopes.dim() == 1:
             return torch.from_numpy(compiled.gather_pieces(state.contiguous().numpy(), parent.numpy(), code.numpy(),
@@ -96,68 +97,73 @@ class ElementwiseOp(SplitOp):
         flat = x.reshape(len(x), -1)
         return ((flat[..., None] - self.breakpoints.to(flat)).abs() <= atol).reshape(len(x), -1)
 
-    def split(self, polys: Polygons, z: torch.Tensor, ctx: SplitContext) -> Split:
-        """Cut each region by the lines of the (unit, breakpoint) pairs that cross it.
+    def split(self, cells, z: torch.Tensor, ctx: SplitContext) -> Split:
+        """Cut each region (cells of any dimension d, see :mod:`splinecam.geometry.cells`) by
+        the planes of the (unit, breakpoint) pairs that cross it; z: (R, 1 + d, *shape).
 
-        A unit whose range over the region's vertices stays within tolerance of
-        a side keeps that side; one flat on its breakpoint (a dead unit) reads
-        its side at the centroid; the crossing ones are cut in a BSP, and each
-        piece's code comes from the sides the cuts recorded.  In float64 on the CPU
-        with numba installed, the split runs compiled, region by region, depth first
-        (:func:`~splinecam.geometry.split_at_breakpoints`); otherwise with torch,
-        making the codes chunk by chunk.  Either way it is bounded by the budget (and
-        the compiled call by its work bound): the pieces it has not finished come back
-        as ``Split.rest``.
+        A unit whose range over the region stays within tolerance of a side keeps that side;
+        one flat on its breakpoint (a dead unit) reads its side at the centroid; the crossing
+        ones cut the region (:func:`~splinecam.geometry.split_cells`), and each piece's code
+        comes from the sides the cuts recorded.  For polygons in float64 on the CPU with numba
+        installed, the split runs compiled, region by region, depth first
+        (:func:`~splinecam.geometry.split_at_breakpoints`), and so does it for intervals
+        (:func:`~splinecam.geometry.split_intervals_at_breakpoints`); otherwise with torch, making the
+        codes chunk by chunk.  Either way it is bounded by the budget (and the compiled call by
+        its work bound): the pieces it has not finished come back as ``Split.rest``.
         """
         shape = z.shape[2:]
-        r, units = len(polys), math.prod(shape)
-        z = z.reshape(r, 3, units)
+        r, units, rows = len(cells), math.prod(shape), z.shape[1]
+        z = z.reshape(r, rows, units)
         bps = self.breakpoints.to(z)
 
-        fast = split_at_breakpoints(polys, z, bps, ctx.extent, ctx.rtol, ctx.layer, ctx.budget)
+        fast = breakpoint_split(cells, z, bps, ctx.extent, ctx.rtol, ctx.layer, ctx.budget)
         if fast is not None:
             pieces, parent, code, rest, rest_parent = fast
             ctx.check(len(pieces) + len(rest))
 
             def apply(zc: torch.Tensor, sel: torch.Tensor, inplace: bool):
                 m = len(sel)
-                out = self.push(zc.reshape(m, 3, units), code[sel], inplace=inplace).reshape(m, 3, *shape)
+                out = self.push(zc.reshape(m, rows, units), code[sel], inplace=inplace).reshape(m, rows, *shape)
                 return out, pack_bits(code[sel].reshape(m, -1))
 
             def gather(zr: torch.Tensor, sel: torch.Tensor):
                 m, chunk_code = len(sel), code[sel]
-                out = self.push_pieces(zr.reshape(len(zr), 3, units), parent[sel], chunk_code)
-                return out.reshape(m, 3, *shape), torch.from_numpy(np.packbits(chunk_code.reshape(m, -1).numpy(), axis=1))
+                out = self.push_pieces(zr.reshape(len(zr), rows, units), parent[sel], chunk_code)
+                return out.reshape(m, rows, *shape), torch.from_numpy(np.packbits(chunk_code.reshape(m, -1).numpy(), axis=1))
 
             return Split(pieces, parent, apply, rest, rest_parent, gather)
 
-        hi, lo = vertex_extremes(polys, z)
-        tol = line_tolerance(z[:, 1, :, None], z[:, 2, :, None], z[:, 0, :, None] - bps, ctx.extent, ctx.rtol)  # (R, U, k)
+        hi, lo = cells.extremes(z)
+        tol = self._tolerance(z, bps, ctx.extent, ctx.rtol)  # (R, U, k)
         above = (hi[..., None] - bps) > tol
         below = (lo[..., None] - bps) < -tol
         code = above.clone()  # (R, U, k); crossing units are fixed per piece below
         flat = torch.nonzero(~above & ~below, as_tuple=True)  # constant on the region (dead units)
         if flat[0].numel():
             reg, u = flat[0], flat[1]
-            code[flat] = above_at_centroids(polys, reg, z[reg, :, u], bps[flat[2]])
+            code[flat] = above_at_centroids(cells, reg, z[reg, :, u], bps[flat[2]])
         region, unit, bp = torch.nonzero(above & below, as_tuple=True)
-        lines = torch.stack([z[region, 1, unit], z[region, 2, unit], z[region, 0, unit] - bps[bp]], 1)
-        res, sides = split_crossing(polys, region, unit, lines, tol[region, unit, bp], ctx)
+        planes = torch.cat([z[region, 1:, unit], (z[region, 0, unit] - bps[bp])[:, None]], 1)  # (L, d + 1)
+        res, sides = split_crossing(cells, region, unit, planes, tol[region, unit, bp], ctx)
 
         def codes_of(sel: torch.Tensor) -> torch.Tensor:
             """(m, U, k) codes of the pieces ``sel`` (see :func:`split_crossing`)."""
-            piece, line, value = sides(sel)
+            piece, plane, value = sides(sel)
             out = code[res.parent[sel]]
-            out[piece, unit[line], bp[line]] = value
+            out[piece, unit[plane], bp[plane]] = value
             return out
 
         def apply(zc: torch.Tensor, sel: torch.Tensor, inplace: bool):
             m = len(sel)
             chunk_code = codes_of(sel)
-            out = self.push(zc.reshape(m, 3, units), chunk_code, inplace=inplace).reshape(m, 3, *shape)
+            out = self.push(zc.reshape(m, rows, units), chunk_code, inplace=inplace).reshape(m, rows, *shape)
             return out, pack_bits(chunk_code.reshape(m, -1))
 
         return Split(res.pieces, res.parent, apply, res.rest, res.rest_parent)
+
+    def _tolerance(self, z: torch.Tensor, bps: torch.Tensor, extent: torch.Tensor, rtol: float) -> torch.Tensor:
+        """(R, U, k) on-plane tolerance of the planes ``z - breakpoint`` (z (R, 1 + d, U))."""
+        return plane_tolerance(z[:, 1:, :, None].unbind(1), z[:, 0, :, None] - bps, extent, rtol)
 
     def straddles(self, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
         """(R, U) bool: units whose bounds ``[lo, hi]`` (R, U) hold a breakpoint strictly inside."""
@@ -198,44 +204,52 @@ class ElementwiseOp(SplitOp):
         """The (unit, breakpoint) lines that cross the region."""
         z = z.reshape(1, 3, -1)
         bps = self.breakpoints.to(z)
-        hi, lo = vertex_extremes(polys, z)
-        tol = line_tolerance(z[:, 1, :, None], z[:, 2, :, None], z[:, 0, :, None] - bps, extent, rtol)
+        hi, lo = polys.extremes(z)
+        tol = self._tolerance(z, bps, extent, rtol)
         cross = ((hi[..., None] - bps) > tol) & ((lo[..., None] - bps) < -tol)
         unit, bp = torch.nonzero(cross[0], as_tuple=True)
         return torch.stack([z[0, 1, unit], z[0, 2, unit], z[0, 0, unit] - bps[bp]], 1)
 
 
-def above_at_centroids(polys: Polygons, region: torch.Tensor, maps: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
-    """(n,) bool: whether the affine functions ``maps`` (n, 3) (value at the uv origin, d/du, d/dv)
-    lie above ``level`` (n,) at the centroids of the polygons ``region`` (n,) (a unit flat on a
-    level within tolerance over its whole polygon reads its side there)."""
-    cen = polys.centroids()[region]
-    return maps[:, 0] + maps[:, 1] * cen[:, 0] + maps[:, 2] * cen[:, 1] > level
+def value_at(planes: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """(n,) the planes (n, d + 1) ``a . t + c`` at the points (n, d)."""
+    value = planes[:, 0] * points[:, 0]
+    for i in range(1, points.shape[1]):
+        value = value + planes[:, i] * points[:, i]
+    return value + planes[:, -1]
 
 
-def split_crossing(polys: Polygons, region: torch.Tensor, unit: torch.Tensor, lines: torch.Tensor, tol: torch.Tensor,
+def above_at_centroids(cells, region: torch.Tensor, maps: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """(n,) bool: whether the affine functions ``maps`` (n, 1 + d) (value at the chart origin, then
+    the gradient) lie above ``level`` (n,) at the centroids of the cells ``region`` (n,) (a unit
+    flat on a level within tolerance over its whole cell reads its side there)."""
+    return value_at(torch.cat([maps[:, 1:], maps[:, :1]], 1), cells.centroids()[region]) > level
+
+
+def split_crossing(cells, region: torch.Tensor, unit: torch.Tensor, planes: torch.Tensor, tol: torch.Tensor,
                    ctx: SplitContext):
-    """Cut the regions ``polys`` by the lines (L, 3) ``a*u + b*v + c`` (``c``: the unit's value less
-    the level it crosses) of units ``unit`` (L,) that cross regions ``region`` (L,) (sorted), each with
-    its on-line tolerance ``tol`` (L,); the rule both elementwise split ops share.
+    """Cut the cells (any dimension d, see :mod:`splinecam.geometry.cells`) by the planes (L, d + 1)
+    ``a . t + c`` (``c``: the unit's value less the level it crosses) of units ``unit`` (L,) that
+    cross regions ``region`` (L,) (sorted), each with its on-plane tolerance ``tol`` (L,); the rule
+    both elementwise split ops share.
 
-    Returns the :class:`~splinecam.geometry.LineSplit` and ``sides(sel)``: for the finished pieces
-    ``sel`` (m,), one entry (piece in [0, m), line, above) per piece and line of its region, ``above``
-    whether the piece lies above the line's level; each piece lies on one side of every line that
-    crossed its region (recorded by the cuts); only a piece flat on a line within tolerance reads
-    the side at its centroid.
+    Returns the split (:func:`~splinecam.geometry.split_cells`) and ``sides(sel)``: for the finished
+    pieces ``sel`` (m,), one entry (piece in [0, m), plane, above) per piece and plane of its region,
+    ``above`` whether the piece lies above the plane's level; each piece lies on one side of every
+    plane that crossed its region (recorded by the cuts); only a piece flat on a plane within
+    tolerance reads the side at its centroid.
     """
-    line_units = torch.stack([torch.full_like(unit, ctx.layer), unit], 1)
-    ctx.check(len(polys) + region.numel())  # each crossing line adds a piece
-    res = split_by_lines(polys, region, lines, tol, line_units, ctx.check, ctx.budget)
+    plane_units = torch.stack([torch.full_like(unit, ctx.layer), unit], 1)
+    ctx.check(len(cells) + region.numel())  # each crossing plane adds a piece
+    res = split_cells(cells, region, planes, tol, plane_units, ctx.check, ctx.budget)
 
     def sides(sel: torch.Tensor):
-        piece, line, side = res.sides_of(sel)
-        on_line = side == 0
+        piece, plane, side = res.sides_of(sel)
+        on_plane = side == 0
         value = side > 0
-        value[on_line] = above_at_centroids(res.pieces.select(sel)[0], piece[on_line], lines[line[on_line]][:, [2, 0, 1]],
-                                            lines.new_zeros(int(on_line.sum())))
-        return piece, line, value
+        cen = res.pieces.select(sel)[0].centroids()[piece[on_plane]]
+        value[on_plane] = value_at(planes[plane[on_plane]], cen) > 0
+        return piece, plane, value
 
     return res, sides
 
