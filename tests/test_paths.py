@@ -75,8 +75,8 @@ def _path(kind: str, rng, d: int = 2, integer: bool = False):
         pts = rng.integers(-2, 3, (4, d)).astype(float)
     if kind == "segment":
         return sc.Path.segment(pts[0], pts[1])
-    if kind == "polyline":
-        return sc.Path.through(pts, closed=bool(rng.integers(2)))
+    if kind == "polyline":  # closed where the last point is not the first (the closing leg needs two points)
+        return sc.Path.through(pts, closed=bool(rng.integers(2)) and not np.array_equal(pts[-1], pts[0]))
     if integer and abs(np.linalg.det(np.stack([pts[1] - pts[0], pts[2] - pts[0]]))) < 0.5:
         pts[2] = pts[0] + np.array([pts[1, 1] - pts[0, 1], pts[0, 0] - pts[1, 0]]) + [0.0, 0.5]
     return sc.Path.ellipse(pts[0], pts[1], pts[2])
