@@ -80,10 +80,26 @@ class Volume:
         self.vertices = Polyhedra.from_planes(self.planes).verts.numpy()
         self.anchors = None if anchors is None else _finite(anchors, "anchors")
 
+    noun = measure_noun = "volume"  # what a run's progress calls the domain and its measure
+
     @property
     def dim(self) -> int:
         """D, the input dimension."""
         return self.origin.size
+
+    @property
+    def measure(self) -> float:
+        """The domain's measure (its volume), as every domain gives it."""
+        return self.volume
+
+    def frame(self, dtype, device) -> tuple[np.ndarray, Polyhedra, np.ndarray]:
+        """Where a run starts: the centre (3,) of the polytope's vertices (the chart origin of the
+        states), the polytope as one cell about it and its half-sizes (3,) about it."""
+        center = self.vertices.mean(0)
+        planes = self.planes.copy()
+        planes[:, 3] += planes[:, :3] @ center
+        root = Polyhedra.from_planes(planes, dtype, device)
+        return center, root, np.abs(self.vertices - center).max(0)
 
     @cached_property
     def volume(self) -> float:
