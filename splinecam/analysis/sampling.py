@@ -9,7 +9,7 @@ import torch
 
 from ..run.trace import prepare
 
-__all__ = ["BoundarySamples", "VerifyReport", "sample_boundary", "sample_polygon", "verify"]
+__all__ = ["BoundarySamples", "VerifyReport", "ambiguous_bits", "run_points", "sample_boundary", "sample_polygon", "verify"]
 
 _POINTS_AT_ONCE = 256
 
@@ -111,7 +111,7 @@ def verify(part, n_points: int | None = None, seed: int = 0, model=None, tol: fl
         tol = 1e-9 if x.dtype == torch.float64 else 1e-4
     idx = part.locate(uv)
     located = idx >= 0
-    outputs, codes, scale = _run(twin, graph, x)
+    outputs, codes, scale = run_points(twin, graph, x)
     compared = located & part.exact[np.maximum(idx, 0)]
     err = np.abs(part.evaluate(uv)[compared] - outputs[compared])
     max_abs = float(err.max()) if err.size else 0.0
@@ -124,7 +124,7 @@ def verify(part, n_points: int | None = None, seed: int = 0, model=None, tol: fl
         differ = np.flatnonzero((part.codes_of(idx[ok]) != codes[ok]).any(axis=1))
         if differ.size:  # only where codes differ: is every differing bit within tol of a tie?
             pts = ok[differ]
-            amb = _ambiguous(graph, x[torch.as_tensor(pts, device=x.device)], tol * scale)
+            amb = ambiguous_bits(graph, x[torch.as_tensor(pts, device=x.device)], tol * scale)
             mismatches = int(((part.codes_of(idx[pts]) != codes[pts]) & ~amb).any(axis=1).sum())
     covered = float(part.areas.sum()) / part.slice.area
     area_error = abs(covered - 1) if part.complete else max(0.0, covered - 1)
@@ -143,7 +143,7 @@ def _sample_regions(part, n: int, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def _run(model, graph, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None, float]:
+def run_points(model, graph, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None, float]:
     """At inputs x, in batches of points: the model's outputs (N, K), the activation codes
     (N, bits) from the graph (None without piecewise-linear ops) and the largest |output| or
     |input of a piecewise-linear op| (the scale of the numbers added up)."""
@@ -168,7 +168,7 @@ def _run(model, graph, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None, 
     return outputs, (torch.cat(codes).cpu().numpy() if codes else None), max(top)
 
 
-def _ambiguous(graph, x: torch.Tensor, atol: float) -> np.ndarray:
+def ambiguous_bits(graph, x: torch.Tensor, atol: float) -> np.ndarray:
     """(N, bits) bool: the code bits at inputs x that lie within ``atol`` of a tie."""
     amb = []
     with torch.no_grad():
