@@ -9,7 +9,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from .geometry import polygon_areas
+from .geometry import Polygons, polygon_areas
 
 __all__ = ["Slice", "as_points", "convex_ccw", "rounding"]
 
@@ -139,6 +139,20 @@ class Slice:
     def area(self) -> float:
         """The area of the slice polygon (computed once)."""
         return float(polygon_areas(self.polygon, np.array([0, len(self.polygon)]))[0])
+
+    noun, measure_noun = "slice", "area"  # what progress and limits call the domain and its measure
+
+    @property
+    def measure(self) -> float:
+        """The area of the slice polygon (the domain's measure, which progress reports)."""
+        return self.area
+
+    def frame(self, dtype=torch.float64, device="cpu") -> tuple[np.ndarray, Polygons, np.ndarray]:
+        """Where a run starts: the centre of the polygon (2,) (float64), the polygon about it as
+        one cell (in ``dtype`` on ``device``) and its half-sizes (2,) (float64)."""
+        center = self.polygon.mean(0)
+        root = self.polygon - center
+        return center, Polygons.single(torch.from_numpy(root).to(dtype=dtype, device=device)), np.abs(root).max(0)
 
     @classmethod
     def box(cls, lo, hi) -> "Slice":

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..geometry import Polygons
 from ..partition import check_shapes, checked_arguments, partition_graph
 from ..slices import Slice
-from ..run.plan import graph_layers, region_bytes, slice_frame
+from ..run.plan import graph_layers, region_bytes, chart_frame
 from ..run.trace import prepare
 
 __all__ = ["Estimate", "estimate"]
@@ -88,7 +87,7 @@ def _first_layer_lines(graph, sl: Slice, dtype, device, rtol: float) -> tuple[st
     """The first piecewise-linear node's name and its lines (L, 3) ``a*u + b*v + c`` in slice
     coordinates that cross the slice polygon, normalised and distinct (None where the op's
     cells are not cut by lines: max-type)."""
-    center, root, extent, state = slice_frame(sl, dtype, device)
+    center, root, extent, state = chart_frame(sl, dtype, device)
     values = {0: state}
     for i, node, args in graph.walk(values):
         if node.op.splits:
@@ -96,7 +95,7 @@ def _first_layer_lines(graph, sl: Slice, dtype, device, rtol: float) -> tuple[st
         values[i + 1] = node.op.push(*args)
     else:
         return "(none)", np.zeros((0, 3))
-    lines = node.op.crossing_lines(args[0], Polygons.single(root), extent, rtol)
+    lines = node.op.crossing_lines(args[0], root, extent, rtol)
     if lines is None:
         return node.name, None
     lines[:, 2] -= lines[:, 0] * center[0] + lines[:, 1] * center[1]  # about the slice's uv origin

@@ -1,17 +1,23 @@
-"""The geometry layer: batched ragged convex polygons in float64 on any torch device
-(cutting by lines, one BSP loop, max cells, point location).  It knows nothing of networks."""
+"""The geometry layer: batched convex cells in float64 on any torch device (intervals of a path,
+ragged polygons of a slice: the cell interface of :mod:`~splinecam.geometry.cells`), cutting
+them by planes, one BSP loop, max cells, point location.  It knows nothing of networks."""
 
 from .bsp import bsp
+from .cells import CellSplit, split_cells
 from .cut import Cut, classify, cut, line_tolerance, sides
+from .intervals import Intervals, split_intervals
 from .linesplit import LineSplit, split_at_breakpoints, split_by_lines
 from .locate import RegionGrid, distance_to_polygons
 from .maxcells import MaxCells, candidate_tolerance, max_cells, possible_winners
 from .polygons import (BORDER, Polygons, first_of_runs, offsets_from_counts, polygon_areas, ragged_arange,
                        spatial_order, vertex_extremes)
+from .tolerance import plane_tolerance
 
 __all__ = [
-    "BORDER", "Cut", "LineSplit", "MaxCells", "Polygons", "RegionGrid", "bsp", "candidate_tolerance", "classify", "cut",
-    "distance_to_polygons", "first_of_runs", "line_tolerance", "max_cells", "offsets_from_counts", "polygon_areas",
+    "BORDER", "CellSplit", "Cut", "Intervals", "LineSplit", "MaxCells", "Polygons", "RegionGrid", "bsp", "candidate_tolerance", "classify", "cut",
+    "distance_to_polygons", "first_of_runs", "line_tolerance", "max_cells", "offsets_from_counts", "plane_tolerance",
+    "polygon_areas",
     "possible_winners", "ragged_arange", "sides", "spatial_order", "split_at_breakpoints", "split_by_lines",
+    "split_cells", "split_intervals",
     "vertex_extremes",
 ]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from .polygons import Polygons, offsets_from_counts
+from .tolerance import plane_tolerance
 
 __all__ = ["Cut", "classify", "cut", "line_tolerance", "sides"]
 
@@ -21,10 +22,8 @@ __all__ = ["Cut", "classify", "cut", "line_tolerance", "sides"]
 def line_tolerance(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, extent, rtol: float,
                    atol: float = 0.0) -> torch.Tensor:
     """On-line tolerance of the lines ``a*u + b*v + c`` (each (...)) over a domain of
-    half-sizes ``extent`` (2,) around the origin: ``rtol`` times the size of the terms, at
-    least ``atol``."""
-    slopes = a.abs().mul_(extent[0]).add_(b.abs().mul_(extent[1]))
-    return (slopes + c.abs()).mul_(rtol).add_(atol)
+    half-sizes ``extent`` (2,) around the origin: :func:`plane_tolerance` in the plane."""
+    return plane_tolerance((a, b), c, extent, rtol, atol)
 
 
 def classify(verts: torch.Tensor, lines: torch.Tensor, tol: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -78,9 +78,9 @@ def split_at_breakpoints(polys: Polygons, z: torch.Tensor, breakpoints: torch.Te
     pieces' records (codes, sides, polygons) may hold.  Returns the finished pieces (n,), their
     regions (n,) and codes (n, U, k) bool, and the rest (q,) (pieces not finished, to split
     again in this order) and their regions (q,); None where it does not apply (no numba, not
-    float64 on the CPU).
+    float64 on the CPU, not polygons).
     """
-    if not (compiled.AVAILABLE and z.device.type == "cpu" and z.dtype == torch.float64):
+    if not (isinstance(polys, Polygons) and compiled.AVAILABLE and z.device.type == "cpu" and z.dtype == torch.float64):
         return None
     verts, offsets, units, parent, code, *rest = _run(compiled.breakpoint_split,
         polys.verts.contiguous().numpy(), polys.offsets.numpy(), polys.edge_units.contiguous().numpy(),

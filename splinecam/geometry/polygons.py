@@ -47,7 +47,10 @@ class Polygons:
     """A batch of convex polygons.
 
     verts: (N, 2) float; offsets: (P + 1,) int64; edge_units: (N, 2) int64.
+    The cells of a 2-D chart (see :mod:`splinecam.geometry.cells`).
     """
+
+    dim = 2  # chart coordinates of the states of its cells
 
     verts: torch.Tensor
     offsets: torch.Tensor
@@ -111,6 +114,14 @@ class Polygons:
         cross = rel[:, 0] * nxt[:, 1] - rel[:, 1] * nxt[:, 0]
         out = torch.zeros(len(self), dtype=self.verts.dtype, device=self.verts.device)
         return out.index_add_(0, self.owner(), cross) / 2
+
+    def measure(self) -> torch.Tensor:
+        """(P,) the area of each polygon (the cell interface's measure)."""
+        return self.areas()
+
+    def extremes(self, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`vertex_extremes` of the polygons: two (P, U) from maps (P, 3, U)."""
+        return vertex_extremes(self, maps)
 
     def bounding_boxes(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(P, 2) lower and (P, 2) upper corners of each polygon's bounding box."""

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from ..geometry import Polygons, compiled, line_tolerance, split_at_breakpoints, split_by_lines, vertex_extremes
+from ..geometry import compiled, plane_tolerance, split_at_breakpoints, split_cells
 from ..errors import Unsupported
 from .base import Split, SplitContext, SplitOp, pack_bits
 from .forms import SLACK, form_bounds, pad_form, with_symbols
@@ -95,79 +95,80 @@ class ElementwiseOp(SplitOp):
         flat = x.reshape(len(x), -1)
         return ((flat[..., None] - self.breakpoints.to(flat)).abs() <= atol).reshape(len(x), -1)
 
-    def split(self, polys: Polygons, z: torch.Tensor, ctx: SplitContext) -> Split:
-        """Cut each region by the lines of the (unit, breakpoint) pairs that cross it.
+    def split(self, cells, z: torch.Tensor, ctx: SplitContext) -> Split:
+        """Cut each region (cells of any dimension d, see :mod:`splinecam.geometry.cells`) by
+        the planes of the (unit, breakpoint) pairs that cross it; z: (R, 1 + d, *shape).
 
-        A unit whose range over the region's vertices stays within tolerance of
-        a side keeps that side; one flat on its breakpoint (a dead unit) reads
-        its side at the centroid; the crossing ones are cut in a BSP, and each
-        piece's code comes from the sides the cuts recorded.  In float64 on the CPU
-        with numba installed, the split runs compiled, region by region, depth first
-        (:func:`~splinecam.geometry.split_at_breakpoints`); otherwise with torch,
-        making the codes chunk by chunk.  Either way it is bounded by the budget (and
-        the compiled call by its work bound): the pieces it has not finished come back
-        as ``Split.rest``.
+        A unit whose range over the region stays within tolerance of a side keeps that side;
+        one flat on its breakpoint (a dead unit) reads its side at the centroid; the crossing
+        ones cut the region (:func:`~splinecam.geometry.split_cells`), and each piece's code
+        comes from the sides the cuts recorded.  For polygons in float64 on the CPU with numba
+        installed, the split runs compiled, region by region, depth first
+        (:func:`~splinecam.geometry.split_at_breakpoints`); otherwise with torch, making the
+        codes chunk by chunk.  Either way it is bounded by the budget (and the compiled call by
+        its work bound): the pieces it has not finished come back as ``Split.rest``.
         """
         shape = z.shape[2:]
-        r, units = len(polys), math.prod(shape)
-        z = z.reshape(r, 3, units)
+        r, units, rows = len(cells), math.prod(shape), z.shape[1]
+        z = z.reshape(r, rows, units)
         bps = self.breakpoints.to(z)
 
-        fast = split_at_breakpoints(polys, z, bps, ctx.extent, ctx.rtol, ctx.layer, ctx.budget)
+        fast = split_at_breakpoints(cells, z, bps, ctx.extent, ctx.rtol, ctx.layer, ctx.budget)
         if fast is not None:
             pieces, parent, code, rest, rest_parent = fast
             ctx.check(len(pieces) + len(rest))
 
             def apply(zc: torch.Tensor, sel: torch.Tensor, inplace: bool):
                 m = len(sel)
-                out = self.push(zc.reshape(m, 3, units), code[sel], inplace=inplace).reshape(m, 3, *shape)
+                out = self.push(zc.reshape(m, rows, units), code[sel], inplace=inplace).reshape(m, rows, *shape)
                 return out, pack_bits(code[sel].reshape(m, -1))
 
             def gather(zr: torch.Tensor, sel: torch.Tensor):
                 m, chunk_code = len(sel), code[sel]
-                out = self.push_pieces(zr.reshape(len(zr), 3, units), parent[sel], chunk_code)
-                return out.reshape(m, 3, *shape), torch.from_numpy(np.packbits(chunk_code.reshape(m, -1).numpy(), axis=1))
+                out = self.push_pieces(zr.reshape(len(zr), rows, units), parent[sel], chunk_code)
+                return out.reshape(m, rows, *shape), torch.from_numpy(np.packbits(chunk_code.reshape(m, -1).numpy(), axis=1))
 
             return Split(pieces, parent, apply, rest, rest_parent, gather)
 
-        hi, lo = vertex_extremes(polys, z)
-        tol = line_tolerance(z[:, 1, :, None], z[:, 2, :, None], z[:, 0, :, None] - bps, ctx.extent, ctx.rtol)  # (R, U, k)
+        hi, lo = cells.extremes(z)
+        tol = self._tolerance(z, bps, ctx.extent, ctx.rtol)  # (R, U, k)
         above = (hi[..., None] - bps) > tol
         below = (lo[..., None] - bps) < -tol
         code = above.clone()  # (R, U, k); crossing units are fixed per piece below
         flat = torch.nonzero(~above & ~below, as_tuple=True)  # constant on the region (dead units)
         if flat[0].numel():
-            cen = polys.centroids()[flat[0]]
-            reg, u = flat[0], flat[1]
-            code[flat] = z[reg, 0, u] + z[reg, 1, u] * cen[:, 0] + z[reg, 2, u] * cen[:, 1] > bps[flat[2]]
+            zf = z[flat[0], :, flat[1]]
+            code[flat] = _value_at(torch.cat([zf[:, 1:], zf[:, :1]], 1), cells.centroids()[flat[0]]) > bps[flat[2]]
         region, unit, bp = torch.nonzero(above & below, as_tuple=True)
-        lines = torch.stack([z[region, 1, unit], z[region, 2, unit], z[region, 0, unit] - bps[bp]], 1)
-        line_units = torch.stack([torch.full_like(unit, ctx.layer), unit], 1)
-        line_tol = tol[region, unit, bp]
-        ctx.check(r + region.numel())  # each crossing line adds a piece
-        res = split_by_lines(polys, region, lines, line_tol, line_units, ctx.check, ctx.budget)
+        planes = torch.cat([z[region, 1:, unit], (z[region, 0, unit] - bps[bp])[:, None]], 1)  # (L, d + 1)
+        plane_units = torch.stack([torch.full_like(unit, ctx.layer), unit], 1)
+        ctx.check(r + region.numel())  # each crossing plane adds a piece
+        res = split_cells(cells, region, planes, tol[region, unit, bp], plane_units, ctx.check, ctx.budget)
 
         def codes_of(sel: torch.Tensor) -> torch.Tensor:
-            """(m, U, k) codes of the pieces ``sel``: each lies on one side of every line that
-            crossed its region (recorded by the cuts); only a piece flat on a line within
+            """(m, U, k) codes of the pieces ``sel``: each lies on one side of every plane that
+            crossed its region (recorded by the cuts); only a piece flat on a plane within
             tolerance reads the side at its centroid."""
-            piece, line, side = res.sides_of(sel)
+            piece, plane, side = res.sides_of(sel)
             out = code[res.parent[sel]]
-            on_line = side == 0
-            cen = res.pieces.select(sel)[0].centroids()[piece[on_line]]
-            lf = lines[line[on_line]]
+            on_plane = side == 0
+            cen = res.pieces.select(sel)[0].centroids()[piece[on_plane]]
             value = side > 0
-            value[on_line] = lf[:, 0] * cen[:, 0] + lf[:, 1] * cen[:, 1] + lf[:, 2] > 0
-            out[piece, unit[line], bp[line]] = value
+            value[on_plane] = _value_at(planes[plane[on_plane]], cen) > 0
+            out[piece, unit[plane], bp[plane]] = value
             return out
 
         def apply(zc: torch.Tensor, sel: torch.Tensor, inplace: bool):
             m = len(sel)
             chunk_code = codes_of(sel)
-            out = self.push(zc.reshape(m, 3, units), chunk_code, inplace=inplace).reshape(m, 3, *shape)
+            out = self.push(zc.reshape(m, rows, units), chunk_code, inplace=inplace).reshape(m, rows, *shape)
             return out, pack_bits(chunk_code.reshape(m, -1))
 
         return Split(res.pieces, res.parent, apply, res.rest, res.rest_parent)
+
+    def _tolerance(self, z: torch.Tensor, bps: torch.Tensor, extent: torch.Tensor, rtol: float) -> torch.Tensor:
+        """(R, U, k) on-plane tolerance of the planes ``z - breakpoint`` (z (R, 1 + d, U))."""
+        return plane_tolerance(z[:, 1:, :, None].unbind(1), z[:, 0, :, None] - bps, extent, rtol)
 
     def straddles(self, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
         """(R, U) bool: units whose bounds ``[lo, hi]`` (R, U) hold a breakpoint strictly inside."""
@@ -218,11 +219,19 @@ class ElementwiseOp(SplitOp):
         """The (unit, breakpoint) lines that cross the region."""
         z = z.reshape(1, 3, -1)
         bps = self.breakpoints.to(z)
-        hi, lo = vertex_extremes(polys, z)
-        tol = line_tolerance(z[:, 1, :, None], z[:, 2, :, None], z[:, 0, :, None] - bps, extent, rtol)
+        hi, lo = polys.extremes(z)
+        tol = self._tolerance(z, bps, extent, rtol)
         cross = ((hi[..., None] - bps) > tol) & ((lo[..., None] - bps) < -tol)
         unit, bp = torch.nonzero(cross[0], as_tuple=True)
         return torch.stack([z[0, 1, unit], z[0, 2, unit], z[0, 0, unit] - bps[bp]], 1)
+
+
+def _value_at(planes: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """(n,) the planes (n, d + 1) ``a . t + c`` at the points (n, d)."""
+    value = planes[:, 0] * points[:, 0]
+    for i in range(1, points.shape[1]):
+        value = value + planes[:, i] * points[:, i]
+    return value + planes[:, -1]
 
 
 def clamp_op(lo: float | None, hi: float | None) -> ElementwiseOp:

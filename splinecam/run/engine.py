@@ -11,7 +11,6 @@ import math
 
 import torch
 
-from ..geometry import Polygons
 from ..ops import Split
 from .plan import PUSH_ELEMENTS
 from .stack import Batch, WorkStack
@@ -21,7 +20,7 @@ __all__ = ["Engine"]
 
 
 class Engine(WorkStack):
-    """Computes the partition of a slice for a plan (see :class:`WorkStack`)."""
+    """Computes the partition of a domain (cells of any dimension) for a plan (see :class:`WorkStack`)."""
 
     def advance(self, batch: Batch, stack: list) -> Batch | None:
         """Run nodes until the graph ends (return the batch) or a split (push its pieces, and
@@ -63,7 +62,7 @@ class Engine(WorkStack):
             out.append(op.push(*[x[s : s + block] for x in states]))
         return torch.cat(out)
 
-    def _again(self, held: Batch, rest: Polygons, index: torch.Tensor, sel: torch.Tensor) -> Batch:
+    def _again(self, held: Batch, rest, index: torch.Tensor, sel: torch.Tensor) -> Batch:
         """The batch of the pieces ``sel`` of ``rest`` (left to split again), whose regions are
         ``index`` (of ``held``)."""
         return held.select(rest.select(sel)[0], index[sel], held.node)

@@ -12,12 +12,11 @@ import numpy as np
 import torch
 
 from ..ops.base import PIECE_BYTES
-from ..slices import Slice
-from .regions import LayerInfo
+from .regions import LayerInfo, code_width
 from .trace import Graph
 
 __all__ = ["DEFAULT_MEMORY", "PUSH_ELEMENTS", "Plan", "graph_layers", "parse_bytes", "region_bytes",
-           "slice_frame", "state_bytes_per_region"]
+           "chart_frame", "state_bytes_per_region"]
 
 DEFAULT_MEMORY = "128MB"  # the working budget of a run (``max_memory``) by default
 CHUNK_STATE_BYTES = 16 << 20  # states of one chunk: arrays this size are reused by malloc, not mapped afresh
@@ -38,17 +37,17 @@ def parse_bytes(size) -> int:
     return int(float(match[1]) * _UNITS[match[2] or ""])
 
 
-def slice_frame(sl: Slice, dtype, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Where a run starts: the centre of the slice polygon (2,) (the uv origin of all states),
-    the polygon about it (V, 2), its half-sizes (2,) and the state of the input there
-    (1, 3, *input_shape): value, d/du, d/dv.  Computed in float64 NumPy, then cast."""
-    poly = np.asarray(sl.polygon, dtype=np.float64)
-    center = poly.mean(0)
-    root = poly - center
-    basis = np.asarray(sl.basis, dtype=np.float64)
-    x_ref = np.asarray(sl.origin, dtype=np.float64).reshape(-1) + basis @ center
-    state = np.stack([x_ref, basis[:, 0], basis[:, 1]]).reshape(1, 3, *sl.input_shape)
-    return tuple(torch.from_numpy(a).to(dtype=dtype, device=device) for a in (center, root, np.abs(root).max(0), state))
+def chart_frame(domain, dtype, device) -> tuple[torch.Tensor, object, torch.Tensor, torch.Tensor]:
+    """Where a run over ``domain`` (a chart ``x = origin + basis @ t``, t in R^d) starts: the
+    chart point (d,) that is the origin of all states, the domain as one cell about it (see
+    the domain's ``frame``), its half-sizes (d,) and the state of the input there
+    (1, 1 + d, *input_shape): value, then the d derivatives.  Computed in float64 NumPy, then cast."""
+    center, root, extent = domain.frame(dtype, device)
+    basis = np.asarray(domain.basis, dtype=np.float64)
+    x_ref = np.asarray(domain.origin, dtype=np.float64).reshape(-1) + basis @ center
+    state = np.concatenate([x_ref[None], basis.T]).reshape(1, 1 + basis.shape[1], *domain.input_shape)
+    center, extent, state = (torch.from_numpy(a).to(dtype=dtype, device=device) for a in (center, extent, state))
+    return center, root, extent, state
 
 
 def graph_layers(graph: Graph, shapes: list[tuple[int, ...]]) -> dict[int, LayerInfo]:
@@ -72,12 +71,12 @@ def state_bytes_per_region(graph: Graph, shapes: list[tuple[int, ...]], dtype) -
 
 @dataclass
 class Plan:
-    """What one run over a slice needs, whichever executor runs it.
+    """What one run over a domain (a slice, a leg of a path) needs, whichever executor runs it.
 
     graph, shapes: the ops and the per-sample shape of every value (input first); dtype, device:
     of the states; rtol: the on-line tolerance; budget: bytes the per-piece records of one split
-    may hold; center (2,), root (V, 2), extent (2,), state (1, 3, *input_shape): the slice
-    frame (:func:`slice_frame`); layers: the piecewise-linear layers by node; chunks: per split
+    may hold; center (d,), root (one cell), extent (d,), state (1, 1 + d, *input_shape): the
+    chart frame (:func:`chart_frame`); layers: the piecewise-linear layers by node; chunks: per split
     node, the most pieces made into one batch at once."""
 
     graph: Graph
@@ -87,14 +86,14 @@ class Plan:
     rtol: float
     budget: int
     center: torch.Tensor
-    root: torch.Tensor
+    root: object  # the domain as one cell (Polygons, Intervals, ...)
     extent: torch.Tensor
     state: torch.Tensor
     layers: dict[int, LayerInfo]
     chunks: dict[int, int]
 
     @classmethod
-    def make(cls, graph: Graph, shapes: list[tuple[int, ...]], sl: Slice, dtype, device, rtol: float, budget: int,
+    def make(cls, graph: Graph, shapes: list[tuple[int, ...]], sl, dtype, device, rtol: float, budget: int,
              chunk_size: int | None) -> "Plan":
         """The plan of ``graph`` on ``sl``.  A split's chunk is ``chunk_size`` if given, else as
         many pieces as the budget holds at the worst node (with their polygons and codes), and
@@ -105,7 +104,7 @@ class Plan:
         state_cap = CHUNK_STATE_BYTES // (3 * max(math.prod(s) for s in shapes) * torch.finfo(dtype).bits // 8)
         chunks = {i: chunk_size or max(MIN_CHUNK, min(budget // (per_region + -(-layer.bits // 8)), state_cap))
                   for i, layer in layers.items()}
-        return cls(graph, shapes, dtype, device, rtol, budget, *slice_frame(sl, dtype, device), layers, chunks)
+        return cls(graph, shapes, dtype, device, rtol, budget, *chart_frame(sl, dtype, device), layers, chunks)
 
     @property
     def outputs(self) -> int:
@@ -122,5 +121,5 @@ class Plan:
 def region_bytes(outputs: int, layers: list[LayerInfo]) -> int:
     """Bytes one region of a result with ``outputs`` outputs and the codes of ``layers`` costs
     (see :meth:`Plan.region_bytes`)."""
-    code = sum(-(-layer.bits // 8) for layer in layers)
+    code = code_width(layers)
     return 2 * (6 * 32 + 8 + 8 * 4 * outputs + code)

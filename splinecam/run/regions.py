@@ -1,4 +1,7 @@
-"""The arrays a partition is made of: its ragged regions, their maps and codes, and its layers."""
+"""The arrays a partition of a slice is made of: its ragged regions, their maps and codes, and its
+layers.  A result type of a run (this one for polygons; :mod:`splinecam.run.pieces` for a path)
+gives the classmethods ``of_cells``, ``coarse``, ``concat`` and ``empty`` that the work stack
+(:mod:`splinecam.run.stack`) makes its result with."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import torch
 
 from ..geometry import Polygons
 
-__all__ = ["LayerInfo", "RegionArrays", "concat_regions", "join_regions", "region_arrays", "unpack_codes",
+__all__ = ["LayerInfo", "RegionArrays", "code_width", "concat_regions", "join_regions", "region_arrays", "unpack_codes",
            "vertex_means"]
 
 
@@ -45,6 +48,30 @@ class RegionArrays:
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
+
+    @classmethod
+    def of_cells(cls, polys: Polygons, out: torch.Tensor, center: torch.Tensor, codes: torch.Tensor) -> "RegionArrays":
+        """Finished regions: :func:`region_arrays`."""
+        return region_arrays(polys, out, center, codes)
+
+    @classmethod
+    def coarse(cls, polys: Polygons, center: torch.Tensor, outputs: int, code_width: int) -> "RegionArrays":
+        """Cells ``polys`` (R,) about ``center`` (2,) that a ``prune`` settled: NaN maps, zero codes."""
+        r = len(polys)
+        nan = np.full((r, outputs), np.nan)
+        return cls((polys.verts + center).cpu().numpy(), polys.offsets.cpu().numpy(), polys.edge_units.cpu().numpy(),
+                   np.full((r, outputs, 3), np.nan), np.zeros((r, code_width), np.uint8), nan)
+
+    @classmethod
+    def concat(cls, parts: list["RegionArrays"]) -> "RegionArrays":
+        """:func:`concat_regions`."""
+        return concat_regions(parts)
+
+    @classmethod
+    def empty(cls, outputs: int, code_width: int) -> "RegionArrays":
+        """No regions, with ``outputs`` outputs and codes of ``code_width`` bytes."""
+        return cls(np.zeros((0, 2)), np.zeros(1, np.int64), np.zeros((0, 2), np.int64), np.zeros((0, outputs, 3)),
+                   np.zeros((0, code_width), np.uint8), np.zeros((0, outputs)))
 
     def polygons(self) -> Polygons:
         """The regions as a CPU :class:`~splinecam.geometry.Polygons` batch sharing this memory."""
@@ -97,11 +124,12 @@ def concat_regions(parts: list[RegionArrays]) -> RegionArrays:
     )
 
 
-def join_regions(parts: list[RegionArrays], outputs: int, layers: list[LayerInfo]) -> RegionArrays:
-    """:func:`concat_regions` of ``parts``; with none, no regions, with ``outputs`` outputs and
-    the codes of ``layers``."""
-    if parts:
-        return concat_regions(parts)
-    width = sum(-(-layer.bits // 8) for layer in layers)
-    return RegionArrays(np.zeros((0, 2)), np.zeros(1, np.int64), np.zeros((0, 2), np.int64),
-                        np.zeros((0, outputs, 3)), np.zeros((0, width), np.uint8), np.zeros((0, outputs)))
+def code_width(layers: list[LayerInfo]) -> int:
+    """Bytes of the packed codes of ``layers`` (each layer's bits from a byte boundary)."""
+    return sum(-(-layer.bits // 8) for layer in layers)
+
+
+def join_regions(parts: list, outputs: int, layers: list[LayerInfo], kind=RegionArrays):
+    """The results ``parts`` of type ``kind`` in one (``kind.concat``); with none, an empty
+    one with ``outputs`` outputs and the codes of ``layers``."""
+    return kind.concat(parts) if parts else kind.empty(outputs, code_width(layers))

@@ -1,7 +1,8 @@
 """The work stack of a run, whichever executor advances its batches: pending pieces, depth
-first, made chunk by chunk when popped; the area and region bookkeeping, the limits and the
-progress (through :class:`~splinecam.run.watch.Watch`); the regions finished and the cells a
-``prune`` callable settled."""
+first, made chunk by chunk when popped; the measure (length, area) and region bookkeeping, the
+limits and the progress (through :class:`~splinecam.run.watch.Watch`); the regions finished and
+the cells a ``prune`` callable settled.  The cells are of any dimension (the cell interface of
+:mod:`splinecam.geometry.cells`); the result type is the one :data:`RESULTS` gives their type."""
 
 from __future__ import annotations
 
@@ -12,28 +13,31 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..geometry import Polygons
+from ..geometry import Intervals, Polygons
 from ..ops import SplitContext
+from .pieces import PieceArrays
 from .plan import Plan
-from .regions import RegionArrays, concat_regions, join_regions, region_arrays
+from .regions import RegionArrays, code_width, join_regions
 from .watch import Watch
 
-__all__ = ["Batch", "WorkStack"]
+__all__ = ["Batch", "RESULTS", "WorkStack"]
+
+RESULTS = {Polygons: RegionArrays, Intervals: PieceArrays}  # cell type -> the result type of a run
 
 
 @dataclass
 class Batch:
-    """Regions that have gone through the same ops: polygons and live activation states."""
+    """Regions that have gone through the same ops: cells (any cell type) and live activation states."""
 
-    polys: Polygons
-    values: dict[int, torch.Tensor]  # value index -> (R, 3, *shape): value, d/du, d/dv
+    polys: Polygons | Intervals
+    values: dict[int, torch.Tensor]  # value index -> (R, 1 + d, *shape): value, then its d derivatives
     codes: list[torch.Tensor]  # per split layer so far: (R, ceil(bits / 8)) packed bits, uint8
     node: int = 0  # next node to run
 
     def __len__(self) -> int:
         return len(self.polys)
 
-    def select(self, polys: Polygons, index: torch.Tensor, node: int) -> "Batch":
+    def select(self, polys, index: torch.Tensor, node: int) -> "Batch":
         """The batch of ``polys`` made from the regions ``index`` (an index or a mask) of this
         one, before ``node``."""
         return Batch(polys, {k: v[index] for k, v in self.values.items()}, [c[index] for c in self.codes], node)
@@ -48,21 +52,22 @@ class EngineResult:
 
 
 class WorkStack:
-    """One run of a plan over a slice, depth first: :meth:`run` pops a pending item, makes its
+    """One run of a plan over a domain, depth first: :meth:`run` pops a pending item, makes its
     batch and lets :meth:`advance` take it through the graph; a batch past the last node is
     finished.  An executor gives :meth:`advance` (which pushes the pieces of a split with
     :meth:`push` and returns None).  A limit raises (see :class:`Watch`) after
     :meth:`finished_regions` holds the regions finished so far.
 
-    prune(i, polys, values): optional; before split node i, given a batch's polygons (R,)
-    (about the slice centre) and live states, returns (R,) bool: the regions to stop refining.
+    prune(i, polys, values): optional; before split node i, given a batch's cells (R,)
+    (about the chart's centre) and live states, returns (R,) bool: the regions to stop refining.
     They leave as coarse cells (NaN maps, zero codes) after the exact regions."""
 
     def __init__(self, plan: Plan, prune: Callable | None = None):
         self.plan, self.prune = plan, prune
         self.layers = list(plan.layers.values())
-        self.finished: list[RegionArrays] = []
-        self.coarse: list[Polygons] = []
+        self.kind = RESULTS[type(plan.root)]  # the result type
+        self.finished: list = []
+        self.coarse: list = []
 
     def run(self, watch: Watch) -> EngineResult:
         """The partition, watched by ``watch``."""
@@ -71,7 +76,7 @@ class WorkStack:
         self.contexts = {i: SplitContext(plan.rtol, plan.extent, k, functools.partial(watch.check, layer.name),
                                          plan.budget) for k, (i, layer) in enumerate(plan.layers.items())}
         stack: list[tuple[int, Callable[[], Batch]]] = [
-            (1, functools.partial(Batch, Polygons.single(plan.root), {0: plan.state}, []))]
+            (1, functools.partial(Batch, plan.root, {0: plan.state}, []))]
         watch.start()
         watch.pending = 1
         try:
@@ -90,7 +95,7 @@ class WorkStack:
         exact = self.finished_regions()
         coarse = [self._coarse(c) for c in self.coarse]
         flags = np.repeat([True, False], [len(exact), sum(map(len, coarse))])
-        return EngineResult(concat_regions([exact] + coarse), self.layers, watch.elapsed(), flags)
+        return EngineResult(self.kind.concat([exact] + coarse), self.layers, watch.elapsed(), flags)
 
     def advance(self, batch: Batch, stack: list) -> Batch | None:
         """Take ``batch`` through the graph: return it past the last node, or push the pieces
@@ -115,27 +120,22 @@ class WorkStack:
             return batch
         cells = batch.polys.mask(settled)
         self.coarse.append(cells)
-        self.watch.area += float(cells.areas().sum())
+        self.watch.area += float(cells.measure().sum())
         if settled.all():
             return None
         keep = ~settled
         return batch.select(batch.polys.mask(keep), keep, i)
 
-    def finished_regions(self) -> RegionArrays:
+    def finished_regions(self):
         """The regions finished so far (all of them after :meth:`run`), in one array set."""
-        self.finished = [join_regions(self.finished, self.plan.outputs, self.layers)]
+        self.finished = [join_regions(self.finished, self.plan.outputs, self.layers, self.kind)]
         return self.finished[0]
 
-    def _finish(self, batch: Batch) -> RegionArrays:
-        """A finished batch on the CPU in absolute slice coordinates, with what the result keeps."""
+    def _finish(self, batch: Batch):
+        """A finished batch on the CPU in absolute chart coordinates, with what the result keeps."""
         codes = torch.cat(batch.codes, 1) if batch.codes else torch.zeros(len(batch), 0, dtype=torch.uint8)
-        return region_arrays(batch.polys, batch.values[len(self.plan.graph.nodes)], self.plan.center, codes)
+        return self.kind.of_cells(batch.polys, batch.values[len(self.plan.graph.nodes)], self.plan.center, codes)
 
-    def _coarse(self, polys: Polygons) -> RegionArrays:
-        """Settled cells (about the slice centre) as regions with NaN maps and zero codes."""
-        r, k = len(polys), self.plan.outputs
-        width = sum(-(-layer.bits // 8) for layer in self.layers)
-        nan = np.full((r, k), np.nan)
-        return RegionArrays((polys.verts + self.plan.center).cpu().numpy(), polys.offsets.cpu().numpy(),
-                            polys.edge_units.cpu().numpy(), np.full((r, k, 3), np.nan),
-                            np.zeros((r, width), np.uint8), nan)
+    def _coarse(self, cells):
+        """Settled cells (about the chart's centre) as regions with NaN maps and zero codes."""
+        return self.kind.coarse(cells, self.plan.center, self.plan.outputs, code_width(self.layers))

@@ -1,5 +1,6 @@
-"""What every run over a slice watches: its progress (regions finished, share of the slice's
-area), its time limit and its region limit, with the errors that end it early."""
+"""What every run over a domain watches: its progress (regions finished, share of the domain's
+measure: a slice's area, a path's length), its time limit and its region limit, with the errors
+that end it early."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import sys
 import time
 
 from ..errors import RegionLimitError, TimeLimitError
-from ..geometry import Polygons
-from ..slices import Slice
 
 __all__ = ["LOG_EVERY", "Watch", "progress_bar"]
 
@@ -21,10 +20,11 @@ class ProgressLines:
     every :data:`LOG_EVERY` seconds (and one at once if ``at_once``), and a last one at
     :meth:`close` if any was written.  The
     part of tqdm's interface that splinecam uses: ``n``, ``total``, ``update``,
-    ``set_postfix_str``, ``close``.  unit: "area" (n and total are areas) or a word for n."""
+    ``set_postfix_str``, ``close``.  unit: "area" (n and total are measures of the domain,
+    called ``share``, e.g. "the slice's area") or a word for n."""
 
-    def __init__(self, total: float, desc: str, unit: str, at_once: bool = False):
-        self.total, self.desc, self.unit = total, desc, unit
+    def __init__(self, total: float, desc: str, unit: str, at_once: bool = False, share: str = "the slice's area"):
+        self.total, self.desc, self.unit, self.share = total, desc, unit, share
         self.n, self.postfix, self.lines = 0, "", 0
         self.start = self.last = time.perf_counter()
         if at_once:
@@ -45,34 +45,36 @@ class ProgressLines:
             self._write(time.perf_counter())
 
     def _write(self, now: float) -> None:
-        done = (f"{self.n / self.total:.0%} of the slice's area" if self.unit == "area"
+        done = (f"{self.n / self.total:.0%} of {self.share}" if self.unit == "area"
                 else f"{self.n:,} of {self.total:,} {self.unit}s")
         print(f"{self.desc}: {self.postfix}{', ' if self.postfix else ''}{done}, {now - self.start:.0f} s",
               file=sys.stderr, flush=True)
         self.lines += 1
 
 
-def progress_bar(progress, total: float, desc: str, unit: str, **bar_options):
+def progress_bar(progress, total: float, desc: str, unit: str, share: str = "the slice's area", **bar_options):
     """What shows progress (None: progress is False), after 2 s where progress is None, at once
-    where it is True: tqdm's bar on a terminal or in a notebook, else :class:`ProgressLines`."""
+    where it is True: tqdm's bar on a terminal or in a notebook, else :class:`ProgressLines`
+    (``share``: what a unit "area" is a share of)."""
     if progress is False:
         return None
     from tqdm.auto import tqdm
 
     notebook = any(cls.__name__ == "tqdm_notebook" for cls in tqdm.__mro__)
     if not notebook and not sys.stderr.isatty():
-        return ProgressLines(total, desc, unit, at_once=bool(progress))
+        return ProgressLines(total, desc, unit, at_once=bool(progress), share=share)
     return tqdm(total=total, desc=desc, delay=0 if progress else 2.0, **({} if unit == "area" else {"unit": unit}),
                 **bar_options)
 
 
 class Watch:
-    """Progress and limits of one run: ``done`` regions finished, ``pending`` waiting, ``area``
-    of the slice finished.  progress: None shows a bar after 2 s, True at once, False never;
+    """Progress and limits of one run over a domain (a slice, a leg of a path: its ``measure``,
+    ``noun`` and ``measure_noun``): ``done`` regions finished, ``pending`` waiting, ``area``: the
+    measure of the domain finished.  progress: None shows a bar after 2 s, True at once, False never;
     timeout: seconds from ``started`` (a ``time.perf_counter()`` reading, default the call of
     :meth:`start`; None: no limit); limit_note: said of ``max_regions`` in its error."""
 
-    def __init__(self, sl: Slice, progress, max_regions: int, timeout: float | None, started: float | None = None,
+    def __init__(self, sl, progress, max_regions: int, timeout: float | None, started: float | None = None,
                  limit_note: str = ""):
         self.slice, self.progress, self.max_regions, self.timeout = sl, progress, max_regions, timeout
         self.started, self.limit_note = started, limit_note
@@ -84,8 +86,14 @@ class Watch:
         """Start the clock (unless ``started`` was given) and the bar."""
         self.started = time.perf_counter() if self.started is None else self.started
         self.deadline = self.started + self.timeout if self.timeout is not None else float("inf")
-        self.bar = progress_bar(self.progress, float(self.slice.area), "splinecam", "area", miniters=0, mininterval=0.25,
-                                bar_format="{desc}: {percentage:3.0f}% of the slice |{bar}| {elapsed}<{remaining}{postfix}")
+        self.bar = progress_bar(self.progress, float(self.slice.measure), "splinecam", "area", self._share(),
+                                miniters=0, mininterval=0.25,
+                                bar_format="{desc}: {percentage:3.0f}% of the " + self.slice.noun
+                                + " |{bar}| {elapsed}<{remaining}{postfix}")
+
+    def _share(self) -> str:
+        """What the finished measure is a share of, e.g. "the slice's area"."""
+        return f"the {self.slice.noun}'s {self.slice.measure_noun}"
 
     def close(self) -> None:
         if self.bar is not None:
@@ -95,12 +103,12 @@ class Watch:
         """Seconds since the run started."""
         return time.perf_counter() - self.started
 
-    def finished(self, polys: Polygons) -> None:
-        """The regions ``polys`` (R,) are finished.  (Their area is summed only where a bar or
+    def finished(self, cells) -> None:
+        """The regions ``cells`` (R,) are finished.  (Their measure is summed only where a bar or
         the time limit's message can say it.)"""
-        self.done += len(polys)
+        self.done += len(cells)
         if self.bar is not None or self.timeout is not None:
-            self.area += float(polys.areas().sum())
+            self.area += float(cells.measure().sum())
         self.show()
 
     def show(self, where: str = "") -> None:
@@ -114,8 +122,8 @@ class Watch:
         if time.perf_counter() > self.deadline:
             raise TimeLimitError(
                 f"the partition took longer than timeout={self.timeout:g} s ({self.done:,} regions finished, "
-                f"{self.area / self.slice.area:.1%} of the slice's area); the error's .partial holds them.  "
-                "Use a smaller slice or pass a larger timeout."
+                f"{self.area / self.slice.measure:.1%} of {self._share()}); the error's .partial holds them.  "
+                f"Use a smaller {self.slice.noun} or pass a larger timeout."
             )
 
     def check(self, where: str, regions: int) -> None:
@@ -126,7 +134,7 @@ class Watch:
             raise RegionLimitError(
                 f"the partition has more than max_regions={self.max_regions:,} regions{self.limit_note} "
                 f"(at least {total:,} at {where or 'an unnamed op'}); the error's .partial holds the {self.done:,} "
-                "regions finished so far.  Use a smaller slice or pass a larger max_regions."
+                f"regions finished so far.  Use a smaller {self.slice.noun} or pass a larger max_regions."
             )
         self.check_time()
         self.show(where)

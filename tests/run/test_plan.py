@@ -36,7 +36,7 @@ def test_the_fast_path_and_the_engine_plan_an_mlp_alike(chunk_size, extras):
     assert fast.shapes == engine.shapes and fast.budget == engine.budget
     assert list(fast.chunks.values()) == list(engine.chunks.values())
     assert [(la.units, la.bits) for la in fast.layers.values()] == [(la.units, la.bits) for la in engine.layers.values()]
-    for a, b in zip((fast.center, fast.root, fast.extent, fast.state), (engine.center, engine.root, engine.extent, engine.state)):
+    for a, b in zip((fast.center, fast.root.verts, fast.extent, fast.state), (engine.center, engine.root.verts, engine.extent, engine.state)):
         assert torch.equal(a, b)
     assert fast.region_bytes() == engine.region_bytes()
     if chunk_size:
