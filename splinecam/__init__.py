@@ -32,12 +32,13 @@ from .run.executors import close_local_cluster
 from .run.regions import LayerInfo, RegionArrays
 from .slices import Slice
 from .viz.plot import plot_layers
+from .volume_partition import VolumePartition
 from .volumes import Volume
 
 __all__ = [
     "Boundary", "BoundarySamples", "ClassCells", "DensityMap", "Estimate", "InvalidPartitionFile", "LayerInfo", "Partition", "PlanarMesh",
     "Recorder", "RegionArrays", "RegionMatch", "RegionLimitError", "Slice", "StoppedEarly", "TaskError", "TimeLimitError",
-    "UnsupportedModelError", "VerifyReport", "Volume", "__version__", "animate", "close_local_cluster", "compare", "decision_boundary", "density_map",
+    "UnsupportedModelError", "VerifyReport", "Volume", "VolumePartition", "__version__", "animate", "close_local_cluster", "compare", "decision_boundary", "density_map",
     "estimate", "level_set", "load_onnx", "local_complexity", "match_regions", "partition", "partition_by_layer", "partition_many",
     "plot_layers", "record", "register_op", "slice_from_data", "unregister_op",
 ]

@@ -27,6 +27,7 @@ from .run.tiles import Grid, merge
 from .run.trace import Graph, frozen, prepare
 from .run.watch import Watch
 from .slices import Slice, as_points
+from .volumes import Volume
 
 __all__ = ["Options", "Partition", "check_shapes", "checked_arguments", "default_device", "pairs", "parse_bytes", "partition",
            "partition_graph", "partition_many", "usable_device"]
@@ -80,7 +81,8 @@ def checked_arguments(model, sl, device, options: dict, caller: str) -> tuple[Op
 def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None, *,
               max_regions: int | None = None, max_memory=DEFAULT_MEMORY, chunk_size: int | None = None,
               rtol: float = 1e-10, timeout: float | None = None, tiles=None, executor=None) -> "Partition":
-    """Exact partition of the slice ``sl`` into the linear regions of ``model``.
+    """Exact partition of the slice ``sl`` into the linear regions of ``model`` (of a
+    :class:`~splinecam.Volume` into its linear cells: a :class:`~splinecam.VolumePartition`).
 
     model: a torch module of supported ops (the user's model is not modified);
     dtype: float64 unless you know better; device: where to compute (default
@@ -103,6 +105,10 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
     """
     started = time.perf_counter()
     limits = dict(max_regions=max_regions, max_memory=max_memory, chunk_size=chunk_size, rtol=rtol, timeout=timeout)
+    if isinstance(sl, Volume):  # the 3-D domain: a VolumePartition (tiles and executors are for slices)
+        if tiles is not None or executor is not None:
+            raise ValueError("tiles and executor apply to slices; partition a volume without them.")
+        return late("volume_partition.partition_volume")(model, sl, dtype, device, progress, started=started, **limits)
     options, device = checked_arguments(model, sl, device, limits, "partition")
     if tiles is not None or executor is not None:
         return partition_tiled(model, sl, tiles, executor, dtype, device, progress, **limits)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..extras import late, require
-from ..geometry.polyhedra import plane_tolerance
+from ..geometry import plane_tolerance
 from ..geometry.surface import surface_mesh
 from ..io.meshes import to_obj, to_ply
 from ..run.trace import prepare
@@ -92,7 +92,7 @@ def partition_level_set_mesh(part, t: float = 0.0, output: int = 0) -> LevelSetM
     maps[:, 3] -= t
     verts = part.volume.vertices
     extent = torch.as_tensor(np.abs(verts).max(0))
-    tol = plane_tolerance(maps[:, :3], maps[:, 3], extent, RTOL)
+    tol = plane_tolerance(maps[:, :3].unbind(1), maps[:, 3], extent, RTOL)
     mesh = surface_mesh(cells, maps, tol, float(np.abs(verts - verts.mean(0)).max()))
     return LevelSetMesh(mesh.vertices, mesh.triangles, keep[mesh.cell], t, output, part.volume)
 

@@ -2,7 +2,7 @@
 a batch of convex cells of a d-dimensional chart, whatever their dimension.
 
 A batch of R cells (:class:`~splinecam.geometry.Intervals` on a 1-D path,
-:class:`~splinecam.geometry.Polygons` on a 2-D slice, polyhedra in a 3-D volume) lives in chart
+:class:`~splinecam.geometry.Polygons` on a 2-D slice, :class:`~splinecam.geometry.Polyhedra` in a 3-D volume) lives in chart
 coordinates about a reference point (the chart's centre), and the states of its cells are
 ``(R, 1 + d, *shape)``: each activation's value at that point and its d partial derivatives.  A
 *plane* of the chart is a row ``(a_1, ..., a_d, c)``: the points ``t`` with ``a . t + c = 0``,
@@ -30,12 +30,14 @@ import torch
 from .intervals import Intervals, split_intervals
 from .linesplit import LineSplit, split_by_lines
 from .polygons import Polygons
+from .polyhedra import Polyhedra, split_polyhedra
 
 __all__ = ["CellSplit", "split_cells"]
 
 CellSplit = LineSplit  # the result of every cell type's split (its ``pieces`` are of the type split)
 
-_SPLITS: dict[type, Callable[..., LineSplit]] = {Intervals: split_intervals, Polygons: split_by_lines}
+_SPLITS: dict[type, Callable[..., LineSplit]] = {Intervals: split_intervals, Polygons: split_by_lines,
+                                                 Polyhedra: split_polyhedra}
 
 
 def split_cells(cells, region: torch.Tensor, planes: torch.Tensor, tol: torch.Tensor, units: torch.Tensor,

@@ -18,19 +18,16 @@ import numpy as np
 import torch
 
 from .cut import Cut
+from .linesplit import LineSplit, split_torch
 from .polygons import BORDER, offsets_from_counts, ragged_arange
 
-__all__ = ["MAX_FACES", "Polyhedra", "Sections", "cut_polyhedra", "plane_sides", "plane_tolerance", "polyhedra_sides", "sections"]
+__all__ = ["MAX_FACES", "Polyhedra", "Sections", "cut_polyhedra", "plane_sides", "polyhedra_sides", "sections",
+           "split_polyhedra"]
 
 MAX_FACES = 63  # faces one polyhedron may have (one bit each in an int64 incidence mask)
+_PIECE_BYTES = 1024  # bytes one piece holds during a split (its vertices, faces and indices)
 _BLOCK_ELEMENTS = 1 << 24  # vertex-by-function evaluations held at once (128 MiB in float64)
 _ANGLE_SPAN = 8.0  # > 2 pi: sort keys ``group * span + angle`` keep groups apart
-
-
-def plane_tolerance(normals: torch.Tensor, offsets: torch.Tensor, extent: torch.Tensor, rtol: float) -> torch.Tensor:
-    """On-plane tolerance of the planes ``normals . x + offsets`` (normals (..., d), offsets (...)) over
-    a domain of half-sizes ``extent`` (d,) around the origin: ``rtol`` times the size of the terms."""
-    return ((normals.abs() * extent).sum(-1) + offsets.abs()) * rtol
 
 
 @dataclass
@@ -369,3 +366,11 @@ def _half(polys: Polyhedra, side: torch.Tensor, pts: torch.Tensor, inc: torch.Te
     alive = alive[order]
     return Polyhedra(verts, offsets_from_counts(torch.bincount(vowner, minlength=len(polys))), incidence,
                      face_planes[order][alive], offsets_from_counts(live.sum(1)), face_units[order][alive])
+
+
+def split_polyhedra(cells: Polyhedra, region: torch.Tensor, planes: torch.Tensor, tol: torch.Tensor,
+                    units: torch.Tensor, check=None, budget: int | None = None) -> LineSplit:
+    """The split of :func:`splinecam.geometry.split_cells` for polyhedra: each cell cut by its planes
+    (L, 4) with ``region`` (L,) == its index, in the torch BSP loop of
+    :func:`~splinecam.geometry.linesplit.split_torch`."""
+    return split_torch(cells, region, planes, tol, units, check, budget, cut_polyhedra, polyhedra_sides, _PIECE_BYTES)

@@ -10,8 +10,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from splinecam.geometry.polyhedra import (MAX_FACES, Polyhedra, cut_polyhedra, plane_tolerance, polyhedra_sides,
-                                          sections)
+from splinecam.geometry import plane_tolerance
+from splinecam.geometry.polyhedra import MAX_FACES, Polyhedra, cut_polyhedra, polyhedra_sides, sections
 from helpers import examples
 
 RTOL = 1e-10
@@ -20,7 +20,7 @@ ONE = torch.full((3,), 2.0, dtype=torch.float64)
 
 
 def tolerance(planes: torch.Tensor) -> torch.Tensor:
-    return plane_tolerance(planes[:, :3], planes[:, 3], ONE, RTOL)
+    return plane_tolerance(planes[:, :3].unbind(1), planes[:, 3], ONE, RTOL)
 
 
 def cut_all(polys: Polyhedra, planes: torch.Tensor):
