@@ -15,6 +15,7 @@ from .analysis.match import RegionMatch, match_regions
 from .analysis.mesh import PlanarMesh
 from .analysis.sampling import BoundarySamples, VerifyReport
 from .analysis.stats import DensityMap, density_map, local_complexity
+from .analysis.volumes import LevelSetMesh, level_set_mesh
 from .apps.dynamics import Recorder, animate, record
 from .apps.study import compare, slice_from_data
 from .errors import (
@@ -36,10 +37,10 @@ from .volume_partition import VolumePartition
 from .volumes import Volume
 
 __all__ = [
-    "Boundary", "BoundarySamples", "ClassCells", "DensityMap", "Estimate", "InvalidPartitionFile", "LayerInfo", "Partition", "PlanarMesh",
+    "Boundary", "BoundarySamples", "ClassCells", "DensityMap", "Estimate", "InvalidPartitionFile", "LayerInfo", "LevelSetMesh", "Partition", "PlanarMesh",
     "Recorder", "RegionArrays", "RegionMatch", "RegionLimitError", "Slice", "StoppedEarly", "TaskError", "TimeLimitError",
     "UnsupportedModelError", "VerifyReport", "Volume", "VolumePartition", "__version__", "animate", "close_local_cluster", "compare", "decision_boundary", "density_map",
-    "estimate", "level_set", "load_onnx", "local_complexity", "match_regions", "partition", "partition_by_layer", "partition_many",
+    "estimate", "level_set", "level_set_mesh", "load_onnx", "local_complexity", "match_regions", "partition", "partition_by_layer", "partition_many",
     "plot_layers", "record", "register_op", "slice_from_data", "unregister_op",
 ]
 

@@ -175,11 +175,12 @@ class VolumePartition:
         return late("viz.volumes.plot_volume_partition")(self, ax=ax, **kwargs)
 
 
-def partition_volume(model, volume: Volume, dtype=torch.float64, device=None, progress=None, prune=None,
+def partition_volume(model, volume: Volume, dtype=torch.float64, device=None, progress=None, prune_from=None,
                      started: float | None = None, **options) -> VolumePartition:
     """The exact cells of ``model`` in ``volume`` (:func:`splinecam.partition` with a
-    :class:`~splinecam.Volume`; the same options, limits and progress).  ``prune``: see
-    :class:`~splinecam.run.stack.WorkStack` (boundary first); ``started``: when the time limit
+    :class:`~splinecam.Volume`; the same options, limits and progress).  ``prune_from(graph,
+    shapes)``: makes the run's ``prune`` (see :class:`~splinecam.run.stack.WorkStack`; boundary
+    first) from the graph and its value shapes; ``started``: when the time limit
     counts from (a ``time.perf_counter()`` reading; default now)."""
     started = time.perf_counter() if started is None else started
     if not isinstance(volume, Volume):
@@ -200,6 +201,7 @@ def partition_volume(model, volume: Volume, dtype=torch.float64, device=None, pr
         raise UnsupportedModelError(f"{', '.join(flat)}: max-type ops (max-pooling, maxout, max/min of tensors) are "
                                     "not supported in a 3-D volume yet; partition 2-D slices of it (sc.Slice) instead.")
     plan = Plan.make(graph, shapes, volume, dtype, device, opts.rtol, parse_bytes(opts.max_memory), opts.chunk_size)
+    prune = None if prune_from is None else prune_from(graph, shapes)
     run = (ChainRun if chain is not None else Engine)(plan, prune)
     max_regions, note = region_limit(opts.max_regions, plan.region_bytes(), plan.budget)
     watch = Watch(volume, progress, max_regions, opts.timeout, started, note)

@@ -14,10 +14,13 @@ from ..geometry import plane_tolerance
 from ..geometry.surface import surface_mesh
 from ..io.meshes import to_obj, to_ply
 from ..run.trace import prepare
+from ..volume_partition import partition_volume
 from ..volumes import Volume
+from .boundary_first import level_set_missed
+from .bounds import RELAXATIONS, OutputBounds
 from .sampling import VerifyReport, ambiguous_bits, run_points
 
-__all__ = ["LevelSetMesh", "partition_level_set_mesh", "verify_volume"]
+__all__ = ["LevelSetMesh", "level_set_mesh", "partition_level_set_mesh", "verify_volume"]
 
 RTOL = 1e-10  # on-plane tolerance of the level set in a cell (the partition's default rtol)
 _CHECK_POINTS = 20000  # at most this many points compared by verify_volume
@@ -36,6 +39,7 @@ class LevelSetMesh:
     t: float
     output: int
     volume: Volume
+    partition: object = None  # the VolumePartition it was read from
 
     def __len__(self) -> int:
         return len(self.triangles)
@@ -76,6 +80,31 @@ class LevelSetMesh:
         return late("viz.volumes.plot_mesh")(self, ax=ax, **kwargs)
 
 
+def level_set_mesh(model, volume: Volume, t: float = 0.0, output: int = 0, dtype=torch.float64, device=None,
+                   progress=None, bounds: str = "zonotope", **options) -> LevelSetMesh:
+    """The exact surface ``f_output = t`` of ``model`` in ``volume`` as a triangle mesh, boundary
+    first: before every piecewise-linear op, cells whose sound output bounds
+    (:mod:`splinecam.analysis.bounds`) prove that ``f_output - t`` keeps one sign leave as coarse
+    cells; the others are split as by :func:`splinecam.partition`, so the mesh is the one
+    ``partition(model, volume).level_set_mesh(t, output)`` gives, from fewer cells.  Options,
+    limits and progress as :func:`splinecam.partition`'s; ``bounds``: ``"zonotope"`` or
+    ``"interval"``.  ``.partition`` of the result holds the exact and the coarse cells."""
+    if bounds not in RELAXATIONS:
+        raise ValueError(f"bounds must be one of {RELAXATIONS}, got {bounds!r}.")
+    t = float(t)
+
+    def prune_from(graph, shapes):
+        k = int(np.prod(shapes[-1]))
+        if not 0 <= output < k:
+            raise ValueError(f"output must be in [0, {k}), got {output}.")
+        bounder = OutputBounds(graph, shapes, bounds)
+        return lambda i, cells, values: bounder.settle(
+            i, cells, values, lambda corners, forms: level_set_missed(corners, forms, t, output))
+
+    part = partition_volume(model, volume, dtype, device, progress, prune_from, **options)
+    return part.level_set_mesh(t, output)
+
+
 def partition_level_set_mesh(part, t: float = 0.0, output: int = 0) -> LevelSetMesh:
     """The surface ``f_output = t`` of a :class:`~splinecam.VolumePartition`: in each exact cell the
     output is affine, so its level set is the planar polygon where that plane meets the cell
@@ -94,7 +123,7 @@ def partition_level_set_mesh(part, t: float = 0.0, output: int = 0) -> LevelSetM
     extent = torch.as_tensor(np.abs(verts).max(0))
     tol = plane_tolerance(maps[:, :3].unbind(1), maps[:, 3], extent, RTOL)
     mesh = surface_mesh(cells, maps, tol, float(np.abs(verts - verts.mean(0)).max()))
-    return LevelSetMesh(mesh.vertices, mesh.triangles, keep[mesh.cell], t, output, part.volume)
+    return LevelSetMesh(mesh.vertices, mesh.triangles, keep[mesh.cell], t, output, part.volume, part)
 
 
 def verify_volume(part, model=None, tol: float | None = None) -> VerifyReport:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .polygons import ragged_arange
-from .polyhedra import Polyhedra, sections
+from .polyhedra import Polyhedra, plane_sides, sections
 
 __all__ = ["LOOSE", "SurfaceMesh", "TIGHT", "complex_counts", "face_keys", "merge_points", "surface_mesh"]
 
@@ -59,21 +59,58 @@ class SurfaceMesh:
 
 
 def surface_mesh(cells: Polyhedra, maps: torch.Tensor, tol: torch.Tensor, scale: float) -> SurfaceMesh:
-    """The surface where the affine function ``maps[r] . (x, y, z, 1)`` (R, 4) of each cell r is
-    zero, over the cells that it crosses (vertices strictly on both sides, tolerance ``tol`` (R,)):
-    each cell's section polygon as a fan of triangles, vertices merged across cells (see
+    """The boundary of ``{f > 0}`` for the affine function ``f = maps[r] . (x, y, z, 1)`` (R, 4) of
+    each cell r (on-plane tolerance ``tol`` (R,)): the section polygon of every cell that ``f = 0``
+    crosses (vertices strictly on both sides), and, where the level set holds a whole face (a
+    degenerate net: ``f`` flat on a face, or on a whole cell), the faces of cells with ``f > 0``
+    that lie on it (twice found, from two such cells, they are no boundary and are dropped).
+    Each polygon is a fan of triangles; vertices are merged across cells (see
     :func:`merge_points`; ``scale``: the domain's size, keys: the faces each point lies on);
     triangles that merging made degenerate are dropped."""
     sec = sections(cells, maps, tol)
     counts = sec.offsets[1:] - sec.offsets[:-1]
-    keys = face_keys(cells, sec.parent[ragged_arange(counts, len(sec.verts))[0]], sec.incidence)
-    label, verts = merge_points(sec.verts.cpu().numpy(), scale, keys)
-    fans = (counts - 2).clamp(min=0)
-    poly, k = ragged_arange(fans)
-    start = sec.offsets[:-1][poly]
+    flat_cell, flat_index, flat_counts = _faces_on_level(cells, maps, tol)
+    parent = torch.cat([sec.parent, flat_cell])
+    counts = torch.cat([counts, flat_counts])
+    points = torch.cat([sec.verts, cells.verts[flat_index]])
+    owner = parent[ragged_arange(counts, len(points))[0]]
+    keys = face_keys(cells, owner, torch.cat([sec.incidence, cells.incidence[flat_index]]))
+    label, verts = merge_points(points.cpu().numpy(), scale, keys)
+    offsets = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+    poly, k = ragged_arange((counts - 2).clamp(min=0))
+    start = offsets[:-1][poly]
     tri = label[torch.stack([start, start + k + 1, start + k + 2], 1).cpu().numpy()]
     ok = (tri[:, 0] != tri[:, 1]) & (tri[:, 1] != tri[:, 2]) & (tri[:, 0] != tri[:, 2])
-    return SurfaceMesh(verts, tri[ok], sec.parent[poly].cpu().numpy()[ok])
+    n_sec = len(sec.parent)
+    if len(flat_counts):  # a face found from both sides is no boundary: drop both copies
+        face, pos = ragged_arange(flat_counts)
+        rows = np.full((len(flat_counts), int(flat_counts.max())), -1)
+        rows[face.numpy(), pos.numpy()] = label[int(offsets[n_sec]):]
+        _, inverse, seen = np.unique(np.sort(rows, axis=1), axis=0, return_inverse=True, return_counts=True)
+        twice = np.concatenate([np.zeros(n_sec, bool), seen[inverse.ravel()] > 1])
+        ok &= ~twice[poly.cpu().numpy()]
+    return SurfaceMesh(verts, tri[ok], parent[poly].cpu().numpy()[ok])
+
+
+def _faces_on_level(cells: Polyhedra, maps: torch.Tensor, tol: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The faces, on the level set ``f = 0`` (every vertex within tolerance), of the cells where
+    ``f > 0`` (vertices on or above it, one strictly): their cells (n,), their vertex indices in
+    rings counter-clockwise seen from inside the cell, and their vertex counts (n,)."""
+    _, side = plane_sides(cells, maps, tol)
+    owner = cells.owner()
+    above = torch.zeros(len(cells), dtype=torch.bool, device=side.device).index_add_(0, owner, side > 0)
+    below = torch.zeros_like(above).index_add_(0, owner, side < 0)
+    index, offsets = cells.faces()
+    fcount = offsets[1:] - offsets[:-1]
+    face_of = ragged_arange(fcount, len(index))[0]
+    off_level = torch.zeros(len(fcount), dtype=torch.bool, device=side.device).index_add_(0, face_of, side[index] != 0)
+    face_cell = ragged_arange(cells.face_counts, len(fcount))[0]
+    chosen = ~off_level & above[face_cell] & ~below[face_cell]
+    faces = torch.nonzero(chosen).flatten()
+    face, pos = ragged_arange(fcount[faces])
+    ring = index[offsets[faces][face] + fcount[faces][face] - 1 - pos]  # reversed: seen from inside
+    return face_cell[faces], ring, fcount[faces]
 
 
 def face_keys(cells: Polyhedra, cell: torch.Tensor, incidence: torch.Tensor, width: int = 3) -> np.ndarray:
