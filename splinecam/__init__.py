@@ -1,6 +1,7 @@
-"""splinecam: the exact geometry of piecewise-linear networks on 2-D slices of input space.
+"""splinecam: the exact geometry of piecewise-linear networks on 2-D slices (and 1-D paths) of input space.
 
-The public API, by layer: slices and the partition (``Slice``, ``partition``, ``Partition``),
+The public API, by layer: slices, paths and the partition (``Slice``, ``Path``, ``partition``,
+``Partition``, ``PathPartition``), integrated gradients,
 analysis (boundaries, boundary-first, statistics, estimates, per-layer partitions), pictures,
 files (ONNX), studies and training videos, ops (``register_op``) and the errors.
 """
@@ -8,6 +9,7 @@ files (ONNX), studies and training videos, ops (``register_op``) and the errors.
 from . import _moved
 from ._version import __version__
 from .analysis.boundary import Boundary, ClassCells
+from .analysis.attribution import integrated_gradients
 from .analysis.boundary_first import decision_boundary, level_set
 from .analysis.estimate import Estimate, estimate
 from .analysis.layers import partition_by_layer
@@ -29,6 +31,8 @@ from .errors import (
 from .io.onnx import load_onnx
 from .ops import register_op, unregister_op
 from .partition import Partition, partition, partition_many
+from .path_partition import PathPartition
+from .paths import Path
 from .run.executors import close_local_cluster
 from .run.regions import LayerInfo, RegionArrays
 from .slices import Slice
@@ -37,10 +41,11 @@ from .volume_partition import VolumePartition
 from .volumes import Volume
 
 __all__ = [
-    "Boundary", "BoundarySamples", "ClassCells", "DensityMap", "Estimate", "InvalidPartitionFile", "LayerInfo", "LevelSetMesh", "Partition", "PlanarMesh",
+    "Boundary", "BoundarySamples", "ClassCells", "DensityMap", "Estimate", "InvalidPartitionFile", "LayerInfo", "LevelSetMesh", "Partition", "Path", "PathPartition",
+    "PlanarMesh",
     "Recorder", "RegionArrays", "RegionMatch", "RegionLimitError", "Slice", "StoppedEarly", "TaskError", "TimeLimitError",
     "UnsupportedModelError", "VerifyReport", "Volume", "VolumePartition", "__version__", "animate", "close_local_cluster", "compare", "decision_boundary", "density_map",
-    "estimate", "level_set", "level_set_mesh", "load_onnx", "local_complexity", "match_regions", "partition", "partition_by_layer", "partition_many",
+    "estimate", "integrated_gradients", "level_set", "level_set_mesh", "load_onnx", "local_complexity", "match_regions", "partition", "partition_by_layer", "partition_many",
     "plot_layers", "record", "register_op", "slice_from_data", "unregister_op",
 ]
 

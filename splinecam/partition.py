@@ -27,7 +27,6 @@ from .run.tiles import Grid, merge
 from .run.trace import Graph, frozen, prepare
 from .run.watch import Watch
 from .slices import Slice, as_points
-from .volumes import Volume
 
 __all__ = ["Options", "Partition", "check_shapes", "checked_arguments", "default_device", "pairs", "parse_bytes", "partition",
            "partition_graph", "partition_many", "usable_device"]
@@ -68,12 +67,13 @@ class Options:
         return cls(**options)
 
 
-def checked_arguments(model, sl, device, options: dict, caller: str) -> tuple[Options, torch.device]:
+def checked_arguments(model, sl, device, options: dict, caller: str, kind: type = Slice) -> tuple[Options, torch.device]:
     """The arguments every entry point takes, checked once, in one way: ``sl`` must be a
-    :class:`Slice`; ``options`` are :class:`Options` (unknown names and bad values give one clear
-    error naming ``caller``); the device is the model's by default, else one this torch can use."""
-    if not isinstance(sl, Slice):
-        raise TypeError(f"sl must be a splinecam.Slice, got {type(sl).__name__}.")
+    ``kind`` (a :class:`Slice`, or the domain the entry point takes); ``options`` are
+    :class:`Options` (unknown names and bad values give one clear error naming ``caller``); the
+    device is the model's by default, else one this torch can use."""
+    if not isinstance(sl, kind):
+        raise TypeError(f"sl must be a splinecam.{kind.__name__}, got {type(sl).__name__}.")
     options = Options.of(options, caller)
     return options, default_device(model) if device is None else usable_device(device)
 
@@ -81,8 +81,7 @@ def checked_arguments(model, sl, device, options: dict, caller: str) -> tuple[Op
 def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None, *,
               max_regions: int | None = None, max_memory=DEFAULT_MEMORY, chunk_size: int | None = None,
               rtol: float = 1e-10, timeout: float | None = None, tiles=None, executor=None) -> "Partition":
-    """Exact partition of the slice ``sl`` into the linear regions of ``model`` (of a
-    :class:`~splinecam.Volume` into its linear cells: a :class:`~splinecam.VolumePartition`).
+    """Exact partition of the slice ``sl`` into the linear regions of ``model``.
 
     model: a torch module of supported ops (the user's model is not modified);
     dtype: float64 unless you know better; device: where to compute (default
@@ -102,13 +101,17 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
     Example::
 
         part = sc.partition(model, sc.Slice.box((-1, -1), (1, 1)))
+
+    On another kind of domain (a :class:`~splinecam.Path`, a :class:`~splinecam.Volume`), the
+    function its ``partitioner`` names runs with the same arguments (e.g.
+    :func:`splinecam.path_partition.partition_path`, which returns a :class:`~splinecam.PathPartition`,
+    :func:`splinecam.volume_partition.partition_volume`, a :class:`~splinecam.VolumePartition`).
     """
+    if getattr(sl, "partitioner", None) is not None:  # another kind of domain: its own driver
+        return late(sl.partitioner)(model, sl, dtype, device, progress, max_regions=max_regions, max_memory=max_memory,
+                                    chunk_size=chunk_size, rtol=rtol, timeout=timeout, tiles=tiles, executor=executor)
     started = time.perf_counter()
     limits = dict(max_regions=max_regions, max_memory=max_memory, chunk_size=chunk_size, rtol=rtol, timeout=timeout)
-    if isinstance(sl, Volume):  # the 3-D domain: a VolumePartition (tiles and executors are for slices)
-        if tiles is not None or executor is not None:
-            raise ValueError("tiles and executor apply to slices; partition a volume without them.")
-        return late("volume_partition.partition_volume")(model, sl, dtype, device, progress, started=started, **limits)
     options, device = checked_arguments(model, sl, device, limits, "partition")
     if tiles is not None or executor is not None:
         return partition_tiled(model, sl, tiles, executor, dtype, device, progress, **limits)

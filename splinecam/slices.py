@@ -11,7 +11,7 @@ import torch
 
 from .geometry import Polygons, polygon_areas
 
-__all__ = ["Slice", "as_points", "convex_ccw", "rounding"]
+__all__ = ["Slice", "as_points", "convex_ccw", "finite_array", "rounding"]
 
 
 _ROUNDINGS = 16  # a difference within this many units of rounding (of the inputs' dtype) is noise
@@ -30,18 +30,19 @@ def rounding(*values) -> float:
     return eps
 
 
-def _as_array(x, name: str) -> np.ndarray:
+def finite_array(x, name: str) -> np.ndarray:
+    """``x`` (an array, tensor or nested sequence) as a float64 NumPy array, checked finite."""
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().to(torch.float64).numpy()  # exact for every float dtype (bfloat16 has no NumPy twin)
     arr = np.asarray(x, dtype=np.float64)
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf values; a slice needs finite coordinates.")
+        raise ValueError(f"{name} contains NaN or inf values; a domain needs finite coordinates.")
     return arr
 
 
 def as_points(uv) -> np.ndarray:
     """(N, 2) float64 slice coordinates from ``uv`` ((N, 2) or one point (2,))."""
-    arr = np.atleast_2d(_as_array(uv, "uv"))
+    arr = np.atleast_2d(finite_array(uv, "uv"))
     if arr.ndim != 2 or arr.shape[1] != 2:
         raise ValueError(f"slice coordinates must have shape (N, 2) (or (2,) for one point), got {np.shape(uv)}.")
     return arr
@@ -94,7 +95,7 @@ def check_seed(seed) -> int:
 
 
 def _corner(point, name: str) -> np.ndarray:
-    arr = _as_array(point, name)
+    arr = finite_array(point, name)
     if arr.shape != (2,):
         raise ValueError(f"{name} must be one point (u, v) of shape (2,), got shape {arr.shape}.")
     return arr
@@ -113,10 +114,10 @@ class Slice:
     """
 
     def __init__(self, origin, basis, polygon, anchors_uv=None):
-        self.origin = _as_array(origin, "origin")
+        self.origin = finite_array(origin, "origin")
         self.input_shape = tuple(self.origin.shape)
         eps = rounding(basis)
-        basis = _as_array(basis, "basis")
+        basis = finite_array(basis, "basis")
         d = self.origin.size
         if basis.ndim != 2 or basis.shape != (d, 2):
             raise ValueError(
@@ -127,8 +128,8 @@ class Slice:
             raise ValueError("basis is rank-deficient: its two columns must be linearly independent (to the "
                              "precision of their dtype).")
         self.basis = basis
-        self.polygon = convex_ccw(_as_array(polygon, "polygon"), rounding(polygon))
-        self.anchors_uv = None if anchors_uv is None else _as_array(anchors_uv, "anchors_uv")
+        self.polygon = convex_ccw(finite_array(polygon, "polygon"), rounding(polygon))
+        self.anchors_uv = None if anchors_uv is None else finite_array(anchors_uv, "anchors_uv")
 
     @property
     def dim(self) -> int:
@@ -169,7 +170,7 @@ class Slice:
         """
         margin = positive_number(margin, "margin", zero_ok=True)
         eps = _ROUNDINGS * rounding(x1, x2, x3)
-        pts = [_as_array(x, name) for x, name in ((x1, "x1"), (x2, "x2"), (x3, "x3"))]
+        pts = [finite_array(x, name) for x, name in ((x1, "x1"), (x2, "x2"), (x3, "x3"))]
         if not (pts[0].shape == pts[1].shape == pts[2].shape):
             raise ValueError(f"the three points have different shapes: {[p.shape for p in pts]}.")
         flat = np.stack([p.ravel() for p in pts])
@@ -226,7 +227,7 @@ class Slice:
     def around(cls, x, radius: float = 1.0, seed: int = 0) -> "Slice":
         """Random orthonormal plane through ``x``, square ``[-radius, radius]^2``."""
         radius = positive_number(radius, "radius")
-        x = _as_array(x, "x")
+        x = finite_array(x, "x")
         if x.size < 2:
             raise ValueError(f"x must have at least 2 entries to span a plane, got shape {x.shape}.")
         gen = np.random.default_rng(check_seed(seed))
@@ -241,7 +242,7 @@ class Slice:
 
     def to_plane(self, x) -> np.ndarray:
         """(N, 2) least-squares coordinates of inputs ``x`` (N, *input_shape) on the plane."""
-        x = _as_array(x, "x").reshape(-1, self.dim)
+        x = finite_array(x, "x").reshape(-1, self.dim)
         uv, *_ = np.linalg.lstsq(self.basis, (x - self.origin.ravel()).T, rcond=None)
         return uv.T
 

@@ -175,16 +175,19 @@ class VolumePartition:
         return late("viz.volumes.plot_volume_partition")(self, ax=ax, **kwargs)
 
 
-def partition_volume(model, volume: Volume, dtype=torch.float64, device=None, progress=None, prune_from=None,
-                     started: float | None = None, **options) -> VolumePartition:
+def partition_volume(model, volume: Volume, dtype=torch.float64, device=None, progress=None, *, prune_from=None,
+                     started: float | None = None, tiles=None, executor=None, **options) -> VolumePartition:
     """The exact cells of ``model`` in ``volume`` (:func:`splinecam.partition` with a
     :class:`~splinecam.Volume`; the same options, limits and progress).  ``prune_from(graph,
     shapes)``: makes the run's ``prune`` (see :class:`~splinecam.run.stack.WorkStack`; boundary
     first) from the graph and its value shapes; ``started``: when the time limit
-    counts from (a ``time.perf_counter()`` reading; default now)."""
+    counts from (a ``time.perf_counter()`` reading; default now).  ``sc.partition`` on a volume
+    calls it (the volume's ``partitioner``)."""
     started = time.perf_counter() if started is None else started
     if not isinstance(volume, Volume):
         raise TypeError(f"volume must be a splinecam.Volume, got {type(volume).__name__}.")
+    if tiles is not None or executor is not None:
+        raise ValueError("tiles and executor apply to slices; partition a volume without them.")
     opts = Options.of(options, "partition")
     device = default_device(model) if device is None else usable_device(device)
     chain = read_chain(model, volume) if chain_applies(dtype, device) else None

@@ -81,6 +81,7 @@ class Volume:
         self.anchors = None if anchors is None else _finite(anchors, "anchors")
 
     noun = measure_noun = "volume"  # what a run's progress calls the domain and its measure
+    partitioner = "volume_partition.partition_volume"  # what sc.partition runs on a volume
 
     @property
     def dim(self) -> int:

@@ -9,7 +9,8 @@ import torch
 
 from ..run.trace import prepare
 
-__all__ = ["BoundarySamples", "VerifyReport", "ambiguous_bits", "run_points", "sample_boundary", "sample_polygon", "verify"]
+__all__ = ["BoundarySamples", "VerifyReport", "ambiguous_bits", "code_mismatches", "network_outputs", "sample_boundary",
+           "sample_polygon", "verify"]
 
 _POINTS_AT_ONCE = 256
 
@@ -111,25 +112,35 @@ def verify(part, n_points: int | None = None, seed: int = 0, model=None, tol: fl
         tol = 1e-9 if x.dtype == torch.float64 else 1e-4
     idx = part.locate(uv)
     located = idx >= 0
-    outputs, codes, scale = run_points(twin, graph, x)
+    outputs, codes, scale = network_outputs(twin, graph, x)
     compared = located & part.exact[np.maximum(idx, 0)]
     err = np.abs(part.evaluate(uv)[compared] - outputs[compared])
     max_abs = float(err.max()) if err.size else 0.0
-    mismatches = 0
-    bits = sum(layer.bits for layer in part.layers)
-    if (0 if codes is None else codes.shape[1]) != bits:  # the model has other layers than the partition
-        mismatches = int(compared.sum())
-    elif codes is not None:
-        ok = np.flatnonzero(compared)
-        differ = np.flatnonzero((part.codes_of(idx[ok]) != codes[ok]).any(axis=1))
-        if differ.size:  # only where codes differ: is every differing bit within tol of a tie?
-            pts = ok[differ]
-            amb = ambiguous_bits(graph, x[torch.as_tensor(pts, device=x.device)], tol * scale)
-            mismatches = int(((part.codes_of(idx[pts]) != codes[pts]) & ~amb).any(axis=1).sum())
+    mismatches = code_mismatches(part, idx, codes, compared, graph, x, tol * scale)
     covered = float(part.areas.sum()) / part.slice.area
     area_error = abs(covered - 1) if part.complete else max(0.0, covered - 1)
     return VerifyReport(n_points, max_abs, max_abs / scale, mismatches, int((~located).sum()), area_error, tol,
                         covered, part.complete, int(compared.sum()), len(np.unique(idx[compared])))
+
+
+def code_mismatches(part, idx: np.ndarray, codes: np.ndarray | None, compared: np.ndarray, graph, x: torch.Tensor,
+                    atol: float) -> int:
+    """How many of the points ``compared`` (N,) bool have a code ``codes`` (N, bits) (from
+    :func:`network_outputs` at the inputs x) that differs from their cell's (``idx`` (N,) in
+    ``part``, a partition of any domain with ``layers`` and ``codes_of``) in a bit not within
+    ``atol`` of a tie (all of them where the model has other layers than the partition)."""
+    bits = sum(layer.bits for layer in part.layers)
+    if (0 if codes is None else codes.shape[1]) != bits:  # the model has other layers than the partition
+        return int(compared.sum())
+    if codes is None:
+        return 0
+    ok = np.flatnonzero(compared)
+    differ = np.flatnonzero((part.codes_of(idx[ok]) != codes[ok]).any(axis=1))
+    if not differ.size:
+        return 0
+    pts = ok[differ]  # only where codes differ: is every differing bit within atol of a tie?
+    amb = ambiguous_bits(graph, x[torch.as_tensor(pts, device=x.device)], atol)
+    return int(((part.codes_of(idx[pts]) != codes[pts]) & ~amb).any(axis=1).sum())
 
 
 def _sample_regions(part, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -143,7 +154,7 @@ def _sample_regions(part, n: int, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def run_points(model, graph, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None, float]:
+def network_outputs(model, graph, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None, float]:
     """At inputs x, in batches of points: the model's outputs (N, K), the activation codes
     (N, bits) from the graph (None without piecewise-linear ops) and the largest |output| or
     |input of a piecewise-linear op| (the scale of the numbers added up)."""

@@ -18,7 +18,7 @@ from ..volume_partition import partition_volume
 from ..volumes import Volume
 from .boundary_first import level_set_missed
 from .bounds import RELAXATIONS, OutputBounds
-from .sampling import VerifyReport, ambiguous_bits, run_points
+from .sampling import VerifyReport, code_mismatches, network_outputs
 
 __all__ = ["LevelSetMesh", "level_set_mesh", "partition_level_set_mesh", "verify_volume"]
 
@@ -101,7 +101,7 @@ def level_set_mesh(model, volume: Volume, t: float = 0.0, output: int = 0, dtype
         return lambda i, cells, values: bounder.settle(
             i, cells, values, lambda corners, forms: level_set_missed(corners, forms, t, output))
 
-    part = partition_volume(model, volume, dtype, device, progress, prune_from, **options)
+    part = partition_volume(model, volume, dtype, device, progress, prune_from=prune_from, **options)
     return part.level_set_mesh(t, output)
 
 
@@ -146,18 +146,10 @@ def verify_volume(part, model=None, tol: float | None = None) -> VerifyReport:
     uvw = np.concatenate([part.centroids[cells], (part.centroids[cells] + first) / 2])
     cell = np.concatenate([cells, cells])
     x = part.volume.to_input(uvw)
-    outputs, codes, scale = run_points(twin, graph, x)
+    outputs, codes, scale = network_outputs(twin, graph, x)
     mapped = np.einsum("nkd,nd->nk", part.affine[cell], np.c_[uvw, np.ones(len(uvw))])
     max_abs = float(np.abs(mapped - outputs).max()) if len(uvw) else 0.0
-    mismatches = 0
-    bits = sum(layer.bits for layer in part.layers)
-    if (0 if codes is None else codes.shape[1]) != bits:
-        mismatches = len(uvw)
-    elif codes is not None:
-        differ = np.flatnonzero((part.codes_of(cell) != codes).any(1))
-        if differ.size:
-            amb = ambiguous_bits(graph, x[torch.as_tensor(differ)], tol * scale)
-            mismatches = int(((part.codes_of(cell[differ]) != codes[differ]) & ~amb).any(1).sum())
+    mismatches = code_mismatches(part, cell, codes, np.ones(len(uvw), bool), graph, x, tol * scale)
     covered = part.volume_fraction
     error = abs(covered - 1) if part.complete else max(0.0, covered - 1)
     return VerifyReport(len(uvw), max_abs, max_abs / scale, mismatches, 0, error, tol, covered, part.complete,

@@ -5,7 +5,7 @@ them by planes, one BSP loop, max cells, point location.  It knows nothing of ne
 from .bsp import bsp
 from .cells import CellSplit, split_cells
 from .cut import Cut, classify, cut, line_tolerance, sides
-from .intervals import Intervals, split_intervals
+from .intervals import Arcs, Intervals, split_intervals
 from .linesplit import LineSplit, split_at_breakpoints, split_by_lines
 from .locate import RegionGrid, distance_to_polygons
 from .maxcells import MaxCells, candidate_tolerance, max_cells, possible_winners
@@ -15,7 +15,7 @@ from .polygons import (BORDER, Polygons, first_of_runs, offsets_from_counts, pol
 from .tolerance import plane_tolerance
 
 __all__ = [
-    "BORDER", "CellSplit", "Cut", "Intervals", "LineSplit", "MaxCells", "Polygons", "Polyhedra", "RegionGrid", "bsp", "candidate_tolerance", "classify", "cut",
+    "Arcs", "BORDER", "CellSplit", "Cut", "Intervals", "LineSplit", "MaxCells", "Polygons", "Polyhedra", "RegionGrid", "bsp", "candidate_tolerance", "classify", "cut",
     "distance_to_polygons", "first_of_runs", "line_tolerance", "max_cells", "offsets_from_counts", "plane_tolerance",
     "polygon_areas",
     "possible_winners", "ragged_arange", "sides", "spatial_order", "split_at_breakpoints", "split_by_lines",

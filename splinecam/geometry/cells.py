@@ -1,7 +1,8 @@
 """The cell interface: what the run (:mod:`splinecam.run`) and the ops (:mod:`splinecam.ops`) ask of
 a batch of convex cells of a d-dimensional chart, whatever their dimension.
 
-A batch of R cells (:class:`~splinecam.geometry.Intervals` on a 1-D path,
+A batch of R cells (:class:`~splinecam.geometry.Intervals` on a straight leg of a path,
+:class:`~splinecam.geometry.Arcs` on an ellipse (arcs of the unit circle of a 2-D chart),
 :class:`~splinecam.geometry.Polygons` on a 2-D slice, :class:`~splinecam.geometry.Polyhedra` in a 3-D volume) lives in chart
 coordinates about a reference point (the chart's centre), and the states of its cells are
 ``(R, 1 + d, *shape)``: each activation's value at that point and its d partial derivatives.  A
@@ -27,7 +28,7 @@ from typing import Callable
 
 import torch
 
-from .intervals import Intervals, split_intervals
+from .intervals import Arcs, Intervals, split_intervals
 from .linesplit import LineSplit, split_by_lines
 from .polygons import Polygons
 from .polyhedra import Polyhedra, split_polyhedra
@@ -36,7 +37,7 @@ __all__ = ["CellSplit", "split_cells"]
 
 CellSplit = LineSplit  # the result of every cell type's split (its ``pieces`` are of the type split)
 
-_SPLITS: dict[type, Callable[..., LineSplit]] = {Intervals: split_intervals, Polygons: split_by_lines,
+_SPLITS: dict[type, Callable[..., LineSplit]] = {Intervals: split_intervals, Arcs: split_intervals, Polygons: split_by_lines,
                                                  Polyhedra: split_polyhedra}
 
 

@@ -1,14 +1,20 @@
-"""Batches of closed intervals of a 1-D chart (torch, any device), cut at the points where affine
-functions of the chart coordinate change sign: the cells of a path.
+"""Batches of closed intervals of a curve's parameter (torch, any device), cut at the points where
+the functions of the parameter that a chart's planes give change sign: the cells of a path.
 
-A batch of P intervals is two (P,) arrays of ends, ``lo < hi``, with the (layer, unit) that
-made each end (:data:`~splinecam.geometry.BORDER` at the ends of the path).  No ragged arrays:
-an interval cut at its k crossing points is k + 1 intervals, so one sort per batch cuts every
-interval at all its points at once.
+- :class:`Intervals`: pieces ``[lo, hi]`` of a straight leg, a 1-D chart: a plane ``(a, c)``
+  is ``a*t + c``;
+- :class:`Arcs`: arcs ``[lo, hi]`` of the angle s of the unit circle ``(cos s, sin s)`` in a
+  2-D chart (an ellipse in input space): a plane ``(a, b, c)`` is ``a*cos s + b*sin s + c``,
+  whose zeros are solved in closed form.
+
+A batch of P cells is two (P,) arrays of ends, ``lo < hi``, with the (layer, unit) that made
+each end (:data:`~splinecam.geometry.BORDER` at the ends of the path).  No ragged arrays: a cell
+cut at its k points is k + 1 cells, so one sort per batch cuts every cell at all its points.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -17,7 +23,7 @@ import torch
 from .linesplit import LineSplit
 from .polygons import BORDER, first_of_runs, offsets_from_counts, ragged_arange
 
-__all__ = ["Intervals", "split_intervals"]
+__all__ = ["Arcs", "Intervals", "split_intervals"]
 
 _PIECE_BYTES = 96  # bytes held per piece and per crossing point during a split (ends, units, indices, sort)
 
@@ -41,8 +47,8 @@ class Intervals:
         return self.lo.numel()
 
     def select(self, index: torch.Tensor) -> tuple["Intervals", torch.Tensor]:
-        """Intervals ``index`` (any order), and ``index``."""
-        return Intervals(self.lo[index], self.hi[index], self.ends[index]), index
+        """Cells ``index`` (any order), and ``index``."""
+        return type(self)(self.lo[index], self.hi[index], self.ends[index]), index
 
     def mask(self, keep: torch.Tensor) -> "Intervals":
         """The intervals where ``keep`` (P,) bool holds, in order."""
@@ -57,66 +63,86 @@ class Intervals:
         return ((self.lo + self.hi) / 2)[:, None]
 
     def extremes(self, maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Max and min over each interval of its affine functions ``maps`` (P, 2, U) (rows: value
-        at the origin, slope): two (P, U)."""
-        at_lo = maps[:, 0] + maps[:, 1] * self.lo[:, None]
-        at_hi = maps[:, 0] + maps[:, 1] * self.hi[:, None]
+        """Max and min over each cell of its functions ``maps`` (P, 1 + d, U) (rows: value at
+        the chart's origin, then the d derivatives): two (P, U)."""
+        planes = torch.cat([maps[:, 1:], maps[:, :1]], 1).transpose(1, 2)  # (P, U, d + 1)
+        return self.range_of(planes, self.lo[:, None], self.hi[:, None])
+
+    @staticmethod
+    def at(planes: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """(...) the planes (..., 2) ``a*t + c`` at the parameters t (...)."""
+        return planes[..., 0] * t + planes[..., 1]
+
+    @classmethod
+    def range_of(cls, planes: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Max and min (each (...)) of the planes (..., d + 1) over the cells ``[lo, hi]`` (...)."""
+        at_lo, at_hi = cls.at(planes, lo), cls.at(planes, hi)
         return torch.maximum(at_lo, at_hi), torch.minimum(at_lo, at_hi)
 
     @staticmethod
-    def cat(parts: list["Intervals"]) -> "Intervals":
-        return Intervals(torch.cat([p.lo for p in parts]), torch.cat([p.hi for p in parts]),
-                         torch.cat([p.ends for p in parts]))
+    def roots(planes: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For planes (L, d + 1) that change sign on their cells ``[lo, hi]`` (L,): (plane (m,),
+        t (m,)): each zero in ``[lo, hi]`` (here one per plane)."""
+        t = (-planes[:, 1] / planes[:, 0]).clamp(lo, hi)
+        return torch.arange(len(t), device=t.device), t
 
-    @staticmethod
-    def single(vertices: torch.Tensor) -> "Intervals":
-        """One interval from its two ends (2, 1) in increasing order, both on the border."""
+    def parameters(self, center: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ends (P,) x2 as parameters of the leg, for cells about the chart point ``center`` (1,)."""
+        return self.lo + center[0], self.hi + center[0]
+
+    @classmethod
+    def cat(cls, parts: list["Intervals"]) -> "Intervals":
+        return cls(torch.cat([p.lo for p in parts]), torch.cat([p.hi for p in parts]), torch.cat([p.ends for p in parts]))
+
+    @classmethod
+    def single(cls, vertices: torch.Tensor) -> "Intervals":
+        """One cell from its two ends (2, 1) in increasing order, both on the border."""
         ends = torch.full((1, 2, 2), BORDER, dtype=torch.int64, device=vertices.device)
-        return Intervals(vertices[:1, 0], vertices[1:, 0], ends)
+        return cls(vertices[:1, 0], vertices[1:, 0], ends)
 
 
 def split_intervals(cells: Intervals, region: torch.Tensor, planes: torch.Tensor, tol: torch.Tensor,
                     units: torch.Tensor, check: Callable[[int], None] | None = None,
                     budget: int | None = None) -> LineSplit:
-    """Cut each interval of ``cells`` (P,) at the points ``a*t + c = 0`` of the planes (L, 2)
-    ``(a, c)`` with ``region`` (L,) == its index (sorted), each with its on-point tolerance
-    ``tol`` (L,): the split of :func:`splinecam.geometry.split_cells` for intervals.
+    """Cut each cell of ``cells`` (P,) (:class:`Intervals` or :class:`Arcs`) at the zeros of the
+    planes (L, d + 1) with ``region`` (L,) == its index (sorted), each with its on-plane
+    tolerance ``tol`` (L,): the split of :func:`splinecam.geometry.split_cells` for them.
 
-    A plane cuts only where the interval's ends lie strictly on both sides.  Its crossing
-    points are sorted; a point within tolerance of the last kept cut (``|a*t_cut + c| <=
-    tol``) is not a cut of its own (its plane passes through that cut), so no piece is
-    shorter than the tolerance allows and no plane strictly crosses a piece.  Each piece's
-    side of a plane is read at its two ends with the same classification (0: the piece lies
-    within tolerance of the plane).  Past ``budget`` the intervals not yet cut come back whole
-    as the rest.  The new ends carry ``units`` (L, 2) of the plane that made them.
+    A plane cuts only where its values over the cell lie strictly on both sides.  Its zeros
+    are sorted; a zero whose plane stays within its tolerance from the last kept cut (or the
+    cell's low end) to the zero, or from the zero to the cell's high end, is not a cut of its
+    own (its plane passes through that cut or end), so no plane strictly crosses a piece and
+    no piece is a sliver.  Each piece's side of a plane is read from the plane's range over the
+    piece with the same classification (0: the piece lies within tolerance of the plane).  Past
+    ``budget`` the cells not yet cut come back whole as the rest.  The new ends carry ``units``
+    (L, 2) of the plane that made them.
     """
-    p = len(cells)
+    p, kind = len(cells), type(cells)
     n_planes = torch.bincount(region, minlength=p)
     plane_offsets = offsets_from_counts(n_planes)
-    a, c = planes[:, 0], planes[:, 1]
-    lo_val = a * cells.lo[region] + c
-    hi_val = a * cells.hi[region] + c
-    crosses = ((lo_val > tol) & (hi_val < -tol)) | ((lo_val < -tol) & (hi_val > tol))
+    top, bottom = kind.range_of(planes, cells.lo[region], cells.hi[region])
+    crosses = (top > tol) & (bottom < -tol)
     n_cross = torch.zeros(p, dtype=torch.int64, device=region.device).index_add_(0, region, crosses.long())
 
     done = p
-    if budget is not None:  # the intervals whose pieces fit in the budget, at least one
-        held = torch.cumsum(1 + n_cross + n_planes, 0) * _PIECE_BYTES
+    if budget is not None:  # the cells whose pieces fit in the budget, at least one
+        held = torch.cumsum(1 + 2 * n_cross + n_planes, 0) * _PIECE_BYTES
         done = max(1, int(torch.searchsorted(held, torch.tensor(budget, device=held.device), right=True)))
         done = min(done, p)
     rest_parent = torch.arange(done, p, device=region.device)
     rest = cells.select(rest_parent)[0]
 
     live = torch.nonzero(crosses & (region < done)).flatten()
-    root = (-c[live] / a[live]).clamp(cells.lo[region[live]], cells.hi[region[live]])
+    which, root = kind.roots(planes[live], cells.lo[region[live]], cells.hi[region[live]])
+    live = live[which]
     order = torch.argsort(root, stable=True)
     order = order[torch.argsort(region[live][order], stable=True)]
     live, root = live[order], root[order]
-    keep = _kept_cuts(region[live], root, a[live], c[live], tol[live])
+    keep = _kept_cuts(region[live], root, planes[live], tol[live], kind, cells.lo[region[live]], cells.hi[region[live]])
     live, root = live[keep], root[keep]
     owner = region[live]
 
-    # pieces: interval r has its kept cuts k_1 < ... < k_m and becomes m + 1 pieces
+    # pieces: cell r has its kept cuts k_1 < ... < k_m and becomes m + 1 pieces
     n_cuts = torch.zeros(done, dtype=torch.int64, device=region.device).index_add_(0, owner, torch.ones_like(owner))
     counts = n_cuts + 1
     parent, pos = ragged_arange(counts)
@@ -129,37 +155,100 @@ def split_intervals(cells: Intervals, region: torch.Tensor, planes: torch.Tensor
     hi[inner_hi] = root[before[inner_hi] + 1]
     ends[inner_lo, 0] = units[live][before[inner_lo]]
     ends[inner_hi, 1] = units[live][before[inner_hi] + 1]
-    pieces = Intervals(lo, hi, ends)
+    pieces = kind(lo, hi, ends)
     if check is not None:
         check(len(pieces) + len(rest))
 
     def sides_of(sel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         piece, k = ragged_arange(n_planes[parent[sel]])
         plane = plane_offsets[parent[sel]][piece] + k
-        lo_side = _side(a[plane] * lo[sel][piece] + c[plane], tol[plane])
-        hi_side = _side(a[plane] * hi[sel][piece] + c[plane], tol[plane])
-        return piece, plane, torch.where(lo_side != 0, lo_side, hi_side)
+        top, bottom = kind.range_of(planes[plane], lo[sel][piece], hi[sel][piece])
+        t = tol[plane]
+        return piece, plane, (top > t).to(torch.int8) - (bottom < -t).to(torch.int8)
 
     return LineSplit(pieces, parent, rest, rest_parent, sides_of)
 
 
-def _side(value: torch.Tensor, tol: torch.Tensor) -> torch.Tensor:
-    """(n,) int8 in {-1, 0, 1}: the side of the values (n,) with tolerances (n,)."""
-    return (value > tol).to(torch.int8) - (value < -tol).to(torch.int8)
+def _kept_cuts(owner: torch.Tensor, root: torch.Tensor, planes: torch.Tensor, tol: torch.Tensor, kind,
+               lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """(n,) bool: which zeros ``root`` (n,) of the planes (n, d + 1) of a cell type ``kind``,
+    sorted by cell ``owner`` then position, in cells ``[lo, hi]`` (n,), are cuts: a zero is no
+    cut where its plane stays within its tolerance ``tol`` (n,) from the last cut before it
+    (the cell's ``lo`` before the first) to the zero, or from the zero to ``hi`` (it passes
+    through that cut or end).  A fixed point of vectorised passes, each adding, after each
+    cut, the first zero that is one."""
+    def leaves(a, b):  # the plane leaves its tolerance on [a, b]
+        top, bottom = kind.range_of(planes, a, b)
+        return (top > tol) | (bottom < -tol)
 
-
-def _kept_cuts(owner: torch.Tensor, root: torch.Tensor, a: torch.Tensor, c: torch.Tensor,
-               tol: torch.Tensor) -> torch.Tensor:
-    """(n,) bool: which crossing points ``root`` (n,), sorted by interval ``owner`` then
-    position, are cuts: the first of each interval and every one not within its tolerance of
-    the last cut before it (a fixed point of vectorised passes; the planes a, c, tol (n,))."""
     n = root.numel()
-    keep = first_of_runs(owner) if n else torch.zeros(0, dtype=torch.bool, device=root.device)
+    keep = torch.zeros(n, dtype=torch.bool, device=root.device)
     idx = torch.arange(n, device=root.device)
+    usable = leaves(root, hi)
+    first = torch.cummax(torch.where(first_of_runs(owner), idx, 0), 0).values if n else idx  # of each zero's cell
     while n:
-        head = torch.cummax(torch.where(keep, idx, 0), 0).values  # the last cut at or before each point
-        new = torch.nonzero(~keep & ((a * root[head] + c).abs() > tol)).flatten()
+        last = torch.cummax(torch.where(keep, idx, -1), 0).values
+        last = torch.where(last >= first, last, -1)  # the last cut before each zero in its cell, or -1
+        start = torch.where(last >= 0, root[last.clamp(min=0)], lo)
+        new = torch.nonzero(~keep & usable & leaves(start, root)).flatten()
         if not new.numel():
             return keep
-        keep[new[first_of_runs(head[new])]] = True  # after each cut, the first point off it
+        o, h = owner[new], last[new]
+        fresh = torch.ones_like(new, dtype=torch.bool)
+        fresh[1:] = (o[1:] != o[:-1]) | (h[1:] != h[:-1])
+        keep[new[fresh]] = True
     return keep
+
+
+class Arcs(Intervals):
+    """A batch of arcs ``[lo, hi]`` of the angle s on the unit circle ``(cos s, sin s)`` of a 2-D
+    chart (the cells of an ellipse ``x = origin + basis @ (cos s, sin s)``; see
+    :mod:`splinecam.geometry.cells`); ``hi - lo <= 2 pi``.  A plane ``(a, b, c)`` is
+    ``a cos s + b sin s + c = R cos(s - phi) + c`` with ``R = hypot(a, b)``, ``phi =
+    atan2(b, a)``: its range and zeros are closed-form."""
+
+    dim = 2
+
+    def measure(self) -> torch.Tensor:
+        """(P,) angles."""
+        return self.hi - self.lo
+
+    def centroids(self) -> torch.Tensor:
+        """(P, 2) the chart point at each arc's middle angle (on the arc)."""
+        mid = (self.lo + self.hi) / 2
+        return torch.stack([torch.cos(mid), torch.sin(mid)], 1)
+
+    @staticmethod
+    def at(planes: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """(...) the planes (..., 3) at the angles s (...)."""
+        return planes[..., 0] * torch.cos(s) + planes[..., 1] * torch.sin(s) + planes[..., 2]
+
+    @classmethod
+    def range_of(cls, planes, lo, hi):
+        """Max and min of the planes (..., 3) over the arcs ``[lo, hi]`` (...): at the ends, or
+        ``c +- R`` where the arc holds the angle ``phi`` (``phi + pi``)."""
+        top, bottom = super().range_of(planes, lo, hi)
+        r = torch.hypot(planes[..., 0], planes[..., 1])
+        phi = torch.atan2(planes[..., 1], planes[..., 0])
+        c = planes[..., 2]
+        top = torch.where(torch.remainder(phi - lo, 2 * math.pi) <= hi - lo, c + r, top)
+        bottom = torch.where(torch.remainder(phi + math.pi - lo, 2 * math.pi) <= hi - lo, c - r, bottom)
+        return top, bottom
+
+    @staticmethod
+    def roots(planes, lo, hi):
+        """The zeros ``phi +- acos(-c / R)`` of the planes (L, 3) in their arcs ``[lo, hi]`` (L,):
+        (plane (m,), s (m,)), at most two per plane."""
+        r = torch.hypot(planes[:, 0], planes[:, 1])
+        phi = torch.atan2(planes[:, 1], planes[:, 0])
+        half = torch.acos((-planes[:, 2] / r).clamp(-1, 1))
+        s = torch.stack([phi - half, phi + half], 1)  # (L, 2)
+        s = lo[:, None] + torch.remainder(s - lo[:, None], 2 * math.pi)
+        inside = s <= hi[:, None]
+        inside[:, 1] &= half > 0  # a double zero once
+        plane = torch.nonzero(inside)
+        return plane[:, 0], s[plane[:, 0], plane[:, 1]]
+
+    def parameters(self, center):
+        """The ends (P,) x2: angles, whatever the chart point ``center`` (the ellipse's is 0)."""
+        return self.lo, self.hi

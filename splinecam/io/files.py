@@ -15,13 +15,15 @@ import tempfile
 import zipfile
 import zlib
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from ..errors import InvalidPartitionFile
 
-__all__ = ["FORMAT", "read_arrays", "save_arrays", "write_atomically"]
+__all__ = ["FORMAT", "FileKind", "PARTITION_FILE", "PATH_FILE", "read_arrays", "save_arrays", "write_atomically"]
 
 FORMAT = "splinecam.partition/1"
 ARRAYS = ("verts", "offsets", "labels", "affine", "centroid_outputs", "codes", "origin", "basis", "polygon",
@@ -90,12 +92,13 @@ def _binary(source):
             yield fh
 
 
-def read_arrays(path) -> tuple[dict, dict[str, np.ndarray]]:
-    """(meta, arrays) of a partition file (a path or an open binary file), with every array's
-    shape, dtype and values checked.
+def read_arrays(path, kind: "FileKind | None" = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """(meta, arrays) of a partition file (a path or an open binary file) of ``kind`` (default
+    :data:`PARTITION_FILE`), with every array's shape, dtype and values checked.
 
     Raises FileNotFoundError if there is no such file, :class:`InvalidPartitionFile` for anything else.
     """
+    kind = PARTITION_FILE if kind is None else kind
     with _binary(path) as fh:
         try:
             start = fh.tell()
@@ -103,14 +106,14 @@ def read_arrays(path) -> tuple[dict, dict[str, np.ndarray]]:
                 raise InvalidPartitionFile("it is not an .npz archive (files from Partition.save are zip archives)")
             fh.seek(start)
             with np.load(fh, allow_pickle=False) as f:
-                missing = [name for name in ARRAYS if name not in f.files]
+                missing = [name for name in kind.arrays if name not in f.files]
                 if "meta" in missing:
                     raise InvalidPartitionFile("it has no 'meta' entry (is it another program's .npz?)")
-                meta = _meta(f["meta"])
+                meta = _meta(f["meta"], kind.format)
                 if missing:
                     raise InvalidPartitionFile(f"arrays {missing} are missing")
-                arrays = {name: f[name] for name in ARRAYS if name != "meta"}
-                arrays.update({name: f[name] for name in OPTIONAL if name in f.files})
+                arrays = {name: f[name] for name in kind.arrays if name != "meta"}
+                arrays.update({name: f[name] for name in kind.optional if name in f.files})
         except InvalidPartitionFile as err:
             raise InvalidPartitionFile(f"{path} is not a valid splinecam partition: {err}.") from None
         except (zipfile.BadZipFile, EOFError, zlib.error, ValueError, OSError, KeyError) as err:
@@ -118,22 +121,22 @@ def read_arrays(path) -> tuple[dict, dict[str, np.ndarray]]:
             raise InvalidPartitionFile(f"{path} is not a valid splinecam partition: {reason} "
                                        f"({type(err).__name__}).") from None
     try:
-        _check(meta, arrays)
+        kind.check(meta, arrays)
     except InvalidPartitionFile as err:
         raise InvalidPartitionFile(f"{path} is not a valid splinecam partition: {err}.") from None
     return meta, arrays
 
 
-def _meta(entry: np.ndarray) -> dict:
+def _meta(entry: np.ndarray, fmt: str) -> dict:
     if entry.shape != () or entry.dtype.kind != "U":
         raise InvalidPartitionFile("its 'meta' entry is not a JSON string")
     try:
         meta = json.loads(str(entry))
     except json.JSONDecodeError:
         raise InvalidPartitionFile("its 'meta' entry is not valid JSON") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
         found = meta.get("format") if isinstance(meta, dict) else None
-        raise InvalidPartitionFile(f"its format is {found!r}, expected {FORMAT!r}")
+        raise InvalidPartitionFile(f"its format is {found!r}, expected {fmt!r}")
     layers = meta.get("layers")
     if not (isinstance(layers, list) and all(isinstance(x, dict) and set(x) == {"name", "units", "bits"}
                                                 and isinstance(x["units"], int) and isinstance(x["bits"], int)
@@ -181,3 +184,42 @@ def _check(meta: dict, a: dict[str, np.ndarray]) -> None:
     _shaped(a["basis"], "basis", "f", (a["origin"].size, 2))
     _shaped(a["anchors_uv"], "anchors_uv", "f", (None, 2))
     _require(list(a["origin"].shape) == meta.get("input_shape"), "'origin' does not have the input shape in 'meta'")
+
+
+def _check_path(meta: dict, a: dict[str, np.ndarray]) -> None:
+    """Shapes, dtypes and values that every path partition file has."""
+    _shaped(a["lo"], "lo", "f", (None,))
+    n = len(a["lo"])
+    _require(n >= 1, "it has no pieces")
+    _shaped(a["hi"], "hi", "f", (n,))
+    _require(bool(np.all(np.isfinite(a["lo"])) and np.all(np.isfinite(a["hi"])) and np.all(a["hi"] > a["lo"])),
+             "'lo' and 'hi' are not finite intervals")
+    _require(meta.get("kind") in ("polyline", "ellipse") and isinstance(meta.get("closed"), bool),
+             "'meta' has no valid path 'kind' and 'closed'")
+    _shaped(a["affine"], "affine", "f", (n, None, 3 if meta["kind"] == "ellipse" else 2))
+    k = a["affine"].shape[1]
+    _require(k >= 1, "'affine' has no outputs")
+    _shaped(a["centroid_outputs"], "centroid_outputs", "f", (n, k))
+    width = sum(-(-layer["bits"] // 8) for layer in meta["layers"])
+    _shaped(a["codes"], "codes", "u", (n, width))
+    _shaped(a["ends"], "ends", "iu", (n, 2, 2))
+    _require(bool(np.all((a["ends"][..., 0] >= -1) & (a["ends"][..., 0] < len(meta["layers"])))),
+             "'ends' name layers that the file does not have")
+    _shaped(a["leg"], "leg", "iu", (n,))
+    _require(list(a["points"].shape[1:]) == meta.get("input_shape"), "'points' do not have the input shape in 'meta'")
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """A kind of partition file: its format string, its arrays (``meta`` among them), the
+    arrays it may have, and the check of their shapes, dtypes and values."""
+
+    format: str
+    arrays: tuple
+    optional: tuple
+    check: Callable[[dict, dict], None]
+
+
+PARTITION_FILE = FileKind(FORMAT, ARRAYS, OPTIONAL, _check)
+PATH_FILE = FileKind("splinecam.path/1", ("lo", "hi", "affine", "centroid_outputs", "codes", "ends", "leg", "points",
+                                          "meta"), (), _check_path)

@@ -26,6 +26,7 @@ class ElementwiseOp(SplitOp):
     """
 
     relaxable = True
+    any_cells = True
 
     def __init__(self, breakpoints, slopes, intercepts):
         self.breakpoints = torch.as_tensor(breakpoints, dtype=torch.float64)

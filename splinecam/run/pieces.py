@@ -16,11 +16,12 @@ __all__ = ["PieceArrays"]
 
 @dataclass(frozen=True)
 class PieceArrays:
-    """R pieces of a 1-D chart with K outputs (NumPy), in the order the run finished them.
+    """R pieces of a path's leg with K outputs (NumPy), in the order the run finished them.
 
-    lo, hi: (R,) float64 chart coordinates of each piece's ends; ends: (R, 2, 2) int64, the
-    (layer, unit) whose breakpoint made the low and the high end, (-1, -1) at the chart's ends;
-    affine: (R, K, 2), output k on piece r is ``a*t + c``; packed_codes: (R, B) uint8 activation
+    lo, hi: (R,) float64 parameters of each piece's ends (t on a segment, the angle on an
+    ellipse); ends: (R, 2, 2) int64, the (layer, unit) whose breakpoint made the low and the
+    high end, (-1, -1) at the leg's ends; affine: (R, K, 1 + d), output k on piece r is
+    ``a*t + c`` on a segment (d = 1), ``a cos s + b sin s + c`` on an ellipse (d = 2); packed_codes: (R, B) uint8 activation
     codes (as in :class:`~splinecam.run.regions.RegionArrays`); centroid_outputs: (R, K) the
     outputs at the midpoints.
     """
@@ -37,23 +38,25 @@ class PieceArrays:
 
     @classmethod
     def of_cells(cls, cells: Intervals, out: torch.Tensor, center: torch.Tensor, codes: torch.Tensor) -> "PieceArrays":
-        """Finished pieces on the CPU in absolute chart coordinates: ``cells`` (R,) about the
-        chart point ``center`` (1,), output states ``out`` (R, 2, *shape) (value at ``center``,
-        slope), packed ``codes`` (R, B)."""
-        out = out.reshape(len(cells), 2, -1).cpu().numpy()
-        c0 = float(center[0])
-        lo, hi = cells.lo.cpu().numpy(), cells.hi.cpu().numpy()
-        a = out[:, 1]
-        mid = (lo + hi)[:, None] / 2
-        return cls(lo + c0, hi + c0, cells.ends.cpu().numpy(), np.stack([a, out[:, 0] - a * c0], -1),
-                   codes.cpu().numpy(), out[:, 0] + a * mid)
+        """Finished pieces on the CPU: ``cells`` (R,) (intervals of a leg, or arcs of an ellipse's
+        chart, about the chart point ``center`` (d,)), output states ``out`` (R, 1 + d, *shape)
+        (value at ``center``, then the d derivatives), packed ``codes`` (R, B).  The maps are in
+        the chart's absolute coordinates: ``a_1 t_1 + ... + a_d t_d + c``."""
+        d = cells.dim
+        out = out.reshape(len(cells), 1 + d, -1).cpu().numpy()
+        c0 = center.cpu().numpy()
+        slopes = np.moveaxis(out[:, 1:], 1, 2)  # (R, K, d)
+        lo, hi = (p.cpu().numpy() for p in cells.parameters(center))
+        inside = cells.centroids().cpu().numpy()  # (R, d) about the centre
+        return cls(lo, hi, cells.ends.cpu().numpy(), np.concatenate([slopes, (out[:, 0] - slopes @ c0)[..., None]], -1),
+                   codes.cpu().numpy(), out[:, 0] + np.einsum("rkd,rd->rk", slopes, inside))
 
     @classmethod
     def coarse(cls, cells: Intervals, center: torch.Tensor, outputs: int, code_width: int) -> "PieceArrays":
         """Cells (R,) about ``center`` that a ``prune`` settled: NaN maps, zero codes."""
-        r, c0 = len(cells), float(center[0])
-        return cls(cells.lo.cpu().numpy() + c0, cells.hi.cpu().numpy() + c0, cells.ends.cpu().numpy(),
-                   np.full((r, outputs, 2), np.nan), np.zeros((r, code_width), np.uint8), np.full((r, outputs), np.nan))
+        r = len(cells)
+        lo, hi = (p.cpu().numpy() for p in cells.parameters(center))
+        return cls(lo, hi, cells.ends.cpu().numpy(), np.full((r, outputs, 1 + cells.dim), np.nan), np.zeros((r, code_width), np.uint8), np.full((r, outputs), np.nan))
 
     @classmethod
     def concat(cls, parts: list["PieceArrays"]) -> "PieceArrays":

@@ -81,11 +81,14 @@ class Watch:
         self.done = self.pending = 0
         self.area = 0.0
         self.bar = None
+        self.keep_open = False  # True: several runs share the watch (the legs of a path); close() waits
 
     def start(self) -> None:
         """Start the clock (unless ``started`` was given) and the bar."""
         self.started = time.perf_counter() if self.started is None else self.started
         self.deadline = self.started + self.timeout if self.timeout is not None else float("inf")
+        if self.bar is not None:  # the next run of several
+            return
         self.bar = progress_bar(self.progress, float(self.slice.measure), "splinecam", "area", self._share(),
                                 miniters=0, mininterval=0.25,
                                 bar_format="{desc}: {percentage:3.0f}% of the " + self.slice.noun
@@ -96,7 +99,7 @@ class Watch:
         return f"the {self.slice.noun}'s {self.slice.measure_noun}"
 
     def close(self) -> None:
-        if self.bar is not None:
+        if self.bar is not None and not self.keep_open:
             self.bar.close()
 
     def elapsed(self) -> float:

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from splinecam.geometry import BORDER, Intervals, plane_tolerance, split_cells
+from splinecam.geometry import BORDER, Arcs, Intervals, plane_tolerance, split_cells
 
 RTOL = 1e-10
 
@@ -133,3 +133,42 @@ def test_extremes_measure_and_centroids():
     sub, _ = cells.select(torch.tensor([3, 1]))
     assert torch.equal(sub.lo, cells.lo[[3, 1]]) and len(cells.mask(cells.lo > 0)) == int((cells.lo > 0).sum())
     assert len(Intervals.cat([cells, sub])) == 7
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10**6), n=st.integers(1, 8), through=st.booleans())
+def test_arcs_cut_at_the_closed_form_zeros(seed, n, through):
+    """Arcs of the unit circle cut by ``a cos s + b sin s + c``: the pieces tile the arc, every
+    inner end is a zero of its plane, and no plane changes sign inside a piece (dense samples)."""
+    rng = np.random.default_rng(seed)
+    cells = Arcs(torch.tensor([0.0, 1.0], dtype=torch.float64), torch.tensor([2 * np.pi, 2.5], dtype=torch.float64),
+                 torch.full((2, 2, 2), BORDER))
+    region = torch.arange(2).repeat_interleave(n)
+    ab = torch.tensor(rng.normal(size=(2 * n, 2)))
+    if through:  # every plane through the point at angle 1.3 (concurrent zeros)
+        c = -(ab[:, 0] * np.cos(1.3) + ab[:, 1] * np.sin(1.3))
+    else:
+        c = torch.tensor(rng.normal(size=2 * n)) * ab.norm(dim=1)
+    planes = torch.cat([ab, c[:, None]], 1)
+    tol = plane_tolerance((planes[:, 0].clone(), planes[:, 1].clone()), planes[:, 2], torch.ones(2), RTOL)
+    units = torch.stack([torch.zeros_like(region), torch.arange(len(region))], 1)
+    res = split_cells(cells, region, planes, tol, units)
+    pieces, parent = res.pieces, res.parent
+    for r in range(2):
+        own = torch.nonzero(parent == r).flatten()
+        assert pieces.lo[own][0] == cells.lo[r] and pieces.hi[own][-1] == cells.hi[r]
+        assert torch.equal(pieces.lo[own][1:], pieces.hi[own][:-1]) and bool((pieces.hi[own] > pieces.lo[own]).all())
+    inner = torch.nonzero(pieces.ends[:, 0, 0] != BORDER).flatten()
+    which = pieces.ends[inner, 0, 1]
+    s = pieces.lo[inner]
+    value = planes[which, 0] * torch.cos(s) + planes[which, 1] * torch.sin(s) + planes[which, 2]
+    assert bool((value.abs() <= 1e-12 * (1 + planes[which].abs().sum(1))).all())
+    piece, plane, side = res.sides_of(torch.arange(len(pieces)))
+    f = torch.linspace(0.001, 0.999, 200, dtype=torch.float64)
+    pts = pieces.lo[piece, None] + (pieces.hi - pieces.lo)[piece, None] * f
+    vals = planes[plane, 0, None] * torch.cos(pts) + planes[plane, 1, None] * torch.sin(pts) + planes[plane, 2, None]
+    t = tol[plane, None]
+    assert not bool(((vals > t).any(1) & (vals < -t).any(1)).any())  # no sign change inside a piece
+    assert bool(((side > 0) <= (vals > -t).all(1)).all()) and bool(((side < 0) <= (vals < t).all(1)).all())
+    if through:  # concurrent zeros at 1.3 make one cut in each arc
+        assert int((pieces.lo - 1.3).abs().lt(1e-9).sum()) == 2

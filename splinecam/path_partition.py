@@ -1,0 +1,272 @@
+"""The exact pieces of a network along a path (:class:`~splinecam.Path`): ``partition_path``
+(what :func:`splinecam.partition` runs on a path) and the :class:`PathPartition` result with
+its queries, analysis methods and save/load.
+
+Each leg of the path is one run of the same engine and plan as a slice (its cells are
+:class:`~splinecam.geometry.Intervals`, or :class:`~splinecam.geometry.Arcs` on an ellipse),
+under one watch: the same ops, limits (``.partial``), progress and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ._version import __version__
+from .errors import InvalidPartitionFile, StoppedEarly, UnsupportedModelError
+from .extras import late
+from .io.files import PATH_FILE, read_arrays, save_arrays
+from .partition import check_shapes, checked_arguments, region_limit
+from .paths import Path
+from .run.chain import ChainRun, chain_applies, read_chain
+from .run.engine import Engine
+from .run.pieces import PieceArrays
+from .run.plan import DEFAULT_MEMORY, Plan, parse_bytes
+from .run.regions import LayerInfo, code_width, unpack_codes
+from .run.trace import frozen, prepare
+from .run.watch import Watch
+
+__all__ = ["PathPartition", "partition_path"]
+
+if TYPE_CHECKING:  # the analysis layer sits above this module: its types only
+    from .analysis.paths import PathCrossings
+    from .analysis.sampling import VerifyReport
+
+
+def partition_path(model, path: Path, dtype=torch.float64, device=None, progress=None, *,
+                   max_regions: int | None = None, max_memory=DEFAULT_MEMORY, chunk_size: int | None = None,
+                   rtol: float = 1e-10, timeout: float | None = None, tiles=None, executor=None) -> "PathPartition":
+    """The exact pieces of ``model`` along ``path``: :func:`splinecam.partition` on a path (the
+    same arguments; ``tiles`` and ``executor`` are for slices).  The legs are run one after
+    the other under one progress bar, time limit and region limit; a limit's ``.partial`` is a
+    :class:`PathPartition` of the pieces finished (``complete`` False)."""
+    started = time.perf_counter()
+    if tiles is not None or executor is not None:
+        raise ValueError("tiles and executor split a slice; a path runs in this process: leave them out.")
+    limits = dict(max_regions=max_regions, max_memory=max_memory, chunk_size=chunk_size, rtol=rtol, timeout=timeout)
+    options, device = checked_arguments(model, path, device, limits, "partition", Path)
+    legs = path.legs()
+    chain = read_chain(model, legs[0][1]) if chain_applies(dtype, device) else None
+    if chain is not None:
+        graph, shapes = chain.graph(path.input_shape[0])
+        network, runner = frozen(model, torch.float64, "cpu", path.input_shape), ChainRun
+    else:
+        twin, graph = prepare(model, dtype, device, path.input_shape)
+        shapes = check_shapes(twin, graph, legs[0][1], dtype, device)
+        network, runner = (twin, graph), Engine
+    flat = [node.name for node in graph.nodes if node.op.splits and not node.op.any_cells]
+    if flat:
+        raise UnsupportedModelError(f"on a path, splinecam splits elementwise piecewise-linear ops (ReLU, LeakyReLU, "
+                                    f"clamp, abs, ...) only; the max-type op(s) {', '.join(flat)} split slices only. "
+                                    "Partition a slice through the path instead.")
+    plans = [(start, Plan.make(graph, shapes, leg, dtype, device, options.rtol, parse_bytes(options.max_memory),
+                               options.chunk_size)) for start, leg in legs]
+    layers = list(plans[0][1].layers.values())
+    max_regions, note = region_limit(options.max_regions, plans[0][1].region_bytes(), plans[0][1].budget)
+    watch = Watch(path, progress, max_regions, options.timeout, started, note)
+    watch.keep_open = True
+    parts: list[tuple[float, PieceArrays]] = []
+    try:
+        for start, plan in plans:
+            run = runner(plan)
+            try:
+                parts.append((start, run.run(watch).regions))
+            except StoppedEarly as err:
+                parts.append((start, run.finished_regions()))
+                err.partial = PathPartition.of_legs(parts, path, layers, watch.elapsed(), network, complete=False)
+                raise
+    finally:
+        watch.keep_open = False
+        watch.close()
+    return PathPartition.of_legs(parts, path, layers, watch.elapsed(), network)
+
+
+class PathPartition:
+    """The linear pieces of a network along a path, in order of the path parameter t.
+
+    lo, hi: (n,) the pieces' parameter ranges (``t`` (n + 1,) their breakpoints, for a complete
+    partition); affine: (n, K, F) the output on each piece in the path's features of t
+    (:meth:`features`: ``(t, 1)`` on a polyline, ``(cos s, sin s, 1)`` on an ellipse);
+    centroid_outputs: (n, K) the outputs at the pieces' midpoints; packed_codes: (n, B)
+    activation codes (:attr:`codes` unpacks them); ends: (n, 2, 2) the (layer, unit) that made
+    each piece's low and high end ((-1, -1) at the path's ends and at the joints of its legs);
+    leg: (n,) the leg of each piece.  ``complete`` is False for the partial result of a run a
+    limit stopped: its pieces are exact but do not cover the path.
+    """
+
+    def __init__(self, path: Path, lo, hi, affine, centroid_outputs, packed_codes, ends, leg, layers: list[LayerInfo],
+                 seconds: float = 0.0, network=None, complete: bool = True):
+        self.path, self.layers, self.seconds, self.complete = path, list(layers), seconds, bool(complete)
+        self.lo, self.hi, self.affine = np.asarray(lo, np.float64), np.asarray(hi, np.float64), np.asarray(affine)
+        self.centroid_outputs, self.packed_codes = np.asarray(centroid_outputs), np.asarray(packed_codes)
+        self.ends, self.leg = np.asarray(ends, np.int64), np.asarray(leg, np.int64)
+        self._network = (None, None) if network is None else network
+
+    @classmethod
+    def of_legs(cls, parts: list[tuple[float, PieceArrays]], path: Path, layers, seconds, network,
+                complete: bool = True) -> "PathPartition":
+        """The pieces of the legs' runs ``parts`` (start of the leg in t, its pieces in the
+        leg's own coordinate), in order along the path."""
+        k = next((p.affine.shape[1] for _, p in parts if len(p)), 0)
+        los, his, maps, outs, codes, ends, legs = [], [], [], [], [], [], []
+        for i, (start, p) in enumerate(parts):
+            order = np.argsort(p.lo, kind="stable")
+            a = p.affine[order]
+            if path.kind == "polyline":  # the leg's a * (t - start) + c
+                a = np.stack([a[..., 0], a[..., 1] - a[..., 0] * start], -1)
+            los.append(p.lo[order] + start)
+            his.append(p.hi[order] + start)
+            maps.append(a)
+            outs.append(p.centroid_outputs[order])
+            codes.append(p.packed_codes[order])
+            ends.append(p.ends[order])
+            legs.append(np.full(len(p), i))
+        if not los:
+            f = 3 if path.kind == "ellipse" else 2
+            return cls(path, np.zeros(0), np.zeros(0), np.zeros((0, k, f)), np.zeros((0, k)),
+                       np.zeros((0, code_width(layers)), np.uint8), np.zeros((0, 2, 2)),
+                       np.zeros(0), layers, seconds, network, complete)
+        return cls(path, *(np.concatenate(x) for x in (los, his, maps, outs, codes, ends, legs)), layers, seconds,
+                   network, complete)
+
+    # -- the network -------------------------------------------------------------
+
+    @property
+    def model(self):
+        """The float64 copy of the network (None for a partition loaded from a file)."""
+        return self._prepared()[0]
+
+    @property
+    def graph(self):
+        """The traced graph of :attr:`model` (None where it is None)."""
+        return self._prepared()[1]
+
+    def _prepared(self) -> tuple:
+        if callable(self._network):
+            self._network = self._network()
+        return self._network
+
+    # -- the pieces ----------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.lo)
+
+    def __repr__(self) -> str:
+        partial = "" if self.complete else ", partial"
+        return f"PathPartition({len(self):,} pieces, {self.n_outputs} outputs, {self.seconds:.2f} s{partial})"
+
+    @property
+    def n_outputs(self) -> int:
+        """K, the number of network outputs."""
+        return self.affine.shape[1]
+
+    @property
+    def t(self) -> np.ndarray:
+        """(n + 1,) the breakpoints of a complete partition: piece i is ``[t[i], t[i + 1]]``."""
+        return np.append(self.lo, self.hi[-1:])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """(n,) the pieces' lengths in t."""
+        return self.hi - self.lo
+
+    @property
+    def edge_units(self) -> np.ndarray:
+        """(n + 1, 2) the (layer, unit) that made each breakpoint of :attr:`t` ((-1, -1) at the
+        path's ends and at the joints of its legs)."""
+        return np.concatenate([self.ends[:, 0], self.ends[-1:, 1]]) if len(self) else np.zeros((0, 2), np.int64)
+
+    @property
+    def codes(self) -> np.ndarray:
+        """(n, n_bits) bool activation pattern of each piece, layer after layer."""
+        return self.codes_of(np.arange(len(self)))
+
+    def codes_of(self, pieces) -> np.ndarray:
+        """(m, n_bits) bool activation patterns of the pieces ``pieces`` (m,)."""
+        return unpack_codes(self.packed_codes[pieces], self.layers)
+
+    def features(self, t) -> np.ndarray:
+        """(m, F) the features of the parameters t (m,) that :attr:`affine` multiplies."""
+        t = np.asarray(t, np.float64).reshape(-1)
+        if self.path.kind == "ellipse":
+            return np.stack([np.cos(t), np.sin(t), np.ones_like(t)], 1)
+        return np.stack([t, np.ones_like(t)], 1)
+
+    def locate(self, t) -> np.ndarray:
+        """(m,) the piece that holds each parameter t (m,) (the lower one at a breakpoint), -1
+        where none does."""
+        t = np.asarray(t, np.float64).reshape(-1)
+        idx = np.searchsorted(self.hi, t, side="left")
+        inside = (idx < len(self)) & (self.lo[np.minimum(idx, len(self) - 1)] <= t) if len(self) else idx < 0
+        return np.where(inside, idx, -1)
+
+    def evaluate(self, t) -> np.ndarray:
+        """(m, K) the outputs at the parameters t (m,) through the piece maps (taken about each
+        piece's midpoint); NaN where no piece holds t."""
+        t = np.asarray(t, np.float64).reshape(-1)
+        idx = self.locate(t)
+        r = np.maximum(idx, 0)
+        mid = (self.lo[r] + self.hi[r]) / 2
+        d = (self.features(t) - self.features(mid))[:, :-1]  # (m, F - 1)
+        out = self.centroid_outputs[r] + np.einsum("mkf,mf->mk", self.affine[r, :, :-1], d)
+        out[idx < 0] = np.nan
+        return out
+
+    def to_input(self, t, dtype=torch.float64) -> torch.Tensor:
+        """The inputs (m, *input_shape) at the parameters t (m,) (see :meth:`Path.to_input`)."""
+        return self.path.to_input(t, dtype)
+
+    # -- analysis (each forwards to the function of the same name) --------------------
+
+    def verify(self, n_points: int | None = None, seed: int = 0, model=None, tol: float | None = None) -> VerifyReport:
+        """Check against the float64 model; see :func:`splinecam.analysis.paths.verify_path`."""
+        return late("analysis.paths.verify_path")(self, n_points=n_points, seed=seed, model=model, tol=tol)
+
+    def decision_boundary(self) -> PathCrossings:
+        """Where the path crosses the decision boundary, exactly; see
+        :func:`splinecam.analysis.paths.path_crossings`."""
+        return late("analysis.paths.path_crossings")(self)
+
+    def level_set(self, value: float, output: int = 0) -> PathCrossings:
+        """Where output ``output`` crosses ``value``; see :func:`splinecam.analysis.paths.path_crossings`."""
+        return late("analysis.paths.path_crossings")(self, level=value, output=output)
+
+    def transitions(self) -> dict[str, int]:
+        """{layer name: how often that layer's activation pattern changes along the path}; see
+        :func:`splinecam.analysis.paths.transitions`."""
+        return late("analysis.paths.transitions")(self)
+
+    def plot(self, ax=None, outputs=None, breakpoints: bool = True, boundary: bool = True, **kwargs):
+        """The outputs along the path with the breakpoints marked; see :func:`splinecam.viz.paths.plot_path`."""
+        return late("viz.paths.plot_path")(self, ax=ax, outputs=outputs, breakpoints=breakpoints, boundary=boundary,
+                                           **kwargs)
+
+    # -- save / load ----------------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Write an ``.npz`` file (arrays and JSON only), atomically as :meth:`Partition.save`."""
+        p = self.path
+        meta = {"format": PATH_FILE.format, "version": __version__, "seconds": self.seconds, "complete": self.complete,
+                "layers": [asdict(layer) for layer in self.layers], "input_shape": list(p.input_shape),
+                "kind": p.kind, "closed": p.closed}
+        arrays = dict(lo=self.lo, hi=self.hi, affine=self.affine, centroid_outputs=self.centroid_outputs,
+                      codes=self.packed_codes, ends=self.ends, leg=self.leg, points=p.points)
+        save_arrays(path, arrays, meta)
+
+    @classmethod
+    def load(cls, path) -> "PathPartition":
+        """Read a file written by :meth:`save` (no model: pass one to ``verify``); raises
+        :class:`~splinecam.InvalidPartitionFile` saying why for a file that is not one."""
+        meta, f = read_arrays(path, PATH_FILE)
+        points = f["points"][:-1] if meta["closed"] else f["points"]
+        try:
+            p = Path(points, kind=meta["kind"], closed=meta["closed"])
+        except ValueError as err:
+            raise InvalidPartitionFile(f"{path} is not a valid splinecam path partition: its path is invalid ({err})") from None
+        return cls(p, f["lo"], f["hi"], f["affine"], f["centroid_outputs"], f["codes"], f["ends"], f["leg"],
+                   [LayerInfo(**layer) for layer in meta["layers"]], seconds=meta["seconds"], complete=meta["complete"])
+

@@ -1,0 +1,236 @@
+"""Paths: the exact pieces of a network along a segment, a polyline or an ellipse.
+
+Every partition is checked against a brute-force scan (codes on a dense grid of the path, each
+change located by bisection to the exact switch): every change is a breakpoint, every piece's
+code and map hold at the grid points, neighbouring pieces differ, the lengths add up.  Random,
+integer-weight and degenerate networks (a path on a unit's hyperplane, through a vertex of the
+arrangement), a trained model, the engine and the fast path, limits, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import arrangement_model, examples, random_mlp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from trained_models import multiclass_mlp, sdf_mlp
+
+import splinecam as sc
+from splinecam.analysis.sampling import code_mismatches, network_outputs
+
+GRID = 3000
+
+
+def _model_at(part, t):
+    """(outputs (m, K), codes (m, bits), scale, inputs) of the model at path parameters t (m,)."""
+    x = part.to_input(t)
+    outputs, codes, scale = network_outputs(part.model, part.graph, x)
+    return outputs, codes, scale, x
+
+
+def _switches(part, t, codes, steps: int = 60) -> np.ndarray:
+    """The exact parameters where the model's code changes between grid points t (m,) with
+    codes (m, bits): bisection to the last float steps."""
+    out = []
+    for i in np.flatnonzero((codes[1:] != codes[:-1]).any(1)):
+        a, b, ca = t[i], t[i + 1], codes[i]
+        for _ in range(steps):
+            m = (a + b) / 2
+            if m in (a, b):
+                break
+            cm = _model_at(part, [m])[1][0]
+            a, b, ca = (m, b, cm) if np.array_equal(cm, ca) else (a, m, ca)
+        out.append((a + b) / 2)
+    return np.array(out)
+
+
+def check_path_partition(part, n: int = GRID) -> None:
+    """The brute-force checks of the module doc."""
+    lo, hi = part.path.t_range
+    assert part.complete
+    assert part.lo[0] == lo and part.hi[-1] == hi and np.array_equal(part.lo[1:], part.hi[:-1])
+    assert np.all(part.hi > part.lo)
+    assert abs(part.lengths.sum() - (hi - lo)) <= 1e-12 * (hi - lo)
+    t = np.linspace(lo, hi, n)
+    outputs, codes, scale, x = _model_at(part, t)
+    idx = part.locate(t)
+    assert np.all(idx >= 0)
+    near = np.min(np.abs(t[:, None] - part.t[None]), 1) <= 1e-9 * (hi - lo)
+    keep = ~near
+    assert np.max(np.abs(part.evaluate(t)[keep] - outputs[keep])) <= 1e-9 * scale
+    assert code_mismatches(part, idx, codes, keep, part.graph, x, 1e-9 * scale) == 0
+    for s in _switches(part, t, codes):  # every change of the model's code is a breakpoint
+        assert np.min(np.abs(part.t - s)) <= 1e-9 * (hi - lo), s
+    same_leg = part.leg[1:] == part.leg[:-1]  # within a leg, neighbouring pieces differ
+    assert np.all((part.codes[1:] != part.codes[:-1]).any(1)[same_leg])
+    inner = part.edge_units[1:-1]
+    assert np.all((inner[:, 0] >= 0) == same_leg)  # a unit made every breakpoint inside a leg
+
+
+def _path(kind: str, rng, d: int = 2, integer: bool = False):
+    pts = rng.integers(-2, 3, (4, d)).astype(float) if integer else rng.normal(size=(4, d))
+    while integer and (np.abs(np.diff(pts, axis=0)).max(1) == 0).any():
+        pts = rng.integers(-2, 3, (4, d)).astype(float)
+    if kind == "segment":
+        return sc.Path.segment(pts[0], pts[1])
+    if kind == "polyline":
+        return sc.Path.through(pts, closed=bool(rng.integers(2)))
+    if integer and abs(np.linalg.det(np.stack([pts[1] - pts[0], pts[2] - pts[0]]))) < 0.5:
+        pts[2] = pts[0] + np.array([pts[1, 1] - pts[0, 1], pts[0, 0] - pts[1, 0]]) + [0.0, 0.5]
+    return sc.Path.ellipse(pts[0], pts[1], pts[2])
+
+
+@settings(max_examples=examples(25), deadline=None)
+@given(seed=st.integers(0, 10**6), kind=st.sampled_from(["segment", "polyline", "ellipse"]),
+       integer=st.booleans(), act=st.sampled_from(["relu", "leaky"]), extras=st.booleans())
+def test_pieces_match_a_brute_force_scan(seed, kind, integer, act, extras):
+    model = random_mlp([6, 5], 2, seed, act=act, integer=integer, extras=extras)
+    path = _path(kind, np.random.default_rng(seed), integer=integer)
+    check_path_partition(sc.partition(model, path, progress=False))
+
+
+@pytest.mark.parametrize("kind", ["segment", "polyline", "ellipse"])
+def test_wide_inputs_and_both_executors_agree(kind):
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(7, 24), nn.ReLU(), nn.Linear(24, 24), nn.LeakyReLU(0.2), nn.Linear(24, 3)).eval()
+    path = _path(kind, np.random.default_rng(5), d=7)
+    fast = sc.partition(model, path, progress=False)
+    check_path_partition(fast)
+    engine = sc.partition(nn.Sequential(nn.Identity(), model, nn.Flatten()), path, progress=False)  # traced
+    assert np.array_equal(fast.t, engine.t) and np.array_equal(fast.codes, engine.codes)
+    assert np.allclose(fast.affine, engine.affine, rtol=1e-12, atol=1e-12)
+
+
+def test_a_path_on_a_units_hyperplane():
+    """Unit 0 (u = 0) is zero all along the path: one flat unit, no breakpoint of its own; unit
+    1 (v = 0) cuts at t = 1/2."""
+    model = arrangement_model([(1, 0), (0, 1)], [0, 0])
+    part = sc.partition(model, sc.Path.segment([0.0, -1.0], [0.0, 1.0]), progress=False)
+    check_path_partition(part)
+    assert np.array_equal(part.t, [0.0, 0.5, 1.0])
+    assert part.codes[:, 0].tolist() == [False, False]
+    assert part.edge_units[1].tolist() == [0, 1]
+
+
+def test_a_path_through_a_vertex_of_the_arrangement():
+    """Three concurrent lines through the origin, crossed at t = 1/2: one breakpoint, where all
+    three units change."""
+    model = arrangement_model([(1, 0), (0, 1), (1, 1), (2, 2)], [0, 0, 0, 0])
+    part = sc.partition(model, sc.Path.segment([-1.0, -0.5], [1.0, 0.5]), progress=False)
+    check_path_partition(part)
+    assert np.array_equal(part.t, [0.0, 0.5, 1.0])
+    assert (part.codes[0] != part.codes[1]).tolist() == [True, True, True, True]
+
+
+def test_an_ellipse_tangent_to_a_line_and_through_points():
+    """The ellipse through three points is the Steiner circumellipse: x(0) = x0, x(2pi/3) = x1,
+    x(4pi/3) = x2; a unit whose line only touches it makes no breakpoint."""
+    x0, x1, x2 = np.array([1.0, 0.0]), np.array([-0.5, np.sqrt(3) / 2]), np.array([-0.5, -np.sqrt(3) / 2])
+    path = sc.Path.ellipse(x0, x1, x2)  # the unit circle
+    x = path.to_input([0, 2 * np.pi / 3, 4 * np.pi / 3]).numpy()
+    assert np.allclose(x, [x0, x1, x2], atol=1e-15)
+    assert np.allclose(path.to_chart(x), [0, 2 * np.pi / 3, 4 * np.pi / 3], atol=1e-15)
+    model = arrangement_model([(1, 0), (0, 1)], [-1, 0])  # u = 1 touches the circle at s = 0; v = 0 cuts it twice
+    part = sc.partition(model, path, progress=False)
+    check_path_partition(part)
+    assert np.allclose(part.t, [0, np.pi, 2 * np.pi], atol=1e-15)
+
+
+def test_on_a_trained_model_crossings_tie_and_transitions_count_the_changes():
+    model, X, y = multiclass_mlp()
+    path = sc.Path.through([X[y == c][0] for c in range(4)], closed=True)
+    part = sc.partition(model, path, progress=False)
+    check_path_partition(part)
+    assert part.verify().ok
+    cross = part.decision_boundary()
+    assert len(cross) >= 3
+    out = part.model(cross.x).detach().numpy()
+    top = np.sort(out, 1)
+    scale = np.abs(out).max()
+    assert np.all(top[:, -1] - top[:, -2] <= 1e-9 * scale)  # the two best tie
+    assert np.array_equal(np.sort(out.argsort(1)[:, -2:], 1), np.sort(cross.classes, 1))
+    counts = part.transitions()
+    codes, start = part.codes, 0
+    for layer in part.layers:  # brute force: changes of the layer's bits between neighbours
+        bits = codes[:, start : start + layer.bits]
+        assert counts[layer.name] == int((bits[1:] != bits[:-1]).any(1).sum())
+        start += layer.bits
+    assert sum(counts.values()) >= len(part) - 1 - (len(path.points) - 2)  # every inner breakpoint changes a layer
+
+
+def test_level_set_crossings_of_a_trained_sdf_are_zeros():
+    model, X, _ = sdf_mlp()
+    part = sc.partition(model, sc.Path.segment([-2.0, -1.5], [2.0, 1.7]), progress=False)
+    check_path_partition(part)
+    cross = part.decision_boundary()
+    assert len(cross) == 2  # in and out of the circle
+    assert np.all(np.abs(part.model(cross.x).detach().numpy()) <= 1e-9 * np.abs(part.centroid_outputs).max())
+    half = part.level_set(0.5)
+    assert np.all(np.abs(part.model(half.x).detach().numpy() - 0.5) <= 1e-9 * 4)
+
+
+def test_image_inputs_and_max_type_ops():
+    torch.manual_seed(0)
+    conv = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 4, 2)).eval()
+    a, b = torch.randn(1, 6, 6), torch.randn(1, 6, 6)
+    part = sc.partition(conv, sc.Path.segment(a, b), progress=False)
+    check_path_partition(part)
+    pooled = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(12, 2)).eval()
+    with pytest.raises(sc.UnsupportedModelError, match="max-type.*slices only"):
+        sc.partition(pooled, sc.Path.segment(a, b), progress=False)
+
+
+def test_limits_hand_back_exact_pieces():
+    model = random_mlp([40, 40], 2, 4)
+    path = sc.Path.through(np.random.default_rng(0).normal(size=(6, 2)) * 3)
+    full = sc.partition(model, path, progress=False)
+    with pytest.raises(sc.RegionLimitError) as err:
+        sc.partition(model, path, progress=False, max_regions=len(full) // 2, chunk_size=8)
+    part = err.value.partial
+    assert isinstance(part, sc.PathPartition) and not part.complete and 0 < len(part) < len(full)
+    assert part.verify().ok
+    keys = {(round(lo, 12), round(hi, 12)) for lo, hi in zip(full.lo, full.hi)}
+    assert all((round(lo, 12), round(hi, 12)) in keys for lo, hi in zip(part.lo, part.hi))
+    with pytest.raises(sc.TimeLimitError) as err:
+        sc.partition(model, path, progress=False, timeout=1e-9)
+    assert isinstance(err.value.partial, sc.PathPartition)
+
+
+def test_bad_paths_and_options_say_what_to_do():
+    with pytest.raises(ValueError, match="coincide"):
+        sc.Path.segment([0.0, 1.0], [0.0, 1.0])
+    with pytest.raises(ValueError, match="one line"):
+        sc.Path.ellipse([0.0, 0.0], [1.0, 1.0], [2.0, 2.0])
+    with pytest.raises(ValueError, match="NaN"):
+        sc.Path.segment([0.0, np.nan], [0.0, 1.0])
+    with pytest.raises(ValueError, match="tiles"):
+        sc.partition(random_mlp([3], 1, 0), sc.Path.segment([0.0, 0.0], [1.0, 1.0]), tiles=2)
+
+
+def test_save_and_load(tmp_path):
+    model = random_mlp([8, 8], 3, 2)
+    for path in (sc.Path.through(np.eye(2) * 2, closed=True), sc.Path.ellipse([1.0, 0.0], [0.0, 1.0], [-1.0, 0.3])):
+        part = sc.partition(model, path, progress=False)
+        part.save(tmp_path / "p.npz")
+        back = sc.PathPartition.load(tmp_path / "p.npz")
+        for name in ("lo", "hi", "affine", "centroid_outputs", "packed_codes", "ends", "leg"):
+            assert np.array_equal(getattr(back, name), getattr(part, name))
+        assert back.path.kind == path.kind and back.verify(model=model).ok
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(sc.InvalidPartitionFile):
+        sc.PathPartition.load(tmp_path / "bad.npz")
+    sc.partition(model, sc.Slice.box((-1, -1), (1, 1)), progress=False).save(tmp_path / "slice.npz")
+    with pytest.raises(sc.InvalidPartitionFile, match="format"):
+        sc.PathPartition.load(tmp_path / "slice.npz")
+
+
+def test_plot_marks_breakpoints_and_crossings():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    part = sc.partition(random_mlp([6], 2, 1), sc.Path.segment([-1.0, -1.0], [1.0, 1.0]), progress=False)
+    out = part.plot()
+    assert len(out["lines"]) == 2 and len(out["crossings"]) == len(part.decision_boundary())
+    assert len(out["breakpoints"].get_offsets()) == len(part) + 1
