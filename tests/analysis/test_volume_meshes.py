@@ -111,3 +111,15 @@ def test_verify_catches_a_wrong_model_and_meshes_export(tmp_path):
     assert np.array_equal(v, mesh.vertices) and np.array_equal(f - 1, mesh.triangles)
     with pytest.raises(ValueError, match="output"):
         part.level_set_mesh(0.0, output=1)
+
+
+def test_trimesh_hand_off():
+    mesh = sc.partition(octahedron(), sc.Volume.box([-2, -2, -2], [2, 2, 2]), progress=False).level_set_mesh()
+    try:
+        import trimesh  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match=r"splinecam\[meshes\]"):
+            mesh.to_trimesh()
+        return
+    tm = mesh.to_trimesh()
+    assert tm.is_watertight and tm.area == pytest.approx(4 * np.sqrt(3))
