@@ -15,7 +15,7 @@ from .extras import late
 from .geometry.polyhedra import Polyhedra
 from .geometry.surface import complex_counts
 from .ops import ElementwiseOp
-from .partition import Options, check_shapes, default_device, region_limit, usable_device
+from .partition import CellsResult, Options, check_shapes, default_device, region_limit, usable_device
 from .run.chain import ChainRun, chain_applies, read_chain
 from .run.engine import Engine
 from .run.plan import Plan, parse_bytes
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # the analysis layer sits above this module: its types only
 _LOCATE_ELEMENTS = 1 << 22  # point-by-face plane values held at once by locate
 
 
-class VolumePartition:
+class VolumePartition(CellsResult):
     """The linear cells of a network in a volume.
 
     Cells are convex polyhedra in chart coordinates ``uvw``; on cell r the network is
@@ -50,36 +50,12 @@ class VolumePartition:
         self.arrays, self.volume, self.layers, self.seconds = arrays, volume, list(layers), seconds
         self.complete = bool(complete)
         self.exact = np.ones(len(arrays), bool) if exact is None else np.asarray(exact, bool)
-        self._network = network  # (model copy, graph), or a callable that makes them when first needed
+        self._network = (None, None) if network is None else network  # see CellsResult
 
-    @property
-    def model(self):
-        """The float64 copy of the network the cells are of (None where not kept)."""
-        return self._prepared()[0]
+    _nouns = ("cells", "volume")
 
-    @property
-    def graph(self):
-        """The traced graph of :attr:`model`."""
-        return self._prepared()[1]
-
-    def _prepared(self) -> tuple:
-        if callable(self._network):
-            self._network = self._network()
-        return self._network if self._network is not None else (None, None)
-
-    def __len__(self) -> int:
-        return len(self.arrays)
-
-    def __repr__(self) -> str:
-        partial = "" if self.complete else f", partial: {self.volume_fraction:.1%} of the volume"
-        coarse = int((~self.exact).sum())
-        cells = f"{len(self) - coarse:,} cells" + (f" + {coarse:,} coarse cells" if coarse else "")
-        return f"VolumePartition({cells}, {self.n_outputs} outputs, {self.seconds:.2f} s{partial})"
-
-    @property
-    def n_outputs(self) -> int:
-        """K, the number of network outputs."""
-        return self.arrays.affine.shape[1]
+    def _covered(self) -> float:
+        return self.volume_fraction
 
     @property
     def affine(self) -> np.ndarray:

@@ -9,25 +9,16 @@ import numpy as np
 import torch
 
 from .geometry.polyhedra import Polyhedra
-from .slices import positive_number, rounding
+from .slices import chart_axes, finite_array, positive_number, rounding
 
 __all__ = ["Volume", "as_chart_points"]
 
 _ROUNDINGS = 16  # a difference within this many units of rounding (of the inputs' dtype) is noise
 
 
-def _finite(x, name: str) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().to(torch.float64).numpy()
-    arr = np.asarray(x, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf values; a volume needs finite coordinates.")
-    return arr
-
-
 def as_chart_points(uvw) -> np.ndarray:
     """(N, 3) float64 chart coordinates from ``uvw`` ((N, 3) or one point (3,))."""
-    arr = np.atleast_2d(_finite(uvw, "uvw"))
+    arr = np.atleast_2d(finite_array(uvw, "uvw"))
     if arr.ndim != 2 or arr.shape[1] != 3:
         raise ValueError(f"volume coordinates must have shape (N, 3) (or (3,) for one point), got {np.shape(uvw)}.")
     return arr
@@ -64,21 +55,11 @@ class Volume:
     """
 
     def __init__(self, origin, basis, polytope, anchors=None):
-        self.origin = _finite(origin, "origin")
+        self.origin, self.basis = chart_axes(origin, basis, 3)
         self.input_shape = tuple(self.origin.shape)
-        eps = rounding(basis)
-        basis = _finite(basis, "basis")
-        d = self.origin.size
-        if basis.ndim != 2 or basis.shape != (d, 3):
-            raise ValueError(f"basis must have shape (D, 3) with D = origin.numel() = {d}, got {basis.shape}.")
-        sv = np.linalg.svd(basis, compute_uv=False)
-        if not sv[-1] > max(1e-12, _ROUNDINGS * eps) * max(sv[0], 1e-300):
-            raise ValueError("basis is rank-deficient: its three columns must be linearly independent (to the "
-                             "precision of their dtype).")
-        self.basis = basis
-        self.planes = _hull_planes(_finite(polytope, "polytope"), rounding(polytope))
+        self.planes = _hull_planes(finite_array(polytope, "polytope"), rounding(polytope))
         self.vertices = Polyhedra.from_planes(self.planes).verts.numpy()
-        self.anchors = None if anchors is None else _finite(anchors, "anchors")
+        self.anchors = None if anchors is None else finite_array(anchors, "anchors")
 
     noun = measure_noun = "volume"  # what a run's progress calls the domain and its measure
     partitioner = "volume_partition.partition_volume"  # what sc.partition runs on a volume
@@ -110,7 +91,7 @@ class Volume:
     @classmethod
     def box(cls, lo, hi) -> "Volume":
         """Identity chart of R^3 (a network with 3 inputs) over the box ``lo``-``hi`` (each (3,))."""
-        lo, hi = _finite(lo, "lo"), _finite(hi, "hi")
+        lo, hi = finite_array(lo, "lo"), finite_array(hi, "hi")
         if lo.shape != (3,) or hi.shape != (3,):
             raise ValueError(f"lo and hi must be points of shape (3,), got {lo.shape} and {hi.shape}.")
         if not np.all(hi > lo):
@@ -125,7 +106,7 @@ class Volume:
         their (4, 3) chart coordinates."""
         margin = positive_number(margin, "margin", zero_ok=True)
         eps = _ROUNDINGS * rounding(x0, x1, x2, x3)
-        pts = [_finite(x, name) for x, name in ((x0, "x0"), (x1, "x1"), (x2, "x2"), (x3, "x3"))]
+        pts = [finite_array(x, name) for x, name in ((x0, "x0"), (x1, "x1"), (x2, "x2"), (x3, "x3"))]
         if len({p.shape for p in pts}) != 1:
             raise ValueError(f"the four points have different shapes: {[p.shape for p in pts]}.")
         flat = np.stack([p.ravel() for p in pts])
@@ -149,7 +130,7 @@ class Volume:
 
     def to_chart(self, x) -> np.ndarray:
         """(N, 3) least-squares chart coordinates of inputs ``x`` (N, *input_shape)."""
-        x = _finite(x, "x").reshape(-1, self.dim)
+        x = finite_array(x, "x").reshape(-1, self.dim)
         uvw, *_ = np.linalg.lstsq(self.basis, (x - self.origin.ravel()).T, rcond=None)
         return uvw.T
 
