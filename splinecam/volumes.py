@@ -80,7 +80,7 @@ class Volume:
         center = self.vertices.mean(0)
         planes = self.planes.copy()
         planes[:, 3] += planes[:, :3] @ center
-        root = Polyhedra.from_planes(planes, dtype, device)
+        root = Polyhedra.single(torch.from_numpy(planes).to(dtype=dtype, device=device))
         return center, root, np.abs(self.vertices - center).max(0)
 
     @cached_property
