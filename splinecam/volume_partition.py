@@ -14,8 +14,7 @@ from .errors import StoppedEarly, UnsupportedModelError
 from .extras import late
 from .geometry.polyhedra import Polyhedra
 from .geometry.surface import complex_counts
-from .ops import ElementwiseOp
-from .partition import CellsResult, Options, check_shapes, default_device, region_limit, usable_device
+from .partition import CellsResult, check_shapes, checked_arguments, region_limit
 from .run.chain import ChainRun, chain_applies, read_chain
 from .run.engine import Engine
 from .run.plan import Plan, parse_bytes
@@ -160,12 +159,9 @@ def partition_volume(model, volume: Volume, dtype=torch.float64, device=None, pr
     counts from (a ``time.perf_counter()`` reading; default now).  ``sc.partition`` on a volume
     calls it (the volume's ``partitioner``)."""
     started = time.perf_counter() if started is None else started
-    if not isinstance(volume, Volume):
-        raise TypeError(f"volume must be a splinecam.Volume, got {type(volume).__name__}.")
+    opts, device = checked_arguments(model, volume, device, options, "partition", Volume)
     if tiles is not None or executor is not None:
         raise ValueError("tiles and executor apply to slices; partition a volume without them.")
-    opts = Options.of(options, "partition")
-    device = default_device(model) if device is None else usable_device(device)
     chain = read_chain(model, volume) if chain_applies(dtype, device) else None
     if chain is not None:
         graph, shapes = chain.graph(volume.input_shape[0])
@@ -175,7 +171,7 @@ def partition_volume(model, volume: Volume, dtype=torch.float64, device=None, pr
         twin, graph = prepare(model, dtype, device, volume.input_shape)
         shapes = check_shapes(twin, graph, volume, dtype, device)
         network = (twin, graph)
-    flat = [f"{node.name} ({type(node.op).__name__})" for node in graph.split_nodes if not isinstance(node.op, ElementwiseOp)]
+    flat = [f"{node.name} ({type(node.op).__name__})" for node in graph.split_nodes if not node.op.any_cells]
     if flat:
         raise UnsupportedModelError(f"{', '.join(flat)}: max-type ops (max-pooling, maxout, max/min of tensors) are "
                                     "not supported in a 3-D volume yet; partition 2-D slices of it (sc.Slice) instead.")
