@@ -239,8 +239,9 @@ def mesh_table(runs: int) -> None:
 
         def mc():
             grid = torch.as_tensor(np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3))
-            with torch.no_grad():
-                values = twin(grid).reshape(n, n, n).numpy()
+            with torch.no_grad():  # in blocks: the hidden activations of n^3 points at once do not fit
+                values = torch.cat([twin(grid[s : s + (1 << 18)]) for s in range(0, len(grid), 1 << 18)])
+            values = values.reshape(n, n, n).numpy()
             v, f, _, _ = marching_cubes(values, level=0.0, spacing=(g[1] - g[0],) * 3)
             return v - 1, f
 
