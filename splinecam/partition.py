@@ -28,7 +28,7 @@ from .run.trace import Graph, frozen, prepare
 from .run.watch import Watch
 from .slices import Slice, as_points
 
-__all__ = ["CellsResult", "Options", "Partition", "check_shapes", "checked_arguments", "default_device", "pairs", "parse_bytes", "partition",
+__all__ = ["NetworkCopy", "Options", "Partition", "check_shapes", "checked_arguments", "default_device", "pairs", "parse_bytes", "partition",
            "partition_graph", "partition_many", "usable_device"]
 
 if TYPE_CHECKING:  # the analysis layer sits above this module: its types only
@@ -102,10 +102,9 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
 
         part = sc.partition(model, sc.Slice.box((-1, -1), (1, 1)))
 
-    On another kind of domain (a :class:`~splinecam.Path`, a :class:`~splinecam.Volume`), the
-    function its ``partitioner`` names runs with the same arguments (e.g.
-    :func:`splinecam.path_partition.partition_path`, which returns a :class:`~splinecam.PathPartition`,
-    :func:`splinecam.volume_partition.partition_volume`, a :class:`~splinecam.VolumePartition`).
+    On another kind of domain (a :class:`~splinecam.Path`), the function its ``partitioner``
+    names runs with the same arguments (e.g. :func:`splinecam.path_partition.partition_path`,
+    which returns a :class:`~splinecam.PathPartition`).
     """
     if getattr(sl, "partitioner", None) is not None:  # another kind of domain: its own driver
         return late(sl.partitioner)(model, sl, dtype, device, progress, max_regions=max_regions, max_memory=max_memory,
@@ -320,43 +319,15 @@ def check_shapes(twin, graph: Graph, sl: Slice, dtype, device) -> list[tuple[int
     return [tuple(v.shape[1:]) for v in values]
 
 
-class CellsResult:
-    """What the results of every domain share: ``arrays`` (whose ``affine`` is (R, K, 1 + d)),
-    ``exact``, ``complete``, ``seconds``, and ``_network``: the float64 copy of the network they
-    are of and its graph, or a callable that makes them when first needed.  A subclass names its
-    cells and domain (``_nouns``) and gives the share of the domain its cells cover
-    (``_covered``)."""
+class NetworkCopy:
+    """The float64 copy of the network a result is of, for its ``verify``: ``_network`` is
+    (model copy, graph), or a callable that makes them when first needed (the fast path's)."""
 
-    _network: object = (None, None)
-    _nouns = ("cells", "domain")
-
-    def __len__(self) -> int:
-        return len(self.arrays)
-
-    def __repr__(self) -> str:
-        cells, domain = self._nouns
-        partial = "" if self.complete else f", partial: {self._covered():.1%} of the {domain}"
-        coarse = int((~self.exact).sum())
-        counts = f"{len(self) - coarse:,} {cells}" + (f" + {coarse:,} coarse cells" if coarse else "")
-        return f"{type(self).__name__}({counts}, {self.n_outputs} outputs, {self.seconds:.2f} s{partial})"
-
-    def _covered(self) -> float:
-        raise NotImplementedError
-
-    @property
-    def n_outputs(self) -> int:
-        """K, the number of network outputs."""
-        return self.arrays.affine.shape[1]
-
-    @property
-    def affine(self) -> np.ndarray:
-        """(R, K, 1 + d): on cell r, output k is ``affine[r, k] @ (t_1, ..., t_d, 1)`` in chart
-        coordinates (``(u, v, 1)`` on a slice)."""
-        return self.arrays.affine
+    _network: tuple | object
 
     @property
     def model(self):
-        """The float64 copy of the network the cells are of (None after :meth:`drop_model`
+        """The float64 copy of the network the regions are of (None after :meth:`drop_model`
         and for a partition loaded from a file)."""
         return self._prepared()[0]
 
@@ -375,7 +346,7 @@ class CellsResult:
         self._network = (None, None)
 
 
-class Partition(CellsResult):
+class Partition(NetworkCopy):
     """The linear regions of a network on a slice.
 
     Regions are convex polygons in slice coordinates ``uv``; on region r the
@@ -404,11 +375,19 @@ class Partition(CellsResult):
         # (model copy, graph), or ``network``: a callable that makes them when first needed
         self._network = (model, graph) if network is None else network
 
+    def __len__(self) -> int:
+        return len(self.arrays)
 
-    _nouns = ("regions", "slice")
+    def __repr__(self) -> str:
+        partial = "" if self.complete else f", partial: {self.area_fraction:.1%} of the slice"
+        coarse = int((~self.exact).sum())
+        cells = f"{len(self) - coarse:,} regions" + (f" + {coarse:,} coarse cells" if coarse else "")
+        return f"Partition({cells}, {self.n_outputs} outputs, {self.seconds:.2f} s{partial})"
 
-    def _covered(self) -> float:
-        return self.area_fraction
+    @property
+    def n_outputs(self) -> int:
+        """K, the number of network outputs."""
+        return self.arrays.affine.shape[1]
 
     @property
     def affine(self) -> np.ndarray:

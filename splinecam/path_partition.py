@@ -20,7 +20,7 @@ from ._version import __version__
 from .errors import InvalidPartitionFile, StoppedEarly, UnsupportedModelError
 from .extras import late
 from .io.files import PATH_FILE, read_arrays, save_arrays
-from .partition import check_shapes, checked_arguments, region_limit
+from .partition import NetworkCopy, check_shapes, checked_arguments, region_limit
 from .paths import Path
 from .run.chain import ChainRun, chain_applies, read_chain
 from .run.engine import Engine
@@ -85,7 +85,7 @@ def partition_path(model, path: Path, dtype=torch.float64, device=None, progress
     return PathPartition.of_legs(parts, path, layers, watch.elapsed(), network)
 
 
-class PathPartition:
+class PathPartition(NetworkCopy):
     """The linear pieces of a network along a path, in order of the path parameter t.
 
     lo, hi: (n,) the pieces' parameter ranges (``t`` (n + 1,) their breakpoints, for a complete
@@ -132,23 +132,6 @@ class PathPartition:
                        np.zeros(0), layers, seconds, network, complete)
         return cls(path, *(np.concatenate(x) for x in (los, his, maps, outs, codes, ends, legs)), layers, seconds,
                    network, complete)
-
-    # -- the network -------------------------------------------------------------
-
-    @property
-    def model(self):
-        """The float64 copy of the network (None for a partition loaded from a file)."""
-        return self._prepared()[0]
-
-    @property
-    def graph(self):
-        """The traced graph of :attr:`model` (None where it is None)."""
-        return self._prepared()[1]
-
-    def _prepared(self) -> tuple:
-        if callable(self._network):
-            self._network = self._network()
-        return self._network
 
     # -- the pieces ----------------------------------------------------------------
 

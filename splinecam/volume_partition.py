@@ -14,7 +14,7 @@ from .errors import StoppedEarly, UnsupportedModelError
 from .extras import late
 from .geometry.polyhedra import Polyhedra
 from .geometry.surface import complex_counts
-from .partition import CellsResult, check_shapes, checked_arguments, region_limit
+from .partition import NetworkCopy, check_shapes, checked_arguments, region_limit
 from .run.chain import ChainRun, chain_applies, read_chain
 from .run.engine import Engine
 from .run.plan import Plan, parse_bytes
@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # the analysis layer sits above this module: its types only
 _LOCATE_ELEMENTS = 1 << 22  # point-by-face plane values held at once by locate
 
 
-class VolumePartition(CellsResult):
+class VolumePartition(NetworkCopy):
     """The linear cells of a network in a volume.
 
     Cells are convex polyhedra in chart coordinates ``uvw``; on cell r the network is
@@ -49,12 +49,21 @@ class VolumePartition(CellsResult):
         self.arrays, self.volume, self.layers, self.seconds = arrays, volume, list(layers), seconds
         self.complete = bool(complete)
         self.exact = np.ones(len(arrays), bool) if exact is None else np.asarray(exact, bool)
-        self._network = (None, None) if network is None else network  # see CellsResult
+        self._network = (None, None) if network is None else network  # see NetworkCopy
 
-    _nouns = ("cells", "volume")
+    def __len__(self) -> int:
+        return len(self.arrays)
 
-    def _covered(self) -> float:
-        return self.volume_fraction
+    def __repr__(self) -> str:
+        partial = "" if self.complete else f", partial: {self.volume_fraction:.1%} of the volume"
+        coarse = int((~self.exact).sum())
+        cells = f"{len(self) - coarse:,} cells" + (f" + {coarse:,} coarse cells" if coarse else "")
+        return f"VolumePartition({cells}, {self.n_outputs} outputs, {self.seconds:.2f} s{partial})"
+
+    @property
+    def n_outputs(self) -> int:
+        """K, the number of network outputs."""
+        return self.arrays.affine.shape[1]
 
     @property
     def affine(self) -> np.ndarray:

@@ -234,3 +234,19 @@ def test_plot_marks_breakpoints_and_crossings():
     out = part.plot()
     assert len(out["lines"]) == 2 and len(out["crossings"]) == len(part.decision_boundary())
     assert len(out["breakpoints"].get_offsets()) == len(part) + 1
+
+
+@settings(max_examples=examples(20), deadline=None)
+@given(seed=st.integers(0, 10**6), integer=st.booleans(), act=st.sampled_from(["relu", "leaky"]))
+def test_the_compiled_split_makes_the_same_pieces_as_the_torch_rule(seed, integer, act):
+    from splinecam.geometry import compiled1d
+
+    model = random_mlp([7, 7], 2, seed, act=act, integer=integer)
+    path = _path("polyline", np.random.default_rng(seed), integer=integer)
+    fast = sc.partition(model, path, progress=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compiled1d, "AVAILABLE", False)
+        slow = sc.partition(model, path, progress=False)
+    assert np.array_equal(fast.lo, slow.lo) and np.array_equal(fast.hi, slow.hi)
+    assert np.array_equal(fast.packed_codes, slow.packed_codes) and np.array_equal(fast.ends, slow.ends)
+    assert np.array_equal(fast.affine, slow.affine)

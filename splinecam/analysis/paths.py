@@ -10,8 +10,7 @@ import numpy as np
 import torch
 
 from ..geometry import Arcs, Intervals
-from ..run.trace import prepare
-from .sampling import VerifyReport, code_mismatches, network_outputs
+from .sampling import VerifyReport, code_mismatches, network_outputs, verified_network
 
 __all__ = ["PathCrossings", "path_crossings", "transitions", "verify_path"]
 
@@ -26,16 +25,7 @@ def verify_path(part, n_points: int | None = None, seed: int = 0, model=None, to
     and the pieces' lengths summing to the path's (``area_error``, ``area_covered`` of the
     report are lengths here).  ``tol``: 1e-9 by default.
     """
-    if n_points is not None and (isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer))
-                                 or n_points < 1):
-        raise ValueError(f"n_points must be a positive integer (or None for the default), got {n_points!r}.")
-    if model is not None:
-        twin, graph = prepare(model, torch.float64, "cpu", part.path.input_shape)
-    elif part.model is not None:
-        twin, graph = part.model, part.graph
-    else:
-        raise ValueError("this path partition was loaded from a file; pass the model: part.verify(model=...).")
-    n_points = min(2000, max(100, 3 * len(part) // 2)) if n_points is None else n_points
+    twin, graph, n_points = verified_network(part, n_points, model, part.path.input_shape)
     rng = np.random.default_rng(seed)
     if len(part):
         mids = rng.integers(0, len(part), n_points // 2)

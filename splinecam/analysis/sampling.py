@@ -10,7 +10,7 @@ import torch
 from ..run.trace import prepare
 
 __all__ = ["BoundarySamples", "VerifyReport", "ambiguous_bits", "code_mismatches", "network_outputs", "sample_boundary",
-           "sample_polygon", "verify"]
+           "sample_polygon", "verified_network", "verify"]
 
 _POINTS_AT_ONCE = 256
 
@@ -85,17 +85,7 @@ def verify(part, n_points: int | None = None, seed: int = 0, model=None, tol: fl
     not compared; the report says how many points and regions were compared, and is not ``ok``
     when none were.
     """
-    if n_points is not None and (isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer))
-                                 or n_points < 1):
-        raise ValueError(f"n_points must be a positive integer (or None for the default), got {n_points!r}.")
-    if model is not None:
-        twin, graph = prepare(model, torch.float64, "cpu", part.slice.input_shape)
-    elif part.model is not None:
-        twin, graph = part.model, part.graph
-    else:
-        raise ValueError("this partition was loaded from a file; pass the model: part.verify(model=...).")
-    if n_points is None:
-        n_points = min(2000, max(100, 3 * len(part) // 2))
+    twin, graph, n_points = verified_network(part, n_points, model, part.slice.input_shape)
     rng = np.random.default_rng(seed)
     if part.complete:
         uv = sample_polygon(part.slice.polygon, n_points, rng)
@@ -121,6 +111,22 @@ def verify(part, n_points: int | None = None, seed: int = 0, model=None, tol: fl
     area_error = abs(covered - 1) if part.complete else max(0.0, covered - 1)
     return VerifyReport(n_points, max_abs, max_abs / scale, mismatches, int((~located).sum()), area_error, tol,
                         covered, part.complete, int(compared.sum()), len(np.unique(idx[compared])))
+
+
+def verified_network(part, n_points: int | None, model, input_shape) -> tuple:
+    """What a verify of ``part`` (a partition of any domain) runs: (model copy, graph, points):
+    ``model`` prepared in float64 (inputs ``input_shape``), else the partition's own copy; the
+    number of points ``n_points`` checked (default 1.5 per cell, at least 100, at most 2000)."""
+    if n_points is not None and (isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer))
+                                 or n_points < 1):
+        raise ValueError(f"n_points must be a positive integer (or None for the default), got {n_points!r}.")
+    if model is not None:
+        twin, graph = prepare(model, torch.float64, "cpu", input_shape)
+    elif part.model is not None:
+        twin, graph = part.model, part.graph
+    else:
+        raise ValueError("this partition was loaded from a file; pass the model: part.verify(model=...).")
+    return twin, graph, min(2000, max(100, 3 * len(part) // 2)) if n_points is None else n_points
 
 
 def code_mismatches(part, idx: np.ndarray, codes: np.ndarray | None, compared: np.ndarray, graph, x: torch.Tensor,

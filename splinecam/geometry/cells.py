@@ -17,7 +17,8 @@ positive where ``a . t + c > 0``.  Every cell type gives:
   each cell (for the side of a function flat on a cell);
 - ``extremes(z) -> (hi, lo)``, each (R, U): the max and min over each cell of its affine
   functions z (R, 1 + d, U) (rows: value at the reference point, then the d derivatives);
-- a split, :func:`split_cells`, which dispatches on the type.
+- a split, :func:`split_cells`, which dispatches on the type (and, where a compiled kernel
+  makes the whole split of an elementwise op at once, :func:`breakpoint_split`).
 
 The on-plane tolerance is :func:`~splinecam.geometry.plane_tolerance` for every dimension.
 """
@@ -28,12 +29,12 @@ from typing import Callable
 
 import torch
 
-from .intervals import Arcs, Intervals, split_intervals
-from .linesplit import LineSplit, split_by_lines
+from .intervals import Arcs, Intervals, split_intervals, split_intervals_at_breakpoints
+from .linesplit import LineSplit, split_at_breakpoints, split_by_lines
 from .polygons import Polygons
 from .polyhedra import Polyhedra, split_polyhedra
 
-__all__ = ["CellSplit", "split_cells"]
+__all__ = ["CellSplit", "breakpoint_split", "split_cells"]
 
 CellSplit = LineSplit  # the result of every cell type's split (its ``pieces`` are of the type split)
 
@@ -54,3 +55,13 @@ def split_cells(cells, region: torch.Tensor, planes: torch.Tensor, tol: torch.Te
     except KeyError:
         raise TypeError(f"no split for cells of type {type(cells).__name__}") from None
     return split(cells, region, planes, tol, units, check, budget)
+
+
+def breakpoint_split(cells, z: torch.Tensor, breakpoints: torch.Tensor, extent: torch.Tensor, rtol: float, layer: int,
+                     budget: int):
+    """The compiled split of an elementwise op where the cell type has one (polygons:
+    :func:`~splinecam.geometry.split_at_breakpoints`; intervals:
+    :func:`~splinecam.geometry.split_intervals_at_breakpoints`), else None: (pieces, parent,
+    code (n, U, k) bool, rest, rest_parent) for cells (R,) with unit maps z (R, 1 + d, U)."""
+    fast = {Polygons: split_at_breakpoints, Intervals: split_intervals_at_breakpoints}.get(type(cells))
+    return None if fast is None else fast(cells, z, breakpoints, extent, rtol, layer, budget)

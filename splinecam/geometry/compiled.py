@@ -414,13 +414,13 @@ def breakpoint_split(verts, offsets, edge_units, z, breakpoints, rtol, extent, l
 
 
 def gather_pieces(state, parent, code, slopes, intercepts, with_intercepts):
-    """States (n, 3, U) of pieces through an elementwise op's piece, from the states (R, 3, U)
-    of their regions ``parent`` (n,): unit u of piece p is ``slopes[c] * z + intercepts[c]``
+    """States (n, 1 + d, U) of pieces through an elementwise op's piece, from the states
+    (R, 1 + d, U) of their regions ``parent`` (n,): unit u of piece p is ``slopes[c] * z + intercepts[c]``
     (the intercept on the value row only, if ``with_intercepts``), c = ``code[p, u].sum()`` the
     breakpoints it is above (code (n, U, k) bool).  One pass, the same arithmetic as
     ``ElementwiseOp.push(state[parent], code)``."""
-    n, units, k = parent.shape[0], state.shape[2], code.shape[2]
-    out = np.empty((n, 3, units), state.dtype)
+    n, rows, units, k = parent.shape[0], state.shape[1], state.shape[2], code.shape[2]
+    out = np.empty((n, rows, units), state.dtype)
     for p in range(n):
         r = parent[p]
         for u in range(units):
@@ -429,8 +429,8 @@ def gather_pieces(state, parent, code, slopes, intercepts, with_intercepts):
                 c += code[p, u, q]
             f = slopes[c]
             out[p, 0, u] = state[r, 0, u] * f + intercepts[c] if with_intercepts else state[r, 0, u] * f
-            out[p, 1, u] = state[r, 1, u] * f
-            out[p, 2, u] = state[r, 2, u] * f
+            for j in range(1, rows):
+                out[p, j, u] = state[r, j, u] * f
     return out
 
 

@@ -20,10 +20,11 @@ from typing import Callable
 
 import torch
 
-from .linesplit import LineSplit
+from . import compiled1d
+from .linesplit import WORK_PER_CALL, LineSplit
 from .polygons import BORDER, first_of_runs, offsets_from_counts, ragged_arange
 
-__all__ = ["Arcs", "Intervals", "split_intervals"]
+__all__ = ["Arcs", "Intervals", "split_intervals", "split_intervals_at_breakpoints"]
 
 _PIECE_BYTES = 96  # bytes held per piece and per crossing point during a split (ends, units, indices, sort)
 
@@ -169,34 +170,65 @@ def split_intervals(cells: Intervals, region: torch.Tensor, planes: torch.Tensor
     return LineSplit(pieces, parent, rest, rest_parent, sides_of)
 
 
+def split_intervals_at_breakpoints(cells: Intervals, z: torch.Tensor, breakpoints: torch.Tensor, extent: torch.Tensor,
+                                   rtol: float, layer: int, budget: int
+                                   ) -> tuple[Intervals, torch.Tensor, torch.Tensor, Intervals, torch.Tensor] | None:
+    """The compiled split of an elementwise op over intervals, in one bounded call (see
+    :func:`splinecam.geometry.compiled1d.interval_breakpoint_split`): intervals ``cells`` (R,)
+    with unit maps z (R, 2, U), breakpoints (k,), the chart's half-size ``extent`` (1,).
+    Returns the pieces (n,), their intervals (n,) and codes (n, U, k) bool, and the rest (the
+    intervals not started) and their indices; None where it does not apply (no numba, not
+    float64 on the CPU, arcs)."""
+    if not (type(cells) is Intervals and compiled1d.AVAILABLE and z.device.type == "cpu" and z.dtype == torch.float64):
+        return None
+    lo, hi, ends, parent, code, done = compiled1d.interval_breakpoint_split(
+        cells.lo.numpy(), cells.hi.numpy(), cells.ends.contiguous().numpy(), z.contiguous().numpy(), breakpoints.numpy(),
+        rtol, float(extent[0]), layer, budget, WORK_PER_CALL)
+    rest_parent = torch.arange(done, len(cells))
+    pieces = Intervals(torch.from_numpy(lo), torch.from_numpy(hi), torch.from_numpy(ends))
+    return (pieces, torch.from_numpy(parent), torch.from_numpy(code).reshape(len(lo), z.shape[2], -1),
+            cells.select(rest_parent)[0], rest_parent)
+
+
 def _kept_cuts(owner: torch.Tensor, root: torch.Tensor, planes: torch.Tensor, tol: torch.Tensor, kind,
                lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """(n,) bool: which zeros ``root`` (n,) of the planes (n, d + 1) of a cell type ``kind``,
     sorted by cell ``owner`` then position, in cells ``[lo, hi]`` (n,), are cuts: a zero is no
     cut where its plane stays within its tolerance ``tol`` (n,) from the last cut before it
     (the cell's ``lo`` before the first) to the zero, or from the zero to ``hi`` (it passes
-    through that cut or end).  A fixed point of vectorised passes, each adding, after each
-    cut, the first zero that is one."""
+    through that cut or end).
+
+    Vectorised: a zero whose plane leaves its tolerance between the zero before it (or ``lo``)
+    and itself leaves it from any cut before it too, so it is a cut; the others (near the zero
+    before them) are settled in passes, each adding, after each cut, the first of them whose
+    plane leaves its tolerance from that cut (in a cluster of close zeros, more passes)."""
     def leaves(a, b):  # the plane leaves its tolerance on [a, b]
         top, bottom = kind.range_of(planes, a, b)
         return (top > tol) | (bottom < -tol)
 
     n = root.numel()
-    keep = torch.zeros(n, dtype=torch.bool, device=root.device)
+    if not n:
+        return torch.zeros(0, dtype=torch.bool, device=root.device)
     idx = torch.arange(n, device=root.device)
+    starts = first_of_runs(owner)
+    before = torch.where(starts, lo, torch.cat([root[:1], root[:-1]]))  # the zero before each, or lo
     usable = leaves(root, hi)
-    first = torch.cummax(torch.where(first_of_runs(owner), idx, 0), 0).values if n else idx  # of each zero's cell
-    while n:
-        last = torch.cummax(torch.where(keep, idx, -1), 0).values
-        last = torch.where(last >= first, last, -1)  # the last cut before each zero in its cell, or -1
-        start = torch.where(last >= 0, root[last.clamp(min=0)], lo)
-        new = torch.nonzero(~keep & usable & leaves(start, root)).flatten()
+    keep = usable & leaves(before, root)
+    open_ = torch.nonzero(usable & ~keep).flatten()  # near the zero before them: settled below
+    first = torch.cummax(torch.where(starts, idx, 0), 0).values  # the first zero of each zero's cell
+    while open_.numel():
+        last = torch.cummax(torch.where(keep, idx, -1), 0).values[open_]
+        last = torch.where(last >= first[open_], last, -1)  # the last cut before each, or -1
+        start = torch.where(last >= 0, root[last.clamp(min=0)], lo[open_])
+        top, bottom = kind.range_of(planes[open_], start, root[open_])
+        off = (top > tol[open_]) | (bottom < -tol[open_])
+        new, o, h = open_[off], owner[open_][off], last[off]
         if not new.numel():
-            return keep
-        o, h = owner[new], last[new]
+            break
         fresh = torch.ones_like(new, dtype=torch.bool)
         fresh[1:] = (o[1:] != o[:-1]) | (h[1:] != h[:-1])
         keep[new[fresh]] = True
+        open_ = open_[~keep[open_]]
     return keep
 
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from ..geometry import compiled, plane_tolerance, split_at_breakpoints, split_cells
+from ..geometry import breakpoint_split, compiled, plane_tolerance, split_cells
 from ..errors import Unsupported
 from .base import Split, SplitContext, SplitOp, pack_bits
 from .forms import SLACK, form_bounds, pad_form, with_symbols
@@ -65,7 +65,7 @@ class ElementwiseOp(SplitOp):
         return slopes[p, ch].reshape(piece.shape), intercepts[p, ch].reshape(piece.shape)
 
     def push(self, state: torch.Tensor, code: torch.Tensor, inplace: bool = False) -> torch.Tensor:
-        """Apply the pieces ``code`` (R, U, k) to the affine states (R, 3, U) (overwritten if ``inplace``)."""
+        """Apply the pieces ``code`` (R, U, k) to the affine states (R, 1 + d, U) (overwritten if ``inplace``)."""
         if self.is_relu:
             mask = code[:, None, :, 0].to(state.dtype)  # keep or zero (a float mask multiplies faster)
             return state.mul_(mask) if inplace else state * mask
@@ -76,8 +76,8 @@ class ElementwiseOp(SplitOp):
         return out
 
     def push_pieces(self, state: torch.Tensor, parent: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        """``push(state[parent], code)``: the states (n, 3, U) of pieces with codes (n, U, k) from
-        the states (R, 3, U) of their regions ``parent`` (n,); compiled in one pass for float64
+        """``push(state[parent], code)``: the states (n, 1 + d, U) of pieces with codes (n, U, k) from
+        the states (R, 1 + d, U) of their regions ``parent`` (n,); compiled in one pass for float64
         CPU states and shared slopes when numba is installed."""
         if compiled.AVAILABLE and state.device.type == "cpu" and state.dtype == torch.float64 and self.slopes.dim() == 1:
             return torch.from_numpy(compiled.gather_pieces(state.contiguous().numpy(), parent.numpy(), code.numpy(),
@@ -105,7 +105,8 @@ class ElementwiseOp(SplitOp):
         ones cut the region (:func:`~splinecam.geometry.split_cells`), and each piece's code
         comes from the sides the cuts recorded.  For polygons in float64 on the CPU with numba
         installed, the split runs compiled, region by region, depth first
-        (:func:`~splinecam.geometry.split_at_breakpoints`); otherwise with torch, making the
+        (:func:`~splinecam.geometry.split_at_breakpoints`), and so does it for intervals
+        (:func:`~splinecam.geometry.split_intervals_at_breakpoints`); otherwise with torch, making the
         codes chunk by chunk.  Either way it is bounded by the budget (and the compiled call by
         its work bound): the pieces it has not finished come back as ``Split.rest``.
         """
@@ -114,7 +115,7 @@ class ElementwiseOp(SplitOp):
         z = z.reshape(r, rows, units)
         bps = self.breakpoints.to(z)
 
-        fast = split_at_breakpoints(cells, z, bps, ctx.extent, ctx.rtol, ctx.layer, ctx.budget)
+        fast = breakpoint_split(cells, z, bps, ctx.extent, ctx.rtol, ctx.layer, ctx.budget)
         if fast is not None:
             pieces, parent, code, rest, rest_parent = fast
             ctx.check(len(pieces) + len(rest))

@@ -1,0 +1,95 @@
+"""splinecam's exact 1-D paths against regioncam's ``Regioncam1D`` on the peers' MLPs.
+
+The MLPs are those of ``benchmarks/peers.py`` (the same widths, seeds and trained star SDFs).
+On each, the same segments (the square's two diagonals and random chords through it, fixed
+seed) are partitioned by both, in this one process, warm (one untimed call each first), one
+thread each, interleaved (ours, theirs, theirs, ours, ...) so that load on the machine hits both
+alike.  Prints the piece counts (they must agree) and the median time of several runs of each
+over all segments of a case, and the ratio.
+
+Usage: python benchmarks/paths.py [--runs=5] [--segments=8]
+
+regioncam (``pip install regioncam``) is optional: without it only our times are printed.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("RAYON_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import splinecam as sc  # noqa: E402
+from benchmarks.peers import cases  # noqa: E402
+
+try:
+    import regioncam
+except ImportError:  # optional, benchmark-only
+    regioncam = None
+
+
+def segments(half: float, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The two diagonals of the square [-half, half]^2 and n - 2 random chords of it (seed 0)."""
+    rng = np.random.default_rng(0)
+    out = [(np.array([-half, -half]), np.array([half, half])), (np.array([-half, half]), np.array([half, -half]))]
+    while len(out) < n:
+        a, b = rng.uniform(-half, half, (2, 2))
+        if np.linalg.norm(b - a) > half / 4:
+            out.append((a, b))
+    return out
+
+
+def ours(model, segs) -> int:
+    return sum(len(sc.partition(model, sc.Path.segment(a, b), progress=False)) for a, b in segs)
+
+
+def theirs(model, segs) -> int:
+    total = 0
+    for a, b in segs:
+        rc = regioncam.Regioncam1D.through_points(np.stack([a, b]).astype(np.float32), size=2.0)  # exactly a..b
+        rc.add(model)
+        total += rc.num_edges
+    return total
+
+
+def main(argv: list[str]) -> None:
+    runs = int(next((a.split("=")[1] for a in argv if a.startswith("--runs=")), 5))
+    n_seg = int(next((a.split("=")[1] for a in argv if a.startswith("--segments=")), 8))
+    torch.set_num_threads(1)
+    print(f"torch {torch.__version__}, 1 thread; splinecam float64; load average {os.getloadavg()[0]:.2f}")
+    if regioncam is None:
+        print("regioncam is not installed (pip install regioncam): only splinecam's times are shown.")
+    else:
+        print(f"regioncam (float32), RAYON_NUM_THREADS={os.environ['RAYON_NUM_THREADS']}")
+    print(f"{n_seg} segments per case (the square's diagonals and random chords); medians of {runs} runs")
+    print(f"{'case':30} {'pieces (ours)':>13} {'pieces (theirs)':>15} {'splinecam':>10} {'regioncam':>10} {'ours/theirs':>11}")
+    for name, model, half, _ in cases(quick=False):
+        segs = segments(half, n_seg)
+        fns = [ours] + ([theirs] if regioncam is not None else [])
+        counts = [fn(model, segs) for fn in fns]  # warm-up
+        times: list[list[float]] = [[] for _ in fns]
+        for r in range(runs):
+            for k in (range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))):
+                t0 = time.perf_counter()
+                counts[k] = fns[k](model, segs)
+                times[k].append(time.perf_counter() - t0)
+        med = [statistics.median(t) for t in times]
+        if regioncam is None:
+            print(f"{name:30} {counts[0]:>13,} {'-':>15} {_ms(med[0]):>10} {'-':>10} {'-':>11}")
+        else:
+            print(f"{name:30} {counts[0]:>13,} {counts[1]:>15,} {_ms(med[0]):>10} {_ms(med[1]):>10} "
+                  f"{med[0] / med[1]:>11.2f}")
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
