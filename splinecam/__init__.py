@@ -17,6 +17,7 @@ from .analysis.match import RegionMatch, match_regions
 from .analysis.mesh import PlanarMesh
 from .analysis.sampling import BoundarySamples, VerifyReport
 from .analysis.stats import DensityMap, density_map, local_complexity
+from .analysis.volumes import LevelSetMesh, level_set_mesh
 from .apps.dynamics import Recorder, animate, record
 from .apps.study import compare, slice_from_data
 from .errors import (
@@ -36,14 +37,16 @@ from .run.executors import close_local_cluster
 from .run.regions import LayerInfo, RegionArrays
 from .slices import Slice
 from .viz.plot import plot_layers
+from .volume_partition import VolumePartition
+from .volumes import Volume
 
 __all__ = [
-    "Boundary", "BoundarySamples", "ClassCells", "DensityMap", "Estimate", "InvalidPartitionFile", "LayerInfo", "Partition", "Path", "PathPartition",
+    "Boundary", "BoundarySamples", "ClassCells", "DensityMap", "Estimate", "InvalidPartitionFile", "LayerInfo", "LevelSetMesh", "Partition", "Path", "PathPartition",
     "PlanarMesh",
     "Recorder", "RegionArrays", "RegionMatch", "RegionLimitError", "Slice", "StoppedEarly", "TaskError", "TimeLimitError",
-    "UnsupportedModelError", "VerifyReport", "__version__", "animate", "close_local_cluster", "compare", "decision_boundary", "density_map",
-    "estimate", "integrated_gradients", "level_set", "load_onnx", "local_complexity", "match_regions", "nn", "partition", "partition_by_layer",
-    "partition_many",
+    "UnsupportedModelError", "VerifyReport", "Volume", "VolumePartition", "__version__", "animate", "close_local_cluster", "compare",
+    "decision_boundary", "density_map", "estimate", "integrated_gradients", "level_set", "level_set_mesh", "load_onnx", "local_complexity",
+    "match_regions", "nn", "partition", "partition_by_layer", "partition_many",
     "plot_layers", "record", "register_op", "slice_from_data", "unregister_op",
 ]
 

@@ -11,7 +11,7 @@ import torch
 
 from .geometry import Polygons, polygon_areas
 
-__all__ = ["Slice", "as_points", "convex_ccw", "finite_array", "rounding"]
+__all__ = ["Slice", "as_points", "chart_axes", "convex_ccw", "finite_array", "rounding"]
 
 
 _ROUNDINGS = 16  # a difference within this many units of rounding (of the inputs' dtype) is noise
@@ -38,6 +38,23 @@ def finite_array(x, name: str) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf values; a domain needs finite coordinates.")
     return arr
+
+
+def chart_axes(origin, basis, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``origin`` (one input of any shape) and ``basis`` (D, k) of a k-dimensional chart as
+    float64 arrays, after checking them: finite, D = origin.numel(), columns linearly independent
+    to the precision of the basis's dtype."""
+    origin = finite_array(origin, "origin")
+    eps = rounding(basis)
+    basis = finite_array(basis, "basis")
+    d = origin.size
+    if basis.ndim != 2 or basis.shape != (d, k):
+        raise ValueError(f"basis must have shape (D, {k}) with D = origin.numel() = {d}, got {basis.shape}.")
+    sv = np.linalg.svd(basis, compute_uv=False)
+    if not sv[-1] > max(1e-12, _ROUNDINGS * eps) * max(sv[0], 1e-300):
+        raise ValueError(f"basis is rank-deficient: its {k} columns must be linearly independent (to the "
+                         "precision of their dtype).")
+    return origin, basis
 
 
 def as_points(uv) -> np.ndarray:
@@ -114,20 +131,8 @@ class Slice:
     """
 
     def __init__(self, origin, basis, polygon, anchors_uv=None):
-        self.origin = finite_array(origin, "origin")
+        self.origin, self.basis = chart_axes(origin, basis, 2)
         self.input_shape = tuple(self.origin.shape)
-        eps = rounding(basis)
-        basis = finite_array(basis, "basis")
-        d = self.origin.size
-        if basis.ndim != 2 or basis.shape != (d, 2):
-            raise ValueError(
-                f"basis must have shape (D, 2) with D = origin.numel() = {d}, got {basis.shape}."
-            )
-        sv = np.linalg.svd(basis, compute_uv=False)
-        if not sv[-1] > max(1e-12, _ROUNDINGS * eps) * max(sv[0], 1e-300):
-            raise ValueError("basis is rank-deficient: its two columns must be linearly independent (to the "
-                             "precision of their dtype).")
-        self.basis = basis
         self.polygon = convex_ccw(finite_array(polygon, "polygon"), rounding(polygon))
         self.anchors_uv = None if anchors_uv is None else finite_array(anchors_uv, "anchors_uv")
 

@@ -61,13 +61,13 @@ def via_quadrants(out_weight, out_bias) -> nn.Sequential:
     return nn.Sequential(first, nn.ReLU(), linear_layer(out_weight, out_bias)).eval()
 
 
-def random_mlp(widths, k, seed, act="relu", integer=False, extras=False) -> nn.Sequential:
-    """Sequential MLP 2 -> widths... -> k.  ``integer``: small integer weights, half-integer
+def random_mlp(widths, k, seed, act="relu", integer=False, extras=False, inputs: int = 2) -> nn.Sequential:
+    """Sequential MLP inputs (2) -> widths... -> k.  ``integer``: small integer weights, half-integer
     biases (lines through lattice points, many exact coincidences).  ``extras``: sprinkle
     eval BatchNorm1d, Dropout, Identity and nested Sequentials in."""
     gen = torch.Generator().manual_seed(seed)
     layers: list[nn.Module] = []
-    d = 2
+    d = inputs
     for i, w in enumerate(widths):
         lin = nn.Linear(d, w)
         _fill(lin, gen, integer)
@@ -582,3 +582,53 @@ def shared_act_model(model: nn.Sequential) -> nn.Sequential:
     """``model`` with its first activation instance used at every activation's place."""
     acts = [m for m in model if isinstance(m, (nn.ReLU, nn.LeakyReLU))]
     return nn.Sequential(*[acts[0] if m in acts else m for m in model])
+
+
+# --- volumes -----------------------------------------------------------------------
+
+
+def volume_preacts(part, uvw) -> list[np.ndarray]:
+    """Pre-activations (N, units) of every piecewise-linear layer at chart points uvw (N, 3)."""
+    out = []
+    with torch.no_grad():
+        part.graph.forward(part.volume.to_input(uvw), on_split=lambda layer, z: out.append(z.reshape(len(z), -1).numpy().copy()))
+    return out
+
+
+def check_volume_partition(part, model) -> None:
+    """Cells fill the volume; each cell's map reproduces the model (a float64 copy of the user's) at
+    points inside it; each point's activation code (away from ties) is its cell's; no two cells share
+    a code (one pattern, one convex cell); the report of ``verify`` agrees."""
+    assert part.complete and part.exact.all()
+    assert part.volumes.sum() == pytest.approx(part.volume.volume, rel=1e-11)
+    assert (part.volumes > 0).all()
+    first = part.arrays.vertices[part.arrays.offsets[:-1]]
+    uvw = np.concatenate([part.centroids, 0.3 * part.centroids + 0.7 * first])
+    cell = np.tile(np.arange(len(part)), 2)
+    with torch.no_grad():
+        want = model64(model)(part.volume.to_input(uvw)).reshape(len(uvw), -1).numpy()
+    got = np.einsum("nkd,nd->nk", part.affine[cell], np.c_[uvw, np.ones(len(uvw))])
+    z = volume_preacts(part, uvw)
+    scale = max([float(np.abs(want).max()), 1e-300] + [float(np.abs(zi).max()) for zi in z])
+    assert np.abs(got - want).max() <= REL * scale
+    if z:
+        code = np.concatenate([zi > 0 for zi in z], 1)
+        near = np.concatenate([np.abs(zi) <= 1e-7 * scale for zi in z], 1)
+        assert not ((code != part.codes_of(cell)) & ~near).any()
+        assert len(np.unique(part.arrays.packed_codes, axis=0)) == len(part)
+    assert part.verify().ok
+
+
+def check_watertight(mesh) -> None:
+    """Every edge of the mesh is shared by exactly two triangles, except edges on the volume's
+    border (used once); no degenerate or repeated triangles."""
+    tri = mesh.triangles
+    assert len(np.unique(np.sort(tri, axis=1), axis=0)) == len(tri)
+    assert ((tri[:, 0] != tri[:, 1]) & (tri[:, 1] != tri[:, 2]) & (tri[:, 0] != tri[:, 2])).all()
+    edges, uses = mesh.edges()
+    assert uses.max(initial=2) == 2
+    planes = mesh.volume.planes
+    size = float(np.abs(mesh.volume.vertices).max())
+    ends = mesh.vertices[edges[uses == 1]]  # (E, 2, 3): both ends on one face of the polytope
+    on = np.abs(ends @ planes[:, :3].T + planes[:, 3]) <= 1e-9 * size
+    assert on.all(1).any(1).all()

@@ -1,5 +1,5 @@
 """Trained models for the tests, made at fixed seeds in a few seconds each: a digits CNN with
-BatchNorm and max-pooling, a signed-distance MLP and a multi-class MLP.  Their parameters are far
+BatchNorm and max-pooling, signed-distance MLPs (2-D and 3-D) and a multi-class MLP.  Their parameters are far
 from default initialisation (BatchNorm statistics, shifts and scales; biases), which is where
 unsound shortcuts show.  Each builder returns ``(model in eval mode, X, y)`` (float32)."""
 
@@ -51,6 +51,16 @@ def sdf_mlp(seed: int = 0) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     y = X.norm(dim=1, keepdim=True) - 1
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 1))
+    return _train(model, X, y, nn.functional.mse_loss, 300, 0.01, seed), X, y[:, 0]
+
+
+def sdf3_mlp(seed: int = 0, width: int = 16) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """3-w-w-1 ReLU MLP fitted to the signed distance of a sphere of radius 0.6 (X: (N, 3) in [-1, 1]^3)."""
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.rand(4096, 3, generator=gen) * 2 - 1
+    y = X.norm(dim=1, keepdim=True) - 0.6
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(3, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 1))
     return _train(model, X, y, nn.functional.mse_loss, 300, 0.01, seed), X, y[:, 0]
 
 

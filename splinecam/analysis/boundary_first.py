@@ -25,7 +25,7 @@ from ..slices import Slice
 from ..run.chain import chain_applies, read_chain
 from ..run.trace import prepare
 
-__all__ = ["decision_boundary", "level_set"]
+__all__ = ["decision_boundary", "level_set", "level_set_missed"]
 
 _MARGIN = 1e-9
 
@@ -48,6 +48,16 @@ def level_set(model, sl: Slice, value: float, output: int = 0, dtype=torch.float
     ``partition(model, sl, ...).level_set(value, output)`` (see :func:`decision_boundary`)."""
     part = boundary_partition(model, sl, float(value), output, dtype, device, progress, bounds, options, "level_set")
     return part.level_set(value, output)
+
+
+def level_set_missed(cells: torch.Tensor, forms: torch.Tensor, value: float, output: int) -> torch.Tensor:
+    """(R,) bool: the cells (corners (R, V, 1 + d)) where the output forms (R, 1 + d + E, K) prove
+    that ``f_output - value`` keeps one sign (by the margin of the module doc)."""
+    g = forms[:, :, output : output + 1].clone()
+    g[:, 0] -= value
+    lo, hi = form_bounds(cells, g)
+    margin = _MARGIN * torch.maximum(lo.abs(), hi.abs())
+    return ((lo > margin) | (hi < -margin))[:, 0]
 
 
 def boundary_partition(model, sl: Slice, value: float | None, output: int, dtype, device, progress, bounds: str,
@@ -76,11 +86,7 @@ def boundary_partition(model, sl: Slice, value: float | None, output: int, dtype
 
     def settled_cells(cells, forms):
         if value is not None:
-            g = forms[:, :, output : output + 1].clone()
-            g[:, 0] -= value
-            lo, hi = form_bounds(cells, g)
-            margin = _MARGIN * torch.maximum(lo.abs(), hi.abs())
-            return ((lo > margin) | (hi < -margin))[:, 0]
+            return level_set_missed(cells, forms, value, output)
         diff = (forms[:, :, :, None] - forms[:, :, None, :]).reshape(len(forms), forms.shape[1], k * k)
         lo, hi = form_bounds(cells, diff)
         margin = _MARGIN * torch.maximum(lo.abs(), hi.abs())

@@ -70,7 +70,7 @@ class OutputBounds:
         settled = torch.zeros(r, dtype=torch.bool, device=polys.verts.device)
         cells = corners(polys)
         z = values[self.graph.nodes[start].args[0]]
-        lo, hi = form_bounds(cells, z.reshape(r, 3, -1))  # of the start op's (exact) input
+        lo, hi = form_bounds(cells, z.reshape(r, cells.shape[2], -1))  # of the start op's (exact) input
         order = torch.argsort(self.graph.nodes[start].op.relax_cost(lo, hi), stable=True)
         for s in range(0, r, self.block[start]):
             sel = order[s : s + self.block[start]]
@@ -86,7 +86,7 @@ class OutputBounds:
         ``values`` (value index -> (R, 3, *shape)); ``first``: the bounds (R, U) of that op's
         input if known.  None when the symbols pass ``max_symbols``."""
         forms = dict(values)
-        total = 3  # rows of the symbols made so far: every form's rows are a prefix of them
+        total = cells.shape[2]  # rows (affine, then symbols) made so far: every form's rows are a prefix of them
         for i, node, args in self.graph.walk(forms, start):
             try:  # new symbols go after all earlier ones, also those of parallel branches
                 out = node.op.relax(args, cells, total, self.max_symbols, first if i == start else None)

@@ -20,14 +20,12 @@ import numpy as np
 import torch
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
-from scipy.spatial import cKDTree
 
 from ..geometry import ragged_arange
+from ..geometry.surface import LOOSE, merge_points  # LOOSE is also the collinearity slack
 
 __all__ = ["PlanarMesh", "build_mesh", "cycle_next", "group_pairs", "merge_points", "mesh_of_polygons"]
 
-TIGHT = 1e-12  # corners closer than this (relative to the slice size) are one vertex
-LOOSE = 1e-9  # ... and so are those closer than this on the same two lines; also the collinearity slack
 
 
 @dataclass(frozen=True)
@@ -161,27 +159,6 @@ def cycle_next(counts: np.ndarray) -> np.ndarray:
     full = counts > 0
     nxt[(starts + counts - 1)[full]] = starts[full]
     return nxt
-
-
-def merge_points(points: np.ndarray, scale: float, lines: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Ids of coincident points (N, 2) and the (V, 2) mean position of each id.
-
-    Points within ``TIGHT * scale`` are one, and so are points within ``LOOSE * scale`` whose
-    rows of ``lines`` (N, k) (the lines that define them) are equal.
-    """
-    n = len(points)
-    if not n:
-        return np.zeros(0, np.int64), np.zeros((0, 2))
-    pairs = cKDTree(points).query_pairs(LOOSE * max(scale, 1e-300), output_type="ndarray")
-    near = np.linalg.norm(points[pairs[:, 0]] - points[pairs[:, 1]], axis=1) <= TIGHT * scale
-    if lines is not None:
-        near |= (lines[pairs[:, 0]] == lines[pairs[:, 1]]).all(1)
-    pairs = pairs[near]
-    count, ids = connected_components(coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)),
-                                      directed=False)
-    size = np.bincount(ids, minlength=count)[:, None]
-    pos = np.stack([np.bincount(ids, points[:, k], count) for k in (0, 1)], 1) / size
-    return ids.astype(np.int64), pos
 
 
 def _twins(origin: np.ndarray, dest: np.ndarray, border: np.ndarray, n_vertices: int) -> np.ndarray:

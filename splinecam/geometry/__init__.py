@@ -1,5 +1,5 @@
 """The geometry layer: batched convex cells in float64 on any torch device (intervals of a path,
-ragged polygons of a slice: the cell interface of :mod:`~splinecam.geometry.cells`), cutting
+ragged polygons of a slice, ragged polyhedra of a volume: the cell interface of :mod:`~splinecam.geometry.cells`), cutting
 them by planes, one BSP loop, max cells, point location.  It knows nothing of networks."""
 
 from .bsp import bsp
@@ -9,15 +9,16 @@ from .intervals import Arcs, Intervals, split_intervals, split_intervals_at_brea
 from .linesplit import LineSplit, split_at_breakpoints, split_by_lines
 from .locate import RegionGrid, distance_to_polygons
 from .maxcells import MaxCells, candidate_tolerance, max_cells, possible_winners
+from .polyhedra import Polyhedra, split_polyhedra
 from .polygons import (BORDER, Polygons, first_of_runs, offsets_from_counts, polygon_areas, ragged_arange,
                        spatial_order, vertex_extremes)
 from .tolerance import plane_tolerance
 
 __all__ = [
-    "Arcs", "BORDER", "CellSplit", "Cut", "Intervals", "LineSplit", "MaxCells", "Polygons", "RegionGrid", "breakpoint_split", "bsp", "candidate_tolerance", "classify", "cut",
+    "Arcs", "BORDER", "CellSplit", "Cut", "Intervals", "LineSplit", "MaxCells", "Polygons", "Polyhedra", "RegionGrid", "breakpoint_split", "bsp", "candidate_tolerance", "classify", "cut",
     "distance_to_polygons", "first_of_runs", "line_tolerance", "max_cells", "offsets_from_counts", "plane_tolerance",
     "polygon_areas",
     "possible_winners", "ragged_arange", "sides", "spatial_order", "split_at_breakpoints", "split_by_lines",
-    "split_cells", "split_intervals", "split_intervals_at_breakpoints",
+    "split_cells", "split_intervals", "split_intervals_at_breakpoints", "split_polyhedra",
     "vertex_extremes",
 ]

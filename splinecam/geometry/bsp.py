@@ -90,7 +90,7 @@ def bsp(polys: Polygons, pend_piece: torch.Tensor, pend_item: torch.Tensor, carr
     unfinished[n_done + pend_piece] = True
     unfinished[n_done + len(polys):] = True
     done += aside
-    pieces, origin, carry = Polygons.cat([d[0] for d in done]), torch.cat([d[1] for d in done]), torch.cat([d[2] for d in done])
+    pieces, origin, carry = type(polys).cat([d[0] for d in done]), torch.cat([d[1] for d in done]), torch.cat([d[2] for d in done])
     if unfinished.any():  # the unfinished pieces in a spatial order, so that each next batch of them is compact
         order = torch.arange(len(pieces), device=dev)
         open_ = torch.nonzero(unfinished).flatten()

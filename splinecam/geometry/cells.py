@@ -3,7 +3,7 @@ a batch of convex cells of a d-dimensional chart, whatever their dimension.
 
 A batch of R cells (:class:`~splinecam.geometry.Intervals` on a straight leg of a path,
 :class:`~splinecam.geometry.Arcs` on an ellipse (arcs of the unit circle of a 2-D chart),
-:class:`~splinecam.geometry.Polygons` on a 2-D slice, polyhedra in a 3-D volume) lives in chart
+:class:`~splinecam.geometry.Polygons` on a 2-D slice, :class:`~splinecam.geometry.Polyhedra` in a 3-D volume) lives in chart
 coordinates about a reference point (the chart's centre), and the states of its cells are
 ``(R, 1 + d, *shape)``: each activation's value at that point and its d partial derivatives.  A
 *plane* of the chart is a row ``(a_1, ..., a_d, c)``: the points ``t`` with ``a . t + c = 0``,
@@ -32,12 +32,14 @@ import torch
 from .intervals import Arcs, Intervals, split_intervals, split_intervals_at_breakpoints
 from .linesplit import LineSplit, split_at_breakpoints, split_by_lines
 from .polygons import Polygons
+from .polyhedra import Polyhedra, split_polyhedra
 
 __all__ = ["CellSplit", "breakpoint_split", "split_cells"]
 
 CellSplit = LineSplit  # the result of every cell type's split (its ``pieces`` are of the type split)
 
-_SPLITS: dict[type, Callable[..., LineSplit]] = {Intervals: split_intervals, Arcs: split_intervals, Polygons: split_by_lines}
+_SPLITS: dict[type, Callable[..., LineSplit]] = {Intervals: split_intervals, Arcs: split_intervals, Polygons: split_by_lines,
+                                                 Polyhedra: split_polyhedra}
 
 
 def split_cells(cells, region: torch.Tensor, planes: torch.Tensor, tol: torch.Tensor, units: torch.Tensor,

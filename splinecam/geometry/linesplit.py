@@ -20,7 +20,7 @@ from .bsp import bsp
 from .cut import cut, sides
 from .polygons import Polygons, ragged_arange
 
-__all__ = ["LineSplit", "UNBOUNDED", "split_at_breakpoints", "split_by_lines"]
+__all__ = ["LineSplit", "UNBOUNDED", "split_at_breakpoints", "split_by_lines", "split_torch"]
 
 # bytes held per piece, per pending (piece, line) pair and per side record during a torch split
 # (indices, polygons and the temporaries of one round), to keep a split within its budget
@@ -66,7 +66,7 @@ def split_by_lines(polys: Polygons, poly: torch.Tensor, lines: torch.Tensor, tol
         if check is not None:
             check(len(out.pieces) + len(out.rest))
         return out
-    return _split_torch(polys, poly, lines, tol, line_units, check, budget)
+    return split_torch(polys, poly, lines, tol, line_units, check, budget)
 
 
 def split_at_breakpoints(polys: Polygons, z: torch.Tensor, breakpoints: torch.Tensor, extent: torch.Tensor,
@@ -130,21 +130,24 @@ def _split_compiled(polys, poly, lines, tol, line_units, budget) -> LineSplit:
     return LineSplit(pieces, parent, *_polygons(*rest), sides_of)
 
 
-def _split_torch(polys, poly, lines, tol, line_units, check, budget) -> LineSplit:
-    """The torch BSP loop: every piece is cut by its first pending line each round."""
+def split_torch(polys, poly, lines, tol, line_units, check, budget, cut_fn=cut, sides_fn=sides,
+                piece_bytes: int = _PIECE_BYTES) -> LineSplit:
+    """The torch BSP loop: every piece is cut by its first pending line each round.  For cells of
+    another type (polyhedra), ``cut_fn`` and ``sides_fn`` are its :func:`cut` and :func:`sides`, and
+    ``piece_bytes`` what one piece holds."""
     log = _SideLog()
 
     def step(pieces, item, head, origin):
-        res = cut(pieces, lines[item], tol[item], line_units[item])
+        res = cut_fn(pieces, lines[item], tol[item], line_units[item])
         parent = torch.cat([res.pos_parent, res.neg_parent])
         n = parent.numel()
         side = torch.ones(n, dtype=torch.int8, device=parent.device)
         side[len(res.pos):] = -1
         head = log.extend(head[parent], torch.arange(n, device=parent.device), item[parent], side)
-        return Polygons.cat([res.pos, res.neg]), parent, head
+        return type(pieces).cat([res.pos, res.neg]), parent, head
 
     def settle(children, piece, item, head, origin):
-        has_pos, has_neg = sides(children, piece, lines[item], tol[item])
+        has_pos, has_neg = sides_fn(children, piece, lines[item], tol[item])
         keep = has_pos & has_neg
         done = ~keep
         head = log.extend(head, piece[done], item[done], has_pos[done].to(torch.int8) - has_neg[done].to(torch.int8))
@@ -153,7 +156,7 @@ def _split_torch(polys, poly, lines, tol, line_units, check, budget) -> LineSpli
     fits, max_pairs = None, None
     if budget is not None:
         def fits(n_pieces: int) -> bool:  # half the budget for the pieces and the log, half for the pairs
-            return n_pieces * _PIECE_BYTES + log.size * _LOG_BYTES <= budget // 2
+            return n_pieces * piece_bytes + log.size * _LOG_BYTES <= budget // 2
 
         max_pairs = budget // 2 // _PAIR_BYTES
     dev = polys.verts.device

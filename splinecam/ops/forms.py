@@ -25,8 +25,10 @@ class TooManySymbols(Exception):
 
 
 def corners(polys: Polygons) -> torch.Tensor:
-    """(R, V, 3) the vertices of the polygons as rows ``(1, u, v)``, padded by repeating one."""
-    return polys.homogeneous_padded()[..., [2, 0, 1]].contiguous()
+    """(R, V, 1 + d) the vertices of the cells (polygons, d = 2, or polyhedra, d = 3) as rows
+    ``(1, u, v[, w])``, padded by repeating one."""
+    h = polys.homogeneous_padded()
+    return torch.cat([h[..., -1:], h[..., :-1]], -1)
 
 
 def form_bounds(cells: torch.Tensor, form: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,9 +45,10 @@ def form_bounds(cells: torch.Tensor, form: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 def _form_bounds(cells: torch.Tensor, form: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    at = torch.bmm(cells, form[:, :3])
+    rows = cells.shape[2]  # the affine rows: 1 + d
+    at = torch.bmm(cells, form[:, :rows])
     hi, lo = at.amax(1), at.amin(1)
-    noise = form[:, 3:].abs().sum(1)
+    noise = form[:, rows:].abs().sum(1)
     # relative to the magnitudes, plus the smallest normal number: below it (subnormal products,
     # e.g. a LeakyReLU slope of 5e-324) rounding errors are absolute, a few units of 5e-324
     slack = SLACK * (hi.abs() + lo.abs() + noise + form[:, 0].abs()) + torch.finfo(form.dtype).tiny

@@ -13,23 +13,24 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..geometry import Arcs, Intervals, Polygons
+from ..geometry import Arcs, Intervals, Polygons, Polyhedra
 from ..ops import SplitContext
 from .pieces import PieceArrays
 from .plan import Plan
 from .regions import RegionArrays, code_width, join_regions
+from .volume_cells import CellArrays
 from .watch import Watch
 
 __all__ = ["Batch", "RESULTS", "WorkStack"]
 
-RESULTS = {Polygons: RegionArrays, Intervals: PieceArrays, Arcs: PieceArrays}  # cell type -> the result type of a run
+RESULTS = {Polygons: RegionArrays, Intervals: PieceArrays, Arcs: PieceArrays, Polyhedra: CellArrays}  # cell type -> the result type of a run
 
 
 @dataclass
 class Batch:
     """Regions that have gone through the same ops: cells (any cell type) and live activation states."""
 
-    polys: Polygons | Intervals  # any cell type
+    polys: Polygons | Intervals | Polyhedra  # any cell type
     values: dict[int, torch.Tensor]  # value index -> (R, 1 + d, *shape): value, then its d derivatives
     codes: list[torch.Tensor]  # per split layer so far: (R, ceil(bits / 8)) packed bits, uint8
     node: int = 0  # next node to run

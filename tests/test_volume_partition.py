@@ -1,0 +1,106 @@
+"""Exact cells of networks in 3-D volumes: they fill the volume, their maps and codes are the
+network's, and a brute-force scan finds no pattern that is not a cell."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import splinecam as sc
+from helpers import check_volume_partition, examples, model64, random_mlp, volume_preacts
+
+BOX = sc.Volume.box([-1, -1, -1], [1, 1, 1])
+
+
+def part_of(model, volume=BOX, **options) -> sc.VolumePartition:
+    return sc.partition(model, volume, progress=False, **options)
+
+
+@settings(max_examples=examples(6), deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from(["relu", "leaky"]), st.booleans())
+def test_random_mlps(seed, act, integer):
+    """Random and integer-weight (planes through lattice points, many coincidences) MLPs."""
+    model = random_mlp([6, 5], 2, seed, act=act, integer=integer, inputs=3)
+    check_volume_partition(part_of(model), model)
+
+
+def test_engine_path_with_batchnorm_and_a_chart_of_a_larger_input():
+    """BatchNorm with random statistics (the engine, not the MLP fast path), on the 3-D chart
+    through four inputs of a 5-input network."""
+    model = random_mlp([8, 6], 1, 3, extras=True, inputs=5)
+    rng = np.random.default_rng(0)
+    volume = sc.Volume.from_points(*rng.standard_normal((4, 5)))
+    part = part_of(model, volume)
+    assert len(part) > 20
+    check_volume_partition(part, model)
+
+
+def test_general_polytope_domain():
+    model = random_mlp([7], 1, 5, inputs=3)
+    tet = sc.Volume(np.zeros(3), np.eye(3), [[-1, -1, -1], [2, 0, 0], [0, 2, 0], [0, 0, 2]])
+    part = part_of(model, tet)
+    check_volume_partition(part, model)
+    assert (np.abs(part.arrays.face_units[:, 0]) >= 0).all()
+    border = part.arrays.face_units[:, 0] == -1
+    assert set(part.arrays.face_units[border, 1]) == {0, 1, 2, 3}
+
+
+def test_brute_force_patterns_on_a_grid():
+    """Every activation pattern seen on a fine grid is the code of the cell holding the point, and
+    every cell's code is seen at its own interior points; no two cells share a code."""
+    model = random_mlp([5, 4], 1, 11, integer=True, inputs=3)
+    part = part_of(model)
+    g = np.linspace(-1, 1, 41)
+    uvw = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+    z = volume_preacts(part, uvw)
+    code = np.concatenate([zi > 0 for zi in z], 1)
+    clear = (np.concatenate([np.abs(zi) for zi in z], 1) > 1e-9).all(1)
+    seen = {row.tobytes() for row in code[clear]}
+    cells = {row.tobytes(): r for r, row in enumerate(part.codes)}
+    assert len(cells) == len(part)
+    assert seen <= set(cells)
+    cell = part.locate(uvw[clear])
+    assert (cell >= 0).all()
+    assert (part.codes_of(cell) == code[clear]).all()
+    with torch.no_grad():
+        want = model64(model)(BOX.to_input(uvw)).numpy()
+    assert np.allclose(part.evaluate(uvw), want, rtol=0, atol=1e-12)
+
+
+def test_cells_and_faces():
+    model = random_mlp([6], 1, 2, inputs=3)
+    part = part_of(model)
+    index, offsets, cell, units = part.faces()
+    assert len(offsets) - 1 == len(cell) == len(units)
+    verts, faces, face_units = part.cell(0)
+    assert len(faces) == len(face_units) >= 4
+    planes = part.arrays.planes[part.arrays.face_offsets[0]:part.arrays.face_offsets[1]]
+    for f, plane in zip(faces, planes):
+        assert np.abs(verts[f] @ plane[:3] + plane[3]).max() <= 1e-12
+    assert (verts @ planes[:, :3].T + planes[:, 3] >= -1e-12).all()
+    n_vertices, n_edges = part.complex_counts()
+    assert n_vertices >= 8 and n_edges >= 12
+    assert "cells" in repr(part)
+
+
+def test_limits_hand_back_valid_partial_cells():
+    model = random_mlp([12, 12], 1, 4, inputs=3)
+    with pytest.raises(sc.RegionLimitError) as err:
+        part_of(model, max_regions=300, chunk_size=8)
+    partial = err.value.partial
+    assert isinstance(partial, sc.VolumePartition) and not partial.complete
+    assert 0 < partial.volume_fraction < 1 and len(partial) >= 1
+    assert partial.verify().ok
+
+
+def test_clear_errors():
+    with pytest.raises(sc.UnsupportedModelError, match="MaxPool1d|max-type"):
+        part_of(nn.Sequential(nn.Linear(3, 4), nn.Unflatten(1, (1, 4)), nn.MaxPool1d(2), nn.Flatten(), nn.Linear(2, 1)))
+    with pytest.raises(ValueError, match="tiles"):
+        sc.partition(random_mlp([3], 1, 0, inputs=3), BOX, tiles=2)
+    with pytest.raises(TypeError, match="bogus"):
+        part_of(random_mlp([3], 1, 0, inputs=3), bogus=1)
