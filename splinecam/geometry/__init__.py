@@ -6,6 +6,7 @@ from .cut import Cut, classify, cut, line_tolerance, sides
 from .linesplit import LineSplit, split_at_breakpoints, split_by_lines
 from .locate import RegionGrid, distance_to_polygons
 from .maxcells import MaxCells, candidate_tolerance, max_cells, possible_winners
+from .trig import Waves, sin_range
 from .polygons import (BORDER, Polygons, first_of_runs, offsets_from_counts, polygon_areas, ragged_arange,
                        spatial_order, vertex_extremes)
 
@@ -13,5 +14,5 @@ __all__ = [
     "BORDER", "Cut", "LineSplit", "MaxCells", "Polygons", "RegionGrid", "bsp", "candidate_tolerance", "classify", "cut",
     "distance_to_polygons", "first_of_runs", "line_tolerance", "max_cells", "offsets_from_counts", "polygon_areas",
     "possible_winners", "ragged_arange", "sides", "spatial_order", "split_at_breakpoints", "split_by_lines",
-    "vertex_extremes",
+    "vertex_extremes", "Waves", "sin_range",
 ]
