@@ -53,6 +53,7 @@ __all__ = ["BORDER", "INSIDE", "CurvedPieces", "SineNet", "certify", "read_sine_
 
 BORDER, INSIDE = -1, -2  # edge labels: on the slice border; between two pieces of one region
 _MAX_NODES = 256  # polyline nodes per cell (more: the cell is split instead)
+_BATCH = 64  # cells whose first level is bounded at once
 
 
 def sine_encoding(model) -> nn.Module | None:
@@ -207,31 +208,35 @@ class _Leaves:
 
     def __init__(self, net: SineNet, lo: np.ndarray, size: np.ndarray, tol: float):
         self.net, self.lo, self.size, self.tol = net, lo, size, tol
-        self.polys, self.labels, self.bits, self.side, self.ok, self.comp = [], [], [], [], [], []
-        self.cells = []  # (depth, i, j, [component bits...], {side: (breaks, comps)})
+        self.chunks = []  # (quads (n, 4, 2), labels (n, 4, 2), kept vertices (n, 4), bits, certified, cell, component)
+        self.cells = []  # ((depth, i, j), [bits of each component], {(axis, high side): (crossings, components)})
         self.uncertified = []
+        self.count = 0
 
-    def box(self, d: int, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
-        half = self.size / 2 ** (d + 1)
-        return self.lo + (2 * np.array([i, j]) + 1) * half, half
+    def box(self, d, i, j) -> tuple[np.ndarray, np.ndarray]:
+        """Centre(s) and half-width(s) of the cell(s) (depth, i, j) (scalars or (B,) arrays)."""
+        half = self.size / 2.0 ** (np.asarray(d)[..., None] + 1)
+        return self.lo + (2 * np.stack([i, j], -1) + 1) * half, half
 
-    def add_piece(self, poly, labels, bits, side, ok, comp) -> None:
-        area2 = np.sum(poly[:, 0] * np.roll(poly[:, 1], -1) - np.roll(poly[:, 0], -1) * poly[:, 1])
-        if area2 < 0:  # counter-clockwise; the label of edge j -> j+1 moves with it
-            poly, labels = poly[::-1], np.roll(labels[::-1], -1, axis=0)
-        keep = np.any(poly != np.roll(poly, -1, axis=0), axis=1)  # drop repeated vertices
-        if keep.sum() < 3:
-            return
-        self.polys.append(poly[keep]), self.labels.append(labels[keep]), self.bits.append(bits)
-        self.side.append(side), self.ok.append(ok), self.comp.append((len(self.cells) - 1, comp))
+    def add(self, quads: np.ndarray, labels: np.ndarray, bits: list, ok: bool, comp: int) -> None:
+        """Pieces (n, 4, 2) of the last cell, with their edge labels (n, 4, 2), one pattern ``bits``
+        and component; made counter-clockwise, repeated vertices left out."""
+        x, y = quads[..., 0], quads[..., 1]
+        flip = (x * np.roll(y, -1, 1) - np.roll(x, -1, 1) * y).sum(1) < 0
+        quads[flip] = quads[flip, ::-1]  # the label of edge j -> j+1 moves with it
+        labels[flip] = np.roll(labels[flip, ::-1], -1, axis=1)
+        keep = np.any(quads != np.roll(quads, -1, axis=1), axis=2)
+        good = keep.sum(1) >= 3
+        self.chunks.append((quads[good], labels[good], keep[good], bits, ok, len(self.cells) - 1, comp))
+        self.count += int(good.sum())
 
 
-def _border_labels(corners: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """(n, 2) labels of the edges j -> j+1 of a polygon in the slice box [lo, hi]: BORDER where
-    the edge lies on the box's border, INSIDE elsewhere."""
-    nxt = np.roll(corners, -1, axis=0)
-    on = ((corners == lo) & (nxt == lo)) | ((corners == hi) & (nxt == hi))
-    return np.where(on.any(1), BORDER, INSIDE)[:, None].repeat(2, 1)
+def _border_labels(quads: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """(n, 4, 2) labels of the edges j -> j+1 of quadrilaterals (n, 4, 2) in the slice box [lo, hi]:
+    BORDER where the edge lies on the box's border, INSIDE elsewhere."""
+    nxt = np.roll(quads, -1, axis=1)
+    on = ((quads == lo) & (nxt == lo)) | ((quads == hi) & (nxt == hi))
+    return np.where(on.any(-1), BORDER, INSIDE)[..., None].repeat(2, -1)
 
 
 def _classify(net: SineNet, centre: np.ndarray, half: np.ndarray):
@@ -352,25 +357,30 @@ def certify(net: SineNet, sl: Slice, watch: Watch, tol: float, min_cell: float) 
     the cells left."""
     lo, hi = sl.polygon.min(0), sl.polygon.max(0)
     leaves = _Leaves(net, lo, hi - lo, tol)
-    stack = [(0, 0, 0)]
+    stack, batch, first = [(0, 0, 0)], [], net.first_maps()
     try:
         while stack:
-            d, i, j = stack.pop()
-            centre, half = leaves.box(d, i, j)
-            found = _classify(net, centre, half)
-            curve = None if found is None or found[1] is None else _one_curve(net, found[1], centre, half, tol)
-            if found is not None and (found[1] is None or curve is not None):
-                _finish(leaves, (d, i, j), centre, half, found, curve)
-            elif 2 * half.max() > min_cell:
-                stack.extend((d + 1, 2 * i + a, 2 * j + b) for a in (1, 0) for b in (1, 0))
-                continue
-            else:
-                _finish(leaves, (d, i, j), centre, half, None, None)
-            watch.done = len(leaves.polys)
-            watch.area += float(4 * half[0] * half[1])
-            watch.check("the sine encoding's curves", 0)
+            batch, stack[-_BATCH:] = stack[-_BATCH:], []
+            d, i, j = np.array(batch).T
+            lo0, hi0 = net.waves.bounds(*first, *leaves.box(d, i, j))  # the first level of all at once:
+            crowded = ((lo0 <= 0) & (hi0 > 0)).sum(1) > 1  # two curves or more: split without a closer look
+            while batch:
+                d, i, j = cell = batch.pop()
+                centre, half = leaves.box(d, i, j)
+                found = None if crowded[len(batch)] else _classify(net, centre, half)
+                curve = None if found is None or found[1] is None else _one_curve(net, found[1], centre, half, tol)
+                if found is not None and (found[1] is None or curve is not None):
+                    _finish(leaves, cell, centre, half, found, curve)
+                elif 2 * half.max() > min_cell:
+                    stack.extend((d + 1, 2 * i + a, 2 * j + b) for a in (1, 0) for b in (1, 0))
+                    continue
+                else:
+                    _finish(leaves, cell, centre, half, None, None)
+                watch.done = leaves.count
+                watch.area += float(4 * half[0] * half[1])
+                watch.check("the sine encoding's curves", 0)
     except StoppedEarly as err:
-        err.pieces = _assemble(leaves, [leaves.box(*cell) for cell in stack])
+        err.pieces = _assemble(leaves, [leaves.box(*cell) for cell in stack + batch])
         raise
     return _assemble(leaves, [])
 
@@ -379,6 +389,7 @@ def _finish(leaves: _Leaves, cell, centre, half, found, curve) -> None:
     """Record the pieces of a finished cell and what its sides touch."""
     lo, hi = centre - half, centre + half
     corners = np.array([lo, [hi[0], lo[1]], hi, [lo[0], hi[1]]])
+    border = lambda quads: _border_labels(quads, leaves.lo, leaves.lo + leaves.size)  # noqa: E731
     if found is None or found[1] is None:  # one pattern (proven, or at the centre)
         ok = found is not None
         if ok:
@@ -388,7 +399,7 @@ def _finish(leaves: _Leaves, cell, centre, half, found, curve) -> None:
             bits = _levels(leaves.net, b[0], s[0])
             leaves.uncertified.append(np.concatenate([lo, hi]))
         leaves.cells.append((cell, [bits], {}))
-        leaves.add_piece(corners, _border_labels(corners, leaves.lo, leaves.lo + leaves.size), bits, None, ok, 0)
+        leaves.add(corners[None], border(corners[None]), bits, ok, 0)
         return
     curve, span, t, s = curve
     (level, unit, _, _), branches = found[1], found[0]
@@ -410,23 +421,21 @@ def _finish(leaves: _Leaves, cell, centre, half, found, curve) -> None:
         sides[(ax if name == "s" else 1 - ax, high)] = (
             [] if root is None else [root], [int(first_pos), int(not first_pos)][: 1 + (root is not None)])
     leaves.cells.append((cell, [neg, pos], sides))
-    label = np.array([level, unit])
-    border = lambda poly: _border_labels(poly, leaves.lo, leaves.lo + leaves.size)  # noqa: E731
     strips = [(lo[1 - ax], hi[1 - ax])] if span is None else [(lo[1 - ax], span[0]), (span[1], hi[1 - ax])]
     for ta, tb in strips:  # whole strips on one side of the arc: h(s0) > 0 there, or h(s1) < 0
         if tb <= ta:
             continue
         positive = bool(curve.h(lo[ax], (ta + tb) / 2) > 0)
-        poly = curve.point(np.array([lo[ax], hi[ax], hi[ax], lo[ax]]), np.array([ta, ta, tb, tb]))
-        leaves.add_piece(poly, border(poly), pos if positive else neg, None, True, int(positive))
+        quad = curve.point(np.array([lo[ax], hi[ax], hi[ax], lo[ax]]), np.array([ta, ta, tb, tb]))[None]
+        leaves.add(quad, border(quad), pos if positive else neg, True, int(positive))
     if span is None:
         return
-    for n in range(len(t) - 1):  # the two sides of each polyline segment
-        for positive, edge in ((False, lo[ax]), (True, hi[ax])):
-            poly = curve.point(np.array([edge, s[n], s[n + 1], edge]), np.array([t[n], t[n], t[n + 1], t[n + 1]]))
-            labels = border(poly)
-            labels[1] = label
-            leaves.add_piece(poly, labels, pos if positive else neg, None, True, int(positive))
+    for positive, edge in ((False, lo[ax]), (True, hi[ax])):  # the two sides of each polyline segment
+        edge = np.full(len(t) - 1, edge)
+        quads = curve.point(np.stack([edge, s[:-1], s[1:], edge], 1), np.stack([t[:-1], t[:-1], t[1:], t[1:]], 1))
+        labels = border(quads)
+        labels[:, 1] = (level, unit)
+        leaves.add(quads, labels, pos if positive else neg, True, int(positive))
 
 
 def _levels(net: SineNet, bits: np.ndarray, side: bool) -> list:
@@ -440,24 +449,26 @@ def _levels(net: SineNet, bits: np.ndarray, side: bool) -> list:
 
 def _assemble(leaves: _Leaves, pending) -> CurvedPieces:
     """The pieces of the finished cells, with their regions (see :func:`_regions`)."""
-    n_hidden = len(leaves.net.hidden)
-    counts = np.array([len(p) for p in leaves.polys], np.int64)
-    units = sum(len(b) for _, b, _ in leaves.net.hidden)
-    bits = np.array([np.concatenate(b[:n_hidden]) if n_hidden else np.zeros(0, bool) for b in leaves.bits],
-                    bool).reshape(len(counts), units)
-    side = np.array([bool(b[n_hidden][0]) if leaves.net.decision is not None else False for b in leaves.bits], bool)
-    region = _regions(leaves, n_hidden)
+    net, chunks = leaves.net, leaves.chunks
+    n_hidden, units = len(net.hidden), sum(len(b) for _, b, _ in net.hidden)
+    sizes = [len(c[0]) for c in chunks]
+    keep = np.concatenate([c[2] for c in chunks]) if chunks else np.zeros((0, 4), bool)
+    pattern = [np.concatenate(c[3][:n_hidden]) if n_hidden else np.zeros(0, bool) for c in chunks]
+    bits = np.repeat(np.array(pattern, bool).reshape(len(chunks), units), sizes, axis=0)
+    side = np.repeat([bool(c[3][n_hidden][0]) if net.decision is not None else False for c in chunks], sizes)
+    ok = np.repeat([c[4] for c in chunks], sizes).astype(bool)
+    region = _regions(leaves, n_hidden, np.repeat([c[5] for c in chunks], sizes), np.repeat([c[6] for c in chunks], sizes))
     return CurvedPieces(
-        np.concatenate(leaves.polys) if leaves.polys else np.zeros((0, 2)),
-        np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-        np.concatenate(leaves.labels).astype(np.int64) if leaves.labels else np.zeros((0, 2), np.int64),
-        bits, side, np.array(leaves.ok, bool), region,
+        np.concatenate([c[0] for c in chunks])[keep] if chunks else np.zeros((0, 2)),
+        np.concatenate([[0], np.cumsum(keep.sum(1))]).astype(np.int64),
+        np.concatenate([c[1] for c in chunks])[keep].astype(np.int64) if chunks else np.zeros((0, 2), np.int64),
+        bits, side, ok, region,
         np.array(leaves.uncertified).reshape(-1, 4),
         np.array([np.concatenate([c - h, c + h]) for c, h in pending]).reshape(-1, 4),
     )
 
 
-def _regions(leaves: _Leaves, n_hidden: int) -> np.ndarray:
+def _regions(leaves: _Leaves, n_hidden: int, piece_cell: np.ndarray, piece_comp: np.ndarray) -> np.ndarray:
     """(P,) region of each piece: the cells' components (the sides of their arc) joined where
     their activation patterns (the decision side left out) meet along a shared cell side."""
     key = lambda bits: np.concatenate(bits[:n_hidden]).tobytes() if n_hidden else b""  # noqa: E731
@@ -491,8 +502,8 @@ def _regions(leaves: _Leaves, n_hidden: int) -> np.ndarray:
                 if b1 <= a0 or b0 >= a1:
                     continue
                 _join_side(leaves, ka, kb, axis, max(a0, b0) / scale, min(a1, b1) / scale, key, first, join)
-    roots = np.array([find(int(first[cell] + comp)) for cell, comp in leaves.comp], np.int64)
-    return np.unique(roots, return_inverse=True)[1].astype(np.int64) if len(roots) else roots
+    roots = np.array([find(a) for a in range(len(parent))], np.int64)[first[piece_cell] + piece_comp]
+    return np.unique(roots, return_inverse=True)[1].astype(np.int64).ravel() if len(roots) else roots
 
 
 def _join_side(leaves, ka, kb, axis, f0, f1, key, first, join) -> None:
