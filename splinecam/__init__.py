@@ -5,7 +5,7 @@ analysis (boundaries, boundary-first, statistics, estimates, per-layer partition
 files (ONNX), studies and training videos, ops (``register_op``) and the errors.
 """
 
-from . import _moved
+from . import _moved, nn
 from ._version import __version__
 from .analysis.boundary import Boundary, ClassCells
 from .analysis.boundary_first import decision_boundary, level_set
@@ -37,7 +37,7 @@ __all__ = [
     "Boundary", "BoundarySamples", "ClassCells", "DensityMap", "Estimate", "InvalidPartitionFile", "LayerInfo", "Partition", "PlanarMesh",
     "Recorder", "RegionArrays", "RegionMatch", "RegionLimitError", "Slice", "StoppedEarly", "TaskError", "TimeLimitError",
     "UnsupportedModelError", "VerifyReport", "__version__", "animate", "close_local_cluster", "compare", "decision_boundary", "density_map",
-    "estimate", "level_set", "load_onnx", "local_complexity", "match_regions", "partition", "partition_by_layer", "partition_many",
+    "estimate", "level_set", "load_onnx", "local_complexity", "match_regions", "nn", "partition", "partition_by_layer", "partition_many",
     "plot_layers", "record", "register_op", "slice_from_data", "unregister_op",
 ]
 

@@ -146,6 +146,23 @@ def codes_at(part: sc.Partition, uv) -> tuple[np.ndarray, np.ndarray]:
     return code, near
 
 
+def op_codes_at(part: sc.Partition, uv, rtol: float = 1e-7) -> tuple[np.ndarray, np.ndarray]:
+    """(N, bits) activation code at uv from each split op's own ``code``, and (N, bits) the bits
+    within ``rtol`` of the layer's largest |input| of a tie (its ``ambiguous``): any op kind."""
+    codes, near = [], []
+
+    def record(layer, z):
+        op = part.graph.split_nodes[layer].op
+        codes.append(op.code(z).numpy())
+        near.append(op.ambiguous(z, rtol * max(float(z.abs().max()), 1e-300)).numpy())
+
+    with torch.no_grad():
+        part.graph.forward(part.slice.to_input(uv), on_split=record)
+    if not codes:
+        return np.zeros((len(uv), 0), bool), np.zeros((len(uv), 0), bool)
+    return np.concatenate(codes, 1), np.concatenate(near, 1)
+
+
 def output_scale(part: sc.Partition, model) -> float:
     """Largest |output| over all region vertices (the scale for relative errors), but at
     least the largest |pre-activation| there: float64 rounding is relative to the
@@ -242,9 +259,10 @@ def interior_points(part: sc.Partition, shrink: float = 0.9) -> tuple[np.ndarray
     return np.concatenate(pts), np.concatenate(reg)
 
 
-def check_regions_real(part: sc.Partition, model) -> None:
+def check_regions_real(part: sc.Partition, model, codes_at=codes_at) -> None:
     """No duplicate and no fake region: codes are unique, the model's code inside each
-    region equals the region's code, and the region's affine map is the model there."""
+    region equals the region's code (``codes_at``: :func:`codes_at`, or :func:`op_codes_at` for
+    any op kind), and the region's affine map is the model there."""
     codes = part.codes
     assert codes.shape == (len(part), sum(layer.bits for layer in part.layers))
     if len(part) > 1:
@@ -315,9 +333,10 @@ def grid(sl: sc.Slice, n: int) -> np.ndarray:
     return g
 
 
-def check_against_grid(part: sc.Partition, n: int = 120) -> None:
+def check_against_grid(part: sc.Partition, n: int = 120, codes_at=codes_at) -> None:
     """Brute force lower bound: every activation code seen on a grid is a region's code, and
-    away from lines each grid point lies in the region of its code."""
+    away from lines each grid point lies in the region of its code (``codes_at`` as in
+    :func:`check_regions_real`)."""
     pts = grid(part.slice, n)
     idx = part.locate(pts)
     inside = idx >= 0

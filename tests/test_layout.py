@@ -15,7 +15,7 @@ ROOT = Path(splinecam.__file__).parent
 LAYERS = [
     {"errors", "extras", "_version", "_moved"},
     {"geometry"},
-    {"ops"},
+    {"ops", "nn"},
     {"slices", "io"},
     {"run"},
     {"partition"},

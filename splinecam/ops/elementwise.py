@@ -13,7 +13,8 @@ from ..errors import Unsupported
 from .base import Split, SplitContext, SplitOp, pack_bits
 from .forms import SLACK, form_bounds, pad_form, with_symbols
 
-__all__ = ["ElementwiseOp", "abs_op", "clamp_op", "leaky_relu_op", "relu_op"]
+__all__ = ["ElementwiseOp", "above_at_centroids", "abs_op", "chord_relaxation", "clamp_op", "leaky_relu_op", "relu_op",
+           "split_crossing"]
 
 
 class ElementwiseOp(SplitOp):
@@ -137,27 +138,16 @@ class ElementwiseOp(SplitOp):
         code = above.clone()  # (R, U, k); crossing units are fixed per piece below
         flat = torch.nonzero(~above & ~below, as_tuple=True)  # constant on the region (dead units)
         if flat[0].numel():
-            cen = polys.centroids()[flat[0]]
             reg, u = flat[0], flat[1]
-            code[flat] = z[reg, 0, u] + z[reg, 1, u] * cen[:, 0] + z[reg, 2, u] * cen[:, 1] > bps[flat[2]]
+            code[flat] = above_at_centroids(polys, reg, z[reg, :, u], bps[flat[2]])
         region, unit, bp = torch.nonzero(above & below, as_tuple=True)
         lines = torch.stack([z[region, 1, unit], z[region, 2, unit], z[region, 0, unit] - bps[bp]], 1)
-        line_units = torch.stack([torch.full_like(unit, ctx.layer), unit], 1)
-        line_tol = tol[region, unit, bp]
-        ctx.check(r + region.numel())  # each crossing line adds a piece
-        res = split_by_lines(polys, region, lines, line_tol, line_units, ctx.check, ctx.budget)
+        res, sides = split_crossing(polys, region, unit, lines, tol[region, unit, bp], ctx)
 
         def codes_of(sel: torch.Tensor) -> torch.Tensor:
-            """(m, U, k) codes of the pieces ``sel``: each lies on one side of every line that
-            crossed its region (recorded by the cuts); only a piece flat on a line within
-            tolerance reads the side at its centroid."""
-            piece, line, side = res.sides_of(sel)
+            """(m, U, k) codes of the pieces ``sel`` (see :func:`split_crossing`)."""
+            piece, line, value = sides(sel)
             out = code[res.parent[sel]]
-            on_line = side == 0
-            cen = res.pieces.select(sel)[0].centroids()[piece[on_line]]
-            lf = lines[line[on_line]]
-            value = side > 0
-            value[on_line] = lf[:, 0] * cen[:, 0] + lf[:, 1] * cen[:, 1] + lf[:, 2] > 0
             out[piece, unit[line], bp[line]] = value
             return out
 
@@ -197,21 +187,11 @@ class ElementwiseOp(SplitOp):
         def f(z):
             return self.forward(z.reshape(r, *shape)).reshape(r, -1)
 
-        bps = self.breakpoints.to(lo)
         mid = (lo + hi) / 2
         slope, intercept = self.apply_code(mid.reshape(r, *shape), self.above(mid.reshape(r, *shape)))
-        slope, intercept = slope.reshape(r, -1), intercept.reshape(r, -1)
-        f_lo, f_hi = f(lo), f(hi)
-        width = torch.where(inside, hi - lo, torch.ones_like(lo))
-        chord = (f_hi - f_lo) / width
-        ends = [torch.minimum(torch.maximum(b, lo), hi) for b in bps]
-        dev = torch.stack([f_lo - chord * lo, f_hi - chord * hi] + [f(e) - chord * e for e in ends])
-        d_lo, d_hi = dev.amin(0), dev.amax(0)
-        rad = (d_hi - d_lo) / 2
-        rad = rad + SLACK * (d_hi.abs() + d_lo.abs() + chord.abs() * (hi.abs() + lo.abs()))
-        lam = torch.where(inside, chord, slope)
-        shift = torch.where(inside, (d_hi + d_lo) / 2, intercept)
-        out = with_symbols(lam, shift, torch.where(inside, rad, torch.zeros_like(rad)), flat, max_symbols)
+        ends = [torch.minimum(torch.maximum(b, lo), hi) for b in self.breakpoints.to(lo)]
+        lam, shift, rad = chord_relaxation(f, lo, hi, ends, inside, slope.reshape(r, -1), intercept.reshape(r, -1))
+        out = with_symbols(lam, shift, rad, flat, max_symbols)
         return out.reshape(r, out.shape[1], *shape)
 
     def crossing_lines(self, z, polys, extent, rtol):
@@ -223,6 +203,60 @@ class ElementwiseOp(SplitOp):
         cross = ((hi[..., None] - bps) > tol) & ((lo[..., None] - bps) < -tol)
         unit, bp = torch.nonzero(cross[0], as_tuple=True)
         return torch.stack([z[0, 1, unit], z[0, 2, unit], z[0, 0, unit] - bps[bp]], 1)
+
+
+def above_at_centroids(polys: Polygons, region: torch.Tensor, maps: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """(n,) bool: whether the affine functions ``maps`` (n, 3) (value at the uv origin, d/du, d/dv)
+    lie above ``level`` (n,) at the centroids of the polygons ``region`` (n,) (a unit flat on a
+    level within tolerance over its whole polygon reads its side there)."""
+    cen = polys.centroids()[region]
+    return maps[:, 0] + maps[:, 1] * cen[:, 0] + maps[:, 2] * cen[:, 1] > level
+
+
+def split_crossing(polys: Polygons, region: torch.Tensor, unit: torch.Tensor, lines: torch.Tensor, tol: torch.Tensor,
+                   ctx: SplitContext):
+    """Cut the regions ``polys`` by the lines (L, 3) ``a*u + b*v + c`` (``c``: the unit's value less
+    the level it crosses) of units ``unit`` (L,) that cross regions ``region`` (L,) (sorted), each with
+    its on-line tolerance ``tol`` (L,); the rule both elementwise split ops share.
+
+    Returns the :class:`~splinecam.geometry.LineSplit` and ``sides(sel)``: for the finished pieces
+    ``sel`` (m,), one entry (piece in [0, m), line, above) per piece and line of its region, ``above``
+    whether the piece lies above the line's level; each piece lies on one side of every line that
+    crossed its region (recorded by the cuts); only a piece flat on a line within tolerance reads
+    the side at its centroid.
+    """
+    line_units = torch.stack([torch.full_like(unit, ctx.layer), unit], 1)
+    ctx.check(len(polys) + region.numel())  # each crossing line adds a piece
+    res = split_by_lines(polys, region, lines, tol, line_units, ctx.check, ctx.budget)
+
+    def sides(sel: torch.Tensor):
+        piece, line, side = res.sides_of(sel)
+        on_line = side == 0
+        value = side > 0
+        value[on_line] = above_at_centroids(res.pieces.select(sel)[0], piece[on_line], lines[line[on_line]][:, [2, 0, 1]],
+                                            lines.new_zeros(int(on_line.sum())))
+        return piece, line, value
+
+    return res, sides
+
+
+def chord_relaxation(f, lo: torch.Tensor, hi: torch.Tensor, ends: list[torch.Tensor], inside: torch.Tensor,
+                     slope: torch.Tensor, intercept: torch.Tensor):
+    """``(lam, shift, rad)`` (each (R, U)) of a piecewise-linear ``f`` over the bounds ``[lo, hi]``:
+    where ``inside`` (a breakpoint strictly inside), ``lam`` is the chord slope ``(f(hi) - f(lo)) /
+    (hi - lo)`` and ``[shift - rad, shift + rad]`` the range of ``f(z) - lam * z`` on ``[lo, hi]``,
+    attained at the ends or at the breakpoints ``ends`` (each (R, U), clamped to ``[lo, hi]``: every
+    breakpoint in it must be among them); elsewhere exactly ``slope`` and ``intercept``, rad 0."""
+    f_lo, f_hi = f(lo), f(hi)
+    width = torch.where(inside, hi - lo, torch.ones_like(lo))
+    chord = (f_hi - f_lo) / width
+    dev = torch.stack([f_lo - chord * lo, f_hi - chord * hi] + [f(e) - chord * e for e in ends])
+    d_lo, d_hi = dev.amin(0), dev.amax(0)
+    rad = (d_hi - d_lo) / 2
+    rad = rad + SLACK * (d_hi.abs() + d_lo.abs() + chord.abs() * (hi.abs() + lo.abs()))
+    lam = torch.where(inside, chord, slope)
+    shift = torch.where(inside, (d_hi + d_lo) / 2, intercept)
+    return lam, shift, torch.where(inside, rad, torch.zeros_like(rad))
 
 
 def clamp_op(lo: float | None, hi: float | None) -> ElementwiseOp:

@@ -325,7 +325,8 @@ def _build_ops(model: nn.Module, graph: fx.Graph, input_shape: tuple[int, ...]) 
             + "\n  - ".join(problems)
             + "\nSupported: Linear, Conv1d/2d, BatchNorm (eval), Dropout (eval), pooling, Flatten, reshapes, "
             "cat, sums and scalings of activations, ReLU, LeakyReLU, PReLU, ReLU6, Hardtanh, abs, clamp, "
-            "max-pooling and max; add others with splinecam.register_op."
+            "max-pooling and max, periodic piecewise-linear waves (splinecam.nn: TriangleWave, Sawtooth, PeriodicPWL, "
+            "and PositionalEncoding/FourierFeatures with kind='triangle'); add others with splinecam.register_op."
         )
     return Graph(nodes)
 

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.nn import functional as F
 
+import splinecam as sc
 from helpers import examples
 from splinecam.analysis.bounds import OutputBounds, corners, form_bounds
 from splinecam.geometry import Polygons
@@ -106,6 +107,13 @@ def _clamp_range(d) -> tuple[float, float]:
     return a, b + 0.1
 
 
+def _periodic(d):
+    period = num(d, 0.2, 3.0)
+    cuts = sorted(c / 20 for c in d.draw(st.lists(st.integers(0, 19), min_size=1, max_size=4, unique=True)))
+    shift = num(d)
+    return sc.nn.PeriodicPWL([shift + c * period for c in cuts], [num(d) for _ in cuts], period), IMG
+
+
 def call(fn, shape=IMG, **tensors):
     return Call(fn, **tensors), shape
 
@@ -166,6 +174,7 @@ _CASES = {
     nn.Hardtanh: lambda d: (nn.Hardtanh(*_clamp_range(d)), IMG),
     nn.MaxPool1d: lambda d: _max_pool(d, 1),
     nn.MaxPool2d: lambda d: _max_pool(d, 2),
+    sc.nn.PeriodicPWL: _periodic,
     # functions
     operator.add: lambda d: call(lambda m, x, c=num(d): x + c),
     operator.sub: lambda d: call(lambda m, x, c=num(d): c - x),
