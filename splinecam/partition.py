@@ -652,13 +652,13 @@ class CurvedPartition(Partition):
     def _outputs(self, uv: np.ndarray, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(N, K) outputs and (N, K, 2) their uv-gradients at points ``uv`` (N, 2) on patterns ``bits``."""
         waves = self.net.waves
-        out = self.net.outputs(waves.sines(uv), bits)
+        out = self.net.outputs(waves.features(uv), bits)
         if not len(uv):
             return out, np.zeros((0, out.shape[1], 2))
         # d/dp of an output that is affine in e: the map's own derivative, by exact chain rule
-        cos = np.cos(uv @ waves.A.T + waves.b)
-        zero = self.net.outputs(np.zeros_like(cos), bits)
-        grad = np.stack([self.net.outputs(cos * waves.A[:, i], bits) - zero for i in (0, 1)], -1)
+        slopes = waves.slopes(uv)
+        zero = self.net.outputs(np.zeros_like(slopes), bits)
+        grad = np.stack([self.net.outputs(slopes * waves.A[:, i], bits) - zero for i in (0, 1)], -1)
         return out, grad
 
     @property

@@ -1,11 +1,13 @@
 """Sound bounds of trigonometric sums over boxes of the plane.
 
 A *wave family* is ``theta(p) = A @ p + b`` (A: (J, 2), b: (J,)), the phases of a sine encoding
-on slice coordinates ``p = (u, v)``.  A batch of K functions of it is ``f_k(p) = M[k] @
-sin(theta(p)) + m[k]`` (M: (K, J), m: (K,)); their gradient and Hessian are sums of the same
-kind (``d f / d p_i = (M * A[:, i]) @ sin(theta + pi/2)``, ``d2 f / d p_i d p_k = -(M * A[:, i]
-* A[:, k]) @ sin(theta)``), so every bound below is one rule: the range of sine over an interval
-of angles, weighted.  Bounds are sound up to float64 rounding, which they pad for: every
+on slice coordinates ``p = (u, v)``; its features are ``sin(theta)``, except the first ``linear``
+ones, which are ``theta`` itself (an encoding that passes its raw input on).  A batch of K
+functions of it is ``f_k(p) = M[k] @ features(p) + m[k]`` (M: (K, J), m: (K,)); their gradient
+and Hessian are sums of the same kind (``d f / d p_i = (M * A[:, i]) @ slope(p)`` with ``slope
+= cos(theta)``, 1 for a linear feature; ``d2 f / d p_i d p_k = -(M * A[:, i] * A[:, k]) @
+sin(theta)``, 0 for a linear feature), so every bound below is one rule: the range of each
+feature (or its derivative) over an interval of angles, weighted.  Bounds are sound up to float64 rounding, which they pad for: every
 interval holds the true range of the function over the closed box.
 """
 
@@ -60,19 +62,35 @@ class Waves:
 
     A: np.ndarray
     b: np.ndarray
+    linear: int = 0
 
-    def sines(self, p: np.ndarray) -> np.ndarray:
-        """(N, J) ``sin(theta(p))`` at the points ``p`` (N, 2): the encoding."""
-        return np.sin(p @ self.A.T + self.b)
+    def features(self, p: np.ndarray) -> np.ndarray:
+        """(N, J) the encoding at the points ``p`` (N, 2)."""
+        theta = p @ self.A.T + self.b
+        return np.concatenate([theta[:, :self.linear], np.sin(theta[:, self.linear:])], 1)
+
+    def slopes(self, p: np.ndarray) -> np.ndarray:
+        """(N, J) the derivative of each feature with respect to its angle at the points ``p``."""
+        theta = p @ self.A.T + self.b
+        return np.concatenate([np.ones_like(theta[:, :self.linear]), np.cos(theta[:, self.linear:])], 1)
 
     def values(self, M: np.ndarray, m: np.ndarray, p: np.ndarray) -> np.ndarray:
-        """(N, K) the functions ``M @ sin(theta) + m`` at the points ``p`` (N, 2)."""
-        return self.sines(p) @ M.T + m
+        """(N, K) the functions ``M @ features + m`` at the points ``p`` (N, 2)."""
+        return self.features(p) @ M.T + m
 
     def _ranges(self, centres: np.ndarray, half: np.ndarray, shift: float):
-        mid = centres @ self.A.T + self.b + shift
+        """Bounds of ``sin(theta + shift)`` over the boxes, and for the linear features: of theta
+        (shift 0, values), 1 (shift pi/2, slopes), 0 (shift pi, second derivatives)."""
+        mid = centres @ self.A.T + self.b
         reach = half @ np.abs(self.A).T
-        return sin_range(mid - reach, mid + reach)
+        low, high = sin_range(mid - reach + shift, mid + reach + shift)
+        k = self.linear
+        if k:
+            const = {0.0: None, np.pi / 2: 1.0, np.pi: 0.0}[shift]
+            pad = 8 * _EPS * (np.abs(mid[:, :k]) + reach[:, :k])
+            low[:, :k] = mid[:, :k] - reach[:, :k] - pad if const is None else const
+            high[:, :k] = mid[:, :k] + reach[:, :k] + pad if const is None else const
+        return low, high
 
     def bounds(self, M: np.ndarray, m: np.ndarray, centres: np.ndarray, half: np.ndarray) -> tuple:
         """Sound (N, K) bounds of the functions over the boxes: the tighter, unit by unit, of the
@@ -92,7 +110,7 @@ class Waves:
 
     def curvature(self, M: np.ndarray, centres: np.ndarray, half: np.ndarray) -> np.ndarray:
         """(N, K, 3) sound bounds of ``|f_uu|``, ``|f_uv|``, ``|f_vv|`` over the boxes."""
-        ranges = self._ranges(centres, half, 0.0)
+        ranges = self._ranges(centres, half, np.pi)  # -sin(theta): the sign does not matter here
         zero = np.zeros(len(M))
         out = []
         for i, k in ((0, 0), (0, 1), (1, 1)):

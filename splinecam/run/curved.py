@@ -1,7 +1,9 @@
 """The certified partition of a slice for a network whose first op is a sine encoding.
 
 The model is an ``nn.Sequential`` whose first leaf is a sine encoding ``e = sin(F x + phi)`` (a
-module with ``sin_phases() -> (F (J, D), phi (J,))``; a cosine is a phase of pi/2) followed by a
+module whose ``sin_phases()`` gives ``(F (J, D), phi (J,))``, or ``(F, phi, k)`` where the first k
+features are ``F x + phi`` itself (the raw input passed on), as ``sc.nn.PositionalEncoding`` and
+``sc.nn.FourierFeatures`` with ``kind="sin"`` do; a cosine is a phase of pi/2) followed by a
 plain MLP (Linear, ReLU, LeakyReLU, Identity, eval Dropout).  On the slice ``x = o + B p`` the
 encoding is ``sin(A p + b)`` (:class:`~splinecam.geometry.Waves`), and on the set where the
 activation pattern is fixed every pre-activation and output is ``M e + m``: a trigonometric sum
@@ -57,11 +59,12 @@ _BATCH = 64  # cells whose first level is bounded at once
 
 
 def sine_encoding(model) -> nn.Module | None:
-    """The sine encoding that ``model`` starts with (a module with ``sin_phases``), or None."""
+    """The sine encoding that ``model`` starts with (a module whose ``sin_phases()`` gives its
+    phases, e.g. ``sc.nn.PositionalEncoding(kind="sin")``), or None."""
     if type(model) is not nn.Sequential:
         return None
     first = next(iter(leaf_modules(model)), (None, None))[1]
-    return first if callable(getattr(first, "sin_phases", None)) else None
+    return first if callable(getattr(first, "sin_phases", None)) and first.sin_phases() is not None else None
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ class SineNet:
     def pattern(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """At the points ``p`` (N, 2): (bits (N, units) with z > 0, the smallest |z| / |M| of any
         unit (N,), the decision side (N,) bool)."""
-        h, bits, margin = self.waves.sines(p), [], np.full(len(p), np.inf)
+        h, bits, margin = self.waves.features(p), [], np.full(len(p), np.inf)
         for W, b, slope in self.hidden:
             z = h @ W.T + b
             bits.append(z > 0)
@@ -137,12 +140,15 @@ def read_sine_net(model, sl: Slice) -> SineNet:
     """``model`` (see :func:`sine_encoding`) read on ``sl``; UnsupportedModelError saying what is
     wrong where it is not a sine encoding followed by a plain MLP."""
     leaves = list(leaf_modules(model))
-    F, phi = (np.asarray(torch.as_tensor(t).detach().cpu(), np.float64) for t in leaves[0][1].sin_phases())
+    phases = leaves[0][1].sin_phases()
+    F, phi = (np.asarray(torch.as_tensor(t).detach().cpu(), np.float64) for t in phases[:2])
+    linear = int(phases[2]) if len(phases) > 2 else 0
     if len(sl.input_shape) != 1 or F.ndim != 2 or F.shape[1] != sl.input_shape[0] or phi.shape != (len(F),):
         raise UnsupportedModelError(
             f"the sine encoding's sin_phases() must give F (J, D) and phi (J,) for inputs (D,) = {sl.input_shape}; "
             f"got {F.shape} and {phi.shape}.")
-    _check_encoding(leaves[0][1], F, phi, sl)
+    waves = Waves(F @ sl.basis, F @ sl.origin + phi, linear)
+    _check_encoding(leaves[0][1], Waves(F, phi, linear), sl)
     hidden, names, W, b, width = [], [], np.eye(len(F)), np.zeros(len(F)), len(F)
     for name, module in leaves[1:]:
         kind = type(module)
@@ -162,17 +168,17 @@ def read_sine_net(model, sl: Slice) -> SineNet:
     if not all(np.isfinite(a).all() for layer in hidden for a in layer[:2]) or not np.isfinite(W).all():
         raise UnsupportedModelError("the model's weights hold NaN or inf.")
     decision = ((np.ones(1), 0.0) if len(W) == 1 else (np.array([-1.0, 1.0]), 0.0) if len(W) == 2 else None)
-    waves = Waves(F @ sl.basis, F @ sl.origin + phi)
     return SineNet(waves, hidden, (W, b), decision, names)
 
 
-def _check_encoding(module, F, phi, sl: Slice) -> None:
-    """Refuse an encoding whose ``forward`` is not ``sin(F x + phi)`` at the slice's corners."""
+def _check_encoding(module, waves: Waves, sl: Slice) -> None:
+    """Refuse an encoding whose ``forward`` is not its ``sin_phases`` at the slice's corners
+    (``waves`` on input coordinates)."""
     x = sl.to_input(np.vstack([sl.polygon, sl.polygon.mean(0)]), dtype=torch.float64).numpy()
     dtype = next((t.dtype for t in [*module.parameters(), *module.buffers()] if t.is_floating_point()), torch.float64)
     with torch.no_grad():
         got = module(torch.as_tensor(x, dtype=dtype)).double().numpy()
-    want = np.sin(x @ F.T + phi)
+    want = waves.features(x)
     if got.shape != want.shape or not np.allclose(got, want, rtol=1e-5, atol=1e-5):
         raise UnsupportedModelError(
             f"{type(module).__name__}.forward(x) is not sin(x @ F.T + phi) with (F, phi) = its sin_phases() "

@@ -237,3 +237,16 @@ def test_bad_encodings_and_slices_are_refused():
         sc.partition(sine_mlp([2], 1, 0), tilted, progress=False)
     with pytest.raises(ValueError, match="tol"):
         sc.partition(sine_mlp([2], 1, 0), sc.Slice.box((-1, -1), (1, 1)), tol=-1.0)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: sc.nn.PositionalEncoding(2, 2, kind="sin"),  # with the raw input (the default)
+    lambda: sc.nn.PositionalEncoding(2, 2, kind="sin", include_input=False),
+    lambda: sc.nn.FourierFeatures(torch.randn(3, 2, generator=torch.Generator().manual_seed(4)) * 0.4, kind="sin"),
+])
+def test_the_shipped_sine_encodings_are_certified(make):
+    enc = make()
+    torch.manual_seed(0)
+    model = nn.Sequential(enc, nn.Linear(enc.out_features, 3), nn.ReLU(), nn.Linear(3, 1))  # float32, as trained
+    part = sc.partition(model, sc.Slice.box((-0.7, -0.6), (0.8, 0.5)), progress=False, tol=1e-4)
+    assert part.curved and part.n_regions > 1 and len(unit_edges(part)) and part.verify(n_points=300).ok
