@@ -27,14 +27,14 @@ from .errors import (
 )
 from .io.onnx import load_onnx
 from .ops import register_op, unregister_op
-from .partition import Partition, partition, partition_many
+from .partition import CurvedPartition, Partition, partition, partition_many
 from .run.executors import close_local_cluster
 from .run.regions import LayerInfo, RegionArrays
 from .slices import Slice
 from .viz.plot import plot_layers
 
 __all__ = [
-    "Boundary", "BoundarySamples", "ClassCells", "DensityMap", "Estimate", "InvalidPartitionFile", "LayerInfo", "Partition", "PlanarMesh",
+    "Boundary", "BoundarySamples", "ClassCells", "CurvedPartition", "DensityMap", "Estimate", "InvalidPartitionFile", "LayerInfo", "Partition", "PlanarMesh",
     "Recorder", "RegionArrays", "RegionMatch", "RegionLimitError", "Slice", "StoppedEarly", "TaskError", "TimeLimitError",
     "UnsupportedModelError", "VerifyReport", "__version__", "animate", "close_local_cluster", "compare", "decision_boundary", "density_map",
     "estimate", "level_set", "load_onnx", "local_complexity", "match_regions", "nn", "partition", "partition_by_layer", "partition_many",

@@ -719,6 +719,17 @@ class CurvedPartition(Partition):
                              "(part.decision_boundary()); other level sets are not computed.")
         return self.decision_boundary()
 
+    def stats(self) -> dict:
+        """:func:`splinecam.analysis.stats.stats` of the pieces, with the numbers of the regions:
+        ``n_regions`` and the ``area_*`` entries are of the regions (unions of pieces), and
+        ``n_pieces``, ``n_uncertified`` (cells) and ``tolerance`` are added."""
+        out = super().stats()
+        areas = np.bincount(self.region, self.areas, self.n_regions) if len(self) else np.zeros(1)
+        out.update(n_regions=self.n_regions, n_pieces=len(self), n_uncertified=len(self.uncertified),
+                   tolerance=self.tolerance, area_mean=float(areas.mean()), area_std=float(areas.std()),
+                   area_min=float(areas.min()), area_max=float(areas.max()), area_median=float(np.median(areas)))
+        return out
+
     def class_cells(self, output=None, level=None):
         raise ValueError("class cells are not computed for a curved partition; use part.side (the decision side "
                          "of each piece) and part.region.")

@@ -191,7 +191,10 @@ def test_pieces_are_convex_tiles_and_the_views_work(tmp_path):
         assert (d[:, 0] * np.roll(d, -1, 0)[:, 1] - d[:, 1] * np.roll(d, -1, 0)[:, 0] >= -1e-12).all()
     labels = part.arrays.edge_units[:, 0]
     assert set(np.unique(labels)) <= {BORDER, INSIDE, 0, 1, 2}
-    assert part.stats()["n_regions"] == len(part)
+    stats = part.stats()
+    assert stats["n_regions"] == part.n_regions and stats["n_pieces"] == len(part) > part.n_regions
+    assert stats["area_mean"] * part.n_regions == pytest.approx(sl.area)
+    assert part.mesh().adjacency().shape == (len(part), len(part))
     import matplotlib
     matplotlib.use("Agg")
     part.plot()
