@@ -626,7 +626,8 @@ class CurvedPartition(Partition):
 
     Its rows are convex *pieces* of the curved regions: cells of the certificate's quadtree, or
     strips of them on one side of a boundary polyline.  ``region`` (P,) is each piece's region
-    and ``n_regions`` their number; region boundaries are polylines within ``tolerance`` of the
+    (-1: an uncertified cell that joins no region with a certified piece) and ``n_regions`` their
+    number; region boundaries are polylines within ``tolerance`` of the
     true curves; ``certified`` (P,) is False for pieces that are uncertified cells (listed in
     ``uncertified`` (C, 4) as (u0, v0, u1, v1)); ``pending`` (Q, 4) the cells a limit left.
     ``evaluate`` is exact (the output is affine in the encoding on each region); ``affine`` holds
@@ -724,7 +725,8 @@ class CurvedPartition(Partition):
         ``n_regions`` and the ``area_*`` entries are of the regions (unions of pieces), and
         ``n_pieces``, ``n_uncertified`` (cells) and ``tolerance`` are added."""
         out = super().stats()
-        areas = np.bincount(self.region, self.areas, self.n_regions) if len(self) else np.zeros(1)
+        known = self.region >= 0
+        areas = np.bincount(self.region[known], self.areas[known], self.n_regions) if known.any() else np.zeros(1)
         out.update(n_regions=self.n_regions, n_pieces=len(self), n_uncertified=len(self.uncertified),
                    tolerance=self.tolerance, area_mean=float(areas.mean()), area_std=float(areas.std()),
                    area_min=float(areas.min()), area_max=float(areas.max()), area_median=float(np.median(areas)))

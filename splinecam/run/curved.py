@@ -194,7 +194,8 @@ class CurvedPieces:
     number of hidden layers for the decision function), :data:`BORDER` on the slice border,
     :data:`INSIDE` between pieces of the same pattern; bits (P, U) bool patterns; side (P,)
     bool decision side; certified (P,) bool (False: the piece is an uncertified cell);
-    region (P,) int, the region of each piece; uncertified (C, 4) the uncertified cells as
+    region (P,) int, the region of each piece (-1 for an uncertified cell joined to no region
+    that has a certified piece); uncertified (C, 4) the uncertified cells as
     (u0, v0, u1, v1); pending (Q, 4) cells left when a limit stopped the run.
     """
 
@@ -217,6 +218,7 @@ class _Leaves:
         self.chunks = []  # (quads (n, 4, 2), labels (n, 4, 2), kept vertices (n, 4), bits, certified, cell, component)
         self.cells = []  # ((depth, i, j), [bits of each component], {(axis, high side): (crossings, components)})
         self.uncertified = []
+        self.unsure = {}  # uncertified cell -> {pattern key: components of its neighbours with it}
         self.count = 0
 
     def box(self, d, i, j) -> tuple[np.ndarray, np.ndarray]:
@@ -404,6 +406,7 @@ def _finish(leaves: _Leaves, cell, centre, half, found, curve) -> None:
             b, _, s = leaves.net.pattern(centre[None])
             bits = _levels(leaves.net, b[0], s[0])
             leaves.uncertified.append(np.concatenate([lo, hi]))
+            leaves.unsure[len(leaves.cells)] = {}
         leaves.cells.append((cell, [bits], {}))
         leaves.add(corners[None], border(corners[None]), bits, ok, 0)
         return
@@ -464,6 +467,9 @@ def _assemble(leaves: _Leaves, pending) -> CurvedPieces:
     side = np.repeat([bool(c[3][n_hidden][0]) if net.decision is not None else False for c in chunks], sizes)
     ok = np.repeat([c[4] for c in chunks], sizes).astype(bool)
     region = _regions(leaves, n_hidden, np.repeat([c[5] for c in chunks], sizes), np.repeat([c[6] for c in chunks], sizes))
+    proven = np.zeros(region.max(initial=-1) + 1, bool)
+    proven[region[ok]] = True  # a component of uncertified cells alone is no proven region: -1
+    region = np.where(proven[region], np.cumsum(proven)[region] - 1, -1) if len(region) else region
     return CurvedPieces(
         np.concatenate([c[0] for c in chunks])[keep] if chunks else np.zeros((0, 2)),
         np.concatenate([[0], np.cumsum(keep.sum(1))]).astype(np.int64),
@@ -476,7 +482,9 @@ def _assemble(leaves: _Leaves, pending) -> CurvedPieces:
 
 def _regions(leaves: _Leaves, n_hidden: int, piece_cell: np.ndarray, piece_comp: np.ndarray) -> np.ndarray:
     """(P,) region of each piece: the cells' components (the sides of their arc) joined where
-    their activation patterns (the decision side left out) meet along a shared cell side."""
+    their activation patterns (the decision side left out) meet along a shared cell side, and
+    the components of one pattern around an uncertified cell (at most ``tol`` wide) with each
+    other."""
     key = lambda bits: np.concatenate(bits[:n_hidden]).tobytes() if n_hidden else b""  # noqa: E731
     first = np.cumsum([0] + [len(comps) for _, comps, _ in leaves.cells])
     parent = list(range(int(first[-1])))
@@ -508,6 +516,10 @@ def _regions(leaves: _Leaves, n_hidden: int, piece_cell: np.ndarray, piece_comp:
                 if b1 <= a0 or b0 >= a1:
                     continue
                 _join_side(leaves, ka, kb, axis, max(a0, b0) / scale, min(a1, b1) / scale, key, first, join)
+    for around in leaves.unsure.values():  # an uncertified cell joins the neighbours of one pattern
+        for nodes in around.values():
+            for node in nodes[1:]:
+                join(node, nodes[0])
     roots = np.array([find(a) for a in range(len(parent))], np.int64)[first[piece_cell] + piece_comp]
     return np.unique(roots, return_inverse=True)[1].astype(np.int64).ravel() if len(roots) else roots
 
@@ -525,5 +537,9 @@ def _join_side(leaves, ka, kb, axis, f0, f1, key, first, join) -> None:
         mid = (c0 + c1) / 2
         ca = sa[1][int(bool(sa[0]) and mid > sa[0][0])]
         cb = sb[1][int(bool(sb[0]) and mid > sb[0][0])]
+        a, b = int(first[ka] + ca), int(first[kb] + cb)
         if key(comps_a[ca]) == key(comps_b[cb]):
-            join(int(first[ka] + ca), int(first[kb] + cb))
+            join(a, b)
+        for cell, node, bits in ((ka, b, comps_b[cb]), (kb, a, comps_a[ca])):
+            if cell in leaves.unsure:
+                leaves.unsure[cell].setdefault(key(bits), []).append(node)

@@ -59,6 +59,7 @@ def test_islands_of_one_unit_match_the_analytic_curve_and_count():
                                                                          for k in (0, 1)])
     curve = np.stack([u, np.tile(v, 4)], 1)  # points of the true curve, all inside the slice
     assert distance_to_segments(curve, segs).max() <= part.tolerance
+    assert (part.region >= 0).all()
     sizes = np.sort(np.bincount(part.region, weights=part.areas))
     v = np.linspace(0, np.pi, 200001)
     width = np.pi - 2 * np.arcsin(np.clip(1.2 - np.sin(v), -1, 1))  # the island's width at height v
