@@ -20,7 +20,7 @@ from .extras import late
 from .geometry import RegionGrid
 from .io.files import FORMAT, read_arrays, save_arrays
 from .run.chain import Chain, ChainRun, chain_applies, read_chain
-from .run.curved import CurvedPieces, SineNet, certify, read_sine_net, sine_encoding
+from .run.curved import DECISION, CurvedPieces, SineNet, certify, read_sine_net, sine_encoding
 from .run.engine import Engine
 from .run.executors import executor_scope, run_tasks, task_scope
 from .run.plan import DEFAULT_MEMORY, Plan, parse_bytes
@@ -702,12 +702,11 @@ class CurvedPartition(Partition):
         if self.net.decision is None:
             raise ValueError(f"the decision boundary of a curved partition is certified for 1 or 2 outputs; this "
                              f"model has {self.n_outputs}.")
-        label = len(self.net.hidden)
         a, o = self.arrays, self.arrays.offsets
         piece = np.repeat(np.arange(len(self)), np.diff(o))
         nxt = np.arange(len(a.vertices)) + 1
         nxt[o[1:] - 1] = o[:-1]
-        on = (a.edge_units[:, 0] == label) & ~self.side[piece]  # each segment once: from its negative side
+        on = (a.edge_units[:, 0] == DECISION) & ~self.side[piece]  # each segment once: from its negative side
         segments = np.stack([a.vertices[on], a.vertices[nxt[on]]], 1)
         classes = np.tile([0, max(self.n_outputs - 1, 0)], (len(segments), 1))
         return late("analysis.boundary.Boundary")(segments, piece[on], classes, partition=self)

@@ -51,9 +51,10 @@ from .chain import leaf_modules
 from .regions import LayerInfo
 from .watch import Watch
 
-__all__ = ["BORDER", "INSIDE", "CurvedPieces", "SineNet", "certify", "read_sine_net", "sine_encoding"]
+__all__ = ["BORDER", "DECISION", "INSIDE", "CurvedPieces", "SineNet", "certify", "read_sine_net", "sine_encoding"]
 
-BORDER, INSIDE = -1, -2  # edge labels: on the slice border; between two pieces of one region
+BORDER, INSIDE, DECISION = -1, -2, -3  # edge labels: on the slice border; between two pieces of one
+# pattern; along the decision boundary (a unit's polyline is labelled (layer, unit))
 _MAX_NODES = 256  # polyline nodes per cell (more: the cell is split instead)
 _BATCH = 64  # cells whose first level is bounded at once
 
@@ -190,9 +191,9 @@ class CurvedPieces:
     """The pieces of a certified run (P pieces, N vertices, U units).
 
     vertices (N, 2), offsets (P + 1,), edge_units (N, 2): ragged convex pieces, counter-
-    clockwise; an edge's label is the (layer, unit) whose curve it approximates (layer =
-    number of hidden layers for the decision function), :data:`BORDER` on the slice border,
-    :data:`INSIDE` between pieces of the same pattern; bits (P, U) bool patterns; side (P,)
+    clockwise; an edge's label is the (layer, unit) whose curve it approximates, :data:`DECISION`
+    on the decision boundary, :data:`BORDER` on the slice border, :data:`INSIDE` between pieces
+    of the same pattern; bits (P, U) bool patterns; side (P,)
     bool decision side; certified (P,) bool (False: the piece is an uncertified cell);
     region (P,) int, the region of each piece (-1 for an uncertified cell joined to no region
     that has a certified piece); uncertified (C, 4) the uncertified cells as
@@ -298,15 +299,23 @@ class _Curve:
         s, t = np.broadcast_arrays(np.asarray(s, float), np.asarray(t, float))
         return self.sign * self.net.waves.values(self.M, self.m, self.point(s.ravel(), t.ravel()))[:, 0].reshape(s.shape)
 
-    def side_root(self, fixed_s: float, t0: float, t1: float, width: float):
-        """(crossing t or None, sign of h at t0) along the cell side s = fixed_s (at most one
-        crossing, proven)."""
-        a, b = self.h(fixed_s, t0), self.h(fixed_s, t1)
-        if (a > 0) == (b > 0):
-            return None, a > 0
-        up = b > 0
-        root = _bisect(lambda t: self.h(fixed_s, t) * (1 if up else -1), np.array(t0), np.array(t1), width)
-        return float(root), a > 0
+    def crossings(self, width: float) -> list:
+        """[(crossing or None, h > 0 at the side's start)] on the cell sides s = s0 and s = s1
+        (along t) and t = t0 and t = t1 (along s), each holding at most one (proven); the
+        crossings to within ``width``, found together."""
+        ax = self.axis
+        fixed = np.array([self.lo[ax], self.hi[ax], self.lo[1 - ax], self.hi[1 - ax]])
+        start = np.array([self.lo[1 - ax]] * 2 + [self.lo[ax]] * 2)
+        end = np.array([self.hi[1 - ax]] * 2 + [self.hi[ax]] * 2)
+        along_t = np.array([True, True, False, False])
+
+        def h(x):
+            return self.h(np.where(along_t, fixed, x), np.where(along_t, x, fixed))
+
+        a, b = h(start), h(end)
+        orient = np.where(b > 0, 1.0, -1.0)
+        roots = _bisect(lambda x: h(x) * orient, start, end, width)
+        return [(float(r) if (p != q) else None, bool(p)) for r, p, q in zip(roots, a > 0, b > 0)]
 
 
 def _one_curve(net: SineNet, split, centre, half, tol: float):
@@ -334,17 +343,17 @@ def _one_curve(net: SineNet, split, centre, half, tol: float):
         if lo <= 0 <= hi and glo <= 0 <= ghi:
             return None
     width = tol / 4
-    lower, low_pos = curve.side_root(s0, t0, t1, width)  # L(t) = h(s0, t) <= 0 where the arc is
-    upper, up_pos = curve.side_root(s1, t0, t1, width)  # U(t) = h(s1, t) >= 0 where the arc is
+    sides = curve.crossings(width)
+    (lower, low_pos), (upper, up_pos) = sides[:2]  # L(t) = h(s0, t) <= 0 and U(t) = h(s1, t) >= 0 on the arc
     a, b = t0, t1
     if lower is None and low_pos or upper is None and not up_pos:
-        return curve, None, None, None
+        return curve, None, None, None, sides
     if lower is not None:
         a, b = (a, lower) if not low_pos else (lower, b)
     if upper is not None:
         a, b = (max(a, upper), b) if not up_pos else (a, min(b, upper))
     if b <= a:
-        return curve, None, None, None
+        return curve, None, None, None, sides
     bend = net.waves.curvature(curve.M, centre[None], half[None])[0, 0]  # |z_ss|, |z_st|, |z_tt| in (u, v) order
     ss, st, tt = (bend[0], bend[1], bend[2]) if axis == 0 else (bend[2], bend[1], bend[0])
     gmin = min(abs(grads[axis][0]), abs(grads[axis][1]))
@@ -356,7 +365,7 @@ def _one_curve(net: SineNet, split, centre, half, tol: float):
     t = np.linspace(a, b, n)
     t[0], t[-1] = a, b
     s = _bisect(lambda s_: curve.h(s_, t), np.full(n, s0), np.full(n, s1), width)
-    return curve, (a, b), t, s
+    return curve, (a, b), t, s, sides
 
 
 def certify(net: SineNet, sl: Slice, watch: Watch, tol: float, min_cell: float) -> CurvedPieces:
@@ -410,25 +419,13 @@ def _finish(leaves: _Leaves, cell, centre, half, found, curve) -> None:
         leaves.cells.append((cell, [bits], {}))
         leaves.add(corners[None], border(corners[None]), bits, ok, 0)
         return
-    curve, span, t, s = curve
+    curve, span, t, s, crossings = curve
     (level, unit, _, _), branches = found[1], found[0]
     neg, pos = (branches if curve.sign > 0 else branches[::-1])  # the sides of h = sign * z
-    sides = {}
-    width = leaves.tol / 4
     ax = curve.axis
-    for name, high, fixed, along in (("s", False, lo[ax], (lo[1 - ax], hi[1 - ax])),
-                                     ("s", True, hi[ax], (lo[1 - ax], hi[1 - ax])),
-                                     ("t", False, lo[1 - ax], (lo[ax], hi[ax])), ("t", True, hi[1 - ax], (lo[ax], hi[ax]))):
-        if name == "s":
-            root, first_pos = curve.side_root(fixed, *along, width)
-        else:  # along s, h increases: a crossing where h(s0) <= 0 <= h(s1)
-            a, b = curve.h(along[0], fixed), curve.h(along[1], fixed)
-            first_pos = a > 0
-            root = None if (a > 0) == (b > 0) else float(
-                _bisect(lambda x: curve.h(x, fixed), np.array(along[0]), np.array(along[1]), width))
-        # the crossing along the side, and the component (0: negative, 1: positive) before and after it
-        sides[(ax if name == "s" else 1 - ax, high)] = (
-            [] if root is None else [root], [int(first_pos), int(not first_pos)][: 1 + (root is not None)])
+    # each side's crossing and the component (0: negative, 1: positive) before and after it
+    sides = {key: ([] if root is None else [root], [int(first), int(not first)][: 1 + (root is not None)])
+             for key, (root, first) in zip(((ax, False), (ax, True), (1 - ax, False), (1 - ax, True)), crossings)}
     leaves.cells.append((cell, [neg, pos], sides))
     strips = [(lo[1 - ax], hi[1 - ax])] if span is None else [(lo[1 - ax], span[0]), (span[1], hi[1 - ax])]
     for ta, tb in strips:  # whole strips on one side of the arc: h(s0) > 0 there, or h(s1) < 0
@@ -443,7 +440,7 @@ def _finish(leaves: _Leaves, cell, centre, half, found, curve) -> None:
         edge = np.full(len(t) - 1, edge)
         quads = curve.point(np.stack([edge, s[:-1], s[1:], edge], 1), np.stack([t[:-1], t[:-1], t[1:], t[1:]], 1))
         labels = border(quads)
-        labels[:, 1] = (level, unit)
+        labels[:, 1] = (level, unit) if level < len(leaves.net.hidden) else (DECISION, DECISION)
         leaves.add(quads, labels, pos if positive else neg, True, int(positive))
 
 

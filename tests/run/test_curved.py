@@ -12,7 +12,7 @@ from torch import nn
 
 import splinecam as sc
 from splinecam.errors import RegionLimitError, TimeLimitError, UnsupportedModelError
-from splinecam.run.curved import BORDER, INSIDE
+from splinecam.run.curved import BORDER, DECISION, INSIDE
 
 ISLANDS = sc.Slice.box((-np.pi + 0.1, -np.pi + 0.2), (3 * np.pi + 0.1, 3 * np.pi + 0.2))
 
@@ -195,7 +195,7 @@ def test_pieces_are_convex_tiles_and_the_views_work(tmp_path):
         d = np.roll(poly, -1, 0) - poly
         assert (d[:, 0] * np.roll(d, -1, 0)[:, 1] - d[:, 1] * np.roll(d, -1, 0)[:, 0] >= -1e-12).all()
     labels = part.arrays.edge_units[:, 0]
-    assert set(np.unique(labels)) <= {BORDER, INSIDE, 0, 1, 2}
+    assert set(np.unique(labels)) <= {BORDER, INSIDE, DECISION, 0, 1}
     stats = part.stats()
     assert stats["n_regions"] == part.n_regions and stats["n_pieces"] == len(part) > part.n_regions
     assert stats["area_mean"] * part.n_regions == pytest.approx(sl.area)
