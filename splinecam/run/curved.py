@@ -121,20 +121,18 @@ class SineNet:
             start += len(b)
         return h @ self.out[0].T + self.out[1]
 
-    def pattern(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """At the points ``p`` (N, 2): (bits (N, units) with z > 0, the smallest |z| / |M| of any
-        unit (N,), the decision side (N,) bool)."""
-        h, bits, margin = self.waves.features(p), [], np.full(len(p), np.inf)
+    def pattern(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """At the points ``p`` (N, 2): (bits (N, units) with z > 0, the decision side (N,) bool)."""
+        h, bits = self.waves.features(p), []
         for W, b, slope in self.hidden:
             z = h @ W.T + b
             bits.append(z > 0)
-            margin = np.minimum(margin, (np.abs(z) / (np.abs(W).sum(1) + np.abs(b) + 1e-300)).min(1))
             h = np.where(z > 0, z, slope * z)
         bits = np.concatenate(bits, 1) if bits else np.zeros((len(p), 0), bool)
         side = np.zeros(len(p), bool)
         if self.decision is not None:
             side = (h @ self.out[0].T + self.out[1]) @ self.decision[0] - self.decision[1] > 0
-        return bits, margin, side
+        return bits, side
 
 
 def read_sine_net(model, sl: Slice) -> SineNet:
@@ -412,7 +410,7 @@ def _finish(leaves: _Leaves, cell, centre, half, found, curve) -> None:
         if ok:
             bits = found[0][0]
         else:
-            b, _, s = leaves.net.pattern(centre[None])
+            b, s = leaves.net.pattern(centre[None])
             bits = _levels(leaves.net, b[0], s[0])
             leaves.uncertified.append(np.concatenate([lo, hi]))
             leaves.unsure[len(leaves.cells)] = {}
