@@ -137,7 +137,7 @@ def test_wave_arguments_are_checked():
     (sc.nn.PeriodicPWL([-0.3, 0.1, 0.5, 0.9], [0.5, -1.0, 2.0, 0.0], 1.7), 2.0),
     (sc.nn.TriangleWave(period=0.3), 1.0),  # many breakpoints in every unit's range
 ])
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.slow)])
 def test_random_wave_networks_are_exact(wave, scale, seed):
     model = seeded(wave_net(wave), seed, scale=scale)
     part = run(model)
@@ -154,13 +154,13 @@ def test_random_wave_networks_are_exact(wave, scale, seed):
 def test_encoded_networks_are_exact(make):
     enc = make()
     model = seeded(nn.Sequential(enc, nn.Linear(enc.out_features, 6), nn.ReLU(), nn.Linear(6, 3)), 5)
-    part = run(model, sc.Slice.box((-0.6, -0.4), (0.5, 0.7)))
+    part = run(model, sc.Slice.box((-0.4, -0.3), (0.3, 0.4)))
     check_exact(part, model)
     db = part.decision_boundary()
     assert len(db) > 0
 
 
-@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(10), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(units=st.integers(1, 4), seed=st.integers(0, 10**6), dup=st.booleans(), dead=st.booleans())
 def test_integer_networks_with_breakpoints_on_vertices(units, seed, dup, dead):
     """Integer weights and breakpoints at every integer over the box [-2, 2]^2: the unit lines
@@ -219,7 +219,7 @@ def test_boundary_first_matches_the_full_partition():
 
 
 def test_region_limit_gives_exact_partial_result():
-    model = seeded(wave_net(sc.nn.TriangleWave(period=0.5)), 3, scale=2.0)
+    model = seeded(wave_net(sc.nn.TriangleWave(period=1.0)), 3, scale=2.0)
     full = run(model)
     with pytest.raises(sc.RegionLimitError) as info:
         run(model, max_regions=len(full) // 2, chunk_size=4)
@@ -228,7 +228,7 @@ def test_region_limit_gives_exact_partial_result():
     idx = full.locate(part.centroids)
     np.testing.assert_array_equal(part.codes, full.codes[idx])
     np.testing.assert_allclose(part.areas, full.areas[idx], rtol=1e-9)
-    assert part.verify(n_points=300).ok
+    assert part.verify(n_points=100).ok
 
 
 def test_timeout_and_progress(capsys):
