@@ -96,7 +96,9 @@ def sampled(model: nn.Module, n: int = 400) -> tuple[np.ndarray, np.ndarray, np.
 def draw_partition(part, ax, zoom=ZOOM) -> None:
     """The regions over the slice, and a zoomed inset of the square ``zoom`` (centre u, v, half-size)."""
     part.plot(ax=ax, boundary=False, legend=False, anchors=False, axis_labels=None)
-    ax.set_title(f"{len(part):,} regions" + ("" if part.complete else " (partial)"))
+    curved = getattr(part, "curved", False)  # a curved partition's rows are pieces of its regions
+    ax.set_title(f"{part.n_regions if curved else len(part):,} regions" + (" (certified)" if curved else "")
+                 + ("" if part.complete else " (partial)"))
     u, v, h = zoom
     inset = ax.inset_axes([0.6, 0.02, 0.38, 0.38])
     part.plot(ax=inset, boundary=False, legend=False, anchors=False, axis_labels=None, linewidth=0.6)
@@ -133,7 +135,8 @@ def main(argv=None) -> None:
               + (f"  [{note}]" if note else ""))
         results.append((title, model, psnr, part, note))
 
-    maps = [None if part is None else sc.density_map(part, 300) for *_, part, _ in results]
+    plain = [part if part is not None and not getattr(part, "curved", False) else None for *_, part, _ in results]
+    maps = [None if part is None else sc.density_map(part, 300) for part in plain]
     finite = np.concatenate([m.values[np.isfinite(m.values)] for m in maps if m is not None])
     norm = LogNorm(vmin=np.percentile(finite, 1), vmax=np.percentile(finite, 99.9))
 
@@ -142,14 +145,19 @@ def main(argv=None) -> None:
         uu, vv, f = sampled(model)
         axes[0, col].imshow(f, extent=(-1, 1, -1, 1), origin="lower", cmap="gray", vmin=0, vmax=1)
         axes[0, col].set_title(f"{title}\nfit: PSNR {psnr:.1f} dB")
-        if part is not None:
+        if part is not None and dmap is None:  # certified (curved): its regions; density and level sets sampled
+            draw_partition(part, axes[1, col])
+            axes[2, col].text(0.5, 0.5, "region density:\nnot computed for\na curved partition", ha="center",
+                              va="center", color="0.4", transform=axes[2, col].transAxes)
+            axes[3, col].contour(uu, vv, f, levels=LEVELS, colors=LEVEL_COLORS, linewidths=1.2)
+            axes[3, col].set_title("level sets (sampled, not certified)")
+        elif part is not None:
             draw_partition(part, axes[1, col])
             im = dmap.plot(ax=axes[2, col], colorbar=False, norm=norm)
             axes[2, col].set_title(f"region density (median {np.median(1 / part.areas):,.0f})")
             for level, color in zip(LEVELS, LEVEL_COLORS):
                 part.level_set(level).plot(ax=axes[3, col], colors=color, linewidths=1.2)
-            curved = getattr(part, "curved", False)
-            axes[3, col].set_title(f"level sets (certified, tol {part.tolerance:.0e})" if curved else "level sets (exact)")
+            axes[3, col].set_title("level sets (exact)")
         else:
             for row, what in ((1, "partition"), (2, "region density")):
                 axes[row, col].text(0.5, 0.5, "needs the certified\npartition of sine\nencodings\n(not in this build)",

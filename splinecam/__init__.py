@@ -30,7 +30,7 @@ from .errors import (
 )
 from .io.onnx import load_onnx
 from .ops import register_op, unregister_op
-from .partition import Partition, partition, partition_many
+from .partition import CurvedPartition, Partition, partition, partition_many
 from .path_partition import PathPartition
 from .paths import Path
 from .run.executors import close_local_cluster
@@ -41,8 +41,8 @@ from .volume_partition import VolumePartition
 from .volumes import Volume
 
 __all__ = [
-    "Boundary", "BoundarySamples", "ClassCells", "DensityMap", "Estimate", "InvalidPartitionFile", "LayerInfo", "LevelSetMesh", "Partition", "Path", "PathPartition",
-    "PlanarMesh",
+    "Boundary", "BoundarySamples", "ClassCells", "CurvedPartition", "DensityMap", "Estimate", "InvalidPartitionFile", "LayerInfo",
+    "LevelSetMesh", "Partition", "Path", "PathPartition", "PlanarMesh",
     "Recorder", "RegionArrays", "RegionMatch", "RegionLimitError", "Slice", "StoppedEarly", "TaskError", "TimeLimitError",
     "UnsupportedModelError", "VerifyReport", "Volume", "VolumePartition", "__version__", "animate", "close_local_cluster", "compare",
     "decision_boundary", "density_map", "estimate", "integrated_gradients", "level_set", "level_set_mesh", "load_onnx", "local_complexity",

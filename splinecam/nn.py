@@ -121,6 +121,16 @@ class PeriodicEncoding(nn.Module):
         y = self.wave(F.linear(x, self.weight, self.phase))
         return torch.cat([x, y], -1) if self.include_input else y
 
+    def sin_phases(self) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+        """For a sine encoding (what ``sc.partition`` certifies, see :mod:`splinecam.run.curved`):
+        (F (n, d), phi (n,), k) with ``forward(x)`` the k features ``(x @ F.T + phi)[:k]`` (the raw
+        input, if included) then ``sin(x @ F.T + phi)[k:]``; None for other waves."""
+        if not isinstance(self.wave, Sine):
+            return None
+        k = self.in_features if self.include_input else 0
+        eye = torch.eye(self.in_features, dtype=self.weight.dtype)[:k]
+        return torch.cat([eye, self.weight]), torch.cat([self.phase.new_zeros(k), self.phase]), k
+
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, include_input={self.include_input}"
 

@@ -3,6 +3,7 @@ with its public ragged view, queries, analysis methods and save/load."""
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -19,6 +20,7 @@ from .extras import late
 from .geometry import RegionGrid
 from .io.files import FORMAT, read_arrays, save_arrays
 from .run.chain import Chain, ChainRun, chain_applies, read_chain
+from .run.curved import DECISION, CurvedPieces, SineNet, certify, read_sine_net, sine_encoding
 from .run.engine import Engine
 from .run.executors import executor_scope, run_tasks, task_scope
 from .run.plan import DEFAULT_MEMORY, Plan, parse_bytes
@@ -28,7 +30,8 @@ from .run.trace import Graph, frozen, prepare
 from .run.watch import Watch
 from .slices import Slice, as_points
 
-__all__ = ["NetworkCopy", "Options", "Partition", "check_shapes", "checked_arguments", "default_device", "pairs", "parse_bytes", "partition",
+__all__ = ["CurvedPartition", "NetworkCopy", "Options", "Partition", "check_shapes", "checked_arguments", "default_device", "pairs",
+           "parse_bytes", "partition",
            "partition_graph", "partition_many", "usable_device"]
 
 if TYPE_CHECKING:  # the analysis layer sits above this module: its types only
@@ -45,6 +48,7 @@ class Options:
     chunk_size: int | None = None
     rtol: float = 1e-10
     timeout: float | None = None
+    tol: float | None = None
 
     def __post_init__(self):
         if self.max_regions is not None and not (isinstance(self.max_regions, int) and self.max_regions >= 1):
@@ -56,6 +60,9 @@ class Options:
             raise ValueError(f"chunk_size must be a positive integer (or None to use max_memory), got {self.chunk_size!r}.")
         if not 0 <= self.rtol < 1e-3:
             raise ValueError(f"rtol must be a small non-negative tolerance (default 1e-10), got {self.rtol!r}.")
+        if self.tol is not None and not (isinstance(self.tol, (int, float)) and self.tol > 0):
+            raise ValueError(f"tol must be a positive distance in slice units (or None: 1e-6 of the slice's size), "
+                             f"got {self.tol!r}.")
         parse_bytes(self.max_memory)
 
     @classmethod
@@ -80,7 +87,8 @@ def checked_arguments(model, sl, device, options: dict, caller: str, kind: type 
 
 def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None, *,
               max_regions: int | None = None, max_memory=DEFAULT_MEMORY, chunk_size: int | None = None,
-              rtol: float = 1e-10, timeout: float | None = None, tiles=None, executor=None) -> "Partition":
+              rtol: float = 1e-10, timeout: float | None = None, tiles=None, executor=None,
+              tol: float | None = None) -> "Partition":
     """Exact partition of the slice ``sl`` into the linear regions of ``model``.
 
     model: a torch module of supported ops (the user's model is not modified);
@@ -98,6 +106,10 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
     started by the first such call and reused), a dask.distributed.Client or a
     concurrent.futures.Executor (see :mod:`splinecam.run.executors`).
 
+    A model whose first op is a sine encoding (see :mod:`splinecam.run.curved`) has curved
+    regions: the result is a :class:`CurvedPartition`, certified with boundary polylines within
+    ``tol`` (slice units; default 1e-6 of the slice box's larger side) of the true curves.
+
     Example::
 
         part = sc.partition(model, sc.Slice.box((-1, -1), (1, 1)))
@@ -111,7 +123,11 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
                                     chunk_size=chunk_size, rtol=rtol, timeout=timeout, tiles=tiles, executor=executor)
     started = time.perf_counter()
     limits = dict(max_regions=max_regions, max_memory=max_memory, chunk_size=chunk_size, rtol=rtol, timeout=timeout)
-    options, device = checked_arguments(model, sl, device, limits, "partition")
+    options, device = checked_arguments(model, sl, device, {**limits, "tol": tol}, "partition")
+    if sine_encoding(model) is not None:
+        if tiles is not None or executor is not None:
+            raise ValueError("a model with a sine encoding is partitioned in one piece: leave tiles and executor out.")
+        return partition_curved(model, sl, progress, options, started)
     if tiles is not None or executor is not None:
         return partition_tiled(model, sl, tiles, executor, dtype, device, progress, **limits)
     if chain_applies(dtype, device):
@@ -207,6 +223,32 @@ def partition_mlp(chain: Chain, model, sl: Slice, progress, options: Options, st
                      parse_bytes(options.max_memory), options.chunk_size)
     network = frozen(model, torch.float64, "cpu", sl.input_shape)
     return _execute(ChainRun(plan, prune), sl, progress, options, started, network)
+
+
+def partition_curved(model, sl: Slice, progress, options: Options, started: float) -> "CurvedPartition":
+    """:func:`partition` of a model that starts with a sine encoding: the certified pieces of
+    :func:`splinecam.run.curved.certify` on ``sl`` (an axis-aligned box of ``uv``)."""
+    box = np.array([sl.polygon.min(0), [sl.polygon.max(0)[0], sl.polygon.min(0)[1]], sl.polygon.max(0),
+                    [sl.polygon.min(0)[0], sl.polygon.max(0)[1]]])
+    if len(sl.polygon) != 4 or not np.allclose(np.sort(sl.polygon, 0), np.sort(box, 0), rtol=0, atol=0):
+        raise ValueError("a model with a sine encoding is certified on box slices (Slice.box, Slice.around, "
+                         "Slice.from_points); this slice's polygon is not an axis-aligned box of uv.")
+    net = read_sine_net(model, sl)
+    size = float(np.max(sl.polygon.max(0) - sl.polygon.min(0)))
+    tol = 1e-6 * size if options.tol is None else float(options.tol)
+    min_cell = max(tol, size * 2.0 ** -28)  # the quadtree's depth stays below 2**28
+    max_regions = options.max_regions if options.max_regions is not None else 10**7
+    watch = Watch(sl, progress, max_regions, options.timeout, started)
+    network = (copy.deepcopy(model).to(torch.float64), None)  # a float64 copy (nothing to trace)
+    watch.start()
+    try:
+        pieces = certify(net, sl, watch, tol, min_cell)
+    except StoppedEarly as err:
+        err.partial = CurvedPartition(err.pieces, sl, net, tol, watch.elapsed(), network, complete=False)
+        raise
+    finally:
+        watch.close()
+    return CurvedPartition(pieces, sl, net, tol, watch.elapsed(), network)
 
 
 def default_device(model) -> torch.device:
@@ -362,6 +404,9 @@ class Partition(NetworkCopy):
     outputs are NaN and their codes zero.  Such a partition answers for the boundary it was
     refined for (``Boundary.partition``), not for other level sets.
     """
+
+    curved = False  # regions bounded by curves (see CurvedPartition)
+    tolerance = 0.0  # the distance of the region boundaries to the true ones (0: exact)
 
     def __init__(self, arrays: RegionArrays, sl: Slice, layers: list[LayerInfo], seconds: float = 0.0,
                  model=None, graph: Graph | None = None, complete: bool = True, exact: np.ndarray | None = None,
@@ -589,3 +634,130 @@ class Partition(NetworkCopy):
 
     def _repr_html_(self) -> str:
         return late("viz.notebook.partition_html")(self)
+
+
+class CurvedPartition(Partition):
+    """The certified partition of a slice for a model whose first op is a sine encoding (see
+    :mod:`splinecam.run.curved` for what is proven).
+
+    Its rows are convex *pieces* of the curved regions: cells of the certificate's quadtree, or
+    strips of them on one side of a boundary polyline.  ``region`` (P,) is each piece's region
+    (-1: an uncertified cell that joins no region with a certified piece) and ``n_regions`` their
+    number; region boundaries are polylines within ``tolerance`` of the
+    true curves; ``certified`` (P,) is False for pieces that are uncertified cells (listed in
+    ``uncertified`` (C, 4) as (u0, v0, u1, v1)); ``pending`` (Q, 4) the cells a limit left.
+    ``evaluate`` is exact (the output is affine in the encoding on each region); ``affine`` holds
+    each piece's tangent map at its centroid (the output is not affine in ``uv``).  With one
+    output (or two) the decision boundary is certified like the region boundaries
+    (``decision_boundary()``); ``side`` (P,) says which side of it each piece is on.
+    """
+
+    curved = True
+
+    def __init__(self, pieces: CurvedPieces, sl: Slice, net: SineNet, tolerance: float, seconds: float, network,
+                 complete: bool = True):
+        self.pieces, self.net, self.tolerance = pieces, net, float(tolerance)
+        cen = vertex_means(pieces.vertices, pieces.offsets)
+        codes = [np.packbits(part, axis=1) for part in np.split(pieces.bits, np.cumsum(
+            [layer.bits for layer in net.layers])[:-1], axis=1)] if net.layers else []
+        packed = np.concatenate(codes, 1) if codes else np.zeros((len(cen), 0), np.uint8)
+        out, grad = self._outputs(cen, pieces.bits)
+        affine = np.concatenate([grad, (out - np.einsum("pki,pi->pk", grad, cen))[..., None]], -1)
+        arrays = RegionArrays(pieces.vertices, pieces.offsets, pieces.edge_units, affine, packed, out)
+        super().__init__(arrays, sl, net.layers, seconds=seconds, complete=complete, network=network)
+
+    def _outputs(self, uv: np.ndarray, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, K) outputs and (N, K, 2) their uv-gradients at points ``uv`` (N, 2) on patterns ``bits``."""
+        waves = self.net.waves
+        out = self.net.outputs(waves.features(uv), bits)
+        if not len(uv):
+            return out, np.zeros((0, out.shape[1], 2))
+        # d/dp of an output that is affine in e: the map's own derivative, by exact chain rule
+        slopes = waves.slopes(uv)
+        zero = self.net.outputs(np.zeros_like(slopes), bits)
+        grad = np.stack([self.net.outputs(slopes * waves.A[:, i], bits) - zero for i in (0, 1)], -1)
+        return out, grad
+
+    @property
+    def region(self) -> np.ndarray:
+        """(P,) the region of each piece."""
+        return self.pieces.region
+
+    @property
+    def n_regions(self) -> int:
+        """The number of regions (connected sets of one activation pattern)."""
+        return int(self.pieces.region.max()) + 1 if len(self.pieces.region) else 0
+
+    @property
+    def certified(self) -> np.ndarray:
+        return self.pieces.certified
+
+    @property
+    def uncertified(self) -> np.ndarray:
+        return self.pieces.uncertified
+
+    @property
+    def side(self) -> np.ndarray:
+        return self.pieces.side
+
+    def __repr__(self) -> str:
+        partial = "" if self.complete else f", partial: {self.area_fraction:.1%} of the slice"
+        return (f"CurvedPartition({self.n_regions:,} regions in {len(self):,} pieces, tolerance {self.tolerance:.3g}, "
+                f"{len(self.uncertified):,} uncertified cells, {self.seconds:.2f} s{partial})")
+
+    def evaluate(self, uv) -> np.ndarray:
+        """(N, K) network output, exactly (each region's map is affine in the encoding); NaN outside."""
+        uv = as_points(uv)
+        idx = self.locate(uv)
+        out = self._outputs(uv, self.pieces.bits[np.maximum(idx, 0)])[0] if len(self) else np.full((len(uv), 1), np.nan)
+        out[idx < 0] = np.nan
+        return out
+
+    @cached_property
+    def _decision_boundary(self) -> Boundary:
+        if self.net.decision is None:
+            raise ValueError(f"the decision boundary of a curved partition is certified for 1 or 2 outputs; this "
+                             f"model has {self.n_outputs}.")
+        a, o = self.arrays, self.arrays.offsets
+        piece = np.repeat(np.arange(len(self)), np.diff(o))
+        nxt = np.arange(len(a.vertices)) + 1
+        nxt[o[1:] - 1] = o[:-1]
+        on = (a.edge_units[:, 0] == DECISION) & ~self.side[piece]  # each segment once: from its negative side
+        segments = np.stack([a.vertices[on], a.vertices[nxt[on]]], 1)
+        classes = np.tile([0, max(self.n_outputs - 1, 0)], (len(segments), 1))
+        return late("analysis.boundary.Boundary")(segments, piece[on], classes, partition=self)
+
+    def level_set(self, value: float, output: int = 0) -> Boundary:
+        """The certified zero set of the decision function (``value`` 0, one output); other level
+        sets of a curved partition are not computed."""
+        if value != 0 or output != 0 or self.n_outputs != 1:
+            raise ValueError("a curved partition certifies the level set 0 of a one-output model only "
+                             "(part.decision_boundary()); other level sets are not computed.")
+        return self.decision_boundary()
+
+    def stats(self) -> dict:
+        """:func:`splinecam.analysis.stats.stats` of the pieces, with the numbers of the regions:
+        ``n_regions`` and the ``area_*`` entries are of the regions (unions of pieces), and
+        ``n_pieces``, ``n_uncertified`` (cells) and ``tolerance`` are added."""
+        out = super().stats()
+        known = self.region >= 0
+        areas = np.bincount(self.region[known], self.areas[known], self.n_regions) if known.any() else np.zeros(1)
+        out.update(n_regions=self.n_regions, n_pieces=len(self), n_uncertified=len(self.uncertified),
+                   tolerance=self.tolerance, area_mean=float(areas.mean()), area_std=float(areas.std()),
+                   area_min=float(areas.min()), area_max=float(areas.max()), area_median=float(np.median(areas)))
+        return out
+
+    def class_cells(self, output=None, level=None):
+        raise ValueError("class cells are not computed for a curved partition; use part.side (the decision side "
+                         "of each piece) and part.region.")
+
+    def class_regions(self, output=None, level=None):
+        return self.class_cells(output, level)
+
+    def verify(self, n_points: int | None = None, seed: int = 0, model=None, tol: float | None = None):
+        """Check by sampling against a float64 copy of the model; see
+        :func:`splinecam.analysis.sampling.verify_curved`."""
+        return late("analysis.sampling.verify_curved")(self, n_points=n_points, seed=seed, model=model, tol=tol)
+
+    def save(self, path) -> None:
+        raise ValueError("saving a curved partition is not supported yet; keep part.pieces (NumPy arrays).")

@@ -632,3 +632,34 @@ def check_watertight(mesh) -> None:
     ends = mesh.vertices[edges[uses == 1]]  # (E, 2, 3): both ends on one face of the polytope
     on = np.abs(ends @ planes[:, :3].T + planes[:, 3]) <= 1e-9 * size
     assert on.all(1).any(1).all()
+
+
+# --- sine encodings (curved partitions) ---------------------------------------------------
+
+
+class SinEncoding(nn.Module):
+    """``sin(x @ F.T + phi)``, with the ``sin_phases`` a curved partition reads (a test's own
+    encoding: the one splinecam ships is ``sc.nn.PositionalEncoding``)."""
+
+    def __init__(self, F, phi):
+        super().__init__()
+        self.register_buffer("F", torch.as_tensor(np.asarray(F, np.float64)))
+        self.register_buffer("phi", torch.as_tensor(np.asarray(phi, np.float64)))
+
+    def sin_phases(self):
+        return self.F, self.phi
+
+    def forward(self, x):
+        return torch.sin(x.to(self.F.dtype) @ self.F.T + self.phi)
+
+
+def sine_mlp(widths, k, seed, features=3, scale=1.5, act="relu") -> nn.Sequential:
+    """A sine encoding of 2-D inputs (``features`` random frequencies, each as a sine and a
+    cosine) and a random MLP after it (:func:`random_mlp`'s weights; biases spread)."""
+    gen = torch.Generator().manual_seed(seed)
+    F = torch.randn(features, 2, generator=gen, dtype=torch.float64) * scale
+    phi = torch.cat([torch.zeros(features), torch.full((features,), np.pi / 2)]).double()
+    mlp = random_mlp(widths, k, seed + 1, act=act)
+    first = nn.Linear(2 * features, widths[0] if widths else k)
+    _fill(first, gen, False)
+    return nn.Sequential(SinEncoding(torch.cat([F, F]), phi), first, *list(mlp)[1:]).double().eval()

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import copy
+
 import numpy as np
 import torch
 
+from ..run.chain import leaf_modules
 from ..run.trace import prepare
 
 __all__ = ["BoundarySamples", "VerifyReport", "ambiguous_bits", "code_mismatches", "network_outputs", "sample_boundary",
-           "sample_polygon", "verified_network", "verify"]
+           "sample_polygon", "verified_network", "verify", "verify_curved"]
 
 _POINTS_AT_ONCE = 256
 
@@ -107,10 +110,65 @@ def verify(part, n_points: int | None = None, seed: int = 0, model=None, tol: fl
     err = np.abs(part.evaluate(uv)[compared] - outputs[compared])
     max_abs = float(err.max()) if err.size else 0.0
     mismatches = code_mismatches(part, idx, codes, compared, graph, x, tol * scale)
+    return _report(part, n_points, max_abs, scale, mismatches, located, tol, idx[compared])
+
+
+def _report(part, n_points, max_abs, scale, mismatches, located, tol, regions) -> VerifyReport:
+    """The report of a check at ``n_points`` points, of which ``located``, comparing in ``regions``."""
     covered = float(part.areas.sum()) / part.slice.area
     area_error = abs(covered - 1) if part.complete else max(0.0, covered - 1)
     return VerifyReport(n_points, max_abs, max_abs / scale, mismatches, int((~located).sum()), area_error, tol,
-                        covered, part.complete, int(compared.sum()), len(np.unique(idx[compared])))
+                        covered, part.complete, len(regions), len(np.unique(regions)))
+
+
+def verify_curved(part, n_points: int | None = None, seed: int = 0, model=None, tol: float | None = None) -> VerifyReport:
+    """Check a :class:`~splinecam.CurvedPartition` by sampling, as :func:`verify` does: at uniform
+    points, a float64 copy of the model (``model``, or the partition's copy) against
+    ``part.evaluate`` (relative error within ``tol``, default 1e-9), and the activation pattern
+    the model's own ReLU inputs give against the piece's, except at points within twice the
+    partition's tolerance of a boundary polyline or in an uncertified cell; every point located;
+    the pieces' areas sum to the slice's."""
+    twin = part.model if model is None else copy.deepcopy(model).to(torch.float64)
+    if twin is None:
+        raise ValueError("this partition has no model; pass it: part.verify(model=...).")
+    rng = np.random.default_rng(seed)
+    n_points = n_points or min(2000, max(100, 3 * len(part) // 2))
+    uv = sample_polygon(part.slice.polygon, n_points, rng) if part.complete else _sample_regions(part, n_points, rng)
+    tol = 1e-9 if tol is None else tol
+    idx = part.locate(uv)
+    located = idx >= 0
+    outputs, bits = _relu_inputs(twin, part.slice.to_input(uv, dtype=torch.float64))
+    err = np.abs(part.evaluate(uv)[located] - outputs[located])
+    max_abs, scale = (float(err.max()) if err.size else 0.0), max(float(np.abs(outputs).max(initial=0.0)), 1e-300)
+    differ = located & (bits != part.pieces.bits[np.maximum(idx, 0)]).any(1) & part.certified[np.maximum(idx, 0)]
+    if differ.any():  # excused near a boundary polyline
+        a = part.arrays
+        ends = np.roll(np.arange(len(a.vertices)), -1)
+        ends[a.offsets[1:] - 1] = a.offsets[:-1]
+        unit = a.edge_units[:, 0] >= 0
+        near = _segment_distance(uv[differ], a.vertices[unit], a.vertices[ends[unit]]) <= 2 * part.tolerance
+        differ[np.flatnonzero(differ)[near]] = False
+    return _report(part, n_points, max_abs, scale, int(differ.sum()), located, tol, idx[located])
+
+
+def _relu_inputs(twin, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The outputs (N, K) of a sequential model and the signs (N, units) of its ReLU inputs."""
+    signs = []
+    with torch.no_grad():
+        for _, module in leaf_modules(twin):
+            if isinstance(module, (torch.nn.ReLU, torch.nn.LeakyReLU)):
+                signs.append((x > 0).numpy())
+            x = module(x)
+    return x.reshape(len(x), -1).numpy(), np.concatenate(signs, 1) if signs else np.zeros((len(x), 0), bool)
+
+
+def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N,) the distance of each point (N, 2) to the nearest segment a -> b (S, 2)."""
+    if not len(a):
+        return np.full(len(p), np.inf)
+    d = b - a
+    t = np.clip(((p[:, None] - a) * d).sum(-1) / np.maximum((d * d).sum(-1), 1e-300), 0, 1)
+    return np.linalg.norm(p[:, None] - (a + t[..., None] * d), axis=-1).min(1)
 
 
 def verified_network(part, n_points: int | None, model, input_shape) -> tuple:

@@ -10,6 +10,7 @@ from .linesplit import LineSplit, split_at_breakpoints, split_by_lines
 from .locate import RegionGrid, distance_to_polygons
 from .maxcells import MaxCells, candidate_tolerance, max_cells, possible_winners
 from .polyhedra import Polyhedra, split_polyhedra
+from .trig import Waves, sin_range
 from .polygons import (BORDER, Polygons, first_of_runs, offsets_from_counts, polygon_areas, ragged_arange,
                        spatial_order, vertex_extremes)
 from .tolerance import plane_tolerance
@@ -20,5 +21,5 @@ __all__ = [
     "polygon_areas",
     "possible_winners", "ragged_arange", "sides", "spatial_order", "split_at_breakpoints", "split_by_lines",
     "split_cells", "split_intervals", "split_intervals_at_breakpoints", "split_polyhedra",
-    "vertex_extremes",
+    "vertex_extremes", "Waves", "sin_range",
 ]

@@ -28,7 +28,7 @@ from ..slices import Slice
 from .engine import Engine
 from .trace import Graph, Node
 
-__all__ = ["Chain", "ChainRun", "chain_applies", "read_chain"]
+__all__ = ["Chain", "ChainRun", "chain_applies", "leaf_modules", "read_chain"]
 
 
 @dataclass
@@ -56,12 +56,12 @@ _RELU = relu_op()
 _leaky_relu = functools.lru_cache(maxsize=64)(leaky_relu_op)  # ops are not changed by a run
 
 
-def _leaves(module: nn.Module, prefix: str = ""):
+def leaf_modules(module: nn.Module, prefix: str = ""):
     """(qualified name, module) of the leaves of nested ``nn.Sequential`` containers, in the order
     ``forward`` calls them, repeats included (``named_children`` lists a shared module once)."""
     if type(module) is nn.Sequential:
         for name, child in module._modules.items():  # what Sequential.forward iterates
-            yield from _leaves(child, f"{prefix}{name}" if not prefix else f"{prefix}.{name}")
+            yield from leaf_modules(child, f"{prefix}{name}" if not prefix else f"{prefix}.{name}")
     else:
         yield prefix, module
 
@@ -72,7 +72,7 @@ def read_chain(model, sl: Slice) -> Chain | None:
     if type(model) is not nn.Sequential or len(sl.input_shape) != 1:
         return None
     width = sl.input_shape[0]
-    leaves, ops = list(_leaves(model)), []
+    leaves, ops = list(leaf_modules(model)), []
     for _, m in leaves:
         kind = type(m)
         if kind not in _SHIPPED or REGISTRY.for_type(kind) is not _SHIPPED[kind]:  # a user's op takes the engine

@@ -102,13 +102,15 @@ def class_faces(labels: np.ndarray, region: np.ndarray, seed: int, contrast=1.0)
 def _region_colors(part, color_by: str, output: int, seed: int) -> np.ndarray:
     import matplotlib as mpl
 
-    n = len(part)
+    curved = getattr(part, "curved", False)  # a curved partition's rows are pieces: colour its regions
+    n = part.n_regions + 1 if curved else len(part)
     rng = np.random.default_rng(seed)
     if color_by in ("random", "layer"):
         hue = rng.random(n)
         sat = 0.12 + 0.22 * rng.random(n) if color_by == "random" else np.full(n, 0.04)
         hsv = np.stack([hue, sat, 0.93 + 0.06 * rng.random(n)], 1)
-        return np.c_[mpl.colors.hsv_to_rgb(hsv), np.ones(n)]
+        colors = np.c_[mpl.colors.hsv_to_rgb(hsv), np.ones(n)]
+        return colors[part.region] if curved else colors  # region -1: the last colour
     if color_by == "code":
         return code_colors(part.arrays.packed_codes)
     if color_by == "slope":

@@ -1,0 +1,540 @@
+"""The certified partition of a slice for a network whose first op is a sine encoding.
+
+The model is an ``nn.Sequential`` whose first leaf is a sine encoding ``e = sin(F x + phi)`` (a
+module whose ``sin_phases()`` gives ``(F (J, D), phi (J,))``, or ``(F, phi, k)`` where the first k
+features are ``F x + phi`` itself (the raw input passed on), as ``sc.nn.PositionalEncoding`` and
+``sc.nn.FourierFeatures`` with ``kind="sin"`` do; a cosine is a phase of pi/2) followed by a
+plain MLP (Linear, ReLU, LeakyReLU, Identity, eval Dropout).  On the slice ``x = o + B p`` the
+encoding is ``sin(A p + b)`` (:class:`~splinecam.geometry.Waves`), and on the set where the
+activation pattern is fixed every pre-activation and output is ``M e + m``: a trigonometric sum
+of ``p``, exactly affine in ``e``.
+
+:func:`certify` subdivides the slice box (a quadtree) until each cell is proven to be one of:
+
+- *uniform*: sound bounds of every unit over the cell exclude 0, layer after layer, so the whole
+  cell has one activation pattern;
+- *one curve*: exactly one unit ``z`` is undetermined, every other unit (and each unit of the
+  later layers on both sides of ``z = 0``) has a proven sign, ``z`` is strictly monotone along
+  one axis over the cell (0 is outside the bounds of ``dz/du`` or of ``dz/dv``), and ``z`` has at
+  most one zero on each cell side (its bound excludes 0 there, or its derivative along the side
+  does).  Then ``{z = 0}`` meets the cell in at most one arc, a graph over the other axis that
+  splits it into two pieces with the two patterns, and the arc is replaced by a polyline whose
+  vertices are roots (to tol/4) at nodes spaced so that the chord error bound ``|g''| h^2 / 8``
+  (from sound bounds of the second derivatives) is at most tol/2: the polyline and the arc are
+  within ``tol`` of each other (Hausdorff distance), up to float64 rounding.
+
+A cell still unproven at the minimum cell size (``tol`` by default), is *uncertified*: it is kept
+as one piece with the pattern at its centre, and listed.  Where two boundary curves meet (a
+crossing, or a later layer's curve bending at an earlier one's) the cell is of this kind, so
+those junctions are located to within a cell of size ``min_cell`` but not proven.
+
+The result's rows are convex *pieces* (a cell, or a strip of a cell on one side of a polyline
+segment); ``region`` gives each piece's region: pieces of the same pattern joined across shared
+cell sides (the connected components of the pattern sets, as far as the certified cells show).
+With a decision function (one output, or the difference of two), its zero set is one more
+"unit" of the walk: its polylines are certified like the others and each piece records its side.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import StoppedEarly, UnsupportedModelError
+from ..geometry.trig import Waves
+from ..slices import Slice
+from .chain import leaf_modules
+from .regions import LayerInfo
+from .watch import Watch
+
+__all__ = ["BORDER", "DECISION", "INSIDE", "CurvedPieces", "SineNet", "certify", "read_sine_net", "sine_encoding"]
+
+BORDER, INSIDE, DECISION = -1, -2, -3  # edge labels: on the slice border; between two pieces of one
+# pattern; along the decision boundary (a unit's polyline is labelled (layer, unit))
+_MAX_NODES = 256  # polyline nodes per cell (more: the cell is split instead)
+_BATCH = 64  # cells whose first level is bounded at once
+
+
+def sine_encoding(model) -> nn.Module | None:
+    """The sine encoding that ``model`` starts with (a module whose ``sin_phases()`` gives its
+    phases, e.g. ``sc.nn.PositionalEncoding(kind="sin")``), or None."""
+    if type(model) is not nn.Sequential:
+        return None
+    first = next(iter(leaf_modules(model)), (None, None))[1]
+    return first if callable(getattr(first, "sin_phases", None)) and first.sin_phases() is not None else None
+
+
+@dataclass(frozen=True)
+class SineNet:
+    """A sine encoding and the MLP after it, in float64, on slice coordinates.
+
+    waves: the encoding's phases on the slice; hidden: (W (n, m), b (n,), negative slope) of each
+    activation layer's pre-activations; out: (W (K, m), b (K,)) the outputs after the last one;
+    decision: (c (K,), level) the decision function ``c @ out - level`` whose zero set is
+    certified (one output: the output; two: their difference), or None; names: the layers'.
+    """
+
+    waves: Waves
+    hidden: list
+    out: tuple
+    decision: tuple | None
+    names: list
+
+    @property
+    def layers(self) -> list[LayerInfo]:
+        return [LayerInfo(name, len(b), len(b)) for name, (_, b, _) in zip(self.names, self.hidden)]
+
+    def first_maps(self) -> tuple[np.ndarray, np.ndarray]:
+        """(M, m) of the first level's units over the encoding."""
+        if self.hidden:
+            return self.hidden[0][0], self.hidden[0][1]
+        return self._decision_of(*self.out)
+
+    def _decision_of(self, M, m):
+        c, level = self.decision
+        return (c @ M)[None], np.array([c @ m - level])
+
+    def next_maps(self, level: int, M: np.ndarray, m: np.ndarray, on: np.ndarray):
+        """(M, m) of level ``level + 1`` given the maps and states (on: z > 0) of level ``level``;
+        the last hidden level leads to the outputs' decision function."""
+        s = np.where(on, 1.0, self.hidden[level][2])
+        M, m = s[:, None] * M, s * m
+        W, b = self.hidden[level + 1][:2] if level + 1 < len(self.hidden) else self.out
+        M, m = W @ M, W @ m + b
+        return (M, m) if level + 1 < len(self.hidden) else self._decision_of(M, m)
+
+    @property
+    def levels(self) -> int:
+        return len(self.hidden) + (self.decision is not None)
+
+    def outputs(self, e: np.ndarray, bits: np.ndarray) -> np.ndarray:
+        """(N, K) the outputs at encodings ``e`` (N, J) on the patterns ``bits`` (N, units): exact,
+        each pattern's map is affine in ``e``."""
+        h, start = e, 0
+        for W, b, slope in self.hidden:
+            z = h @ W.T + b
+            h = np.where(bits[:, start:start + len(b)], 1.0, slope) * z
+            start += len(b)
+        return h @ self.out[0].T + self.out[1]
+
+    def pattern(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """At the points ``p`` (N, 2): (bits (N, units) with z > 0, the decision side (N,) bool)."""
+        h, bits = self.waves.features(p), []
+        for W, b, slope in self.hidden:
+            z = h @ W.T + b
+            bits.append(z > 0)
+            h = np.where(z > 0, z, slope * z)
+        bits = np.concatenate(bits, 1) if bits else np.zeros((len(p), 0), bool)
+        side = np.zeros(len(p), bool)
+        if self.decision is not None:
+            side = (h @ self.out[0].T + self.out[1]) @ self.decision[0] - self.decision[1] > 0
+        return bits, side
+
+
+def read_sine_net(model, sl: Slice) -> SineNet:
+    """``model`` (see :func:`sine_encoding`) read on ``sl``; UnsupportedModelError saying what is
+    wrong where it is not a sine encoding followed by a plain MLP."""
+    leaves = list(leaf_modules(model))
+    phases = leaves[0][1].sin_phases()
+    F, phi = (np.asarray(torch.as_tensor(t).detach().cpu(), np.float64) for t in phases[:2])
+    linear = int(phases[2]) if len(phases) > 2 else 0
+    if len(sl.input_shape) != 1 or F.ndim != 2 or F.shape[1] != sl.input_shape[0] or phi.shape != (len(F),):
+        raise UnsupportedModelError(
+            f"the sine encoding's sin_phases() must give F (J, D) and phi (J,) for inputs (D,) = {sl.input_shape}; "
+            f"got {F.shape} and {phi.shape}.")
+    waves = Waves(F @ sl.basis, F @ sl.origin + phi, linear)
+    _check_encoding(leaves[0][1], Waves(F, phi, linear), sl)
+    hidden, names, W, b, width = [], [], np.eye(len(F)), np.zeros(len(F)), len(F)
+    for name, module in leaves[1:]:
+        kind = type(module)
+        if kind is nn.Linear and module.in_features == width:
+            Wl = module.weight.detach().to("cpu", torch.float64).numpy()
+            bl = np.zeros(len(Wl)) if module.bias is None else module.bias.detach().to("cpu", torch.float64).numpy()
+            W, b, width = Wl @ W, Wl @ b + bl, module.out_features
+        elif kind in (nn.ReLU, nn.LeakyReLU):
+            hidden.append((W, b, float(module.negative_slope) if kind is nn.LeakyReLU else 0.0))
+            names.append(name)
+            W, b = np.eye(width), np.zeros(width)
+        elif not (kind is nn.Identity or (kind is nn.Dropout and not (module.training and module.p > 0))):
+            raise UnsupportedModelError(
+                f"after a sine encoding splinecam certifies plain MLPs (Linear, ReLU, LeakyReLU, Identity, eval "
+                f"Dropout); {name!r} is a {kind.__name__}" + (" of the wrong width" if kind is nn.Linear else "")
+                + ".  Put the encoding first and a plain MLP after it.")
+    if not all(np.isfinite(a).all() for layer in hidden for a in layer[:2]) or not np.isfinite(W).all():
+        raise UnsupportedModelError("the model's weights hold NaN or inf.")
+    decision = ((np.ones(1), 0.0) if len(W) == 1 else (np.array([-1.0, 1.0]), 0.0) if len(W) == 2 else None)
+    return SineNet(waves, hidden, (W, b), decision, names)
+
+
+def _check_encoding(module, waves: Waves, sl: Slice) -> None:
+    """Refuse an encoding whose ``forward`` is not its ``sin_phases`` at the slice's corners
+    (``waves`` on input coordinates)."""
+    x = sl.to_input(np.vstack([sl.polygon, sl.polygon.mean(0)]), dtype=torch.float64).numpy()
+    dtype = next((t.dtype for t in [*module.parameters(), *module.buffers()] if t.is_floating_point()), torch.float64)
+    with torch.no_grad():
+        got = module(torch.as_tensor(x, dtype=dtype)).double().numpy()
+    want = waves.features(x)
+    if got.shape != want.shape or not np.allclose(got, want, rtol=1e-5, atol=1e-5):
+        raise UnsupportedModelError(
+            f"{type(module).__name__}.forward(x) is not sin(x @ F.T + phi) with (F, phi) = its sin_phases() "
+            f"(largest difference {np.abs(got - want).max() if got.shape == want.shape else 'in shape'}); fix sin_phases.")
+
+
+@dataclass
+class CurvedPieces:
+    """The pieces of a certified run (P pieces, N vertices, U units).
+
+    vertices (N, 2), offsets (P + 1,), edge_units (N, 2): ragged convex pieces, counter-
+    clockwise; an edge's label is the (layer, unit) whose curve it approximates, :data:`DECISION`
+    on the decision boundary, :data:`BORDER` on the slice border, :data:`INSIDE` between pieces
+    of the same pattern; bits (P, U) bool patterns; side (P,)
+    bool decision side; certified (P,) bool (False: the piece is an uncertified cell);
+    region (P,) int, the region of each piece (-1 for an uncertified cell joined to no region
+    that has a certified piece); uncertified (C, 4) the uncertified cells as
+    (u0, v0, u1, v1); pending (Q, 4) cells left when a limit stopped the run.
+    """
+
+    vertices: np.ndarray
+    offsets: np.ndarray
+    edge_units: np.ndarray
+    bits: np.ndarray
+    side: np.ndarray
+    certified: np.ndarray
+    region: np.ndarray
+    uncertified: np.ndarray
+    pending: np.ndarray
+
+
+class _Leaves:
+    """The finished cells: their pieces, and what each side of each cell touches (for regions)."""
+
+    def __init__(self, net: SineNet, lo: np.ndarray, size: np.ndarray, tol: float):
+        self.net, self.lo, self.size, self.tol = net, lo, size, tol
+        self.chunks = []  # (quads (n, 4, 2), labels (n, 4, 2), kept vertices (n, 4), bits, certified, cell, component)
+        self.cells = []  # ((depth, i, j), [bits of each component], {(axis, high side): (crossings, components)})
+        self.uncertified = []
+        self.unsure = {}  # uncertified cell -> {pattern key: components of its neighbours with it}
+        self.count = 0
+
+    def box(self, d, i, j) -> tuple[np.ndarray, np.ndarray]:
+        """Centre(s) and half-width(s) of the cell(s) (depth, i, j) (scalars or (B,) arrays)."""
+        half = self.size / 2.0 ** (np.asarray(d)[..., None] + 1)
+        return self.lo + (2 * np.stack([i, j], -1) + 1) * half, half
+
+    def add(self, quads: np.ndarray, labels: np.ndarray, bits: list, ok: bool, comp: int) -> None:
+        """Pieces (n, 4, 2) of the last cell, with their edge labels (n, 4, 2), one pattern ``bits``
+        and component; made counter-clockwise, repeated vertices left out."""
+        x, y = quads[..., 0], quads[..., 1]
+        flip = (x * np.roll(y, -1, 1) - np.roll(x, -1, 1) * y).sum(1) < 0
+        quads[flip] = quads[flip, ::-1]  # the label of edge j -> j+1 moves with it
+        labels[flip] = np.roll(labels[flip, ::-1], -1, axis=1)
+        keep = np.any(quads != np.roll(quads, -1, axis=1), axis=2)
+        good = keep.sum(1) >= 3
+        self.chunks.append((quads[good], labels[good], keep[good], bits, ok, len(self.cells) - 1, comp))
+        self.count += int(good.sum())
+
+
+def _border_labels(quads: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """(n, 4, 2) labels of the edges j -> j+1 of quadrilaterals (n, 4, 2) in the slice box [lo, hi]:
+    BORDER where the edge lies on the box's border, INSIDE elsewhere."""
+    nxt = np.roll(quads, -1, axis=1)
+    on = ((quads == lo) & (nxt == lo)) | ((quads == hi) & (nxt == hi))
+    return np.where(on.any(-1), BORDER, INSIDE)[..., None].repeat(2, -1)
+
+
+def _classify(net: SineNet, centre: np.ndarray, half: np.ndarray):
+    """What sound bounds prove of the box: None, or (branches, split) where branches are the
+    bits (list of bool arrays per level) of its one pattern, or of the two sides of the split unit
+    ``split = (level, unit, M_row, m_row)`` (negative side first)."""
+    M, m = net.first_maps()
+    branches, split = [([], M, m)], None
+    for level in range(net.levels):
+        grown = []
+        for bits, M, m in branches:
+            lo, hi = (a[0] for a in net.waves.bounds(M, m, centre[None], half[None]))
+            on, unsure = lo > 0, np.flatnonzero((lo <= 0) & (hi > 0))
+            if len(unsure) > 1 or (len(unsure) == 1 and (split is not None or len(branches) > 1)):
+                return None
+            states = [on]
+            if len(unsure) == 1:
+                split = (level, int(unsure[0]), M[unsure[0]], m[unsure[0]])
+                states = [on, on.copy()]
+                states[1][split[1]] = True
+            for state in states:
+                nxt = net.next_maps(level, M, m, state) if level + 1 < net.levels else (None, None)
+                grown.append((bits + [state], *nxt))
+        branches = grown
+    return [bits for bits, _, _ in branches], split
+
+
+def _bisect(f, lo: np.ndarray, hi: np.ndarray, width: float) -> np.ndarray:
+    """Roots of increasing ``f`` (a vectorised function of (N,) points) bracketed by [lo, hi], to
+    within ``width``: f(lo) <= 0 <= f(hi) is assumed."""
+    steps = max(0, math.ceil(math.log2(max(float(np.max(hi - lo, initial=0.0)), 1e-300) / width)))
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        up = f(mid) > 0
+        hi, lo = np.where(up, mid, hi), np.where(up, lo, mid)
+    return (lo + hi) / 2
+
+
+class _Curve:
+    """The arc of ``z = M e + m = 0`` in a cell, once the cell is proven (see the module doc), in
+    coordinates (s, t): ``s`` the axis along which ``sign * z`` increases, the arc ``s = g(t)``."""
+
+    def __init__(self, net: SineNet, M, m, centre, half, axis: int, sign: float):
+        self.net, self.M, self.m, self.axis, self.sign = net, M[None], np.array([m]), axis, sign
+        self.lo, self.hi = centre - half, centre + half
+
+    def point(self, s, t) -> np.ndarray:
+        return np.stack([s, t], -1) if self.axis == 0 else np.stack([t, s], -1)
+
+    def h(self, s, t) -> np.ndarray:
+        s, t = np.broadcast_arrays(np.asarray(s, float), np.asarray(t, float))
+        return self.sign * self.net.waves.values(self.M, self.m, self.point(s.ravel(), t.ravel()))[:, 0].reshape(s.shape)
+
+    def crossings(self, width: float) -> list:
+        """[(crossing or None, h > 0 at the side's start)] on the cell sides s = s0 and s = s1
+        (along t) and t = t0 and t = t1 (along s), each holding at most one (proven); the
+        crossings to within ``width``, found together."""
+        ax = self.axis
+        fixed = np.array([self.lo[ax], self.hi[ax], self.lo[1 - ax], self.hi[1 - ax]])
+        start = np.array([self.lo[1 - ax]] * 2 + [self.lo[ax]] * 2)
+        end = np.array([self.hi[1 - ax]] * 2 + [self.hi[ax]] * 2)
+        along_t = np.array([True, True, False, False])
+
+        def h(x):
+            return self.h(np.where(along_t, fixed, x), np.where(along_t, x, fixed))
+
+        a, b = h(start), h(end)
+        orient = np.where(b > 0, 1.0, -1.0)
+        roots = _bisect(lambda x: h(x) * orient, start, end, width)
+        return [(float(r) if (p != q) else None, bool(p)) for r, p, q in zip(roots, a > 0, b > 0)]
+
+
+def _one_curve(net: SineNet, split, centre, half, tol: float):
+    """The proven arc of the split unit in the box, or None where a condition fails: (curve, the
+    t-interval (a, b) of the arc, nodes t (n,), roots s (n,)) or (curve, None, ...) if no arc."""
+    _, _, M, m = split
+    (gu_lo, gu_hi), (gv_lo, gv_hi) = net.waves.gradient(M[None], centre[None], half[None])
+    grads = [(float(gu_lo[0, 0]), float(gu_hi[0, 0])), (float(gv_lo[0, 0]), float(gv_hi[0, 0]))]
+    options = []
+    for axis in (0, 1):
+        lo, hi = grads[axis]
+        if lo > 0 or hi < 0:
+            other = max(-grads[1 - axis][0], grads[1 - axis][1])
+            options.append((other / min(abs(lo), abs(hi)), axis, 1.0 if lo > 0 else -1.0))
+    if not options:
+        return None
+    slope, axis, sign = min(options)
+    curve = _Curve(net, M, m, centre, half, axis, sign)
+    s0, s1 = curve.lo[axis], curve.hi[axis]
+    t0, t1 = curve.lo[1 - axis], curve.hi[1 - axis]
+    for s in (s0, s1):  # at most one zero on each side along t: no zero, or monotone along t
+        c, hw = curve.point(np.array(s), np.array((t0 + t1) / 2)), curve.point(np.array(0.0), np.array(half[1 - axis]))
+        lo, hi = (a[0, 0] for a in net.waves.bounds(curve.M, curve.m, c[None], hw[None]))
+        glo, ghi = (a[0, 0] for a in net.waves.gradient(curve.M, c[None], hw[None])[1 - axis])
+        if lo <= 0 <= hi and glo <= 0 <= ghi:
+            return None
+    width = tol / 4
+    sides = curve.crossings(width)
+    (lower, low_pos), (upper, up_pos) = sides[:2]  # L(t) = h(s0, t) <= 0 and U(t) = h(s1, t) >= 0 on the arc
+    a, b = t0, t1
+    if lower is None and low_pos or upper is None and not up_pos:
+        return curve, None, None, None, sides
+    if lower is not None:
+        a, b = (a, lower) if not low_pos else (lower, b)
+    if upper is not None:
+        a, b = (max(a, upper), b) if not up_pos else (a, min(b, upper))
+    if b <= a:
+        return curve, None, None, None, sides
+    bend = net.waves.curvature(curve.M, centre[None], half[None])[0, 0]  # |z_ss|, |z_st|, |z_tt| in (u, v) order
+    ss, st, tt = (bend[0], bend[1], bend[2]) if axis == 0 else (bend[2], bend[1], bend[0])
+    gmin = min(abs(grads[axis][0]), abs(grads[axis][1]))
+    g2 = (tt + 2 * st * slope + ss * slope ** 2) / gmin  # |g''| on the cell
+    step = math.sqrt(8 * (tol / 2) / g2) if g2 > 0 else b - a
+    n = max(2, math.ceil((b - a) / step) + 1)
+    if n > _MAX_NODES:
+        return None
+    t = np.linspace(a, b, n)
+    t[0], t[-1] = a, b
+    s = _bisect(lambda s_: curve.h(s_, t), np.full(n, s0), np.full(n, s1), width)
+    return curve, (a, b), t, s, sides
+
+
+def certify(net: SineNet, sl: Slice, watch: Watch, tol: float, min_cell: float) -> CurvedPieces:
+    """The certified pieces of ``sl`` (an axis-aligned box in ``uv``) for ``net``; see the module
+    doc.  A limit of ``watch`` raises its error with ``.pieces`` the pieces finished so far and
+    the cells left."""
+    lo, hi = sl.polygon.min(0), sl.polygon.max(0)
+    leaves = _Leaves(net, lo, hi - lo, tol)
+    stack, batch, first = [(0, 0, 0)], [], net.first_maps()
+    try:
+        while stack:
+            batch, stack[-_BATCH:] = stack[-_BATCH:], []
+            d, i, j = np.array(batch).T
+            lo0, hi0 = net.waves.bounds(*first, *leaves.box(d, i, j))  # the first level of all at once:
+            crowded = ((lo0 <= 0) & (hi0 > 0)).sum(1) > 1  # two curves or more: split without a closer look
+            while batch:
+                d, i, j = cell = batch.pop()
+                centre, half = leaves.box(d, i, j)
+                found = None if crowded[len(batch)] else _classify(net, centre, half)
+                curve = None if found is None or found[1] is None else _one_curve(net, found[1], centre, half, tol)
+                if found is not None and (found[1] is None or curve is not None):
+                    _finish(leaves, cell, centre, half, found, curve)
+                elif 2 * half.max() > min_cell:
+                    stack.extend((d + 1, 2 * i + a, 2 * j + b) for a in (1, 0) for b in (1, 0))
+                    continue
+                else:
+                    _finish(leaves, cell, centre, half, None, None)
+                watch.done = leaves.count
+                watch.area += float(4 * half[0] * half[1])
+                watch.check("the sine encoding's curves", 0)
+    except StoppedEarly as err:
+        err.pieces = _assemble(leaves, [leaves.box(*cell) for cell in stack + batch])
+        raise
+    return _assemble(leaves, [])
+
+
+def _finish(leaves: _Leaves, cell, centre, half, found, curve) -> None:
+    """Record the pieces of a finished cell and what its sides touch."""
+    lo, hi = centre - half, centre + half
+    corners = np.array([lo, [hi[0], lo[1]], hi, [lo[0], hi[1]]])
+    border = lambda quads: _border_labels(quads, leaves.lo, leaves.lo + leaves.size)  # noqa: E731
+    if found is None or found[1] is None:  # one pattern (proven, or at the centre)
+        ok = found is not None
+        if ok:
+            bits = found[0][0]
+        else:
+            b, s = leaves.net.pattern(centre[None])
+            bits = _levels(leaves.net, b[0], s[0])
+            leaves.uncertified.append(np.concatenate([lo, hi]))
+            leaves.unsure[len(leaves.cells)] = {}
+        leaves.cells.append((cell, [bits], {}))
+        leaves.add(corners[None], border(corners[None]), bits, ok, 0)
+        return
+    curve, span, t, s, crossings = curve
+    (level, unit, _, _), branches = found[1], found[0]
+    neg, pos = (branches if curve.sign > 0 else branches[::-1])  # the sides of h = sign * z
+    ax = curve.axis
+    # each side's crossing and the component (0: negative, 1: positive) before and after it
+    sides = {key: ([] if root is None else [root], [int(first), int(not first)][: 1 + (root is not None)])
+             for key, (root, first) in zip(((ax, False), (ax, True), (1 - ax, False), (1 - ax, True)), crossings)}
+    leaves.cells.append((cell, [neg, pos], sides))
+    strips = [(lo[1 - ax], hi[1 - ax])] if span is None else [(lo[1 - ax], span[0]), (span[1], hi[1 - ax])]
+    for ta, tb in strips:  # whole strips on one side of the arc: h(s0) > 0 there, or h(s1) < 0
+        if tb <= ta:
+            continue
+        positive = bool(curve.h(lo[ax], (ta + tb) / 2) > 0)
+        quad = curve.point(np.array([lo[ax], hi[ax], hi[ax], lo[ax]]), np.array([ta, ta, tb, tb]))[None]
+        leaves.add(quad, border(quad), pos if positive else neg, True, int(positive))
+    if span is None:
+        return
+    for positive, edge in ((False, lo[ax]), (True, hi[ax])):  # the two sides of each polyline segment
+        edge = np.full(len(t) - 1, edge)
+        quads = curve.point(np.stack([edge, s[:-1], s[1:], edge], 1), np.stack([t[:-1], t[:-1], t[1:], t[1:]], 1))
+        labels = border(quads)
+        labels[:, 1] = (level, unit) if level < len(leaves.net.hidden) else (DECISION, DECISION)
+        leaves.add(quads, labels, pos if positive else neg, True, int(positive))
+
+
+def _levels(net: SineNet, bits: np.ndarray, side: bool) -> list:
+    """A pattern (units,) and decision side as the per-level list :func:`_classify` gives."""
+    out, start = [], 0
+    for _, b, _ in net.hidden:
+        out.append(bits[start:start + len(b)])
+        start += len(b)
+    return out + ([np.array([side])] if net.decision is not None else [])
+
+
+def _assemble(leaves: _Leaves, pending) -> CurvedPieces:
+    """The pieces of the finished cells, with their regions (see :func:`_regions`)."""
+    net, chunks = leaves.net, leaves.chunks
+    n_hidden, units = len(net.hidden), sum(len(b) for _, b, _ in net.hidden)
+    sizes = [len(c[0]) for c in chunks]
+    keep = np.concatenate([c[2] for c in chunks]) if chunks else np.zeros((0, 4), bool)
+    pattern = [np.concatenate(c[3][:n_hidden]) if n_hidden else np.zeros(0, bool) for c in chunks]
+    bits = np.repeat(np.array(pattern, bool).reshape(len(chunks), units), sizes, axis=0)
+    side = np.repeat([bool(c[3][n_hidden][0]) if net.decision is not None else False for c in chunks], sizes)
+    ok = np.repeat([c[4] for c in chunks], sizes).astype(bool)
+    region = _regions(leaves, n_hidden, np.repeat([c[5] for c in chunks], sizes), np.repeat([c[6] for c in chunks], sizes))
+    proven = np.zeros(region.max(initial=-1) + 1, bool)
+    proven[region[ok]] = True  # a component of uncertified cells alone is no proven region: -1
+    region = np.where(proven[region], np.cumsum(proven)[region] - 1, -1) if len(region) else region
+    return CurvedPieces(
+        np.concatenate([c[0] for c in chunks])[keep] if chunks else np.zeros((0, 2)),
+        np.concatenate([[0], np.cumsum(keep.sum(1))]).astype(np.int64),
+        np.concatenate([c[1] for c in chunks])[keep].astype(np.int64) if chunks else np.zeros((0, 2), np.int64),
+        bits, side, ok, region,
+        np.array(leaves.uncertified).reshape(-1, 4),
+        np.array([np.concatenate([c - h, c + h]) for c, h in pending]).reshape(-1, 4),
+    )
+
+
+def _regions(leaves: _Leaves, n_hidden: int, piece_cell: np.ndarray, piece_comp: np.ndarray) -> np.ndarray:
+    """(P,) region of each piece: the cells' components (the sides of their arc) joined where
+    their activation patterns (the decision side left out) meet along a shared cell side, and
+    the components of one pattern around an uncertified cell (at most ``tol`` wide) with each
+    other."""
+    key = lambda bits: np.concatenate(bits[:n_hidden]).tobytes() if n_hidden else b""  # noqa: E731
+    first = np.cumsum([0] + [len(comps) for _, comps, _ in leaves.cells])
+    parent = list(range(int(first[-1])))
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    def join(a, b):
+        parent[find(a)] = find(b)
+
+    for k, (_, comps, _) in enumerate(leaves.cells):  # an arc of the decision function only: one pattern
+        if len(comps) == 2 and key(comps[0]) == key(comps[1]):
+            join(first[k], first[k] + 1)
+    scale = 2 ** 30
+    edges = {}  # (axis, integer coordinate of the side) -> [(start, end, cell, high side?)]
+    for k, ((d, i, j), _, _) in enumerate(leaves.cells):
+        step = scale >> d
+        for axis, low, span in ((0, i * step, (j * step, (j + 1) * step)), (1, j * step, (i * step, (i + 1) * step))):
+            edges.setdefault((axis, low), []).append((*span, k, True))
+            edges.setdefault((axis, low + step), []).append((*span, k, False))
+    for (axis, _), items in edges.items():
+        highs = sorted((x for x in items if x[3]), key=lambda x: x[0])
+        lows = sorted((x for x in items if not x[3]), key=lambda x: x[0])
+        for a0, a1, ka, _ in lows:  # the cell below/left (its high side) meets the cells above/right
+            for b0, b1, kb, _ in highs:
+                if b1 <= a0 or b0 >= a1:
+                    continue
+                _join_side(leaves, ka, kb, axis, max(a0, b0) / scale, min(a1, b1) / scale, key, first, join)
+    for around in leaves.unsure.values():  # an uncertified cell joins the neighbours of one pattern
+        for nodes in around.values():
+            for node in nodes[1:]:
+                join(node, nodes[0])
+    roots = np.array([find(a) for a in range(len(parent))], np.int64)[first[piece_cell] + piece_comp]
+    return np.unique(roots, return_inverse=True)[1].astype(np.int64).ravel() if len(roots) else roots
+
+
+def _join_side(leaves, ka, kb, axis, f0, f1, key, first, join) -> None:
+    """Join the components of cells ka and kb that meet with one pattern on their shared side
+    (at fractions [f0, f1] of the slice box along it)."""
+    along = 1 - axis
+    x0 = leaves.lo[along] + f0 * leaves.size[along]
+    x1 = leaves.lo[along] + f1 * leaves.size[along]
+    (_, comps_a, sides_a), (_, comps_b, sides_b) = leaves.cells[ka], leaves.cells[kb]
+    sa, sb = sides_a.get((axis, True), ([], [0])), sides_b.get((axis, False), ([], [0]))
+    cuts = sorted({x0, x1, *[c for c in sa[0] + sb[0] if x0 < c < x1]})
+    for c0, c1 in zip(cuts[:-1], cuts[1:]):
+        mid = (c0 + c1) / 2
+        ca = sa[1][int(bool(sa[0]) and mid > sa[0][0])]
+        cb = sb[1][int(bool(sb[0]) and mid > sb[0][0])]
+        a, b = int(first[ka] + ca), int(first[kb] + cb)
+        if key(comps_a[ca]) == key(comps_b[cb]):
+            join(a, b)
+        for cell, node, bits in ((ka, b, comps_b[cb]), (kb, a, comps_a[ca])):
+            if cell in leaves.unsure:
+                leaves.unsure[cell].setdefault(key(bits), []).append(node)

@@ -1,0 +1,260 @@
+"""Certified partitions of models that start with a sine encoding (splinecam.run.curved):
+analytic curves and counts, patterns against a grid, polylines against sign changes, counts
+that do not depend on the subdivision, limits and progress, and the errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import SinEncoding, model_out, sine_mlp
+from torch import nn
+
+import splinecam as sc
+from splinecam.errors import RegionLimitError, TimeLimitError, UnsupportedModelError
+from splinecam.run.curved import BORDER, DECISION, INSIDE
+
+ISLANDS = sc.Slice.box((-np.pi + 0.1, -np.pi + 0.2), (3 * np.pi + 0.1, 3 * np.pi + 0.2))
+
+
+def one_unit(weights, bias, F=np.eye(2), phi=np.zeros(2)) -> nn.Sequential:
+    """Encoding, one unit ``w . sin(F x + phi) + b``, ReLU, one output: its boundary is a level curve."""
+    first, last = nn.Linear(len(weights), 1), nn.Linear(1, 1)
+    with torch.no_grad():
+        first.weight[:] = torch.tensor([weights], dtype=torch.float64)
+        first.bias[:] = bias
+        last.weight[:] = 2.0
+        last.bias[:] = -0.5
+    return nn.Sequential(SinEncoding(F, phi), first, nn.ReLU(), last).double()
+
+
+def unit_edges(part, layer=0):
+    """The polyline segments (S, 2, 2) of a layer's units (each appears on both sides)."""
+    a = part.arrays
+    nxt = np.arange(len(a.vertices)) + 1
+    nxt[a.offsets[1:] - 1] = a.offsets[:-1]
+    on = a.edge_units[:, 0] == layer
+    return np.stack([a.vertices[on], a.vertices[nxt[on]]], 1)
+
+
+def distance_to_segments(p, segs) -> np.ndarray:
+    """(N,) the distance of each point (N, 2) to the nearest segment (S, 2, 2), 256 points at a time."""
+    a, d = segs[:, 0], segs[:, 1] - segs[:, 0]
+    out = []
+    for q in np.array_split(p, max(1, len(p) // 256)):
+        t = np.clip(((q[:, None] - a) * d).sum(-1) / np.maximum((d * d).sum(-1), 1e-300), 0, 1)
+        out.append(np.linalg.norm(q[:, None] - (a + t[..., None] * d), axis=-1).min(1))
+    return np.concatenate(out)
+
+
+def test_islands_of_one_unit_match_the_analytic_curve_and_count():
+    # sin u + sin v = 1.2: one closed curve around each maximum; 4 in the slice, none touching it
+    part = sc.partition(one_unit([1.0, 1.0], -1.2), ISLANDS, progress=False)
+    assert part.curved and part.n_regions == 5 and len(part.uncertified) == 0
+    assert part.tolerance == pytest.approx(1e-6 * 4 * np.pi)
+    segs = np.unique(np.sort(unit_edges(part).view(complex), 1).view(float).reshape(-1, 2, 2), axis=0)  # once each
+    p = segs.reshape(-1, 2)
+    f = np.sin(p[:, 0]) + np.sin(p[:, 1]) - 1.2  # first-order distance to the curve (|grad| >= 0.97 there)
+    assert np.max(np.abs(f) / np.hypot(np.cos(p[:, 0]), np.cos(p[:, 1]))) <= part.tolerance
+    v = np.linspace(*ISLANDS.polygon[[0, 2], 1], 1001)
+    s = 1.2 - np.sin(v)
+    v, s = v[np.abs(s) <= 1], s[np.abs(s) <= 1]
+    u = np.concatenate([np.arcsin(s) + 2 * np.pi * k for k in (0, 1)] + [np.pi - np.arcsin(s) + 2 * np.pi * k
+                                                                         for k in (0, 1)])
+    curve = np.stack([u, np.tile(v, 4)], 1)  # points of the true curve, all inside the slice
+    assert distance_to_segments(curve, segs).max() <= part.tolerance
+    assert (part.region >= 0).all()
+    sizes = np.sort(np.bincount(part.region, weights=part.areas))
+    v = np.linspace(0, np.pi, 200001)
+    width = np.pi - 2 * np.arcsin(np.clip(1.2 - np.sin(v), -1, 1))  # the island's width at height v
+    island = float(np.sum((width[1:] + width[:-1]) / 2) * (v[1] - v[0]))
+    assert np.allclose(sizes[:4], island, rtol=0, atol=20 * part.tolerance)
+    assert part.verify().ok
+
+
+def test_stripes_of_one_unit_count_and_lie_on_the_lines():
+    # sin u = 0.3 on u in [0, 4 pi]: 4 vertical lines, 5 stripes alternating off / on
+    sl = sc.Slice.box((0.05, -1.0), (4 * np.pi - 0.05, 1.3))
+    part = sc.partition(one_unit([1.0, 0.0], -0.3), sl, progress=False, tol=1e-7)
+    assert part.n_regions == 5 and len(part.uncertified) == 0
+    roots = np.sort(np.concatenate([np.arcsin(0.3) + [0, 2 * np.pi], np.pi - np.arcsin(0.3) + [0, 2 * np.pi]]))
+    p = unit_edges(part).reshape(-1, 2)
+    assert np.abs(p[:, :1] - roots).min(1).max() <= 1e-7
+    on = part.pieces.bits[:, 0]
+    assert np.bincount(part.region[on]).astype(bool).sum() == 2
+
+
+@pytest.mark.parametrize("seed", [pytest.param(0, marks=pytest.mark.slow), 1, pytest.param(2, marks=pytest.mark.slow)])
+def test_random_networks_against_a_grid_and_sign_changes(seed):
+    model = sine_mlp([3, 3], 1, seed)
+    sl = sc.Slice.box((-1.3, -1.1), (1.2, 1.4))
+    part = sc.partition(model, sl, progress=False, tol=1e-5)
+    assert part.verify(n_points=500).ok
+    # every pattern of a fine grid (away from the uncertified cells) is a region's
+    n = 150
+    u, v = np.meshgrid(np.linspace(-1.3, 1.2, n), np.linspace(-1.1, 1.4, n))
+    uv = np.stack([u.ravel(), v.ravel()], 1)
+    free = ~np.any([(uv >= c[:2] - 1e-3).all(1) & (uv <= c[2:] + 1e-3).all(1) for c in part.uncertified], 0) \
+        if len(part.uncertified) else np.ones(len(uv), bool)
+    bits = pattern_of(model, sl, uv)
+    region_patterns = {b.tobytes() for b in part.pieces.bits[part.certified]}
+    assert {b.tobytes() for b in bits[free]} <= region_patterns
+    # and the piece a point lies in has its pattern, unless the point is within 2 tol of a polyline
+    idx = part.locate(uv)
+    assert (idx >= 0).all()
+    wrong = (part.pieces.bits[idx] != bits).any(1) & free
+    if wrong.any():
+        assert distance_to_segments(uv[wrong], unit_edges_all(part)).max() <= 2 * part.tolerance
+    # no two regions that touch share a pattern: regions of one pattern are apart
+    first_piece = {r: np.flatnonzero(part.region == r)[0] for r in range(part.n_regions)}
+    for r in range(part.n_regions):
+        same = [q for q in range(r) if (part.pieces.bits[first_piece[q]] == part.pieces.bits[first_piece[r]]).all()]
+        for q in same:
+            assert region_gap(part, r, q) > part.tolerance
+    # every polyline vertex is within tol of a sign change of its unit
+    check_vertices_at_sign_changes(part, model, sl)
+
+
+def pattern_of(model, sl, uv) -> np.ndarray:
+    """(N, units) the signs of every ReLU input, from the torch model itself."""
+    return np.concatenate([z > 0 for z in relu_inputs(model, sl, uv)], 1)
+
+
+def relu_inputs(model, sl, uv) -> list[np.ndarray]:
+    x, out = sl.to_input(uv), []
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, nn.ReLU):
+                out.append(x.numpy())
+            x = m(x)
+    return out
+
+
+def unit_edges_all(part) -> np.ndarray:
+    return np.concatenate([unit_edges(part, layer) for layer in range(len(part.layers) + 1)])
+
+
+def region_gap(part, r, q) -> float:
+    """The distance between the vertices of two regions (0 where they touch)."""
+    a = np.concatenate([part.polygons[i] for i in np.flatnonzero(part.region == r)])
+    b = np.concatenate([part.polygons[i] for i in np.flatnonzero(part.region == q)])
+    return float(np.sqrt(((a[::7, None] - b[None, ::7]) ** 2).sum(-1)).min())
+
+
+def check_vertices_at_sign_changes(part, model, sl) -> None:
+    """Each vertex of a unit's polyline has a point of each sign of that unit within tol (on a
+    circle of 32 points), unless it is within 4 min cells of an uncertified cell (a junction)."""
+    a = part.arrays
+    ring = np.stack([np.cos(np.linspace(0, 2 * np.pi, 32, endpoint=False)),
+                     np.sin(np.linspace(0, 2 * np.pi, 32, endpoint=False))], 1) * part.tolerance
+    for layer in range(len(part.layers)):
+        on = a.edge_units[:, 0] == layer
+        verts, units = a.vertices[on], a.edge_units[on, 1]
+        near = np.zeros(len(verts), bool)
+        for c in part.uncertified:
+            near |= (verts >= c[:2] - 4 * (c[2:] - c[:2])).all(1) & (verts <= c[2:] + 4 * (c[2:] - c[:2])).all(1)
+        verts, units = verts[~near], units[~near]
+        z = relu_inputs(model, sl, (verts[:, None] + ring).reshape(-1, 2))[layer].reshape(len(verts), 32, -1)
+        z = np.take_along_axis(z, units[:, None, None], 2)[..., 0]
+        assert ((z.max(1) >= 0) & (z.min(1) <= 0)).all()
+
+
+def test_the_count_does_not_depend_on_the_subdivision():
+    model = sine_mlp([4, 3], 1, 5)
+    sl = sc.Slice.box((-1.0, -1.0), (1.0, 1.0))
+    counts = [sc.partition(model, sl, progress=False, tol=tol).n_regions for tol in (1e-4, 1e-5)]
+    assert counts[0] == counts[1] > 3
+
+
+def test_evaluate_is_exact_and_the_decision_boundary_is_certified():
+    model = sine_mlp([4], 1, 7)
+    sl = sc.Slice.box((-1.2, -0.9), (1.1, 1.0))
+    rng = np.random.default_rng(0)
+    uv = rng.uniform((-1.2, -0.9), (1.1, 1.0), (300, 2))
+    with torch.no_grad():  # the decision boundary through the middle of the slice
+        model[-1].bias -= float(np.median(model_out(model, sl, uv)))
+    part = sc.partition(model, sl, progress=False, tol=1e-5)
+    want = model_out(model, sl, uv)
+    assert np.abs(part.evaluate(uv) - want).max() <= 1e-12 * np.abs(want).max()
+    db = part.decision_boundary()
+    assert len(db) > 0
+    p = db.segments.reshape(-1, 2)
+    out = model_out(model, sl, (p[:, None] + 1.0001 * part.tolerance * np.array([[1, 0], [-1, 0], [0, 1], [0, -1],
+                                                                        [.7, .7], [-.7, -.7], [.7, -.7], [-.7, .7]]))
+                    .reshape(-1, 2)).reshape(len(p), 8)
+    assert ((out.max(1) >= 0) & (out.min(1) <= 0)).all()
+    assert (part.side == (model_out(model, sl, part.centroids)[:, 0] > 0)).mean() > 0.99
+
+
+def test_pieces_are_convex_tiles_and_the_views_work(tmp_path):
+    model = sine_mlp([3, 2], 2, 3)
+    sl = sc.Slice.box((-1.0, -1.0), (1.0, 1.0))
+    part = sc.partition(model, sl, progress=False, tol=1e-4)
+    assert part.areas.min() > 0 and abs(part.areas.sum() - sl.area) <= 1e-9 * sl.area
+    for poly in part.polygons[::50]:
+        d = np.roll(poly, -1, 0) - poly
+        assert (d[:, 0] * np.roll(d, -1, 0)[:, 1] - d[:, 1] * np.roll(d, -1, 0)[:, 0] >= -1e-12).all()
+    labels = part.arrays.edge_units[:, 0]
+    assert set(np.unique(labels)) <= {BORDER, INSIDE, DECISION, 0, 1}
+    stats = part.stats()
+    assert stats["n_regions"] == part.n_regions and stats["n_pieces"] == len(part) > part.n_regions
+    assert stats["area_mean"] * part.n_regions == pytest.approx(sl.area)
+    assert part.mesh().adjacency().shape == (len(part), len(part))
+    import matplotlib
+    matplotlib.use("Agg")
+    part.plot()
+    part.to_html(tmp_path / "curved.html")
+    assert "curved" in repr(part).lower() or "CurvedPartition" in repr(part)
+
+
+def test_limits_and_progress(capsys):
+    model = sine_mlp([4, 3], 1, 1)
+    sl = sc.Slice.box((-1.0, -1.0), (1.0, 1.0))
+    with pytest.raises(RegionLimitError) as err:
+        sc.partition(model, sl, progress=False, max_regions=50)
+    partial = err.value.partial
+    assert not partial.complete and 0 < len(partial) and len(partial.pieces.pending) > 0
+    assert partial.areas.sum() < sl.area
+    with pytest.raises(TimeLimitError) as err:
+        sc.partition(model, sl, progress=False, timeout=0.05)
+    assert not err.value.partial.complete
+    sc.partition(sine_mlp([2], 1, 0), sl, progress=True, tol=1e-3)
+    assert "splinecam" in capsys.readouterr().err
+
+
+def test_smooth_ops_elsewhere_get_the_clear_error():
+    enc = SinEncoding(np.eye(2), np.zeros(2))
+    with pytest.raises(UnsupportedModelError, match="sin"):
+        sc.partition(nn.Sequential(nn.Linear(2, 2).double(), enc, nn.Linear(2, 1).double()),
+                     sc.Slice.box((-1, -1), (1, 1)), progress=False)
+    with pytest.raises(UnsupportedModelError, match="Tanh"):
+        sc.partition(nn.Sequential(enc, nn.Linear(2, 2).double(), nn.Tanh(), nn.Linear(2, 1).double()),
+                     sc.Slice.box((-1, -1), (1, 1)), progress=False)
+
+
+def test_bad_encodings_and_slices_are_refused():
+    class Wrong(SinEncoding):
+        def forward(self, x):
+            return torch.cos(x @ self.F.T + self.phi)
+
+    model = nn.Sequential(Wrong(np.eye(2), np.zeros(2)), nn.Linear(2, 1).double())
+    with pytest.raises(UnsupportedModelError, match="sin_phases"):
+        sc.partition(model, sc.Slice.box((-1, -1), (1, 1)), progress=False)
+    tilted = sc.Slice(np.zeros(2), np.eye(2), np.array([[0, -1], [1, 0], [0, 1], [-1, 0.0]]))
+    with pytest.raises(ValueError, match="box"):
+        sc.partition(sine_mlp([2], 1, 0), tilted, progress=False)
+    with pytest.raises(ValueError, match="tol"):
+        sc.partition(sine_mlp([2], 1, 0), sc.Slice.box((-1, -1), (1, 1)), tol=-1.0)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: sc.nn.PositionalEncoding(2, 2, kind="sin"),  # with the raw input (the default)
+    lambda: sc.nn.PositionalEncoding(2, 2, kind="sin", include_input=False),
+    lambda: sc.nn.FourierFeatures(torch.randn(3, 2, generator=torch.Generator().manual_seed(4)) * 0.4, kind="sin"),
+])
+def test_the_shipped_sine_encodings_are_certified(make):
+    enc = make()
+    torch.manual_seed(0)
+    model = nn.Sequential(enc, nn.Linear(enc.out_features, 3), nn.ReLU(), nn.Linear(3, 1))  # float32, as trained
+    part = sc.partition(model, sc.Slice.box((-0.7, -0.6), (0.8, 0.5)), progress=False, tol=1e-4)
+    assert part.curved and part.n_regions > 1 and len(unit_edges(part)) and part.verify(n_points=300).ok
