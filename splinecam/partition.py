@@ -221,7 +221,7 @@ def partition_mlp(chain: Chain, model, sl: Slice, progress, options: Options, st
     graph, shapes = chain.graph(sl.input_shape[0])
     plan = Plan.make(graph, shapes, sl, torch.float64, torch.device("cpu"), options.rtol,
                      parse_bytes(options.max_memory), options.chunk_size)
-    network = frozen(model, torch.float64, "cpu", sl.input_shape)
+    network = frozen(model, torch.float64, "cpu", sl.input_shape, chain.state)
     return _execute(ChainRun(plan, prune), sl, progress, options, started, network)
 
 

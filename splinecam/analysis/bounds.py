@@ -72,11 +72,13 @@ class OutputBounds:
         z = values[self.graph.nodes[start].args[0]]
         lo, hi = form_bounds(cells, z.reshape(r, cells.shape[2], -1))  # of the start op's (exact) input
         order = torch.argsort(self.graph.nodes[start].op.relax_cost(lo, hi), stable=True)
+        cells, lo, hi = cells[order], lo[order], hi[order]  # gathered once; the blocks are views
+        values = {a: v[order] for a, v in values.items()}
         for s in range(0, r, self.block[start]):
-            sel = order[s : s + self.block[start]]
+            sel = slice(s, s + self.block[start])
             forms = self.output_forms(start, cells[sel], {a: v[sel] for a, v in values.items()}, (lo[sel], hi[sel]))
             if forms is not None:
-                settled[sel] = test(cells[sel], forms)
+                settled[order[sel]] = test(cells[sel], forms)
         return settled
 
     def output_forms(self, start: int, cells: torch.Tensor, values: dict[int, torch.Tensor],

@@ -34,10 +34,13 @@ __all__ = ["Chain", "ChainRun", "chain_applies", "leaf_modules", "read_chain"]
 @dataclass
 class Chain:
     """A plain MLP: its leaf modules in call order (a module used twice appears twice) and the op
-    of each (None for an identity), with float64 copies of the weights taken when it was read."""
+    of each (None for an identity), with float64 copies of the weights taken when it was read;
+    ``state``: those copies by the names ``named_parameters`` gives them (the model has no other
+    parameters or buffers), for :func:`~splinecam.run.trace.frozen`."""
 
     leaves: list[tuple[str, nn.Module]]
     ops: list[LinearOp | ElementwiseOp | None]
+    state: dict[str, torch.Tensor]
 
     def graph(self, width: int) -> tuple[Graph, list[tuple[int, ...]]]:
         """The graph of the ops (each reads the value before it; the identities left out, the
@@ -58,8 +61,9 @@ _leaky_relu = functools.lru_cache(maxsize=64)(leaky_relu_op)  # ops are not chan
 
 def leaf_modules(module: nn.Module, prefix: str = ""):
     """(qualified name, module) of the leaves of nested ``nn.Sequential`` containers, in the order
-    ``forward`` calls them, repeats included (``named_children`` lists a shared module once)."""
-    if type(module) is nn.Sequential:
+    ``forward`` calls them, repeats included (``named_children`` lists a shared module once); a
+    container with parameters or buffers of its own is given as a leaf (not a plain MLP)."""
+    if type(module) is nn.Sequential and not (module._parameters or module._buffers):
         for name, child in module._modules.items():  # what Sequential.forward iterates
             yield from leaf_modules(child, f"{prefix}{name}" if not prefix else f"{prefix}.{name}")
     else:
@@ -72,19 +76,25 @@ def read_chain(model, sl: Slice) -> Chain | None:
     if type(model) is not nn.Sequential or len(sl.input_shape) != 1:
         return None
     width = sl.input_shape[0]
-    leaves, ops = list(leaf_modules(model)), []
-    for _, m in leaves:
+    leaves, ops, state, seen = list(leaf_modules(model)), [], {}, set()
+    for name, m in leaves:
         kind = type(m)
         if kind not in _SHIPPED or REGISTRY.for_type(kind) is not _SHIPPED[kind]:  # a user's op takes the engine
             return None
-        own = ([m.weight] + ([m.bias] if m.bias is not None else [])) if kind is nn.Linear else []  # others have none
-        params = [p.detach().to("cpu", torch.float64, copy=True) for p in own]
+        own = {k: p for k, p in m._parameters.items() if p is not None}
+        if m._buffers or own.keys() - ({"weight", "bias"} if kind is nn.Linear else set()):
+            return None  # tensors the fast path would not snapshot: the engine copies the model
+        params = [p.detach().to("cpu", torch.float64, copy=True) for p in own.values()]
         if not np.isfinite(sum(float(p.numpy().sum()) for p in params)):  # NaN or inf (or a sum that overflows)
             return None
+        for (key, p), copy in zip(own.items(), params):  # named as named_parameters: a shared tensor once
+            if id(p) not in seen:
+                seen.add(id(p))
+                state[f"{name}.{key}"] = copy
         if kind is nn.Linear:
             if m.in_features != width:
                 return None
-            op, width = LinearOp(params[0], params[1] if m.bias is not None else None), m.out_features
+            op, width = LinearOp(params[0], params[1] if len(params) == 2 else None), m.out_features
         elif kind is nn.ReLU:
             op = _RELU
         elif kind is nn.LeakyReLU:
@@ -94,7 +104,7 @@ def read_chain(model, sl: Slice) -> Chain | None:
         else:
             op = None  # Identity, Dropout in eval mode
         ops.append(op)
-    return Chain(leaves, ops)
+    return Chain(leaves, ops, state)
 
 
 ENABLED = True  # False: every run takes the engine (the tests use it to run both executors)

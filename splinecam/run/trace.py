@@ -437,11 +437,14 @@ def prepare(model: nn.Module, dtype: torch.dtype, device, input_shape) -> tuple[
     return twin, graph
 
 
-def frozen(model: nn.Module, dtype: torch.dtype, device, input_shape):
+def frozen(model: nn.Module, dtype: torch.dtype, device, input_shape, state: dict | None = None):
     """A callable that gives ``prepare(model, dtype, device, input_shape)`` for the weights and
     buffers ``model`` has *now*, even if it is trained further before the call: only a copy of
-    its tensors is taken here (cheap); the model itself is copied when the callable is called."""
-    state = {name: t.detach().clone() for name, t in _tensors(model)}
+    its tensors is taken here (cheap), or given as ``state`` (name -> a copy no one changes, in
+    any dtype that holds the values exactly); the model itself is copied when the callable is
+    called."""
+    if state is None:
+        state = {name: t.detach().clone() for name, t in _tensors(model)}
 
     def make() -> tuple[nn.Module, Graph]:
         twin = copy.deepcopy(model)

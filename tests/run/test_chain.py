@@ -197,6 +197,55 @@ def test_the_partition_keeps_its_weights_and_the_model_is_untouched(fast_only):
         part.verify()
 
 
+def tied_models() -> list[nn.Sequential]:
+    """Plain MLPs whose parameters ``named_parameters`` names in a less obvious way: nested
+    containers, a linear layer called twice, weights tied between two layers, no bias."""
+    torch.manual_seed(3)
+    square = nn.Linear(5, 5)
+    tied = nn.Linear(5, 5, bias=False)
+    tied.weight = square.weight
+    return [
+        nn.Sequential(nn.Linear(2, 5), nn.Sequential(nn.ReLU(), nn.Sequential(square, nn.LeakyReLU(0.2))), square,
+                      nn.ReLU(), tied, nn.ReLU(), nn.Linear(5, 1, bias=False)),
+        nn.Sequential(nn.Sequential(nn.Linear(2, 5)), nn.ReLU(), nn.Sequential(nn.Linear(5, 3), nn.ReLU()),
+                      nn.Linear(3, 2)),
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(tied_models())))
+def test_the_chain_snapshot_is_the_models_parameters_by_name(index, fast_only):
+    """The fast path's copies of the weights stand for the model's own snapshot (what verify
+    copies into a twin): the same names as named_parameters, the same values, taken once."""
+    model = tied_models()[index]
+    sl = sc.Slice.box((-1, -1), (1, 1))
+    read = chain.read_chain(model, sl)
+    named = dict(model.named_parameters())
+    assert list(read.state) == list(named)
+    assert all(torch.equal(read.state[k], p.detach().double()) for k, p in named.items())
+    part = run(model, sl)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.5)
+    assert part.verify(n_points=300).ok  # the weights it was made with
+    assert all(torch.equal(a, b.double()) for a, b in zip(part.model.parameters(), read.state.values()))
+
+
+def test_models_with_tensors_of_their_own_elsewhere_take_the_engine(fast_results):
+    """A buffer or parameter the fast path would not copy (on a linear layer, an activation or
+    a container) sends the model to the engine, which copies all of them."""
+    sl = sc.Slice.box((-1, -1), (1, 1))
+    for where in ["0", "1", ""]:
+        for buffer in [True, False]:
+            model = random_mlp([6], 1, seed=4)
+            if buffer:
+                model.get_submodule(where).register_buffer("seen", torch.ones(2))
+            else:
+                model.get_submodule(where).register_parameter("extra", nn.Parameter(torch.ones(1)))
+            assert chain.read_chain(model, sl) is None
+            assert run(model, sl).verify(n_points=200).ok
+    assert fast_results == []
+
+
 def test_nan_weights_are_reported_as_before():
     model = random_mlp([4], 1, seed=0)
     with torch.no_grad():
@@ -268,7 +317,7 @@ def test_verify_does_not_trust_the_fast_paths_reading(monkeypatch):
 
     def misread(model, sl):
         read = original(model, sl)
-        return chain.Chain(read.leaves[:3] + read.leaves[4:], read.ops[:3] + read.ops[4:])
+        return chain.Chain(read.leaves[:3] + read.leaves[4:], read.ops[:3] + read.ops[4:], read.state)
 
     monkeypatch.setattr(partition_module, "read_chain", misread)
     part = run(reused, sc.Slice.box((-2, -2), (2, 2)))
