@@ -19,6 +19,7 @@ from .extras import late
 from .geometry import RegionGrid
 from .io.files import FORMAT, read_arrays, save_arrays
 from .run.chain import Chain, ChainRun, chain_applies, read_chain
+from .run.compose import compose
 from .run.engine import Engine
 from .run.executors import executor_scope, run_tasks, task_scope
 from .run.plan import DEFAULT_MEMORY, Plan, parse_bytes
@@ -45,6 +46,7 @@ class Options:
     chunk_size: int | None = None
     rtol: float = 1e-10
     timeout: float | None = None
+    compose: bool = True
 
     def __post_init__(self):
         if self.max_regions is not None and not (isinstance(self.max_regions, int) and self.max_regions >= 1):
@@ -57,6 +59,8 @@ class Options:
         if not 0 <= self.rtol < 1e-3:
             raise ValueError(f"rtol must be a small non-negative tolerance (default 1e-10), got {self.rtol!r}.")
         parse_bytes(self.max_memory)
+        if not isinstance(self.compose, bool):
+            raise ValueError(f"compose must be True or False, got {self.compose!r}.")
 
     @classmethod
     def of(cls, options: dict, caller: str) -> "Options":
@@ -79,7 +83,8 @@ def checked_arguments(model, sl, device, options: dict, caller: str) -> tuple[Op
 
 def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None, *,
               max_regions: int | None = None, max_memory=DEFAULT_MEMORY, chunk_size: int | None = None,
-              rtol: float = 1e-10, timeout: float | None = None, tiles=None, executor=None) -> "Partition":
+              rtol: float = 1e-10, timeout: float | None = None, compose: bool = True, tiles=None,
+              executor=None) -> "Partition":
     """Exact partition of the slice ``sl`` into the linear regions of ``model``.
 
     model: a torch module of supported ops (the user's model is not modified);
@@ -91,6 +96,9 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
     once; rtol: relative tolerance for "a vertex lies on a line"; timeout:
     seconds, past which :class:`TimeLimitError` is raised.  Both errors carry
     ``.partial``: a partition of the regions finished so far (``complete`` False).
+    compose: run chains of affine ops as one op where that is cheaper (a convolution and its
+    BatchNorm, pools, flatten and the linear layer after them: :mod:`splinecam.run.compose`);
+    the same partition either way, False only to compare.
     tiles: k (a k x k grid over the slice polygon's bounding box, cells clipped to it) or
     (ku, kv): partition the tiles and merge them into the same partition; executor: where the
     tiles (or the one slice) run: None (here), "local" (this process's Dask LocalCluster,
@@ -102,7 +110,8 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
         part = sc.partition(model, sc.Slice.box((-1, -1), (1, 1)))
     """
     started = time.perf_counter()
-    limits = dict(max_regions=max_regions, max_memory=max_memory, chunk_size=chunk_size, rtol=rtol, timeout=timeout)
+    limits = dict(max_regions=max_regions, max_memory=max_memory, chunk_size=chunk_size, rtol=rtol, timeout=timeout,
+                  compose=compose)
     options, device = checked_arguments(model, sl, device, limits, "partition")
     if tiles is not None or executor is not None:
         return partition_tiled(model, sl, tiles, executor, dtype, device, progress, **limits)
@@ -235,7 +244,8 @@ def partition_graph(twin, graph: Graph, sl: Slice, dtype, device, progress, opti
     ``prune``: see :class:`~splinecam.run.stack.WorkStack` (its settled cells are the coarse ones)."""
     started = time.perf_counter() if started is None else started
     shapes = check_shapes(twin, graph, sl, dtype, device)
-    plan = Plan.make(graph, shapes, sl, dtype, device, options.rtol, parse_bytes(options.max_memory),
+    ops, shapes = compose(graph, shapes, dtype, device) if options.compose else (graph, shapes)
+    plan = Plan.make(ops, shapes, sl, dtype, device, options.rtol, parse_bytes(options.max_memory),
                      options.chunk_size)
     return _execute(Engine(plan, prune), sl, progress, options, started, (twin, graph))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import math
 from typing import Callable
 
 import torch
@@ -13,15 +15,58 @@ from .base import AffineOp
 __all__ = ["ChannelAffineOp", "ConvOp", "FunctionOp", "LinearOp", "ModuleLinearOp"]
 
 
+PULL_ELEMENTS = 1 << 22  # numbers of the widest value in one block of rows pulled back by LinearOp.absorb
+
+
 class LinearOp(AffineOp):
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
-        self.weight, self._bias = weight, bias
+    """``y = x @ weight.T + bias`` on the last dim of the inputs (B, ..., in), or, if ``flat``,
+    on the inputs (B, *shape) flattened to (B, in).  weight: (out, in); bias: (out,) or None."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, flat: bool = False):
+        self.weight, self._bias, self.flat = weight, bias, flat
 
     def linear(self, x):
-        return F.linear(x, self.weight)
+        return F.linear(x.flatten(1) if self.flat else x, self.weight)
 
     def bias(self):
         return self._bias
+
+    def cost(self, in_shapes, out_shape):
+        return math.prod(out_shape) * self.weight.shape[1]
+
+    def then(self, nxt, shape):
+        """Followed by a per-feature affine map (BatchNorm1d on (B, out)): rows scaled."""
+        if not isinstance(nxt, ChannelAffineOp) or len(shape) != 1 or nxt.scale.numel() != shape[0]:
+            return None
+        bias = nxt.shift if self._bias is None else self._bias * nxt.scale + nxt.shift
+        return LinearOp(self.weight * nxt.scale[:, None], bias, self.flat)
+
+    def absorbs(self, shape):
+        return self.flat or len(shape) == 1
+
+    def absorb(self, ops, shape):
+        """A flat LinearOp on inputs (B, *shape): its weight rows are this op's pulled back
+        through the ops' linear parts (their transposes, by ``torch.func.vjp``, in blocks of rows
+        so that no value of the chain holds more than ``PULL_ELEMENTS`` numbers); its bias is the
+        whole chain at zero."""
+        values = [self.weight.new_zeros(1, *shape)]
+        for op in ops:
+            values.append(op.forward(values[-1]))
+        bias = self.forward(values[-1])[0]
+
+        def chain(x):
+            for op in ops:
+                x = op.linear(x)
+            return x
+
+        rows = max(1, PULL_ELEMENTS // max(v.numel() for v in values))
+        cotangents = self.weight.reshape(len(self.weight), *values[-1].shape[1:])
+        blocks = []
+        for s in range(0, len(cotangents), rows):
+            w = cotangents[s : s + rows]
+            _, pull = torch.func.vjp(chain, values[0].expand(len(w), *shape))
+            blocks.append(pull(w)[0].reshape(len(w), -1))
+        return LinearOp(torch.cat(blocks), bias if bias.any() else None, flat=len(shape) != 1)
 
 
 class ChannelAffineOp(AffineOp):
@@ -41,6 +86,15 @@ class ChannelAffineOp(AffineOp):
 
     def offset(self, ndim):
         return self._per_channel(self.shift, ndim)
+
+    def cost(self, in_shapes, out_shape):
+        return math.prod(out_shape)
+
+    def then(self, nxt, shape):
+        """Followed by another per-channel affine map of the same channels."""
+        if not isinstance(nxt, ChannelAffineOp) or nxt.scale.shape != self.scale.shape:
+            return None
+        return ChannelAffineOp(self.scale * nxt.scale, self.shift * nxt.scale + nxt.shift)
 
 
 class ModuleLinearOp(AffineOp):
@@ -72,14 +126,30 @@ class FunctionOp(AffineOp):
 
 
 class ConvOp(AffineOp):
-    """``nn.Conv1d`` / ``nn.Conv2d`` with any stride, padding (mode), dilation, groups."""
+    """``nn.Conv1d`` / ``nn.Conv2d`` with any stride, padding (mode), dilation, groups; its weight
+    (C_out, C_in / groups, *kernel) and bias (C_out,) or None are the module's unless composed
+    (:meth:`then`)."""
 
     def __init__(self, conv: nn.modules.conv._ConvNd):
         self.conv = conv
+        self.weight = conv.weight.detach()
+        self._bias = None if conv.bias is None else conv.bias.detach()
 
     def linear(self, x):
-        return self.conv._conv_forward(x, self.conv.weight, None)
+        return self.conv._conv_forward(x, self.weight, None)
 
     def bias(self):
-        b = self.conv.bias
-        return None if b is None else b.detach().reshape(-1, *[1] * (self.conv.weight.dim() - 2))
+        return None if self._bias is None else self._bias.reshape(-1, *[1] * (self.weight.dim() - 2))
+
+    def cost(self, in_shapes, out_shape):
+        return math.prod(out_shape) * self.weight[0].numel()
+
+    def then(self, nxt, shape):
+        """Followed by a per-channel affine map of its output channels (eval BatchNorm): the
+        kernels and the bias scaled, the shift added."""
+        if not isinstance(nxt, ChannelAffineOp) or nxt.scale.numel() != len(self.weight):
+            return None
+        fused = copy.copy(self)
+        fused.weight = self.weight * nxt.scale.reshape(-1, *[1] * (self.weight.dim() - 1))
+        fused._bias = nxt.shift if self._bias is None else self._bias * nxt.scale + nxt.shift
+        return fused
