@@ -15,7 +15,7 @@ from .base import AffineOp
 __all__ = ["ChannelAffineOp", "ConvOp", "FunctionOp", "LinearOp", "ModuleLinearOp"]
 
 
-PULL_ELEMENTS = 1 << 22  # numbers of the widest value in one block of rows pulled back by LinearOp.absorb
+PULL_ELEMENTS = 1 << 24  # numbers of a chain's values at once while LinearOp.absorb composes it (128 MiB in float64)
 
 
 class LinearOp(AffineOp):
@@ -45,10 +45,12 @@ class LinearOp(AffineOp):
         return self.flat or len(shape) == 1
 
     def absorb(self, ops, shape):
-        """A flat LinearOp on inputs (B, *shape): its weight rows are this op's pulled back
-        through the ops' linear parts (their transposes, by ``torch.func.vjp``, in blocks of rows
-        so that no value of the chain holds more than ``PULL_ELEMENTS`` numbers); its bias is the
-        whole chain at zero."""
+        """A flat LinearOp on inputs (B, *shape): its weight is this op's times the ops' linear
+        parts, its bias the whole chain at zero.  Where the chain's values on a basis of the
+        inputs are few (at most ``PULL_ELEMENTS`` numbers), its matrix is read off the basis
+        and multiplied in (as a sparse one: each column a gather); else the weight's rows are
+        pulled back through the transposed chain (``torch.func.vjp``), in blocks of rows that
+        keep each value of the chain within ``PULL_ELEMENTS`` numbers."""
         values = [self.weight.new_zeros(1, *shape)]
         for op in ops:
             values.append(op.forward(values[-1]))
@@ -59,14 +61,36 @@ class LinearOp(AffineOp):
                 x = op.linear(x)
             return x
 
-        rows = max(1, PULL_ELEMENTS // max(v.numel() for v in values))
-        cotangents = self.weight.reshape(len(self.weight), *values[-1].shape[1:])
-        blocks = []
-        for s in range(0, len(cotangents), rows):
-            w = cotangents[s : s + rows]
-            _, pull = torch.func.vjp(chain, values[0].expand(len(w), *shape))
-            blocks.append(pull(w)[0].reshape(len(w), -1))
-        return LinearOp(torch.cat(blocks), bias if bias.any() else None, flat=len(shape) != 1)
+        size = math.prod(shape)
+        widest = max(v.numel() for v in values)
+        if size * widest <= PULL_ELEMENTS:
+            basis = torch.eye(size, dtype=self.weight.dtype, device=self.weight.device).reshape(size, *shape)
+            weight = _times_transposed(self.weight, chain(basis).reshape(size, -1))
+        else:
+            rows = max(1, PULL_ELEMENTS // widest)
+            cotangents = self.weight.reshape(len(self.weight), *values[-1].shape[1:])
+            blocks = []
+            for s in range(0, len(cotangents), rows):
+                w = cotangents[s : s + rows]
+                _, pull = torch.func.vjp(chain, values[0].expand(len(w), *shape))
+                blocks.append(pull(w)[0].reshape(len(w), -1))
+            weight = torch.cat(blocks)
+        return LinearOp(weight, bias if bias.any() else None, flat=len(shape) != 1)
+
+
+def _times_transposed(weight: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """weight (out, mid) @ m.T for m (n, mid): as a sparse product where m is mostly zeros (a
+    pool's or a reshape's matrix: each of weight's columns added, scaled, into one or a few
+    output columns, in blocks of rows of ``PULL_ELEMENTS`` numbers), else dense."""
+    k, j = m.nonzero(as_tuple=True)
+    if 8 * len(k) > m.numel():
+        return weight @ m.T
+    scale = m[k, j]
+    out = weight.new_zeros(len(weight), len(m))
+    rows = max(1, PULL_ELEMENTS // max(len(k), 1))
+    for s in range(0, len(weight), rows):
+        out[s : s + rows].index_add_(1, k, weight[s : s + rows, j] * scale)
+    return out
 
 
 class ChannelAffineOp(AffineOp):
