@@ -46,7 +46,7 @@ CASES = {
     "vgg11bn-r0.1": ("vgg11bn", "around", 0.1), "vgg11bn-points": ("vgg11bn", "points", 60),
     "smallresnet-r3": ("smallresnet", "around", 3.0), "smallresnet-r5": ("smallresnet", "around", 5.0),
     "smallresnet-r6.5": ("smallresnet", "around", 6.5), "mlp3000": ("mlp3000", "box", 5),
-    "vgg11tin-r0.02": ("vgg11tin", "around", 0.02), "vgg16tin-r0.02": ("vgg16tin", "around", 0.02),
+    "vgg11tin-r0.03": ("vgg11tin", "around", 0.03), "vgg16tin-r0.015": ("vgg16tin", "around", 0.015),
 }
 DEFAULT = list(CASES)
 ENGINES = {"dense": {"compose": False}, "composed": {}}
