@@ -204,6 +204,8 @@ def partition_mlp(chain: Chain, model, sl: Slice, progress, options: Options, st
     partition's network (what ``verify`` runs) is a float64 copy of ``model`` itself with the
     weights it has now, made when needed."""
     graph, shapes = chain.graph(sl.input_shape[0])
+    if options.compose:  # a linear layer after another (no activation between) becomes one where cheaper
+        graph, shapes = compose(graph, shapes, torch.float64, torch.device("cpu"))
     plan = Plan.make(graph, shapes, sl, torch.float64, torch.device("cpu"), options.rtol,
                      parse_bytes(options.max_memory), options.chunk_size)
     network = frozen(model, torch.float64, "cpu", sl.input_shape)

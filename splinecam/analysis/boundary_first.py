@@ -68,8 +68,8 @@ def boundary_partition(model, sl: Slice, value: float | None, output: int, dtype
         with torch.no_grad():
             x = torch.as_tensor(sl.origin, dtype=dtype, device=device)[None]
             shapes = [tuple(v.shape[1:]) for v in graph.forward(x, values=True)]
-        if opts.compose:  # the graph the engine runs (composing it again there changes nothing): the bounds' nodes are its
-            graph, shapes = compose(graph, shapes, dtype, device)
+    if opts.compose:  # the graph the executor runs (composing it again there changes nothing): the bounds' nodes are its
+        graph, shapes = compose(graph, shapes, dtype, device)
     k = math.prod(shapes[-1])
     if value is not None and not 0 <= output < k:
         raise ValueError(f"output must be in [0, {k}), got {output}.")

@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 from torch import nn
 
 import splinecam as sc
-from helpers import assert_same_boundary, assert_same_partition, examples
+from helpers import assert_same_boundary, assert_same_partition, examples, forced
 from splinecam.ops import ChannelAffineOp, ConvOp, LinearOp
 from splinecam.partition import check_shapes
+from splinecam.run.chain import read_chain
 from splinecam.run.compose import compose
 from splinecam.run.trace import prepare
 
@@ -162,6 +163,22 @@ def test_integer_weights_composed_are_the_same_partition():
     assert composed["0+1"] is ConvOp
     assert composed["3+4+5+6"] is LinearOp  # flatten, linear, BN1d, linear: one 12 -> 4 layer
     assert len(_same(model, sl)) > 5
+
+
+@pytest.mark.parametrize("executor", ["fast", "engine"])
+def test_linear_after_linear_on_both_executors(executor):
+    """A plain MLP with linear layers back to back (no activation between): one layer each."""
+    torch.manual_seed(6)
+    model = _trained_like(nn.Sequential(nn.Linear(2, 16), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 8),
+                                        nn.Linear(8, 3)), 6)
+    sl = sc.Slice.box((-2, -2), (2, 2))
+    graph, shapes = compose(*read_chain(model, sl).graph(2), torch.float64, "cpu")
+    assert [n.name for n in graph.nodes] == ["0+1", "2", "3+4"]
+    with forced(executor):
+        part = _same(model, sl)
+        assert len(part) > 20
+        db = sc.decision_boundary(model, sl, progress=False)
+    assert_same_boundary(db, part.decision_boundary())
 
 
 def test_a_composed_op_that_disagrees_with_its_chain_is_not_used(monkeypatch):
