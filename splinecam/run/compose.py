@@ -65,8 +65,9 @@ def compose(graph: Graph, shapes: list[tuple[int, ...]], dtype, device) -> tuple
                 break
         if ops[i].absorbs(shapes[args[i][0]]):
             chain = _cheapest_chain(i, ops, args, shapes, producer)
-            if chain:
-                take(i, chain, ops[i].absorb([ops[j] for j in chain], shapes[args[chain[0]][0]]))
+            absorbed = _absorbed(ops[i], [ops[j] for j in chain], shapes[args[chain[0]][0]]) if chain else None
+            if absorbed is not None:
+                take(i, chain, absorbed)
     if not gone:
         return graph, shapes
     kept = [i for i in range(len(nodes)) if i not in gone]
@@ -94,6 +95,17 @@ def _cheapest_chain(i: int, ops, args, shapes, producer) -> list[int]:
             best, saved = list(chain), cost - dense
         j = producer(j)
     return best
+
+
+def _absorbed(op, chain: list, shape: tuple[int, ...]):
+    """``op.absorb(chain, shape)``, or None (with a warning) where a chain's linear part cannot
+    be run on a basis or differentiated (a registered op of the user's, e.g. one through NumPy)."""
+    try:
+        return op.absorb(chain, shape)
+    except (RuntimeError, TypeError, NotImplementedError) as err:
+        warnings.warn(f"splinecam: could not compose {[type(s).__name__ for s in chain]} into {type(op).__name__} "
+                      f"({type(err).__name__}: {err}); they run one after the other.", RuntimeWarning, stacklevel=3)
+        return None
 
 
 def _checked(op, chain: list, x: torch.Tensor) -> bool:

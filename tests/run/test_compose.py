@@ -225,3 +225,26 @@ def test_boundary_first_on_a_composed_graph():
 def test_compose_option_is_checked():
     with pytest.raises(ValueError, match="compose must be True or False"):
         sc.partition(bn_cnn(0), _slice((1, 8, 8), 0), progress=False, compose="no")
+
+
+def test_a_chain_that_cannot_be_differentiated_stays(monkeypatch):
+    """A user's op whose linear part runs through NumPy cannot be pulled back: a warning, and the
+    chain runs as it is."""
+    from splinecam.ops import FunctionOp, affine
+
+    def via_numpy(t):
+        return torch.from_numpy(t.detach().numpy() * 2.0)
+
+    class Twice(nn.Module):
+        def forward(self, x):
+            return 2.0 * x
+
+    monkeypatch.setattr(affine, "PULL_ELEMENTS", 4)  # the pull-back path
+    sc.register_op(Twice, lambda m: FunctionOp(via_numpy))
+    try:
+        torch.manual_seed(7)
+        model = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), Twice(), nn.Linear(6, 3)).eval()
+        with pytest.warns(RuntimeWarning, match="could not compose"):
+            _same(model, sc.Slice.box((-1, -1), (1, 1)))
+    finally:
+        sc.unregister_op(Twice)
