@@ -16,6 +16,7 @@ affine op on its own: ``compose=False``) and "composed" (the default), interleav
 times; "speed-up" is the dense run's seconds over the composed run's of the same round.
 Usage: python -m benchmarks.vision [--runs N] [--engines dense,composed] [--workers 8,32] [case ...]
        (default: the cases of the README table, one run)
+       python -m benchmarks.vision --alternate CASE ROUNDS   (the engines alternating in one process)
        python -m benchmarks.vision --interrupt CASE SECONDS [SECONDS ...]   (Ctrl-C latency
        SECONDS into a case, each in a fresh process)
 """
@@ -174,9 +175,30 @@ def _options(argv) -> tuple[dict, list]:
     return opts, rest
 
 
+def alternate(name: str, rounds: int) -> None:
+    """The engines one after the other in this one process, ``rounds`` times (each partition's
+    seconds, and the dense over the composed seconds of each round): on a busy machine the
+    neighbouring runs of one process share its load more evenly than fresh processes do."""
+    torch.set_num_threads(1)
+    model, sl, timeout = setup(name)
+    warm_up()
+    print(f"| {name} round | " + " | ".join(f"{e} s" for e in ENGINES) + " | speed-up |")
+    print("|---|" + "---:|" * (len(ENGINES) + 1))
+    for k in range(rounds):
+        seconds = []
+        for engine in ENGINES:
+            t0 = time.perf_counter()
+            sc.partition(model, sl, progress=False, **ENGINES[engine])
+            seconds.append(time.perf_counter() - t0)
+        print(f"| {k + 1} | " + " | ".join(f"{t:.1f}" for t in seconds) + f" | {seconds[0] / seconds[-1]:.2f}x |", flush=True)
+
+
 def main(argv):
     if len(argv) == 3 and argv[0] == "--one":  # CASE ENGINE, in this process
         print(json.dumps(run_one(argv[1], argv[2])))
+        return
+    if len(argv) == 3 and argv[0] == "--alternate":  # CASE ROUNDS, in this process
+        alternate(argv[1], int(argv[2]))
         return
     if len(argv) == 3 and argv[0] == "--interrupt-one":  # CASE SECONDS, in this process
         print(json.dumps(interrupt_latency(argv[1], float(argv[2]))))
