@@ -1,5 +1,6 @@
 """Reference vision architectures written as torchvision defines them (torchvision itself is
-not a dependency): ResNet-18 and VGG-11 with batch norm, for 3x32x32 inputs and 10 classes."""
+not a dependency): ResNet-18 and VGG-11 with batch norm, for 3x32x32 inputs and 10 classes, and
+the VGG-11 and VGG-16 of the SplineCam paper's Tiny ImageNet study (3x64x64, 200 classes)."""
 
 from __future__ import annotations
 
@@ -54,20 +55,26 @@ class ResNet18(nn.Module):
         return self.fc(self.avgpool(x).flatten(1))
 
 
-class VGG11BN(nn.Module):
-    """``torchvision.models.vgg11_bn(num_classes=...)``: cfg A with batch norm, adaptive average
-    pool to 7x7, classifier 512*7*7 -> 4096 -> 4096 -> classes with ReLU and dropout."""
+class VGG(nn.Module):
+    """``torchvision.models.vgg*_bn(num_classes=...)``: a configuration of 3x3 convolutions
+    (numbers: output channels) and 2x2 pools ("M"), each convolution followed by batch norm and
+    ReLU; adaptive average pool to 7x7; classifier 512*7*7 -> 4096 -> 4096 -> classes with ReLU
+    and dropout.  ``pool``: max-pool (torchvision) or average pool; ``conv_bias``: whether the
+    convolutions have biases (torchvision: yes); ``first_stride``: the first convolution's."""
 
-    CFG = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
+    CFGS = {11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+            16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]}
 
-    def __init__(self, num_classes: int = 10):
+    def __init__(self, depth: int = 11, num_classes: int = 10, pool: str = "max", conv_bias: bool = True,
+                 first_stride: int = 1):
         super().__init__()
         layers, c = [], 3
-        for v in self.CFG:
+        for v in self.CFGS[depth]:
             if v == "M":
-                layers.append(nn.MaxPool2d(2, 2))
+                layers.append(nn.MaxPool2d(2, 2) if pool == "max" else nn.AvgPool2d(2, 2))
             else:
-                layers += [nn.Conv2d(c, v, 3, padding=1), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
+                stride = first_stride if not layers else 1
+                layers += [nn.Conv2d(c, v, 3, stride, padding=1, bias=conv_bias), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
                 c = v
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
@@ -81,6 +88,20 @@ class VGG11BN(nn.Module):
         return self.classifier(self.avgpool(self.features(x)).flatten(1))
 
 
+class VGG11BN(VGG):
+    """``torchvision.models.vgg11_bn(num_classes=...)`` (cfg A with batch norm)."""
+
+    def __init__(self, num_classes: int = 10):
+        super().__init__(11, num_classes)
+
+
+def tiny_imagenet_vgg(depth: int) -> VGG:
+    """The Tiny ImageNet networks of the SplineCam repository's training script: VGG-11 or VGG-16
+    with batch norm, max-pools replaced by average pools, convolutions without bias, the first
+    one of stride 2; 3x64x64 inputs (the features end at 1x1x512), 200 classes."""
+    return VGG(depth, 200, pool="avg", conv_bias=False, first_stride=2)
+
+
 def _init(model: nn.Module) -> None:
     """torchvision's initialisation: Kaiming-normal convolutions (fan out), unit batch norms,
     N(0, 0.01) linear layers in VGG (ResNet's fc keeps PyTorch's default)."""
@@ -92,6 +113,6 @@ def _init(model: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear) and isinstance(model, VGG11BN):
+        elif isinstance(m, nn.Linear) and isinstance(model, VGG):
             nn.init.normal_(m.weight, 0, 0.01)
             nn.init.zeros_(m.bias)

@@ -1,15 +1,22 @@
 """Vision networks: ResNet-18 and VGG-11-BN (3x32x32, 10 classes, random init, eval, float64) on
 slices around an image and through three images, and a small max-pooling ResNet at many regions;
-and the limits on huge arrangements ("...-points" cases: timeout=60 s; "mlp3000": the plain MLP
-2-3000-64-1 on the box [-3, 3]^2 with timeout=5 s, on the fast path).
+the limits on huge arrangements ("...-points" cases: timeout=60 s; "mlp3000": the plain MLP
+2-3000-64-1 on the box [-3, 3]^2 with timeout=5 s, on the fast path); and the SplineCam paper's
+Tiny ImageNet networks ("vgg11tin-...", "vgg16tin-...": VGG-11 and VGG-16 with batch norm, average
+pools, no conv bias, first conv of stride 2, 3x64x64, 200 classes) on slices around an image,
+with the projected cost of the paper's study (90 such slices) on one core and on N workers.
 
 For each case: regions, seconds of the partition call (a case that stops at its time limit
 says so), the ratio to the inherent cost (the model's own float64 forward pass on 3R inputs:
 the value and two tangents of each of R regions), peak resident memory, the bytes of the
 result, the share of the slice finished, the seconds until the progress bar first moved (the
 first finished area) and whether ``verify`` passes (on the partial result too).  Each case runs
-in a fresh process (its peak memory is its own), single-threaded.
-Usage: python -m benchmarks.vision [case ...]   (default: the cases of the README table)
+in a fresh process (its peak memory is its own), single-threaded, once per engine: "dense" (each
+affine op on its own: ``compose=False``) and "composed" (the default), interleaved, ``--runs``
+times; "speed-up" is the dense run's seconds over the composed run's of the same round.
+Usage: python -m benchmarks.vision [--runs N] [--engines dense,composed] [--workers 8,32] [case ...]
+       (default: the cases of the README table, one run)
+       python -m benchmarks.vision --alternate CASE ROUNDS   (the engines alternating in one process)
        python -m benchmarks.vision --interrupt CASE SECONDS [SECONDS ...]   (Ctrl-C latency
        SECONDS into a case, each in a fresh process)
 """
@@ -31,7 +38,7 @@ from torch import nn
 import splinecam as sc
 from splinecam.run.watch import Watch
 
-from benchmarks.architectures import BasicBlock, ResNet18, VGG11BN
+from benchmarks.architectures import BasicBlock, ResNet18, VGG11BN, tiny_imagenet_vgg
 
 CASES = {
     "resnet18-r0.01": ("resnet18", "around", 0.01), "resnet18-r0.03": ("resnet18", "around", 0.03),
@@ -40,8 +47,11 @@ CASES = {
     "vgg11bn-r0.1": ("vgg11bn", "around", 0.1), "vgg11bn-points": ("vgg11bn", "points", 60),
     "smallresnet-r3": ("smallresnet", "around", 3.0), "smallresnet-r5": ("smallresnet", "around", 5.0),
     "smallresnet-r6.5": ("smallresnet", "around", 6.5), "mlp3000": ("mlp3000", "box", 5),
+    "vgg11tin-r0.03": ("vgg11tin", "around", 0.03), "vgg16tin-r0.015": ("vgg16tin", "around", 0.015),
 }
 DEFAULT = list(CASES)
+ENGINES = {"dense": {"compose": False}, "composed": {}}
+STUDY_SLICES = 90  # the paper's study: slices around 90 test samples
 
 
 def small_resnet() -> nn.Module:
@@ -59,10 +69,11 @@ def setup(name):
     """(model, slice, timeout) of a case; seeds fixed."""
     net, kind, arg = CASES[name]
     torch.manual_seed(0)
-    model = {"resnet18": ResNet18, "vgg11bn": VGG11BN, "smallresnet": small_resnet, "mlp3000": mlp3000}[net]().eval()
+    model = {"resnet18": ResNet18, "vgg11bn": VGG11BN, "smallresnet": small_resnet, "mlp3000": mlp3000,
+             "vgg11tin": lambda: tiny_imagenet_vgg(11), "vgg16tin": lambda: tiny_imagenet_vgg(16)}[net]().eval()
     if kind == "box":
         return model, sc.Slice.box((-3, -3), (3, 3)), arg
-    shape = (3, 12, 12) if net == "smallresnet" else (3, 32, 32)
+    shape = {"smallresnet": (3, 12, 12), "vgg11tin": (3, 64, 64), "vgg16tin": (3, 64, 64)}.get(net, (3, 32, 32))
     images = torch.rand(3, *shape, generator=torch.Generator().manual_seed(1))
     if kind == "points":
         return model, sc.Slice.from_points(*images), arg
@@ -109,14 +120,14 @@ def first_progress() -> list:
     return moved
 
 
-def run_one(name):
+def run_one(name, engine):
     torch.set_num_threads(1)
     model, sl, timeout = setup(name)
     warm_up()
     moved = first_progress()
     t0 = time.perf_counter()
     try:
-        part, stopped = sc.partition(model, sl, progress=False, timeout=timeout), ""
+        part, stopped = sc.partition(model, sl, progress=False, timeout=timeout, **ENGINES[engine]), ""
     except sc.TimeLimitError as err:
         part, stopped = err.partial, "timeout"
     seconds = time.perf_counter() - t0
@@ -124,7 +135,7 @@ def run_one(name):
     n = len(part)
     fwd = forward_seconds(model, sl, 3 * n) if 0 < n <= 20000 else float("nan")
     verify = part.verify()  # at most 2000 points: cheap next to the partition
-    return {"case": name, "regions": n, "seconds": seconds, "forward_s": fwd, "ratio": seconds / fwd if fwd == fwd else None,
+    return {"case": name, "engine": engine, "regions": n, "seconds": seconds, "forward_s": fwd, "ratio": seconds / fwd if fwd == fwd else None,
             "peak_rss": peak, "result_bytes": result_bytes(part), "stopped": stopped,
             "area": part.area_fraction, "first_progress": moved[0] - t0 if moved else None,
             "verify": None if verify is None else verify.ok}
@@ -152,9 +163,42 @@ def interrupt_latency(name: str, after: float) -> dict:
         return {"case": name, "after": after, "latency": time.perf_counter() - fired[0], "note": ""}
 
 
+def _options(argv) -> tuple[dict, list]:
+    """--runs N, --engines a,b, --workers n,m and the case names."""
+    opts = {"--runs": "1", "--engines": ",".join(ENGINES), "--workers": "8,32"}
+    rest = []
+    while argv:
+        if argv[0] in opts:
+            opts[argv[0]], argv = argv[1], argv[2:]
+        else:
+            rest, argv = rest + [argv[0]], argv[1:]
+    return opts, rest
+
+
+def alternate(name: str, rounds: int) -> None:
+    """The engines one after the other in this one process, ``rounds`` times (each partition's
+    seconds, and the dense over the composed seconds of each round): on a busy machine the
+    neighbouring runs of one process share its load more evenly than fresh processes do."""
+    torch.set_num_threads(1)
+    model, sl, timeout = setup(name)
+    warm_up()
+    print(f"| {name} round | " + " | ".join(f"{e} s" for e in ENGINES) + " | speed-up |")
+    print("|---|" + "---:|" * (len(ENGINES) + 1))
+    for k in range(rounds):
+        seconds = []
+        for engine in ENGINES:
+            t0 = time.perf_counter()
+            sc.partition(model, sl, progress=False, **ENGINES[engine])
+            seconds.append(time.perf_counter() - t0)
+        print(f"| {k + 1} | " + " | ".join(f"{t:.1f}" for t in seconds) + f" | {seconds[0] / seconds[-1]:.2f}x |", flush=True)
+
+
 def main(argv):
-    if len(argv) == 2 and argv[0] == "--one":
-        print(json.dumps(run_one(argv[1])))
+    if len(argv) == 3 and argv[0] == "--one":  # CASE ENGINE, in this process
+        print(json.dumps(run_one(argv[1], argv[2])))
+        return
+    if len(argv) == 3 and argv[0] == "--alternate":  # CASE ROUNDS, in this process
+        alternate(argv[1], int(argv[2]))
         return
     if len(argv) == 3 and argv[0] == "--interrupt-one":  # CASE SECONDS, in this process
         print(json.dumps(interrupt_latency(argv[1], float(argv[2]))))
@@ -169,24 +213,69 @@ def main(argv):
             latency = f"{r['latency']:.2f} s" if r["latency"] is not None else r["note"]
             print(f"| {argv[1]} | {float(after):g} s | {latency} |", flush=True)
         return
-    names = argv or DEFAULT
+    opts, names = _options(argv)
+    names, engines, runs = names or DEFAULT, opts["--engines"].split(","), int(opts["--runs"])
+    workers = [int(w) for w in opts["--workers"].split(",")]
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
-    print(f"torch {torch.__version__}, 1 thread, float64, CPU; load average {' '.join(load)} at start")
-    print("| case | regions | seconds | forward 3R s | ratio | peak RSS | result | area done | first progress | verify |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print(f"torch {torch.__version__}, 1 thread, float64, CPU; load average {' '.join(load)} at start; {runs} run(s), "
+          f"engines interleaved in fresh processes")
+    print("| case | engine | regions | seconds | forward 3R s | ratio | speed-up | peak RSS | result | area done | "
+          "first progress | verify |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    study = []
     for name in names:
-        out = subprocess.run([sys.executable, "-m", "benchmarks.vision", "--one", name], capture_output=True, text=True)
-        if out.returncode:
-            print(f"| {name} | failed: {out.stderr.strip().splitlines()[-1]} |")
-            continue
-        r = json.loads(out.stdout.strip().splitlines()[-1])
+        for _ in range(runs):
+            first = None
+            for engine in engines:
+                r = _run_fresh(name, engine)
+                if r is None:
+                    continue
+                first = first or r
+                _print_row(r, first)
+                if CASES[name][0].endswith("tin") and engine == engines[-1]:
+                    study.append(r)
+    if study:
+        _print_study(study, workers)
+
+
+def _run_fresh(name: str, engine: str) -> dict | None:
+    """One case on one engine in a fresh process (None, after printing why, if it failed)."""
+    out = subprocess.run([sys.executable, "-m", "benchmarks.vision", "--one", name, engine], capture_output=True, text=True)
+    if out.returncode:
+        print(f"| {name} | {engine} | failed: {(out.stderr.strip().splitlines() or ['?'])[-1]} |", flush=True)
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _print_row(r: dict, first: dict) -> None:
+    """A row of the table; the speed-up is against ``first`` (this round's first engine)."""
+    ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
+    stop = " (timeout)" if r["stopped"] else ""
+    moved = f"{r['first_progress']:.1f} s" if r["first_progress"] is not None else "-"
+    speedup = f"{first['seconds'] / r['seconds']:.2f}x" if r is not first and not r["stopped"] else "-"
+    print(f"| {r['case']} | {r['engine']} | {r['regions']:,} | {r['seconds']:.1f}{stop} | {r['forward_s']:.1f} | {ratio} | "
+          f"{speedup} | {r['peak_rss'] / 2**30:.2f} GiB | {r['result_bytes'] / 2**20:.1f} MiB | {100 * r['area']:.3g}% | "
+          f"{moved} | {r['verify']} |", flush=True)
+
+
+def _print_study(rows: list, workers: list) -> None:
+    """The paper's study projected from one measured slice: STUDY_SLICES slices, each a task (a
+    Dask cluster of N single-threaded workers runs ceil(STUDY_SLICES / N) rounds of them)."""
+    print(f"\nThe paper's study ({STUDY_SLICES} slices around test samples), projected from the measured slice "
+          f"(engine {rows[0]['engine']}; one slice a task):")
+    head = " | ".join(f"{n} workers" for n in workers)
+    print(f"| case | regions | seconds a slice | ratio to forward 3R | one core | {head} |")
+    print("|---|---:|---:|---:|---:|" + "---:|" * len(workers))
+    for r in rows:
+        cells = " | ".join(_hours(-(-STUDY_SLICES // n) * r["seconds"]) for n in workers)
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
-        stop = " (timeout)" if r["stopped"] else ""
-        moved = f"{r['first_progress']:.1f} s" if r["first_progress"] is not None else "-"
-        print(f"| {name} | {r['regions']:,} | {r['seconds']:.1f}{stop} | {r['forward_s']:.1f} | {ratio} | "
-              f"{r['peak_rss'] / 2**30:.2f} GiB | {r['result_bytes'] / 2**20:.1f} MiB | {100 * r['area']:.3g}% | {moved} | "
-              f"{r['verify']} |", flush=True)
+        print(f"| {r['case']} | {r['regions']:,} | {r['seconds']:.1f} | {ratio} | {_hours(STUDY_SLICES * r['seconds'])} | "
+              f"{cells} |", flush=True)
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from .geometry import RegionGrid
 from .io.files import FORMAT, read_arrays, save_arrays
 from .run.chain import Chain, ChainRun, chain_applies, read_chain
 from .run.curved import DECISION, CurvedPieces, SineNet, certify, read_sine_net, sine_encoding
+from .run.compose import compose
 from .run.engine import Engine
 from .run.executors import executor_scope, run_tasks, task_scope
 from .run.plan import DEFAULT_MEMORY, Plan, parse_bytes
@@ -49,6 +50,7 @@ class Options:
     rtol: float = 1e-10
     timeout: float | None = None
     tol: float | None = None
+    compose: bool = True
 
     def __post_init__(self):
         if self.max_regions is not None and not (isinstance(self.max_regions, int) and self.max_regions >= 1):
@@ -64,6 +66,8 @@ class Options:
             raise ValueError(f"tol must be a positive distance in slice units (or None: 1e-6 of the slice's size), "
                              f"got {self.tol!r}.")
         parse_bytes(self.max_memory)
+        if not isinstance(self.compose, bool):
+            raise ValueError(f"compose must be True or False, got {self.compose!r}.")
 
     @classmethod
     def of(cls, options: dict, caller: str) -> "Options":
@@ -87,7 +91,7 @@ def checked_arguments(model, sl, device, options: dict, caller: str, kind: type 
 
 def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None, *,
               max_regions: int | None = None, max_memory=DEFAULT_MEMORY, chunk_size: int | None = None,
-              rtol: float = 1e-10, timeout: float | None = None, tiles=None, executor=None,
+              rtol: float = 1e-10, timeout: float | None = None, compose: bool = True, tiles=None, executor=None,
               tol: float | None = None) -> "Partition":
     """Exact partition of the slice ``sl`` into the linear regions of ``model``.
 
@@ -100,6 +104,9 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
     once; rtol: relative tolerance for "a vertex lies on a line"; timeout:
     seconds, past which :class:`TimeLimitError` is raised.  Both errors carry
     ``.partial``: a partition of the regions finished so far (``complete`` False).
+    compose: run chains of affine ops as one op where that is cheaper (a convolution and its
+    BatchNorm, pools, flatten and the linear layer after them: :mod:`splinecam.run.compose`);
+    the same partition either way, False only to compare.
     tiles: k (a k x k grid over the slice polygon's bounding box, cells clipped to it) or
     (ku, kv): partition the tiles and merge them into the same partition; executor: where the
     tiles (or the one slice) run: None (here), "local" (this process's Dask LocalCluster,
@@ -122,7 +129,8 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
         return late(sl.partitioner)(model, sl, dtype, device, progress, max_regions=max_regions, max_memory=max_memory,
                                     chunk_size=chunk_size, rtol=rtol, timeout=timeout, tiles=tiles, executor=executor)
     started = time.perf_counter()
-    limits = dict(max_regions=max_regions, max_memory=max_memory, chunk_size=chunk_size, rtol=rtol, timeout=timeout)
+    limits = dict(max_regions=max_regions, max_memory=max_memory, chunk_size=chunk_size, rtol=rtol, timeout=timeout,
+                  compose=compose)
     options, device = checked_arguments(model, sl, device, {**limits, "tol": tol}, "partition")
     if sine_encoding(model) is not None:
         if tiles is not None or executor is not None:
@@ -219,6 +227,8 @@ def partition_mlp(chain: Chain, model, sl: Slice, progress, options: Options, st
     partition's network (what ``verify`` runs) is a float64 copy of ``model`` itself with the
     weights it has now, made when needed."""
     graph, shapes = chain.graph(sl.input_shape[0])
+    if options.compose:  # a linear layer after another (no activation between) becomes one where cheaper
+        graph, shapes = compose(graph, shapes, torch.float64, torch.device("cpu"))
     plan = Plan.make(graph, shapes, sl, torch.float64, torch.device("cpu"), options.rtol,
                      parse_bytes(options.max_memory), options.chunk_size)
     network = frozen(model, torch.float64, "cpu", sl.input_shape, chain.state)
@@ -285,7 +295,8 @@ def partition_graph(twin, graph: Graph, sl: Slice, dtype, device, progress, opti
     ``prune``: see :class:`~splinecam.run.stack.WorkStack` (its settled cells are the coarse ones)."""
     started = time.perf_counter() if started is None else started
     shapes = check_shapes(twin, graph, sl, dtype, device)
-    plan = Plan.make(graph, shapes, sl, dtype, device, options.rtol, parse_bytes(options.max_memory),
+    ops, shapes = compose(graph, shapes, dtype, device) if options.compose else (graph, shapes)
+    plan = Plan.make(ops, shapes, sl, dtype, device, options.rtol, parse_bytes(options.max_memory),
                      options.chunk_size)
     return _execute(Engine(plan, prune), sl, progress, options, started, (twin, graph))
 

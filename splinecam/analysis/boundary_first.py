@@ -23,6 +23,7 @@ from .bounds import RELAXATIONS, OutputBounds, form_bounds
 from ..partition import Partition, checked_arguments, partition_graph, partition_mlp
 from ..slices import Slice
 from ..run.chain import chain_applies, read_chain
+from ..run.compose import compose
 from ..run.trace import prepare
 
 __all__ = ["decision_boundary", "level_set", "level_set_missed"]
@@ -77,6 +78,8 @@ def boundary_partition(model, sl: Slice, value: float | None, output: int, dtype
         with torch.no_grad():
             x = torch.as_tensor(sl.origin, dtype=dtype, device=device)[None]
             shapes = [tuple(v.shape[1:]) for v in graph.forward(x, values=True)]
+    if opts.compose:  # the graph the executor runs (composing it again there changes nothing): the bounds' nodes are its
+        graph, shapes = compose(graph, shapes, dtype, device)
     k = math.prod(shapes[-1])
     if value is not None and not 0 <= output < k:
         raise ValueError(f"output must be in [0, {k}), got {output}.")

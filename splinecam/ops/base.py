@@ -15,6 +15,7 @@ affine function of the slice coordinates inside a region, stored as
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -82,6 +83,27 @@ class AffineOp(Op):
         """The bias, broadcastable to a batch of outputs with ``ndim`` dims (B, *shape_out), or None:
         what forward, push and the bounds add.  Default: :meth:`bias`."""
         return self.bias()
+
+    def cost(self, in_shapes: list[tuple[int, ...]], out_shape: tuple[int, ...]) -> int:
+        """About the multiply-adds of :meth:`linear` on one sample of shapes ``in_shapes`` ->
+        ``out_shape`` (what composing ops saves is counted in it); default: one per number in
+        and out (a reshape, a pool, a sum)."""
+        return sum(math.prod(s) for s in in_shapes) + math.prod(out_shape)
+
+    def then(self, nxt: "AffineOp", shape: tuple[int, ...]) -> "AffineOp | None":
+        """This op followed by ``nxt`` (one input each; ``shape``: this op's output per sample)
+        as one op with precomputed weights, where the pair has a closed form; default None."""
+        return None
+
+    def absorbs(self, shape: tuple[int, ...]) -> bool:
+        """Whether :meth:`absorb` can take in a chain of ops before this one whose output, this
+        op's one input, has shape ``shape`` per sample; default False."""
+        return False
+
+    def absorb(self, ops: list["AffineOp"], shape: tuple[int, ...]) -> "AffineOp":
+        """This op after the single-input ops ``ops`` (applied in order to inputs of shape
+        ``shape`` per sample) as one op (where :meth:`absorbs` says it can)."""
+        raise NotImplementedError
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         y = self.linear(*xs)

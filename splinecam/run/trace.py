@@ -16,7 +16,7 @@ from torch.utils._pytree import tree_flatten
 from ..errors import UnsupportedModelError
 from ..ops import REGISTRY, SMOOTH_NAMES, FunctionOp, Live, Op, TrainingMode, Unsupported
 
-__all__ = ["Graph", "Node", "frozen", "prepare", "trace"]
+__all__ = ["Graph", "Node", "agrees", "frozen", "prepare", "trace"]
 
 SMOOTH = (
     nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.ELU, nn.SELU, nn.CELU, nn.Mish,
@@ -303,7 +303,7 @@ def _build_ops(model: nn.Module, graph: fx.Graph, input_shape: tuple[int, ...]) 
             if not ops:
                 index[n] = index[live_in[0]]
                 continue
-            if not _agrees(ops, [env[a] for a in _live_order(n, index)], value):
+            if not agrees(ops, [env[a] for a in _live_order(n, index)], value):
                 problems.append(f"{n.name}{_location(n)}: the op registered for it does not compute what the "
                                 "model computes, or its linear part is not linear (check the factory given to "
                                 "splinecam.register_op)")
@@ -331,7 +331,7 @@ def _build_ops(model: nn.Module, graph: fx.Graph, input_shape: tuple[int, ...]) 
     return Graph(nodes)
 
 
-def _agrees(ops: list[Op], args: list[torch.Tensor], value: torch.Tensor) -> bool:
+def agrees(ops: list[Op], args: list[torch.Tensor], value: torch.Tensor) -> bool:
     """Whether the ops, one after the other, give ``value`` on the activations ``args`` (to the
     rounding of their dtype, relative to the largest magnitude involved), and the linear part
     of each affine op among them is linear (zero at zero: its whole bias is in ``offset``)."""
