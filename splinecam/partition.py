@@ -373,8 +373,9 @@ def check_shapes(twin, graph: Graph, sl: Slice, dtype, device) -> list[tuple[int
 
 
 class NetworkCopy:
-    """The float64 copy of the network a result is of, for its ``verify``: ``_network`` is
-    (model copy, graph), or a callable that makes them when first needed (the fast path's)."""
+    """What the results of every kind of domain share: the float64 copy of the network a result
+    is of, for its ``verify`` (``_network`` is (model copy, graph), or a callable that makes them
+    when first needed: the fast path's), its length and outputs (from ``arrays``), its repr."""
 
     _network: tuple | object
 
@@ -397,6 +398,22 @@ class NetworkCopy:
     def drop_model(self) -> None:
         """Forget the copy of the network (to save memory); ``verify`` then needs ``model=``."""
         self._network = (None, None)
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    @property
+    def n_outputs(self) -> int:
+        """K, the number of network outputs."""
+        return self.arrays.affine.shape[1]
+
+    def _summary(self, name: str, cells: str, fraction: float, domain: str) -> str:
+        """``name(n cells + m coarse cells, K outputs, s s, partial: ...)``, the repr of a result
+        with ``complete``, ``exact`` and ``seconds``; ``fraction`` of the ``domain`` covered."""
+        partial = "" if self.complete else f", partial: {fraction:.1%} of the {domain}"
+        coarse = int((~self.exact).sum())
+        body = f"{len(self) - coarse:,} {cells}" + (f" + {coarse:,} coarse cells" if coarse else "")
+        return f"{name}({body}, {self.n_outputs} outputs, {self.seconds:.2f} s{partial})"
 
 
 class Partition(NetworkCopy):
@@ -431,19 +448,8 @@ class Partition(NetworkCopy):
         # (model copy, graph), or ``network``: a callable that makes them when first needed
         self._network = (model, graph) if network is None else network
 
-    def __len__(self) -> int:
-        return len(self.arrays)
-
     def __repr__(self) -> str:
-        partial = "" if self.complete else f", partial: {self.area_fraction:.1%} of the slice"
-        coarse = int((~self.exact).sum())
-        cells = f"{len(self) - coarse:,} regions" + (f" + {coarse:,} coarse cells" if coarse else "")
-        return f"Partition({cells}, {self.n_outputs} outputs, {self.seconds:.2f} s{partial})"
-
-    @property
-    def n_outputs(self) -> int:
-        """K, the number of network outputs."""
-        return self.arrays.affine.shape[1]
+        return self._summary("Partition", "regions", self.area_fraction, "slice")
 
     @property
     def affine(self) -> np.ndarray:

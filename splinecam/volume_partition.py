@@ -51,19 +51,8 @@ class VolumePartition(NetworkCopy):
         self.exact = np.ones(len(arrays), bool) if exact is None else np.asarray(exact, bool)
         self._network = (None, None) if network is None else network  # see NetworkCopy
 
-    def __len__(self) -> int:
-        return len(self.arrays)
-
     def __repr__(self) -> str:
-        partial = "" if self.complete else f", partial: {self.volume_fraction:.1%} of the volume"
-        coarse = int((~self.exact).sum())
-        cells = f"{len(self) - coarse:,} cells" + (f" + {coarse:,} coarse cells" if coarse else "")
-        return f"VolumePartition({cells}, {self.n_outputs} outputs, {self.seconds:.2f} s{partial})"
-
-    @property
-    def n_outputs(self) -> int:
-        """K, the number of network outputs."""
-        return self.arrays.affine.shape[1]
+        return self._summary("VolumePartition", "cells", self.volume_fraction, "volume")
 
     @property
     def affine(self) -> np.ndarray:
