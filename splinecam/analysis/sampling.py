@@ -183,7 +183,8 @@ def verified_network(part, n_points: int | None, model, input_shape) -> tuple:
     elif part.model is not None:
         twin, graph = part.model, part.graph
     else:
-        raise ValueError("this partition was loaded from a file; pass the model: part.verify(model=...).")
+        raise ValueError("this partition keeps no copy of the model (it was loaded from a file, or drop_model() was "
+                         "called); pass the model: part.verify(model=...).")
     return twin, graph, min(2000, max(100, 3 * len(part) // 2)) if n_points is None else n_points
 
 

@@ -13,12 +13,11 @@ from ..extras import late, require
 from ..geometry import plane_tolerance
 from ..geometry.surface import surface_mesh
 from ..io.meshes import to_obj, to_ply
-from ..run.trace import prepare
 from ..volume_partition import partition_volume
 from ..volumes import Volume
 from .boundary_first import level_set_missed
 from .bounds import RELAXATIONS, OutputBounds
-from .sampling import VerifyReport, code_mismatches, network_outputs
+from .sampling import VerifyReport, code_mismatches, network_outputs, verified_network
 
 __all__ = ["LevelSetMesh", "level_set_mesh", "partition_level_set_mesh", "verify_volume"]
 
@@ -132,12 +131,7 @@ def verify_volume(part, model=None, tol: float | None = None) -> VerifyReport:
     network's output (the partition's float64 copy, or ``model``) against the cell's map, and
     its activation code against the cell's (bits within ``tol`` of a tie not counted); and the
     cell volumes against the domain's.  ``tol``: 1e-9 (relative to the scale of the numbers)."""
-    if model is not None:
-        twin, graph = prepare(model, torch.float64, "cpu", part.volume.input_shape)
-    elif part.model is not None:
-        twin, graph = part.model, part.graph
-    else:
-        raise ValueError("this partition keeps no model; pass it: part.verify(model=...).")
+    twin, graph, _ = verified_network(part, None, model, part.volume.input_shape)
     tol = 1e-9 if tol is None else tol
     cells = np.flatnonzero(part.exact)
     if 2 * len(cells) > _CHECK_POINTS:
