@@ -48,11 +48,12 @@ def plot_path(part, ax=None, outputs=None, breakpoints: bool = True, boundary: b
             ax.scatter([], [], color=palette[i], marker="|", s=120, label=layer_label(i, layer))
     crossings = []
     if boundary and len(part):
-        for tc in part.decision_boundary().t:
-            crossings.append(ax.axvline(tc, color="k", linestyle="--", linewidth=0.8))
+        for j, tc in enumerate(part.decision_boundary().t):
+            crossings.append(ax.axvline(tc, color="k", linestyle="--", linewidth=0.8,
+                                        label="decision boundary" if j == 0 else None))
     lo, hi = part.path.t_range
     ax.set_xlim(lo, hi)
     ax.set_xlabel("s (angle)" if part.path.kind == "ellipse" else "t")
     ax.set_ylabel("output")
-    ax.legend(loc="best", fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)  # beside the data
     return {"ax": ax, "lines": lines, "breakpoints": ticks, "crossings": crossings}

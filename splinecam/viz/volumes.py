@@ -42,11 +42,14 @@ def plot_volume_partition(part, ax=None, **kwargs):
 
 def plot_mesh(mesh, ax=None, **kwargs):
     """A :class:`~splinecam.LevelSetMesh` as shaded triangles.  kwargs go to ``Poly3DCollection``
-    (default light grey faces, thin dark edges).  Returns ax."""
+    (default light grey faces lit from one side, thin dark edges).  Returns ax."""
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
     ax = _axes3d(ax)
-    style = {"facecolors": "0.8", "edgecolors": "0.3", "linewidths": 0.1, **kwargs}
+    from matplotlib.colors import LightSource
+
+    style = {"facecolors": "0.8", "edgecolors": "0.3", "linewidths": 0.1, "shade": True,
+             "lightsource": LightSource(azdeg=315, altdeg=45), **kwargs}
     ax.add_collection3d(Poly3DCollection(mesh.vertices[mesh.triangles], **style))
     _frame(ax, mesh.volume)
     return ax
