@@ -23,7 +23,7 @@ import torch
 
 from ..errors import UnsupportedModelError
 from ..geometry import Polygons
-from ..ops.forms import TooManySymbols, box_form, corners, form_bounds
+from ..ops.forms import TooManySymbols, box_form, corners, form_bounds, symbolic_zonotope
 from ..run.trace import Graph
 
 __all__ = ["OutputBounds", "RELAXATIONS"]
@@ -53,6 +53,8 @@ class OutputBounds:
                 f"no sound bound is known for {', '.join(alien)}, so boundary-first cannot prove a cell free "
                 "of the boundary; use sc.partition(model, sl).decision_boundary() (or .level_set) instead.")
         self.graph, self.max_symbols, self.interval = graph, max_symbols, relaxation == "interval"
+        self.symbolic = True  # until an op turns out to have no symbolic interval
+        self.box_factor = max(1, (3 + typical_symbols) // 4)  # symbolic intervals have 4 rows: blocks this much longer
         sizes = [math.prod(s) for s in shapes]
         self.block = {}  # node -> cells per block from it on
         for i in range(len(graph.nodes)):
@@ -62,24 +64,42 @@ class OutputBounds:
             self.block[i] = max(1, block_elements // (rows * max(sizes[j + 1] for j in rest)))
 
     def settle(self, start: int, polys: Polygons, values: dict[int, torch.Tensor], test) -> torch.Tensor:
-        """(R,) bool: ``test(cells, forms)`` of the output forms of every cell (False where
-        there are none), in blocks of cells of similar cost: cells are sorted by the number of
-        units the split op at ``start`` relaxes in them, so that few cells are padded with
-        many symbols."""
+        """(R,) bool: ``test(cells, forms)`` of the output bounds of every cell (False where
+        there are none): first the symbolic intervals (where every op has them), then the forms
+        of the cells those left, in blocks of cells of similar cost (sorted by the number of
+        units the split op at ``start`` relaxes in them, so that few cells are padded with many
+        symbols)."""
         r = len(polys)
-        settled = torch.zeros(r, dtype=torch.bool, device=polys.verts.device)
         cells = corners(polys)
         z = values[self.graph.nodes[start].args[0]]
         lo, hi = form_bounds(cells, z.reshape(r, cells.shape[2], -1))  # of the start op's (exact) input
-        order = torch.argsort(self.graph.nodes[start].op.relax_cost(lo, hi), stable=True)
-        cells, lo, hi = cells[order], lo[order], hi[order]  # gathered once; the blocks are views
-        values = {a: v[order] for a, v in values.items()}
-        for s in range(0, r, self.block[start]):
-            sel = slice(s, s + self.block[start])
-            forms = self.output_forms(start, cells[sel], {a: v[sel] for a, v in values.items()}, (lo[sel], hi[sel]))
-            if forms is not None:
-                settled[order[sel]] = test(cells[sel], forms)
+        settled = torch.zeros(r, dtype=torch.bool, device=cells.device)
+        if self.symbolic and not self.interval:  # in the cells' order: its cost does not depend on the relaxed units
+            for sel in torch.arange(r, device=cells.device).split(self.block[start] * self.box_factor):
+                out = self.output_boxes(start, cells[sel], {a: v[sel] for a, v in values.items()}, (lo[sel], hi[sel]))
+                if out is not None:
+                    settled[sel] = test(cells[sel], symbolic_zonotope(*out))
+        todo = torch.nonzero(~settled)[:, 0]
+        todo = todo[torch.argsort(self.graph.nodes[start].op.relax_cost(lo[todo], hi[todo]), stable=True)]
+        for sel in todo.split(self.block[start]) if len(todo) else ():
+            out = self.output_forms(start, cells[sel], {a: v[sel] for a, v in values.items()}, (lo[sel], hi[sel]))
+            if out is not None:
+                settled[sel] = test(cells[sel], out)
         return settled
+
+    def output_boxes(self, start: int, cells: torch.Tensor, values: dict[int, torch.Tensor],
+                     first: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The symbolic interval ``(affine (R, 1 + d, K), radius (R, K))`` of the flattened output
+        (as :meth:`output_forms`; see :mod:`splinecam.ops.forms`), or None where an op has none."""
+        boxes = {a: (v, v.new_zeros(len(v), *v.shape[2:])) for a, v in values.items()}
+        for i, node, args in self.graph.walk(boxes, start):
+            out = node.op.relax_symbolic(args, cells, first if i == start else None)
+            if out is None:
+                self.symbolic = False
+                return None
+            boxes[i + 1] = out
+        affine, radius = boxes[len(self.graph.nodes)]
+        return affine.reshape(len(affine), affine.shape[1], -1), radius.reshape(len(radius), -1)
 
     def output_forms(self, start: int, cells: torch.Tensor, values: dict[int, torch.Tensor],
                      first: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor | None:
@@ -89,13 +109,15 @@ class OutputBounds:
         input if known.  None when the symbols pass ``max_symbols``."""
         forms = dict(values)
         total = cells.shape[2]  # rows (affine, then symbols) made so far: every form's rows are a prefix of them
+        fresh = {}  # value index -> the first row of the symbols a split op just made (one unit each)
         for i, node, args in self.graph.walk(forms, start):
             try:  # new symbols go after all earlier ones, also those of parallel branches
-                out = node.op.relax(args, cells, total, self.max_symbols, first if i == start else None)
+                out = node.op.relax(args, cells, total, self.max_symbols, first if i == start else None,
+                                    fresh.get(node.args[0]) if len(node.args) == 1 else None)
                 if node.op.splits:
                     if self.interval:
                         out = box_form(cells, out, self.max_symbols)
-                    total = out.shape[1]
+                    fresh[i + 1], total = total, out.shape[1]
             except TooManySymbols:
                 return None
             forms[i + 1] = out

@@ -15,7 +15,16 @@ from .base import AffineOp
 __all__ = ["ChannelAffineOp", "ConvOp", "FunctionOp", "LinearOp", "ModuleLinearOp"]
 
 
+_GATHER_WIDTH = 16  # LinearOp.relax gathers the columns of one-unit rows for outputs at least this wide
 PULL_ELEMENTS = 1 << 24  # numbers of a chain's values at once while LinearOp.absorb composes it (128 MiB in float64)
+
+
+def absolute_weight(op) -> torch.Tensor:
+    """``op.weight.abs()``, kept on the op for as long as its weight is the same tensor."""
+    held = op.__dict__.get("_absolute")
+    if held is None or held[0] is not op.weight:
+        held = op._absolute = (op.weight, op.weight.abs())
+    return held[1]
 
 
 class LinearOp(AffineOp):
@@ -33,6 +42,26 @@ class LinearOp(AffineOp):
 
     def cost(self, in_shapes, out_shape):
         return math.prod(out_shape) * self.weight.shape[1]
+
+    def magnitude(self, r):
+        return F.linear(r.flatten(1) if self.flat else r, absolute_weight(self))
+
+    def relax(self, forms, cells, symbols, max_symbols, first=None, fresh=None):
+        """As :meth:`AffineOp.relax`, but the rows from ``fresh`` on, each ``a`` times one unit
+        ``u``, are ``a`` times column ``u`` of the weight (a gather where the product would
+        cost a row of multiply-adds per unit: the bounds of wide MLPs are mostly such rows)."""
+        form = forms[0]
+        if fresh is None or fresh >= form.shape[1] or len(self.weight) < _GATHER_WIDTH or not (self.flat or form.dim() == 3):
+            return super().relax(forms, cells, symbols, max_symbols, first)
+        r = len(form)
+        flat = form.reshape(r, form.shape[1], -1)
+        head = self.push(flat[:, :fresh])
+        tail = flat[:, fresh:]
+        if bool(((tail != 0).sum(-1) > 1).any()):  # not one unit a row after all: the plain product
+            return super().relax(forms, cells, symbols, max_symbols, first)
+        unit = tail.abs().argmax(-1, keepdim=True)  # (R, E, 1): the row's unit (any, where it has none)
+        scale = tail.gather(-1, unit)  # (R, E, 1): its coefficient (zero where it has none)
+        return torch.cat([head, scale * self.weight.T[unit[..., 0]]], 1)
 
     def then(self, nxt, shape):
         """Followed by a per-feature affine map (BatchNorm1d on (B, out)): rows scaled."""
@@ -111,6 +140,9 @@ class ChannelAffineOp(AffineOp):
     def offset(self, ndim):
         return self._per_channel(self.shift, ndim)
 
+    def magnitude(self, r):
+        return r * self._per_channel(self.scale.abs(), r.dim())
+
     def cost(self, in_shapes, out_shape):
         return math.prod(out_shape)
 
@@ -122,13 +154,18 @@ class ChannelAffineOp(AffineOp):
 
 
 class ModuleLinearOp(AffineOp):
-    """A linear module without bias, applied as it is (e.g. ``nn.Flatten``)."""
+    """A linear module without bias, applied as it is (e.g. ``nn.Flatten``); ``nonnegative``:
+    whether its coefficients are all >= 0 (a reshape, a pad, an average pool), so that it is
+    its own :meth:`magnitude`."""
 
-    def __init__(self, module: nn.Module):
-        self.module = module
+    def __init__(self, module: nn.Module, nonnegative: bool = False):
+        self.module, self.nonnegative = module, nonnegative
 
     def linear(self, x):
         return self.module(x)
+
+    def magnitude(self, r):
+        return self.module(r) if self.nonnegative else None
 
 
 
@@ -139,11 +176,16 @@ class FunctionOp(AffineOp):
     bias: (*shape_out) or None.
     """
 
-    def __init__(self, fn: Callable[..., torch.Tensor], bias: torch.Tensor | None = None):
-        self.fn, self._bias = fn, bias
+    def __init__(self, fn: Callable[..., torch.Tensor], bias: torch.Tensor | None = None, nonnegative: bool = False):
+        self.fn, self._bias, self.nonnegative = fn, bias, nonnegative
 
     def linear(self, *xs):
         return self.fn(*xs)
+
+    def magnitude(self, *r):
+        """``fn`` itself where its coefficients are all >= 0 (``nonnegative``: sums, means,
+        reshapes, concatenations), else unknown."""
+        return self.fn(*r) if self.nonnegative else None
 
     def bias(self):
         return self._bias
@@ -161,6 +203,9 @@ class ConvOp(AffineOp):
 
     def linear(self, x):
         return self.conv._conv_forward(x, self.weight, None)
+
+    def magnitude(self, r):
+        return self.conv._conv_forward(r, absolute_weight(self), None)
 
     def bias(self):
         return None if self._bias is None else self._bias.reshape(-1, *[1] * (self.weight.dim() - 2))

@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 
 from ..geometry import Polygons
-from .forms import pad_form
+from .forms import Relaxation, form_bounds, pad_form, symbolic_relaxed, with_symbols
 
 __all__ = ["AffineOp", "Live", "Op", "PIECE_BYTES", "Split", "SplitContext", "SplitOp", "pack_bits"]
 
@@ -42,14 +42,24 @@ class Op:
         raise NotImplementedError
 
     def relax(self, forms: list[torch.Tensor], cells: torch.Tensor, symbols: int, max_symbols: int,
-              first: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+              first: tuple[torch.Tensor, torch.Tensor] | None = None, fresh: int | None = None) -> torch.Tensor:
         """The form (R, 3 + E', *shape_out) of the output over the cells ``cells`` (R, V, 3)
         (:func:`~splinecam.ops.forms.corners`), given the forms of the inputs (R, 3 + E_i, *shape_i)
         (see :mod:`splinecam.ops.forms`): it holds every value the output takes in a cell.
         ``symbols``: the rows of the symbols made so far (new ones go after them); ``first``:
-        the bounds (R, U) of the input, where known; raises
+        the bounds (R, U) of the input, where known; ``fresh``: where known, the first row of
+        the single input's form from which every row has at most one nonzero unit (the symbols
+        a split op just made, see :func:`~splinecam.ops.forms.with_symbols`); raises
         :class:`~splinecam.ops.forms.TooManySymbols` past ``max_symbols``."""
         raise NotImplementedError(f"{type(self).__name__} has no bounds relaxation")
+
+    def relax_symbolic(self, boxes: list[tuple[torch.Tensor, torch.Tensor]], cells: torch.Tensor,
+                       first: tuple[torch.Tensor, torch.Tensor] | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """As :meth:`relax`, on symbolic intervals ``(affine (R, 3, *shape_i), radius (R,
+        *shape_i))`` (see :mod:`splinecam.ops.forms`): looser and cheaper; None where the op has
+        none (boundary first then uses the forms alone)."""
+        return None
 
 
 class AffineOp(Op):
@@ -121,10 +131,21 @@ class AffineOp(Op):
             out[:, 0].add_(b)
         return out
 
-    def relax(self, forms, cells, symbols, max_symbols, first=None):
+    def relax(self, forms, cells, symbols, max_symbols, first=None, fresh=None):
         """Exact: the value row with the bias, every other row through the linear part."""
         rows = max(f.shape[1] for f in forms)
         return self.push(*[pad_form(f, rows) for f in forms])
+
+    def magnitude(self, *radii: torch.Tensor) -> torch.Tensor | None:
+        """The linear part with each coefficient replaced by its absolute value, on batches of
+        radii (B, *shape_i) >= 0 -> (B, *shape_out): it bounds ``|linear(*xs)|`` for ``|xs_i| <=
+        radii_i``; None where the op does not know it (default)."""
+        return None
+
+    def relax_symbolic(self, boxes, cells, first=None):
+        """The affine rows through :meth:`push`, the radius through :meth:`magnitude`."""
+        radius = self.magnitude(*[r for _, r in boxes])
+        return None if radius is None else (self.push(*[a for a, _ in boxes]), radius)
 
 
 @dataclass
@@ -204,6 +225,34 @@ class SplitOp(Op):
         """(R,) how many units :meth:`relax` relaxes in each cell, given its input's bounds
         (R, U) there (the bounds order cells by it, to batch those of similar cost); default 0."""
         return lo.new_zeros(len(lo), dtype=torch.long)
+
+    def linear_relaxation(self, lo: torch.Tensor, hi: torch.Tensor, shape: tuple[int, ...]) -> Relaxation:
+        """The op's relaxation over cells where its input (one sample of shape ``shape``) lies
+        within the bounds ``[lo, hi]`` (R, U): the one rule of :meth:`relax` and
+        :meth:`relax_symbolic` (an op with ``relaxable`` gives it, or overrides :meth:`relax`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no bounds relaxation")
+
+    def relax(self, forms, cells, symbols, max_symbols, first=None, fresh=None):
+        """:meth:`linear_relaxation` of the input's bounds, each relaxed unit a new symbol."""
+        form = pad_form(forms[0], symbols)
+        flat = form.reshape(len(form), form.shape[1], -1)
+        lo, hi = form_bounds(cells, flat) if first is None else first
+        rel = self.linear_relaxation(lo, hi, tuple(form.shape[2:]))
+        out = with_symbols(rel.lam, rel.shift, rel.rad, rel.picked(flat), max_symbols)
+        return out.reshape(len(form), out.shape[1], *rel.shape)
+
+    def relax_symbolic(self, boxes, cells, first=None):
+        """:meth:`linear_relaxation` of the input's bounds (None where the op overrides
+        :meth:`relax` only)."""
+        if type(self).linear_relaxation is SplitOp.linear_relaxation:
+            return None
+        affine, radius = boxes[0]
+        r, shape = len(affine), tuple(affine.shape[2:])
+        affine, radius = affine.reshape(r, affine.shape[1], -1), radius.reshape(r, -1)
+        lo, hi = form_bounds(cells, affine, radius) if first is None else first
+        rel = self.linear_relaxation(lo, hi, shape)
+        affine, radius = symbolic_relaxed(rel, affine, radius)
+        return affine.reshape(r, affine.shape[1], *rel.shape), radius.reshape(r, *rel.shape)
 
     def crossing_lines(self, z: torch.Tensor, polys: Polygons, extent: torch.Tensor, rtol: float
                        ) -> torch.Tensor | None:

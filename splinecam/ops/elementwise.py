@@ -11,7 +11,7 @@ import torch
 from ..geometry import breakpoint_split, compiled, plane_tolerance, split_cells
 from ..errors import Unsupported
 from .base import Split, SplitContext, SplitOp, pack_bits
-from .forms import SLACK, form_bounds, pad_form, with_symbols
+from .forms import SLACK, Relaxation
 
 __all__ = ["ElementwiseOp", "above_at_centroids", "abs_op", "chord_relaxation", "clamp_op", "leaky_relu_op", "relu_op",
            "split_crossing", "value_at"]
@@ -173,22 +173,17 @@ class ElementwiseOp(SplitOp):
     def relax_cost(self, lo, hi):
         return self.straddles(lo, hi).sum(1)
 
-    def relax(self, forms, cells, symbols, max_symbols, first=None):
+    def linear_relaxation(self, lo, hi, shape):
         """A unit stays exact where its bounds ``[l, h]`` over the cell hold no breakpoint
         strictly inside; otherwise ``y = lam * z + mid + rad * eps_new`` with ``lam`` the chord
         slope ``(f(h) - f(l)) / (h - l)`` and ``[mid - rad, mid + rad]`` the range of
         ``f(z) - lam * z`` on ``[l, h]`` (attained at the ends or at breakpoints)."""
-        form = pad_form(forms[0], symbols)
-        r, n, shape = len(form), form.shape[1], form.shape[2:]
-        flat = form.reshape(r, n, -1)
-        lo, hi = form_bounds(cells, flat) if first is None else first
+        r = len(lo)
         inside = self.straddles(lo, hi)  # a breakpoint inside: relax
-
         if self.is_relu:  # the chord from (l, 0) to (h, h): y = lam * z - lam * l / 2 +- lam * l / 2
             lam = torch.where(inside, hi / torch.where(inside, hi - lo, torch.ones_like(lo)), (lo >= 0).to(lo))
             rad = torch.where(inside, -lam * lo / 2 * (1 + SLACK), torch.zeros_like(lo))
-            out = with_symbols(lam, rad, rad, flat, max_symbols)
-            return out.reshape(r, out.shape[1], *shape)
+            return Relaxation(lam, rad, rad, shape)
 
         def f(z):
             return self.forward(z.reshape(r, *shape)).reshape(r, -1)
@@ -197,8 +192,7 @@ class ElementwiseOp(SplitOp):
         slope, intercept = self.apply_code(mid.reshape(r, *shape), self.above(mid.reshape(r, *shape)))
         ends = [torch.minimum(torch.maximum(b, lo), hi) for b in self.breakpoints.to(lo)]
         lam, shift, rad = chord_relaxation(f, lo, hi, ends, inside, slope.reshape(r, -1), intercept.reshape(r, -1))
-        out = with_symbols(lam, shift, rad, flat, max_symbols)
-        return out.reshape(r, out.shape[1], *shape)
+        return Relaxation(lam, shift, rad, shape)
 
     def crossing_lines(self, z, polys, extent, rtol):
         """The (unit, breakpoint) lines that cross the region."""

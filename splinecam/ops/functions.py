@@ -57,13 +57,14 @@ def _get(args, kwargs, pos: int, name: str, default=None):
     return kwargs.get(name, default)
 
 
-def affine_factory(fn, additive=(), one_live: bool = False, live_first: bool = False):
+def affine_factory(fn, additive=(), one_live: bool = False, live_first: bool = False, nonnegative: bool = False):
     """Factory for ``fn`` that is affine in its activations when its other arguments are fixed.
 
     additive: ((position, keyword, zero), ...) constant arguments that only add
     a bias; they are replaced by ``zero`` to get the linear part.  one_live: a
     product-like function (more than one activation would be bilinear);
-    live_first: only the first argument may be an activation (a divisor may not).
+    live_first: only the first argument may be an activation (a divisor may not);
+    nonnegative: the linear part's coefficients are all >= 0 (unless scaled by ``alpha``).
     """
 
     def make(*args, **kwargs):
@@ -83,7 +84,7 @@ def affine_factory(fn, additive=(), one_live: bool = False, live_first: bool = F
         if linear(*zeros).any():
             raise Unsupported("the call is not affine in its activations")
         bias = bind(fn, args, kwargs)(*zeros)[0]
-        return FunctionOp(linear, bias if bias.any() else None)
+        return FunctionOp(linear, bias if bias.any() else None, nonnegative and "alpha" not in kwargs)
 
     return make
 
@@ -97,7 +98,7 @@ def _reshaper(target):
         if out.dim() == 0 or out.shape[0] != x.example.shape[0]:
             raise Unsupported("the reshape mixes samples of a batch (keep dim 0 as the batch dim)")
         shape = tuple(out.shape[1:])
-        return FunctionOp(lambda t: t.reshape(t.shape[0], *shape))
+        return FunctionOp(lambda t: t.reshape(t.shape[0], *shape), nonnegative=True)
 
     return make
 
@@ -133,7 +134,7 @@ def _two_max(a, b):
     """max(a, b) of two activations of one shape: stack them, then a max over the new last dim."""
     if a.example.shape != b.example.shape:
         raise Unsupported("max of two activations of different shapes; expand them first")
-    return [FunctionOp(lambda x, y: torch.stack([x, y], -1)), DimMaxOp([-1])]
+    return [FunctionOp(lambda x, y: torch.stack([x, y], -1), nonnegative=True), DimMaxOp([-1])]
 
 
 def _max(*args, **kwargs):
@@ -207,16 +208,19 @@ _LINEAR_METHODS = {
 }
 
 
+_SIGNED = {operator.sub, torch.sub, torch.subtract, operator.neg, torch.neg, "sub", "neg"}  # the others' coefficients are >= 0
+
+
 def register_function_ops(registry: OpRegistry) -> None:
     """Register the ops of the functions and tensor methods torch.fx records in ``registry``."""
     for fn, additive in _LINEAR_FUNCTIONS.items():
-        registry.register(fn, affine_factory(fn, additive))
+        registry.register(fn, affine_factory(fn, additive, nonnegative=fn not in _SIGNED))
     for fn, additive in _PRODUCTS.items():
         registry.register(fn, affine_factory(fn, additive, one_live=True))
     for fn in _DIVISIONS:
         registry.register(fn, affine_factory(fn, live_first=True))
     for name, additive in _LINEAR_METHODS.items():
-        registry.register(name, affine_factory(_method(name), additive))
+        registry.register(name, affine_factory(_method(name), additive, nonnegative=name not in _SIGNED))
     for name in ("mul", "matmul"):
         registry.register(name, affine_factory(_method(name), one_live=True))
     registry.register("div", affine_factory(_method("div"), live_first=True))

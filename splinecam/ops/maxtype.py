@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from ..geometry import Polygons, bsp, candidate_tolerance, max_cells, possible_winners
 from .base import PIECE_BYTES, Split, SplitContext, SplitOp, pack_bits
-from .forms import SLACK, form_bounds, pad_form, with_symbols
+from .forms import SLACK, Relaxation
 
 __all__ = ["DimMaxOp", "MaxOp", "PoolMaxOp"]
 
@@ -130,16 +130,12 @@ class MaxOp(SplitOp):
 
         return Split(pieces, parent, apply, rest, parent_of_rest)
 
-    def relax(self, forms, cells, symbols, max_symbols, first=None):
+    def linear_relaxation(self, lo, hi, shape):
         """Output o is the candidate ``j`` with the highest lower bound, exactly when it beats
         every other candidate's upper bound, else ``z_j + [0, H - l_j]`` (``H`` the highest
         upper bound)."""
-        form = pad_form(forms[0], symbols)
-        r, n = form.shape[:2]
-        index, out_shape = self.windows(tuple(form.shape[2:]))
-        index = index.to(form.device)
-        flat = form.reshape(r, n, -1)
-        lo, hi = form_bounds(cells, flat) if first is None else first
+        index, out_shape = self.windows(shape)
+        index = index.to(lo.device)
         valid = index >= 0
         safe = index.clamp_min(0)
         c_lo = lo[:, safe].masked_fill(~valid, -torch.inf)  # (R, O, k)
@@ -149,11 +145,9 @@ class MaxOp(SplitOp):
         others_hi = c_hi.scatter(-1, best, -torch.inf).amax(-1)
         top_hi = torch.maximum(others_hi, c_hi.gather(-1, best)[..., 0])
         gap = torch.where(best_lo >= others_hi, torch.zeros_like(best_lo), top_hi - best_lo)
-        chosen = safe[torch.arange(index.shape[0], device=form.device)[None], best[..., 0]]  # (R, O) input unit
-        picked = flat.gather(2, chosen[:, None].expand(-1, n, -1))
+        chosen = safe[torch.arange(index.shape[0], device=lo.device)[None], best[..., 0]]  # (R, O) input unit
         half = gap / 2 * (1 + SLACK)
-        out = with_symbols(torch.ones_like(half), half, half, picked, max_symbols)
-        return out.reshape(r, out.shape[1], *out_shape)
+        return Relaxation(torch.ones_like(half), half, half, out_shape, chosen)
 
 
 def _settled_winners(polys: Polygons, lines: torch.Tensor, safe: torch.Tensor, valid: torch.Tensor,

@@ -48,7 +48,12 @@ def _pool_op(m) -> PoolMaxOp:
 def _constant_pad(m) -> ModuleLinearOp:
     if m.value != 0:
         raise Unsupported(f"padding with the constant {m.value}; only zero padding is linear")
-    return ModuleLinearOp(m)
+    return ModuleLinearOp(m, nonnegative=True)
+
+
+def _nonnegative(m) -> ModuleLinearOp:
+    """A reshape, a pad or an average pool: coefficients >= 0."""
+    return ModuleLinearOp(m, nonnegative=True)
 
 
 def register_module_ops(registry: OpRegistry) -> None:
@@ -61,7 +66,7 @@ def register_module_ops(registry: OpRegistry) -> None:
     registry.register(nn.Identity, lambda m: None)
     for linear in (nn.Flatten, nn.Unflatten, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d,
                    nn.AdaptiveAvgPool2d, nn.ZeroPad1d, nn.ZeroPad2d):
-        registry.register(linear, ModuleLinearOp)
+        registry.register(linear, _nonnegative)
     registry.register(nn.modules.padding._ConstantPadNd, _constant_pad)
     registry.register(nn.ReLU, lambda m: relu_op())
     registry.register(nn.LeakyReLU, lambda m: leaky_relu_op(m.negative_slope))

@@ -20,7 +20,7 @@ import torch
 from ..geometry import Polygons, line_tolerance, ragged_arange, vertex_extremes
 from .base import Split, SplitContext, SplitOp, pack_bits
 from .elementwise import above_at_centroids, chord_relaxation, split_crossing
-from .forms import SLACK, form_bounds, pad_form, with_symbols
+from .forms import SLACK, Relaxation
 
 __all__ = ["CODE_BITS", "PeriodicOp", "check_period", "periodic_breakpoint", "periodic_piece", "periodic_pwl",
            "periodic_slopes"]
@@ -190,15 +190,11 @@ class PeriodicOp(SplitOp):
     def relax_cost(self, lo, hi):
         return self.straddles(lo, hi).sum(1)
 
-    def relax(self, forms, cells, symbols, max_symbols, first=None):
+    def linear_relaxation(self, lo, hi, shape):
         """A unit stays exact where its bounds ``[l, h]`` over the cell hold no breakpoint; where
         they hold some but span less than a period, the chord relaxation of
         :func:`~splinecam.ops.elementwise.chord_relaxation` (the breakpoints in ``(l, l + period]``
         are all those inside); where they span a period or more, the range of the values."""
-        form = pad_form(forms[0], symbols)
-        r, n, shape = len(form), form.shape[1], form.shape[2:]
-        flat = form.reshape(r, n, -1)
-        lo, hi = form_bounds(cells, flat) if first is None else first
         p = self.piece(lo)
         j = torch.remainder(p, self.knots.numel())
         slope = self.slopes.to(lo)[j]
@@ -210,8 +206,7 @@ class PeriodicOp(SplitOp):
         lam = torch.where(wide, torch.zeros_like(lam), lam)
         shift = torch.where(wide, torch.full_like(shift, (v_lo + v_hi) / 2), shift)
         rad = torch.where(wide, torch.full_like(rad, (v_hi - v_lo) / 2 + SLACK * (abs(v_lo) + abs(v_hi))), rad)
-        out = with_symbols(lam, shift, rad, flat, max_symbols)
-        return out.reshape(r, out.shape[1], *shape)
+        return Relaxation(lam, shift, rad, shape)
 
     def crossing_lines(self, z, polys, extent, rtol):
         """The (unit, breakpoint) lines that cross the region."""

@@ -318,7 +318,7 @@ def _build_ops(model: nn.Module, graph: fx.Graph, input_shape: tuple[int, ...]) 
         if not isinstance(output, fx.Node) or output not in index:
             problems.append("the model's output must be one tensor computed from the input")
         elif index[output] != len(nodes):  # the output must be the last value
-            add(FunctionOp(lambda x: x), [index[output]], "output")
+            add(FunctionOp(lambda x: x, nonnegative=True), [index[output]], "output")
     if problems:
         raise UnsupportedModelError(
             "splinecam cannot compute an exact partition for this model:\n  - "

@@ -298,3 +298,24 @@ def test_batchnorm_shift_reaches_the_bounds():
             bn.bias.copy_(torch.randn(16, generator=gen))
     _, full = check(model.eval(), sc.Slice.box((-2, -2), (2, 2)), settles=False)
     assert len(full.decision_boundary()) > 0
+
+
+@pytest.mark.parametrize("case", ["mlp", "cnn", "digits_cnn"])
+def test_symbolic_intervals_only_add_settled_cells(case, monkeypatch):
+    """The cheap symbolic intervals run before the forms, which then see only the cells they left:
+    the same boundary, and at least the cells the forms alone settle are settled."""
+    if case == "mlp":
+        model, sl = random_mlp([16, 16], 1, 3), BIG
+    elif case == "cnn":
+        model, sl = cnn(), CNN_SLICE
+    else:
+        from trained_models import digits_cnn
+
+        model, X, y = digits_cnn()
+        sl = sc.Slice.from_data(X, y, classes=(3, 8))
+    on = sc.decision_boundary(model, sl, progress=False)
+    monkeypatch.setattr(OutputBounds, "output_boxes", lambda self, *args: None)
+    off = sc.decision_boundary(model, sl, progress=False)
+    assert_same_boundary(on, off)
+    assert on.partition.exact.sum() <= off.partition.exact.sum()
+    assert len(on.partition) <= len(off.partition)

@@ -317,6 +317,13 @@ def check_case(model: nn.Module, shape: tuple[int, ...], g: torch.Generator, sca
             assert forms is not None
             lo, hi = form_bounds(cells, forms)
             assert (y >= lo).all() and (y <= hi).all(), relaxation
+        boxes = OutputBounds(graph, shapes).output_boxes(0, cells, {0: states[0]})  # symbolic intervals
+        signed = [n.op for n in graph.nodes if isinstance(n.op, AffineOp) and n.op.magnitude(
+            *[torch.ones(1, *shapes[a], dtype=torch.float64) for a in n.args]) is None]
+        assert (boxes is None) == bool(signed)
+        if boxes is not None:
+            lo, hi = form_bounds(cells, *boxes)
+            assert (y >= lo).all() and (y <= hi).all(), "symbolic"
 
 
 @pytest.mark.parametrize("target", list(_CASES), ids=_key)
