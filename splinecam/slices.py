@@ -156,7 +156,7 @@ class Slice:
     def frame(self, dtype=torch.float64, device="cpu") -> tuple[np.ndarray, Polygons, np.ndarray]:
         """Where a run starts: the centre of the polygon (2,) (float64), the polygon about it as
         one cell (in ``dtype`` on ``device``) and its half-sizes (2,) (float64)."""
-        center = self.polygon.mean(0)
+        center = self.polygon.sum(0) / len(self.polygon)
         root = self.polygon - center
         return center, Polygons.single(torch.from_numpy(root).to(dtype=dtype, device=device)), np.abs(root).max(0)
 

@@ -127,8 +127,10 @@ class ElementwiseOp(SplitOp):
                 return out, pack_bits(code[sel].reshape(m, -1))
 
             def gather(zr: torch.Tensor, sel: torch.Tensor):
-                m, chunk_code = len(sel), code[sel]
-                out = self.push_pieces(zr.reshape(len(zr), rows, units), parent[sel], chunk_code)
+                m = len(sel)
+                whole = m == len(code)  # the one chunk: sel is all the pieces, in order
+                chunk_code = code if whole else code[sel]
+                out = self.push_pieces(zr.reshape(len(zr), rows, units), parent if whole else parent[sel], chunk_code)
                 return out.reshape(m, rows, *shape), torch.from_numpy(np.packbits(chunk_code.reshape(m, -1).numpy(), axis=1))
 
             return Split(pieces, parent, apply, rest, rest_parent, gather)

@@ -52,7 +52,7 @@ class Engine(WorkStack):
         in and out per block), so that an op as costly as a wide linear layer stays interruptible
         and the result does not depend on the machine's speed."""
         op, r = node.op, states[0].shape[0]
-        block = max(1, PUSH_ELEMENTS // (sum(s[0].numel() for s in states) + 3 * out_size))
+        block = max(1, PUSH_ELEMENTS // (sum(math.prod(s.shape[1:]) for s in states) + 3 * out_size))
         if r <= block:  # most pushes: one block
             return op.push(*states)
         out = []
@@ -71,8 +71,9 @@ class Engine(WorkStack):
         """The batch of the finished pieces ``sel`` of ``split``, past its node."""
         graph, i = self.plan.graph, parent.node
         arg = graph.nodes[i].args[0]
-        index = split.parent[sel]
-        pieces = split.pieces if len(sel) == len(split) else split.pieces.select(sel)[0]
+        whole = len(sel) == len(split)  # the one chunk: sel is all the pieces, in order
+        index = split.parent if whole else split.parent[sel]
+        pieces = split.pieces if whole else split.pieces.select(sel)[0]
         last = graph.last_use()[arg] == i
         if split.gather is not None:  # the op makes the pieces' states from their regions' in one pass
             out, code = split.gather(parent.values[arg], sel)

@@ -4,6 +4,7 @@ sizes, with the one set of constants they come from."""
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -31,6 +32,11 @@ def parse_bytes(size) -> int:
     """``4e9``, ``"4GB"``, ``"512MiB"`` -> bytes."""
     if isinstance(size, (int, float)):
         return int(size)
+    return _parse_text(str(size))
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_text(size: str) -> int:
     match = re.fullmatch(r"([0-9.]+(?:E[0-9]+)?)([KMG]I?B|B)?", str(size).strip().upper().replace(" ", ""))
     if match is None:
         raise ValueError(f"cannot read memory size {size!r}; write e.g. '4GB' or '512MiB'.")

@@ -87,7 +87,7 @@ class Watch:
         """Start the clock (unless ``started`` was given) and the bar."""
         self.started = time.perf_counter() if self.started is None else self.started
         self.deadline = self.started + self.timeout if self.timeout is not None else float("inf")
-        if self.bar is not None:  # the next run of several
+        if self.bar is not None or self.progress is False:  # the next run of several, or no bar
             return
         self.bar = progress_bar(self.progress, float(self.slice.measure), "splinecam", "area", self._share(),
                                 miniters=0, mininterval=0.25,
