@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..extras import late
-from ..geometry import Polygons, candidate_tolerance, max_cells
+from ..geometry import Polygons, Ragged, candidate_tolerance, max_cells
 from ..io.geojson import boundary_geojson
 
 __all__ = ["Boundary", "ClassCells", "class_cells", "decision_boundary", "level_set", "partition_boundary",
@@ -108,7 +108,7 @@ def level_candidates(part, value: float, output: int = 0) -> np.ndarray:
 
 
 @dataclass
-class ClassCells:
+class ClassCells(Ragged):
     """The exact cells where each class wins: every region cut along the decision boundary
     (or a level set), C convex cells in all.
 
@@ -124,9 +124,6 @@ class ClassCells:
     label: np.ndarray
     region: np.ndarray
     areas: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
 
     @property
     def polygons(self) -> list[np.ndarray]:

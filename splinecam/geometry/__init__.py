@@ -11,12 +11,12 @@ from .locate import RegionGrid, distance_to_polygons
 from .maxcells import MaxCells, candidate_tolerance, max_cells, possible_winners
 from .polyhedra import Polyhedra, split_polyhedra
 from .trig import Waves, sin_range
-from .polygons import (BORDER, Polygons, first_of_runs, offsets_from_counts, polygon_areas, ragged_arange,
+from .polygons import (BORDER, Polygons, Ragged, first_of_runs, offsets_from_counts, polygon_areas, ragged_arange,
                        spatial_order, vertex_extremes)
 from .tolerance import plane_tolerance
 
 __all__ = [
-    "Arcs", "BORDER", "CellSplit", "Cut", "Intervals", "LineSplit", "MaxCells", "Polygons", "Polyhedra", "RegionGrid", "breakpoint_split", "bsp", "candidate_tolerance", "classify", "cut",
+    "Arcs", "BORDER", "CellSplit", "Cut", "Intervals", "LineSplit", "MaxCells", "Polygons", "Polyhedra", "Ragged", "RegionGrid", "breakpoint_split", "bsp", "candidate_tolerance", "classify", "cut",
     "distance_to_polygons", "first_of_runs", "line_tolerance", "max_cells", "offsets_from_counts", "plane_tolerance",
     "polygon_areas",
     "possible_winners", "ragged_arange", "sides", "spatial_order", "split_at_breakpoints", "split_by_lines",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-__all__ = ["BORDER", "Polygons", "first_of_runs", "offsets_from_counts", "polygon_areas", "ragged_arange",
+__all__ = ["BORDER", "Polygons", "Ragged", "RaggedCells", "first_of_runs", "offsets_from_counts", "polygon_areas", "ragged_arange",
            "spatial_order", "vertex_extremes"]
 
 BORDER = -1  # edge_units entry of an edge that lies on the slice border
@@ -42,8 +42,31 @@ def first_of_runs(keys: torch.Tensor) -> torch.Tensor:
     return first
 
 
+class Ragged:
+    """P records stored by their ``offsets`` (P + 1,) (NumPy or torch) into ragged arrays."""
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+
+class RaggedCells(Ragged):
+    """What batches of P cells stored as ragged vertex lists share: ``offsets`` (P + 1,) into
+    ``verts`` (N, d), and ``_owner``, the cached vertex owners."""
+
+    @property
+    def counts(self) -> torch.Tensor:
+        """(P,) number of vertices of each cell."""
+        return self.offsets[1:] - self.offsets[:-1]
+
+    def owner(self) -> torch.Tensor:
+        """(N,) cell index of each vertex."""
+        if self._owner is None:
+            self._owner = ragged_arange(self.counts, self.verts.shape[0])[0]
+        return self._owner
+
+
 @dataclass
-class Polygons:
+class Polygons(RaggedCells):
     """A batch of convex polygons.
 
     verts: (N, 2) float; offsets: (P + 1,) int64; edge_units: (N, 2) int64.
@@ -63,20 +86,6 @@ class Polygons:
         if edge_units is None:
             edge_units = np.full((len(verts), 2), BORDER, dtype=np.int64)
         return Polygons(torch.as_tensor(verts), torch.as_tensor(offsets), torch.as_tensor(edge_units))
-
-    def __len__(self) -> int:
-        return self.offsets.numel() - 1
-
-    @property
-    def counts(self) -> torch.Tensor:
-        """(P,) number of vertices of each polygon."""
-        return self.offsets[1:] - self.offsets[:-1]
-
-    def owner(self) -> torch.Tensor:
-        """(N,) polygon index of each vertex."""
-        if self._owner is None:
-            self._owner = ragged_arange(self.counts, self.verts.shape[0])[0]
-        return self._owner
 
     def next_vertex(self) -> torch.Tensor:
         """(N,) index of the next vertex of the same polygon (cyclic)."""

@@ -19,7 +19,7 @@ import torch
 
 from .cut import Cut
 from .linesplit import LineSplit, split_torch
-from .polygons import BORDER, offsets_from_counts, ragged_arange
+from .polygons import BORDER, RaggedCells, offsets_from_counts, ragged_arange
 
 __all__ = ["MAX_FACES", "Polyhedra", "Sections", "cut_polyhedra", "plane_sides", "polyhedra_sides", "sections",
            "split_polyhedra"]
@@ -31,7 +31,7 @@ _ANGLE_SPAN = 8.0  # > 2 pi: sort keys ``group * span + angle`` keep groups apar
 
 
 @dataclass
-class Polyhedra:
+class Polyhedra(RaggedCells):
     """A batch of convex polyhedra.
 
     verts: (N, 3) float; offsets: (P + 1,) int64; incidence: (N,) int64 face bit masks;
@@ -48,24 +48,10 @@ class Polyhedra:
 
     dim = 3  # chart coordinates of the states of its cells
 
-    def __len__(self) -> int:
-        return self.offsets.numel() - 1
-
-    @property
-    def counts(self) -> torch.Tensor:
-        """(P,) number of vertices of each polyhedron."""
-        return self.offsets[1:] - self.offsets[:-1]
-
     @property
     def face_counts(self) -> torch.Tensor:
         """(P,) number of faces of each polyhedron."""
         return self.face_offsets[1:] - self.face_offsets[:-1]
-
-    def owner(self) -> torch.Tensor:
-        """(N,) polyhedron index of each vertex."""
-        if self._owner is None:
-            self._owner = ragged_arange(self.counts, self.verts.shape[0])[0]
-        return self._owner
 
     def select(self, index: torch.Tensor) -> tuple["Polyhedra", torch.Tensor]:
         """Polyhedra ``index`` (any order), and the (N',) source vertex of each new vertex."""

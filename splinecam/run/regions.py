@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..geometry import Polygons
+from ..geometry import Polygons, Ragged
 
 __all__ = ["LayerInfo", "RegionArrays", "code_width", "concat_regions", "join_regions", "region_arrays", "unpack_codes",
            "vertex_means"]
@@ -26,7 +26,7 @@ class LayerInfo:
 
 
 @dataclass(frozen=True)
-class RegionArrays:
+class RegionArrays(Ragged):
     """The public ragged view of R regions with N vertices in all and K outputs (NumPy).
 
     vertices: (N, 2) float64 slice coordinates, each region's counter-clockwise;
@@ -45,9 +45,6 @@ class RegionArrays:
     affine: np.ndarray
     packed_codes: np.ndarray
     centroid_outputs: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
 
     @classmethod
     def of_cells(cls, polys: Polygons, out: torch.Tensor, center: torch.Tensor, codes: torch.Tensor) -> "RegionArrays":

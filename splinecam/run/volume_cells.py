@@ -9,13 +9,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..geometry import Ragged
 from ..geometry.polyhedra import Polyhedra
 
 __all__ = ["CellArrays"]
 
 
 @dataclass(frozen=True)
-class CellArrays:
+class CellArrays(Ragged):
     """R convex cells of a 3-D chart with N vertices and F faces in all and K outputs (NumPy).
 
     vertices: (N, 3) float64 chart coordinates; offsets: (R + 1,) int64, cell r has the vertices
@@ -37,9 +38,6 @@ class CellArrays:
     affine: np.ndarray
     packed_codes: np.ndarray
     centroid_outputs: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
 
     def polyhedra(self) -> Polyhedra:
         """The cells as a CPU :class:`~splinecam.geometry.polyhedra.Polyhedra` batch sharing this memory."""
