@@ -22,10 +22,12 @@ from .extras import late
 from .io.files import PATH_FILE, read_arrays, save_arrays
 from .partition import NetworkCopy, check_shapes, checked_arguments, region_limit
 from .paths import Path
-from .run.chain import ChainRun, chain_applies, read_chain
+from .geometry import compiled1d
+from .run.chain import ChainRun, cached_chain, chain_applies
+from .run.chain1d import PathChain, path_chain
 from .run.engine import Engine
 from .run.pieces import PieceArrays
-from .run.plan import DEFAULT_MEMORY, Plan, parse_bytes
+from .run.plan import DEFAULT_MEMORY, Plan, parse_bytes, region_bytes
 from .run.regions import LayerInfo, code_width, unpack_codes
 from .run.trace import frozen, prepare
 from .run.watch import Watch
@@ -50,7 +52,11 @@ def partition_path(model, path: Path, dtype=torch.float64, device=None, progress
     limits = dict(max_regions=max_regions, max_memory=max_memory, chunk_size=chunk_size, rtol=rtol, timeout=timeout)
     options, device = checked_arguments(model, path, device, limits, "partition", Path)
     legs = path.legs()
-    chain = read_chain(model, legs[0][1]) if chain_applies(dtype, device) else None
+    chain = cached_chain(model, legs[0][1]) if chain_applies(dtype, device) else None
+    fast = path_chain(chain, path.input_shape[0]) if chain is not None and path.kind == "polyline" else None
+    if fast is not None and compiled1d.AVAILABLE and fast.stack_bytes(len(legs)) <= parse_bytes(options.max_memory):
+        network = frozen(model, torch.float64, "cpu", path.input_shape, chain.state)
+        return _run_chain(fast, path, legs, network, progress, options, started)
     if chain is not None:
         graph, shapes = chain.graph(path.input_shape[0])
         network, runner = frozen(model, torch.float64, "cpu", path.input_shape), ChainRun
@@ -83,6 +89,24 @@ def partition_path(model, path: Path, dtype=torch.float64, device=None, progress
         watch.keep_open = False
         watch.close()
     return PathPartition.of_legs(parts, path, layers, watch.elapsed(), network)
+
+
+def _run_chain(fast: PathChain, path: Path, legs: list, network, progress, options, started: float) -> "PathPartition":
+    """:func:`partition_path` of a plain MLP on a polyline: all legs in the compiled chain kernel
+    (:mod:`splinecam.run.chain1d`), under the same limits."""
+    max_regions, note = region_limit(options.max_regions, region_bytes(fast.outputs, fast.layers),
+                                     parse_bytes(options.max_memory))
+    watch = Watch(path, progress, max_regions, options.timeout, started, note)
+    finished: list = []
+    try:
+        fast.run(legs, options.rtol, watch, finished)
+    except StoppedEarly as err:
+        err.partial = PathPartition.of_legs(fast.pieces(legs, finished), path, fast.layers, watch.elapsed(), network,
+                                            complete=False)
+        raise
+    finally:
+        watch.close()
+    return PathPartition.of_legs(fast.pieces(legs, finished), path, fast.layers, watch.elapsed(), network)
 
 
 class PathPartition(NetworkCopy):
