@@ -15,7 +15,9 @@ its result plus ``stack_bytes`` (the fast path is not taken where that passes th
 
 from __future__ import annotations
 
+import functools
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,26 +37,27 @@ __all__ = ["ENABLED", "PathChain", "REFRESH", "path_chain"]
 ENABLED = True  # False: paths take the executor of slices (the tests use it to compare the two)
 REFRESH = 16  # a piece's state in full every this many pieces of an interval (bounds the rounding of the sums)
 OUT_BYTES = 4 << 20  # the outputs of one call (a chunk of finished pieces) take about this much
+BATCH = 256  # intervals of a level cut at once (at least): the rows of one matrix product
 
 
 @dataclass
 class PathChain:
     """A chain as the kernel reads it (see :func:`~splinecam.geometry.compiled1d.chain_pieces`):
     ``meta`` (n_ops, 10) int64, ``weights`` (the transposed weights, flat), ``biases``, ``act``
-    (each elementwise op's breakpoints, slopes, intercepts); ``first``: the first elementwise op;
-    ``width``: the widest value; ``outputs``: K; ``layers``: the piecewise-linear layers;
-    ``depth``: the most intervals one item's cut pushes, summed over the ops (the stack of one
-    leg)."""
+    (each elementwise op's breakpoints, slopes, intercepts); ``width``: the widest value;
+    ``outputs``: K; ``layers``: the piecewise-linear layers; ``caps``: the intervals each
+    level holds (before each elementwise op: at least the pieces one interval is cut into);
+    ``cuts``: the most pieces one interval is cut into at the last elementwise op."""
 
     meta: np.ndarray
     weights: np.ndarray
     biases: np.ndarray
     act: np.ndarray
-    first: int
     width: int
     outputs: int
     layers: list[LayerInfo]
-    depth: int
+    caps: list[int]
+    cuts: int
 
     @classmethod
     def of(cls, chain: Chain, inputs: int) -> "PathChain | None":
@@ -80,60 +83,88 @@ class PathChain:
                     sizes["b"] += n_out
             elif isinstance(op, ElementwiseOp) and op.slopes.dim() == 1:
                 k = op.breakpoints.numel()
-                layer = list(layers).index(i)
-                meta[i, [0, 1, 2, 5, 6, 7, 8]] = compiled1d.CHAIN_SPLIT, n_in, n_out, sizes["a"], k, layer, byte
+                meta[i, [0, 1, 2, 5, 6, 7, 8]] = compiled1d.CHAIN_SPLIT, n_in, n_out, sizes["a"], k, list(layers).index(i), byte
                 byte += -(-n_in * k // 8)
                 act += [op.breakpoints.numpy(), op.slopes.numpy(), op.intercepts.numpy()]
                 sizes["a"] += 3 * k + 2
             else:
                 return None
-        splits = [i for i in range(len(meta)) if meta[i, 0] == compiled1d.CHAIN_SPLIT]
+        splits = list(layers)
         for a, b in zip(splits, splits[1:] + [len(meta)]):
             meta[a, 9] = b
+        cuts = [0] + [int(meta[i, 1] * meta[i, 6]) + 1 for i in splits]  # pieces of one interval at each level
         cat = lambda parts: np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0), np.float64)  # noqa: E731
-        return cls(meta, cat(weights), cat(biases), cat(act), splits[0] if splits else len(meta),
-                   max(math.prod(s) for s in shapes), math.prod(shapes[-1]), list(layers.values()),
-                   sum(int(meta[i, 1] * meta[i, 6]) + 1 for i in splits))
+        return cls(meta, cat(weights), cat(biases), cat(act), max(math.prod(s) for s in shapes),
+                   math.prod(shapes[-1]), list(layers.values()), [max(BATCH, c) for c in cuts], cuts[-1])
 
     def stack_bytes(self, legs: int) -> int:
-        """Bytes of the stack of a run over ``legs`` legs (its states, intervals and codes)."""
-        return (legs + self.depth) * (16 * self.width + 64 + code_width(self.layers))
+        """Bytes a run holds besides its result: the intervals waiting at each level (their
+        states, ends and codes) and the rows of a batch's matrix products."""
+        return sum(self.caps[:-1]) * (16 * self.width + 64 + code_width(self.layers)) + 16 * max(self.caps) * self.width
 
     def run(self, legs: list, rtol: float, watch: Watch, finished: list) -> None:
         """The pieces of the legs ``legs`` ((start, Leg) of one polyline) into ``finished`` as
         (leg, lo, hi, ends, codes, states) chunks of NumPy arrays (the intervals about each
         leg's middle, the states (n, 2, K) there), in order along the path, watched by
         ``watch`` (a limit raises after ``finished`` holds the pieces so far)."""
-        n_legs, width, nbytes = len(legs), self.width, code_width(self.layers)
-        size = n_legs + self.depth
-        s_op, s_lo, s_hi, s_leg = np.empty(size, np.int64), np.empty(size), np.empty(size), np.empty(size, np.int64)
-        s_ends, s_code, s_z = np.empty((size, 2, 2), np.int64), np.empty((size, nbytes), np.uint8), np.empty((size, 2, width))
-        s_op[:n_legs], s_ends[:n_legs], s_code[:n_legs], s_z[:n_legs] = -1, BORDER, 0, 0.0
-        extent = 0.0
-        for slot, (number, (_, leg)) in enumerate(reversed(list(enumerate(legs)))):  # the first leg on top
-            center, ends, half = leg.bounds()
-            s_lo[slot], s_hi[slot], extent = ends[0, 0], ends[1, 0], half[0]
-            s_z[slot, 0, :leg.basis.shape[0]] = leg.origin.reshape(-1) + leg.basis @ center
-            s_z[slot, 1, :leg.basis.shape[0]] = leg.basis[:, 0]
-            s_leg[slot] = number
-        bmax = max([int(r[1] * r[6]) for r in self.meta if r[0] == compiled1d.CHAIN_SPLIT], default=0)
-        most = max(bmax + 1, OUT_BYTES // (16 * self.outputs + 48 + nbytes))  # pieces one call may output
-        cap = min(most, 4 * (bmax + 1) + 64)  # doubled each call up to ``most``: a short run allocates little
-        sp = n_legs
+        extent = float(legs[0][1].bounds()[2][0])  # the legs' half-length (each is t in [0, 1])
         watch.start()
-        watch.pending = sp
-        while sp:
+        with one_blas_thread():
+            self._loop(legs, rtol, extent, watch, finished)
+
+    def _loop(self, legs, rtol, extent, watch, finished) -> None:
+        """:meth:`run`'s calls of the kernel."""
+        width, nbytes, levels = self.width, code_width(self.layers), len(self.layers)
+        starts = np.cumsum([0] + self.caps[:-1])
+        lv = np.zeros((levels + 1, 3), np.int64)
+        lv[:, 0] = starts
+        rows = starts[-1]
+        l_lo, l_hi, l_leg = np.empty(rows), np.empty(rows), np.empty(rows, np.int64)
+        l_ends, l_code, l_z = np.empty((rows, 2, 2), np.int64), np.empty((rows, nbytes), np.uint8), np.empty((rows, 2, width))
+        scratch = np.empty(2 * max(self.caps) * width)
+        most = max(self.caps[-1], OUT_BYTES // (16 * self.outputs + 48 + nbytes))  # pieces one call may output
+        cap = self.caps[-1]  # doubled each call up to ``most``: a short run allocates little
+        busy, loaded = False, 0
+        while busy or loaded < len(legs):
             watch.check_time()
-            o_lo, o_hi, o_ends = np.empty(cap), np.empty(cap), np.empty((cap, 2, 2), np.int64)
-            o_code, o_z, o_leg = np.empty((cap, nbytes), np.uint8), np.empty((cap, 2, self.outputs)), np.empty(cap, np.int64)
-            n, sp, _ = compiled1d.chain_pieces(self.meta, self.weights, self.biases, self.act, self.first, rtol, extent,
-                                               WORK_PER_CALL, REFRESH, s_op, s_lo, s_hi, s_ends, s_code, s_z, s_leg, sp,
-                                               o_lo, o_hi, o_ends, o_code, o_z, o_leg)
+            if not busy:  # the next legs, at the first level (without one: each leg is a piece)
+                batch = legs[loaded: loaded + self.caps[0]]
+                ends = np.array([leg.bounds()[1][:, 0] for _, leg in batch])  # (n, 2) about each leg's middle
+                z = self._states(batch)
+                n, loaded = len(batch), loaded + len(batch)
+                if not levels:
+                    finished.append((np.arange(loaded - n, loaded), ends[:, 0], ends[:, 1], np.full((n, 2, 2), BORDER),
+                                     np.zeros((n, 0), np.uint8), z))
+                    watch.done += n
+                    continue
+                l_lo[:n], l_hi[:n], l_leg[:n], l_ends[:n], l_code[:n] = ends[:, 0], ends[:, 1], np.arange(loaded - n, loaded), BORDER, 0
+                l_z[:n, :, : z.shape[2]] = z
+                lv[0, 1:] = 0, n
+            size = max(self.cuts, min(cap, watch.max_regions - watch.done))  # no more than the region limit allows
+            o_lo, o_hi, o_ends = np.empty(size), np.empty(size), np.empty((size, 2, 2), np.int64)
+            o_code, o_z, o_leg = np.empty((size, nbytes), np.uint8), np.empty((size, 2, self.outputs)), np.empty(size, np.int64)
+            n, _, busy = compiled1d.chain_pieces(self.meta, self.weights, self.biases, self.act, rtol, extent, WORK_PER_CALL,
+                                                 REFRESH, lv, l_lo, l_hi, l_ends, l_code, l_z, l_leg, scratch,
+                                                 o_lo, o_hi, o_ends, o_code, o_z, o_leg, 0)
             finished.append((o_leg[:n], o_lo[:n], o_hi[:n], o_ends[:n], o_code[:n], o_z[:n]))
             cap = min(2 * cap, most)
-            watch.pending = sp
-            watch.finished(Intervals(torch.from_numpy(o_lo[:n]), torch.from_numpy(o_hi[:n]), torch.from_numpy(o_ends[:n])))
-            watch.check(self.layers[-1].name if self.layers else "", 0)
+            watch.pending = int(lv[:, 2].sum()) + len(legs) - loaded
+            if watch.bar is None and watch.timeout is None:  # nothing shows the length finished
+                watch.done += n
+            else:
+                watch.finished(Intervals(torch.from_numpy(o_lo[:n]), torch.from_numpy(o_hi[:n]), torch.from_numpy(o_ends[:n])))
+            watch.check(self.layers[-1].name, 0)
+
+    def _states(self, legs: list) -> np.ndarray:
+        """(n, 2, w) the states of the legs ``legs`` ((start, Leg)) at their middles (value,
+        slope) through the linear ops before the first elementwise one."""
+        rows = np.empty((len(legs), 2, legs[0][1].basis.shape[0]))
+        for i, (_, leg) in enumerate(legs):
+            rows[i, 0] = leg.origin.reshape(-1) + leg.basis @ leg.bounds()[0]
+            rows[i, 1] = leg.basis[:, 0]
+        first = int(self.meta[:, 0].argmax()) if len(self.layers) else len(self.meta)  # the first elementwise op
+        out = compiled1d.chain_product(self.meta, self.weights, self.biases, 0, first, rows.reshape(2 * len(legs), -1))
+        return out.reshape(len(legs), 2, -1)
 
     def pieces(self, legs: list, finished: list) -> list[tuple[float, PieceArrays]]:
         """(start, pieces) of each leg from the chunks ``finished`` of :meth:`run`."""
@@ -148,6 +179,30 @@ class PathChain:
             parts.append((start, PieceArrays.of_states(lo[s] + c0[0], hi[s] + c0[0], ends[s], out[s], c0,
                                                        ((lo[s] + hi[s]) / 2)[:, None], codes[s])))
         return parts
+
+
+@functools.cache
+def _blas():
+    """The BLAS libraries of this process (those the kernel's matrix products call)."""
+    import scipy.linalg.cython_blas  # noqa: F401  (numba's products call it: loaded before it is looked for)
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas")
+
+
+@contextmanager
+def one_blas_thread():
+    """A context in which BLAS runs on one thread: the kernel's products are small, and threads
+    started for each would cost more than they save (much more on a loaded machine)."""
+    libs = _blas().lib_controllers
+    before = [lib.num_threads for lib in libs]
+    for lib in libs:
+        lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, n in zip(libs, before):
+            lib.set_num_threads(n)
 
 
 def path_chain(chain: Chain, inputs: int) -> PathChain | None:

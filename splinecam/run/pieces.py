@@ -51,9 +51,9 @@ class PieceArrays:
         """:meth:`of_cells` from NumPy arrays: the pieces' ends ``lo``, ``hi`` (R,) (absolute) and
         end units ``ends`` (R, 2, 2), output states ``out`` (R, 1 + d, K) at the chart point ``c0``
         (d,), a point ``inside`` (R, d) each piece (about ``c0``), packed ``codes`` (R, B)."""
-        slopes = np.moveaxis(out[:, 1:], 1, 2)  # (R, K, d)
+        slopes = out[:, 1:].transpose(0, 2, 1)  # (R, K, d)
         return cls(lo, hi, ends, np.concatenate([slopes, (out[:, 0] - slopes @ c0)[..., None]], -1), codes,
-                   out[:, 0] + np.einsum("rkd,rd->rk", slopes, inside))
+                   out[:, 0] + (slopes @ inside[:, :, None])[..., 0])
 
     @classmethod
     def coarse(cls, cells: Intervals, center: torch.Tensor, outputs: int, code_width: int) -> "PieceArrays":
