@@ -54,9 +54,10 @@ def partition_path(model, path: Path, dtype=torch.float64, device=None, progress
     legs = path.legs()
     chain = cached_chain(model, legs[0][1]) if chain_applies(dtype, device) else None
     fast = path_chain(chain, path.input_shape[0]) if chain is not None and path.kind == "polyline" else None
-    if fast is not None and compiled1d.AVAILABLE and fast.stack_bytes(len(legs)) <= parse_bytes(options.max_memory):
+    budget = parse_bytes(options.max_memory)
+    if fast is not None and compiled1d.AVAILABLE and fast.stack_bytes(len(legs)) <= budget:
         network = frozen(model, torch.float64, "cpu", path.input_shape, chain.state)
-        return _run_chain(fast, path, legs, network, progress, options, started)
+        return _run_chain(fast, path, legs, network, progress, options, budget, started)
     if chain is not None:
         graph, shapes = chain.graph(path.input_shape[0])
         network, runner = frozen(model, torch.float64, "cpu", path.input_shape), ChainRun
@@ -69,7 +70,7 @@ def partition_path(model, path: Path, dtype=torch.float64, device=None, progress
         raise UnsupportedModelError(f"on a path, splinecam splits elementwise piecewise-linear ops (ReLU, LeakyReLU, "
                                     f"clamp, abs, ...) only; the max-type op(s) {', '.join(flat)} split slices only. "
                                     "Partition a slice through the path instead.")
-    plans = [(start, Plan.make(graph, shapes, leg, dtype, device, options.rtol, parse_bytes(options.max_memory),
+    plans = [(start, Plan.make(graph, shapes, leg, dtype, device, options.rtol, budget,
                                options.chunk_size)) for start, leg in legs]
     layers = list(plans[0][1].layers.values())
     max_regions, note = region_limit(options.max_regions, plans[0][1].region_bytes(), plans[0][1].budget)
@@ -91,22 +92,23 @@ def partition_path(model, path: Path, dtype=torch.float64, device=None, progress
     return PathPartition.of_legs(parts, path, layers, watch.elapsed(), network)
 
 
-def _run_chain(fast: PathChain, path: Path, legs: list, network, progress, options, started: float) -> "PathPartition":
+def _run_chain(fast: PathChain, path: Path, legs: list, network, progress, options, budget: int,
+               started: float) -> "PathPartition":
     """:func:`partition_path` of a plain MLP on a polyline: all legs in the compiled chain kernel
-    (:mod:`splinecam.run.chain1d`), under the same limits."""
-    max_regions, note = region_limit(options.max_regions, region_bytes(fast.outputs, fast.layers),
-                                     parse_bytes(options.max_memory))
+    (:mod:`splinecam.run.chain1d`), under the same limits (``budget``: ``max_memory`` in bytes)."""
+    max_regions, note = region_limit(options.max_regions, region_bytes(fast.outputs, fast.layers), budget)
     watch = Watch(path, progress, max_regions, options.timeout, started, note)
     finished: list = []
+    starts = np.array([start for start, _ in legs])
     try:
         fast.run(legs, options.rtol, watch, finished)
     except StoppedEarly as err:
-        err.partial = PathPartition.of_legs(fast.pieces(legs, finished), path, fast.layers, watch.elapsed(), network,
-                                            complete=False)
+        err.partial = PathPartition.of_pieces(*fast.pieces(legs, finished), starts, path, fast.layers, watch.elapsed(),
+                                              network, complete=False)
         raise
     finally:
         watch.close()
-    return PathPartition.of_legs(fast.pieces(legs, finished), path, fast.layers, watch.elapsed(), network)
+    return PathPartition.of_pieces(*fast.pieces(legs, finished), starts, path, fast.layers, watch.elapsed(), network)
 
 
 class PathPartition(NetworkCopy):
@@ -135,27 +137,27 @@ class PathPartition(NetworkCopy):
                 complete: bool = True) -> "PathPartition":
         """The pieces of the legs' runs ``parts`` (start of the leg in t, its pieces in the
         leg's own coordinate), in order along the path."""
-        k = next((p.affine.shape[1] for _, p in parts if len(p)), 0)
-        los, his, maps, outs, codes, ends, legs = [], [], [], [], [], [], []
-        for i, (start, p) in enumerate(parts):
-            order = np.argsort(p.lo, kind="stable")
-            a = p.affine[order]
-            if path.kind == "polyline":  # the leg's a * (t - start) + c
-                a = np.stack([a[..., 0], a[..., 1] - a[..., 0] * start], -1)
-            los.append(p.lo[order] + start)
-            his.append(p.hi[order] + start)
-            maps.append(a)
-            outs.append(p.centroid_outputs[order])
-            codes.append(p.packed_codes[order])
-            ends.append(p.ends[order])
-            legs.append(np.full(len(p), i))
-        if not los:
-            f = 3 if path.kind == "ellipse" else 2
-            return cls(path, np.zeros(0), np.zeros(0), np.zeros((0, k, f)), np.zeros((0, k)),
-                       np.zeros((0, code_width(layers)), np.uint8), np.zeros((0, 2, 2)),
-                       np.zeros(0), layers, seconds, network, complete)
-        return cls(path, *(np.concatenate(x) for x in (los, his, maps, outs, codes, ends, legs)), layers, seconds,
-                   network, complete)
+        if not parts:
+            k, f = 0, 3 if path.kind == "ellipse" else 2
+            empty = PieceArrays(np.zeros(0), np.zeros(0), np.zeros((0, 2, 2), np.int64), np.zeros((0, k, f)),
+                                np.zeros((0, code_width(layers)), np.uint8), np.zeros((0, k)))
+            return cls.of_pieces(empty, np.zeros(0, np.int64), np.zeros(0), path, layers, seconds, network, complete)
+        ordered = [p if np.all(p.lo[1:] >= p.lo[:-1]) else p.select(np.argsort(p.lo, kind="stable")) for _, p in parts]
+        leg = np.repeat(np.arange(len(parts)), [len(p) for p in ordered])
+        return cls.of_pieces(PieceArrays.concat(ordered), leg, np.array([start for start, _ in parts]), path, layers,
+                             seconds, network, complete)
+
+    @classmethod
+    def of_pieces(cls, pieces: PieceArrays, leg, starts, path: Path, layers, seconds, network,
+                  complete: bool = True) -> "PathPartition":
+        """The pieces ``pieces`` (n,) of the legs ``leg`` (n,) (in order along the path, each in
+        its leg's own coordinate), the legs starting at ``starts`` in t."""
+        start = np.asarray(starts, np.float64)[leg]
+        a = pieces.affine
+        if path.kind == "polyline":  # the leg's a * (t - start) + c
+            a = np.stack([a[..., 0], a[..., 1] - a[..., 0] * start[:, None]], -1)
+        return cls(path, pieces.lo + start, pieces.hi + start, a, pieces.centroid_outputs, pieces.packed_codes,
+                   pieces.ends, leg, layers, seconds, network, complete)
 
     # -- the pieces ----------------------------------------------------------------
 

@@ -89,7 +89,7 @@ class Path:
         if kind == "polyline":
             if closed:
                 flat, pts = np.concatenate([flat, flat[:1]]), np.concatenate([pts, pts[:1]])
-            steps = np.abs(np.diff(flat, axis=0)).max(1)
+            steps = np.abs(flat[1:] - flat[:-1]).max(1)
             if not (steps > eps).all():
                 i = int(np.argmin(steps))
                 raise ValueError(f"points {i} and {i + 1} of the path coincide: a leg needs two distinct points.")

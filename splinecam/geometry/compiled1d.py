@@ -36,16 +36,25 @@ def _crossing(a_lo, a_hi, z0, z1, breakpoints, rtol, extent, base, rare, pa, pc,
     (Two passes: every unit's side, in a loop the compiler vectorises; then the few crossing
     or flat ones, marked in ``rare``.)"""
     k, units = breakpoints.shape[0], z0.shape[0]
-    for u in range(units):
-        v0, v1 = z0[u], z1[u]
-        v_lo, v_hi = v1 * a_lo + v0, v1 * a_hi + v0
-        top, bottom = max(v_lo, v_hi), min(v_lo, v_hi)
-        for q in range(k):
-            b = breakpoints[q]
+    if k == 1:  # (one breakpoint: the loop without an inner one, which the compiler vectorises)
+        b = breakpoints[0]
+        for u in range(units):
+            v0, v1 = z0[u], z1[u]
+            v_lo, v_hi = v1 * a_lo + v0, v1 * a_hi + v0
             tol = (abs(v1) * extent + abs(v0 - b)) * rtol
-            above, below = top - b > tol, bottom - b < -tol
-            base[u * k + q] = above
-            rare[u * k + q] = above == below
+            above, below = max(v_lo, v_hi) - b > tol, min(v_lo, v_hi) - b < -tol
+            base[u] = above
+            rare[u] = above == below
+    else:
+        for u in range(units):
+            v0, v1 = z0[u], z1[u]
+            v_lo, v_hi = v1 * a_lo + v0, v1 * a_hi + v0
+            for q in range(k):
+                b = breakpoints[q]
+                tol = (abs(v1) * extent + abs(v0 - b)) * rtol
+                above, below = max(v_lo, v_hi) - b > tol, min(v_lo, v_hi) - b < -tol
+                base[u * k + q] = above
+                rare[u * k + q] = above == below
     mid = (a_lo + a_hi) / 2
     m = 0
     for bit in range(units * k):

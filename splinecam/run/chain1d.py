@@ -107,13 +107,15 @@ class PathChain:
         (leg, lo, hi, ends, codes, states) chunks of NumPy arrays (the intervals about each
         leg's middle, the states (n, 2, K) there), in order along the path, watched by
         ``watch`` (a limit raises after ``finished`` holds the pieces so far)."""
-        extent = float(legs[0][1].bounds()[2][0])  # the legs' half-length (each is t in [0, 1])
+        frame = legs[0][1].bounds()  # every leg's: each is t in [0, 1]
         watch.start()
         with one_blas_thread():
-            self._loop(legs, rtol, extent, watch, finished)
+            self._loop(legs, rtol, frame, watch, finished)
 
-    def _loop(self, legs, rtol, extent, watch, finished) -> None:
-        """:meth:`run`'s calls of the kernel."""
+    def _loop(self, legs, rtol, frame, watch, finished) -> None:
+        """:meth:`run`'s calls of the kernel; ``frame``: the legs' chart point, ends about it and
+        half-length (:meth:`Leg.bounds`)."""
+        center, (lo, hi), extent = frame[0], frame[1][:, 0], float(frame[2][0])
         width, nbytes, levels = self.width, code_width(self.layers), len(self.layers)
         starts = np.cumsum([0] + self.caps[:-1])
         lv = np.zeros((levels + 1, 3), np.int64)
@@ -129,15 +131,14 @@ class PathChain:
             watch.check_time()
             if not busy:  # the next legs, at the first level (without one: each leg is a piece)
                 batch = legs[loaded: loaded + self.caps[0]]
-                ends = np.array([leg.bounds()[1][:, 0] for _, leg in batch])  # (n, 2) about each leg's middle
-                z = self._states(batch)
+                z = self._states(batch, center)
                 n, loaded = len(batch), loaded + len(batch)
                 if not levels:
-                    finished.append((np.arange(loaded - n, loaded), ends[:, 0], ends[:, 1], np.full((n, 2, 2), BORDER),
+                    finished.append((np.arange(loaded - n, loaded), np.full(n, lo), np.full(n, hi), np.full((n, 2, 2), BORDER),
                                      np.zeros((n, 0), np.uint8), z))
                     watch.done += n
                     continue
-                l_lo[:n], l_hi[:n], l_leg[:n], l_ends[:n], l_code[:n] = ends[:, 0], ends[:, 1], np.arange(loaded - n, loaded), BORDER, 0
+                l_lo[:n], l_hi[:n], l_leg[:n], l_ends[:n], l_code[:n] = lo, hi, np.arange(loaded - n, loaded), BORDER, 0
                 l_z[:n, :, : z.shape[2]] = z
                 lv[0, 1:] = 0, n
             size = max(self.cuts, min(cap, watch.max_regions - watch.done))  # no more than the region limit allows
@@ -155,30 +156,25 @@ class PathChain:
                 watch.finished(Intervals(torch.from_numpy(o_lo[:n]), torch.from_numpy(o_hi[:n]), torch.from_numpy(o_ends[:n])))
             watch.check(self.layers[-1].name, 0)
 
-    def _states(self, legs: list) -> np.ndarray:
-        """(n, 2, w) the states of the legs ``legs`` ((start, Leg)) at their middles (value,
-        slope) through the linear ops before the first elementwise one."""
+    def _states(self, legs: list, center: np.ndarray) -> np.ndarray:
+        """(n, 2, w) the states of the legs ``legs`` ((start, Leg)) at their chart point
+        ``center`` (1,) (value, slope) through the linear ops before the first elementwise one."""
         rows = np.empty((len(legs), 2, legs[0][1].basis.shape[0]))
         for i, (_, leg) in enumerate(legs):
-            rows[i, 0] = leg.origin.reshape(-1) + leg.basis @ leg.bounds()[0]
+            rows[i, 0] = leg.origin.reshape(-1) + leg.basis @ center
             rows[i, 1] = leg.basis[:, 0]
         first = int(self.meta[:, 0].argmax()) if len(self.layers) else len(self.meta)  # the first elementwise op
         out = compiled1d.chain_product(self.meta, self.weights, self.biases, 0, first, rows.reshape(2 * len(legs), -1))
         return out.reshape(len(legs), 2, -1)
 
-    def pieces(self, legs: list, finished: list) -> list[tuple[float, PieceArrays]]:
-        """(start, pieces) of each leg from the chunks ``finished`` of :meth:`run`."""
+    def pieces(self, legs: list, finished: list) -> tuple[PieceArrays, np.ndarray]:
+        """The pieces of the chunks ``finished`` of :meth:`run` in one (each in its leg's
+        coordinate, in order along the path) and the leg of each."""
         if not finished:
-            return []
+            return PieceArrays.empty(self.outputs, code_width(self.layers)), np.zeros(0, np.int64)
         leg, lo, hi, ends, codes, out = (x[0] if len(finished) == 1 else np.concatenate(x) for x in zip(*finished))
-        bounds = np.searchsorted(leg, np.arange(len(legs) + 1))
-        parts = []
-        for number, (start, chart) in enumerate(legs):
-            s = slice(bounds[number], bounds[number + 1])
-            c0 = chart.bounds()[0]
-            parts.append((start, PieceArrays.of_states(lo[s] + c0[0], hi[s] + c0[0], ends[s], out[s], c0,
-                                                       ((lo[s] + hi[s]) / 2)[:, None], codes[s])))
-        return parts
+        c0 = legs[0][1].bounds()[0]  # the chart point of every leg (each is t in [0, 1])
+        return PieceArrays.of_states(lo + c0[0], hi + c0[0], ends, out, c0, ((lo + hi) / 2)[:, None], codes), leg
 
 
 @functools.cache

@@ -62,6 +62,10 @@ class PieceArrays:
         lo, hi = (p.cpu().numpy() for p in cells.parameters(center))
         return cls(lo, hi, cells.ends.cpu().numpy(), np.full((r, outputs, 1 + cells.dim), np.nan), np.zeros((r, code_width), np.uint8), np.full((r, outputs), np.nan))
 
+    def select(self, index) -> "PieceArrays":
+        """The pieces ``index`` (an index array or a mask), in its order."""
+        return type(self)(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
+
     @classmethod
     def concat(cls, parts: list["PieceArrays"]) -> "PieceArrays":
         """The pieces of several sets, in order."""
