@@ -302,7 +302,7 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, lv
         units, k, nxt, layer, byte = meta[i, 1], meta[i, 6], meta[i, 9], meta[i, 7], meta[i, 8]
         bits = units * k
         last = nxt == n_ops
-        room = o_lo.shape[0] - n_out if last else lv[s + 2, 0] - lv[s + 1, 0]
+        room = min(o_lo.shape[0] - n_out, rows.shape[0] // (2 * width)) if last else lv[s + 2, 0] - lv[s + 1, 0]
         if batches > 0 and (work > max_work or room < bits + 1):
             return n_out, work, True
         batches += 1

@@ -30,6 +30,7 @@ from .chain import Chain
 from .pieces import PieceArrays
 from .plan import graph_layers
 from .regions import LayerInfo, code_width
+from .stack import warm_allocator
 from .watch import Watch
 
 __all__ = ["ENABLED", "PathChain", "REFRESH", "path_chain"]
@@ -108,6 +109,7 @@ class PathChain:
         leg's middle, the states (n, 2, K) there), in order along the path, watched by
         ``watch`` (a limit raises after ``finished`` holds the pieces so far)."""
         frame = legs[0][1].bounds()  # every leg's: each is t in [0, 1]
+        warm_allocator()
         watch.start()
         with one_blas_thread():
             self._loop(legs, rtol, frame, watch, finished)
@@ -117,7 +119,8 @@ class PathChain:
         half-length (:meth:`Leg.bounds`)."""
         center, (lo, hi), extent = frame[0], frame[1][:, 0], float(frame[2][0])
         width, nbytes, levels = self.width, code_width(self.layers), len(self.layers)
-        starts = np.cumsum([0] + self.caps[:-1])
+        caps = [min(self.caps[0], len(legs))] + self.caps[1:]  # the first level: the legs, as many as a batch holds
+        starts = np.cumsum([0] + caps[:-1])
         lv = np.zeros((levels + 1, 3), np.int64)
         lv[:, 0] = starts
         rows = starts[-1]
@@ -130,7 +133,7 @@ class PathChain:
         while busy or loaded < len(legs):
             watch.check_time()
             if not busy:  # the next legs, at the first level (without one: each leg is a piece)
-                batch = legs[loaded: loaded + self.caps[0]]
+                batch = legs[loaded: loaded + caps[0]]
                 z = self._states(batch, center)
                 n, loaded = len(batch), loaded + len(batch)
                 if not levels:

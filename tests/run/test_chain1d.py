@@ -184,3 +184,13 @@ def test_the_cached_chain_follows_the_model(kernel_calls):
         if len(seen) == 1:
             assert first.verify().ok  # the first partition keeps the weights it was made with
         seen.append(part)
+
+
+@pytest.mark.parametrize("batch", [chain1d.BATCH, 8])
+def test_thousands_of_pieces_in_batches(batch, monkeypatch, kernel_calls):
+    monkeypatch.setattr(chain1d, "BATCH", batch)  # (8: a few legs and intervals at a time)
+    model = random_mlp([48, 48, 48], 3, 11)
+    path = sc.Path.through(np.random.default_rng(3).normal(size=(40, 2)) * 2)
+    fast = sc.partition(model, path, progress=False)
+    assert len(fast) > 2000 and (batch > 8 or len(kernel_calls) > 5)
+    check_same_pieces(fast, engine(model, path))
