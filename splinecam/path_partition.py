@@ -4,7 +4,9 @@ its queries, analysis methods and save/load.
 
 Each leg of the path is one run of the same engine and plan as a slice (its cells are
 :class:`~splinecam.geometry.Intervals`, or :class:`~splinecam.geometry.Arcs` on an ellipse),
-under one watch: the same ops, limits (``.partial``), progress and Ctrl-C.
+under one watch: the same ops, limits (``.partial``), progress and Ctrl-C.  A plain MLP (see
+:mod:`splinecam.run.chain`) on a polyline takes the compiled chain kernel instead
+(:mod:`splinecam.run.chain1d`: all legs at once, the same pieces, under the same limits).
 """
 
 from __future__ import annotations

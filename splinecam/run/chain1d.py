@@ -25,7 +25,6 @@ import torch
 
 from ..geometry import BORDER, Intervals, compiled1d
 from ..geometry.linesplit import WORK_PER_CALL
-from ..ops import ElementwiseOp, LinearOp
 from .chain import Chain
 from .pieces import PieceArrays
 from .plan import graph_layers
@@ -62,8 +61,8 @@ class PathChain:
 
     @classmethod
     def of(cls, chain: Chain, inputs: int) -> "PathChain | None":
-        """The kernel's reading of ``chain`` on inputs (inputs,), or None where an op is neither a
-        linear layer nor an elementwise op with slopes shared by all units."""
+        """The kernel's reading of ``chain`` on inputs (inputs,) (its ops: linear layers and
+        elementwise ops), or None where an elementwise op's slopes are not shared by all units."""
         graph, shapes = chain.graph(inputs)
         layers = graph_layers(graph, shapes)
         meta = np.zeros((len(graph.nodes), len(compiled1d.CHAIN_META)), np.int64)
@@ -73,7 +72,7 @@ class PathChain:
         for i, node in enumerate(graph.nodes):
             n_in, n_out = math.prod(shapes[i]), math.prod(shapes[i + 1])
             op = node.op
-            if type(op) is LinearOp and not op.flat:
+            if not op.splits:  # a linear layer: the only affine op of a chain
                 w = op.weight.numpy().T.reshape(-1)
                 b = op.bias()
                 meta[i, :5] = compiled1d.CHAIN_AFFINE, n_in, n_out, sizes["w"], sizes["b"] if b is not None else -1
@@ -82,7 +81,7 @@ class PathChain:
                 if b is not None:
                     biases.append(b.numpy())
                     sizes["b"] += n_out
-            elif isinstance(op, ElementwiseOp) and op.slopes.dim() == 1:
+            elif op.slopes.dim() == 1:  # an elementwise op (the only other), its pieces shared by all units
                 k = op.breakpoints.numel()
                 meta[i, [0, 1, 2, 5, 6, 7, 8]] = compiled1d.CHAIN_SPLIT, n_in, n_out, sizes["a"], k, list(layers).index(i), byte
                 byte += -(-n_in * k // 8)
