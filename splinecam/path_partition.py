@@ -102,15 +102,16 @@ def _run_chain(fast: PathChain, path: Path, legs: list, network, progress, optio
     watch = Watch(path, progress, max_regions, options.timeout, started, note)
     finished: list = []
     starts = np.array([start for start, _ in legs])
+    frame = legs[0][1].bounds()  # every leg's: each is t in [0, 1]
     try:
-        fast.run(legs, options.rtol, watch, finished)
+        fast.run(legs, frame, options.rtol, watch, finished)
     except StoppedEarly as err:
-        err.partial = PathPartition.of_pieces(*fast.pieces(legs, finished), starts, path, fast.layers, watch.elapsed(),
+        err.partial = PathPartition.of_pieces(*fast.pieces(frame, finished), starts, path, fast.layers, watch.elapsed(),
                                               network, complete=False)
         raise
     finally:
         watch.close()
-    return PathPartition.of_pieces(*fast.pieces(legs, finished), starts, path, fast.layers, watch.elapsed(), network)
+    return PathPartition.of_pieces(*fast.pieces(frame, finished), starts, path, fast.layers, watch.elapsed(), network)
 
 
 class PathPartition(NetworkCopy):

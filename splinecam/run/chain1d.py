@@ -16,6 +16,7 @@ its result plus ``stack_bytes`` (the fast path is not taken where that passes th
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -102,12 +103,12 @@ class PathChain:
         states, ends and codes) and the rows of a batch's matrix products."""
         return sum(self.caps[:-1]) * (16 * self.width + 64 + code_width(self.layers)) + 16 * max(self.caps) * self.width
 
-    def run(self, legs: list, rtol: float, watch: Watch, finished: list) -> None:
-        """The pieces of the legs ``legs`` ((start, Leg) of one polyline) into ``finished`` as
-        (leg, lo, hi, ends, codes, states) chunks of NumPy arrays (the intervals about each
-        leg's middle, the states (n, 2, K) there), in order along the path, watched by
-        ``watch`` (a limit raises after ``finished`` holds the pieces so far)."""
-        frame = legs[0][1].bounds()  # every leg's: each is t in [0, 1]
+    def run(self, legs: list, frame, rtol: float, watch: Watch, finished: list) -> None:
+        """The pieces of the legs ``legs`` ((start, Leg) of one polyline, each t in [0, 1]:
+        ``frame``, every leg's :meth:`Leg.bounds`) into ``finished`` as (leg, lo, hi, ends, codes,
+        states) chunks of NumPy arrays (the intervals about each leg's middle, the states (n, 2, K)
+        there), in order along the path, watched by ``watch`` (a limit raises after ``finished``
+        holds the pieces so far)."""
         warm_allocator()
         watch.start()
         with one_blas_thread():
@@ -119,7 +120,7 @@ class PathChain:
         center, (lo, hi), extent = frame[0], frame[1][:, 0], float(frame[2][0])
         width, nbytes, levels = self.width, code_width(self.layers), len(self.layers)
         caps = [min(self.caps[0], len(legs))] + self.caps[1:]  # the first level: the legs, as many as a batch holds
-        starts = np.cumsum([0] + caps[:-1])
+        starts = list(itertools.accumulate(caps[:-1], initial=0))
         lv = np.zeros((levels + 1, 3), np.int64)
         lv[:, 0] = starts
         rows = starts[-1]
@@ -169,13 +170,13 @@ class PathChain:
         out = compiled1d.chain_product(self.meta, self.weights, self.biases, 0, first, rows.reshape(2 * len(legs), -1))
         return out.reshape(len(legs), 2, -1)
 
-    def pieces(self, legs: list, finished: list) -> tuple[PieceArrays, np.ndarray]:
-        """The pieces of the chunks ``finished`` of :meth:`run` in one (each in its leg's
-        coordinate, in order along the path) and the leg of each."""
+    def pieces(self, frame, finished: list) -> tuple[PieceArrays, np.ndarray]:
+        """The pieces of the chunks ``finished`` of :meth:`run` (legs of the ``frame`` given
+        there) in one (each in its leg's coordinate, in order along the path) and the leg of each."""
         if not finished:
             return PieceArrays.empty(self.outputs, code_width(self.layers)), np.zeros(0, np.int64)
         leg, lo, hi, ends, codes, out = (x[0] if len(finished) == 1 else np.concatenate(x) for x in zip(*finished))
-        c0 = legs[0][1].bounds()[0]  # the chart point of every leg (each is t in [0, 1])
+        c0 = frame[0]  # the chart point of every leg
         return PieceArrays.of_states(lo + c0[0], hi + c0[0], ends, out, c0, ((lo + hi) / 2)[:, None], codes), leg
 
 

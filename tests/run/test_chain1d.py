@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import arrangement_model, check_same_pieces, degenerate_mlp, examples, random_mlp
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -62,6 +62,7 @@ def polyline(rng, integer: bool, closed: bool) -> sc.Path:
 @given(widths=st.lists(st.integers(1, 12), min_size=1, max_size=3), seed=st.integers(0, 10**6),
        act=st.sampled_from(["relu", "leaky"]), integer=st.booleans(), duplicate=st.booleans(),
        dead=st.sampled_from([False, True, "flat"]), closed=st.booleans())
+@example(widths=[3, 7], seed=114, act="leaky", integer=True, duplicate=False, dead=False, closed=False)  # a vertex
 def test_the_kernel_makes_the_engines_pieces(widths, seed, act, integer, duplicate, dead, closed):
     model = degenerate_mlp(widths, seed, act, integer, duplicate, dead)
     path = polyline(np.random.default_rng(seed), integer, closed)
