@@ -4,10 +4,11 @@ interval, for float64 NumPy arrays on the CPU): the same arithmetic, classificat
 pieces, with the zeros of an interval taken in order (the sequential form of the torch rule's
 vectorised passes).  ``AVAILABLE`` is False when numba is not installed.
 
-Two kernels share the cut of one interval (:func:`_crossing`, :func:`_cuts`, :func:`_piece_code`):
+Two kernels share the cut of one interval (:func:`_crossing`, :func:`_cuts`, :func:`_side`):
 :func:`interval_breakpoint_split` (one elementwise op over a batch of intervals) and
-:func:`chain_pieces` (intervals through a whole chain of affine maps and elementwise ops, depth
-first, each piece's next state from its neighbour's by the units that changed).
+:func:`chain_pieces` (intervals through a whole chain of linear and elementwise ops, level by
+level in batches, depth first: the first piece of each interval by a matrix product, the others
+from their neighbour's state by the units that changed).
 
 Bounded: a call stops after the interval whose pieces pass ``budget`` bytes or ``max_work``
 steps (at least one interval) and hands back the intervals it has not started as the rest.
