@@ -5,15 +5,21 @@ On each, the same segments (the square's two diagonals and random chords through
 seed) are partitioned by both, in this one process, warm (one untimed call each first), one
 thread each, interleaved (ours, theirs, theirs, ours, ...) so that load on the machine hits both
 alike.  Prints the piece counts (they must agree) and the median time of several runs of each
-over all segments of a case, and the ratio.
+over all segments of a case, and the ratio; and, of our time, the median spent in the compiled
+chain kernel (:func:`splinecam.geometry.compiled1d.chain_pieces`; the rest is Python around it).
 
-Usage: python benchmarks/paths.py [--runs=5] [--segments=8]
+Timed as ``timeit`` times: the garbage collector runs before each timed call, not during it
+(a full collection in a process that has imported torch takes a fraction of a second, and when
+it falls in a timed call depends on everything else the process allocated); ``--gc`` keeps it on.
+
+Usage: python benchmarks/paths.py [--runs=5] [--segments=8] [--gc]
 
 regioncam (``pip install regioncam``) is optional: without it only our times are printed.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import statistics
 import sys
@@ -25,6 +31,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import splinecam as sc  # noqa: E402
+from splinecam.geometry import compiled1d  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script: the repository root
 from benchmarks.peers import cases  # noqa: E402
@@ -46,6 +53,19 @@ def segments(half: float, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+KERNEL = [0.0]  # seconds spent in the chain kernel since the last reset
+
+
+def _timed_kernel(kernel):
+    def timed(*args):
+        t0 = time.perf_counter()
+        try:
+            return kernel(*args)
+        finally:
+            KERNEL[0] += time.perf_counter() - t0
+    return timed
+
+
 def ours(model, segs) -> int:
     return sum(len(sc.partition(model, sc.Path.segment(a, b), progress=False)) for a, b in segs)
 
@@ -62,29 +82,42 @@ def theirs(model, segs) -> int:
 def main(argv: list[str]) -> None:
     runs = int(next((a.split("=")[1] for a in argv if a.startswith("--runs=")), 5))
     n_seg = int(next((a.split("=")[1] for a in argv if a.startswith("--segments=")), 8))
+    keep_gc = "--gc" in argv
     torch.set_num_threads(1)
+    compiled1d.chain_pieces = _timed_kernel(compiled1d.chain_pieces)
     print(f"torch {torch.__version__}, 1 thread; splinecam float64; load average {os.getloadavg()[0]:.2f}")
     if regioncam is None:
         print("regioncam is not installed (pip install regioncam): only splinecam's times are shown.")
     else:
         print(f"regioncam (float32), RAYON_NUM_THREADS={os.environ['RAYON_NUM_THREADS']}")
-    print(f"{n_seg} segments per case (the square's diagonals and random chords); medians of {runs} runs")
-    print(f"{'case':30} {'pieces (ours)':>13} {'pieces (theirs)':>15} {'splinecam':>10} {'regioncam':>10} {'ours/theirs':>11}")
+    print(f"{n_seg} segments per case (the square's diagonals and random chords); medians of {runs} runs; "
+          f"garbage collector {'on' if keep_gc else 'off while timing (as timeit)'}")
+    print(f"{'case':30} {'pieces (ours)':>13} {'pieces (theirs)':>15} {'splinecam':>10} {'(kernel)':>9} {'regioncam':>10} "
+          f"{'ours/theirs':>11}")
     for name, model, half, _ in cases(quick=False):
         segs = segments(half, n_seg)
         fns = [ours] + ([theirs] if regioncam is not None else [])
         counts = [fn(model, segs) for fn in fns]  # warm-up
         times: list[list[float]] = [[] for _ in fns]
+        kernel: list[float] = []
         for r in range(runs):
             for k in (range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))):
+                KERNEL[0] = 0.0
+                gc.collect()
+                if not keep_gc:
+                    gc.disable()
                 t0 = time.perf_counter()
                 counts[k] = fns[k](model, segs)
                 times[k].append(time.perf_counter() - t0)
+                gc.enable()
+                if k == 0:
+                    kernel.append(KERNEL[0])
         med = [statistics.median(t) for t in times]
+        inside = _ms(statistics.median(kernel))
         if regioncam is None:
-            print(f"{name:30} {counts[0]:>13,} {'-':>15} {_ms(med[0]):>10} {'-':>10} {'-':>11}")
+            print(f"{name:30} {counts[0]:>13,} {'-':>15} {_ms(med[0]):>10} {inside:>9} {'-':>10} {'-':>11}")
         else:
-            print(f"{name:30} {counts[0]:>13,} {counts[1]:>15,} {_ms(med[0]):>10} {_ms(med[1]):>10} "
+            print(f"{name:30} {counts[0]:>13,} {counts[1]:>15,} {_ms(med[0]):>10} {inside:>9} {_ms(med[1]):>10} "
                   f"{med[0] / med[1]:>11.2f}")
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 

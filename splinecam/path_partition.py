@@ -4,7 +4,9 @@ its queries, analysis methods and save/load.
 
 Each leg of the path is one run of the same engine and plan as a slice (its cells are
 :class:`~splinecam.geometry.Intervals`, or :class:`~splinecam.geometry.Arcs` on an ellipse),
-under one watch: the same ops, limits (``.partial``), progress and Ctrl-C.
+under one watch: the same ops, limits (``.partial``), progress and Ctrl-C.  A plain MLP (see
+:mod:`splinecam.run.chain`) on a polyline takes the compiled chain kernel instead
+(:mod:`splinecam.run.chain1d`: all legs at once, the same pieces, under the same limits).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from .extras import late
 from .io.files import PATH_FILE, read_arrays, save_arrays
 from .partition import NetworkCopy, check_shapes, checked_arguments, region_limit
 from .paths import Path
-from .run.chain import ChainRun, chain_applies, read_chain
+from .geometry import compiled1d
+from .run.chain import ChainRun, cached_chain, chain_applies
+from .run.chain1d import PathChain, path_chain
 from .run.engine import Engine
 from .run.pieces import PieceArrays
-from .run.plan import DEFAULT_MEMORY, Plan, parse_bytes
+from .run.plan import DEFAULT_MEMORY, Plan, parse_bytes, region_bytes
 from .run.regions import LayerInfo, code_width, unpack_codes
 from .run.trace import frozen, prepare
 from .run.watch import Watch
@@ -50,7 +54,12 @@ def partition_path(model, path: Path, dtype=torch.float64, device=None, progress
     limits = dict(max_regions=max_regions, max_memory=max_memory, chunk_size=chunk_size, rtol=rtol, timeout=timeout)
     options, device = checked_arguments(model, path, device, limits, "partition", Path)
     legs = path.legs()
-    chain = read_chain(model, legs[0][1]) if chain_applies(dtype, device) else None
+    chain = cached_chain(model, legs[0][1]) if chain_applies(dtype, device) else None
+    fast = path_chain(chain, path.input_shape[0]) if chain is not None and path.kind == "polyline" else None
+    budget = parse_bytes(options.max_memory)
+    if fast is not None and compiled1d.AVAILABLE and fast.stack_bytes(len(legs)) <= budget:
+        network = frozen(model, torch.float64, "cpu", path.input_shape, chain.state)
+        return _run_chain(fast, path, legs, network, progress, options, budget, started)
     if chain is not None:
         graph, shapes = chain.graph(path.input_shape[0])
         network, runner = frozen(model, torch.float64, "cpu", path.input_shape), ChainRun
@@ -63,7 +72,7 @@ def partition_path(model, path: Path, dtype=torch.float64, device=None, progress
         raise UnsupportedModelError(f"on a path, splinecam splits elementwise piecewise-linear ops (ReLU, LeakyReLU, "
                                     f"clamp, abs, ...) only; the max-type op(s) {', '.join(flat)} split slices only. "
                                     "Partition a slice through the path instead.")
-    plans = [(start, Plan.make(graph, shapes, leg, dtype, device, options.rtol, parse_bytes(options.max_memory),
+    plans = [(start, Plan.make(graph, shapes, leg, dtype, device, options.rtol, budget,
                                options.chunk_size)) for start, leg in legs]
     layers = list(plans[0][1].layers.values())
     max_regions, note = region_limit(options.max_regions, plans[0][1].region_bytes(), plans[0][1].budget)
@@ -83,6 +92,26 @@ def partition_path(model, path: Path, dtype=torch.float64, device=None, progress
         watch.keep_open = False
         watch.close()
     return PathPartition.of_legs(parts, path, layers, watch.elapsed(), network)
+
+
+def _run_chain(fast: PathChain, path: Path, legs: list, network, progress, options, budget: int,
+               started: float) -> "PathPartition":
+    """:func:`partition_path` of a plain MLP on a polyline: all legs in the compiled chain kernel
+    (:mod:`splinecam.run.chain1d`), under the same limits (``budget``: ``max_memory`` in bytes)."""
+    max_regions, note = region_limit(options.max_regions, region_bytes(fast.outputs, fast.layers), budget)
+    watch = Watch(path, progress, max_regions, options.timeout, started, note)
+    finished: list = []
+    starts = np.array([start for start, _ in legs])
+    frame = legs[0][1].bounds()  # every leg's: each is t in [0, 1]
+    try:
+        fast.run(legs, frame, options.rtol, watch, finished)
+    except StoppedEarly as err:
+        err.partial = PathPartition.of_pieces(*fast.pieces(frame, finished), starts, path, fast.layers, watch.elapsed(),
+                                              network, complete=False)
+        raise
+    finally:
+        watch.close()
+    return PathPartition.of_pieces(*fast.pieces(frame, finished), starts, path, fast.layers, watch.elapsed(), network)
 
 
 class PathPartition(NetworkCopy):
@@ -111,27 +140,27 @@ class PathPartition(NetworkCopy):
                 complete: bool = True) -> "PathPartition":
         """The pieces of the legs' runs ``parts`` (start of the leg in t, its pieces in the
         leg's own coordinate), in order along the path."""
-        k = next((p.affine.shape[1] for _, p in parts if len(p)), 0)
-        los, his, maps, outs, codes, ends, legs = [], [], [], [], [], [], []
-        for i, (start, p) in enumerate(parts):
-            order = np.argsort(p.lo, kind="stable")
-            a = p.affine[order]
-            if path.kind == "polyline":  # the leg's a * (t - start) + c
-                a = np.stack([a[..., 0], a[..., 1] - a[..., 0] * start], -1)
-            los.append(p.lo[order] + start)
-            his.append(p.hi[order] + start)
-            maps.append(a)
-            outs.append(p.centroid_outputs[order])
-            codes.append(p.packed_codes[order])
-            ends.append(p.ends[order])
-            legs.append(np.full(len(p), i))
-        if not los:
-            f = 3 if path.kind == "ellipse" else 2
-            return cls(path, np.zeros(0), np.zeros(0), np.zeros((0, k, f)), np.zeros((0, k)),
-                       np.zeros((0, code_width(layers)), np.uint8), np.zeros((0, 2, 2)),
-                       np.zeros(0), layers, seconds, network, complete)
-        return cls(path, *(np.concatenate(x) for x in (los, his, maps, outs, codes, ends, legs)), layers, seconds,
-                   network, complete)
+        if not parts:
+            k, f = 0, 3 if path.kind == "ellipse" else 2
+            empty = PieceArrays(np.zeros(0), np.zeros(0), np.zeros((0, 2, 2), np.int64), np.zeros((0, k, f)),
+                                np.zeros((0, code_width(layers)), np.uint8), np.zeros((0, k)))
+            return cls.of_pieces(empty, np.zeros(0, np.int64), np.zeros(0), path, layers, seconds, network, complete)
+        ordered = [p if np.all(p.lo[1:] >= p.lo[:-1]) else p.select(np.argsort(p.lo, kind="stable")) for _, p in parts]
+        leg = np.repeat(np.arange(len(parts)), [len(p) for p in ordered])
+        return cls.of_pieces(PieceArrays.concat(ordered), leg, np.array([start for start, _ in parts]), path, layers,
+                             seconds, network, complete)
+
+    @classmethod
+    def of_pieces(cls, pieces: PieceArrays, leg, starts, path: Path, layers, seconds, network,
+                  complete: bool = True) -> "PathPartition":
+        """The pieces ``pieces`` (n,) of the legs ``leg`` (n,) (in order along the path, each in
+        its leg's own coordinate), the legs starting at ``starts`` in t."""
+        start = np.asarray(starts, np.float64)[leg]
+        a = pieces.affine
+        if path.kind == "polyline":  # the leg's a * (t - start) + c
+            a = np.stack([a[..., 0], a[..., 1] - a[..., 0] * start[:, None]], -1)
+        return cls(path, pieces.lo + start, pieces.hi + start, a, pieces.centroid_outputs, pieces.packed_codes,
+                   pieces.ends, leg, layers, seconds, network, complete)
 
     # -- the pieces ----------------------------------------------------------------
 

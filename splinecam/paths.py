@@ -50,15 +50,18 @@ class Leg:
         """The length of the parameter range."""
         return self.hi - self.lo
 
-    def frame(self, dtype=torch.float64, device="cpu"):
+    def bounds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The chart point at the middle of a segment (1,) (the origin (2,) for an ellipse), the
-        leg as one cell about it (in ``dtype`` on ``device``), and its half-sizes (d,)."""
+        leg's ends about it (2, 1) and its half-sizes (d,), float64 NumPy."""
         ends = np.array([[self.lo], [self.hi]])
         if self.cells is Arcs:  # angles do not move with the chart point (the ellipse's centre)
-            center, extent = np.zeros(2), np.ones(2)
-        else:
-            center = ends.mean(0)
-            ends, extent = ends - center, (ends - center)[1]
+            return np.zeros(2), ends, np.ones(2)
+        center = (ends[0] + ends[1]) / 2
+        return center, ends - center, ends[1] - center
+
+    def frame(self, dtype=torch.float64, device="cpu"):
+        """:meth:`bounds`, with the leg as one cell about the chart point (in ``dtype`` on ``device``)."""
+        center, ends, extent = self.bounds()
         return center, self.cells.single(torch.from_numpy(ends).to(dtype=dtype, device=device)), extent
 
 
@@ -86,7 +89,7 @@ class Path:
         if kind == "polyline":
             if closed:
                 flat, pts = np.concatenate([flat, flat[:1]]), np.concatenate([pts, pts[:1]])
-            steps = np.abs(np.diff(flat, axis=0)).max(1)
+            steps = np.abs(flat[1:] - flat[:-1]).max(1)
             if not (steps > eps).all():
                 i = int(np.argmin(steps))
                 raise ValueError(f"points {i} and {i + 1} of the path coincide: a leg needs two distinct points.")

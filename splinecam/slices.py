@@ -20,9 +20,11 @@ _ROUNDINGS = 16  # a difference within this many units of rounding (of the input
 def rounding(*values) -> float:
     """The relative rounding (machine epsilon) of the least precise of ``values`` (arrays, tensors,
     numbers): that of float64 for integers and float64, of float32 for float32, etc."""
-    eps = float(np.finfo(np.float64).eps)
+    eps = _EPS64
     for v in values:
         dtype = v.dtype if isinstance(v, (torch.Tensor, np.ndarray)) else None
+        if dtype is None or dtype == np.float64:
+            continue
         if isinstance(dtype, torch.dtype) and dtype.is_floating_point:
             eps = max(eps, torch.finfo(dtype).eps)
         elif isinstance(dtype, np.dtype) and np.issubdtype(dtype, np.floating):
@@ -30,12 +32,15 @@ def rounding(*values) -> float:
     return eps
 
 
+_EPS64 = float(np.finfo(np.float64).eps)
+
+
 def finite_array(x, name: str) -> np.ndarray:
     """``x`` (an array, tensor or nested sequence) as a float64 NumPy array, checked finite."""
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().to(torch.float64).numpy()  # exact for every float dtype (bfloat16 has no NumPy twin)
     arr = np.asarray(x, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
+    if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or inf values; a domain needs finite coordinates.")
     return arr
 

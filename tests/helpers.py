@@ -93,6 +93,22 @@ def random_mlp(widths, k, seed, act="relu", integer=False, extras=False, inputs:
     return nn.Sequential(*layers).eval()
 
 
+def degenerate_mlp(widths, seed, act, integer, duplicate, dead) -> nn.Sequential:
+    """A random MLP with, optionally, a duplicated unit and a dead unit in every hidden layer
+    (``dead="flat"``: identically zero, on its breakpoint)."""
+    model = random_mlp(widths, 2, seed, act=act, integer=integer)
+    linears = [m for m in model if isinstance(m, nn.Linear)][:-1]
+    with torch.no_grad():
+        for lin in linears:
+            if duplicate and lin.out_features > 1:
+                lin.weight[1] = lin.weight[0]
+                lin.bias[1] = lin.bias[0]
+            if dead:
+                lin.weight[-1] = 0.0
+                lin.bias[-1] = -1.0 if dead != "flat" else 0.0  # off, or flat on the breakpoint
+    return model
+
+
 def _fill(lin: nn.Linear, gen, integer: bool) -> None:
     with torch.no_grad():
         if integer:
@@ -663,3 +679,31 @@ def sine_mlp(widths, k, seed, features=3, scale=1.5, act="relu") -> nn.Sequentia
     first = nn.Linear(2 * features, widths[0] if widths else k)
     _fill(first, gen, False)
     return nn.Sequential(SinEncoding(torch.cat([F, F]), phi), first, *list(mlp)[1:]).double().eval()
+
+
+def check_same_pieces(a, b, rtol: float = 1e-12) -> None:
+    """Two partitions of one path (PathPartition) are the same: breakpoints within ``rtol`` of
+    the path's length, the same codes and end units, maps within ``rtol`` of their scale."""
+    assert len(a) == len(b)
+    size = a.path.measure
+    assert np.max(np.abs(a.lo - b.lo), initial=0) <= rtol * size and np.max(np.abs(a.hi - b.hi), initial=0) <= rtol * size
+    assert np.array_equal(a.packed_codes, b.packed_codes) and np.array_equal(a.leg, b.leg)
+    units_a, units_b = a.edge_units, b.edge_units
+    for i in np.flatnonzero((units_a != units_b).any(1)):  # only at a vertex, where rounding picks one of its units
+        changed = _changed_units(a, i)
+        assert tuple(units_a[i]) in changed and tuple(units_b[i]) in changed, (i, units_a[i], units_b[i])
+    scale = max(1.0, float(np.abs(a.affine).max(initial=0)))
+    assert np.max(np.abs(a.affine - b.affine), initial=0) <= rtol * scale
+    assert np.max(np.abs(a.centroid_outputs - b.centroid_outputs), initial=0) <= rtol * scale
+
+
+def _changed_units(part, i: int) -> set:
+    """The (layer, unit)s whose code changes at breakpoint i of a path partition (inside a leg):
+    several where units cross at one point (a vertex)."""
+    flips = np.flatnonzero(part.codes[i - 1] != part.codes[i])
+    out, start = set(), 0
+    for layer, info in enumerate(part.layers):
+        k = info.bits // info.units
+        out |= {(layer, int(b - start) // k) for b in flips if start <= b < start + info.bits}
+        start += info.bits
+    return out

@@ -4,6 +4,12 @@ interval, for float64 NumPy arrays on the CPU): the same arithmetic, classificat
 pieces, with the zeros of an interval taken in order (the sequential form of the torch rule's
 vectorised passes).  ``AVAILABLE`` is False when numba is not installed.
 
+Two kernels share the cut of one interval (:func:`_crossing`, :func:`_cuts`, :func:`_side`):
+:func:`interval_breakpoint_split` (one elementwise op over a batch of intervals) and
+:func:`chain_pieces` (intervals through a whole chain of linear and elementwise ops, level by
+level in batches, depth first: the first piece of each interval by a matrix product, the others
+from their neighbour's state by the units that changed).
+
 Bounded: a call stops after the interval whose pieces pass ``budget`` bytes or ``max_work``
 steps (at least one interval) and hands back the intervals it has not started as the rest.
 """
@@ -14,12 +20,126 @@ import numpy as np
 
 from .compiled import AVAILABLE
 
-__all__ = ["AVAILABLE", "PIECE_BYTES", "interval_breakpoint_split"]
+__all__ = ["AVAILABLE", "CHAIN_AFFINE", "CHAIN_META", "CHAIN_SPLIT", "PIECE_BYTES", "chain_pieces", "chain_product",
+           "interval_breakpoint_split"]
 
 PIECE_BYTES = 96  # bytes of a piece's records besides its code (ends, units, parent)
 
 if AVAILABLE:
     from numba import njit
+
+
+def _crossing(a_lo, a_hi, z0, z1, breakpoints, rtol, extent, base, rare, pa, pc, ptol, pbit):
+    """The (unit, breakpoint) planes of units with values ``z0`` (U,) at the chart point and
+    slopes ``z1`` (U,) over ``[a_lo, a_hi]``: the code of the interval in ``base`` (U * k,)
+    (a unit's side; flat ones at the middle), and the planes ``pa * t + pc`` that strictly cross
+    it with their tolerance and bit (``pa``, ``pc``, ``ptol``, ``pbit``).  Returns their number.
+    (Two passes: every unit's side, in a loop the compiler vectorises; then the few crossing
+    or flat ones, marked in ``rare``.)"""
+    k, units = breakpoints.shape[0], z0.shape[0]
+    if k == 1:  # (one breakpoint: the loop without an inner one, which the compiler vectorises)
+        b = breakpoints[0]
+        for u in range(units):
+            v0, v1 = z0[u], z1[u]
+            v_lo, v_hi = v1 * a_lo + v0, v1 * a_hi + v0
+            tol = (abs(v1) * extent + abs(v0 - b)) * rtol
+            above, below = max(v_lo, v_hi) - b > tol, min(v_lo, v_hi) - b < -tol
+            base[u] = above
+            rare[u] = above == below
+    else:
+        for u in range(units):
+            v0, v1 = z0[u], z1[u]
+            v_lo, v_hi = v1 * a_lo + v0, v1 * a_hi + v0
+            for q in range(k):
+                b = breakpoints[q]
+                tol = (abs(v1) * extent + abs(v0 - b)) * rtol
+                above, below = max(v_lo, v_hi) - b > tol, min(v_lo, v_hi) - b < -tol
+                base[u * k + q] = above
+                rare[u * k + q] = above == below
+    mid = (a_lo + a_hi) / 2
+    m = 0
+    for bit in range(units * k):
+        if not rare[bit]:
+            continue
+        u, b = bit // k, breakpoints[bit % k]
+        v0, v1 = z0[u], z1[u]
+        c = v0 - b
+        if base[bit]:  # above and below: it crosses
+            pa[m], pc[m], ptol[m], pbit[m] = v1, c, (abs(v1) * extent + abs(c)) * rtol, bit
+            m += 1
+        else:  # flat on the breakpoint: its side at the middle
+            base[bit] = v1 * mid + v0 > b
+    return m
+
+
+def _cuts(a_lo, a_hi, m, pa, pc, ptol, proot, order, cut, roots):
+    """The zeros of the ``m`` crossing planes in ``[a_lo, a_hi]``, in order, and which are cuts
+    (see :func:`~splinecam.geometry.split_intervals`): fills ``cut`` with the indices of the
+    planes whose zero cuts and ``roots`` with those zeros, in order of position; returns their
+    number.  (Ties keep the planes' order: a stable sort.)"""
+    nz = 0
+    for j in range(m):
+        f_lo, f_hi = pa[j] * a_lo + pc[j], pa[j] * a_hi + pc[j]
+        if max(f_lo, f_hi) > ptol[j] and min(f_lo, f_hi) < -ptol[j]:
+            proot[nz] = min(max(-pc[j] / pa[j], a_lo), a_hi)
+            order[nz] = j
+            nz += 1
+    if nz > 16:
+        idx = np.argsort(proot[:nz], kind="mergesort")
+        sorted_roots, sorted_order = proot[:nz][idx], order[:nz][idx]
+        proot[:nz], order[:nz] = sorted_roots, sorted_order
+    else:  # insertion sort: few zeros
+        for i in range(1, nz):
+            t, j = proot[i], order[i]
+            p = i
+            while p > 0 and proot[p - 1] > t:
+                proot[p], order[p] = proot[p - 1], order[p - 1]
+                p -= 1
+            proot[p], order[p] = t, j
+    last = a_lo
+    n_cut = 0
+    for i in range(nz):
+        j = order[i]
+        t = proot[i]
+        g_t, g_hi, g_last = pa[j] * t + pc[j], pa[j] * a_hi + pc[j], pa[j] * last + pc[j]
+        usable = max(g_t, g_hi) > ptol[j] or min(g_t, g_hi) < -ptol[j]
+        leaves = max(g_last, g_t) > ptol[j] or min(g_last, g_t) < -ptol[j]
+        if usable and leaves:
+            cut[n_cut] = j
+            roots[n_cut] = t
+            last = t
+            n_cut += 1
+    return n_cut
+
+
+def _side(j, start, end, pa, pc, ptol, pm):
+    """The side of crossing plane j over the piece ``[start, end]`` (middle ``pm``): above its
+    breakpoint, below it, or (within tolerance there) at the middle."""
+    g_s, g_e = pa[j] * start + pc[j], pa[j] * end + pc[j]
+    side = (1 if max(g_s, g_e) > ptol[j] else 0) - (1 if min(g_s, g_e) < -ptol[j] else 0)
+    return side > 0 if side != 0 else pa[j] * pm + pc[j] > 0
+
+
+def _piece_code(start, end, base, m, pa, pc, ptol, pbit, code):
+    """The code (U * k,) of the piece ``[start, end]`` of an interval with code ``base`` and
+    crossing planes (``m`` of them): each plane's side over the piece."""
+    code[:] = base
+    pm = (start + end) / 2
+    for j in range(m):
+        code[pbit[j]] = _side(j, start, end, pa, pc, ptol, pm)
+
+
+def _piece_bits(start, end, m, pa, pc, ptol, pbit, packed, byte):
+    """:func:`_piece_code`'s crossing bits set in a packed code (bits from byte ``byte`` on)
+    that holds the interval's code: each plane's side over the piece."""
+    pm = (start + end) / 2
+    for j in range(m):
+        b = pbit[j]
+        mask = np.uint8(128 >> (b % 8))
+        if _side(j, start, end, pa, pc, ptol, pm):
+            packed[byte + b // 8] |= mask
+        else:
+            packed[byte + b // 8] &= np.uint8(255 - mask)
 
 
 def interval_breakpoint_split(lo, hi, ends, z, breakpoints, rtol, extent, layer, budget, max_work):
@@ -33,87 +153,273 @@ def interval_breakpoint_split(lo, hi, ends, z, breakpoints, rtol, extent, layer,
     p_lo, p_hi = np.empty(cap), np.empty(cap)
     p_ends, parent = np.empty((cap, 2, 2), np.int64), np.empty(cap, np.int64)
     code = np.empty((cap, bits), np.bool_)
-    base = np.empty(bits, np.bool_)
+    base, rare = np.empty(bits, np.bool_), np.empty(bits, np.bool_)
     pa, pc, ptol, proot = np.empty(bits), np.empty(bits), np.empty(bits), np.empty(bits)
-    pbit, keep, order = np.empty(bits, np.int64), np.empty(bits, np.bool_), np.empty(bits, np.int64)
+    pbit, cut, order = np.empty(bits, np.int64), np.empty(bits, np.int64), np.empty(bits, np.int64)
+    roots = np.empty(bits)
     n, work = 0, 0
     done = 0
     for r in range(n_reg):
         if r > 0 and (n * (PIECE_BYTES + bits) > budget or work > max_work):
             break
         a_lo, a_hi = lo[r], hi[r]
-        mid = (a_lo + a_hi) / 2
-        m = 0  # the (unit, breakpoint) planes that cross the interval
-        for u in range(units):
-            z0, z1 = z[r, 0, u], z[r, 1, u]
-            v_lo, v_hi = z1 * a_lo + z0, z1 * a_hi + z0
-            top, bottom = max(v_lo, v_hi), min(v_lo, v_hi)
-            for q in range(k):
-                b = breakpoints[q]
-                c = z0 - b
-                tol = (abs(z1) * extent + abs(c)) * rtol
-                above, below = top - b > tol, bottom - b < -tol
-                if above and below:
-                    pa[m], pc[m], ptol[m], pbit[m] = z1, c, tol, u * k + q
-                    m += 1
-                    base[u * k + q] = True
-                elif not above and not below:
-                    base[u * k + q] = z1 * mid + z0 > b
-                else:
-                    base[u * k + q] = above
-        # the zeros of the planes that strictly cross, in order, and the cuts among them
-        nz = 0
-        for j in range(m):
-            f_lo, f_hi = pa[j] * a_lo + pc[j], pa[j] * a_hi + pc[j]
-            if max(f_lo, f_hi) > ptol[j] and min(f_lo, f_hi) < -ptol[j]:
-                proot[nz] = min(max(-pc[j] / pa[j], a_lo), a_hi)
-                order[nz] = j
-                nz += 1
-        idx = np.argsort(proot[:nz], kind="mergesort")  # stable: ties keep the planes' order
-        last = a_lo
-        n_cut = 0
-        for i in range(nz):
-            j = order[idx[i]]
-            t = proot[idx[i]]
-            keep[i] = False
-            g_t, g_hi, g_last = pa[j] * t + pc[j], pa[j] * a_hi + pc[j], pa[j] * last + pc[j]
-            usable = max(g_t, g_hi) > ptol[j] or min(g_t, g_hi) < -ptol[j]
-            leaves = max(g_last, g_t) > ptol[j] or min(g_last, g_t) < -ptol[j]
-            if usable and leaves:
-                keep[i] = True
-                last = t
-                n_cut += 1
+        m = _crossing(a_lo, a_hi, z[r, 0], z[r, 1], breakpoints, rtol, extent, base, rare, pa, pc, ptol, pbit)
+        n_cut = _cuts(a_lo, a_hi, m, pa, pc, ptol, proot, order, cut, roots)
         while n + n_cut + 1 > cap:
             cap *= 2
             p_lo, p_hi = _grown(p_lo, cap), _grown(p_hi, cap)
             p_ends, parent, code = _grown(p_ends, cap), _grown(parent, cap), _grown(code, cap)
         start = a_lo
-        first = n
-        for i in range(nz + 1):
-            if i < nz and not keep[i]:
-                continue
-            end = proot[idx[i]] if i < nz else a_hi
+        for i in range(n_cut + 1):
+            end = roots[i] if i < n_cut else a_hi
             p_lo[n], p_hi[n], parent[n] = start, end, r
-            if n == first:
+            if i == 0:
                 p_ends[n, 0, 0], p_ends[n, 0, 1] = ends[r, 0, 0], ends[r, 0, 1]
             else:
                 p_ends[n, 0, 0], p_ends[n, 0, 1] = p_ends[n - 1, 1, 0], p_ends[n - 1, 1, 1]
-            if i < nz:
-                p_ends[n, 1, 0], p_ends[n, 1, 1] = layer, pbit[order[idx[i]]] // k
+            if i < n_cut:
+                p_ends[n, 1, 0], p_ends[n, 1, 1] = layer, pbit[cut[i]] // k
             else:
                 p_ends[n, 1, 0], p_ends[n, 1, 1] = ends[r, 1, 0], ends[r, 1, 1]
-            pm = (start + end) / 2
-            for b in range(bits):
-                code[n, b] = base[b]
-            for j in range(m):  # the side of each crossing plane over the piece
-                g_s, g_e = pa[j] * start + pc[j], pa[j] * end + pc[j]
-                side = (1 if max(g_s, g_e) > ptol[j] else 0) - (1 if min(g_s, g_e) < -ptol[j] else 0)
-                code[n, pbit[j]] = side > 0 if side != 0 else pa[j] * pm + pc[j] > 0
+            _piece_code(start, end, base, m, pa, pc, ptol, pbit, code[n])
             work += m + bits
             n += 1
             start = end
         done = r + 1
     return p_lo[:n].copy(), p_hi[:n].copy(), p_ends[:n].copy(), parent[:n].copy(), code[:n].copy(), done
+
+
+# the columns of a chain's ``meta`` rows (one row per op, in order), see :func:`chain_pieces`
+CHAIN_META = ("kind", "in", "out", "w_off", "b_off", "a_off", "k", "layer", "code_off", "next")
+CHAIN_AFFINE, CHAIN_SPLIT = 0, 1  # the kinds of op
+
+
+def _linear_part(meta, weights, j, src, dst, live):
+    """``dst[:, :out] = src[:, :in] @ W`` for linear op j (its transposed weight ``W`` (in, out)
+    in ``weights``): both rows (value and slope) of a state, without the bias.  Only the units
+    not zero in both rows (listed in ``live``) add, four at a time."""
+    n_in, n_out, off = meta[j, 1], meta[j, 2], meta[j, 3]
+    n = 0
+    for u in range(n_in):
+        if src[0, u] != 0.0 or src[1, u] != 0.0:
+            live[n] = u
+            n += 1
+    for r in range(2):
+        x, d = src[r], dst[r]
+        for o in range(n_out):
+            d[o] = 0.0
+        i = 0
+        while i + 4 <= n:
+            a, b, c, e = live[i], live[i + 1], live[i + 2], live[i + 3]
+            wa, wb = weights[off + a * n_out: off + (a + 1) * n_out], weights[off + b * n_out: off + (b + 1) * n_out]
+            wc, we = weights[off + c * n_out: off + (c + 1) * n_out], weights[off + e * n_out: off + (e + 1) * n_out]
+            xa, xb, xc, xe = x[a], x[b], x[c], x[e]
+            for o in range(n_out):
+                d[o] += (wa[o] * xa + wb[o] * xb) + (wc[o] * xc + we[o] * xe)
+            i += 4
+        while i < n:
+            a = live[i]
+            wa, xa = weights[off + a * n_out: off + (a + 1) * n_out], x[a]
+            for o in range(n_out):
+                d[o] += wa[o] * xa
+            i += 1
+
+
+def chain_product(meta, weights, biases, first, last, rows):
+    """``rows`` (2 n, in) (value and slope rows of n states) through the linear ops ``first ..
+    last - 1`` as matrix products (BLAS; the value rows with their bias): (2 n, out)."""
+    cur = rows
+    for j in range(first, last):
+        n_in, n_out, off, b = meta[j, 1], meta[j, 2], meta[j, 3], meta[j, 4]
+        cur = np.dot(cur, weights[off: off + n_in * n_out].reshape((n_in, n_out)))
+        if b >= 0:
+            for r in range(0, cur.shape[0], 2):
+                for o in range(n_out):
+                    cur[r, o] += biases[b + o]
+    return cur
+
+
+def _piece_of(packed, byte, u, k):
+    """The piece (number of breakpoints below) of unit u in a packed code whose op's bits start
+    at byte ``byte``, with k breakpoints."""
+    p = 0
+    for q in range(k):
+        b = u * k + q
+        p += (packed[byte + b // 8] >> (7 - b % 8)) & 1
+    return p
+
+
+def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, lv, l_lo, l_hi, l_ends, l_code, l_z,
+                 l_leg, rows, o_lo, o_hi, o_ends, o_code, o_z, o_leg, n_out):
+    """Intervals of 1-D charts through a chain of ops, in batches, depth first, in one bounded call.
+
+    The chain: ``meta`` (n_ops, 10) int64 rows (:data:`CHAIN_META`): a linear op's input and
+    output widths, the offset of its transposed weight (in, out) in ``weights`` and of its bias
+    in ``biases`` (-1: none); an elementwise op's width, the offset in ``act`` of its k
+    breakpoints, k + 1 slopes and k + 1 intercepts, its level s (its order among the elementwise
+    ops), the byte of the packed codes where its bits start, and the next elementwise op (n_ops:
+    none).
+
+    The levels: the intervals waiting before elementwise op s are rows ``lv[s, 0] + lv[s, 1]``
+    on, ``lv[s, 2]`` of them (``lv[s, 0]``: where the level's rows start; ``lv[S, 0]``: the
+    end), in order along the charts: ``[l_lo, l_hi]`` about the chart point, ``l_ends`` (2, 2)
+    the (layer, unit) at the ends, ``l_code`` (B,) packed codes so far, ``l_z`` (2, width) the
+    state before the op (value at the chart point, slope), ``l_leg`` the chart.  The deepest
+    level that holds intervals goes first: a batch of its first intervals (as many as the next
+    level, empty then, or the outputs hold) is cut as :func:`interval_breakpoint_split` cuts
+    them, and the pieces' states after the op and the linear ops up to the next elementwise one
+    are made in one matrix product for the first piece of each interval (and every
+    ``refresh``-th), the others from their left neighbour's plus the columns of the units that
+    changed.  ``rows`` (2 n width,): scratch for the rows of the products of n pieces.  Pieces past the chain go to the outputs
+    ``o_*`` from row ``n_out`` on (``o_z`` (n, 2, K)), in order along the charts.
+
+    Returns (rows of the outputs filled, work done, whether intervals still wait): the call
+    stops once ``max_work`` steps are done or the outputs cannot hold a batch (after a batch
+    at least)."""
+    n_ops = meta.shape[0]
+    n_levels = lv.shape[0] - 1
+    ops = np.empty(n_levels, np.int64)
+    bmax = 1
+    for i in range(n_ops):
+        if meta[i, 0] == CHAIN_SPLIT:
+            ops[meta[i, 7]] = i
+            bmax = max(bmax, meta[i, 1] * meta[i, 6])
+    base, code, rare = np.empty(bmax, np.bool_), np.empty(bmax, np.bool_), np.empty(bmax, np.bool_)
+    packed = np.empty((bmax + 7) // 8, np.uint8)
+    pa, pc, ptol, proot, roots = np.empty(bmax), np.empty(bmax), np.empty(bmax), np.empty(bmax), np.empty(bmax)
+    pbit, cut, order = np.empty(bmax, np.int64), np.empty(bmax, np.int64), np.empty(bmax, np.int64)
+    width = l_z.shape[2]
+    d, e, live = np.empty((2, width)), np.empty((2, width)), np.empty(width, np.int64)
+    most = max(o_lo.shape[0], lv[n_levels, 0])  # pieces of one batch at most
+    parent, pos = np.empty(most, np.int64), np.empty(most, np.int64)
+    work, batches = 0, 0
+    while True:
+        s = n_levels - 1
+        while s >= 0 and lv[s, 2] == 0:
+            s -= 1
+        if s < 0:
+            return n_out, work, False
+        i = ops[s]
+        units, k, nxt, layer, byte = meta[i, 1], meta[i, 6], meta[i, 9], meta[i, 7], meta[i, 8]
+        bits = units * k
+        last = nxt == n_ops
+        room = min(o_lo.shape[0] - n_out, rows.shape[0] // (2 * width)) if last else lv[s + 2, 0] - lv[s + 1, 0]
+        if batches > 0 and (work > max_work or room < bits + 1):
+            return n_out, work, True
+        batches += 1
+        a = meta[i, 5]
+        bps, slopes, icpts = act[a: a + k], act[a + k: a + 2 * k + 1], act[a + 2 * k + 1: a + 3 * k + 2]
+        if last:
+            d_lo, d_hi, d_ends, d_code, d_z, d_leg, at = o_lo, o_hi, o_ends, o_code, o_z, o_leg, n_out
+        else:
+            d_lo, d_hi, d_ends, d_code, d_z, d_leg, at = l_lo, l_hi, l_ends, l_code, l_z, l_leg, lv[s + 1, 0]
+        first_row = lv[s, 0] + lv[s, 1]
+        n_child, n_full, taken = 0, 0, 0
+        for r in range(first_row, first_row + lv[s, 2]):  # the batch: cut each interval, its pieces' codes
+            a_lo, a_hi = l_lo[r], l_hi[r]
+            m = _crossing(a_lo, a_hi, l_z[r, 0, :units], l_z[r, 1, :units], bps, rtol, extent, base, rare, pa, pc, ptol,
+                          pbit)
+            n_cut = _cuts(a_lo, a_hi, m, pa, pc, ptol, proot, order, cut, roots)
+            if n_child + n_cut + 1 > room:
+                break
+            n_bytes = (bits + 7) // 8
+            packed[:n_bytes] = 0
+            _set_bits(packed, 0, base[:bits])
+            start = a_lo
+            for c in range(n_cut + 1):
+                end = roots[c] if c < n_cut else a_hi
+                q = at + n_child + c
+                d_lo[q], d_hi[q], d_leg[q], parent[n_child + c], pos[n_child + c] = start, end, l_leg[r], r, c
+                ends = d_ends[q]
+                if c == 0:
+                    ends[0, 0], ends[0, 1] = l_ends[r, 0, 0], l_ends[r, 0, 1]
+                else:
+                    ends[0, 0], ends[0, 1] = layer, pbit[cut[c - 1]] // k
+                if c < n_cut:
+                    ends[1, 0], ends[1, 1] = layer, pbit[cut[c]] // k
+                else:
+                    ends[1, 0], ends[1, 1] = l_ends[r, 1, 0], l_ends[r, 1, 1]
+                d_code[q] = l_code[r]
+                d_code[q, byte: byte + n_bytes] = packed[:n_bytes]
+                _piece_bits(start, end, m, pa, pc, ptol, pbit, d_code[q], byte)
+                if c % refresh == 0:  # its state after the op, a row pair of the product
+                    _piece_code(start, end, base[:bits], m, pa, pc, ptol, pbit, code[:bits])
+                    row = 2 * n_full * units
+                    for u in range(units):
+                        p = 0
+                        for b in range(k):
+                            p += code[u * k + b]
+                        rows[row + u] = slopes[p] * l_z[r, 0, u] + icpts[p]
+                        rows[row + units + u] = slopes[p] * l_z[r, 1, u]
+                    n_full += 1
+                start = end
+            work += units + m + (n_cut + 1) * bits
+            n_child += n_cut + 1
+            taken += 1
+            if work > max_work:
+                break
+        full = rows[: 2 * n_full * units].reshape((2 * n_full, units))
+        if nxt > i + 1:
+            full = chain_product(meta, weights, biases, i + 1, nxt, full)
+            work += n_full * units * meta[i + 1, 2]
+        w = full.shape[1]
+        f = 0
+        for j in range(n_child):  # each piece's state: in full, or its left neighbour's plus the changes
+            q = at + j
+            if pos[j] % refresh == 0:
+                d_z[q, :, :w] = full[2 * f: 2 * f + 2]
+                f += 1
+                continue
+            r = parent[j]
+            w1 = meta[i + 1, 2] if nxt > i + 1 else units
+            d[:, :w1] = 0.0
+            last_u = -1
+            for bb in range(byte, byte + (bits + 7) // 8):
+                if d_code[q, bb] == d_code[q - 1, bb]:
+                    continue
+                for b in range((bb - byte) * 8, min(bits, (bb - byte + 1) * 8)):
+                    u = b // k
+                    if u == last_u:  # (a unit's bits are next to each other)
+                        continue
+                    last_u = u
+                    p, p_old = _piece_of(d_code[q], byte, u, k), _piece_of(d_code[q - 1], byte, u, k)
+                    if p == p_old:
+                        continue
+                    ds, di = slopes[p] - slopes[p_old], icpts[p] - icpts[p_old]
+                    d0, d1 = ds * l_z[r, 0, u] + di, ds * l_z[r, 1, u]
+                    if nxt == i + 1:
+                        d[0, u] += d0
+                        d[1, u] += d1
+                    else:
+                        off = meta[i + 1, 3] + u * w1
+                        for o in range(w1):
+                            d[0, o] += weights[off + o] * d0
+                            d[1, o] += weights[off + o] * d1
+                    work += w1
+            cur, other = d, e
+            for jj in range(i + 2, nxt):  # the later linear ops: their linear parts
+                _linear_part(meta, weights, jj, cur, other, live)
+                cur, other = other, cur
+                work += meta[jj, 1] * meta[jj, 2]
+            for o in range(w):
+                d_z[q, 0, o] = d_z[q - 1, 0, o] + cur[0, o]
+                d_z[q, 1, o] = d_z[q - 1, 1, o] + cur[1, o]
+        lv[s, 1] += taken
+        lv[s, 2] -= taken
+        if lv[s, 2] == 0:
+            lv[s, 1] = 0
+        if last:
+            n_out += n_child
+        else:
+            lv[s + 1, 1], lv[s + 1, 2] = 0, n_child
+
+
+def _set_bits(packed, byte, bits):
+    """Set the bits (n,) bool into ``packed`` (uint8) from byte ``byte`` on, as ``np.packbits``
+    orders them (the first bit the highest of its byte)."""
+    for b in range(bits.shape[0]):
+        if bits[b]:
+            packed[byte + b // 8] |= np.uint8(128 >> (b % 8))
 
 
 def _grown(a, size):
@@ -124,5 +430,9 @@ def _grown(a, size):
 
 
 if AVAILABLE:  # compiled on first use, cached on disk beside this file
-    _grown = njit(cache=True)(_grown)
+    _grown, _crossing, _cuts, _side = (njit(cache=True)(f) for f in (_grown, _crossing, _cuts, _side))
+    _piece_code, _piece_bits = njit(cache=True)(_piece_code), njit(cache=True)(_piece_bits)
+    _linear_part, chain_product, _set_bits = (njit(cache=True)(f) for f in (_linear_part, chain_product, _set_bits))
+    _piece_of = njit(cache=True)(_piece_of)
     interval_breakpoint_split = njit(cache=True)(interval_breakpoint_split)
+    chain_pieces = njit(cache=True)(chain_pieces)

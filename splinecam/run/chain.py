@@ -16,7 +16,8 @@ pruning (boundary first) are the engine's.  The float64 copy of the user's model
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -28,7 +29,7 @@ from ..slices import Slice
 from .engine import Engine
 from .trace import Graph, Node
 
-__all__ = ["Chain", "ChainRun", "chain_applies", "leaf_modules", "read_chain"]
+__all__ = ["Chain", "ChainRun", "cached_chain", "chain_applies", "leaf_modules", "read_chain"]
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Chain:
     leaves: list[tuple[str, nn.Module]]
     ops: list[LinearOp | ElementwiseOp | None]
     state: dict[str, torch.Tensor]
+    derived: dict = field(default_factory=dict)  # what executors make of it once (e.g. a path kernel's arrays)
 
     def graph(self, width: int) -> tuple[Graph, list[tuple[int, ...]]]:
         """The graph of the ops (each reads the value before it; the identities left out, the
@@ -105,6 +107,44 @@ def read_chain(model, sl: Slice) -> Chain | None:
             op = None  # Identity, Dropout in eval mode
         ops.append(op)
     return Chain(leaves, ops, state)
+
+
+# model -> (its fingerprint, the objects it names, each parameter with a copy of its values, its chain):
+# a model partitioned again with the same structure and weights is not read again
+_CHAINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _fingerprint(model: nn.Module, width: int) -> tuple[tuple, list]:
+    """What :func:`read_chain` reads of ``model`` besides its parameters' values: the registry,
+    the input width, each leaf's name, identity, type, mode, settings and tensors (by identity),
+    and the objects named (held while cached, so that their identities stay theirs)."""
+    parts: list = [REGISTRY.version, width]
+    objects: list = []
+    for name, m in leaf_modules(model):
+        objects.append(m)
+        own = vars(m)  # (not getattr: a module's __getattr__ is slow for a missing name)
+        parts += [name, id(m), type(m), own.get("training"), own.get("negative_slope"), own.get("p"),
+                  own.get("in_features"), len(own["_buffers"])]
+        for key, p in own["_parameters"].items():
+            objects.append(p)
+            parts += [key, id(p)]
+    return tuple(parts), objects
+
+
+def cached_chain(model, sl: Slice) -> Chain | None:
+    """:func:`read_chain`, read again only where the model's structure or the values of its
+    parameters changed since the last call (each parameter is compared with a copy of its values)."""
+    if type(model) is not nn.Sequential or len(sl.input_shape) != 1:
+        return None
+    key, objects = _fingerprint(model, sl.input_shape[0])
+    hit = _CHAINS.get(model)
+    if hit is not None and hit[0] == key and all(torch.equal(p, copy) for p, copy in hit[2]):
+        return hit[3]
+    chain = read_chain(model, sl)
+    if chain is not None:
+        params = [(p, p.detach().clone()) for p in objects if isinstance(p, torch.Tensor)]
+        _CHAINS[model] = (key, objects, params, chain)
+    return chain
 
 
 ENABLED = True  # False: every run takes the engine (the tests use it to run both executors)

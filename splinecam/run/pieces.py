@@ -42,14 +42,18 @@ class PieceArrays:
         chart, about the chart point ``center`` (d,)), output states ``out`` (R, 1 + d, *shape)
         (value at ``center``, then the d derivatives), packed ``codes`` (R, B).  The maps are in
         the chart's absolute coordinates: ``a_1 t_1 + ... + a_d t_d + c``."""
-        d = cells.dim
-        out = out.reshape(len(cells), 1 + d, -1).cpu().numpy()
-        c0 = center.cpu().numpy()
-        slopes = np.moveaxis(out[:, 1:], 1, 2)  # (R, K, d)
         lo, hi = (p.cpu().numpy() for p in cells.parameters(center))
-        inside = cells.centroids().cpu().numpy()  # (R, d) about the centre
-        return cls(lo, hi, cells.ends.cpu().numpy(), np.concatenate([slopes, (out[:, 0] - slopes @ c0)[..., None]], -1),
-                   codes.cpu().numpy(), out[:, 0] + np.einsum("rkd,rd->rk", slopes, inside))
+        return cls.of_states(lo, hi, cells.ends.cpu().numpy(), out.reshape(len(cells), 1 + cells.dim, -1).cpu().numpy(),
+                             center.cpu().numpy(), cells.centroids().cpu().numpy(), codes.cpu().numpy())
+
+    @classmethod
+    def of_states(cls, lo, hi, ends, out, c0, inside, codes) -> "PieceArrays":
+        """:meth:`of_cells` from NumPy arrays: the pieces' ends ``lo``, ``hi`` (R,) (absolute) and
+        end units ``ends`` (R, 2, 2), output states ``out`` (R, 1 + d, K) at the chart point ``c0``
+        (d,), a point ``inside`` (R, d) each piece (about ``c0``), packed ``codes`` (R, B)."""
+        slopes = out[:, 1:].transpose(0, 2, 1)  # (R, K, d)
+        return cls(lo, hi, ends, np.concatenate([slopes, (out[:, 0] - slopes @ c0)[..., None]], -1), codes,
+                   out[:, 0] + (slopes @ inside[:, :, None])[..., 0])
 
     @classmethod
     def coarse(cls, cells: Intervals, center: torch.Tensor, outputs: int, code_width: int) -> "PieceArrays":
@@ -57,6 +61,10 @@ class PieceArrays:
         r = len(cells)
         lo, hi = (p.cpu().numpy() for p in cells.parameters(center))
         return cls(lo, hi, cells.ends.cpu().numpy(), np.full((r, outputs, 1 + cells.dim), np.nan), np.zeros((r, code_width), np.uint8), np.full((r, outputs), np.nan))
+
+    def select(self, index) -> "PieceArrays":
+        """The pieces ``index`` (an index array or a mask), in its order."""
+        return type(self)(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
 
     @classmethod
     def concat(cls, parts: list["PieceArrays"]) -> "PieceArrays":

@@ -28,6 +28,7 @@ MIN_CHUNK = 16  # pieces made at once at least (unless ``chunk_size`` says fewer
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
 
+@functools.lru_cache(maxsize=64)  # (read at every call of a fast path)
 def parse_bytes(size) -> int:
     """``4e9``, ``"4GB"``, ``"512MiB"`` -> bytes."""
     if isinstance(size, (int, float)):

@@ -11,7 +11,7 @@ import importlib
 import numpy as np
 import pytest
 import torch
-from helpers import arrangement_model, examples, random_mlp, run
+from helpers import arrangement_model, degenerate_mlp, examples, random_mlp, run
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -71,21 +71,6 @@ def assert_identical(a: sc.Partition, b: sc.Partition, atol: float = 0.0) -> Non
     order_a, order_b = list(ka.values()), [kb[k] for k in ka]
     assert same(a.affine[order_a], b.affine[order_b])
     assert same(a.centroid_outputs[order_a], b.centroid_outputs[order_b])
-
-
-def degenerate_mlp(widths, seed, act, integer, duplicate, dead) -> nn.Sequential:
-    """A random MLP with, optionally, a duplicated unit and a dead unit in every hidden layer."""
-    model = random_mlp(widths, 2, seed, act=act, integer=integer)
-    linears = [m for m in model if isinstance(m, nn.Linear)][:-1]
-    with torch.no_grad():
-        for lin in linears:
-            if duplicate and lin.out_features > 1:
-                lin.weight[1] = lin.weight[0]
-                lin.bias[1] = lin.bias[0]
-            if dead:
-                lin.weight[-1] = 0.0
-                lin.bias[-1] = -1.0
-    return model
 
 
 @settings(max_examples=examples(25), deadline=None)

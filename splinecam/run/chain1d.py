@@ -1,0 +1,215 @@
+"""The fast path of a polyline's partition for plain MLPs: every leg through the whole chain of a
+:class:`~splinecam.run.chain.Chain` in one compiled kernel
+(:func:`~splinecam.geometry.compiled1d.chain_pieces`), run in bounded calls.
+
+The kernel cuts the intervals exactly as the engine does with the compiled split of each
+elementwise op (the same tolerance, cuts, codes and end units); a piece's state after an op and
+the linear layers that follow is its left neighbour's plus the columns of the units that changed
+between them (a full product every :data:`REFRESH` pieces), which is where its speed comes from:
+a cut costs the width of the next layer, not a matrix product.  All legs of a polyline are in
+one run: their intervals start on the kernel's stack.  Between calls the time limit, the region
+limit, progress and Ctrl-C are seen; a limit's ``.partial`` holds the pieces finished.  The
+stack holds at most one interval per unit and layer (depth first), so the memory of a run is
+its result plus ``stack_bytes`` (the fast path is not taken where that passes the budget).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..geometry import BORDER, Intervals, compiled1d
+from ..geometry.linesplit import WORK_PER_CALL
+from .chain import Chain
+from .pieces import PieceArrays
+from .plan import graph_layers
+from .regions import LayerInfo, code_width
+from .stack import warm_allocator
+from .watch import Watch
+
+__all__ = ["ENABLED", "PathChain", "REFRESH", "path_chain"]
+
+ENABLED = True  # False: paths take the executor of slices (the tests use it to compare the two)
+REFRESH = 16  # a piece's state in full every this many pieces of an interval (bounds the rounding of the sums)
+OUT_BYTES = 4 << 20  # the outputs of one call (a chunk of finished pieces) take about this much
+BATCH = 256  # intervals of a level cut at once (at least): the rows of one matrix product
+
+
+@dataclass
+class PathChain:
+    """A chain as the kernel reads it (see :func:`~splinecam.geometry.compiled1d.chain_pieces`):
+    ``meta`` (n_ops, 10) int64, ``weights`` (the transposed weights, flat), ``biases``, ``act``
+    (each elementwise op's breakpoints, slopes, intercepts); ``width``: the widest value;
+    ``outputs``: K; ``layers``: the piecewise-linear layers; ``caps``: the intervals each
+    level holds (before each elementwise op: at least the pieces one interval is cut into);
+    ``cuts``: the most pieces one interval is cut into at the last elementwise op."""
+
+    meta: np.ndarray
+    weights: np.ndarray
+    biases: np.ndarray
+    act: np.ndarray
+    width: int
+    outputs: int
+    layers: list[LayerInfo]
+    caps: list[int]
+    cuts: int
+
+    @classmethod
+    def of(cls, chain: Chain, inputs: int) -> "PathChain | None":
+        """The kernel's reading of ``chain`` on inputs (inputs,) (its ops: linear layers and
+        elementwise ops), or None where an elementwise op's slopes are not shared by all units."""
+        graph, shapes = chain.graph(inputs)
+        layers = graph_layers(graph, shapes)
+        meta = np.zeros((len(graph.nodes), len(compiled1d.CHAIN_META)), np.int64)
+        weights, biases, act = [], [], []
+        sizes = {"w": 0, "b": 0, "a": 0}
+        byte = 0
+        for i, node in enumerate(graph.nodes):
+            n_in, n_out = math.prod(shapes[i]), math.prod(shapes[i + 1])
+            op = node.op
+            if not op.splits:  # a linear layer: the only affine op of a chain
+                w = op.weight.numpy().T.reshape(-1)
+                b = op.bias()
+                meta[i, :5] = compiled1d.CHAIN_AFFINE, n_in, n_out, sizes["w"], sizes["b"] if b is not None else -1
+                weights.append(w)
+                sizes["w"] += w.size
+                if b is not None:
+                    biases.append(b.numpy())
+                    sizes["b"] += n_out
+            elif op.slopes.dim() == 1:  # an elementwise op (the only other), its pieces shared by all units
+                k = op.breakpoints.numel()
+                meta[i, [0, 1, 2, 5, 6, 7, 8]] = compiled1d.CHAIN_SPLIT, n_in, n_out, sizes["a"], k, list(layers).index(i), byte
+                byte += -(-n_in * k // 8)
+                act += [op.breakpoints.numpy(), op.slopes.numpy(), op.intercepts.numpy()]
+                sizes["a"] += 3 * k + 2
+            else:
+                return None
+        splits = list(layers)
+        for a, b in zip(splits, splits[1:] + [len(meta)]):
+            meta[a, 9] = b
+        cuts = [0] + [int(meta[i, 1] * meta[i, 6]) + 1 for i in splits]  # pieces of one interval at each level
+        cat = lambda parts: np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0), np.float64)  # noqa: E731
+        return cls(meta, cat(weights), cat(biases), cat(act), max(math.prod(s) for s in shapes),
+                   math.prod(shapes[-1]), list(layers.values()), [max(BATCH, c) for c in cuts], cuts[-1])
+
+    def stack_bytes(self, legs: int) -> int:
+        """Bytes a run holds besides its result: the intervals waiting at each level (their
+        states, ends and codes) and the rows of a batch's matrix products."""
+        return sum(self.caps[:-1]) * (16 * self.width + 64 + code_width(self.layers)) + 16 * max(self.caps) * self.width
+
+    def run(self, legs: list, frame, rtol: float, watch: Watch, finished: list) -> None:
+        """The pieces of the legs ``legs`` ((start, Leg) of one polyline, each t in [0, 1]:
+        ``frame``, every leg's :meth:`Leg.bounds`) into ``finished`` as (leg, lo, hi, ends, codes,
+        states) chunks of NumPy arrays (the intervals about each leg's middle, the states (n, 2, K)
+        there), in order along the path, watched by ``watch`` (a limit raises after ``finished``
+        holds the pieces so far)."""
+        warm_allocator()
+        watch.start()
+        with one_blas_thread():
+            self._loop(legs, rtol, frame, watch, finished)
+
+    def _loop(self, legs, rtol, frame, watch, finished) -> None:
+        """:meth:`run`'s calls of the kernel; ``frame``: the legs' chart point, ends about it and
+        half-length (:meth:`Leg.bounds`)."""
+        center, (lo, hi), extent = frame[0], frame[1][:, 0], float(frame[2][0])
+        width, nbytes, levels = self.width, code_width(self.layers), len(self.layers)
+        caps = [min(self.caps[0], len(legs))] + self.caps[1:]  # the first level: the legs, as many as a batch holds
+        starts = list(itertools.accumulate(caps[:-1], initial=0))
+        lv = np.zeros((levels + 1, 3), np.int64)
+        lv[:, 0] = starts
+        rows = starts[-1]
+        l_lo, l_hi, l_leg = np.empty(rows), np.empty(rows), np.empty(rows, np.int64)
+        l_ends, l_code, l_z = np.empty((rows, 2, 2), np.int64), np.empty((rows, nbytes), np.uint8), np.empty((rows, 2, width))
+        scratch = np.empty(2 * max(self.caps) * width)
+        most = max(self.caps[-1], OUT_BYTES // (16 * self.outputs + 48 + nbytes))  # pieces one call may output
+        cap = self.caps[-1]  # doubled each call up to ``most``: a short run allocates little
+        busy, loaded = False, 0
+        while busy or loaded < len(legs):
+            watch.check_time()
+            if not busy:  # the next legs, at the first level (without one: each leg is a piece)
+                batch = legs[loaded: loaded + caps[0]]
+                z = self._states(batch, center)
+                n, loaded = len(batch), loaded + len(batch)
+                if not levels:
+                    finished.append((np.arange(loaded - n, loaded), np.full(n, lo), np.full(n, hi), np.full((n, 2, 2), BORDER),
+                                     np.zeros((n, 0), np.uint8), z))
+                    watch.done += n
+                    continue
+                l_lo[:n], l_hi[:n], l_leg[:n], l_ends[:n], l_code[:n] = lo, hi, np.arange(loaded - n, loaded), BORDER, 0
+                l_z[:n, :, : z.shape[2]] = z
+                lv[0, 1:] = 0, n
+            size = max(self.cuts, min(cap, watch.max_regions - watch.done))  # no more than the region limit allows
+            o_lo, o_hi, o_ends = np.empty(size), np.empty(size), np.empty((size, 2, 2), np.int64)
+            o_code, o_z, o_leg = np.empty((size, nbytes), np.uint8), np.empty((size, 2, self.outputs)), np.empty(size, np.int64)
+            n, _, busy = compiled1d.chain_pieces(self.meta, self.weights, self.biases, self.act, rtol, extent, WORK_PER_CALL,
+                                                 REFRESH, lv, l_lo, l_hi, l_ends, l_code, l_z, l_leg, scratch,
+                                                 o_lo, o_hi, o_ends, o_code, o_z, o_leg, 0)
+            finished.append((o_leg[:n], o_lo[:n], o_hi[:n], o_ends[:n], o_code[:n], o_z[:n]))
+            cap = min(2 * cap, most)
+            watch.pending = int(lv[:, 2].sum()) + len(legs) - loaded
+            if watch.bar is None and watch.timeout is None:  # nothing shows the length finished
+                watch.done += n
+            else:
+                watch.finished(Intervals(torch.from_numpy(o_lo[:n]), torch.from_numpy(o_hi[:n]), torch.from_numpy(o_ends[:n])))
+            watch.check(self.layers[-1].name, 0)
+
+    def _states(self, legs: list, center: np.ndarray) -> np.ndarray:
+        """(n, 2, w) the states of the legs ``legs`` ((start, Leg)) at their chart point
+        ``center`` (1,) (value, slope) through the linear ops before the first elementwise one."""
+        rows = np.empty((len(legs), 2, legs[0][1].basis.shape[0]))
+        for i, (_, leg) in enumerate(legs):
+            rows[i, 0] = leg.origin.reshape(-1) + leg.basis @ center
+            rows[i, 1] = leg.basis[:, 0]
+        first = int(self.meta[:, 0].argmax()) if len(self.layers) else len(self.meta)  # the first elementwise op
+        out = compiled1d.chain_product(self.meta, self.weights, self.biases, 0, first, rows.reshape(2 * len(legs), -1))
+        return out.reshape(len(legs), 2, -1)
+
+    def pieces(self, frame, finished: list) -> tuple[PieceArrays, np.ndarray]:
+        """The pieces of the chunks ``finished`` of :meth:`run` (legs of the ``frame`` given
+        there) in one (each in its leg's coordinate, in order along the path) and the leg of each."""
+        if not finished:
+            return PieceArrays.empty(self.outputs, code_width(self.layers)), np.zeros(0, np.int64)
+        leg, lo, hi, ends, codes, out = (x[0] if len(finished) == 1 else np.concatenate(x) for x in zip(*finished))
+        c0 = frame[0]  # the chart point of every leg
+        return PieceArrays.of_states(lo + c0[0], hi + c0[0], ends, out, c0, ((lo + hi) / 2)[:, None], codes), leg
+
+
+@functools.cache
+def _blas():
+    """The BLAS libraries of this process (those the kernel's matrix products call)."""
+    import scipy.linalg.cython_blas  # noqa: F401  (numba's products call it: loaded before it is looked for)
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas")
+
+
+@contextmanager
+def one_blas_thread():
+    """A context in which BLAS runs on one thread: the kernel's products are small, and threads
+    started for each would cost more than they save (much more on a loaded machine)."""
+    libs = _blas().lib_controllers
+    before = [lib.num_threads for lib in libs]
+    for lib in libs:
+        lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, n in zip(libs, before):
+            lib.set_num_threads(n)
+
+
+def path_chain(chain: Chain, inputs: int) -> PathChain | None:
+    """:meth:`PathChain.of`, made once per chain and input width."""
+    if not ENABLED:
+        return None
+    key = ("path", inputs)
+    if key not in chain.derived:
+        chain.derived[key] = PathChain.of(chain, inputs)
+    return chain.derived[key]
+
