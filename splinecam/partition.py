@@ -19,7 +19,7 @@ from .errors import InvalidPartitionFile, RegionLimitError, StoppedEarly
 from .extras import late
 from .geometry import RegionGrid
 from .io.files import FORMAT, read_arrays, save_arrays
-from .run.chain import Chain, ChainRun, chain_applies, read_chain
+from .run.chain import Chain, ChainRun, cached_chain, chain_applies
 from .run.curved import DECISION, CurvedPieces, SineNet, certify, read_sine_net, sine_encoding
 from .run.compose import compose
 from .run.engine import Engine
@@ -139,7 +139,7 @@ def partition(model, sl: Slice, dtype=torch.float64, device=None, progress=None,
     if tiles is not None or executor is not None:
         return partition_tiled(model, sl, tiles, executor, dtype, device, progress, **limits)
     if chain_applies(dtype, device):
-        chain = read_chain(model, sl)
+        chain = cached_chain(model, sl)
         if chain is not None:
             return partition_mlp(chain, model, sl, progress, options, started)
     twin, graph = prepare(model, dtype, device, sl.input_shape)

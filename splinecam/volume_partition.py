@@ -15,7 +15,7 @@ from .extras import late
 from .geometry.polyhedra import Polyhedra
 from .geometry.surface import complex_counts
 from .partition import NetworkCopy, check_shapes, checked_arguments, region_limit
-from .run.chain import ChainRun, chain_applies, read_chain
+from .run.chain import ChainRun, cached_chain, chain_applies
 from .run.engine import Engine
 from .run.plan import Plan, parse_bytes
 from .run.regions import LayerInfo, unpack_codes
@@ -160,7 +160,7 @@ def partition_volume(model, volume: Volume, dtype=torch.float64, device=None, pr
     opts, device = checked_arguments(model, volume, device, options, "partition", Volume)
     if tiles is not None or executor is not None:
         raise ValueError("tiles and executor apply to slices; partition a volume without them.")
-    chain = read_chain(model, volume) if chain_applies(dtype, device) else None
+    chain = cached_chain(model, volume) if chain_applies(dtype, device) else None
     if chain is not None:
         graph, shapes = chain.graph(volume.input_shape[0])
         dtype, device = torch.float64, torch.device("cpu")

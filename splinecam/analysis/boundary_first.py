@@ -22,7 +22,7 @@ from .boundary import Boundary
 from .bounds import RELAXATIONS, OutputBounds, form_bounds
 from ..partition import Partition, checked_arguments, partition_graph, partition_mlp
 from ..slices import Slice
-from ..run.chain import chain_applies, read_chain
+from ..run.chain import cached_chain, chain_applies
 from ..run.compose import compose
 from ..run.trace import prepare
 
@@ -70,7 +70,7 @@ def boundary_partition(model, sl: Slice, value: float | None, output: int, dtype
     opts, device = checked_arguments(model, sl, device, options, caller)
     if bounds not in RELAXATIONS:
         raise ValueError(f"bounds must be one of {RELAXATIONS}, got {bounds!r}.")
-    chain = read_chain(model, sl) if chain_applies(dtype, device) else None
+    chain = cached_chain(model, sl) if chain_applies(dtype, device) else None
     if chain is not None:
         graph, shapes = chain.graph(sl.input_shape[0])
     else:

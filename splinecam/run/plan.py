@@ -28,7 +28,6 @@ MIN_CHUNK = 16  # pieces made at once at least (unless ``chunk_size`` says fewer
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
 
-@functools.lru_cache(maxsize=64)  # (read at every call of a fast path)
 def parse_bytes(size) -> int:
     """``4e9``, ``"4GB"``, ``"512MiB"`` -> bytes."""
     if isinstance(size, (int, float)):
@@ -36,9 +35,9 @@ def parse_bytes(size) -> int:
     return _parse_text(str(size))
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=64)  # (read at every call of a fast path)
 def _parse_text(size: str) -> int:
-    match = re.fullmatch(r"([0-9.]+(?:E[0-9]+)?)([KMG]I?B|B)?", str(size).strip().upper().replace(" ", ""))
+    match = re.fullmatch(r"([0-9.]+(?:E[0-9]+)?)([KMG]I?B|B)?", size.strip().upper().replace(" ", ""))
     if match is None:
         raise ValueError(f"cannot read memory size {size!r}; write e.g. '4GB' or '512MiB'.")
     return int(float(match[1]) * _UNITS[match[2] or ""])

@@ -304,6 +304,6 @@ def test_verify_does_not_trust_the_fast_paths_reading(monkeypatch):
         read = original(model, sl)
         return chain.Chain(read.leaves[:3] + read.leaves[4:], read.ops[:3] + read.ops[4:], read.state)
 
-    monkeypatch.setattr(partition_module, "read_chain", misread)
+    monkeypatch.setattr(partition_module, "cached_chain", misread)
     part = run(reused, sc.Slice.box((-2, -2), (2, 2)))
     assert not part.verify(n_points=300).ok
