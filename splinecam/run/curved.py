@@ -37,6 +37,7 @@ With a decision function (one output, or the difference of two), its zero set is
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
@@ -225,6 +226,10 @@ class _Leaves:
         half = self.size / 2.0 ** (np.asarray(d)[..., None] + 1)
         return self.lo + (2 * np.stack([i, j], -1) + 1) * half, half
 
+    def border(self, quads: np.ndarray) -> np.ndarray:
+        """:func:`_border_labels` of quadrilaterals (n, 4, 2) in the slice box."""
+        return _border_labels(quads, self.lo, self.lo + self.size)
+
     def add(self, quads: np.ndarray, labels: np.ndarray, bits: list, ok: bool, comp: int) -> None:
         """Pieces (n, 4, 2) of the last cell, with their edge labels (n, 4, 2), one pattern ``bits``
         and component; made counter-clockwise, repeated vertices left out."""
@@ -247,28 +252,34 @@ def _border_labels(quads: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndar
 
 
 def _classify(net: SineNet, centre: np.ndarray, half: np.ndarray):
-    """What sound bounds prove of the box: None, or (branches, split) where branches are the
-    bits (list of bool arrays per level) of its one pattern, or of the two sides of the split unit
-    ``split = (level, unit, M_row, m_row)`` (negative side first)."""
+    """What sound bounds prove of the box: None, or (branches, splits).  ``splits`` are the units
+    whose sign the bounds leave open (at most two), each ``(level, unit, rows)`` with ``rows[k] =
+    (M_row, m_row)`` its pre-activation where the first split unit has sign k (0: negative); a
+    second one is split at the first one's level (then its rows are equal) or later, the same
+    unit on both sides of the first.  ``branches`` maps the signs (a tuple of bools, one per split
+    unit) to the bits (a bool array per level) of the pattern each sign choice proves."""
     M, m = net.first_maps()
-    branches, split = [([], M, m)], None
+    branches, splits = [((), [], M, m)], []
     for level in range(net.levels):
-        grown = []
-        for bits, M, m in branches:
+        unsure = []
+        for _, _, M, m in branches:
             lo, hi = (a[0] for a in net.waves.bounds(M, m, centre[None], half[None]))
-            on, unsure = lo > 0, np.flatnonzero((lo <= 0) & (hi > 0))
-            if len(unsure) > 1 or (len(unsure) == 1 and (split is not None or len(branches) > 1)):
-                return None
-            states = [on]
-            if len(unsure) == 1:
-                split = (level, int(unsure[0]), M[unsure[0]], m[unsure[0]])
-                states = [on, on.copy()]
-                states[1][split[1]] = True
-            for state in states:
+            unsure.append(((lo > 0), np.flatnonzero((lo <= 0) & (hi > 0))))
+        counts = [len(u) for _, u in unsure]
+        if len(splits) + max(counts) > 2 or (splits and len(set(map(tuple, (u for _, u in unsure)))) > 1):
+            return None  # three curves, or a later unit open on one side of the first curve only
+        for unit in unsure[0][1]:
+            rows = [(M[unit], m[unit]) for _, _, M, m in branches]
+            splits.append((level, int(unit), rows * (2 // len(rows))))
+        grown = []
+        for (key, bits, M, m), (on, units) in zip(branches, unsure):
+            for signs in np.ndindex(*(2,) * len(units)):
+                state = on.copy()
+                state[units] = np.array(signs, bool)
                 nxt = net.next_maps(level, M, m, state) if level + 1 < net.levels else (None, None)
-                grown.append((bits + [state], *nxt))
+                grown.append((key + tuple(bool(x) for x in signs), bits + [state], *nxt))
         branches = grown
-    return [bits for bits, _, _ in branches], split
+    return {key: bits for key, bits, _, _ in branches}, splits
 
 
 def _bisect(f, lo: np.ndarray, hi: np.ndarray, width: float) -> np.ndarray:
@@ -283,12 +294,39 @@ def _bisect(f, lo: np.ndarray, hi: np.ndarray, width: float) -> np.ndarray:
 
 
 class _Curve:
-    """The arc of ``z = M e + m = 0`` in a cell, once the cell is proven (see the module doc), in
-    coordinates (s, t): ``s`` the axis along which ``sign * z`` increases, the arc ``s = g(t)``."""
+    """The zero set of ``z = M e + m`` in a cell, proven (:meth:`prove`) to be at most one arc, in
+    coordinates (s, t): ``s`` the axis along which ``sign * z`` increases, the arc ``s = g(t)``.
+    grads: the (lo, hi) bounds of dz/du and of dz/dv over the cell; slope: a bound of |g'|."""
 
-    def __init__(self, net: SineNet, M, m, centre, half, axis: int, sign: float):
+    def __init__(self, net: SineNet, M, m, centre, half, axis: int, sign: float, grads, slope: float):
         self.net, self.M, self.m, self.axis, self.sign = net, M[None], np.array([m]), axis, sign
+        self.centre, self.half, self.grads, self.slope = centre, half, grads, slope
         self.lo, self.hi = centre - half, centre + half
+
+    @classmethod
+    def prove(cls, net: SineNet, M, m, centre, half) -> "_Curve | None":
+        """The curve of ``z = M e + m`` (M (J,), m scalar) in the box, or None where sound bounds do
+        not prove ``z`` strictly monotone along an axis with at most one zero on each cell side."""
+        (gu_lo, gu_hi), (gv_lo, gv_hi) = net.waves.gradient(M[None], centre[None], half[None])
+        grads = [(float(gu_lo[0, 0]), float(gu_hi[0, 0])), (float(gv_lo[0, 0]), float(gv_hi[0, 0]))]
+        options = []
+        for axis in (0, 1):
+            lo, hi = grads[axis]
+            if lo > 0 or hi < 0:
+                other = max(-grads[1 - axis][0], grads[1 - axis][1])
+                options.append((other / min(abs(lo), abs(hi)), axis, 1.0 if lo > 0 else -1.0))
+        if not options:
+            return None
+        slope, axis, sign = min(options)
+        curve = cls(net, M, m, centre, half, axis, sign, grads, slope)
+        for s in (curve.lo[axis], curve.hi[axis]):  # at most one zero on each side along t: none, or monotone
+            c = curve.point(np.array(s), np.array(centre[1 - axis]))
+            hw = curve.point(np.array(0.0), np.array(half[1 - axis]))
+            lo, hi = (a[0, 0] for a in net.waves.bounds(curve.M, curve.m, c[None], hw[None]))
+            glo, ghi = (a[0, 0] for a in net.waves.gradient(curve.M, c[None], hw[None])[1 - axis])
+            if lo <= 0 <= hi and glo <= 0 <= ghi:
+                return None
+        return curve
 
     def point(self, s, t) -> np.ndarray:
         return np.stack([s, t], -1) if self.axis == 0 else np.stack([t, s], -1)
@@ -296,6 +334,20 @@ class _Curve:
     def h(self, s, t) -> np.ndarray:
         s, t = np.broadcast_arrays(np.asarray(s, float), np.asarray(t, float))
         return self.sign * self.net.waves.values(self.M, self.m, self.point(s.ravel(), t.ravel()))[:, 0].reshape(s.shape)
+
+    def roots(self, t: np.ndarray, width: float) -> np.ndarray:
+        """(n,) the arc's s at the t (n,) where it crosses the cell, to within ``width``."""
+        return _bisect(lambda s_: self.h(s_, t), np.full(len(t), self.lo[self.axis]), np.full(len(t), self.hi[self.axis]),
+                       width)
+
+    def step(self, tol: float) -> float:
+        """The t-spacing of polyline nodes at which the chord error bound ``|g''| h^2 / 8`` (from
+        sound bounds of z's second derivatives over the cell) is tol / 2 (inf: a straight arc)."""
+        bend = self.net.waves.curvature(self.M, self.centre[None], self.half[None])[0, 0]  # |z_uu|, |z_uv|, |z_vv|
+        ss, st, tt = (bend[0], bend[1], bend[2]) if self.axis == 0 else (bend[2], bend[1], bend[0])
+        gmin = min(abs(self.grads[self.axis][0]), abs(self.grads[self.axis][1]))
+        g2 = (tt + 2 * st * self.slope + ss * self.slope ** 2) / gmin  # |g''| on the cell
+        return math.sqrt(8 * (tol / 2) / g2) if g2 > 0 else math.inf
 
     def crossings(self, width: float) -> list:
         """[(crossing or None, h > 0 at the side's start)] on the cell sides s = s0 and s = s1
@@ -315,32 +367,20 @@ class _Curve:
         roots = _bisect(lambda x: h(x) * orient, start, end, width)
         return [(float(r) if (p != q) else None, bool(p)) for r, p, q in zip(roots, a > 0, b > 0)]
 
+    def side_keys(self) -> list:
+        """The keys (axis, high side) of the sides in the order of :meth:`crossings`."""
+        return [(self.axis, False), (self.axis, True), (1 - self.axis, False), (1 - self.axis, True)]
 
-def _one_curve(net: SineNet, split, centre, half, tol: float):
-    """The proven arc of the split unit in the box, or None where a condition fails: (curve, the
-    t-interval (a, b) of the arc, nodes t (n,), roots s (n,)) or (curve, None, ...) if no arc."""
-    _, _, M, m = split
-    (gu_lo, gu_hi), (gv_lo, gv_hi) = net.waves.gradient(M[None], centre[None], half[None])
-    grads = [(float(gu_lo[0, 0]), float(gu_hi[0, 0])), (float(gv_lo[0, 0]), float(gv_hi[0, 0]))]
-    options = []
-    for axis in (0, 1):
-        lo, hi = grads[axis]
-        if lo > 0 or hi < 0:
-            other = max(-grads[1 - axis][0], grads[1 - axis][1])
-            options.append((other / min(abs(lo), abs(hi)), axis, 1.0 if lo > 0 else -1.0))
-    if not options:
+
+def _one_curve(net: SineNet, rows, centre, half, tol: float):
+    """The proven arc of the split unit (its ``rows``, see :func:`_classify`) in the box, or None
+    where a condition fails: (curve, the t-interval (a, b) of the arc, nodes t (n,), roots s
+    (n,), the side crossings) or (curve, None, None, None, crossings) if there is no arc."""
+    curve = _Curve.prove(net, *rows[0], centre, half)
+    if curve is None:
         return None
-    slope, axis, sign = min(options)
-    curve = _Curve(net, M, m, centre, half, axis, sign)
-    s0, s1 = curve.lo[axis], curve.hi[axis]
+    axis, width = curve.axis, tol / 4
     t0, t1 = curve.lo[1 - axis], curve.hi[1 - axis]
-    for s in (s0, s1):  # at most one zero on each side along t: no zero, or monotone along t
-        c, hw = curve.point(np.array(s), np.array((t0 + t1) / 2)), curve.point(np.array(0.0), np.array(half[1 - axis]))
-        lo, hi = (a[0, 0] for a in net.waves.bounds(curve.M, curve.m, c[None], hw[None]))
-        glo, ghi = (a[0, 0] for a in net.waves.gradient(curve.M, c[None], hw[None])[1 - axis])
-        if lo <= 0 <= hi and glo <= 0 <= ghi:
-            return None
-    width = tol / 4
     sides = curve.crossings(width)
     (lower, low_pos), (upper, up_pos) = sides[:2]  # L(t) = h(s0, t) <= 0 and U(t) = h(s1, t) >= 0 on the arc
     a, b = t0, t1
@@ -352,18 +392,117 @@ def _one_curve(net: SineNet, split, centre, half, tol: float):
         a, b = (max(a, upper), b) if not up_pos else (a, min(b, upper))
     if b <= a:
         return curve, None, None, None, sides
-    bend = net.waves.curvature(curve.M, centre[None], half[None])[0, 0]  # |z_ss|, |z_st|, |z_tt| in (u, v) order
-    ss, st, tt = (bend[0], bend[1], bend[2]) if axis == 0 else (bend[2], bend[1], bend[0])
-    gmin = min(abs(grads[axis][0]), abs(grads[axis][1]))
-    g2 = (tt + 2 * st * slope + ss * slope ** 2) / gmin  # |g''| on the cell
-    step = math.sqrt(8 * (tol / 2) / g2) if g2 > 0 else b - a
-    n = max(2, math.ceil((b - a) / step) + 1)
+    n = max(2, math.ceil((b - a) / curve.step(tol)) + 1)
     if n > _MAX_NODES:
         return None
     t = np.linspace(a, b, n)
     t[0], t[-1] = a, b
-    s = _bisect(lambda s_: curve.h(s_, t), np.full(n, s0), np.full(n, s1), width)
-    return curve, (a, b), t, s, sides
+    return curve, (a, b), t, curve.roots(t, width), sides
+
+
+def _loop(key, r: float, lo, hi) -> float:
+    """The position in [0, 4) on the counter-clockwise border loop of the cell [lo, hi] (sides
+    bottom, right, top, left; corner (lo, lo) at 0) of the point ``r`` along the side ``key``."""
+    f = (r - lo[key[0] ^ 1]) / (hi[key[0] ^ 1] - lo[key[0] ^ 1])
+    return {(1, False): f, (0, True): 1 + f, (1, True): 3 - f, (0, False): 4 - f}[key] % 4
+
+
+def _loop_point(q: float, lo, hi) -> np.ndarray:
+    """The point at position ``q`` of the border loop (see :func:`_loop`)."""
+    side, f = int(q) % 4, q - int(q)
+    w = hi - lo
+    return np.array([(lo[0] + f * w[0], lo[1]), (hi[0], lo[1] + f * w[1]), (hi[0] - f * w[0], hi[1]),
+                     (lo[0], hi[1] - f * w[1])][side])
+
+
+_SIDES = [(1, False), (0, True), (1, True), (0, False)]  # the keys of the loop's sides, in order
+
+
+def _det_holds_zero(ga, gc) -> bool:
+    """Whether interval bounds of ``det [grad a; grad c]`` from gradient bounds ((lo, hi) of d/du,
+    (lo, hi) of d/dv) of each hold 0."""
+    def mul(x, y):
+        p = [x[0] * y[0], x[0] * y[1], x[1] * y[0], x[1] * y[1]]
+        return min(p), max(p)
+
+    (p0, p1), (q0, q1) = mul(ga[0], gc[1]), mul(ga[1], gc[0])
+    pad = 8 * np.finfo(np.float64).eps * (abs(p0) + abs(p1) + abs(q0) + abs(q1))
+    return p0 - q1 - pad <= 0 <= p1 - q0 + pad
+
+
+def _junction(net: SineNet, splits, centre, half, tol: float):
+    """The proven crossing of the two split units' curves in the box (see the module doc), or None
+    where a condition fails: (X (2,), ends, signs): ends the four border ends of the half-arcs
+    from X, counter-clockwise, as (loop position, point (2,), arc: 0 for A, 1 for C); signs[i]
+    (z_a > 0, z_c > 0) in the sector from end i to end i + 1."""
+    (_, _, rows_a), (_, _, rows_c) = splits
+    lo, hi, width = centre - half, centre + half, tol / 4
+    arcs = [_Curve.prove(net, *row, centre, half) for row in rows_a[:1] + rows_c]
+    if any(arc is None for arc in arcs) or any(_det_holds_zero(arcs[0].grads, arc.grads) for arc in arcs[1:]):
+        return None
+    ends = []
+    for arc in arcs:  # each arc's two ends on the border
+        found = sorted((_loop(key, r, lo, hi), key, r) for key, (r, _) in zip(arc.side_keys(), arc.crossings(width))
+                       if r is not None)
+        if len(found) != 2:
+            return None
+        ends.append([(q, np.where(np.arange(2) == key[0], (lo, hi)[key[1]], r)) for q, key, r in found])
+    # the sign of c at A's ends, from sound bounds of both of its rows near each: it changes along A
+    Mc, mc = np.array([row[0] for row in rows_c]), np.array([row[1] for row in rows_c])
+    kappa = []
+    for _, point in ends[0]:
+        low, high = net.waves.bounds(Mc, mc, point[None], np.full((1, 2), width))
+        if not ((low > 0).all() or (high < 0).all()):
+            return None
+        kappa.append(bool((low > 0).all()))
+    (qa0, _), (qa1, _) = ends[0]
+    inner = net.waves.values(arcs[0].M, arcs[0].m, np.array([_loop_point((qa0 + qa1) / 2, lo, hi),
+                                                             _loop_point((qa0 + qa1) / 2 + 2, lo, hi)]))[:, 0] > 0
+    if inner[0] == inner[1]:
+        return None
+    loop = [(qa0, ends[0][0][1], 0), (qa1, ends[0][1][1], 0)]
+    for k in (1, 2):  # C's half on each side of A (formula k - 1): its end on that side
+        on = [bool(inner[0]) if qa0 < q < qa1 else bool(inner[1]) for q, _ in ends[k]]
+        if on[0] == on[1] or any(q in (qa0, qa1) for q, _ in ends[k]):
+            return None
+        loop.append((*ends[k][on.index(k == 2)], k))
+    loop.sort(key=lambda end: end[0])
+    if [min(end[2], 1) for end in loop] not in ([0, 1, 0, 1], [1, 0, 1, 0]):
+        return None
+    x = _crossing(net, arcs[0], rows_c[1], width)
+    if x is None:
+        return None
+    for _, point, k in loop:  # each half-arc is one chord within tol / 2
+        if abs(point[1 - arcs[k].axis] - x[1 - arcs[k].axis]) > arcs[k].step(tol):
+            return None
+    signs = []
+    for i in range(4):
+        q, nxt = loop[i][0], loop[(i + 1) % 4][0]
+        mid = (q + nxt + (4 if nxt < q else 0)) / 2 % 4
+        a_end = i if loop[i][2] == 0 else (i + 1) % 4
+        signs.append((bool(inner[0] if qa0 < mid < qa1 else inner[1]), kappa[[qa0, qa1].index(loop[a_end][0])]))
+    return x, [(q, point, min(k, 1)) for q, point, k in loop], signs
+
+
+def _crossing(net: SineNet, arc: _Curve, row_c, width: float):
+    """The point (2,) where the arc A meets ``z_c = 0`` (row_c: (M_row, m_row)), by Newton's
+    method from the cell's centre, on A to within ``width``: z_c changes sign on A between its
+    t - width and t + width (or the cell side); None where it does not."""
+    M, m = np.stack([arc.M[0], row_c[0]]), np.array([arc.m[0], row_c[1]])
+    x, waves = arc.centre.copy(), net.waves
+    for _ in range(8):
+        jac = np.stack([(M * waves.A[:, i]) @ waves.slopes(x[None])[0] for i in (0, 1)], 1)
+        if abs(np.linalg.det(jac)) < 1e-300:
+            return None
+        x = np.clip(x - np.linalg.solve(jac, waves.values(M, m, x[None])[0]), arc.lo, arc.hi)
+    ax = arc.axis
+    t = np.clip(x[1 - ax] + np.array([-width, 0.0, width]), arc.lo[1 - ax], arc.hi[1 - ax])
+    s = arc.roots(t, width)
+    on = arc.point(s, t)
+    zc = waves.values(M[1:], m[1:], on)[:, 0]
+    if not ((arc.h(arc.lo[ax], t) <= 0).all() and (arc.h(arc.hi[ax], t) >= 0).all()):
+        return None  # A does not cross the cell at those t
+    return on[1] if (zc[0] > 0) != (zc[2] > 0) else None
 
 
 def certify(net: SineNet, sl: Slice, watch: Watch, tol: float, min_cell: float) -> CurvedPieces:
@@ -378,14 +517,14 @@ def certify(net: SineNet, sl: Slice, watch: Watch, tol: float, min_cell: float) 
             batch, stack[-_BATCH:] = stack[-_BATCH:], []
             d, i, j = np.array(batch).T
             lo0, hi0 = net.waves.bounds(*first, *leaves.box(d, i, j))  # the first level of all at once:
-            crowded = ((lo0 <= 0) & (hi0 > 0)).sum(1) > 1  # two curves or more: split without a closer look
+            crowded = ((lo0 <= 0) & (hi0 > 0)).sum(1) > 2  # three curves or more: split without a closer look
             while batch:
                 d, i, j = cell = batch.pop()
                 centre, half = leaves.box(d, i, j)
                 found = None if crowded[len(batch)] else _classify(net, centre, half)
-                curve = None if found is None or found[1] is None else _one_curve(net, found[1], centre, half, tol)
-                if found is not None and (found[1] is None or curve is not None):
-                    _finish(leaves, cell, centre, half, found, curve)
+                proof = None if found is None else _prove(net, found[1], centre, half, tol)
+                if proof is not None:
+                    _finish(leaves, cell, centre, half, found, proof)
                 elif 2 * half.max() > min_cell:
                     stack.extend((d + 1, 2 * i + a, 2 * j + b) for a in (1, 0) for b in (1, 0))
                     continue
@@ -400,30 +539,49 @@ def certify(net: SineNet, sl: Slice, watch: Watch, tol: float, min_cell: float) 
     return _assemble(leaves, [])
 
 
-def _finish(leaves: _Leaves, cell, centre, half, found, curve) -> None:
+def _prove(net: SineNet, splits: list, centre, half, tol: float):
+    """The proof of the cell's geometry given its split units: True (none), the arc of one
+    (:func:`_one_curve`) or the crossing of two (:func:`_junction`); None where it fails."""
+    if not splits:
+        return True
+    return _one_curve(net, splits[0][2], centre, half, tol) if len(splits) == 1 else _junction(net, splits, centre, half, tol)
+
+
+def _finish(leaves: _Leaves, cell, centre, half, found, proof) -> None:
     """Record the pieces of a finished cell and what its sides touch."""
     lo, hi = centre - half, centre + half
     corners = np.array([lo, [hi[0], lo[1]], hi, [lo[0], hi[1]]])
-    border = lambda quads: _border_labels(quads, leaves.lo, leaves.lo + leaves.size)  # noqa: E731
-    if found is None or found[1] is None:  # one pattern (proven, or at the centre)
+    if found is None or not found[1]:  # one pattern (proven, or at the centre)
         ok = found is not None
         if ok:
-            bits = found[0][0]
+            bits = found[0][()]
         else:
             b, s = leaves.net.pattern(centre[None])
             bits = _levels(leaves.net, b[0], s[0])
             leaves.uncertified.append(np.concatenate([lo, hi]))
             leaves.unsure[len(leaves.cells)] = {}
         leaves.cells.append((cell, [bits], {}))
-        leaves.add(corners[None], border(corners[None]), bits, ok, 0)
-        return
-    curve, span, t, s, crossings = curve
-    (level, unit, _, _), branches = found[1], found[0]
-    neg, pos = (branches if curve.sign > 0 else branches[::-1])  # the sides of h = sign * z
-    ax = curve.axis
+        leaves.add(corners[None], leaves.border(corners[None]), bits, ok, 0)
+    elif len(found[1]) == 1:
+        _finish_curve(leaves, cell, found, proof)
+    else:
+        _finish_junction(leaves, cell, centre, half, found, proof)
+
+
+def _label(net: SineNet, level: int, unit: int) -> tuple:
+    """The edge label of a unit's polyline (see :data:`DECISION`)."""
+    return (level, unit) if level < len(net.hidden) else (DECISION, DECISION)
+
+
+def _finish_curve(leaves: _Leaves, cell, found, proof) -> None:
+    """The pieces of a cell with one proven arc: strips of the cell on each side of its polyline."""
+    curve, span, t, s, crossings = proof
+    branches, ((level, unit, _),) = found
+    neg, pos = (branches[(False,)], branches[(True,)])[:: int(curve.sign)]  # the sides of h = sign * z
+    ax, lo, hi = curve.axis, curve.lo, curve.hi
     # each side's crossing and the component (0: negative, 1: positive) before and after it
     sides = {key: ([] if root is None else [root], [int(first), int(not first)][: 1 + (root is not None)])
-             for key, (root, first) in zip(((ax, False), (ax, True), (1 - ax, False), (1 - ax, True)), crossings)}
+             for key, (root, first) in zip(curve.side_keys(), crossings)}
     leaves.cells.append((cell, [neg, pos], sides))
     strips = [(lo[1 - ax], hi[1 - ax])] if span is None else [(lo[1 - ax], span[0]), (span[1], hi[1 - ax])]
     for ta, tb in strips:  # whole strips on one side of the arc: h(s0) > 0 there, or h(s1) < 0
@@ -431,15 +589,51 @@ def _finish(leaves: _Leaves, cell, centre, half, found, curve) -> None:
             continue
         positive = bool(curve.h(lo[ax], (ta + tb) / 2) > 0)
         quad = curve.point(np.array([lo[ax], hi[ax], hi[ax], lo[ax]]), np.array([ta, ta, tb, tb]))[None]
-        leaves.add(quad, border(quad), pos if positive else neg, True, int(positive))
+        leaves.add(quad, leaves.border(quad), pos if positive else neg, True, int(positive))
     if span is None:
         return
     for positive, edge in ((False, lo[ax]), (True, hi[ax])):  # the two sides of each polyline segment
         edge = np.full(len(t) - 1, edge)
         quads = curve.point(np.stack([edge, s[:-1], s[1:], edge], 1), np.stack([t[:-1], t[:-1], t[1:], t[1:]], 1))
-        labels = border(quads)
-        labels[:, 1] = (level, unit) if level < len(leaves.net.hidden) else (DECISION, DECISION)
+        labels = leaves.border(quads)
+        labels[:, 1] = _label(leaves.net, level, unit)
         leaves.add(quads, labels, pos if positive else neg, True, int(positive))
+
+
+def _finish_junction(leaves: _Leaves, cell, centre, half, found, proof) -> None:
+    """The pieces of a cell with two proven arcs crossing at X: triangles fanned from X to the
+    border loop (its corners and the four ends of the half-arcs), one sector between each two
+    ends; each side's ends and the sectors between them (for the regions)."""
+    x, ends, signs = proof
+    branches, ((la, a, _), (lc, c, _)) = found
+    lo, hi = centre - half, centre + half
+    labels = [_label(leaves.net, la, a), _label(leaves.net, lc, c)]
+    where = np.array([q for q, _, _ in ends])
+    sector = lambda q: (int(np.searchsorted(where, q, side="right")) - 1) % 4  # noqa: E731
+    loop = sorted([(float(k), 0, corner, None) for k, corner in enumerate(
+        [lo, (hi[0], lo[1]), hi, (lo[0], hi[1])])] + [(q, 1, point, arc) for q, point, arc in ends], key=lambda e: e[:2])
+    tris, tri_labels, owner = [], [], []
+    for k, (q, _, point, arc) in enumerate(loop):
+        _, _, nxt, nxt_arc = loop[(k + 1) % len(loop)]
+        tris.append([x, point, nxt, x])
+        tri_labels.append([INSIDE if arc is None else labels[arc], None, INSIDE if nxt_arc is None else labels[nxt_arc],
+                           INSIDE])
+        owner.append(sector(q))
+    tris, owner = np.array(tris, float), np.array(owner)
+    border = leaves.border(tris)
+    for k, row in enumerate(tri_labels):
+        for j in (0, 2, 3):
+            border[k, j] = row[j]
+    comps = [branches[sign] for sign in signs]
+    sides = {}
+    for k, key in enumerate(_SIDES):
+        along = sorted(float(point[key[0] ^ 1]) for q, point, _ in ends if k <= q < k + 1)
+        cuts = [lo[key[0] ^ 1], *along, hi[key[0] ^ 1]]
+        sides[key] = (along, [sector(_loop(key, (p0 + p1) / 2, lo, hi)) for p0, p1 in zip(cuts[:-1], cuts[1:])])
+    leaves.cells.append((cell, comps, sides))
+    for i in range(4):
+        mine = owner == i
+        leaves.add(tris[mine], border[mine], comps[i], True, i)
 
 
 def _levels(net: SineNet, bits: np.ndarray, side: bool) -> list:
@@ -493,9 +687,11 @@ def _regions(leaves: _Leaves, n_hidden: int, piece_cell: np.ndarray, piece_comp:
     def join(a, b):
         parent[find(a)] = find(b)
 
-    for k, (_, comps, _) in enumerate(leaves.cells):  # an arc of the decision function only: one pattern
-        if len(comps) == 2 and key(comps[0]) == key(comps[1]):
-            join(first[k], first[k] + 1)
+    for k, (_, comps, _) in enumerate(leaves.cells):  # across an arc of the decision function: one pattern
+        for i in range(1, len(comps)):
+            for j in range(i):
+                if key(comps[i]) == key(comps[j]):
+                    join(first[k] + i, first[k] + j)
     scale = 2 ** 30
     edges = {}  # (axis, integer coordinate of the side) -> [(start, end, cell, high side?)]
     for k, ((d, i, j), _, _) in enumerate(leaves.cells):
@@ -530,8 +726,7 @@ def _join_side(leaves, ka, kb, axis, f0, f1, key, first, join) -> None:
     cuts = sorted({x0, x1, *[c for c in sa[0] + sb[0] if x0 < c < x1]})
     for c0, c1 in zip(cuts[:-1], cuts[1:]):
         mid = (c0 + c1) / 2
-        ca = sa[1][int(bool(sa[0]) and mid > sa[0][0])]
-        cb = sb[1][int(bool(sb[0]) and mid > sb[0][0])]
+        ca, cb = sa[1][bisect.bisect(sa[0], mid)], sb[1][bisect.bisect(sb[0], mid)]
         a, b = int(first[ka] + ca), int(first[kb] + cb)
         if key(comps_a[ca]) == key(comps_b[cb]):
             join(a, b)

@@ -84,6 +84,66 @@ def test_stripes_of_one_unit_count_and_lie_on_the_lines():
     assert np.bincount(part.region[on]).astype(bool).sum() == 2
 
 
+def rotation(angle: float) -> np.ndarray:
+    return np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+
+
+def layer(weights, bias) -> nn.Linear:
+    weights = np.asarray(weights, np.float64)
+    out = nn.Linear(weights.shape[1], weights.shape[0]).double()
+    with torch.no_grad():
+        out.weight[:] = torch.as_tensor(weights)
+        out.bias[:] = torch.as_tensor(np.asarray(bias, np.float64))
+    return out
+
+
+def meeting_points(part, first, second) -> np.ndarray:
+    """The polyline vertices that the curves of two units (layer, unit) share: their junctions."""
+    a = part.arrays
+    on = [(a.edge_units == label).all(1) for label in (first, second)]
+    shared = {tuple(p) for p in a.vertices[on[0]]} & {tuple(p) for p in a.vertices[on[1]]}
+    return np.array(sorted(shared)).reshape(-1, 2)
+
+
+def test_crossings_of_two_curves_are_certified_at_the_analytic_points():
+    # sin(w0 . x) = 0.3 and sin(w1 . x) = 0.2 with (w0, w1) a rotation: two families of parallel
+    # lines crossing at right angles, 2 x 2 of them in the slice (4 crossings, 9 regions)
+    R = rotation(0.4)
+    model = nn.Sequential(SinEncoding(R, np.zeros(2)), layer(np.eye(2), [-0.3, -0.2]), nn.ReLU(),
+                          layer([[1.0, 1.0]], [5.0])).double()  # the output is > 0: no decision boundary
+    roots = [np.arcsin(c) + np.array([0, np.pi - 2 * np.arcsin(c)]) for c in (0.3, 0.2)]
+    want = np.array([R.T @ (r0, r1) for r0 in roots[0] for r1 in roots[1]])  # the crossings, in x = uv
+    sl = sc.Slice.box(want.min(0) - 0.35, want.max(0) + 0.3)
+    part = sc.partition(model, sl, progress=False, tol=1e-6)
+    assert len(part.uncertified) == 0 and part.certified.all()
+    assert part.n_regions == 9
+    got = meeting_points(part, (0, 0), (0, 1))
+    assert len(got) == 4
+    assert np.abs(np.sort(got.view(complex), 0).view(float) - np.sort(want.view(complex), 0).view(float)).max() <= 1e-6
+    for unit, r in enumerate(roots):  # every vertex of each unit's polyline is on one of its lines
+        p = part.arrays.vertices[(part.arrays.edge_units == (0, unit)).all(1)] @ R.T
+        assert np.abs(p[:, unit, None] - r).min(1).max() <= 1e-6
+    assert abs(part.areas.sum() - sl.area) <= 1e-9 * sl.area and part.verify(n_points=400).ok
+
+
+def test_a_curve_bending_at_an_earlier_curve_is_certified():
+    # layer 1: z0 = sin u - 0.3, z1 = sin v + 5 (always on); layer 2: z2 = relu(z0) + z1 - 5.2, so
+    # z2 = 0 is sin v = 0.2 where sin u < 0.3 and sin v = 0.5 - sin u beyond: a bend at
+    # (asin 0.3, asin 0.2); 4 regions
+    model = nn.Sequential(SinEncoding(np.eye(2), np.zeros(2)), layer(np.eye(2), [-0.3, 5.0]), nn.ReLU(),
+                          layer([[1.0, 1.0]], [-5.2]), nn.ReLU(), layer([[1.0]], [3.0])).double()
+    sl = sc.Slice.box((0.05, 0.05), (1.5, 1.5))
+    part = sc.partition(model, sl, progress=False, tol=1e-6)
+    assert len(part.uncertified) == 0 and part.n_regions == 4
+    bend = meeting_points(part, (0, 0), (1, 0))
+    assert len(bend) == 1 and np.abs(bend[0] - np.arcsin([0.3, 0.2])).max() <= 1e-6
+    p = part.arrays.vertices[(part.arrays.edge_units == (1, 0)).all(1)]
+    left = p[:, 0] < np.arcsin(0.3)
+    assert np.abs(p[left, 1] - np.arcsin(0.2)).max() <= 1e-6
+    assert np.abs(np.sin(p[~left, 1]) - (0.5 - np.sin(p[~left, 0]))).max() <= 1e-6
+    assert part.verify(n_points=400).ok
+
+
 @pytest.mark.parametrize("seed", [pytest.param(0, marks=pytest.mark.slow), 1, pytest.param(2, marks=pytest.mark.slow)])
 def test_random_networks_against_a_grid_and_sign_changes(seed):
     model = sine_mlp([3, 3], 1, seed)
