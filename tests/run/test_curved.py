@@ -276,7 +276,7 @@ def test_limits_and_progress(capsys):
     assert not partial.complete and 0 < len(partial) and len(partial.pieces.pending) > 0
     assert partial.areas.sum() < sl.area
     with pytest.raises(TimeLimitError) as err:
-        sc.partition(model, sl, progress=False, timeout=0.05)
+        sc.partition(sine_mlp([8, 8], 1, 1), sl, progress=False, timeout=0.05)
     assert not err.value.partial.complete
     sc.partition(sine_mlp([2], 1, 0), sl, progress=True, tol=1e-3)
     assert "splinecam" in capsys.readouterr().err
