@@ -123,11 +123,31 @@ def _derivatives(A, b, linear, M, centres, half, order, out):
                     out[n, k, p, 0], out[n, k, p, 1] = 0.0, max(-lo, hi)
 
 
+def _roots(A, b, linear, M, m, sign, base, axis, lo, hi, steps, out):
+    """Bisection, ``steps`` halvings: for each n, where ``sign[n] * f`` turns positive on the
+    segment of points ``base[n]`` with coordinate ``axis[n]`` in ``[lo[n], hi[n]]`` (f = M @
+    features + m, M (J,)), into out[n]."""
+    for n in range(base.shape[0]):
+        a, z, p = lo[n], hi[n], base[n].copy()
+        for _ in range(steps):
+            p[axis[n]] = (a + z) / 2
+            f = m
+            for j in range(A.shape[0]):
+                theta = A[j, 0] * p[0] + A[j, 1] * p[1] + b[j]
+                f += M[j] * (theta if j < linear else math.sin(theta))
+            if sign[n] * f > 0:
+                z = p[axis[n]]
+            else:
+                a = p[axis[n]]
+        out[n] = (a + z) / 2
+
+
 if njit is not None:
     _sin_bounds = njit(cache=True, inline="always")(_sin_bounds)
     _sin_ranges = njit(cache=True)(_sin_ranges)
     _ranges, _weighted = njit(cache=True)(_ranges), njit(cache=True)(_weighted)
     _bounds, _derivatives = njit(cache=True)(_bounds), njit(cache=True)(_derivatives)
+    _roots = njit(cache=True)(_roots)
 
 
 def sin_range(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -185,3 +205,14 @@ class Waves:
         out = np.empty((len(centres), len(M), 3, 2))
         _derivatives(_f64(self.A), _f64(self.b), self.linear, _f64(M), _f64(centres), _f64(half), 2, out)
         return out[..., 1]
+
+    def roots(self, M: np.ndarray, m: float, sign: np.ndarray, base: np.ndarray, axis: np.ndarray, lo: np.ndarray,
+              hi: np.ndarray, width: float) -> np.ndarray:
+        """(n,) where ``sign * (M @ features + m)`` (M (J,); sign (n,) of +-1) turns positive on the
+        segments of points ``base`` (n, 2) whose coordinate ``axis`` (n,) runs over ``[lo, hi]``
+        (n,), to within ``width``, by bisection: ``sign * f <= 0`` at lo and ``> 0`` at hi is assumed."""
+        steps = max(0, math.ceil(math.log2(max(float(np.max(hi - lo, initial=0.0)), 1e-300) / width)))
+        out = np.empty(len(base))
+        _roots(_f64(self.A), _f64(self.b), self.linear, _f64(M), float(m), _f64(sign), _f64(base),
+               np.ascontiguousarray(axis, np.int64), _f64(lo), _f64(hi), steps, out)
+        return out

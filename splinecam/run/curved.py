@@ -215,7 +215,7 @@ class _Leaves:
 
     def __init__(self, net: SineNet, lo: np.ndarray, size: np.ndarray, tol: float):
         self.net, self.lo, self.size, self.tol = net, lo, size, tol
-        self.chunks = []  # (quads (n, 4, 2), labels (n, 4, 2), kept vertices (n, 4), bits, certified, cell, component)
+        self.chunks = []  # (quads (n, 4, 2), labels (n, 4, 2), bits, certified, cell, component)
         self.cells = []  # ((depth, i, j), [bits of each component], {(axis, high side): (crossings, components)})
         self.uncertified = []
         self.unsure = {}  # uncertified cell -> {pattern key: components of its neighbours with it}
@@ -226,21 +226,13 @@ class _Leaves:
         half = self.size / 2.0 ** (np.asarray(d)[..., None] + 1)
         return self.lo + (2 * np.stack([i, j], -1) + 1) * half, half
 
-    def border(self, quads: np.ndarray) -> np.ndarray:
-        """:func:`_border_labels` of quadrilaterals (n, 4, 2) in the slice box."""
-        return _border_labels(quads, self.lo, self.lo + self.size)
-
-    def add(self, quads: np.ndarray, labels: np.ndarray, bits: list, ok: bool, comp: int) -> None:
-        """Pieces (n, 4, 2) of the last cell, with their edge labels (n, 4, 2), one pattern ``bits``
-        and component; made counter-clockwise, repeated vertices left out."""
-        x, y = quads[..., 0], quads[..., 1]
-        flip = (x * np.roll(y, -1, 1) - np.roll(x, -1, 1) * y).sum(1) < 0
-        quads[flip] = quads[flip, ::-1]  # the label of edge j -> j+1 moves with it
-        labels[flip] = np.roll(labels[flip, ::-1], -1, axis=1)
-        keep = np.any(quads != np.roll(quads, -1, axis=1), axis=2)
-        good = keep.sum(1) >= 3
-        self.chunks.append((quads[good], labels[good], keep[good], bits, ok, len(self.cells) - 1, comp))
-        self.count += int(good.sum())
+    def add(self, quads: np.ndarray, labels: np.ndarray | None, bits: list, ok: bool, comp: int) -> None:
+        """Pieces (n, 4, 2) of the last cell, with their edge labels (n, 4, 2) (None: all
+        :data:`INSIDE`; an INSIDE edge on the slice border becomes :data:`BORDER` in
+        :func:`_assemble`), one pattern ``bits`` and component."""
+        labels = np.full(quads.shape, INSIDE, np.int64) if labels is None else labels
+        self.chunks.append((quads, labels, bits, ok, len(self.cells) - 1, comp))
+        self.count += len(quads)
 
 
 def _border_labels(quads: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -280,17 +272,6 @@ def _classify(net: SineNet, centre: np.ndarray, half: np.ndarray):
                 grown.append((key + tuple(bool(x) for x in signs), bits + [state], *nxt))
         branches = grown
     return {key: bits for key, bits, _, _ in branches}, splits
-
-
-def _bisect(f, lo: np.ndarray, hi: np.ndarray, width: float) -> np.ndarray:
-    """Roots of increasing ``f`` (a vectorised function of (N,) points) bracketed by [lo, hi], to
-    within ``width``: f(lo) <= 0 <= f(hi) is assumed."""
-    steps = max(0, math.ceil(math.log2(max(float(np.max(hi - lo, initial=0.0)), 1e-300) / width)))
-    for _ in range(steps):
-        mid = (lo + hi) / 2
-        up = f(mid) > 0
-        hi, lo = np.where(up, mid, hi), np.where(up, lo, mid)
-    return (lo + hi) / 2
 
 
 class _Curve:
@@ -337,8 +318,10 @@ class _Curve:
 
     def roots(self, t: np.ndarray, width: float) -> np.ndarray:
         """(n,) the arc's s at the t (n,) where it crosses the cell, to within ``width``."""
-        return _bisect(lambda s_: self.h(s_, t), np.full(len(t), self.lo[self.axis]), np.full(len(t), self.hi[self.axis]),
-                       width)
+        n = len(t)
+        return self.net.waves.roots(self.M[0], self.m[0], np.full(n, self.sign), self.point(np.zeros(n), t),
+                                    np.full(n, self.axis), np.full(n, self.lo[self.axis]),
+                                    np.full(n, self.hi[self.axis]), width)
 
     def step(self, tol: float) -> float:
         """The t-spacing of polyline nodes at which the chord error bound ``|g''| h^2 / 8`` (from
@@ -359,12 +342,11 @@ class _Curve:
         end = np.array([self.hi[1 - ax]] * 2 + [self.hi[ax]] * 2)
         along_t = np.array([True, True, False, False])
 
-        def h(x):
-            return self.h(np.where(along_t, fixed, x), np.where(along_t, x, fixed))
-
-        a, b = h(start), h(end)
-        orient = np.where(b > 0, 1.0, -1.0)
-        roots = _bisect(lambda x: h(x) * orient, start, end, width)
+        a = self.h(np.where(along_t, fixed, start), np.where(along_t, start, fixed))
+        b = self.h(np.where(along_t, fixed, end), np.where(along_t, end, fixed))
+        roots = self.net.waves.roots(self.M[0], self.m[0], np.where(b > 0, self.sign, -self.sign),
+                                     self.point(np.where(along_t, fixed, 0.0), np.where(along_t, 0.0, fixed)),
+                                     np.where(along_t, 1 - ax, ax), start, end, width)
         return [(float(r) if (p != q) else None, bool(p)) for r, p, q in zip(roots, a > 0, b > 0)]
 
     def side_keys(self) -> list:
@@ -561,7 +543,7 @@ def _finish(leaves: _Leaves, cell, centre, half, found, proof) -> None:
             leaves.uncertified.append(np.concatenate([lo, hi]))
             leaves.unsure[len(leaves.cells)] = {}
         leaves.cells.append((cell, [bits], {}))
-        leaves.add(corners[None], leaves.border(corners[None]), bits, ok, 0)
+        leaves.add(corners[None], None, bits, ok, 0)
     elif len(found[1]) == 1:
         _finish_curve(leaves, cell, found, proof)
     else:
@@ -589,13 +571,13 @@ def _finish_curve(leaves: _Leaves, cell, found, proof) -> None:
             continue
         positive = bool(curve.h(lo[ax], (ta + tb) / 2) > 0)
         quad = curve.point(np.array([lo[ax], hi[ax], hi[ax], lo[ax]]), np.array([ta, ta, tb, tb]))[None]
-        leaves.add(quad, leaves.border(quad), pos if positive else neg, True, int(positive))
+        leaves.add(quad, None, pos if positive else neg, True, int(positive))
     if span is None:
         return
     for positive, edge in ((False, lo[ax]), (True, hi[ax])):  # the two sides of each polyline segment
         edge = np.full(len(t) - 1, edge)
         quads = curve.point(np.stack([edge, s[:-1], s[1:], edge], 1), np.stack([t[:-1], t[:-1], t[1:], t[1:]], 1))
-        labels = leaves.border(quads)
+        labels = np.full(quads.shape, INSIDE, np.int64)
         labels[:, 1] = _label(leaves.net, level, unit)
         leaves.add(quads, labels, pos if positive else neg, True, int(positive))
 
@@ -620,7 +602,7 @@ def _finish_junction(leaves: _Leaves, cell, centre, half, found, proof) -> None:
                            INSIDE])
         owner.append(sector(q))
     tris, owner = np.array(tris, float), np.array(owner)
-    border = leaves.border(tris)
+    border = np.full(tris.shape, INSIDE, np.int64)
     for k, row in enumerate(tri_labels):
         for j in (0, 2, 3):
             border[k, j] = row[j]
@@ -646,23 +628,32 @@ def _levels(net: SineNet, bits: np.ndarray, side: bool) -> list:
 
 
 def _assemble(leaves: _Leaves, pending) -> CurvedPieces:
-    """The pieces of the finished cells, with their regions (see :func:`_regions`)."""
+    """The pieces of the finished cells (made counter-clockwise, repeated vertices left out, those
+    with fewer than 3 dropped), with their regions (see :func:`_regions`)."""
     net, chunks = leaves.net, leaves.chunks
     n_hidden, units = len(net.hidden), sum(len(b) for _, b, _ in net.hidden)
     sizes = [len(c[0]) for c in chunks]
-    keep = np.concatenate([c[2] for c in chunks]) if chunks else np.zeros((0, 4), bool)
-    pattern = [np.concatenate(c[3][:n_hidden]) if n_hidden else np.zeros(0, bool) for c in chunks]
-    bits = np.repeat(np.array(pattern, bool).reshape(len(chunks), units), sizes, axis=0)
-    side = np.repeat([bool(c[3][n_hidden][0]) if net.decision is not None else False for c in chunks], sizes)
-    ok = np.repeat([c[4] for c in chunks], sizes).astype(bool)
-    region = _regions(leaves, n_hidden, np.repeat([c[5] for c in chunks], sizes), np.repeat([c[6] for c in chunks], sizes))
+    quads = np.concatenate([c[0] for c in chunks] + [np.zeros((0, 4, 2))])
+    labels = np.concatenate([c[1] for c in chunks] + [np.zeros((0, 4, 2), np.int64)])
+    x, y = quads[..., 0], quads[..., 1]
+    flip = (x * np.roll(y, -1, 1) - np.roll(x, -1, 1) * y).sum(1) < 0
+    quads[flip] = quads[flip, ::-1]  # the label of edge j -> j+1 moves with it
+    labels[flip] = np.roll(labels[flip, ::-1], -1, axis=1)
+    labels = np.where(labels == INSIDE, _border_labels(quads, leaves.lo, leaves.lo + leaves.size), labels)
+    keep = np.any(quads != np.roll(quads, -1, axis=1), axis=2)
+    good = keep.sum(1) >= 3
+    quads, labels, keep = quads[good], labels[good], keep[good]
+    pattern = [np.concatenate(c[2][:n_hidden]) if n_hidden else np.zeros(0, bool) for c in chunks]
+    bits = np.repeat(np.array(pattern, bool).reshape(len(chunks), units), sizes, axis=0)[good]
+    side = np.repeat([bool(c[2][n_hidden][0]) if net.decision is not None else False for c in chunks], sizes)[good]
+    ok = np.repeat([c[3] for c in chunks], sizes).astype(bool)[good]
+    cell, comp = (np.repeat([c[k] for c in chunks], sizes).astype(np.int64)[good] for k in (4, 5))
+    region = _regions(leaves, n_hidden, cell, comp)
     proven = np.zeros(region.max(initial=-1) + 1, bool)
     proven[region[ok]] = True  # a component of uncertified cells alone is no proven region: -1
     region = np.where(proven[region], np.cumsum(proven)[region] - 1, -1) if len(region) else region
     return CurvedPieces(
-        np.concatenate([c[0] for c in chunks])[keep] if chunks else np.zeros((0, 2)),
-        np.concatenate([[0], np.cumsum(keep.sum(1))]).astype(np.int64),
-        np.concatenate([c[1] for c in chunks])[keep].astype(np.int64) if chunks else np.zeros((0, 2), np.int64),
+        quads[keep], np.concatenate([[0], np.cumsum(keep.sum(1))]).astype(np.int64), labels[keep],
         bits, side, ok, region,
         np.array(leaves.uncertified).reshape(-1, 4),
         np.array([np.concatenate([c - h, c + h]) for c, h in pending]).reshape(-1, 4),
