@@ -248,7 +248,7 @@ def _classify(net: SineNet, centre: np.ndarray, half: np.ndarray):
     whose sign the bounds leave open (at most two), each ``(level, unit, rows)`` with ``rows[k] =
     (M_row, m_row)`` its pre-activation where the first split unit has sign k (0: negative); a
     second one is split at the first one's level (then its rows are equal) or later, the same
-    unit on both sides of the first.  ``branches`` maps the signs (a tuple of bools, one per split
+    unit on both sides of the first (or on one side, its sign proven on the other).  ``branches`` maps the signs (a tuple of bools, one per split
     unit) to the bits (a bool array per level) of the pattern each sign choice proves."""
     M, m = net.first_maps()
     branches, splits = [((), [], M, m)], []
@@ -257,19 +257,19 @@ def _classify(net: SineNet, centre: np.ndarray, half: np.ndarray):
         for _, _, M, m in branches:
             lo, hi = (a[0] for a in net.waves.bounds(M, m, centre[None], half[None]))
             unsure.append(((lo > 0), np.flatnonzero((lo <= 0) & (hi > 0))))
-        counts = [len(u) for _, u in unsure]
-        if len(splits) + max(counts) > 2 or (splits and len(set(map(tuple, (u for _, u in unsure)))) > 1):
-            return None  # three curves, or a later unit open on one side of the first curve only
-        for unit in unsure[0][1]:
+        union = sorted({int(unit) for _, units in unsure for unit in units})
+        if len(splits) + len(union) > 2:
+            return None  # three curves
+        for unit in union:
             rows = [(M[unit], m[unit]) for _, _, M, m in branches]
-            splits.append((level, int(unit), rows * (2 // len(rows))))
+            splits.append((level, unit, rows * (2 // len(rows))))
         grown = []
         for (key, bits, M, m), (on, units) in zip(branches, unsure):
             for signs in np.ndindex(*(2,) * len(units)):
                 state = on.copy()
                 state[units] = np.array(signs, bool)
                 nxt = net.next_maps(level, M, m, state) if level + 1 < net.levels else (None, None)
-                grown.append((key + tuple(bool(x) for x in signs), bits + [state], *nxt))
+                grown.append((key + tuple(bool(state[u]) for u in union), bits + [state], *nxt))
         branches = grown
     return {key: bits for key, bits, _, _ in branches}, splits
 
@@ -413,27 +413,33 @@ def _det_holds_zero(ga, gc) -> bool:
 
 
 def _junction(net: SineNet, splits, centre, half, tol: float):
-    """The proven crossing of the two split units' curves in the box (see the module doc), or None
-    where a condition fails: (X (2,), ends, signs): ends the four border ends of the half-arcs
-    from X, counter-clockwise, as (loop position, point (2,), arc: 0 for A, 1 for C); signs[i]
-    (z_a > 0, z_c > 0) in the sector from end i to end i + 1."""
+    """The proven arcs of the two split units in the box (see the module doc), or None where a
+    condition fails: (X, ends, signs, faces).  X (2,): where the curves cross, or None where c
+    has one sign along A (then each side's C, if any, lies inside that side); ends: the border
+    ends of the polylines, counter-clockwise, as (loop position, point (2,), curve: 0 for A, 1
+    or 2 for C on A's negative or positive side); signs[i]: (z_a > 0, c > 0) on the border from
+    end i to end i + 1; faces: the border intervals of each face (one each about X)."""
     (_, _, rows_a), (_, _, rows_c) = splits
-    lo, hi, width = centre - half, centre + half, tol / 4
-    arcs = [_Curve.prove(net, *row, centre, half) for row in rows_a[:1] + rows_c]
-    if any(arc is None for arc in arcs) or any(_det_holds_zero(arcs[0].grads, arc.grads) for arc in arcs[1:]):
-        return None
-    ends = []
-    for arc in arcs:  # each arc's two ends on the border
-        found = sorted((_loop(key, r, lo, hi), key, r) for key, (r, _) in zip(arc.side_keys(), arc.crossings(width))
-                       if r is not None)
-        if len(found) != 2:
-            return None
-        ends.append([(q, np.where(np.arange(2) == key[0], (lo, hi)[key[1]], r)) for q, key, r in found])
-    # the sign of c at A's ends, from sound bounds of both of its rows near each: it changes along A
+    lo, hi, width, fine = centre - half, centre + half, tol / 4, float(half.max()) * 2.0 ** -40
     Mc, mc = np.array([row[0] for row in rows_c]), np.array([row[1] for row in rows_c])
+    low, high = net.waves.bounds(Mc, mc, centre[None], half[None])
+    arcs = [_Curve.prove(net, *rows_a[0], centre, half)] + [
+        _Curve.prove(net, *row, centre, half) if low[0, k] <= 0 < high[0, k] else False for k, row in enumerate(rows_c)]
+    if any(arc is None for arc in arcs) or any(arc and _det_holds_zero(arcs[0].grads, arc.grads) for arc in arcs[1:]):
+        return None
+    ends = [[]] * 3
+    for n, arc in enumerate(arcs):  # each arc's ends on the border (none: no arc, or c's sign proven)
+        if arc is False:
+            continue
+        found = sorted((_loop(key, r, lo, hi), key, r) for key, (r, _) in zip(arc.side_keys(), arc.crossings(
+            fine)) if r is not None)  # finely: c's sign at A's ends, and which side of A C's ends are on
+        if len(found) not in (0, 2) or (n == 0 and not found):
+            return None
+        ends[n] = [(q, np.where(np.arange(2) == key[0], (lo, hi)[key[1]], r)) for q, key, r in found]
+    # the sign of c at A's ends, from sound bounds of both of its rows near each
     kappa = []
     for _, point in ends[0]:
-        low, high = net.waves.bounds(Mc, mc, point[None], np.full((1, 2), width))
+        low, high = net.waves.bounds(Mc, mc, point[None], np.full((1, 2), fine))
         if not ((low > 0).all() or (high < 0).all()):
             return None
         kappa.append(bool((low > 0).all()))
@@ -442,49 +448,94 @@ def _junction(net: SineNet, splits, centre, half, tol: float):
                                                              _loop_point((qa0 + qa1) / 2 + 2, lo, hi)]))[:, 0] > 0
     if inner[0] == inner[1]:
         return None
+    chain = lambda q: bool(inner[0] if qa0 < q < qa1 else inner[1])  # noqa: E731  (z_a > 0 there)
+    crossing = kappa[0] != kappa[1]
     loop = [(qa0, ends[0][0][1], 0), (qa1, ends[0][1][1], 0)]
-    for k in (1, 2):  # C's half on each side of A (formula k - 1): its end on that side
-        on = [bool(inner[0]) if qa0 < q < qa1 else bool(inner[1]) for q, _ in ends[k]]
-        if on[0] == on[1] or any(q in (qa0, qa1) for q, _ in ends[k]):
+    for k in (1, 2):  # C on each side of A (row k - 1): its ends on that side
+        if any(q in (qa0, qa1) for q, _ in ends[k]):
             return None
-        loop.append((*ends[k][on.index(k == 2)], k))
+        valid = [(q, point, k) for q, point in ends[k] if chain(q) == (k == 2)]
+        if len(valid) != (1 if crossing else len(valid) // 2 * 2):
+            return None
+        loop += valid
     loop.sort(key=lambda end: end[0])
-    if [min(end[2], 1) for end in loop] not in ([0, 1, 0, 1], [1, 0, 1, 0]):
-        return None
-    x = _crossing(net, arcs[0], rows_c[1], width)
-    if x is None:
-        return None
-    for _, point, k in loop:  # each half-arc is one chord within tol / 2
-        if abs(point[1 - arcs[k].axis] - x[1 - arcs[k].axis]) > arcs[k].step(tol):
+    kinds = [min(k, 1) for _, _, k in loop]
+    x = None
+    if crossing:
+        if kinds not in ([0, 1, 0, 1], [1, 0, 1, 0]):
             return None
-    signs = []
-    for i in range(4):
-        q, nxt = loop[i][0], loop[(i + 1) % 4][0]
-        mid = (q + nxt + (4 if nxt < q else 0)) / 2 % 4
-        a_end = i if loop[i][2] == 0 else (i + 1) % 4
-        signs.append((bool(inner[0] if qa0 < mid < qa1 else inner[1]), kappa[[qa0, qa1].index(loop[a_end][0])]))
-    return x, [(q, point, min(k, 1)) for q, point, k in loop], signs
+        x = _crossing(net, arcs[0], rows_c[1], tuple(sorted(p[1 - arcs[0].axis] for _, p in ends[0])), width)
+        if x is None:
+            return None
+    for k in {k for _, _, k in loop}:  # each polyline (a chord, or one from X to each end) within tol / 2 of its arc
+        ts = [(point[1 - arcs[k].axis], int(q)) for q, point, j in loop if j == k]
+        chords = [[t, x[1 - arcs[k].axis]] for t, _ in ts] if x is not None else [[t for t, _ in ts]]
+        if any(max(t) - min(t) > arcs[k].step(tol) for t in chords) or (x is None and ts[0][1] == ts[1][1]):
+            return None  # (a chord with both ends on one cell side would cut off nothing)
+    signs, c = [], None
+    start = kinds.index(0)
+    for i in [(start + j) % len(loop) for j in range(len(loop))]:  # c: kappa after A's end, flipped at C's
+        c = kappa[[qa0, qa1].index(loop[i][0])] if kinds[i] == 0 else not c
+        nxt = loop[(i + 1) % len(loop)][0]
+        signs.append((i, (chain((loop[i][0] + nxt + (4 if nxt < loop[i][0] else 0)) / 2 % 4), c)))
+    signs = [sign for _, sign in sorted(signs)]
+    faces = [[i] for i in range(4)] if crossing else _faces(loop)
+    if any(len({signs[i] for i in face}) > 1 for face in faces):
+        return None
+    return x, loop, signs, faces
 
 
-def _crossing(net: SineNet, arc: _Curve, row_c, width: float):
-    """The point (2,) where the arc A meets ``z_c = 0`` (row_c: (M_row, m_row)), by Newton's
-    method from the cell's centre, on A to within ``width``: z_c changes sign on A between its
-    t - width and t + width (or the cell side); None where it does not."""
+def _faces(loop: list) -> list:
+    """The faces that non-crossing chords (each joining the two ends of one curve in ``loop``)
+    cut a convex cell into: each the list of border intervals (i: from end i to end i + 1) it
+    holds, in order; from the end of one, the chord leads to the start of the next."""
+    partner = {}
+    for i, (_, _, k) in enumerate(loop):
+        j = next(j for j, (_, _, kj) in enumerate(loop) if kj == k and j != i)
+        partner[i] = j
+    faces, seen = [], set()
+    for i in range(len(loop)):
+        face, j = [], i
+        while j not in seen:
+            seen.add(j)
+            face.append(j)
+            j = partner[(j + 1) % len(loop)]
+        if face:
+            faces.append(face)
+    return faces
+
+
+def _crossing(net: SineNet, arc: _Curve, row_c, ends: tuple, width: float):
+    """The point (2,) where the arc A meets ``z_c = 0`` (row_c: (M_row, m_row)), on A to within
+    ``width``: by Newton's method from the cell's centre where z_c then changes sign on A
+    between its t - width and t + width (or the cell side); else by bisection along A between
+    the t of its ends (2,) (z_c has one sign change on A, proven)."""
     M, m = np.stack([arc.M[0], row_c[0]]), np.array([arc.m[0], row_c[1]])
     x, waves = arc.centre.copy(), net.waves
     for _ in range(8):
         jac = np.stack([(M * waves.A[:, i]) @ waves.slopes(x[None])[0] for i in (0, 1)], 1)
         if abs(np.linalg.det(jac)) < 1e-300:
-            return None
+            break
         x = np.clip(x - np.linalg.solve(jac, waves.values(M, m, x[None])[0]), arc.lo, arc.hi)
     ax = arc.axis
     t = np.clip(x[1 - ax] + np.array([-width, 0.0, width]), arc.lo[1 - ax], arc.hi[1 - ax])
     s = arc.roots(t, width)
     on = arc.point(s, t)
     zc = waves.values(M[1:], m[1:], on)[:, 0]
-    if not ((arc.h(arc.lo[ax], t) <= 0).all() and (arc.h(arc.hi[ax], t) >= 0).all()):
-        return None  # A does not cross the cell at those t
-    return on[1] if (zc[0] > 0) != (zc[2] > 0) else None
+    if (arc.h(arc.lo[ax], t) <= 0).all() and (arc.h(arc.hi[ax], t) >= 0).all() and (zc[0] > 0) != (zc[2] > 0):
+        return on[1]
+    def on_a(t: float) -> tuple[np.ndarray, bool]:  # A's point at t, and z_c > 0 there
+        point = arc.point(arc.roots(np.array([t]), width), np.array([t]))[0]
+        return point, bool(waves.values(M[1:], m[1:], point[None])[0, 0] > 0)
+
+    a, b = ends  # else: bisection along A between its ends, where c's signs differ
+    first = on_a(a)[1]
+    for _ in range(max(1, math.ceil(math.log2(max(abs(b - a), 1e-300) / width)))):
+        if on_a((a + b) / 2)[1] != first:
+            b = (a + b) / 2
+        else:
+            a = (a + b) / 2
+    return on_a((a + b) / 2)[0]
 
 
 def certify(net: SineNet, sl: Slice, watch: Watch, tol: float, min_cell: float) -> CurvedPieces:
@@ -583,39 +634,44 @@ def _finish_curve(leaves: _Leaves, cell, found, proof) -> None:
 
 
 def _finish_junction(leaves: _Leaves, cell, centre, half, found, proof) -> None:
-    """The pieces of a cell with two proven arcs crossing at X: triangles fanned from X to the
-    border loop (its corners and the four ends of the half-arcs), one sector between each two
-    ends; each side's ends and the sectors between them (for the regions)."""
-    x, ends, signs = proof
+    """The pieces of a cell with two proven curves (see :func:`_junction`): each face a polygon of
+    border points and polylines, fanned into triangles from its first vertex (about X: X itself,
+    which sees the whole cell); each side's ends and the faces between them (for the regions)."""
+    x, loop, signs, faces = proof
     branches, ((la, a, _), (lc, c, _)) = found
     lo, hi = centre - half, centre + half
-    labels = [_label(leaves.net, la, a), _label(leaves.net, lc, c)]
-    where = np.array([q for q, _, _ in ends])
-    sector = lambda q: (int(np.searchsorted(where, q, side="right")) - 1) % 4  # noqa: E731
-    loop = sorted([(float(k), 0, corner, None) for k, corner in enumerate(
-        [lo, (hi[0], lo[1]), hi, (lo[0], hi[1])])] + [(q, 1, point, arc) for q, point, arc in ends], key=lambda e: e[:2])
-    tris, tri_labels, owner = [], [], []
-    for k, (q, _, point, arc) in enumerate(loop):
-        _, _, nxt, nxt_arc = loop[(k + 1) % len(loop)]
-        tris.append([x, point, nxt, x])
-        tri_labels.append([INSIDE if arc is None else labels[arc], None, INSIDE if nxt_arc is None else labels[nxt_arc],
-                           INSIDE])
-        owner.append(sector(q))
-    tris, owner = np.array(tris, float), np.array(owner)
-    border = np.full(tris.shape, INSIDE, np.int64)
-    for k, row in enumerate(tri_labels):
-        for j in (0, 2, 3):
-            border[k, j] = row[j]
-    comps = [branches[sign] for sign in signs]
+    labels = [_label(leaves.net, la, a), _label(leaves.net, lc, c), _label(leaves.net, lc, c)]
+    where = np.array([q for q, _, _ in loop])
+    corners = [(float(k), corner) for k, corner in enumerate([lo, (hi[0], lo[1]), hi, (lo[0], hi[1])])]
+    face_of = {i: f for f, face in enumerate(faces) for i in face}
+    comps = [branches[signs[face[0]]] for face in faces]
+    sector = lambda q: face_of[(int(np.searchsorted(where, q, side="right")) - 1) % len(loop)]  # noqa: E731
     sides = {}
     for k, key in enumerate(_SIDES):
-        along = sorted(float(point[key[0] ^ 1]) for q, point, _ in ends if k <= q < k + 1)
+        along = sorted(float(point[key[0] ^ 1]) for q, point, _ in loop if k <= q < k + 1)
         cuts = [lo[key[0] ^ 1], *along, hi[key[0] ^ 1]]
         sides[key] = (along, [sector(_loop(key, (p0 + p1) / 2, lo, hi)) for p0, p1 in zip(cuts[:-1], cuts[1:])])
     leaves.cells.append((cell, comps, sides))
-    for i in range(4):
-        mine = owner == i
-        leaves.add(tris[mine], border[mine], comps[i], True, i)
+    for f, face in enumerate(faces):
+        points, edges = ([x], [labels[loop[face[0]][2]]]) if x is not None else ([], [])
+        for i in face:  # the border from end i to end i + 1, then a polyline (to X or along a chord)
+            q0, q1 = where[i], where[(i + 1) % len(loop)]
+            inside = [p for _, p in sorted(((q - q0) % 4, p) for q, p in corners
+                                           if (q0 < q < q1 if q0 < q1 else (q > q0 or q < q1)))]
+            points += [loop[i][1], *inside, loop[(i + 1) % len(loop)][1]]
+            edges += [INSIDE] * (len(inside) + 1) + [labels[loop[(i + 1) % len(loop)][2]]]
+        _fan(leaves, np.array(points, float), edges, comps[f], f)
+
+
+def _fan(leaves: _Leaves, poly: np.ndarray, edges: list, bits: list, comp: int) -> None:
+    """Add the polygon ``poly`` (k, 2), star-shaped from its first vertex, as the triangles of
+    the fan from it; edges[j] labels its edge j -> j + 1."""
+    k = len(poly)
+    quads = np.stack([np.broadcast_to(poly[0], (k - 2, 2)), poly[1:-1], poly[2:], np.broadcast_to(poly[0], (k - 2, 2))], 1)
+    labels = np.full((k - 2, 4, 2), INSIDE, np.int64)
+    labels[:, 1] = np.array([np.broadcast_to(e, 2) for e in edges[1:-1]])
+    labels[0, 0], labels[-1, 2] = edges[0], edges[-1]
+    leaves.add(quads.copy(), labels, bits, True, comp)
 
 
 def _levels(net: SineNet, bits: np.ndarray, side: bool) -> list:
