@@ -14,23 +14,44 @@ of ``p``, exactly affine in ``e``.
 - *uniform*: sound bounds of every unit over the cell exclude 0, layer after layer, so the whole
   cell has one activation pattern;
 - *one curve*: exactly one unit ``z`` is undetermined, every other unit (and each unit of the
-  later layers on both sides of ``z = 0``) has a proven sign, ``z`` is strictly monotone along
-  one axis over the cell (0 is outside the bounds of ``dz/du`` or of ``dz/dv``), and ``z`` has at
-  most one zero on each cell side (its bound excludes 0 there, or its derivative along the side
-  does).  Then ``{z = 0}`` meets the cell in at most one arc, a graph over the other axis that
-  splits it into two pieces with the two patterns, and the arc is replaced by a polyline whose
-  vertices are roots (to tol/4) at nodes spaced so that the chord error bound ``|g''| h^2 / 8``
-  (from sound bounds of the second derivatives) is at most tol/2: the polyline and the arc are
-  within ``tol`` of each other (Hausdorff distance), up to float64 rounding.
+  later layers on both sides of ``z = 0``) has a proven sign, and ``z``'s zero set in the cell
+  is proven to be at most one arc (:meth:`_Curve.prove`: ``z`` strictly monotone along one axis
+  over the cell, 0 outside the bounds of ``dz/du`` or of ``dz/dv``, and at most one zero on
+  each cell side, its bound excluding 0 there or its derivative along the side doing so).  The
+  arc is a graph over the other axis that splits the cell into two pieces with the two
+  patterns; it is replaced by a polyline whose vertices are roots (to tol/4) at nodes spaced so
+  that the chord error bound ``|g''| h^2 / 8`` (from sound bounds of the second derivatives) is
+  at most tol/2;
+- *junction*: exactly two curves, A (unit a) and C (unit c, of a's level, or of a later level:
+  then c's pre-activation is a different trig sum ``z_c^-``, ``z_c^+`` on each side of A, equal
+  on A), with every other unit on all four sign branches proven.  Proven: A's zero set and each
+  open ``z_c^+-`` zero set is one arc as above; ``det [grad z_a; grad z_c^+-]`` excludes 0 over
+  the cell (interval bounds), so ``c`` is strictly monotone along A and meets A at most once;
+  c's sign at A's two ends is proven by sound bounds on a box of 2**-40 of the cell around each
+  end.  Signs that differ: the curves cross exactly once, at X (found on A to within tol/4, by
+  Newton's method checked by a sign change of c, else by bisection along A), each side's C
+  leaves X once towards that side (its end on that side of A); the cell's four faces meet at X
+  and are fanned from it.  Equal signs: the curves do not meet; C on each side of A is that
+  side's zero arc of ``z_c^+-`` if both its ends lie on that side, and the chords of A and C cut
+  the cell into convex faces.  Each half-arc (X to an end) or whole arc is one chord within
+  tol/2 of it (the chord error bound again), else the cell is split.  Every face's pattern
+  follows from the proven signs: z_a's side, and c's sign at A's end flipped at each end of C
+  met along the border.
 
-A cell still unproven at the minimum cell size (``tol`` by default), is *uncertified*: it is kept
-as one piece with the pattern at its centre, and listed.  Where two boundary curves meet (a
-crossing, or a later layer's curve bending at an earlier one's) the cell is of this kind, so
-those junctions are located to within a cell of size ``min_cell`` but not proven.
+The polylines are within ``tol`` of the true curves (Hausdorff distance), the pieces' patterns
+are the true patterns off a ``tol``-band around the curves, and the regions (joined across cell
+sides where their patterns meet, see :func:`_regions`), their count and their adjacency are
+those of the true partition; all up to float64 rounding of the roots and of the signs at the
+points where the border's roots are sought.  Triple points (three curves through one point)
+and tangencies are not certified.
 
-The result's rows are convex *pieces* (a cell, or a strip of a cell on one side of a polyline
-segment); ``region`` gives each piece's region: pieces of the same pattern joined across shared
-cell sides (the connected components of the pattern sets, as far as the certified cells show).
+A cell still unproven at the minimum cell size (``tol`` by default) is *uncertified*: it is kept
+as one piece with the pattern at its centre, and listed; the regions that meet there are joined
+without proof.
+
+The result's rows are convex *pieces* (a cell, a strip of a cell on one side of a polyline
+segment, or a triangle of a junction's fan); ``region`` gives each piece's region: pieces of the
+same pattern joined across shared cell sides (the connected components of the pattern sets).
 With a decision function (one output, or the difference of two), its zero set is one more
 "unit" of the walk: its polylines are certified like the others and each piece records its side.
 """

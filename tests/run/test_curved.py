@@ -4,6 +4,9 @@ that do not depend on the subdivision, limits and progress, and the errors."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -219,11 +222,23 @@ def check_vertices_at_sign_changes(part, model, sl) -> None:
         assert ((z.max(1) >= 0) & (z.min(1) <= 0)).all()
 
 
-def test_the_count_does_not_depend_on_the_subdivision():
-    model = sine_mlp([4, 3], 1, 5)
+@pytest.mark.parametrize("seed, widths, act", [(5, [4, 3], "relu"), (2, [4, 3], "relu"), (6, [5, 3], "leaky"),
+                                               pytest.param(9, [6, 4], "relu", marks=pytest.mark.slow)])
+def test_junctions_are_certified_and_the_count_does_not_depend_on_the_subdivision(seed, widths, act):
+    model = sine_mlp(widths, 1, seed, act=act)
     sl = sc.Slice.box((-1.0, -1.0), (1.0, 1.0))
-    counts = [sc.partition(model, sl, progress=False, tol=tol).n_regions for tol in (1e-4, 1e-5)]
-    assert counts[0] == counts[1] > 3
+    parts = [sc.partition(model, sl, progress=False, tol=tol) for tol in (1e-4, 1e-5)]
+    assert all(len(part.uncertified) == 0 for part in parts)
+    assert parts[0].n_regions == parts[1].n_regions > 3
+    # the same regions: at grid points away from the curves, two points share a region in one
+    # partition exactly when they do in the other
+    n = 120
+    u, v = np.meshgrid(np.linspace(-0.99, 0.99, n), np.linspace(-0.99, 0.99, n))
+    uv = np.stack([u.ravel(), v.ravel()], 1)
+    far = distance_to_segments(uv, unit_edges_all(parts[0])) > 1e-3
+    labels = [part.region[part.locate(uv[far])] for part in parts]
+    pairs = set(zip(*labels))
+    assert len(pairs) == len(set(labels[0])) == len(set(labels[1]))
 
 
 def test_evaluate_is_exact_and_the_decision_boundary_is_certified():
@@ -280,6 +295,27 @@ def test_limits_and_progress(capsys):
     assert not err.value.partial.complete
     sc.partition(sine_mlp([2], 1, 0), sl, progress=True, tol=1e-3)
     assert "splinecam" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_a_curved_partition(ctrl_c):
+    enc = sc.nn.PositionalEncoding(2, 4, kind="sin")
+    torch.manual_seed(0)
+    model = nn.Sequential(enc, nn.Linear(enc.out_features, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 1))
+    fired = []
+
+    def interrupt():
+        fired.append(time.perf_counter())
+        ctrl_c()
+
+    timer = threading.Timer(1.0, interrupt)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sc.partition(model, sc.Slice.box((-1, -1), (1, 1)), progress=False, timeout=120)
+        stopped = time.perf_counter()
+    finally:
+        timer.cancel()
+    assert fired and stopped - fired[0] < 2, f"stopped {stopped - fired[0]:.1f} s after Ctrl-C"
 
 
 def test_smooth_ops_elsewhere_get_the_clear_error():
