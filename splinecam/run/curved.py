@@ -457,6 +457,9 @@ def _junction(net: SineNet, splits, centre, half, tol: float):
         if len(found) not in (0, 2) or (n == 0 and not found):
             return None
         ends[n] = [(q, np.where(np.arange(2) == key[0], (lo, hi)[key[1]], r)) for q, key, r in found]
+    steps = [arc.step(tol) if arc else 0.0 for arc in arcs]
+    if abs(ends[0][0][1][1 - arcs[0].axis] - ends[0][1][1][1 - arcs[0].axis]) > 2 * steps[0]:
+        return None  # A is no chord, nor two (from X to its ends): split first
     # the sign of c at A's ends, from sound bounds of both of its rows near each
     kappa = []
     for _, point in ends[0]:
@@ -491,7 +494,7 @@ def _junction(net: SineNet, splits, centre, half, tol: float):
     for k in {k for _, _, k in loop}:  # each polyline (a chord, or one from X to each end) within tol / 2 of its arc
         ts = [(point[1 - arcs[k].axis], int(q)) for q, point, j in loop if j == k]
         chords = [[t, x[1 - arcs[k].axis]] for t, _ in ts] if x is not None else [[t for t, _ in ts]]
-        if any(max(t) - min(t) > arcs[k].step(tol) for t in chords) or (x is None and ts[0][1] == ts[1][1]):
+        if any(max(t) - min(t) > steps[k] for t in chords) or (x is None and ts[0][1] == ts[1][1]):
             return None  # (a chord with both ends on one cell side would cut off nothing)
     signs, c = [], None
     start = kinds.index(0)

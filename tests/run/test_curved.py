@@ -75,6 +75,25 @@ def test_islands_of_one_unit_match_the_analytic_curve_and_count():
     assert part.verify().ok
 
 
+def test_level_sets_are_certified_curves():
+    # out = 2 relu(sin u + sin v - 1.2) - 0.5 = 0.3: sin u + sin v = 1.6, a closed curve in each island
+    model = one_unit([1.0, 1.0], -1.2)
+    part = sc.partition(model, ISLANDS, progress=False, tol=1e-5)
+    curve = part.level_set(0.3)
+    assert len(curve) > 0
+    p = curve.segments.reshape(-1, 2)
+    f = np.sin(p[:, 0]) + np.sin(p[:, 1]) - 1.6
+    assert np.max(np.abs(f) / np.hypot(np.cos(p[:, 0]), np.cos(p[:, 1]))) <= 1e-5
+    v = np.linspace(0.5, np.pi - 0.5, 301)  # points of the true curve: u from sin u = 1.6 - sin v
+    s = 1.6 - np.sin(v)
+    v, s = v[np.abs(s) <= 1], s[np.abs(s) <= 1]
+    on = np.stack([np.arcsin(s), v], 1)
+    assert distance_to_segments(on, curve.segments).max() <= 1e-5
+    assert part.level_set(0.0).segments.shape == part.decision_boundary().segments.shape
+    with pytest.raises(ValueError, match="one-output"):
+        sc.partition(sine_mlp([3], 2, 0), sc.Slice.box((-1, -1), (1, 1)), progress=False, tol=1e-3).level_set(0.5)
+
+
 def test_stripes_of_one_unit_count_and_lie_on_the_lines():
     # sin u = 0.3 on u in [0, 4 pi]: 4 vertical lines, 5 stripes alternating off / on
     sl = sc.Slice.box((0.05, -1.0), (4 * np.pi - 0.05, 1.3))
