@@ -248,7 +248,7 @@ def partition_curved(model, sl: Slice, progress, options: Options, started: floa
     net = read_sine_net(model, sl) if net is None else net
     size = float(np.max(sl.polygon.max(0) - sl.polygon.min(0)))
     tol = 1e-6 * size if options.tol is None else float(options.tol)
-    min_cell = max(tol, size * 2.0 ** -28)  # the quadtree's depth stays below 2**28
+    min_cell = max(tol / 64, size * 2.0 ** -28)  # the quadtree's depth stays below 2**28
     max_regions = options.max_regions if options.max_regions is not None else 10**7
     watch = Watch(sl, progress, max_regions, options.timeout, started)
     network = (copy.deepcopy(model).to(torch.float64), None) if network is None else network  # nothing to trace

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Waves", "sin_range"]
+__all__ = ["Waves", "box_bounds", "sin_range"]
 
 try:
     from numba import njit
@@ -148,6 +148,9 @@ if njit is not None:
     _ranges, _weighted = njit(cache=True)(_ranges), njit(cache=True)(_weighted)
     _bounds, _derivatives = njit(cache=True)(_bounds), njit(cache=True)(_derivatives)
     _roots = njit(cache=True)(_roots)
+
+
+box_bounds = _bounds  # the compiled kernel itself, for other compiled loops: (A, b, linear, M, m, centres, half, lo, hi)
 
 
 def sin_range(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

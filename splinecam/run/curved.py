@@ -45,7 +45,7 @@ those of the true partition; all up to float64 rounding of the roots and of the 
 points where the border's roots are sought.  Triple points (three curves through one point)
 and tangencies are not certified.
 
-A cell still unproven at the minimum cell size (``tol`` by default) is *uncertified*: it is kept
+A cell still unproven at the minimum cell size (``tol / 64`` by default) is *uncertified*: it is kept
 as one piece with the pattern at its centre, and listed; the regions that meet there are joined
 without proof.
 
@@ -61,17 +61,23 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..errors import StoppedEarly, UnsupportedModelError
-from ..geometry.trig import Waves
+from ..geometry.trig import Waves, box_bounds
 from ..slices import Slice
 from .chain import leaf_modules
 from .regions import LayerInfo
 from .watch import Watch
+
+try:
+    from numba import njit
+except ImportError:  # numba is optional: the walk then runs in Python (slowly)
+    njit = None
 
 __all__ = ["BORDER", "DECISION", "INSIDE", "CurvedPieces", "SineNet", "certify", "read_sine_net", "sine_encoding"]
 
@@ -128,6 +134,25 @@ class SineNet:
         W, b = self.hidden[level + 1][:2] if level + 1 < len(self.hidden) else self.out
         M, m = W @ M, W @ m + b
         return (M, m) if level + 1 < len(self.hidden) else self._decision_of(M, m)
+
+    @cached_property
+    def stacked(self) -> tuple:
+        """The levels as flat arrays for the compiled walk: (M0 (n0, J), m0 (n0,), W (flat), w_at
+        (L,) where level l's W (n_l, n_{l-1}) starts, b (flat), b_at (L,), sizes (L,), slopes
+        (L,)); level l + 1's maps are ``W (s M)``, ``W (s m) + b`` (see :meth:`next_maps`)."""
+        M0, m0 = self.first_maps()
+        Ws, bs, sizes = [np.zeros(0)], [np.zeros(0)], [len(m0)]
+        for level in range(self.levels - 1):
+            W, b = self.hidden[level + 1][:2] if level + 1 < len(self.hidden) else self.out
+            if level + 1 == len(self.hidden):
+                W, b = self._decision_of(W, b)
+            Ws.append(np.ascontiguousarray(W, np.float64).ravel())
+            bs.append(np.asarray(b, np.float64))
+            sizes.append(len(b))
+        at = lambda parts: np.cumsum([0] + [len(p) for p in parts[:-1]]).astype(np.int64)  # noqa: E731
+        slopes = np.array([self.hidden[level][2] if level < len(self.hidden) else 0.0 for level in range(self.levels)])
+        return (np.ascontiguousarray(M0, np.float64), np.asarray(m0, np.float64), np.concatenate(Ws), at(Ws),
+                np.concatenate(bs), at(bs), np.array(sizes, np.int64), slopes)
 
     @property
     def levels(self) -> int:
@@ -269,30 +294,88 @@ def _classify(net: SineNet, centre: np.ndarray, half: np.ndarray):
     whose sign the bounds leave open (at most two), each ``(level, unit, rows)`` with ``rows[k] =
     (M_row, m_row)`` its pre-activation where the first split unit has sign k (0: negative); a
     second one is split at the first one's level (then its rows are equal) or later, the same
-    unit on both sides of the first (or on one side, its sign proven on the other).  ``branches`` maps the signs (a tuple of bools, one per split
-    unit) to the bits (a bool array per level) of the pattern each sign choice proves."""
-    M, m = net.first_maps()
-    branches, splits = [((), [], M, m)], []
-    for level in range(net.levels):
-        unsure = []
-        for _, _, M, m in branches:
-            lo, hi = (a[0] for a in net.waves.bounds(M, m, centre[None], half[None]))
-            unsure.append(((lo > 0), np.flatnonzero((lo <= 0) & (hi > 0))))
-        union = sorted({int(unit) for _, units in unsure for unit in units})
-        if len(splits) + len(union) > 2:
-            return None  # three curves
-        for unit in union:
-            rows = [(M[unit], m[unit]) for _, _, M, m in branches]
-            splits.append((level, unit, rows * (2 // len(rows))))
-        grown = []
-        for (key, bits, M, m), (on, units) in zip(branches, unsure):
-            for signs in np.ndindex(*(2,) * len(units)):
-                state = on.copy()
-                state[units] = np.array(signs, bool)
-                nxt = net.next_maps(level, M, m, state) if level + 1 < net.levels else (None, None)
-                grown.append((key + tuple(bool(state[u]) for u in union), bits + [state], *nxt))
-        branches = grown
-    return {key: bits for key, bits, _, _ in branches}, splits
+    unit on both sides of the first (or on one side, its sign proven on the other).  ``branches``
+    maps the signs (a tuple of bools, one per split unit) to the bits (a bool array per level)
+    of the pattern each sign choice proves.  The walk is :func:`_walk`, compiled."""
+    M0, m0, W, w_at, bias, b_at, sizes, slopes = net.stacked
+    J, units = len(net.waves.A), int(sizes.sum())
+    splits, rows = np.zeros((2, 2), np.int64), np.zeros((2, 2, J + 1))
+    keys, bits = np.zeros((4, 2), np.bool_), np.zeros((4, units), np.bool_)
+    n_splits, n_branches = _walk(net.waves.A, net.waves.b, net.waves.linear, M0, m0, W, w_at, bias, b_at, sizes, slopes,
+                                 np.ascontiguousarray(centre, np.float64), np.ascontiguousarray(half, np.float64),
+                                 splits, rows, keys, bits)
+    if n_splits < 0:
+        return None
+    cuts = np.cumsum(sizes)[:-1]
+    branches = {tuple(bool(k) for k in keys[i, :n_splits]): np.split(bits[i], cuts) for i in range(n_branches)}
+    return branches, [(int(splits[i, 0]), int(splits[i, 1]), [(rows[i, k, :J].copy(), float(rows[i, k, J]))
+                                                              for k in (0, 1)]) for i in range(n_splits)]
+
+
+def _walk(A, b, linear, M0, m0, W, w_at, bias, b_at, sizes, slopes, centre, half, splits, rows, keys, bits):
+    """The level walk of :func:`_classify` over one box: at each level the bounds of every unit on
+    each branch (at most 4), the open units split (at most 2 in all, else (-1, 0)), each branch
+    grown by the signs of its open ones and carried to the next level's maps (``M' = W (s M)``,
+    ``m' = W (s m) + b``, s = 1 where on, else the level's slope).  Fills splits (2, 2) (level,
+    unit), rows (2, 2, J + 1) (each split's row on each side of the first), keys (4, 2) and bits
+    (4, units) of the branches; returns (splits, branches)."""
+    levels, J, most = sizes.shape[0], A.shape[0], sizes.max()
+    Ms, ms = np.zeros((2, 4, most, J)), np.zeros((2, 4, most))
+    ks, bs = np.zeros((2, 4, 2), np.bool_), np.zeros((2, 4, bits.shape[1]), np.bool_)
+    on, open_ = np.zeros((4, most), np.bool_), np.zeros((4, most), np.bool_)
+    lo, hi, state = np.empty((1, most)), np.empty((1, most)), np.zeros(most, np.bool_)
+    Ms[0, 0, :sizes[0]], ms[0, 0, :sizes[0]] = M0, m0
+    cur, n_branches, n_splits, start = 0, 1, 0, 0
+    for level in range(levels):
+        n = sizes[level]
+        union = np.zeros(n, np.bool_)
+        for br in range(n_branches):
+            box_bounds(A, b, linear, Ms[cur, br, :n], ms[cur, br, :n], centre.reshape(1, 2), half.reshape(1, 2),
+                       lo[:, :n], hi[:, :n])
+            for k in range(n):
+                on[br, k], open_[br, k] = lo[0, k] > 0, lo[0, k] <= 0 < hi[0, k]
+                union[k] |= open_[br, k]
+        units = np.flatnonzero(union)
+        if n_splits + units.shape[0] > 2:
+            return -1, 0
+        for u in units:
+            splits[n_splits, 0], splits[n_splits, 1] = level, u
+            for side in range(2):
+                br = side if n_branches == 2 else 0
+                rows[n_splits, side, :J], rows[n_splits, side, J] = Ms[cur, br, u], ms[cur, br, u]
+            n_splits += 1
+        nxt, grown = 1 - cur, 0
+        for br in range(n_branches):
+            free = np.array([u for u in units if open_[br, u]], np.int64)
+            for signs in range(2 ** free.shape[0]):
+                state[:n] = on[br, :n]
+                for f in range(free.shape[0]):
+                    state[free[f]] = (signs >> (free.shape[0] - 1 - f)) & 1
+                ks[nxt, grown, :n_splits - units.shape[0]] = ks[cur, br, :n_splits - units.shape[0]]
+                for i in range(units.shape[0]):
+                    ks[nxt, grown, n_splits - units.shape[0] + i] = state[units[i]]
+                bs[nxt, grown, :start] = bs[cur, br, :start]
+                bs[nxt, grown, start:start + n] = state[:n]
+                if level + 1 < levels:
+                    n2 = sizes[level + 1]
+                    for r in range(n2):
+                        Ms[nxt, grown, r, :] = 0.0
+                        ms[nxt, grown, r] = bias[b_at[level + 1] + r]
+                        for q in range(n):
+                            w = W[w_at[level + 1] + r * n + q] * (1.0 if state[q] else slopes[level])
+                            if w != 0.0:
+                                for j in range(J):
+                                    Ms[nxt, grown, r, j] += w * Ms[cur, br, q, j]
+                                ms[nxt, grown, r] += w * ms[cur, br, q]
+                grown += 1
+        cur, n_branches, start = nxt, grown, start + n
+    keys[:n_branches, :n_splits] = ks[cur, :n_branches, :n_splits]
+    bits[:n_branches] = bs[cur, :n_branches]
+    return n_splits, n_branches
+
+
+if njit is not None:
+    _walk = njit(cache=True)(_walk)
 
 
 class _Curve:
