@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import importlib
 import os
+import threading
+import time
 from contextlib import contextmanager
 from fractions import Fraction
 from itertools import combinations
@@ -663,3 +665,24 @@ def sine_mlp(widths, k, seed, features=3, scale=1.5, act="relu") -> nn.Sequentia
     first = nn.Linear(2 * features, widths[0] if widths else k)
     _fill(first, gen, False)
     return nn.Sequential(SinEncoding(torch.cat([F, F]), phi), first, *list(mlp)[1:]).double().eval()
+
+
+def seconds_to_stop(run, ctrl_c, after: float = 1.0) -> float:
+    """Seconds from a Ctrl-C pressed ``after`` seconds into ``run()`` to ``run`` stopping with
+    KeyboardInterrupt (the test fails if it ends otherwise, or before the key was pressed)."""
+    fired = []
+
+    def interrupt():
+        fired.append(time.perf_counter())
+        ctrl_c()
+
+    timer = threading.Timer(after, interrupt)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run()
+        stopped = time.perf_counter()
+    finally:
+        timer.cancel()
+    assert fired
+    return stopped - fired[0]
