@@ -141,7 +141,9 @@ def main(argv=None) -> None:
         t1 = time.perf_counter()
         part, note = exact_partition(model, sl, args.timeout, args.tol)
         t2 = time.perf_counter()
-        count = "no partition" if part is None else f"{region_areas(part).size:,} regions"
+        count = "no partition" if part is None else f"{region_areas(part).size:,} regions" + (
+            f" ({len(part):,} pieces, {len(part.uncertified):,} uncertified cells)" if getattr(part, "curved", False)
+            else "")
         print(f"{title:18s} PSNR {psnr:5.2f} dB  fit {t1 - t0:5.1f} s  {count}  partition {t2 - t1:5.1f} s"
               + (f"  [{note}]" if note else ""))
         results.append((title, model, psnr, part, note))
