@@ -32,10 +32,10 @@ def one(widths, features, tol, limit) -> dict:
 
     gen = torch.Generator().manual_seed(0)
     layers, width = [sc.nn.FourierFeatures(torch.randn(features, 2, generator=gen) * 0.5, kind="sin")], 2 * features
+    torch.manual_seed(0)  # the same weights in every process
     for w in widths:
         layers += [nn.Linear(width, w), nn.ReLU()]
         width = w
-    torch.manual_seed(0)
     model = nn.Sequential(*layers, nn.Linear(width, 1))
     sl = sc.Slice.box((-1, -1), (1, 1))
     start = time.perf_counter()
