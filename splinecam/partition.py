@@ -659,8 +659,8 @@ class CurvedPartition(Partition):
     """The certified partition of a slice for a model whose first op is a sine encoding (see
     :mod:`splinecam.run.curved` for what is proven).
 
-    Its rows are convex *pieces* of the curved regions: cells of the certificate's quadtree, or
-    strips of them on one side of a boundary polyline.  ``region`` (P,) is each piece's region
+    Its rows are convex *pieces* of the curved regions: cells of the certificate's quadtree,
+    strips of them on one side of a boundary polyline, or triangles of a junction cell's faces.  ``region`` (P,) is each piece's region
     (-1: an uncertified cell that joins no region with a certified piece) and ``n_regions`` their
     number; region boundaries are polylines within ``tolerance`` of the
     true curves; ``certified`` (P,) is False for pieces that are uncertified cells (listed in
@@ -668,7 +668,8 @@ class CurvedPartition(Partition):
     ``evaluate`` is exact (the output is affine in the encoding on each region); ``affine`` holds
     each piece's tangent map at its centroid (the output is not affine in ``uv``).  With one
     output (or two) the decision boundary is certified like the region boundaries
-    (``decision_boundary()``); ``side`` (P,) says which side of it each piece is on.
+    (``decision_boundary()``); ``side`` (P,) says which side of it each piece is on; with one,
+    ``level_set(t)`` certifies ``f = t`` (a second certificate run).
     """
 
     curved = True
