@@ -106,7 +106,9 @@ def draw_partition(part, ax, zoom=ZOOM) -> None:
     """The regions over the slice, and a zoomed inset of the square ``zoom`` (centre u, v, half-size)."""
     part.plot(ax=ax, boundary=False, legend=False, anchors=False, axis_labels=None)
     curved = getattr(part, "curved", False)  # a curved partition's rows are pieces of its regions
-    ax.set_title(f"{part.n_regions if curved else len(part):,} regions" + (" (certified)" if curved else "")
+    unproven = len(part.uncertified) if curved else 0
+    ax.set_title(f"{part.n_regions if curved else len(part):,} regions" + (" (certified" if curved else "")
+                 + (f"; {unproven} cells not)" if unproven else ")" if curved else "")
                  + ("" if part.complete else " (partial)"))
     u, v, h = zoom
     inset = ax.inset_axes([0.6, 0.02, 0.38, 0.38])
