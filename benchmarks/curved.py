@@ -1,20 +1,28 @@
-"""What a certified (curved) partition costs: ``python -m benchmarks.curved``.
+"""What a certified (curved) partition costs: ``python -m benchmarks.curved [--baseline DIR] [--runs N]``.
 
 For a Fourier-feature MLP (``sc.nn.FourierFeatures(B, kind="sin")``, B ~ N(0, 1), seeded) of a
 few widths, on the box [-1, 1]^2, at two tolerances: seconds, pieces, regions, uncertified cells
-and the slice share they cover.  Each row is one run in a fresh process (one run per row: a
-table of costs, not a comparison)."""
+and the slice share they cover.  Each run is a fresh process with a time limit (``--limit``,
+default 300 s; a run it stops shows ``>limit`` and the share of the slice it finished).  With
+``--baseline DIR`` (another checkout of splinecam, e.g. the main branch) each configuration also
+runs on it, the two interleaved (this, baseline, this, ...), ``--runs`` times each (default 1),
+and the table gives the medians and their ratio (baseline / this, where both finished)."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 CONFIGS = [((8,), 4, 1e-4), ((8,), 4, 1e-6), ((8, 8), 4, 1e-4), ((16, 16), 8, 1e-4)]
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def one(widths, features, tol) -> dict:
+def one(widths, features, tol, limit) -> dict:
     import time
 
     import torch
@@ -24,29 +32,69 @@ def one(widths, features, tol) -> dict:
 
     gen = torch.Generator().manual_seed(0)
     layers, width = [sc.nn.FourierFeatures(torch.randn(features, 2, generator=gen) * 0.5, kind="sin")], 2 * features
+    torch.manual_seed(0)  # the same weights in every process
     for w in widths:
         layers += [nn.Linear(width, w), nn.ReLU()]
         width = w
-    torch.manual_seed(0)
     model = nn.Sequential(*layers, nn.Linear(width, 1))
     sl = sc.Slice.box((-1, -1), (1, 1))
     start = time.perf_counter()
-    part = sc.partition(model, sl, progress=False, tol=tol)
+    try:
+        part, done = sc.partition(model, sl, progress=False, tol=tol, timeout=limit), True
+    except sc.StoppedEarly as err:
+        part, done = err.partial, False
     seconds = time.perf_counter() - start
     cells = part.uncertified
-    return dict(seconds=seconds, pieces=len(part), regions=part.n_regions, uncertified=len(cells),
+    return dict(seconds=seconds, done=done, share=float(part.areas.sum() / sl.area), pieces=len(part),
+                regions=part.n_regions, uncertified=len(cells),
                 uncertified_area=float(((cells[:, 2:] - cells[:, :2]).prod(1)).sum() / sl.area) if len(cells) else 0.0)
 
 
-def main() -> None:
-    print("| widths | features (x2) | tol | seconds | pieces | regions | uncertified cells | their share of the slice |")
-    print("|---|---|---|---|---|---|---|---|")
+def run(root: Path, widths, features, tol, limit) -> dict:
+    """One run in a fresh process with ``root`` first on the path."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, __file__, "--one", json.dumps([widths, features, tol, limit])],
+                         capture_output=True, text=True, check=True, env=env, cwd=root)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cell(results: list, limit: float) -> tuple[str, float | None]:
+    """The median seconds as text (``>limit (share)`` where a run stopped) and as a number (None)."""
+    if all(r["done"] for r in results):
+        seconds = statistics.median(r["seconds"] for r in results)
+        return f"{seconds:.2f}", seconds
+    return f">{limit:g} ({min(r['share'] for r in results):.0%})", None
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--baseline", type=Path, help="another splinecam checkout to compare with")
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--limit", type=float, default=300.0, help="seconds per run (default 300)")
+    ap.add_argument("--one", help=argparse.SUPPRESS)  # one run, in this process: [widths, features, tol, limit]
+    args = ap.parse_args(argv)
+    if args.one:
+        widths, features, tol, limit = json.loads(args.one)
+        print(json.dumps(one(tuple(widths), features, tol, limit)))
+        return
+    head = "| widths | features (x2) | tol | seconds | pieces | regions | uncertified cells | their share |"
+    print(head + (" baseline seconds | baseline uncertified cells | ratio |" if args.baseline else ""))
+    print("|---" * (8 + 3 * bool(args.baseline)) + "|")
     for widths, features, tol in CONFIGS:
-        code = f"import json; from benchmarks.curved import one; print(json.dumps(one({widths!r}, {features}, {tol})))"
-        out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                        check=True).stdout.strip().splitlines()[-1])
-        print(f"| {widths} | {features} | {tol:g} | {out['seconds']:.2f} | {out['pieces']:,} | {out['regions']:,} | "
-              f"{out['uncertified']:,} | {out['uncertified_area']:.1e} |")
+        mine, base = [], []
+        for _ in range(args.runs):
+            mine.append(run(ROOT, widths, features, tol, args.limit))
+            if args.baseline:
+                base.append(run(args.baseline.resolve(), widths, features, tol, args.limit))
+        text, seconds = cell(mine, args.limit)
+        last = mine[-1]
+        row = (f"| {widths} | {features} | {tol:g} | {text} | {last['pieces']:,} | {last['regions']:,} | "
+               f"{last['uncertified']:,} | {last['uncertified_area']:.1e} |")
+        if args.baseline:
+            base_text, base_seconds = cell(base, args.limit)
+            ratio = f"{base_seconds / seconds:.1f}" if seconds and base_seconds else "-"
+            row += f" {base_text} | {base[-1]['uncertified']:,} | {ratio} |"
+        print(row, flush=True)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,12 @@ positional encoding (``sc.nn.PositionalEncoding(kind="triangle")``, piecewise-li
 partition is exact) and on the usual sine encoding (``kind="sin"``).  Draws, side by side, the
 fit, the partition, the density of regions and the level sets of each.
 
-The sine model's regions are bounded by curves: its panel uses the certified partition where
-this splinecam has one (``sc.partition`` on it); otherwise the script says so, and draws only the
-fit and level sets sampled on a grid (marked as such).
+The sine model's regions are bounded by curves: its panel shows the certified partition
+(``sc.partition``, boundary polylines within ``--tol`` of the true curves) and its region density;
+its level sets are drawn sampled on a grid (marked as such: ``part.level_set(value)`` certifies one
+but costs a whole certificate run).
 
-    python examples/inr_encodings.py [--size 48] [--steps 800] [--out docs/inr_encodings.png]
+    python examples/inr_encodings.py [--size 48] [--steps 800] [--tol 1e-4] [--out docs/inr_encodings.png]
 """
 
 from __future__ import annotations
@@ -75,10 +76,10 @@ def fit(model: nn.Module, uv: torch.Tensor, y: torch.Tensor, steps: int, lr: flo
     return 10 * np.log10(1.0 / mse)
 
 
-def exact_partition(model: nn.Module, sl: sc.Slice, timeout: float):
-    """The partition, or the reason there is none (a smooth encoding without the certified partition)."""
+def exact_partition(model: nn.Module, sl: sc.Slice, timeout: float, tol: float):
+    """The partition (certified to ``tol`` for a sine encoding), or the reason there is none."""
     try:
-        return sc.partition(model.eval(), sl, progress=False, timeout=timeout), None
+        return sc.partition(model.eval(), sl, progress=False, timeout=timeout, tol=tol), None
     except sc.UnsupportedModelError as e:
         return None, str(e).splitlines()[1].strip(" -")
     except sc.StoppedEarly as e:
@@ -93,11 +94,21 @@ def sampled(model: nn.Module, n: int = 400) -> tuple[np.ndarray, np.ndarray, np.
     return uu, vv, f.reshape(n, n)
 
 
+def region_areas(part) -> np.ndarray:
+    """The areas of the regions (a curved partition's rows are pieces of its regions)."""
+    if not getattr(part, "curved", False):
+        return part.areas
+    known = part.region >= 0
+    return np.bincount(part.region[known], weights=part.areas[known], minlength=part.n_regions)
+
+
 def draw_partition(part, ax, zoom=ZOOM) -> None:
     """The regions over the slice, and a zoomed inset of the square ``zoom`` (centre u, v, half-size)."""
     part.plot(ax=ax, boundary=False, legend=False, anchors=False, axis_labels=None)
     curved = getattr(part, "curved", False)  # a curved partition's rows are pieces of its regions
-    ax.set_title(f"{part.n_regions if curved else len(part):,} regions" + (" (certified)" if curved else "")
+    unproven = len(part.uncertified) if curved else 0
+    ax.set_title(f"{part.n_regions if curved else len(part):,} regions" + (" (certified" if curved else "")
+                 + (f"; {unproven} cells not)" if unproven else ")" if curved else "")
                  + ("" if part.complete else " (partial)"))
     u, v, h = zoom
     inset = ax.inset_axes([0.6, 0.02, 0.38, 0.38])
@@ -115,7 +126,9 @@ def main(argv=None) -> None:
     ap.add_argument("--frequencies", type=int, default=4, help="encoding frequencies 2^k pi, k < F (default 4)")
     ap.add_argument("--lr", type=float, default=5e-3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--timeout", type=float, default=120.0, help="seconds per partition (default 120)")
+    ap.add_argument("--timeout", type=float, default=900.0, help="seconds per partition (default 900)")
+    ap.add_argument("--tol", type=float, default=1e-4,
+                    help="distance of the sine model's polylines from its true curves (default 1e-4)")
     ap.add_argument("--out", default="inr_encodings.png")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)  # small batches: more threads only wait on each other (and on a busy machine)
@@ -128,15 +141,16 @@ def main(argv=None) -> None:
         t0 = time.perf_counter()
         psnr = fit(model, uv, y, args.steps, args.lr)
         t1 = time.perf_counter()
-        part, note = exact_partition(model, sl, args.timeout)
+        part, note = exact_partition(model, sl, args.timeout, args.tol)
         t2 = time.perf_counter()
-        count = "no partition" if part is None else f"{len(part):,} regions"
+        count = "no partition" if part is None else f"{region_areas(part).size:,} regions" + (
+            f" ({len(part):,} pieces, {len(part.uncertified):,} uncertified cells)" if getattr(part, "curved", False)
+            else "")
         print(f"{title:18s} PSNR {psnr:5.2f} dB  fit {t1 - t0:5.1f} s  {count}  partition {t2 - t1:5.1f} s"
               + (f"  [{note}]" if note else ""))
         results.append((title, model, psnr, part, note))
 
-    plain = [part if part is not None and not getattr(part, "curved", False) else None for *_, part, _ in results]
-    maps = [None if part is None else sc.density_map(part, 300) for part in plain]
+    maps = [None if part is None else sc.density_map(part, 300) for *_, part, _ in results]
     finite = np.concatenate([m.values[np.isfinite(m.values)] for m in maps if m is not None])
     norm = LogNorm(vmin=np.percentile(finite, 1), vmax=np.percentile(finite, 99.9))
 
@@ -145,19 +159,17 @@ def main(argv=None) -> None:
         uu, vv, f = sampled(model)
         axes[0, col].imshow(f, extent=(-1, 1, -1, 1), origin="lower", cmap="gray", vmin=0, vmax=1)
         axes[0, col].set_title(f"{title}\nfit: PSNR {psnr:.1f} dB")
-        if part is not None and dmap is None:  # certified (curved): its regions; density and level sets sampled
-            draw_partition(part, axes[1, col])
-            axes[2, col].text(0.5, 0.5, "region density:\nnot computed for\na curved partition", ha="center",
-                              va="center", color="0.4", transform=axes[2, col].transAxes)
-            axes[3, col].contour(uu, vv, f, levels=LEVELS, colors=LEVEL_COLORS, linewidths=1.2)
-            axes[3, col].set_title("level sets (sampled, not certified)")
-        elif part is not None:
+        if part is not None:
             draw_partition(part, axes[1, col])
             im = dmap.plot(ax=axes[2, col], colorbar=False, norm=norm)
-            axes[2, col].set_title(f"region density (median {np.median(1 / part.areas):,.0f})")
-            for level, color in zip(LEVELS, LEVEL_COLORS):
-                part.level_set(level).plot(ax=axes[3, col], colors=color, linewidths=1.2)
-            axes[3, col].set_title("level sets (exact)")
+            axes[2, col].set_title(f"region density (median {np.median(1 / region_areas(part)):,.0f})")
+            if getattr(part, "curved", False):  # certified: one level set costs a whole certificate run
+                axes[3, col].contour(uu, vv, f, levels=LEVELS, colors=LEVEL_COLORS, linewidths=1.2)
+                axes[3, col].set_title("level sets (sampled, not certified)")
+            else:
+                for level, color in zip(LEVELS, LEVEL_COLORS):
+                    part.level_set(level).plot(ax=axes[3, col], colors=color, linewidths=1.2)
+                axes[3, col].set_title("level sets (exact)")
         else:
             for row, what in ((1, "partition"), (2, "region density")):
                 axes[row, col].text(0.5, 0.5, "needs the certified\npartition of sine\nencodings\n(not in this build)",

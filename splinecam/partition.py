@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -235,21 +235,23 @@ def partition_mlp(chain: Chain, model, sl: Slice, progress, options: Options, st
     return _execute(ChainRun(plan, prune), sl, progress, options, started, network)
 
 
-def partition_curved(model, sl: Slice, progress, options: Options, started: float) -> "CurvedPartition":
+def partition_curved(model, sl: Slice, progress, options: Options, started: float, net: SineNet | None = None,
+                     network=None) -> "CurvedPartition":
     """:func:`partition` of a model that starts with a sine encoding: the certified pieces of
-    :func:`splinecam.run.curved.certify` on ``sl`` (an axis-aligned box of ``uv``)."""
+    :func:`splinecam.run.curved.certify` on ``sl`` (an axis-aligned box of ``uv``); ``net``,
+    ``network``: the model already read (and its float64 copy), e.g. with another decision level."""
     box = np.array([sl.polygon.min(0), [sl.polygon.max(0)[0], sl.polygon.min(0)[1]], sl.polygon.max(0),
                     [sl.polygon.min(0)[0], sl.polygon.max(0)[1]]])
     if len(sl.polygon) != 4 or not np.allclose(np.sort(sl.polygon, 0), np.sort(box, 0), rtol=0, atol=0):
         raise ValueError("a model with a sine encoding is certified on box slices (Slice.box, Slice.around, "
                          "Slice.from_points); this slice's polygon is not an axis-aligned box of uv.")
-    net = read_sine_net(model, sl)
+    net = read_sine_net(model, sl) if net is None else net
     size = float(np.max(sl.polygon.max(0) - sl.polygon.min(0)))
     tol = 1e-6 * size if options.tol is None else float(options.tol)
-    min_cell = max(tol, size * 2.0 ** -28)  # the quadtree's depth stays below 2**28
+    min_cell = max(tol / 64, size * 2.0 ** -28)  # the quadtree's depth stays below 2**28
     max_regions = options.max_regions if options.max_regions is not None else 10**7
     watch = Watch(sl, progress, max_regions, options.timeout, started)
-    network = (copy.deepcopy(model).to(torch.float64), None)  # a float64 copy (nothing to trace)
+    network = (copy.deepcopy(model).to(torch.float64), None) if network is None else network  # nothing to trace
     watch.start()
     try:
         pieces = certify(net, sl, watch, tol, min_cell)
@@ -657,8 +659,8 @@ class CurvedPartition(Partition):
     """The certified partition of a slice for a model whose first op is a sine encoding (see
     :mod:`splinecam.run.curved` for what is proven).
 
-    Its rows are convex *pieces* of the curved regions: cells of the certificate's quadtree, or
-    strips of them on one side of a boundary polyline.  ``region`` (P,) is each piece's region
+    Its rows are convex *pieces* of the curved regions: cells of the certificate's quadtree,
+    strips of them on one side of a boundary polyline, or triangles of a junction cell's faces.  ``region`` (P,) is each piece's region
     (-1: an uncertified cell that joins no region with a certified piece) and ``n_regions`` their
     number; region boundaries are polylines within ``tolerance`` of the
     true curves; ``certified`` (P,) is False for pieces that are uncertified cells (listed in
@@ -666,7 +668,8 @@ class CurvedPartition(Partition):
     ``evaluate`` is exact (the output is affine in the encoding on each region); ``affine`` holds
     each piece's tangent map at its centroid (the output is not affine in ``uv``).  With one
     output (or two) the decision boundary is certified like the region boundaries
-    (``decision_boundary()``); ``side`` (P,) says which side of it each piece is on.
+    (``decision_boundary()``); ``side`` (P,) says which side of it each piece is on; with one,
+    ``level_set(t)`` certifies ``f = t`` (a second certificate run).
     """
 
     curved = True
@@ -744,13 +747,21 @@ class CurvedPartition(Partition):
         classes = np.tile([0, max(self.n_outputs - 1, 0)], (len(segments), 1))
         return late("analysis.boundary.Boundary")(segments, piece[on], classes, partition=self)
 
-    def level_set(self, value: float, output: int = 0) -> Boundary:
-        """The certified zero set of the decision function (``value`` 0, one output); other level
-        sets of a curved partition are not computed."""
-        if value != 0 or output != 0 or self.n_outputs != 1:
-            raise ValueError("a curved partition certifies the level set 0 of a one-output model only "
-                             "(part.decision_boundary()); other level sets are not computed.")
-        return self.decision_boundary()
+    def level_set(self, value: float, output: int = 0, timeout: float | None = None) -> Boundary:
+        """The certified level set ``output == value`` of a one-output model, as polylines within
+        ``tolerance`` like the region boundaries: for ``value`` 0 the decision boundary, else the
+        certificate run again over the slice with ``out - value`` as its decision function (as
+        costly as the partition; ``timeout`` as in :func:`partition`).  Its segments' pieces are
+        those of that run (``boundary.partition``)."""
+        if output != 0 or self.n_outputs != 1:
+            raise ValueError(f"a curved partition certifies level sets of a one-output model only; this model has "
+                             f"{self.n_outputs} outputs (output={output}).")
+        if float(value) == self.net.decision[1]:
+            return self.decision_boundary()
+        net = replace(self.net, decision=(self.net.decision[0], float(value)))
+        options = Options(tol=self.tolerance, timeout=timeout)
+        again = partition_curved(None, self.slice, False, options, time.perf_counter(), net, self._prepared())
+        return again.decision_boundary()
 
     def stats(self) -> dict:
         """:func:`splinecam.analysis.stats.stats` of the pieces, with the numbers of the regions:

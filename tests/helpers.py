@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import importlib
 import os
+import threading
+import time
 from contextlib import contextmanager
 from fractions import Fraction
 from itertools import combinations
@@ -707,3 +709,24 @@ def _changed_units(part, i: int) -> set:
         out |= {(layer, int(b - start) // k) for b in flips if start <= b < start + info.bits}
         start += info.bits
     return out
+
+
+def seconds_to_stop(run, ctrl_c, after: float = 1.0) -> float:
+    """Seconds from a Ctrl-C pressed ``after`` seconds into ``run()`` to ``run`` stopping with
+    KeyboardInterrupt (the test fails if it ends otherwise, or before the key was pressed)."""
+    fired = []
+
+    def interrupt():
+        fired.append(time.perf_counter())
+        ctrl_c()
+
+    timer = threading.Timer(after, interrupt)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run()
+        stopped = time.perf_counter()
+    finally:
+        timer.cancel()
+    assert fired
+    return stopped - fired[0]

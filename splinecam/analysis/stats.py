@@ -203,7 +203,8 @@ class DensityMap:
 
 
 def density_map(part, resolution: int = 256) -> DensityMap:
-    """Density of regions over the slice, as an image ``resolution`` pixels on its longer side."""
+    """Density of regions over the slice, as an image ``resolution`` pixels on its longer side: at
+    each pixel 1 / the area of the region there (of a curved partition: its region, not its piece)."""
     if int(resolution) != resolution or resolution < 1:
         raise ValueError(f"resolution must be a positive integer, got {resolution!r}.")
     poly = part.slice.polygon
@@ -214,5 +215,10 @@ def density_map(part, resolution: int = 256) -> DensityMap:
     v = v0 + (np.arange(h) + 0.5) * (v1 - v0) / h
     uu, vv = np.meshgrid(u, v)
     idx = part.locate(np.stack([uu.ravel(), vv.ravel()], 1))
-    values = np.where(idx >= 0, 1.0 / part.areas[np.maximum(idx, 0)], np.nan).reshape(h, w)
+    areas = part.areas
+    if getattr(part, "curved", False):  # rows are pieces of the regions: each piece's region's area
+        known = part.region >= 0
+        region_area = np.bincount(part.region[known], weights=areas[known], minlength=part.n_regions)
+        areas = np.where(known, region_area[np.maximum(part.region, 0)], np.nan)
+    values = np.where(idx >= 0, 1.0 / areas[np.maximum(idx, 0)], np.nan).reshape(h, w)
     return DensityMap(values, (float(u0), float(u1), float(v0), float(v1)))

@@ -13,44 +13,156 @@ interval holds the true range of the function over the closed box.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Waves", "sin_range"]
+__all__ = ["Waves", "box_bounds", "sin_range"]
 
-_EPS = np.finfo(np.float64).eps
-_TWO_PI = 2 * np.pi
+try:
+    from numba import njit
+except ImportError:  # numba is optional: the same loops then run in Python (slowly)
+    njit = None
+
+_EPS = float(np.finfo(np.float64).eps)
+_TWO_PI = 2 * math.pi
+_SHIFTS = (0.0, math.pi / 2, math.pi)  # the angle shifts of values, slopes and second derivatives
+
+
+def _sin_bounds(lo: float, hi: float):
+    """Bounds (low, high) of ``sin`` over the angle interval ``[lo, hi]``, padded for the
+    rounding of the angles themselves."""
+    pad = 8 * _EPS * (1 + max(abs(lo), abs(hi)))
+    lo, hi = lo - pad, hi + pad
+    if hi - lo >= _TWO_PI:
+        return -1.0, 1.0
+    a, b = math.sin(lo), math.sin(hi)
+    low, high = min(a, b) - 2 * _EPS, max(a, b) + 2 * _EPS
+    # a crest (pi/2 + 2 pi k) or a trough (-pi/2 + 2 pi k) inside: the first one at or above lo,
+    # found with a margin so that rounding can only add one (which is sound)
+    crest = math.pi / 2 + _TWO_PI * math.ceil((lo - math.pi / 2) / _TWO_PI - 1e-9)
+    trough = -math.pi / 2 + _TWO_PI * math.ceil((lo + math.pi / 2) / _TWO_PI - 1e-9)
+    return (-1.0 if trough <= hi else max(low, -1.0)), (1.0 if crest <= hi else min(high, 1.0))
+
+
+def _sin_ranges(lo, hi, low, high):
+    """:func:`_sin_bounds` of each of the intervals (n,) into low, high (n,)."""
+    for i in range(lo.shape[0]):
+        low[i], high[i] = _sin_bounds(lo[i], hi[i])
+
+
+def _ranges(A, b, linear, c, h, kind, low, high):
+    """Bounds of each feature's value (kind 0), slope (1) or second-derivative factor (2: sin of
+    the angle, 0 for a linear feature) over the box of centre c (2,) and half-widths h (2,)."""
+    for j in range(A.shape[0]):
+        mid = A[j, 0] * c[0] + A[j, 1] * c[1] + b[j]
+        reach = abs(A[j, 0]) * h[0] + abs(A[j, 1]) * h[1]
+        if j >= linear:
+            low[j], high[j] = _sin_bounds(mid - reach + _SHIFTS[kind], mid + reach + _SHIFTS[kind])
+        elif kind == 0:
+            pad = 8 * _EPS * (abs(mid) + reach)
+            low[j], high[j] = mid - reach - pad, mid + reach + pad
+        else:
+            low[j] = high[j] = 1.0 if kind == 1 else 0.0
+
+
+def _weighted(M, A, k, axes, m, low, high):
+    """Bounds of ``sum_j M[k, j] * prod(A[j, axes]) * s_j + m`` for ``s`` in ``[low, high]``,
+    padded for the rounding of the products and the sum."""
+    lo = hi = m
+    size = abs(m)
+    for j in range(M.shape[1]):
+        w = M[k, j]
+        for i in axes:
+            w = w * A[j, i]
+        if w >= 0:
+            lo, hi = lo + w * low[j], hi + w * high[j]
+        else:
+            lo, hi = lo + w * high[j], hi + w * low[j]
+        size += abs(w) * max(abs(low[j]), abs(high[j]))
+    slack = 4 * (M.shape[1] + 2) * _EPS * size
+    return lo - slack, hi + slack
+
+
+def _bounds(A, b, linear, M, m, centres, half, out_lo, out_hi):
+    """(N, K) bounds of the functions over the boxes into out_lo, out_hi: the tighter, function by
+    function, of the interval sum and the mean-value form ``f(centre) +- |grad| . half``."""
+    J, none = A.shape[0], np.empty(0, np.int64)
+    low, high, slow, shigh, at, at_hi = np.empty(J), np.empty(J), np.empty(J), np.empty(J), np.empty(J), np.empty(J)
+    for n in range(centres.shape[0]):
+        c, h = centres[n], half[n]
+        _ranges(A, b, linear, c, h, 0, low, high)
+        _ranges(A, b, linear, c, h, 1, slow, shigh)
+        _ranges(A, b, linear, c, np.zeros(2), 0, at, at_hi)  # the features at the centre (padded)
+        for k in range(M.shape[0]):
+            lo, hi = _weighted(M, A, k, none, m[k], low, high)
+            reach = 0.0
+            for i in range(2):
+                glo, ghi = _weighted(M, A, k, np.array([i]), 0.0, slow, shigh)
+                reach += max(-glo, ghi) * h[i]
+            flo, fhi = _weighted(M, A, k, none, m[k], at, at_hi)
+            out_lo[n, k] = max(lo, flo - reach * (1 + 4 * _EPS))
+            out_hi[n, k] = min(hi, fhi + reach * (1 + 4 * _EPS))
+
+
+def _derivatives(A, b, linear, M, centres, half, order, out):
+    """Bounds over the boxes of the first derivatives (order 1: out (N, K, 2, 2), (lo, hi) of
+    d/du and d/dv) or of the absolute second derivatives (order 2: out (N, K, 3, 2), |f_uu|,
+    |f_uv|, |f_vv| in [:, :, :, 1])."""
+    J = A.shape[0]
+    low, high = np.empty(J), np.empty(J)
+    pairs = np.array([[0, 0], [0, 1], [1, 1]]) if order == 2 else np.array([[0, 0], [1, 1]])
+    for n in range(centres.shape[0]):
+        _ranges(A, b, linear, centres[n], half[n], order, low, high)
+        for k in range(M.shape[0]):
+            for p in range(pairs.shape[0]):
+                lo, hi = _weighted(M, A, k, pairs[p, :order], 0.0, low, high)
+                out[n, k, p, 0], out[n, k, p, 1] = lo, hi
+                if order == 2:
+                    out[n, k, p, 0], out[n, k, p, 1] = 0.0, max(-lo, hi)
+
+
+def _roots(A, b, linear, M, m, sign, base, axis, lo, hi, steps, out):
+    """Bisection, ``steps`` halvings: for each n, where ``sign[n] * f`` turns positive on the
+    segment of points ``base[n]`` with coordinate ``axis[n]`` in ``[lo[n], hi[n]]`` (f = M @
+    features + m, M (J,)), into out[n]."""
+    for n in range(base.shape[0]):
+        a, z, p = lo[n], hi[n], base[n].copy()
+        for _ in range(steps):
+            p[axis[n]] = (a + z) / 2
+            f = m
+            for j in range(A.shape[0]):
+                theta = A[j, 0] * p[0] + A[j, 1] * p[1] + b[j]
+                f += M[j] * (theta if j < linear else math.sin(theta))
+            if sign[n] * f > 0:
+                z = p[axis[n]]
+            else:
+                a = p[axis[n]]
+        out[n] = (a + z) / 2
+
+
+if njit is not None:
+    _sin_bounds = njit(cache=True, inline="always")(_sin_bounds)
+    _sin_ranges = njit(cache=True)(_sin_ranges)
+    _ranges, _weighted = njit(cache=True)(_ranges), njit(cache=True)(_weighted)
+    _bounds, _derivatives = njit(cache=True)(_bounds), njit(cache=True)(_derivatives)
+    _roots = njit(cache=True)(_roots)
+
+
+box_bounds = _bounds  # the compiled kernel itself, for other compiled loops: (A, b, linear, M, m, centres, half, lo, hi)
 
 
 def sin_range(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bounds (low, high) of ``sin`` over the angle intervals ``[lo, hi]`` (any equal shapes)."""
-    pad = 8 * _EPS * (1 + np.maximum(np.abs(lo), np.abs(hi)))  # the angles' own rounding
-    lo, hi = lo - pad, hi + pad
-    a, b = np.sin(lo), np.sin(hi)
-    low, high = np.minimum(a, b) - 2 * _EPS, np.maximum(a, b) + 2 * _EPS
-    # a crest (pi/2 + 2 pi k) or a trough (-pi/2 + 2 pi k) inside: the first one at or above lo,
-    # found with a margin so that rounding can only add one (which is sound)
-    crest = np.pi / 2 + _TWO_PI * np.ceil((lo - np.pi / 2) / _TWO_PI - 1e-9)
-    trough = -np.pi / 2 + _TWO_PI * np.ceil((lo + np.pi / 2) / _TWO_PI - 1e-9)
-    wide = hi - lo >= _TWO_PI
-    high = np.where(wide | (crest <= hi), 1.0, np.minimum(high, 1.0))
-    low = np.where(wide | (trough <= hi), -1.0, np.maximum(low, -1.0))
-    return low, high
+    lo, hi = np.broadcast_arrays(np.asarray(lo, np.float64), np.asarray(hi, np.float64))
+    low, high = np.empty(lo.size), np.empty(lo.size)
+    _sin_ranges(np.ascontiguousarray(lo).ravel(), np.ascontiguousarray(hi).ravel(), low, high)
+    return low.reshape(lo.shape), high.reshape(lo.shape)
 
 
-def _weighted(M: np.ndarray, m: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N, K) bounds of ``M @ s + m`` for ``s`` in the boxes ``[low, high]`` (N, J), padded for
-    the rounding of the sums."""
-    pos, neg = np.maximum(M, 0.0), np.minimum(M, 0.0)
-    lo = low @ pos.T + high @ neg.T + m
-    hi = high @ pos.T + low @ neg.T + m
-    return lo - _slack(M, m), hi + _slack(M, m)
-
-
-def _slack(M: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """(K,) a bound on the rounding of ``M @ s + m`` for ``|s| <= 1``."""
-    return 4 * (M.shape[1] + 2) * _EPS * (np.abs(M).sum(1) + np.abs(m))
+def _f64(a) -> np.ndarray:
+    return np.ascontiguousarray(a, np.float64)
 
 
 @dataclass(frozen=True)
@@ -78,42 +190,32 @@ class Waves:
         """(N, K) the functions ``M @ features + m`` at the points ``p`` (N, 2)."""
         return self.features(p) @ M.T + m
 
-    def _ranges(self, centres: np.ndarray, half: np.ndarray, shift: float):
-        """Bounds of ``sin(theta + shift)`` over the boxes, and for the linear features: of theta
-        (shift 0, values), 1 (shift pi/2, slopes), 0 (shift pi, second derivatives)."""
-        mid = centres @ self.A.T + self.b
-        reach = half @ np.abs(self.A).T
-        low, high = sin_range(mid - reach + shift, mid + reach + shift)
-        k = self.linear
-        if k:
-            const = {0.0: None, np.pi / 2: 1.0, np.pi: 0.0}[shift]
-            pad = 8 * _EPS * (np.abs(mid[:, :k]) + reach[:, :k])
-            low[:, :k] = mid[:, :k] - reach[:, :k] - pad if const is None else const
-            high[:, :k] = mid[:, :k] + reach[:, :k] + pad if const is None else const
-        return low, high
-
     def bounds(self, M: np.ndarray, m: np.ndarray, centres: np.ndarray, half: np.ndarray) -> tuple:
         """Sound (N, K) bounds of the functions over the boxes: the tighter, unit by unit, of the
         interval sum and the mean-value form ``f(centre) +- |grad| . half``."""
-        lo, hi = _weighted(M, m, *self._ranges(centres, half, 0.0))
-        (gu_lo, gu_hi), (gv_lo, gv_hi) = self.gradient(M, centres, half)
-        reach = (np.maximum(-gu_lo, gu_hi) * half[:, :1] + np.maximum(-gv_lo, gv_hi) * half[:, 1:])
-        mid = self.values(M, m, centres)
-        slack = _slack(M, m)
-        return np.maximum(lo, mid - reach * (1 + 4 * _EPS) - slack), np.minimum(hi, mid + reach * (1 + 4 * _EPS) + slack)
+        lo, hi = np.empty((len(centres), len(M))), np.empty((len(centres), len(M)))
+        _bounds(_f64(self.A), _f64(self.b), self.linear, _f64(M), _f64(m), _f64(centres), _f64(half), lo, hi)
+        return lo, hi
 
     def gradient(self, M: np.ndarray, centres: np.ndarray, half: np.ndarray) -> tuple:
         """((lo, hi) of d/du, (lo, hi) of d/dv): sound (N, K) bounds over the boxes."""
-        ranges = self._ranges(centres, half, np.pi / 2)
-        zero = np.zeros(len(M))
-        return _weighted(M * self.A[:, 0], zero, *ranges), _weighted(M * self.A[:, 1], zero, *ranges)
+        out = np.empty((len(centres), len(M), 2, 2))
+        _derivatives(_f64(self.A), _f64(self.b), self.linear, _f64(M), _f64(centres), _f64(half), 1, out)
+        return (out[:, :, 0, 0], out[:, :, 0, 1]), (out[:, :, 1, 0], out[:, :, 1, 1])
 
     def curvature(self, M: np.ndarray, centres: np.ndarray, half: np.ndarray) -> np.ndarray:
         """(N, K, 3) sound bounds of ``|f_uu|``, ``|f_uv|``, ``|f_vv|`` over the boxes."""
-        ranges = self._ranges(centres, half, np.pi)  # -sin(theta): the sign does not matter here
-        zero = np.zeros(len(M))
-        out = []
-        for i, k in ((0, 0), (0, 1), (1, 1)):
-            lo, hi = _weighted(M * (self.A[:, i] * self.A[:, k]), zero, *ranges)
-            out.append(np.maximum(-lo, hi))
-        return np.stack(out, -1)
+        out = np.empty((len(centres), len(M), 3, 2))
+        _derivatives(_f64(self.A), _f64(self.b), self.linear, _f64(M), _f64(centres), _f64(half), 2, out)
+        return out[..., 1]
+
+    def roots(self, M: np.ndarray, m: float, sign: np.ndarray, base: np.ndarray, axis: np.ndarray, lo: np.ndarray,
+              hi: np.ndarray, width: float) -> np.ndarray:
+        """(n,) where ``sign * (M @ features + m)`` (M (J,); sign (n,) of +-1) turns positive on the
+        segments of points ``base`` (n, 2) whose coordinate ``axis`` (n,) runs over ``[lo, hi]``
+        (n,), to within ``width``, by bisection: ``sign * f <= 0`` at lo and ``> 0`` at hi is assumed."""
+        steps = max(0, math.ceil(math.log2(max(float(np.max(hi - lo, initial=0.0)), 1e-300) / width)))
+        out = np.empty(len(base))
+        _roots(_f64(self.A), _f64(self.b), self.linear, _f64(M), float(m), _f64(sign), _f64(base),
+               np.ascontiguousarray(axis, np.int64), _f64(lo), _f64(hi), steps, out)
+        return out

@@ -14,42 +14,70 @@ of ``p``, exactly affine in ``e``.
 - *uniform*: sound bounds of every unit over the cell exclude 0, layer after layer, so the whole
   cell has one activation pattern;
 - *one curve*: exactly one unit ``z`` is undetermined, every other unit (and each unit of the
-  later layers on both sides of ``z = 0``) has a proven sign, ``z`` is strictly monotone along
-  one axis over the cell (0 is outside the bounds of ``dz/du`` or of ``dz/dv``), and ``z`` has at
-  most one zero on each cell side (its bound excludes 0 there, or its derivative along the side
-  does).  Then ``{z = 0}`` meets the cell in at most one arc, a graph over the other axis that
-  splits it into two pieces with the two patterns, and the arc is replaced by a polyline whose
-  vertices are roots (to tol/4) at nodes spaced so that the chord error bound ``|g''| h^2 / 8``
-  (from sound bounds of the second derivatives) is at most tol/2: the polyline and the arc are
-  within ``tol`` of each other (Hausdorff distance), up to float64 rounding.
+  later layers on both sides of ``z = 0``) has a proven sign, and ``z``'s zero set in the cell
+  is proven to be at most one arc (:meth:`_Curve.prove`: ``z`` strictly monotone along one axis
+  over the cell, 0 outside the bounds of ``dz/du`` or of ``dz/dv``, and at most one zero on
+  each cell side, its bound excluding 0 there or its derivative along the side doing so).  The
+  arc is a graph over the other axis that splits the cell into two pieces with the two
+  patterns; it is replaced by a polyline whose vertices are roots (to tol/4) at nodes spaced so
+  that the chord error bound ``|g''| h^2 / 8`` (from sound bounds of the second derivatives) is
+  at most tol/2;
+- *junction*: exactly two curves, A (unit a) and C (unit c, of a's level, or of a later level:
+  then c's pre-activation is a different trig sum ``z_c^-``, ``z_c^+`` on each side of A, equal
+  on A), with every other unit on all four sign branches proven.  Proven: A's zero set and each
+  open ``z_c^+-`` zero set is one arc as above; ``det [grad z_a; grad z_c^+-]`` excludes 0 over
+  the cell (interval bounds), so ``c`` is strictly monotone along A and meets A at most once;
+  c's sign at A's two ends is proven by sound bounds on a box of 2**-40 of the cell around each
+  end.  Signs that differ: the curves cross exactly once, at X (found on A to within tol/4, by
+  Newton's method checked by a sign change of c, else by bisection along A), each side's C
+  leaves X once towards that side (its end on that side of A); the cell's four faces meet at X
+  and are fanned from it.  Equal signs: the curves do not meet; C on each side of A is that
+  side's zero arc of ``z_c^+-`` if both its ends lie on that side, and the chords of A and C cut
+  the cell into convex faces.  Each half-arc (X to an end) or whole arc is one chord within
+  tol/2 of it (the chord error bound again), else the cell is split.  Every face's pattern
+  follows from the proven signs: z_a's side, and c's sign at A's end flipped at each end of C
+  met along the border.
 
-A cell still unproven at the minimum cell size (``tol`` by default), is *uncertified*: it is kept
-as one piece with the pattern at its centre, and listed.  Where two boundary curves meet (a
-crossing, or a later layer's curve bending at an earlier one's) the cell is of this kind, so
-those junctions are located to within a cell of size ``min_cell`` but not proven.
+The polylines are within ``tol`` of the true curves (Hausdorff distance), the pieces' patterns
+are the true patterns off a ``tol``-band around the curves, and the regions (joined across cell
+sides where their patterns meet, see :func:`_regions`), their count and their adjacency are
+those of the true partition; all up to float64 rounding of the roots and of the signs at the
+points where the border's roots are sought.  Triple points (three curves through one point)
+and tangencies are not certified.
 
-The result's rows are convex *pieces* (a cell, or a strip of a cell on one side of a polyline
-segment); ``region`` gives each piece's region: pieces of the same pattern joined across shared
-cell sides (the connected components of the pattern sets, as far as the certified cells show).
+A cell still unproven at the minimum cell size (``tol / 64`` by default) is *uncertified*: it is kept
+as one piece with the pattern at its centre, and listed; the regions that meet there are joined
+without proof.
+
+The result's rows are convex *pieces* (a cell, a strip of a cell on one side of a polyline
+segment, or a triangle of a junction's fan); ``region`` gives each piece's region: pieces of the
+same pattern joined across shared cell sides (the connected components of the pattern sets).
 With a decision function (one output, or the difference of two), its zero set is one more
 "unit" of the walk: its polylines are certified like the others and each piece records its side.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..errors import StoppedEarly, UnsupportedModelError
-from ..geometry.trig import Waves
+from ..geometry.trig import Waves, box_bounds
 from ..slices import Slice
 from .chain import leaf_modules
 from .regions import LayerInfo
 from .watch import Watch
+
+try:
+    from numba import njit
+except ImportError:  # numba is optional: the walk then runs in Python (slowly)
+    njit = None
 
 __all__ = ["BORDER", "DECISION", "INSIDE", "CurvedPieces", "SineNet", "certify", "read_sine_net", "sine_encoding"]
 
@@ -106,6 +134,25 @@ class SineNet:
         W, b = self.hidden[level + 1][:2] if level + 1 < len(self.hidden) else self.out
         M, m = W @ M, W @ m + b
         return (M, m) if level + 1 < len(self.hidden) else self._decision_of(M, m)
+
+    @cached_property
+    def stacked(self) -> tuple:
+        """The levels as flat arrays for the compiled walk: (M0 (n0, J), m0 (n0,), W (flat), w_at
+        (L,) where level l's W (n_l, n_{l-1}) starts, b (flat), b_at (L,), sizes (L,), slopes
+        (L,)); level l + 1's maps are ``W (s M)``, ``W (s m) + b`` (see :meth:`next_maps`)."""
+        M0, m0 = self.first_maps()
+        Ws, bs, sizes = [np.zeros(0)], [np.zeros(0)], [len(m0)]
+        for level in range(self.levels - 1):
+            W, b = self.hidden[level + 1][:2] if level + 1 < len(self.hidden) else self.out
+            if level + 1 == len(self.hidden):
+                W, b = self._decision_of(W, b)
+            Ws.append(np.ascontiguousarray(W, np.float64).ravel())
+            bs.append(np.asarray(b, np.float64))
+            sizes.append(len(b))
+        at = lambda parts: np.cumsum([0] + [len(p) for p in parts[:-1]]).astype(np.int64)  # noqa: E731
+        slopes = np.array([self.hidden[level][2] if level < len(self.hidden) else 0.0 for level in range(self.levels)])
+        return (np.ascontiguousarray(M0, np.float64), np.asarray(m0, np.float64), np.concatenate(Ws), at(Ws),
+                np.concatenate(bs), at(bs), np.array(sizes, np.int64), slopes)
 
     @property
     def levels(self) -> int:
@@ -214,7 +261,7 @@ class _Leaves:
 
     def __init__(self, net: SineNet, lo: np.ndarray, size: np.ndarray, tol: float):
         self.net, self.lo, self.size, self.tol = net, lo, size, tol
-        self.chunks = []  # (quads (n, 4, 2), labels (n, 4, 2), kept vertices (n, 4), bits, certified, cell, component)
+        self.chunks = []  # (quads (n, 4, 2), labels (n, 4, 2), bits, certified, cell, component)
         self.cells = []  # ((depth, i, j), [bits of each component], {(axis, high side): (crossings, components)})
         self.uncertified = []
         self.unsure = {}  # uncertified cell -> {pattern key: components of its neighbours with it}
@@ -225,17 +272,13 @@ class _Leaves:
         half = self.size / 2.0 ** (np.asarray(d)[..., None] + 1)
         return self.lo + (2 * np.stack([i, j], -1) + 1) * half, half
 
-    def add(self, quads: np.ndarray, labels: np.ndarray, bits: list, ok: bool, comp: int) -> None:
-        """Pieces (n, 4, 2) of the last cell, with their edge labels (n, 4, 2), one pattern ``bits``
-        and component; made counter-clockwise, repeated vertices left out."""
-        x, y = quads[..., 0], quads[..., 1]
-        flip = (x * np.roll(y, -1, 1) - np.roll(x, -1, 1) * y).sum(1) < 0
-        quads[flip] = quads[flip, ::-1]  # the label of edge j -> j+1 moves with it
-        labels[flip] = np.roll(labels[flip, ::-1], -1, axis=1)
-        keep = np.any(quads != np.roll(quads, -1, axis=1), axis=2)
-        good = keep.sum(1) >= 3
-        self.chunks.append((quads[good], labels[good], keep[good], bits, ok, len(self.cells) - 1, comp))
-        self.count += int(good.sum())
+    def add(self, quads: np.ndarray, labels: np.ndarray | None, bits: list, ok: bool, comp: int) -> None:
+        """Pieces (n, 4, 2) of the last cell, with their edge labels (n, 4, 2) (None: all
+        :data:`INSIDE`; an INSIDE edge on the slice border becomes :data:`BORDER` in
+        :func:`_assemble`), one pattern ``bits`` and component."""
+        labels = np.full(quads.shape, INSIDE, np.int64) if labels is None else labels
+        self.chunks.append((quads, labels, bits, ok, len(self.cells) - 1, comp))
+        self.count += len(quads)
 
 
 def _border_labels(quads: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -247,48 +290,128 @@ def _border_labels(quads: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndar
 
 
 def _classify(net: SineNet, centre: np.ndarray, half: np.ndarray):
-    """What sound bounds prove of the box: None, or (branches, split) where branches are the
-    bits (list of bool arrays per level) of its one pattern, or of the two sides of the split unit
-    ``split = (level, unit, M_row, m_row)`` (negative side first)."""
-    M, m = net.first_maps()
-    branches, split = [([], M, m)], None
-    for level in range(net.levels):
-        grown = []
-        for bits, M, m in branches:
-            lo, hi = (a[0] for a in net.waves.bounds(M, m, centre[None], half[None]))
-            on, unsure = lo > 0, np.flatnonzero((lo <= 0) & (hi > 0))
-            if len(unsure) > 1 or (len(unsure) == 1 and (split is not None or len(branches) > 1)):
-                return None
-            states = [on]
-            if len(unsure) == 1:
-                split = (level, int(unsure[0]), M[unsure[0]], m[unsure[0]])
-                states = [on, on.copy()]
-                states[1][split[1]] = True
-            for state in states:
-                nxt = net.next_maps(level, M, m, state) if level + 1 < net.levels else (None, None)
-                grown.append((bits + [state], *nxt))
-        branches = grown
-    return [bits for bits, _, _ in branches], split
+    """What sound bounds prove of the box: None, or (branches, splits).  ``splits`` are the units
+    whose sign the bounds leave open (at most two), each ``(level, unit, rows)`` with ``rows[k] =
+    (M_row, m_row)`` its pre-activation where the first split unit has sign k (0: negative); a
+    second one is split at the first one's level (then its rows are equal) or later, the same
+    unit on both sides of the first (or on one side, its sign proven on the other).  ``branches``
+    maps the signs (a tuple of bools, one per split unit) to the bits (a bool array per level)
+    of the pattern each sign choice proves.  The walk is :func:`_walk`, compiled."""
+    M0, m0, W, w_at, bias, b_at, sizes, slopes = net.stacked
+    J, units = len(net.waves.A), int(sizes.sum())
+    splits, rows = np.zeros((2, 2), np.int64), np.zeros((2, 2, J + 1))
+    keys, bits = np.zeros((4, 2), np.bool_), np.zeros((4, units), np.bool_)
+    n_splits, n_branches = _walk(net.waves.A, net.waves.b, net.waves.linear, M0, m0, W, w_at, bias, b_at, sizes, slopes,
+                                 np.ascontiguousarray(centre, np.float64), np.ascontiguousarray(half, np.float64),
+                                 splits, rows, keys, bits)
+    if n_splits < 0:
+        return None
+    cuts = np.cumsum(sizes)[:-1]
+    branches = {tuple(bool(k) for k in keys[i, :n_splits]): np.split(bits[i], cuts) for i in range(n_branches)}
+    return branches, [(int(splits[i, 0]), int(splits[i, 1]), [(rows[i, k, :J].copy(), float(rows[i, k, J]))
+                                                              for k in (0, 1)]) for i in range(n_splits)]
 
 
-def _bisect(f, lo: np.ndarray, hi: np.ndarray, width: float) -> np.ndarray:
-    """Roots of increasing ``f`` (a vectorised function of (N,) points) bracketed by [lo, hi], to
-    within ``width``: f(lo) <= 0 <= f(hi) is assumed."""
-    steps = max(0, math.ceil(math.log2(max(float(np.max(hi - lo, initial=0.0)), 1e-300) / width)))
-    for _ in range(steps):
-        mid = (lo + hi) / 2
-        up = f(mid) > 0
-        hi, lo = np.where(up, mid, hi), np.where(up, lo, mid)
-    return (lo + hi) / 2
+def _walk(A, b, linear, M0, m0, W, w_at, bias, b_at, sizes, slopes, centre, half, splits, rows, keys, bits):
+    """The level walk of :func:`_classify` over one box: at each level the bounds of every unit on
+    each branch (at most 4), the open units split (at most 2 in all, else (-1, 0)), each branch
+    grown by the signs of its open ones and carried to the next level's maps (``M' = W (s M)``,
+    ``m' = W (s m) + b``, s = 1 where on, else the level's slope).  Fills splits (2, 2) (level,
+    unit), rows (2, 2, J + 1) (each split's row on each side of the first), keys (4, 2) and bits
+    (4, units) of the branches; returns (splits, branches)."""
+    levels, J, most = sizes.shape[0], A.shape[0], sizes.max()
+    Ms, ms = np.zeros((2, 4, most, J)), np.zeros((2, 4, most))
+    ks, bs = np.zeros((2, 4, 2), np.bool_), np.zeros((2, 4, bits.shape[1]), np.bool_)
+    on, open_ = np.zeros((4, most), np.bool_), np.zeros((4, most), np.bool_)
+    lo, hi, state = np.empty((1, most)), np.empty((1, most)), np.zeros(most, np.bool_)
+    Ms[0, 0, :sizes[0]], ms[0, 0, :sizes[0]] = M0, m0
+    cur, n_branches, n_splits, start = 0, 1, 0, 0
+    for level in range(levels):
+        n = sizes[level]
+        union = np.zeros(n, np.bool_)
+        for br in range(n_branches):
+            box_bounds(A, b, linear, Ms[cur, br, :n], ms[cur, br, :n], centre.reshape(1, 2), half.reshape(1, 2),
+                       lo[:, :n], hi[:, :n])
+            for k in range(n):
+                on[br, k], open_[br, k] = lo[0, k] > 0, lo[0, k] <= 0 < hi[0, k]
+                union[k] |= open_[br, k]
+        units = np.flatnonzero(union)
+        if n_splits + units.shape[0] > 2:
+            return -1, 0
+        for u in units:
+            splits[n_splits, 0], splits[n_splits, 1] = level, u
+            for side in range(2):
+                br = side if n_branches == 2 else 0
+                rows[n_splits, side, :J], rows[n_splits, side, J] = Ms[cur, br, u], ms[cur, br, u]
+            n_splits += 1
+        nxt, grown = 1 - cur, 0
+        for br in range(n_branches):
+            free = np.array([u for u in units if open_[br, u]], np.int64)
+            for signs in range(2 ** free.shape[0]):
+                state[:n] = on[br, :n]
+                for f in range(free.shape[0]):
+                    state[free[f]] = (signs >> (free.shape[0] - 1 - f)) & 1
+                ks[nxt, grown, :n_splits - units.shape[0]] = ks[cur, br, :n_splits - units.shape[0]]
+                for i in range(units.shape[0]):
+                    ks[nxt, grown, n_splits - units.shape[0] + i] = state[units[i]]
+                bs[nxt, grown, :start] = bs[cur, br, :start]
+                bs[nxt, grown, start:start + n] = state[:n]
+                if level + 1 < levels:
+                    n2 = sizes[level + 1]
+                    for r in range(n2):
+                        Ms[nxt, grown, r, :] = 0.0
+                        ms[nxt, grown, r] = bias[b_at[level + 1] + r]
+                        for q in range(n):
+                            w = W[w_at[level + 1] + r * n + q] * (1.0 if state[q] else slopes[level])
+                            if w != 0.0:
+                                for j in range(J):
+                                    Ms[nxt, grown, r, j] += w * Ms[cur, br, q, j]
+                                ms[nxt, grown, r] += w * ms[cur, br, q]
+                grown += 1
+        cur, n_branches, start = nxt, grown, start + n
+    keys[:n_branches, :n_splits] = ks[cur, :n_branches, :n_splits]
+    bits[:n_branches] = bs[cur, :n_branches]
+    return n_splits, n_branches
+
+
+if njit is not None:
+    _walk = njit(cache=True)(_walk)
 
 
 class _Curve:
-    """The arc of ``z = M e + m = 0`` in a cell, once the cell is proven (see the module doc), in
-    coordinates (s, t): ``s`` the axis along which ``sign * z`` increases, the arc ``s = g(t)``."""
+    """The zero set of ``z = M e + m`` in a cell, proven (:meth:`prove`) to be at most one arc, in
+    coordinates (s, t): ``s`` the axis along which ``sign * z`` increases, the arc ``s = g(t)``.
+    grads: the (lo, hi) bounds of dz/du and of dz/dv over the cell; slope: a bound of |g'|."""
 
-    def __init__(self, net: SineNet, M, m, centre, half, axis: int, sign: float):
+    def __init__(self, net: SineNet, M, m, centre, half, axis: int, sign: float, grads, slope: float):
         self.net, self.M, self.m, self.axis, self.sign = net, M[None], np.array([m]), axis, sign
+        self.centre, self.half, self.grads, self.slope = centre, half, grads, slope
         self.lo, self.hi = centre - half, centre + half
+
+    @classmethod
+    def prove(cls, net: SineNet, M, m, centre, half) -> "_Curve | None":
+        """The curve of ``z = M e + m`` (M (J,), m scalar) in the box, or None where sound bounds do
+        not prove ``z`` strictly monotone along an axis with at most one zero on each cell side."""
+        (gu_lo, gu_hi), (gv_lo, gv_hi) = net.waves.gradient(M[None], centre[None], half[None])
+        grads = [(float(gu_lo[0, 0]), float(gu_hi[0, 0])), (float(gv_lo[0, 0]), float(gv_hi[0, 0]))]
+        options = []
+        for axis in (0, 1):
+            lo, hi = grads[axis]
+            if lo > 0 or hi < 0:
+                other = max(-grads[1 - axis][0], grads[1 - axis][1])
+                options.append((other / min(abs(lo), abs(hi)), axis, 1.0 if lo > 0 else -1.0))
+        if not options:
+            return None
+        slope, axis, sign = min(options)
+        curve = cls(net, M, m, centre, half, axis, sign, grads, slope)
+        for s in (curve.lo[axis], curve.hi[axis]):  # at most one zero on each side along t: none, or monotone
+            c = curve.point(np.array(s), np.array(centre[1 - axis]))
+            hw = curve.point(np.array(0.0), np.array(half[1 - axis]))
+            lo, hi = (a[0, 0] for a in net.waves.bounds(curve.M, curve.m, c[None], hw[None]))
+            glo, ghi = (a[0, 0] for a in net.waves.gradient(curve.M, c[None], hw[None])[1 - axis])
+            if lo <= 0 <= hi and glo <= 0 <= ghi:
+                return None
+        return curve
 
     def point(self, s, t) -> np.ndarray:
         return np.stack([s, t], -1) if self.axis == 0 else np.stack([t, s], -1)
@@ -296,6 +419,22 @@ class _Curve:
     def h(self, s, t) -> np.ndarray:
         s, t = np.broadcast_arrays(np.asarray(s, float), np.asarray(t, float))
         return self.sign * self.net.waves.values(self.M, self.m, self.point(s.ravel(), t.ravel()))[:, 0].reshape(s.shape)
+
+    def roots(self, t: np.ndarray, width: float) -> np.ndarray:
+        """(n,) the arc's s at the t (n,) where it crosses the cell, to within ``width``."""
+        n = len(t)
+        return self.net.waves.roots(self.M[0], self.m[0], np.full(n, self.sign), self.point(np.zeros(n), t),
+                                    np.full(n, self.axis), np.full(n, self.lo[self.axis]),
+                                    np.full(n, self.hi[self.axis]), width)
+
+    def step(self, tol: float) -> float:
+        """The t-spacing of polyline nodes at which the chord error bound ``|g''| h^2 / 8`` (from
+        sound bounds of z's second derivatives over the cell) is tol / 2 (inf: a straight arc)."""
+        bend = self.net.waves.curvature(self.M, self.centre[None], self.half[None])[0, 0]  # |z_uu|, |z_uv|, |z_vv|
+        ss, st, tt = (bend[0], bend[1], bend[2]) if self.axis == 0 else (bend[2], bend[1], bend[0])
+        gmin = min(abs(self.grads[self.axis][0]), abs(self.grads[self.axis][1]))
+        g2 = (tt + 2 * st * self.slope + ss * self.slope ** 2) / gmin  # |g''| on the cell
+        return math.sqrt(8 * (tol / 2) / g2) if g2 > 0 else math.inf
 
     def crossings(self, width: float) -> list:
         """[(crossing or None, h > 0 at the side's start)] on the cell sides s = s0 and s = s1
@@ -307,40 +446,27 @@ class _Curve:
         end = np.array([self.hi[1 - ax]] * 2 + [self.hi[ax]] * 2)
         along_t = np.array([True, True, False, False])
 
-        def h(x):
-            return self.h(np.where(along_t, fixed, x), np.where(along_t, x, fixed))
-
-        a, b = h(start), h(end)
-        orient = np.where(b > 0, 1.0, -1.0)
-        roots = _bisect(lambda x: h(x) * orient, start, end, width)
+        a = self.h(np.where(along_t, fixed, start), np.where(along_t, start, fixed))
+        b = self.h(np.where(along_t, fixed, end), np.where(along_t, end, fixed))
+        roots = self.net.waves.roots(self.M[0], self.m[0], np.where(b > 0, self.sign, -self.sign),
+                                     self.point(np.where(along_t, fixed, 0.0), np.where(along_t, 0.0, fixed)),
+                                     np.where(along_t, 1 - ax, ax), start, end, width)
         return [(float(r) if (p != q) else None, bool(p)) for r, p, q in zip(roots, a > 0, b > 0)]
 
+    def side_keys(self) -> list:
+        """The keys (axis, high side) of the sides in the order of :meth:`crossings`."""
+        return [(self.axis, False), (self.axis, True), (1 - self.axis, False), (1 - self.axis, True)]
 
-def _one_curve(net: SineNet, split, centre, half, tol: float):
-    """The proven arc of the split unit in the box, or None where a condition fails: (curve, the
-    t-interval (a, b) of the arc, nodes t (n,), roots s (n,)) or (curve, None, ...) if no arc."""
-    _, _, M, m = split
-    (gu_lo, gu_hi), (gv_lo, gv_hi) = net.waves.gradient(M[None], centre[None], half[None])
-    grads = [(float(gu_lo[0, 0]), float(gu_hi[0, 0])), (float(gv_lo[0, 0]), float(gv_hi[0, 0]))]
-    options = []
-    for axis in (0, 1):
-        lo, hi = grads[axis]
-        if lo > 0 or hi < 0:
-            other = max(-grads[1 - axis][0], grads[1 - axis][1])
-            options.append((other / min(abs(lo), abs(hi)), axis, 1.0 if lo > 0 else -1.0))
-    if not options:
+
+def _one_curve(net: SineNet, rows, centre, half, tol: float):
+    """The proven arc of the split unit (its ``rows``, see :func:`_classify`) in the box, or None
+    where a condition fails: (curve, the t-interval (a, b) of the arc, nodes t (n,), roots s
+    (n,), the side crossings) or (curve, None, None, None, crossings) if there is no arc."""
+    curve = _Curve.prove(net, *rows[0], centre, half)
+    if curve is None:
         return None
-    slope, axis, sign = min(options)
-    curve = _Curve(net, M, m, centre, half, axis, sign)
-    s0, s1 = curve.lo[axis], curve.hi[axis]
+    axis, width = curve.axis, tol / 4
     t0, t1 = curve.lo[1 - axis], curve.hi[1 - axis]
-    for s in (s0, s1):  # at most one zero on each side along t: no zero, or monotone along t
-        c, hw = curve.point(np.array(s), np.array((t0 + t1) / 2)), curve.point(np.array(0.0), np.array(half[1 - axis]))
-        lo, hi = (a[0, 0] for a in net.waves.bounds(curve.M, curve.m, c[None], hw[None]))
-        glo, ghi = (a[0, 0] for a in net.waves.gradient(curve.M, c[None], hw[None])[1 - axis])
-        if lo <= 0 <= hi and glo <= 0 <= ghi:
-            return None
-    width = tol / 4
     sides = curve.crossings(width)
     (lower, low_pos), (upper, up_pos) = sides[:2]  # L(t) = h(s0, t) <= 0 and U(t) = h(s1, t) >= 0 on the arc
     a, b = t0, t1
@@ -352,18 +478,171 @@ def _one_curve(net: SineNet, split, centre, half, tol: float):
         a, b = (max(a, upper), b) if not up_pos else (a, min(b, upper))
     if b <= a:
         return curve, None, None, None, sides
-    bend = net.waves.curvature(curve.M, centre[None], half[None])[0, 0]  # |z_ss|, |z_st|, |z_tt| in (u, v) order
-    ss, st, tt = (bend[0], bend[1], bend[2]) if axis == 0 else (bend[2], bend[1], bend[0])
-    gmin = min(abs(grads[axis][0]), abs(grads[axis][1]))
-    g2 = (tt + 2 * st * slope + ss * slope ** 2) / gmin  # |g''| on the cell
-    step = math.sqrt(8 * (tol / 2) / g2) if g2 > 0 else b - a
-    n = max(2, math.ceil((b - a) / step) + 1)
+    n = max(2, math.ceil((b - a) / curve.step(tol)) + 1)
     if n > _MAX_NODES:
         return None
     t = np.linspace(a, b, n)
     t[0], t[-1] = a, b
-    s = _bisect(lambda s_: curve.h(s_, t), np.full(n, s0), np.full(n, s1), width)
-    return curve, (a, b), t, s, sides
+    return curve, (a, b), t, curve.roots(t, width), sides
+
+
+def _loop(key, r: float, lo, hi) -> float:
+    """The position in [0, 4) on the counter-clockwise border loop of the cell [lo, hi] (sides
+    bottom, right, top, left; corner (lo, lo) at 0) of the point ``r`` along the side ``key``."""
+    f = (r - lo[key[0] ^ 1]) / (hi[key[0] ^ 1] - lo[key[0] ^ 1])
+    return {(1, False): f, (0, True): 1 + f, (1, True): 3 - f, (0, False): 4 - f}[key] % 4
+
+
+def _loop_point(q: float, lo, hi) -> np.ndarray:
+    """The point at position ``q`` of the border loop (see :func:`_loop`)."""
+    side, f = int(q) % 4, q - int(q)
+    w = hi - lo
+    return np.array([(lo[0] + f * w[0], lo[1]), (hi[0], lo[1] + f * w[1]), (hi[0] - f * w[0], hi[1]),
+                     (lo[0], hi[1] - f * w[1])][side])
+
+
+_SIDES = [(1, False), (0, True), (1, True), (0, False)]  # the keys of the loop's sides, in order
+
+
+def _det_holds_zero(ga, gc) -> bool:
+    """Whether interval bounds of ``det [grad a; grad c]`` from gradient bounds ((lo, hi) of d/du,
+    (lo, hi) of d/dv) of each hold 0."""
+    def mul(x, y):
+        p = [x[0] * y[0], x[0] * y[1], x[1] * y[0], x[1] * y[1]]
+        return min(p), max(p)
+
+    (p0, p1), (q0, q1) = mul(ga[0], gc[1]), mul(ga[1], gc[0])
+    pad = 8 * np.finfo(np.float64).eps * (abs(p0) + abs(p1) + abs(q0) + abs(q1))
+    return p0 - q1 - pad <= 0 <= p1 - q0 + pad
+
+
+def _junction(net: SineNet, splits, centre, half, tol: float):
+    """The proven arcs of the two split units in the box (see the module doc), or None where a
+    condition fails: (X, ends, signs, faces).  X (2,): where the curves cross, or None where c
+    has one sign along A (then each side's C, if any, lies inside that side); ends: the border
+    ends of the polylines, counter-clockwise, as (loop position, point (2,), curve: 0 for A, 1
+    or 2 for C on A's negative or positive side); signs[i]: (z_a > 0, c > 0) on the border from
+    end i to end i + 1; faces: the border intervals of each face (one each about X)."""
+    (_, _, rows_a), (_, _, rows_c) = splits
+    lo, hi, width, fine = centre - half, centre + half, tol / 4, float(half.max()) * 2.0 ** -40
+    Mc, mc = np.array([row[0] for row in rows_c]), np.array([row[1] for row in rows_c])
+    low, high = net.waves.bounds(Mc, mc, centre[None], half[None])
+    arcs = [_Curve.prove(net, *rows_a[0], centre, half)] + [
+        _Curve.prove(net, *row, centre, half) if low[0, k] <= 0 < high[0, k] else False for k, row in enumerate(rows_c)]
+    if any(arc is None for arc in arcs) or any(arc and _det_holds_zero(arcs[0].grads, arc.grads) for arc in arcs[1:]):
+        return None
+    ends = [[]] * 3
+    for n, arc in enumerate(arcs):  # each arc's ends on the border (none: no arc, or c's sign proven)
+        if arc is False:
+            continue
+        found = sorted((_loop(key, r, lo, hi), key, r) for key, (r, _) in zip(arc.side_keys(), arc.crossings(
+            fine)) if r is not None)  # finely: c's sign at A's ends, and which side of A C's ends are on
+        if len(found) not in (0, 2) or (n == 0 and not found):
+            return None
+        ends[n] = [(q, np.where(np.arange(2) == key[0], (lo, hi)[key[1]], r)) for q, key, r in found]
+    steps = [arc.step(tol) if arc else 0.0 for arc in arcs]
+    if abs(ends[0][0][1][1 - arcs[0].axis] - ends[0][1][1][1 - arcs[0].axis]) > 2 * steps[0]:
+        return None  # A is no chord, nor two (from X to its ends): split first
+    # the sign of c at A's ends, from sound bounds of both of its rows near each
+    kappa = []
+    for _, point in ends[0]:
+        low, high = net.waves.bounds(Mc, mc, point[None], np.full((1, 2), fine))
+        if not ((low > 0).all() or (high < 0).all()):
+            return None
+        kappa.append(bool((low > 0).all()))
+    (qa0, _), (qa1, _) = ends[0]
+    inner = net.waves.values(arcs[0].M, arcs[0].m, np.array([_loop_point((qa0 + qa1) / 2, lo, hi),
+                                                             _loop_point((qa0 + qa1) / 2 + 2, lo, hi)]))[:, 0] > 0
+    if inner[0] == inner[1]:
+        return None
+    chain = lambda q: bool(inner[0] if qa0 < q < qa1 else inner[1])  # noqa: E731  (z_a > 0 there)
+    crossing = kappa[0] != kappa[1]
+    loop = [(qa0, ends[0][0][1], 0), (qa1, ends[0][1][1], 0)]
+    for k in (1, 2):  # C on each side of A (row k - 1): its ends on that side
+        if any(q in (qa0, qa1) for q, _ in ends[k]):
+            return None
+        valid = [(q, point, k) for q, point in ends[k] if chain(q) == (k == 2)]
+        if len(valid) != (1 if crossing else len(valid) // 2 * 2):
+            return None
+        loop += valid
+    loop.sort(key=lambda end: end[0])
+    kinds = [min(k, 1) for _, _, k in loop]
+    x = None
+    if crossing:
+        if kinds not in ([0, 1, 0, 1], [1, 0, 1, 0]):
+            return None
+        x = _crossing(net, arcs[0], rows_c[1], tuple(sorted(p[1 - arcs[0].axis] for _, p in ends[0])), width)
+        if x is None:
+            return None
+    for k in {k for _, _, k in loop}:  # each polyline (a chord, or one from X to each end) within tol / 2 of its arc
+        ts = [(point[1 - arcs[k].axis], int(q)) for q, point, j in loop if j == k]
+        chords = [[t, x[1 - arcs[k].axis]] for t, _ in ts] if x is not None else [[t for t, _ in ts]]
+        if any(max(t) - min(t) > steps[k] for t in chords) or (x is None and ts[0][1] == ts[1][1]):
+            return None  # (a chord with both ends on one cell side would cut off nothing)
+    signs, c = [], None
+    start = kinds.index(0)
+    for i in [(start + j) % len(loop) for j in range(len(loop))]:  # c: kappa after A's end, flipped at C's
+        c = kappa[[qa0, qa1].index(loop[i][0])] if kinds[i] == 0 else not c
+        nxt = loop[(i + 1) % len(loop)][0]
+        signs.append((i, (chain((loop[i][0] + nxt + (4 if nxt < loop[i][0] else 0)) / 2 % 4), c)))
+    signs = [sign for _, sign in sorted(signs)]
+    faces = [[i] for i in range(4)] if crossing else _faces(loop)
+    if any(len({signs[i] for i in face}) > 1 for face in faces):
+        return None
+    return x, loop, signs, faces
+
+
+def _faces(loop: list) -> list:
+    """The faces that non-crossing chords (each joining the two ends of one curve in ``loop``)
+    cut a convex cell into: each the list of border intervals (i: from end i to end i + 1) it
+    holds, in order; from the end of one, the chord leads to the start of the next."""
+    partner = {}
+    for i, (_, _, k) in enumerate(loop):
+        j = next(j for j, (_, _, kj) in enumerate(loop) if kj == k and j != i)
+        partner[i] = j
+    faces, seen = [], set()
+    for i in range(len(loop)):
+        face, j = [], i
+        while j not in seen:
+            seen.add(j)
+            face.append(j)
+            j = partner[(j + 1) % len(loop)]
+        if face:
+            faces.append(face)
+    return faces
+
+
+def _crossing(net: SineNet, arc: _Curve, row_c, ends: tuple, width: float):
+    """The point (2,) where the arc A meets ``z_c = 0`` (row_c: (M_row, m_row)), on A to within
+    ``width``: by Newton's method from the cell's centre where z_c then changes sign on A
+    between its t - width and t + width (or the cell side); else by bisection along A between
+    the t of its ends (2,) (z_c has one sign change on A, proven)."""
+    M, m = np.stack([arc.M[0], row_c[0]]), np.array([arc.m[0], row_c[1]])
+    x, waves = arc.centre.copy(), net.waves
+    for _ in range(8):
+        jac = np.stack([(M * waves.A[:, i]) @ waves.slopes(x[None])[0] for i in (0, 1)], 1)
+        if abs(np.linalg.det(jac)) < 1e-300:
+            break
+        x = np.clip(x - np.linalg.solve(jac, waves.values(M, m, x[None])[0]), arc.lo, arc.hi)
+    ax = arc.axis
+    t = np.clip(x[1 - ax] + np.array([-width, 0.0, width]), arc.lo[1 - ax], arc.hi[1 - ax])
+    s = arc.roots(t, width)
+    on = arc.point(s, t)
+    zc = waves.values(M[1:], m[1:], on)[:, 0]
+    if (arc.h(arc.lo[ax], t) <= 0).all() and (arc.h(arc.hi[ax], t) >= 0).all() and (zc[0] > 0) != (zc[2] > 0):
+        return on[1]
+    def on_a(t: float) -> tuple[np.ndarray, bool]:  # A's point at t, and z_c > 0 there
+        point = arc.point(arc.roots(np.array([t]), width), np.array([t]))[0]
+        return point, bool(waves.values(M[1:], m[1:], point[None])[0, 0] > 0)
+
+    a, b = ends  # else: bisection along A between its ends, where c's signs differ
+    first = on_a(a)[1]
+    for _ in range(max(1, math.ceil(math.log2(max(abs(b - a), 1e-300) / width)))):
+        if on_a((a + b) / 2)[1] != first:
+            b = (a + b) / 2
+        else:
+            a = (a + b) / 2
+    return on_a((a + b) / 2)[0]
 
 
 def certify(net: SineNet, sl: Slice, watch: Watch, tol: float, min_cell: float) -> CurvedPieces:
@@ -378,14 +657,14 @@ def certify(net: SineNet, sl: Slice, watch: Watch, tol: float, min_cell: float) 
             batch, stack[-_BATCH:] = stack[-_BATCH:], []
             d, i, j = np.array(batch).T
             lo0, hi0 = net.waves.bounds(*first, *leaves.box(d, i, j))  # the first level of all at once:
-            crowded = ((lo0 <= 0) & (hi0 > 0)).sum(1) > 1  # two curves or more: split without a closer look
+            crowded = ((lo0 <= 0) & (hi0 > 0)).sum(1) > 2  # three curves or more: split without a closer look
             while batch:
                 d, i, j = cell = batch.pop()
                 centre, half = leaves.box(d, i, j)
                 found = None if crowded[len(batch)] else _classify(net, centre, half)
-                curve = None if found is None or found[1] is None else _one_curve(net, found[1], centre, half, tol)
-                if found is not None and (found[1] is None or curve is not None):
-                    _finish(leaves, cell, centre, half, found, curve)
+                proof = None if found is None else _prove(net, found[1], centre, half, tol)
+                if proof is not None:
+                    _finish(leaves, cell, centre, half, found, proof)
                 elif 2 * half.max() > min_cell:
                     stack.extend((d + 1, 2 * i + a, 2 * j + b) for a in (1, 0) for b in (1, 0))
                     continue
@@ -400,30 +679,49 @@ def certify(net: SineNet, sl: Slice, watch: Watch, tol: float, min_cell: float) 
     return _assemble(leaves, [])
 
 
-def _finish(leaves: _Leaves, cell, centre, half, found, curve) -> None:
+def _prove(net: SineNet, splits: list, centre, half, tol: float):
+    """The proof of the cell's geometry given its split units: True (none), the arc of one
+    (:func:`_one_curve`) or the crossing of two (:func:`_junction`); None where it fails."""
+    if not splits:
+        return True
+    return _one_curve(net, splits[0][2], centre, half, tol) if len(splits) == 1 else _junction(net, splits, centre, half, tol)
+
+
+def _finish(leaves: _Leaves, cell, centre, half, found, proof) -> None:
     """Record the pieces of a finished cell and what its sides touch."""
     lo, hi = centre - half, centre + half
     corners = np.array([lo, [hi[0], lo[1]], hi, [lo[0], hi[1]]])
-    border = lambda quads: _border_labels(quads, leaves.lo, leaves.lo + leaves.size)  # noqa: E731
-    if found is None or found[1] is None:  # one pattern (proven, or at the centre)
+    if found is None or not found[1]:  # one pattern (proven, or at the centre)
         ok = found is not None
         if ok:
-            bits = found[0][0]
+            bits = found[0][()]
         else:
             b, s = leaves.net.pattern(centre[None])
             bits = _levels(leaves.net, b[0], s[0])
             leaves.uncertified.append(np.concatenate([lo, hi]))
             leaves.unsure[len(leaves.cells)] = {}
         leaves.cells.append((cell, [bits], {}))
-        leaves.add(corners[None], border(corners[None]), bits, ok, 0)
-        return
-    curve, span, t, s, crossings = curve
-    (level, unit, _, _), branches = found[1], found[0]
-    neg, pos = (branches if curve.sign > 0 else branches[::-1])  # the sides of h = sign * z
-    ax = curve.axis
+        leaves.add(corners[None], None, bits, ok, 0)
+    elif len(found[1]) == 1:
+        _finish_curve(leaves, cell, found, proof)
+    else:
+        _finish_junction(leaves, cell, centre, half, found, proof)
+
+
+def _label(net: SineNet, level: int, unit: int) -> tuple:
+    """The edge label of a unit's polyline (see :data:`DECISION`)."""
+    return (level, unit) if level < len(net.hidden) else (DECISION, DECISION)
+
+
+def _finish_curve(leaves: _Leaves, cell, found, proof) -> None:
+    """The pieces of a cell with one proven arc: strips of the cell on each side of its polyline."""
+    curve, span, t, s, crossings = proof
+    branches, ((level, unit, _),) = found
+    neg, pos = (branches[(False,)], branches[(True,)])[:: int(curve.sign)]  # the sides of h = sign * z
+    ax, lo, hi = curve.axis, curve.lo, curve.hi
     # each side's crossing and the component (0: negative, 1: positive) before and after it
     sides = {key: ([] if root is None else [root], [int(first), int(not first)][: 1 + (root is not None)])
-             for key, (root, first) in zip(((ax, False), (ax, True), (1 - ax, False), (1 - ax, True)), crossings)}
+             for key, (root, first) in zip(curve.side_keys(), crossings)}
     leaves.cells.append((cell, [neg, pos], sides))
     strips = [(lo[1 - ax], hi[1 - ax])] if span is None else [(lo[1 - ax], span[0]), (span[1], hi[1 - ax])]
     for ta, tb in strips:  # whole strips on one side of the arc: h(s0) > 0 there, or h(s1) < 0
@@ -431,15 +729,56 @@ def _finish(leaves: _Leaves, cell, centre, half, found, curve) -> None:
             continue
         positive = bool(curve.h(lo[ax], (ta + tb) / 2) > 0)
         quad = curve.point(np.array([lo[ax], hi[ax], hi[ax], lo[ax]]), np.array([ta, ta, tb, tb]))[None]
-        leaves.add(quad, border(quad), pos if positive else neg, True, int(positive))
+        leaves.add(quad, None, pos if positive else neg, True, int(positive))
     if span is None:
         return
     for positive, edge in ((False, lo[ax]), (True, hi[ax])):  # the two sides of each polyline segment
         edge = np.full(len(t) - 1, edge)
         quads = curve.point(np.stack([edge, s[:-1], s[1:], edge], 1), np.stack([t[:-1], t[:-1], t[1:], t[1:]], 1))
-        labels = border(quads)
-        labels[:, 1] = (level, unit) if level < len(leaves.net.hidden) else (DECISION, DECISION)
+        labels = np.full(quads.shape, INSIDE, np.int64)
+        labels[:, 1] = _label(leaves.net, level, unit)
         leaves.add(quads, labels, pos if positive else neg, True, int(positive))
+
+
+def _finish_junction(leaves: _Leaves, cell, centre, half, found, proof) -> None:
+    """The pieces of a cell with two proven curves (see :func:`_junction`): each face a polygon of
+    border points and polylines, fanned into triangles from its first vertex (about X: X itself,
+    which sees the whole cell); each side's ends and the faces between them (for the regions)."""
+    x, loop, signs, faces = proof
+    branches, ((la, a, _), (lc, c, _)) = found
+    lo, hi = centre - half, centre + half
+    labels = [_label(leaves.net, la, a), _label(leaves.net, lc, c), _label(leaves.net, lc, c)]
+    where = np.array([q for q, _, _ in loop])
+    corners = [(float(k), corner) for k, corner in enumerate([lo, (hi[0], lo[1]), hi, (lo[0], hi[1])])]
+    face_of = {i: f for f, face in enumerate(faces) for i in face}
+    comps = [branches[signs[face[0]]] for face in faces]
+    sector = lambda q: face_of[(int(np.searchsorted(where, q, side="right")) - 1) % len(loop)]  # noqa: E731
+    sides = {}
+    for k, key in enumerate(_SIDES):
+        along = sorted(float(point[key[0] ^ 1]) for q, point, _ in loop if k <= q < k + 1)
+        cuts = [lo[key[0] ^ 1], *along, hi[key[0] ^ 1]]
+        sides[key] = (along, [sector(_loop(key, (p0 + p1) / 2, lo, hi)) for p0, p1 in zip(cuts[:-1], cuts[1:])])
+    leaves.cells.append((cell, comps, sides))
+    for f, face in enumerate(faces):
+        points, edges = ([x], [labels[loop[face[0]][2]]]) if x is not None else ([], [])
+        for i in face:  # the border from end i to end i + 1, then a polyline (to X or along a chord)
+            q0, q1 = where[i], where[(i + 1) % len(loop)]
+            inside = [p for _, p in sorted(((q - q0) % 4, p) for q, p in corners
+                                           if (q0 < q < q1 if q0 < q1 else (q > q0 or q < q1)))]
+            points += [loop[i][1], *inside, loop[(i + 1) % len(loop)][1]]
+            edges += [INSIDE] * (len(inside) + 1) + [labels[loop[(i + 1) % len(loop)][2]]]
+        _fan(leaves, np.array(points, float), edges, comps[f], f)
+
+
+def _fan(leaves: _Leaves, poly: np.ndarray, edges: list, bits: list, comp: int) -> None:
+    """Add the polygon ``poly`` (k, 2), star-shaped from its first vertex, as the triangles of
+    the fan from it; edges[j] labels its edge j -> j + 1."""
+    k = len(poly)
+    quads = np.stack([np.broadcast_to(poly[0], (k - 2, 2)), poly[1:-1], poly[2:], np.broadcast_to(poly[0], (k - 2, 2))], 1)
+    labels = np.full((k - 2, 4, 2), INSIDE, np.int64)
+    labels[:, 1] = np.array([np.broadcast_to(e, 2) for e in edges[1:-1]])
+    labels[0, 0], labels[-1, 2] = edges[0], edges[-1]
+    leaves.add(quads.copy(), labels, bits, True, comp)
 
 
 def _levels(net: SineNet, bits: np.ndarray, side: bool) -> list:
@@ -452,23 +791,32 @@ def _levels(net: SineNet, bits: np.ndarray, side: bool) -> list:
 
 
 def _assemble(leaves: _Leaves, pending) -> CurvedPieces:
-    """The pieces of the finished cells, with their regions (see :func:`_regions`)."""
+    """The pieces of the finished cells (made counter-clockwise, repeated vertices left out, those
+    with fewer than 3 dropped), with their regions (see :func:`_regions`)."""
     net, chunks = leaves.net, leaves.chunks
     n_hidden, units = len(net.hidden), sum(len(b) for _, b, _ in net.hidden)
     sizes = [len(c[0]) for c in chunks]
-    keep = np.concatenate([c[2] for c in chunks]) if chunks else np.zeros((0, 4), bool)
-    pattern = [np.concatenate(c[3][:n_hidden]) if n_hidden else np.zeros(0, bool) for c in chunks]
-    bits = np.repeat(np.array(pattern, bool).reshape(len(chunks), units), sizes, axis=0)
-    side = np.repeat([bool(c[3][n_hidden][0]) if net.decision is not None else False for c in chunks], sizes)
-    ok = np.repeat([c[4] for c in chunks], sizes).astype(bool)
-    region = _regions(leaves, n_hidden, np.repeat([c[5] for c in chunks], sizes), np.repeat([c[6] for c in chunks], sizes))
+    quads = np.concatenate([c[0] for c in chunks] + [np.zeros((0, 4, 2))])
+    labels = np.concatenate([c[1] for c in chunks] + [np.zeros((0, 4, 2), np.int64)])
+    x, y = quads[..., 0], quads[..., 1]
+    flip = (x * np.roll(y, -1, 1) - np.roll(x, -1, 1) * y).sum(1) < 0
+    quads[flip] = quads[flip, ::-1]  # the label of edge j -> j+1 moves with it
+    labels[flip] = np.roll(labels[flip, ::-1], -1, axis=1)
+    labels = np.where(labels == INSIDE, _border_labels(quads, leaves.lo, leaves.lo + leaves.size), labels)
+    keep = np.any(quads != np.roll(quads, -1, axis=1), axis=2)
+    good = keep.sum(1) >= 3
+    quads, labels, keep = quads[good], labels[good], keep[good]
+    pattern = [np.concatenate(c[2][:n_hidden]) if n_hidden else np.zeros(0, bool) for c in chunks]
+    bits = np.repeat(np.array(pattern, bool).reshape(len(chunks), units), sizes, axis=0)[good]
+    side = np.repeat([bool(c[2][n_hidden][0]) if net.decision is not None else False for c in chunks], sizes)[good]
+    ok = np.repeat([c[3] for c in chunks], sizes).astype(bool)[good]
+    cell, comp = (np.repeat([c[k] for c in chunks], sizes).astype(np.int64)[good] for k in (4, 5))
+    region = _regions(leaves, n_hidden, cell, comp)
     proven = np.zeros(region.max(initial=-1) + 1, bool)
     proven[region[ok]] = True  # a component of uncertified cells alone is no proven region: -1
     region = np.where(proven[region], np.cumsum(proven)[region] - 1, -1) if len(region) else region
     return CurvedPieces(
-        np.concatenate([c[0] for c in chunks])[keep] if chunks else np.zeros((0, 2)),
-        np.concatenate([[0], np.cumsum(keep.sum(1))]).astype(np.int64),
-        np.concatenate([c[1] for c in chunks])[keep].astype(np.int64) if chunks else np.zeros((0, 2), np.int64),
+        quads[keep], np.concatenate([[0], np.cumsum(keep.sum(1))]).astype(np.int64), labels[keep],
         bits, side, ok, region,
         np.array(leaves.uncertified).reshape(-1, 4),
         np.array([np.concatenate([c - h, c + h]) for c, h in pending]).reshape(-1, 4),
@@ -493,9 +841,11 @@ def _regions(leaves: _Leaves, n_hidden: int, piece_cell: np.ndarray, piece_comp:
     def join(a, b):
         parent[find(a)] = find(b)
 
-    for k, (_, comps, _) in enumerate(leaves.cells):  # an arc of the decision function only: one pattern
-        if len(comps) == 2 and key(comps[0]) == key(comps[1]):
-            join(first[k], first[k] + 1)
+    for k, (_, comps, _) in enumerate(leaves.cells):  # across an arc of the decision function: one pattern
+        for i in range(1, len(comps)):
+            for j in range(i):
+                if key(comps[i]) == key(comps[j]):
+                    join(first[k] + i, first[k] + j)
     scale = 2 ** 30
     edges = {}  # (axis, integer coordinate of the side) -> [(start, end, cell, high side?)]
     for k, ((d, i, j), _, _) in enumerate(leaves.cells):
@@ -530,8 +880,7 @@ def _join_side(leaves, ka, kb, axis, f0, f1, key, first, join) -> None:
     cuts = sorted({x0, x1, *[c for c in sa[0] + sb[0] if x0 < c < x1]})
     for c0, c1 in zip(cuts[:-1], cuts[1:]):
         mid = (c0 + c1) / 2
-        ca = sa[1][int(bool(sa[0]) and mid > sa[0][0])]
-        cb = sb[1][int(bool(sb[0]) and mid > sb[0][0])]
+        ca, cb = sa[1][bisect.bisect(sa[0], mid)], sb[1][bisect.bisect(sb[0], mid)]
         a, b = int(first[ka] + ca), int(first[kb] + cb)
         if key(comps_a[ca]) == key(comps_b[cb]):
             join(a, b)

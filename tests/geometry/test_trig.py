@@ -41,3 +41,21 @@ def test_bounds_hold_values_slopes_and_curvature_at_points_of_the_box(seed, line
     sines = np.where(np.arange(J) < linear, 0.0, np.sin(theta))
     for col, (i, k) in enumerate(((0, 0), (0, 1), (1, 1))):
         assert (np.abs((sines * waves.A[:, i] * waves.A[:, k]) @ M.T) <= bend[:, col]).all()
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(st.integers(0, 2 ** 32 - 1), st.floats(1e-9, 1e-3))
+def test_roots_bracket_the_sign_change_to_within_the_width(seed, width):
+    # with every feature linear, f = M @ (A p + b) + m is affine along a segment: one known root
+    rng = np.random.default_rng(seed)
+    waves = Waves(rng.normal(0, 2, (3, 2)), rng.normal(0, 1, 3), linear=3)
+    M, m = rng.normal(0, 1, 3), float(rng.normal())
+    base, axis = rng.normal(0, 1, (5, 2)), rng.integers(0, 2, 5)
+    slope = (M @ waves.A)[axis]  # df / d(coordinate axis)
+    other = base[np.arange(5), 1 - axis]
+    at = lambda x: np.where(axis == 0, x * (M @ waves.A)[0] + other * (M @ waves.A)[1],  # noqa: E731
+                            other * (M @ waves.A)[0] + x * (M @ waves.A)[1]) + M @ waves.b + m
+    root = -(at(np.zeros(5)) / slope)
+    lo, hi = root - rng.uniform(0.1, 2, 5), root + rng.uniform(0.1, 2, 5)
+    got = waves.roots(M, m, np.sign(slope), base, axis, lo, hi, width)
+    assert np.abs(got - root).max() <= width

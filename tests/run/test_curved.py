@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import SinEncoding, model_out, sine_mlp
+from helpers import SinEncoding, model_out, seconds_to_stop, sine_mlp
 from torch import nn
 
 import splinecam as sc
@@ -69,7 +69,30 @@ def test_islands_of_one_unit_match_the_analytic_curve_and_count():
     width = np.pi - 2 * np.arcsin(np.clip(1.2 - np.sin(v), -1, 1))  # the island's width at height v
     island = float(np.sum((width[1:] + width[:-1]) / 2) * (v[1] - v[0]))
     assert np.allclose(sizes[:4], island, rtol=0, atol=20 * part.tolerance)
+    dmap = sc.density_map(part, 64)  # 1 / the area of the region at each pixel: an island's, or the rest's
+    gap = np.abs(1 / dmap.values.ravel()[:, None] - sizes).min(1)  # each pixel shows its region's area
+    shown = 1 / dmap.values.ravel()
+    assert gap.max() <= 1e-9 and np.isclose(shown, sizes[0]).any() and np.isclose(shown, sizes[4]).any()
     assert part.verify().ok
+
+
+def test_level_sets_are_certified_curves():
+    # out = 2 relu(sin u + sin v - 1.2) - 0.5 = 0.3: sin u + sin v = 1.6, a closed curve in each island
+    model = one_unit([1.0, 1.0], -1.2)
+    part = sc.partition(model, ISLANDS, progress=False, tol=1e-5)
+    curve = part.level_set(0.3)
+    assert len(curve) > 0
+    p = curve.segments.reshape(-1, 2)
+    f = np.sin(p[:, 0]) + np.sin(p[:, 1]) - 1.6
+    assert np.max(np.abs(f) / np.hypot(np.cos(p[:, 0]), np.cos(p[:, 1]))) <= 1e-5
+    v = np.linspace(0.5, np.pi - 0.5, 301)  # points of the true curve: u from sin u = 1.6 - sin v
+    s = 1.6 - np.sin(v)
+    v, s = v[np.abs(s) <= 1], s[np.abs(s) <= 1]
+    on = np.stack([np.arcsin(s), v], 1)
+    assert distance_to_segments(on, curve.segments).max() <= 1e-5
+    assert part.level_set(0.0).segments.shape == part.decision_boundary().segments.shape
+    with pytest.raises(ValueError, match="one-output"):
+        sc.partition(sine_mlp([3], 2, 0), sc.Slice.box((-1, -1), (1, 1)), progress=False, tol=1e-3).level_set(0.5)
 
 
 def test_stripes_of_one_unit_count_and_lie_on_the_lines():
@@ -82,6 +105,66 @@ def test_stripes_of_one_unit_count_and_lie_on_the_lines():
     assert np.abs(p[:, :1] - roots).min(1).max() <= 1e-7
     on = part.pieces.bits[:, 0]
     assert np.bincount(part.region[on]).astype(bool).sum() == 2
+
+
+def rotation(angle: float) -> np.ndarray:
+    return np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+
+
+def layer(weights, bias) -> nn.Linear:
+    weights = np.asarray(weights, np.float64)
+    out = nn.Linear(weights.shape[1], weights.shape[0]).double()
+    with torch.no_grad():
+        out.weight[:] = torch.as_tensor(weights)
+        out.bias[:] = torch.as_tensor(np.asarray(bias, np.float64))
+    return out
+
+
+def meeting_points(part, first, second) -> np.ndarray:
+    """The polyline vertices that the curves of two units (layer, unit) share: their junctions."""
+    a = part.arrays
+    on = [(a.edge_units == label).all(1) for label in (first, second)]
+    shared = {tuple(p) for p in a.vertices[on[0]]} & {tuple(p) for p in a.vertices[on[1]]}
+    return np.array(sorted(shared)).reshape(-1, 2)
+
+
+def test_crossings_of_two_curves_are_certified_at_the_analytic_points():
+    # sin(w0 . x) = 0.3 and sin(w1 . x) = 0.2 with (w0, w1) a rotation: two families of parallel
+    # lines crossing at right angles, 2 x 2 of them in the slice (4 crossings, 9 regions)
+    R = rotation(0.4)
+    model = nn.Sequential(SinEncoding(R, np.zeros(2)), layer(np.eye(2), [-0.3, -0.2]), nn.ReLU(),
+                          layer([[1.0, 1.0]], [5.0])).double()  # the output is > 0: no decision boundary
+    roots = [np.arcsin(c) + np.array([0, np.pi - 2 * np.arcsin(c)]) for c in (0.3, 0.2)]
+    want = np.array([R.T @ (r0, r1) for r0 in roots[0] for r1 in roots[1]])  # the crossings, in x = uv
+    sl = sc.Slice.box(want.min(0) - 0.35, want.max(0) + 0.3)
+    part = sc.partition(model, sl, progress=False, tol=1e-6)
+    assert len(part.uncertified) == 0 and part.certified.all()
+    assert part.n_regions == 9
+    got = meeting_points(part, (0, 0), (0, 1))
+    assert len(got) == 4
+    assert np.abs(np.sort(got.view(complex), 0).view(float) - np.sort(want.view(complex), 0).view(float)).max() <= 1e-6
+    for unit, r in enumerate(roots):  # every vertex of each unit's polyline is on one of its lines
+        p = part.arrays.vertices[(part.arrays.edge_units == (0, unit)).all(1)] @ R.T
+        assert np.abs(p[:, unit, None] - r).min(1).max() <= 1e-6
+    assert abs(part.areas.sum() - sl.area) <= 1e-9 * sl.area and part.verify(n_points=400).ok
+
+
+def test_a_curve_bending_at_an_earlier_curve_is_certified():
+    # layer 1: z0 = sin u - 0.3, z1 = sin v + 5 (always on); layer 2: z2 = relu(z0) + z1 - 5.2, so
+    # z2 = 0 is sin v = 0.2 where sin u < 0.3 and sin v = 0.5 - sin u beyond: a bend at
+    # (asin 0.3, asin 0.2); 4 regions
+    model = nn.Sequential(SinEncoding(np.eye(2), np.zeros(2)), layer(np.eye(2), [-0.3, 5.0]), nn.ReLU(),
+                          layer([[1.0, 1.0]], [-5.2]), nn.ReLU(), layer([[1.0]], [3.0])).double()
+    sl = sc.Slice.box((0.05, 0.05), (1.5, 1.5))
+    part = sc.partition(model, sl, progress=False, tol=1e-6)
+    assert len(part.uncertified) == 0 and part.n_regions == 4
+    bend = meeting_points(part, (0, 0), (1, 0))
+    assert len(bend) == 1 and np.abs(bend[0] - np.arcsin([0.3, 0.2])).max() <= 1e-6
+    p = part.arrays.vertices[(part.arrays.edge_units == (1, 0)).all(1)]
+    left = p[:, 0] < np.arcsin(0.3)
+    assert np.abs(p[left, 1] - np.arcsin(0.2)).max() <= 1e-6
+    assert np.abs(np.sin(p[~left, 1]) - (0.5 - np.sin(p[~left, 0]))).max() <= 1e-6
+    assert part.verify(n_points=400).ok
 
 
 @pytest.mark.parametrize("seed", [pytest.param(0, marks=pytest.mark.slow), 1, pytest.param(2, marks=pytest.mark.slow)])
@@ -159,11 +242,23 @@ def check_vertices_at_sign_changes(part, model, sl) -> None:
         assert ((z.max(1) >= 0) & (z.min(1) <= 0)).all()
 
 
-def test_the_count_does_not_depend_on_the_subdivision():
-    model = sine_mlp([4, 3], 1, 5)
+@pytest.mark.parametrize("seed, widths, act", [(5, [4, 3], "relu"), (2, [4, 3], "relu"), (6, [5, 3], "leaky"),
+                                               pytest.param(9, [6, 4], "relu", marks=pytest.mark.slow)])
+def test_junctions_are_certified_and_the_count_does_not_depend_on_the_subdivision(seed, widths, act):
+    model = sine_mlp(widths, 1, seed, act=act)
     sl = sc.Slice.box((-1.0, -1.0), (1.0, 1.0))
-    counts = [sc.partition(model, sl, progress=False, tol=tol).n_regions for tol in (1e-4, 1e-5)]
-    assert counts[0] == counts[1] > 3
+    parts = [sc.partition(model, sl, progress=False, tol=tol) for tol in (1e-4, 1e-5)]
+    assert all(len(part.uncertified) == 0 for part in parts)
+    assert parts[0].n_regions == parts[1].n_regions > 3
+    # the same regions: at grid points away from the curves, two points share a region in one
+    # partition exactly when they do in the other
+    n = 120
+    u, v = np.meshgrid(np.linspace(-0.99, 0.99, n), np.linspace(-0.99, 0.99, n))
+    uv = np.stack([u.ravel(), v.ravel()], 1)
+    far = distance_to_segments(uv, unit_edges_all(parts[0])) > 1e-3
+    labels = [part.region[part.locate(uv[far])] for part in parts]
+    pairs = set(zip(*labels))
+    assert len(pairs) == len(set(labels[0])) == len(set(labels[1]))
 
 
 def test_evaluate_is_exact_and_the_decision_boundary_is_certified():
@@ -216,10 +311,19 @@ def test_limits_and_progress(capsys):
     assert not partial.complete and 0 < len(partial) and len(partial.pieces.pending) > 0
     assert partial.areas.sum() < sl.area
     with pytest.raises(TimeLimitError) as err:
-        sc.partition(model, sl, progress=False, timeout=0.05)
+        sc.partition(sine_mlp([8, 8], 1, 1), sl, progress=False, timeout=0.05)
     assert not err.value.partial.complete
     sc.partition(sine_mlp([2], 1, 0), sl, progress=True, tol=1e-3)
     assert "splinecam" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_a_curved_partition(ctrl_c):
+    enc = sc.nn.PositionalEncoding(2, 4, kind="sin")
+    torch.manual_seed(0)
+    model = nn.Sequential(enc, nn.Linear(enc.out_features, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 1))
+    delay = seconds_to_stop(lambda: sc.partition(model, sc.Slice.box((-1, -1), (1, 1)), progress=False, timeout=120),
+                            ctrl_c)
+    assert delay < 2, f"stopped {delay:.1f} s after Ctrl-C"
 
 
 def test_smooth_ops_elsewhere_get_the_clear_error():

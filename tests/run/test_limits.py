@@ -4,12 +4,12 @@ Ctrl-C; partial results; splits bounded by their memory budget."""
 from __future__ import annotations
 
 import importlib
-import threading
 import time
 
 import numpy as np
 import pytest
 import torch
+from helpers import seconds_to_stop
 from torch import nn
 
 import splinecam as sc
@@ -242,19 +242,6 @@ def test_a_split_holds_its_records_within_max_memory(path, calls):
 
 
 def test_ctrl_c_inside_a_huge_first_split(path, calls, ctrl_c):
-    fired = []
-
-    def interrupt():
-        fired.append(time.perf_counter())
-        ctrl_c()
-
-    timer = threading.Timer(1.0, interrupt)
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            sc.partition(_huge(path), BOX, progress=False, timeout=60)
-        stopped = time.perf_counter()
-    finally:
-        timer.cancel()
-    assert fired and stopped - fired[0] < 2, f"stopped {stopped - fired[0]:.1f} s after Ctrl-C"
+    delay = seconds_to_stop(lambda: sc.partition(_huge(path), BOX, progress=False, timeout=60), ctrl_c)
+    assert delay < 2, f"stopped {delay:.1f} s after Ctrl-C"
     assert calls and calls[0][1] > 0
