@@ -393,6 +393,115 @@ def breakpoint_split(verts, offsets, incidence, planes, face_offsets, face_units
     return status, pieces, parent, code, rest, rest_parent
 
 
+def vertex_keys(offsets, incidence, face_offsets, face_units, width):
+    """(N, width) int64 keys of the vertices of polyhedra (see ``surface.face_keys``): the units of
+    the faces each lies on, coded ``(layer + 2) * 2**40 + unit + 2``, the ``width`` smallest in
+    increasing order, -1 past the last."""
+    n = incidence.shape[0]
+    keys = np.full((n, width), -1, np.int64)
+    for p in range(offsets.shape[0] - 1):
+        f0, nf = face_offsets[p], face_offsets[p + 1] - face_offsets[p]
+        for v in range(offsets[p], offsets[p + 1]):
+            m, k = incidence[v], 0
+            for b in range(nf):
+                if not (m >> b) & 1:
+                    continue
+                code = (face_units[f0 + b, 0] + 2) * (np.int64(1) << 40) + face_units[f0 + b, 1] + 2
+                j = min(k, width)  # insert in order among the smallest ``width``
+                while j > 0 and keys[v, j - 1] > code:
+                    if j < width:
+                        keys[v, j] = keys[v, j - 1]
+                    j -= 1
+                if j < width:
+                    keys[v, j] = code
+                k += 1
+    return keys
+
+
+def _root(parent, i):
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def merge_ids(points, keys, tight, loose, direction):
+    """Ids of coincident points (N, d) (the rule of ``surface.merge_points``): points within
+    ``tight`` are one, and so are those within ``loose`` whose rows of ``keys`` (N, k) are equal;
+    ids number the groups in the order of their first point.  Pairs are found along the
+    projection on the unit vector ``direction`` (d,) (points within a distance lie within it there)."""
+    n, dim = points.shape
+    proj = np.zeros(n)
+    size = 0.0
+    for i in range(n):
+        a = 0.0
+        for q in range(dim):
+            proj[i] += points[i, q] * direction[q]
+            a += abs(points[i, q])
+        size = max(size, a)
+    order = np.argsort(proj, kind="mergesort")
+    window = loose + 8 * 2.220446049250313e-16 * size  # the projection's rounding
+    parent = np.arange(n)
+    for a in range(n):
+        i = order[a]
+        for b in range(a + 1, n):
+            j = order[b]
+            if proj[j] - proj[i] > window:
+                break
+            d = 0.0
+            for q in range(dim):
+                d += (points[i, q] - points[j, q]) ** 2
+            d = np.sqrt(d)
+            if d > loose:
+                continue
+            near = d <= tight
+            if not near:
+                near = True
+                for q in range(keys.shape[1]):
+                    if keys[i, q] != keys[j, q]:
+                        near = False
+                        break
+            if near:
+                ri, rj = _root(parent, i), _root(parent, j)
+                if ri != rj:
+                    parent[max(ri, rj)] = min(ri, rj)
+    ids = np.empty(n, np.int64)
+    count = 0
+    for i in range(n):  # roots are their groups' first points
+        r = _root(parent, i)
+        if r == i:
+            ids[i] = count
+            count += 1
+        else:
+            ids[i] = ids[r]
+    return ids
+
+
+def edge_count(offsets, incidence, ids, n_ids):
+    """The distinct pairs of ids (``ids`` (N,) of the vertices, ``n_ids`` of them) that span an
+    edge of some polyhedron (two vertices sharing two faces), pairs of one id left out."""
+    n = 0
+    for p in range(offsets.shape[0] - 1):
+        c = offsets[p + 1] - offsets[p]
+        n += c * (c - 1) // 2
+    ends = np.empty(n, np.int64)
+    e = 0
+    for p in range(offsets.shape[0] - 1):
+        for i in range(offsets[p], offsets[p + 1]):
+            for j in range(i + 1, offsets[p + 1]):
+                shared = incidence[i] & incidence[j]
+                if shared & (shared - 1) and ids[i] != ids[j]:
+                    a, b = min(ids[i], ids[j]), max(ids[i], ids[j])
+                    ends[e] = a * n_ids + b
+                    e += 1
+    ends = np.sort(ends[:e])
+    count = 0
+    for k in range(e):
+        if k == 0 or ends[k] != ends[k - 1]:
+            count += 1
+    return count
+
+
 if AVAILABLE:  # compiled on first use, cached on disk beside this file
     from numba import njit
 
@@ -401,3 +510,5 @@ if AVAILABLE:  # compiled on first use, cached on disk beside this file
     _unit_planes, _piece_codes = njit(cache=True)(_unit_planes), njit(cache=True)(_piece_codes)
     split_by_planes = njit(cache=True)(split_by_planes)
     breakpoint_split = njit(cache=True)(breakpoint_split)
+    vertex_keys, _root = njit(cache=True)(vertex_keys), njit(cache=True)(_root)
+    merge_ids, edge_count = njit(cache=True)(merge_ids), njit(cache=True)(edge_count)

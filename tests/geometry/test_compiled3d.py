@@ -13,7 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import splinecam as sc
-from splinecam.geometry import compiled, compiled3d, linesplit, plane_tolerance
+from splinecam.geometry import compiled, compiled3d, linesplit, plane_tolerance, surface
 from splinecam.geometry.polyhedra import MAX_FACES, Polyhedra, split_polyhedra, split_polyhedra_at_breakpoints
 from helpers import examples, random_mlp
 
@@ -170,3 +170,38 @@ def test_too_many_faces_is_a_clear_error():
     for use in (True, False):
         with pytest.raises(ValueError, match=f"more than {MAX_FACES} faces"):
             split_polyhedra(cells, region, planes, tol, units, use_compiled=use)
+
+
+@settings(max_examples=examples(20), deadline=None)
+@given(seed=st.integers(0, 10**6), dim=st.sampled_from([2, 3]), n_keys=st.integers(0, 2), lattice=st.booleans())
+def test_compiled_merge_equals_the_tree(seed, dim, n_keys, lattice):
+    """The compiled merge groups points as the k-d tree does (the same ids): copies within the
+    tight radius, copies within the loose one with equal keys, points on a lattice (equal
+    projections, exact ties), keys that differ."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(-3, 4, (40, dim)).astype(float) if lattice else rng.normal(size=(40, dim))
+    pick = rng.integers(0, len(base), 300)
+    jitter = rng.choice([0.0, 1e-14, 5e-10, 1e-6], size=(300, 1)) * rng.normal(size=(300, dim))
+    points = base[pick] + jitter
+    keys = rng.integers(0, 2, (300, n_keys))
+    fast = surface.merge_points(points, 1.0, keys)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(compiled, "AVAILABLE", False)
+        slow = surface.merge_points(points, 1.0, keys)
+    np.testing.assert_array_equal(fast[0], slow[0])
+    np.testing.assert_allclose(fast[1], slow[1], rtol=0, atol=0)
+
+
+@settings(max_examples=examples(6), deadline=None)
+@given(seed=st.integers(0, 10**6), integer=st.booleans())
+def test_compiled_complex_counts_equal_torch(seed, integer):
+    """The vertices and edges of the complex, the face keys of every vertex: both ways the same."""
+    model = random_mlp([6, 5], 1, seed, integer=integer, inputs=3)
+    part = sc.partition(model, sc.Volume.box([-1] * 3, [1] * 3), progress=False)
+    cells = part.polyhedra()
+    arrays = [t.numpy() for t in (cells.offsets, cells.incidence, cells.face_offsets, cells.face_units)]
+    np.testing.assert_array_equal(compiled3d.vertex_keys(*arrays, 3), surface.face_keys(cells, cells.owner(), cells.incidence))
+    fast = part.complex_counts()
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(compiled, "AVAILABLE", False)
+        assert part.complex_counts() == fast
