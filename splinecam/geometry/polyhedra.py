@@ -50,6 +50,7 @@ class Polyhedra:
     _owner: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
     dim = 3  # chart coordinates of the states of its cells
+    piece_bytes = _PIECE_BYTES  # what one piece holds during a split (the run's memory plan reads it)
 
     def __len__(self) -> int:
         return self.offsets.numel() - 1
