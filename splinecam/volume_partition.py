@@ -203,10 +203,11 @@ def partition_volume(model, volume: Volume, dtype=torch.float64, device=None, pr
         twin, graph = prepare(model, dtype, device, volume.input_shape)
         shapes = check_shapes(twin, graph, volume, dtype, device)
         network = (twin, graph)
-    flat = [f"{node.name} ({type(node.op).__name__})" for node in graph.split_nodes if not node.op.any_cells]
+    flat = [f"{node.name} ({type(node.op).__name__})" for node in graph.split_nodes
+            if not (node.op.any_cells or node.op.volumes)]
     if flat:
-        raise UnsupportedModelError(f"{', '.join(flat)}: max-type ops (max-pooling, maxout, max/min of tensors) are "
-                                    "not supported in a 3-D volume yet; partition 2-D slices of it (sc.Slice) instead.")
+        raise UnsupportedModelError(f"{', '.join(flat)}: these ops are not supported in a 3-D volume; partition "
+                                    "2-D slices of it (sc.Slice) instead.")
     plan = Plan.make(graph, shapes, volume, dtype, device, opts.rtol, parse_bytes(opts.max_memory), opts.chunk_size)
     prune = None if prune_from is None else prune_from(graph, shapes)
     run = (ChainRun if chain is not None else Engine)(plan, prune)

@@ -97,9 +97,52 @@ def test_limits_hand_back_valid_partial_cells():
     assert partial.verify().ok
 
 
+class MaxoutNet(nn.Module):
+    """3 inputs -> maxout (4 units of 3 pieces) -> max-pooling (window 2) of a linear layer ->
+    the max of it and its flip, with random (or integer: ties, lattice planes) weights."""
+
+    def __init__(self, seed: int, integer: bool):
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.l1, self.l2, self.out = nn.Linear(3, 12), nn.Linear(4, 4), nn.Linear(2, 2)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randint(-2, 3, p.shape, generator=gen) / 2 if integer else torch.randn(p.shape, generator=gen))
+
+    def forward(self, x):
+        h = self.l1(x).view(-1, 4, 3).max(dim=-1).values
+        h = nn.functional.max_pool1d(torch.relu(self.l2(h))[:, None], 2)[:, 0]
+        return self.out(torch.max(h, 0.5 * h.flip(1)))
+
+
+@settings(max_examples=examples(4), deadline=None)
+@given(st.integers(0, 2**31 - 1), st.booleans())
+def test_max_type_ops_in_a_volume(seed, integer):
+    """Maxout, max-pooling and the max of two tensors in 3-D: the cells fill the box, no two share
+    a code (the winners), ``verify`` agrees, and on a 25^3 grid and at points inside every cell
+    the cell's map gives the network's outputs (a brute-force check of the max cells)."""
+    model = MaxoutNet(seed, integer).eval()
+    part = part_of(model)
+    assert part.complete and (part.volumes > 0).all()
+    assert part.volumes.sum() == pytest.approx(part.volume.volume, rel=1e-11)
+    assert len(np.unique(part.arrays.packed_codes, axis=0)) == len(part)
+    assert part.verify().ok
+    g = np.linspace(-1, 1, 25)
+    first = part.arrays.vertices[part.arrays.offsets[:-1]]
+    uvw = np.concatenate([np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3), part.centroids,
+                          0.3 * part.centroids + 0.7 * first])
+    with torch.no_grad():
+        want = model64(model)(torch.as_tensor(uvw)).numpy()
+    got = part.evaluate(uvw)
+    assert np.abs(got - want).max() <= 1e-9 * max(1.0, float(np.abs(want).max()))
+    cell = np.arange(len(part))  # each cell's own map at its interior points
+    inside = np.einsum("nkd,nd->nk", part.affine[cell], np.c_[part.centroids, np.ones(len(part))])
+    assert np.abs(inside - want[len(g) ** 3 : len(g) ** 3 + len(part)]).max() <= 1e-9 * max(1.0, float(np.abs(want).max()))
+
+
 def test_clear_errors():
-    with pytest.raises(sc.UnsupportedModelError, match="MaxPool1d|max-type"):
-        part_of(nn.Sequential(nn.Linear(3, 4), nn.Unflatten(1, (1, 4)), nn.MaxPool1d(2), nn.Flatten(), nn.Linear(2, 1)))
+    with pytest.raises(sc.UnsupportedModelError, match="PeriodicOp"):
+        part_of(nn.Sequential(nn.Linear(3, 4), sc.nn.PeriodicPWL([0.0, 1.0], [0.0, 1.0], 2.0), nn.Linear(4, 1)))
     with pytest.raises(ValueError, match="tiles"):
         sc.partition(random_mlp([3], 1, 0, inputs=3), BOX, tiles=2)
     with pytest.raises(TypeError, match="bogus"):
