@@ -23,7 +23,8 @@ spacing used is printed, and the distance is exact to within it), each point's d
 other mesh computed exactly against the triangles of its 16 nearest grid points of that mesh (one
 k-d tree per mesh), and the largest |f| at its vertices (the exact mesh's is rounding).
 
-Usage: python benchmarks/volumes.py [--runs=N] [--berzins=DIR] [--parts=complex,mesh]
+Usage: python benchmarks/volumes.py [--runs=N] [--berzins=DIR] [--parts=complex,mesh] [--models=3x16,8x32]
+(``--models``: the hidden layers of the complex part's models, all by default)
 """
 
 from __future__ import annotations
@@ -126,13 +127,13 @@ def run_worker(method: str, name: str, berzins: str | None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def complex_table(runs: int, berzins: str | None) -> None:
+def complex_table(runs: int, berzins: str | None, names: list[str]) -> None:
     methods = ["ours"] + (["berzins"] if berzins else [])
     print(f"\n## Polyhedral complex, box [-{BOX}, {BOX}]^3 ({'his trained models' if berzins else 'bunny-like SDFs fitted here; his code not given (--berzins=DIR)'}), "
           f"{runs} runs each, fresh processes, one thread, medians")
     print("| model | method | cells | vertices | edges | partition s | counting s | complex s (both) | his s / our partition s | his s / our complex s |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name in SHAPES:
+    for name in names:
         results: dict[str, list[dict]] = {m: [] for m in methods}
         for _ in range(runs):
             for m in methods:  # interleaved
@@ -293,7 +294,8 @@ def main(argv: list[str]) -> None:
     parts = opts.get("parts", "complex,mesh").split(",")
     print(f"splinecam {sc.__version__}, torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M')}")
     if "complex" in parts:
-        complex_table(runs, berzins)
+        names = [f"3,{m}" for m in opts["models"].split(",")] if "models" in opts else list(SHAPES)
+        complex_table(runs, berzins, names)
     if "mesh" in parts:
         mesh_table(runs)
 

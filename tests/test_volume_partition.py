@@ -3,6 +3,8 @@ network's, and a brute-force scan finds no pattern that is not a cell."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -193,3 +195,29 @@ def _slice_file(tmp_path):
     part = sc.partition(random_mlp([3], 1, 0), sc.Slice.box([-1, -1], [1, 1]), progress=False)
     part.save(tmp_path / "slice.npz")
     return tmp_path / "slice.npz"
+
+
+def test_limits_inside_a_huge_first_split(monkeypatch):
+    """A first layer of 400 planes through the box: the compiled split stops within its budget
+    and work bound, so the time limit and the memory budget hold inside the first split and the
+    partial cells are exact."""
+    from splinecam.geometry import compiled3d
+
+    calls = []
+    original = compiled3d.breakpoint_split
+
+    def spy(*args):
+        res = original(*args)
+        calls.append((len(res[2]), len(res[5])))  # pieces made, pieces left (the rest)
+        return res
+
+    monkeypatch.setattr(compiled3d, "breakpoint_split", spy)
+    model = random_mlp([400], 1, 2, inputs=3)
+    start = time.perf_counter()
+    with pytest.raises(sc.TimeLimitError) as err:
+        part_of(model, timeout=1.5, max_memory="2MB")
+    assert time.perf_counter() - start < 1.5 + 2
+    assert calls[0][1] > 0 and max(c[0] for c in calls) <= 2 * 10**6 // (400 + compiled3d.PIECE_BYTES)
+    partial = err.value.partial
+    assert not partial.complete and 0 < partial.volume_fraction < 1
+    assert partial.verify().ok
