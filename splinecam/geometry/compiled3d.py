@@ -439,7 +439,7 @@ def merge_ids(points, keys, tight, loose, direction):
             proj[i] += points[i, q] * direction[q]
             a += abs(points[i, q])
         size = max(size, a)
-    order = np.argsort(proj, kind="mergesort")
+    order = np.argsort(proj)  # any order of ties: a pair is found from whichever comes first
     window = loose + 8 * 2.220446049250313e-16 * size  # the projection's rounding
     parent = np.arange(n)
     for a in range(n):
@@ -479,26 +479,30 @@ def merge_ids(points, keys, tight, loose, direction):
 
 def edge_count(offsets, incidence, ids, n_ids):
     """The distinct pairs of ids (``ids`` (N,) of the vertices, ``n_ids`` of them) that span an
-    edge of some polyhedron (two vertices sharing two faces), pairs of one id left out."""
+    edge of some polyhedron (two vertices sharing two faces), pairs of one id left out; counted
+    in an open-addressing hash set of the pairs."""
     n = 0
     for p in range(offsets.shape[0] - 1):
         c = offsets[p + 1] - offsets[p]
         n += c * (c - 1) // 2
-    ends = np.empty(n, np.int64)
-    e = 0
+    bits = 4
+    while (1 << bits) < 2 * n + 2:
+        bits += 1
+    table = np.full(1 << bits, -1, np.int64)
+    mask = (1 << bits) - 1
+    count = 0
     for p in range(offsets.shape[0] - 1):
         for i in range(offsets[p], offsets[p + 1]):
             for j in range(i + 1, offsets[p + 1]):
                 shared = incidence[i] & incidence[j]
                 if shared & (shared - 1) and ids[i] != ids[j]:
-                    a, b = min(ids[i], ids[j]), max(ids[i], ids[j])
-                    ends[e] = a * n_ids + b
-                    e += 1
-    ends = np.sort(ends[:e])
-    count = 0
-    for k in range(e):
-        if k == 0 or ends[k] != ends[k - 1]:
-            count += 1
+                    key = min(ids[i], ids[j]) * n_ids + max(ids[i], ids[j])
+                    h = ((key * np.int64(-7046029254386353131)) >> 20) & mask  # multiplicative hashing
+                    while table[h] != -1 and table[h] != key:
+                        h = (h + 1) & mask
+                    if table[h] == -1:
+                        table[h] = key
+                        count += 1
     return count
 
 
