@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compiled import AVAILABLE
+from .compiled import AVAILABLE, piece_codes, settle_child
 
 __all__ = ["AVAILABLE", "MAX_FACES", "PIECE_BYTES", "TOO_MANY_FACES", "breakpoint_split", "split_by_planes"]
 
@@ -33,20 +33,6 @@ def _grow(a, need):
     out = np.empty((max(need, 2 * a.shape[0]),) + a.shape[1:], a.dtype)
     out[: a.shape[0]] = a
     return out
-
-
-def _touch(sv, v0, nv, pl, t):
-    """(has_pos, has_neg) of vertices ``sv[v0:v0+nv]`` w.r.t. plane row ``pl`` (a, b, c, d) within ``t``."""
-    pos = neg = False
-    for j in range(v0, v0 + nv):
-        s = sv[j, 0] * pl[0] + sv[j, 1] * pl[1] + sv[j, 2] * pl[2] + pl[3]
-        if s > t:
-            pos = True
-        elif s < -t:
-            neg = True
-        if pos and neg:
-            break
-    return pos, neg
 
 
 def _half(sv, si, sf, su, v0, nv, f0, nf, s, side, sign, xv, xi, nx, pl, u0, u1, cv, ci, cf, cu, k, kf, cnt):
@@ -234,18 +220,7 @@ def split_by_planes(verts, offsets, incidence, planes, face_offsets, face_units,
             # pending planes and sides of each child: the rest of the parent's, settled on the child
             k = 0
             for c in range(n_child):
-                n_rest[c] = 0
-                for j in range(m):
-                    rows[c, j] = ss[s0 + j]
-                rows[c, item] = signs[c]
-                for q in range(1, np_):
-                    other = sp[p0 + q]
-                    hp, hn = _touch(cv, k, nums[c], cuts[l0 + other], cuts[l0 + other, 4])
-                    if hp and hn:
-                        rest[c, n_rest[c]] = other
-                        n_rest[c] += 1
-                    else:
-                        rows[c, other] = (1 if hp else 0) - (1 if hn else 0)
+                n_rest[c] = settle_child(cv, k, nums[c], cuts, l0, sp, p0, np_, ss, s0, m, item, signs[c], rows, rest, c)
                 k += nums[c]
             # push the children where the parent was: the negative one first, the positive one is cut next
             need_v, need_f = v0 + nums[0] + nums[1] * (n_child - 1), f0 + fnums[0] + fnums[1] * (n_child - 1)
@@ -351,29 +326,6 @@ def _unit_planes(verts, offsets, z, breakpoints, rtol, extent, layer, base, plan
     return cuts[:n], units[:n], bit[:n]
 
 
-def _piece_codes(base, plane_offsets, cuts, bit, pv, po, parent, side, code):
-    """``code[p]``: the settled bits of piece p's polyhedron and its side of each plane that
-    crossed it (at its vertex mean where it lies on the plane within tolerance)."""
-    e = 0
-    for p in range(parent.shape[0]):
-        r = parent[p]
-        for j in range(base.shape[1]):
-            code[p, j] = base[r, j]
-        for line in range(plane_offsets[r], plane_offsets[r + 1]):
-            if side[e] == 0:
-                cx = cy = cz = 0.0
-                for j in range(po[p], po[p + 1]):
-                    cx += pv[j, 0]
-                    cy += pv[j, 1]
-                    cz += pv[j, 2]
-                n = po[p + 1] - po[p]
-                pl = cuts[line]
-                code[p, bit[line]] = pl[0] * (cx / n) + pl[1] * (cy / n) + pl[2] * (cz / n) + pl[3] > 0
-            else:
-                code[p, bit[line]] = side[e] > 0
-            e += 1
-
-
 def breakpoint_split(verts, offsets, incidence, planes, face_offsets, face_units, z, breakpoints, rtol, extent, layer,
                      budget, max_work):
     """The split of an elementwise op compiled for polyhedra (see ``ElementwiseOp.split``): the
@@ -389,7 +341,7 @@ def breakpoint_split(verts, offsets, incidence, planes, face_offsets, face_units
     status, pieces, parent, side, rest, rest_parent = split_by_planes(
         verts, offsets, incidence, planes, face_offsets, face_units, plane_offsets, cuts, units, budget, bits, max_work)
     code = np.empty((parent.shape[0], bits), np.bool_)
-    _piece_codes(base, plane_offsets, cuts, bit, pieces[0], pieces[1], parent, side, code)
+    piece_codes(base, plane_offsets, cuts, bit, pieces[0], pieces[1], parent, side, code)
     return status, pieces, parent, code, rest, rest_parent
 
 
@@ -509,9 +461,9 @@ def edge_count(offsets, incidence, ids, n_ids):
 if AVAILABLE:  # compiled on first use, cached on disk beside this file
     from numba import njit
 
-    _touch, _half, _copy_piece = njit(inline="always")(_touch), njit(cache=True)(_half), njit(inline="always")(_copy_piece)
+    _half, _copy_piece = njit(cache=True)(_half), njit(inline="always")(_copy_piece)
     _grow, _rest = njit(cache=True)(_grow), njit(cache=True)(_rest)
-    _unit_planes, _piece_codes = njit(cache=True)(_unit_planes), njit(cache=True)(_piece_codes)
+    _unit_planes = njit(cache=True)(_unit_planes)
     split_by_planes = njit(cache=True)(split_by_planes)
     breakpoint_split = njit(cache=True)(breakpoint_split)
     vertex_keys, _root = njit(cache=True)(vertex_keys), njit(cache=True)(_root)
