@@ -461,7 +461,7 @@ def edge_count(offsets, incidence, ids, n_ids):
 if AVAILABLE:  # compiled on first use, cached on disk beside this file
     from numba import njit
 
-    _half, _copy_piece = njit(cache=True)(_half), njit(inline="always")(_copy_piece)
+    _half, _copy_piece = njit(inline="always")(_half), njit(inline="always")(_copy_piece)
     _grow, _rest = njit(cache=True)(_grow), njit(cache=True)(_rest)
     _unit_planes = njit(cache=True)(_unit_planes)
     split_by_planes = njit(cache=True)(split_by_planes)
