@@ -244,13 +244,12 @@ def split_by_planes(verts, offsets, incidence, planes, face_offsets, face_units,
         if status != _DONE:
             break
         r += 1
-    pieces = (ov[:n_v].copy(), ooff[: n_out + 1].copy(), oi[:n_v].copy(), of[:n_f].copy(), ofoff[: n_out + 1].copy(),
-              ou[:n_f].copy())
+    pieces = (ov[:n_v], ooff[: n_out + 1], oi[:n_v], of[:n_f], ofoff[: n_out + 1], ou[:n_f])  # views, as the 2-D kernel
     if status == _DONE:
         depth = 0
     rest_arrays, rest_parent = _rest(verts, offsets, incidence, planes, face_offsets, face_units, sv, si, sf, su, st, r,
                                      depth)
-    return status, pieces, opar[:n_out].copy(), oside[:n_s].copy(), rest_arrays, rest_parent
+    return status, pieces, opar[:n_out], oside[:n_s], rest_arrays, rest_parent
 
 
 def _rest(verts, offsets, incidence, planes, face_offsets, face_units, sv, si, sf, su, st, r, depth):
