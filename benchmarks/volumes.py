@@ -9,17 +9,22 @@ checkout of github.com/arturs-berzins/relu_edge_subdivision: NN.py, edge_subdivi
 models/) his trained models are read from DIR/models and his ``skeletal_subdivision`` runs too
 (CPU, prune=False); without it, bunny-like SDFs (a union of spheres and ellipsoids) are fitted
 at a fixed seed with the same shapes, and ours runs alone.  Each (model, method) run is a fresh
-subprocess on one thread, the methods interleaved, ``--runs`` times; times are the medians.
+subprocess on one thread, the methods interleaved, ``--runs`` times; times are the medians.  His
+time gives the vertices and edges; ours is the partition (cells with maps and codes) and then the
+counting, so the table gives both ratios: against our partition and against both (the complex).
 
 Part 2 (mesh).  A 3-32x3-1 ReLU MLP fitted at seed 0 to the signed distance of a torus (radii
 0.5 and 0.2) in [-1, 1]^3.  Exact: ``sc.level_set_mesh`` (boundary first) and
 ``sc.partition(...).level_set_mesh()``.  Marching cubes (skimage) on an n^3 grid of float64
 network values (evaluation included in the time).  Error of each mesh against the exact one:
-the symmetric Hausdorff distance, from points on each mesh's triangles (barycentric grids at most
-0.004 apart along the longest edge), each point's distance to the other mesh computed exactly
-against the triangles of its 16 nearest grid points of that mesh, and the largest |f| at its vertices (the exact mesh's is rounding).
+the symmetric Hausdorff distance, from points on each mesh's triangles (barycentric grids 0.004
+apart along the longest edge, coarser where a mesh would get more than ``MOST_SAMPLES`` points: the
+spacing used is printed, and the distance is exact to within it), each point's distance to the
+other mesh computed exactly against the triangles of its 16 nearest grid points of that mesh (one
+k-d tree per mesh), and the largest |f| at its vertices (the exact mesh's is rounding).
 
-Usage: python benchmarks/volumes.py [--runs=N] [--berzins=DIR] [--parts=complex,mesh]
+Usage: python benchmarks/volumes.py [--runs=N] [--berzins=DIR] [--parts=complex,mesh] [--models=3x16,8x32]
+(``--models``: the hidden layers of the complex part's models, all by default)
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import splinecam as sc
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = {"3,3x16": (3, 16), "3,8x32": (8, 32)}  # name -> (hidden layers, width)
 BOX = 0.5  # Berzins' bunny box [-0.5, 0.5]^3
+MOST_SAMPLES = 400_000  # points on one mesh for the Hausdorff distance at most (bounds its time and memory)
 
 
 def bunny_like(points: torch.Tensor) -> torch.Tensor:
@@ -121,13 +127,13 @@ def run_worker(method: str, name: str, berzins: str | None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def complex_table(runs: int, berzins: str | None) -> None:
+def complex_table(runs: int, berzins: str | None, names: list[str]) -> None:
     methods = ["ours"] + (["berzins"] if berzins else [])
     print(f"\n## Polyhedral complex, box [-{BOX}, {BOX}]^3 ({'his trained models' if berzins else 'bunny-like SDFs fitted here; his code not given (--berzins=DIR)'}), "
           f"{runs} runs each, fresh processes, one thread, medians")
-    print("| model | method | cells | vertices | edges | partition s | counting s | his s / ours s |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for name in SHAPES:
+    print("| model | method | cells | vertices | edges | partition s | counting s | complex s (both) | his s / our partition s | his s / our complex s |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name in names:
         results: dict[str, list[dict]] = {m: [] for m in methods}
         for _ in range(runs):
             for m in methods:  # interleaved
@@ -136,12 +142,15 @@ def complex_table(runs: int, berzins: str | None) -> None:
         for m, rs in results.items():
             r = next((r for r in rs if "seconds" in r), rs[0])
             if "error" in r:
-                print(f"| {name} | {m} | error: {r['error']} | | | | | |")
+                print(f"| {name} | {m} | error: {r['error']} | | | | | | | |")
                 continue
-            count = float(np.median([x["count_seconds"] for x in rs])) if m == "ours" else np.nan
-            ratio = med["berzins"] / med["ours"] if m == "ours" and "berzins" in med else np.nan
+            ok = [x for x in rs if "seconds" in x]
+            count = float(np.median([x["count_seconds"] for x in ok])) if m == "ours" else np.nan
+            both = float(np.median([x["seconds"] + x["count_seconds"] for x in ok])) if m == "ours" else med[m]
+            his = med.get("berzins", np.nan)
+            ratios = (his / med[m], his / both) if m == "ours" else (np.nan, np.nan)
             print(f"| {name} | {m} | {r.get('cells', '')} | {r['vertices']:,} | {r['edges']:,} | {med[m]:.3f} | "
-                  f"{count:.3f} | {ratio:.2f} |")
+                  f"{count:.3f} | {both:.3f} | {ratios[0]:.2f} | {ratios[1]:.2f} |")
 
 
 def torus(points: torch.Tensor) -> torch.Tensor:
@@ -173,16 +182,14 @@ def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray
     return np.linalg.norm(p - a - t[..., None] * d, axis=-1)
 
 
-def point_mesh_distance(points: np.ndarray, mesh, samples, k: int = 16) -> np.ndarray:
+def point_mesh_distance(points: np.ndarray, mesh, samples, tree, k: int = 16) -> np.ndarray:
     """(N,) distance from each point to the mesh (vertices, triangles): the exact distance to the
     nearest of the triangles of its ``k`` nearest ``samples`` (points on the mesh and their
-    triangles, :func:`_samples`): an upper bound, equal to the true distance unless the nearest
-    triangle holds none of them."""
-    from scipy.spatial import cKDTree
-
+    triangles, :func:`_samples`; ``tree`` their k-d tree): an upper bound, equal to the true
+    distance unless the nearest triangle holds none of them."""
     vertices, triangles = mesh
     tri = vertices[triangles]
-    _, near = cKDTree(samples[0]).query(points, k=k)
+    _, near = tree.query(points, k=k)
     cand = samples[1][near.reshape(len(points), -1)]
     a, b, c = (tri[cand][..., i, :] for i in range(3))
     p = points[:, None, :]
@@ -200,14 +207,26 @@ def point_mesh_distance(points: np.ndarray, mesh, samples, k: int = 16) -> np.nd
     return np.where(inside, plane, edges).min(1)
 
 
-def hausdorff(m1, m2, spacing: float = 0.004) -> float:
+def spacing_for(meshes, most: int = MOST_SAMPLES, finest: float = 0.004) -> float:
+    """The sample spacing: ``finest``, or coarser so that no mesh gets more than about ``most``
+    samples (a barycentric grid of spacing h puts about 2 area / h^2 points on a mesh)."""
+    area = max(float(np.linalg.norm(np.cross(v[f][:, 1] - v[f][:, 0], v[f][:, 2] - v[f][:, 0]), axis=1).sum()) / 2
+               for v, f in meshes)
+    return max(finest, float(np.sqrt(2 * area / most)))
+
+
+def hausdorff(m1, m2, spacing: float) -> float:
     """Symmetric Hausdorff distance: from the points of each mesh's barycentric grids (:func:`_samples`,
-    ``spacing`` apart at most) to the other mesh (:func:`point_mesh_distance`), in blocks."""
+    ``spacing`` apart at most) to the other mesh (:func:`point_mesh_distance`, one k-d tree per
+    mesh), in blocks; it is the true distance to within ``spacing`` (the largest gap between samples)."""
+    from scipy.spatial import cKDTree
+
     s1, s2 = _samples(*m1, spacing), _samples(*m2, spacing)
+    t1, t2 = cKDTree(s1[0]), cKDTree(s2[0])
     worst = 0.0
-    for src, dst, dst_samples in ((s1, m2, s2), (s2, m1, s1)):
+    for src, dst, dst_samples, tree in ((s1, m2, s2, t2), (s2, m1, s1, t1)):
         for s in range(0, len(src[0]), 20000):
-            worst = max(worst, float(point_mesh_distance(src[0][s : s + 20000], dst, dst_samples).max()))
+            worst = max(worst, float(point_mesh_distance(src[0][s : s + 20000], dst, dst_samples, tree).max()))
     return worst
 
 
@@ -237,9 +256,13 @@ def mesh_table(runs: int) -> None:
         with torch.no_grad():
             return float(twin(torch.as_tensor(vertices)).abs().max())
 
-    rows.append(("exact, boundary first", seconds, len(exact.vertices), len(exact), 0.0, max_f(exact.vertices)))
+    def error(mesh):
+        spacing = spacing_for([mesh, reference])
+        return hausdorff(mesh, reference, spacing), spacing
+
+    rows.append(("exact, boundary first", seconds, len(exact.vertices), len(exact), (0.0, 0.0), max_f(exact.vertices)))
     seconds, full = timed(lambda: sc.partition(model, volume, progress=False).level_set_mesh())
-    rows.append(("exact, full partition", seconds, len(full.vertices), len(full), hausdorff((full.vertices, full.triangles), reference),
+    rows.append(("exact, full partition", seconds, len(full.vertices), len(full), error((full.vertices, full.triangles)),
                  max_f(full.vertices)))
     for n in (32, 64, 128, 256):
         g = np.linspace(-1, 1, n)
@@ -253,12 +276,12 @@ def mesh_table(runs: int) -> None:
             return v - 1, f
 
         seconds, (v, f) = timed(mc)
-        rows.append((f"marching cubes {n}^3", seconds, len(v), len(f), hausdorff((v, f), reference), max_f(v)))
+        rows.append((f"marching cubes {n}^3", seconds, len(v), len(f), error((v, f)), max_f(v)))
     print(f"\n## Level set f = 0 of a 3-32x3-1 torus SDF in [-1, 1]^3 ({runs} runs each, medians, one thread)")
-    print("| method | seconds | vertices | triangles | Hausdorff to exact | max abs f at vertices |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, seconds, nv, nf, h, f in rows:
-        print(f"| {name} | {seconds:.3f} | {nv:,} | {nf:,} | {h:.2e} | {f:.2e} |")
+    print("| method | seconds | vertices | triangles | Hausdorff to exact | sample spacing | max abs f at vertices |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, seconds, nv, nf, (h, spacing), f in rows:
+        print(f"| {name} | {seconds:.3f} | {nv:,} | {nf:,} | {h:.2e} | {spacing:.0e} | {f:.2e} |")
 
 
 def main(argv: list[str]) -> None:
@@ -271,7 +294,8 @@ def main(argv: list[str]) -> None:
     parts = opts.get("parts", "complex,mesh").split(",")
     print(f"splinecam {sc.__version__}, torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M')}")
     if "complex" in parts:
-        complex_table(runs, berzins)
+        names = [f"3,{m}" for m in opts["models"].split(",")] if "models" in opts else list(SHAPES)
+        complex_table(runs, berzins, names)
     if "mesh" in parts:
         mesh_table(runs)
 

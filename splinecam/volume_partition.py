@@ -4,16 +4,19 @@ affine maps and codes), with the queries and the convenience methods of the laye
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from .errors import StoppedEarly, UnsupportedModelError
+from ._version import __version__
+from .errors import InvalidPartitionFile, StoppedEarly, UnsupportedModelError
 from .extras import late
 from .geometry.polyhedra import Polyhedra
 from .geometry.surface import complex_counts
+from .io.files import VOLUME_FILE, read_arrays, save_arrays
 from .partition import NetworkCopy, check_shapes, checked_arguments, region_limit
 from .run.chain import ChainRun, cached_chain, chain_applies
 from .run.engine import Engine
@@ -143,6 +146,37 @@ class VolumePartition(NetworkCopy):
         :func:`splinecam.analysis.volumes.partition_level_set_mesh`."""
         return late("analysis.volumes.partition_level_set_mesh")(self, t, output)
 
+    # -- save / load ----------------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Write an ``.npz`` file (arrays and JSON only), atomically as :meth:`Partition.save`."""
+        v, a = self.volume, self.arrays
+        meta = {"format": VOLUME_FILE.format, "version": __version__, "seconds": self.seconds,
+                "complete": self.complete, "layers": [asdict(layer) for layer in self.layers],
+                "input_shape": list(v.input_shape)}
+        arrays = dict(verts=a.vertices, offsets=a.offsets, incidence=a.incidence, planes=a.planes,
+                      face_offsets=a.face_offsets, face_units=a.face_units, affine=a.affine,
+                      centroid_outputs=a.centroid_outputs, codes=a.packed_codes, exact=self.exact, origin=v.origin,
+                      basis=v.basis, polytope=v.vertices)
+        save_arrays(path, arrays, meta)
+
+    @classmethod
+    def load(cls, path) -> "VolumePartition":
+        """Read a file (a path or an open binary file) written by :meth:`save` (no model: pass one
+        to ``verify``); raises :class:`~splinecam.InvalidPartitionFile` saying why for a file that
+        is not one."""
+        meta, f = read_arrays(path, VOLUME_FILE)
+        try:
+            volume = Volume(f["origin"], f["basis"], f["polytope"])
+        except ValueError as err:
+            raise InvalidPartitionFile(f"{path} is not a valid splinecam volume partition: its volume is invalid "
+                                       f"({err})") from None
+        arrays = CellArrays(f["verts"], f["offsets"].astype(np.int64), f["incidence"].astype(np.int64), f["planes"],
+                            f["face_offsets"].astype(np.int64), f["face_units"].astype(np.int64), f["affine"],
+                            f["codes"], f["centroid_outputs"])
+        return cls(arrays, volume, [LayerInfo(**layer) for layer in meta["layers"]], seconds=meta["seconds"],
+                   complete=meta["complete"], exact=f["exact"])
+
     def plot(self, ax=None, **kwargs):
         """The cells' edges in a matplotlib 3-D view: see :func:`splinecam.viz.volumes.plot_volume_partition`."""
         return late("viz.volumes.plot_volume_partition")(self, ax=ax, **kwargs)
@@ -169,10 +203,11 @@ def partition_volume(model, volume: Volume, dtype=torch.float64, device=None, pr
         twin, graph = prepare(model, dtype, device, volume.input_shape)
         shapes = check_shapes(twin, graph, volume, dtype, device)
         network = (twin, graph)
-    flat = [f"{node.name} ({type(node.op).__name__})" for node in graph.split_nodes if not node.op.any_cells]
+    flat = [f"{node.name} ({type(node.op).__name__})" for node in graph.split_nodes
+            if not (node.op.any_cells or node.op.volumes)]
     if flat:
-        raise UnsupportedModelError(f"{', '.join(flat)}: max-type ops (max-pooling, maxout, max/min of tensors) are "
-                                    "not supported in a 3-D volume yet; partition 2-D slices of it (sc.Slice) instead.")
+        raise UnsupportedModelError(f"{', '.join(flat)}: these ops are not supported in a 3-D volume; partition "
+                                    "2-D slices of it (sc.Slice) instead.")
     plan = Plan.make(graph, shapes, volume, dtype, device, opts.rtol, parse_bytes(opts.max_memory), opts.chunk_size)
     prune = None if prune_from is None else prune_from(graph, shapes)
     run = (ChainRun if chain is not None else Engine)(plan, prune)

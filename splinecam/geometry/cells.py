@@ -32,7 +32,7 @@ import torch
 from .intervals import Arcs, Intervals, split_intervals, split_intervals_at_breakpoints
 from .linesplit import LineSplit, split_at_breakpoints, split_by_lines
 from .polygons import Polygons
-from .polyhedra import Polyhedra, split_polyhedra
+from .polyhedra import Polyhedra, split_polyhedra, split_polyhedra_at_breakpoints
 
 __all__ = ["CellSplit", "breakpoint_split", "split_cells"]
 
@@ -63,5 +63,6 @@ def breakpoint_split(cells, z: torch.Tensor, breakpoints: torch.Tensor, extent: 
     :func:`~splinecam.geometry.split_at_breakpoints`; intervals:
     :func:`~splinecam.geometry.split_intervals_at_breakpoints`), else None: (pieces, parent,
     code (n, U, k) bool, rest, rest_parent) for cells (R,) with unit maps z (R, 1 + d, U)."""
-    fast = {Polygons: split_at_breakpoints, Intervals: split_intervals_at_breakpoints}.get(type(cells))
+    fast = {Polygons: split_at_breakpoints, Intervals: split_intervals_at_breakpoints,
+            Polyhedra: split_polyhedra_at_breakpoints}.get(type(cells))
     return None if fast is None else fast(cells, z, breakpoints, extent, rtol, layer, budget)

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["AVAILABLE", "PIECE_BYTES", "breakpoint_split", "gather_pieces", "split_by_lines"]
+__all__ = ["AVAILABLE", "PIECE_BYTES", "breakpoint_split", "gather_pieces", "piece_codes", "settle_child",
+           "split_by_lines"]
 
 try:
     from numba import njit
@@ -88,12 +89,18 @@ def _half(sv, su, v0, nv, s, side, sign, unit0, unit1, tv, tu, t0):
     return k - t0
 
 
-def _touch(tv, c0, cn, la, lb, lc, lt):
-    """(has_pos, has_neg) of the vertices ``tv[c0:c0+cn]`` w.r.t. the line ``la * u + lb * v + lc``
-    with tolerance ``lt``."""
+def _touch(tv, c0, cn, cuts, o):
+    """(has_pos, has_neg) of the vertices ``tv[c0:c0+cn]`` (d columns) w.r.t. the plane of row o of
+    ``cuts``, ``cuts[o, :d] . t + cuts[o, d]``, with tolerance ``cuts[o, d + 1]`` (polygons, d = 2,
+    and polyhedra, d = 3: the same arithmetic as the torch rules)."""
+    d = tv.shape[1]
+    lt = cuts[o, d + 1]
     pos = neg = False
     for j in range(c0, c0 + cn):
-        s = la * tv[j, 0] + lb * tv[j, 1] + lc
+        s = cuts[o, 0] * tv[j, 0]
+        for q in range(1, d):
+            s += cuts[o, q] * tv[j, q]
+        s += cuts[o, d]
         if s > lt:
             pos = True
         elif s < -lt:
@@ -102,6 +109,26 @@ def _touch(tv, c0, cn, la, lb, lc, lt):
             break
     return pos, neg
 
+
+def settle_child(cv, start, n, cuts, l0, sp, p0, np_, ss, s0, m, item, sign, rows, rest, c):
+    """The BSP's bookkeeping for child c (vertices ``cv[start:start+n]``) of a piece cut by its
+    plane ``item``: row c of ``rows``, the sides of the piece's planes (its parent's ``ss[s0:s0+m]``,
+    ``sign`` for the cut, the child's side of each pending plane that no longer crosses it) and of
+    ``rest``, the pending planes (``sp[p0+1:p0+np_]``, rows ``cuts[l0 + plane]``) that still cross
+    it; returns their number.  Both compiled BSPs (polygons and polyhedra) use it."""
+    for j in range(m):
+        rows[c, j] = ss[s0 + j]
+    rows[c, item] = sign
+    k = 0
+    for q in range(1, np_):
+        other = sp[p0 + q]
+        hp, hn = _touch(cv, start, n, cuts, l0 + other)
+        if hp and hn:
+            rest[c, k] = other
+            k += 1
+        else:
+            rows[c, other] = (1 if hp else 0) - (1 if hn else 0)
+    return k
 
 
 def _cut_polygons(verts, offsets, edge_units, line_offsets, lines, line_units, max_pieces, max_work, at,
@@ -195,19 +222,8 @@ def _cut_polygons(verts, offsets, edge_units, line_offsets, lines, line_units, m
                 k += nums[c]
             # pending lines and sides of each child: the rest of the parent's, settled on the child
             for c in range(n_child):
-                n_rest[c] = 0
-                for j in range(m):
-                    rows[c, j] = ss[s0 + j]
-                rows[c, item] = signs[c]
-                for q in range(1, np_):
-                    other = sp[p0 + q]
-                    o = l0 + other
-                    hp, hn = _touch(cv, starts[c], nums[c], lines[o, 0], lines[o, 1], lines[o, 2], lines[o, 3])
-                    if hp and hn:
-                        rest[c, n_rest[c]] = other
-                        n_rest[c] += 1
-                    else:
-                        rows[c, other] = (1 if hp else 0) - (1 if hn else 0)
+                n_rest[c] = settle_child(cv, starts[c], nums[c], lines, l0, sp, p0, np_, ss, s0, m, item, signs[c],
+                                         rows, rest, c)
             # push the children: the negative one first, so that the positive one is cut next
             dst_v, dst_p = v0, p0
             for c in range(n_child - 1, -1, -1):
@@ -358,9 +374,12 @@ def _unit_lines(verts, offsets, z, breakpoints, rtol, extent, layer, r0, base, l
     return n_poly
 
 
-def _piece_codes(base, line_offsets, lines, bit, pv, po, parent, side, code):
-    """``code[p]`` (see :func:`breakpoint_split`): the settled bits of piece p's polygon and its
-    side of each line that crossed it (at its vertex mean where it lies on the line)."""
+def piece_codes(base, line_offsets, lines, bit, pv, po, parent, side, code):
+    """``code[p]`` (see :func:`breakpoint_split`): the settled bits of piece p's polygon (or
+    polyhedron: ``pv`` has d columns, rows of ``lines`` the plane ``lines[:d] . t + lines[d]``)
+    and its side of each line that crossed it (at its vertex mean where it lies on the line)."""
+    d = pv.shape[1]
+    mean = np.zeros(d)
     e = 0
     for p in range(parent.shape[0]):
         r = parent[p]
@@ -368,12 +387,15 @@ def _piece_codes(base, line_offsets, lines, bit, pv, po, parent, side, code):
             code[p, j] = base[r, j]
         for line in range(line_offsets[r], line_offsets[r + 1]):
             if side[e] == 0:  # on the line within tolerance: the side at the piece's vertex mean
-                cx = cy = 0.0
+                mean[:] = 0.0
                 for j in range(po[p], po[p + 1]):
-                    cx += pv[j, 0]
-                    cy += pv[j, 1]
+                    for q in range(d):
+                        mean[q] += pv[j, q]
                 n = po[p + 1] - po[p]
-                code[p, bit[line]] = lines[line, 0] * (cx / n) + lines[line, 1] * (cy / n) + lines[line, 2] > 0
+                value = lines[line, 0] * (mean[0] / n)
+                for q in range(1, d):
+                    value += lines[line, q] * (mean[q] / n)
+                code[p, bit[line]] = value + lines[line, d] > 0
             else:
                 code[p, bit[line]] = side[e] > 0
             e += 1
@@ -409,7 +431,7 @@ def breakpoint_split(verts, offsets, edge_units, z, breakpoints, rtol, extent, l
     pv, po, pu, parent, side, rv, ro, ru, rp = split_by_lines(verts, offsets, edge_units, line_offsets, lines[:n],
                                                               line_units[:n], budget, bits, max_work)
     code = np.empty((parent.shape[0], bits), np.bool_)
-    _piece_codes(base, line_offsets, lines, bit, pv, po, parent, side, code)
+    piece_codes(base, line_offsets, lines, bit, pv, po, parent, side, code)
     return pv, po, pu, parent, code, rv, ro, ru, rp
 
 
@@ -437,10 +459,11 @@ def gather_pieces(state, parent, code, slopes, intercepts, with_intercepts):
 if AVAILABLE:  # compiled on first use, cached on disk beside this file
     # the helpers are inlined where they are called: no array views or calls in the inner loops
     _half, _touch = njit(inline="always")(_half), njit(inline="always")(_touch)
+    settle_child = njit(inline="always")(settle_child)
     _copy1, _copy2 = njit(inline="always")(_copy1), njit(inline="always")(_copy2)
     _grown1, _grown2 = njit(cache=True)(_grown1), njit(cache=True)(_grown2)
     _cut_polygons, _unit_lines = njit(cache=True)(_cut_polygons), njit(cache=True)(_unit_lines)
-    _piece_codes, _rest = njit(cache=True)(_piece_codes), njit(cache=True)(_rest)
+    piece_codes, _rest = njit(cache=True)(piece_codes), njit(cache=True)(_rest)
     split_by_lines = njit(cache=True)(split_by_lines)
     breakpoint_split = njit(cache=True)(breakpoint_split)
     gather_pieces = njit(cache=True)(gather_pieces)

@@ -20,7 +20,7 @@ from .bsp import bsp
 from .cut import cut, sides
 from .polygons import Polygons, ragged_arange
 
-__all__ = ["LineSplit", "UNBOUNDED", "split_at_breakpoints", "split_by_lines", "split_torch"]
+__all__ = ["LineSplit", "UNBOUNDED", "run_compiled", "split_at_breakpoints", "split_by_lines", "split_torch"]
 
 # bytes held per piece, per pending (piece, line) pair and per side record during a torch split
 # (indices, polygons and the temporaries of one round), to keep a split within its budget
@@ -82,7 +82,7 @@ def split_at_breakpoints(polys: Polygons, z: torch.Tensor, breakpoints: torch.Te
     """
     if not (isinstance(polys, Polygons) and compiled.AVAILABLE and z.device.type == "cpu" and z.dtype == torch.float64):
         return None
-    verts, offsets, units, parent, code, *rest = _run(compiled.breakpoint_split,
+    verts, offsets, units, parent, code, *rest = run_compiled(compiled.breakpoint_split,
         polys.verts.contiguous().numpy(), polys.offsets.numpy(), polys.edge_units.contiguous().numpy(),
         z.contiguous().numpy(), breakpoints.numpy(), rtol, extent.numpy(), layer, budget, WORK_PER_CALL)
     pieces = Polygons(torch.from_numpy(verts), torch.from_numpy(offsets), torch.from_numpy(units))
@@ -95,7 +95,7 @@ def _polygons(verts, offsets, edge_units, parent) -> tuple[Polygons, torch.Tenso
     return Polygons(torch.from_numpy(verts), torch.from_numpy(offsets), torch.from_numpy(edge_units)), torch.from_numpy(parent)
 
 
-def _run(kernel, *args):
+def run_compiled(kernel, *args):
     """``kernel(*args)``; Ctrl-C during a compiled kernel surfaces as a plain KeyboardInterrupt
     (numba reports it as a SystemError with the interrupt attached)."""
     try:
@@ -114,7 +114,7 @@ def _split_compiled(polys, poly, lines, tol, line_units, budget) -> LineSplit:
     n_lines = torch.bincount(poly, minlength=len(polys))
     line_offsets = torch.cat([n_lines.new_zeros(1), torch.cumsum(n_lines, 0)])
     rows = torch.cat([lines, tol[:, None]], 1).to(polys.verts.dtype).contiguous()
-    verts, offsets, units, parent, side, *rest = _run(compiled.split_by_lines,
+    verts, offsets, units, parent, side, *rest = run_compiled(compiled.split_by_lines,
         polys.verts.contiguous().numpy(), polys.offsets.numpy(), polys.edge_units.contiguous().numpy(),
         line_offsets.numpy(), rows.numpy(), line_units.contiguous().numpy(), budget, 0, WORK_PER_CALL)
     pieces, parent = _polygons(verts, offsets, units, parent)

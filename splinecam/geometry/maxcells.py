@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .cut import cut, line_tolerance
-from .polygons import BORDER, Polygons
+from .cut import cut
+from .polygons import BORDER, Polygons, ragged_arange
+from .polyhedra import Polyhedra, cut_polyhedra
+from .tolerance import plane_tolerance
 
 __all__ = ["MaxCells", "candidate_tolerance", "max_cells", "possible_winners"]
 
@@ -21,14 +23,16 @@ _CREATED = -2  # marks, inside max_cells, the edges its clipping creates
 
 
 def candidate_tolerance(funcs: torch.Tensor, extent, rtol: float, atol: float = 0.0) -> torch.Tensor:
-    """(...) tolerance of the affine functions ``funcs`` (..., 3) over a domain of half-sizes
-    ``extent`` (2,): :func:`line_tolerance` of their rows."""
-    return line_tolerance(funcs[..., 0], funcs[..., 1], funcs[..., 2], extent, rtol, atol)
+    """(...) tolerance of the affine functions ``funcs`` (..., d + 1) (the d slopes, then the
+    value at the chart point) over a domain of half-sizes ``extent`` (d,): :func:`plane_tolerance`
+    of their rows."""
+    return plane_tolerance(funcs[..., :-1].unbind(-1), funcs[..., -1], extent, rtol, atol)
 
 
-def possible_winners(polys: Polygons, funcs: torch.Tensor, rtol: float, extent: torch.Tensor,
+def possible_winners(polys: Polygons | Polyhedra, funcs: torch.Tensor, rtol: float, extent: torch.Tensor,
                      valid: torch.Tensor | None = None, atol: float = 0.0) -> torch.Tensor:
-    """(P, C) bool: candidate m may attain the max of ``funcs`` (P, C, 3) somewhere in polygon p.
+    """(P, C) bool: candidate m may attain the max of ``funcs`` (P, C, d + 1) somewhere in cell p
+    (polygons, d = 2, or polyhedra, d = 3).
 
     m is out when another candidate j beats it by more than the tolerance at
     every vertex, when j is the same function (within the tolerance) and
@@ -71,27 +75,27 @@ class MaxCells:
     """Result of :func:`max_cells`.
 
     cells: the non-empty cells; parent (n,) the polygon and winner (n,) the
-    candidate of each; tie (N,) for each cell edge, the candidate it ties with
-    there (-1 for an edge of the original polygon); possible (P, C) from
-    :func:`possible_winners`.
+    candidate of each; tie (N,) for each cell edge (each face of polyhedra), the
+    candidate it ties with there (-1 for an edge of the original polygon); possible
+    (P, C) from :func:`possible_winners`.
     """
 
-    cells: Polygons
+    cells: Polygons | Polyhedra
     parent: torch.Tensor
     winner: torch.Tensor
     tie: torch.Tensor
     possible: torch.Tensor
 
 
-def max_cells(polys: Polygons, funcs: torch.Tensor, rtol: float, extent: torch.Tensor,
+def max_cells(polys: Polygons | Polyhedra, funcs: torch.Tensor, rtol: float, extent: torch.Tensor,
               valid: torch.Tensor | None = None, new_units: torch.Tensor | None = None,
               atol: float = 0.0) -> MaxCells:
-    """Split every polygon into the cells where each of its candidates attains the max.
+    """Split every polygon (or polyhedron) into the cells where each of its candidates attains the max.
 
-    polys: P convex polygons; funcs: (P, C, 3) rows (a, b, c) of the candidates
-    ``a*u + b*v + c`` of each polygon; extent: (2,) domain half-sizes for the
-    tolerances; valid: (P, C) bool, candidates that exist (default all);
-    new_units: (P, 2) edge units of the edges the cells create (default BORDER).
+    polys: P convex polygons (polyhedra); funcs: (P, C, d + 1) rows (a, b, c) of the candidates
+    ``a*u + b*v + c`` of each polygon (for polyhedra (a, b, c, d): ``a*u + b*v + c*w + d``);
+    extent: (d,) domain half-sizes for the tolerances; valid: (P, C) bool, candidates that
+    exist (default all); new_units: (P, 2) units of the edges (faces) the cells create (default BORDER).
     The cell of m is the polygon clipped by ``g_m >= g_j`` for every other
     possible winner j; empty clips vanish, and identical candidates keep only
     the lowest index, so the cells tile each polygon.
@@ -110,14 +114,25 @@ def max_cells(polys: Polygons, funcs: torch.Tensor, rtol: float, extent: torch.T
         r = parent[act]
         lines = funcs[r, winner[act]] - funcs[r, j]
         mark = torch.stack([torch.full_like(r, j), torch.full_like(r, _CREATED)], 1)  # old units are >= -1 there
-        res = cut(cells.select(act)[0], lines, candidate_tolerance(lines, extent, rtol, atol), mark)
+        res = _CUTS[type(cells)](cells.select(act)[0], lines, candidate_tolerance(lines, extent, rtol, atol), mark)
         rest = torch.ones(len(cells), dtype=torch.bool, device=dev)
         rest[act] = False
         rest = torch.nonzero(rest).flatten()
-        cells = Polygons.cat([cells.select(rest)[0], res.pos])
+        cells = type(cells).cat([cells.select(rest)[0], res.pos])
         src = torch.cat([rest, act[res.pos_parent]])
         parent, winner = parent[src], winner[src]
-    created = cells.edge_units[:, 1] == _CREATED
-    tie = torch.where(created, cells.edge_units[:, 0], -1)
-    units = torch.where(created[:, None], new_units[parent][cells.owner()], cells.edge_units)
-    return MaxCells(Polygons(cells.verts, cells.offsets, units), parent, winner, tie, possible)
+    if isinstance(cells, Polyhedra):
+        old, owner = cells.face_units, ragged_arange(cells.face_counts, len(cells.planes))[0]
+    else:
+        old, owner = cells.edge_units, cells.owner()
+    created = old[:, 1] == _CREATED
+    tie = torch.where(created, old[:, 0], -1)
+    units = torch.where(created[:, None], new_units[parent][owner], old)
+    if isinstance(cells, Polyhedra):
+        cells = Polyhedra(cells.verts, cells.offsets, cells.incidence, cells.planes, cells.face_offsets, units)
+    else:
+        cells = Polygons(cells.verts, cells.offsets, units)
+    return MaxCells(cells, parent, winner, tie, possible)
+
+
+_CUTS = {Polygons: cut, Polyhedra: cut_polyhedra}  # the cut by one line (plane) per cell of each cell type

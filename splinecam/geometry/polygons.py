@@ -61,7 +61,8 @@ class RaggedCells(Ragged):
     def owner(self) -> torch.Tensor:
         """(N,) cell index of each vertex."""
         if self._owner is None:
-            self._owner = ragged_arange(self.counts, self.verts.shape[0])[0]
+            self._owner = torch.repeat_interleave(torch.arange(len(self), device=self.verts.device), self.counts,
+                                                  output_size=self.verts.shape[0])
         return self._owner
 
 

@@ -17,15 +17,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from . import compiled, compiled3d, linesplit
 from .cut import Cut
-from .linesplit import LineSplit, split_torch
+from .linesplit import LineSplit, run_compiled, split_torch
 from .polygons import BORDER, RaggedCells, offsets_from_counts, ragged_arange
 
 __all__ = ["MAX_FACES", "Polyhedra", "Sections", "cut_polyhedra", "plane_sides", "polyhedra_sides", "sections",
-           "split_polyhedra"]
+           "split_polyhedra", "split_polyhedra_at_breakpoints"]
 
-MAX_FACES = 63  # faces one polyhedron may have (one bit each in an int64 incidence mask)
-_PIECE_BYTES = 1024  # bytes one piece holds during a split (its vertices, faces and indices)
+MAX_FACES = compiled3d.MAX_FACES  # faces one polyhedron may have (one bit each in an int64 incidence mask)
+_TOO_MANY_FACES = (f"a cell with more than {MAX_FACES} faces: not supported (a network with fewer units per layer, "
+                   "or a smaller volume, keeps cells simpler).")
+_PIECE_BYTES = compiled3d.PIECE_BYTES  # bytes one piece holds during a split (its vertices, faces and indices)
 _BLOCK_ELEMENTS = 1 << 24  # vertex-by-function evaluations held at once (128 MiB in float64)
 _ANGLE_SPAN = 8.0  # > 2 pi: sort keys ``group * span + angle`` keep groups apart
 
@@ -47,6 +50,7 @@ class Polyhedra(RaggedCells):
     _owner: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
     dim = 3  # chart coordinates of the states of its cells
+    piece_bytes = _PIECE_BYTES  # what one piece holds during a split (the run's memory plan reads it)
 
     @property
     def face_counts(self) -> torch.Tensor:
@@ -321,8 +325,7 @@ def _half(polys: Polyhedra, side: torch.Tensor, pts: torch.Tensor, inc: torch.Te
     (bit = the polyhedron's face count) carries ``units`` (P, 2); dead faces are dropped."""
     fcount = polys.face_counts
     if len(polys) and int(fcount.max()) >= MAX_FACES:
-        raise ValueError(f"a cell with more than {MAX_FACES} faces: not supported (a network with fewer units "
-                         "per layer, or a smaller volume, keeps cells simpler).")
+        raise ValueError(_TOO_MANY_FACES)
     owner = polys.owner()
     keep = side >= 0
     new_bit = torch.ones_like(fcount) << fcount
@@ -355,8 +358,69 @@ def _half(polys: Polyhedra, side: torch.Tensor, pts: torch.Tensor, inc: torch.Te
 
 
 def split_polyhedra(cells: Polyhedra, region: torch.Tensor, planes: torch.Tensor, tol: torch.Tensor,
-                    units: torch.Tensor, check=None, budget: int | None = None) -> LineSplit:
+                    units: torch.Tensor, check=None, budget: int | None = None, use_compiled: bool | None = None
+                    ) -> LineSplit:
     """The split of :func:`splinecam.geometry.split_cells` for polyhedra: each cell cut by its planes
     (L, 4) with ``region`` (L,) == its index, in the torch BSP loop of
-    :func:`~splinecam.geometry.linesplit.split_torch`."""
-    return split_torch(cells, region, planes, tol, units, check, budget, cut_polyhedra, polyhedra_sides, _PIECE_BYTES)
+    :func:`~splinecam.geometry.linesplit.split_torch`, or compiled in one bounded call
+    (:func:`splinecam.geometry.compiled3d.split_by_planes`; ``use_compiled``: None picks it for
+    float64 CPU tensors when numba is installed): the same pieces, in another order."""
+    if use_compiled is None:
+        use_compiled = _compiles(cells)
+    if not use_compiled:
+        return split_torch(cells, region, planes, tol, units, check, budget, cut_polyhedra, polyhedra_sides,
+                           _PIECE_BYTES)
+    n_planes = torch.bincount(region, minlength=len(cells))
+    plane_offsets = torch.cat([n_planes.new_zeros(1), torch.cumsum(n_planes, 0)])
+    cuts = torch.cat([planes, tol[:, None]], 1).to(torch.float64).contiguous()
+    status, pieces, parent, side, rest, rest_parent = run_compiled(
+        compiled3d.split_by_planes, *_arrays(cells), plane_offsets.numpy(), cuts.numpy(), units.contiguous().numpy(),
+        linesplit.UNBOUNDED if budget is None else budget, 0, linesplit.WORK_PER_CALL)
+    _check_status(status)
+    pieces, parent, side = _polyhedra(*pieces), torch.from_numpy(parent), torch.from_numpy(side)
+    if check is not None:
+        check(len(pieces) + len(rest_parent))
+    counts = n_planes[parent]
+    starts = torch.cumsum(counts, 0) - counts  # the entries of each piece, one per plane of its cell
+
+    def sides_of(sel):
+        piece, k = ragged_arange(counts[sel])
+        return piece, plane_offsets[parent[sel]][piece] + k, side[starts[sel][piece] + k]
+
+    return LineSplit(pieces, parent, _polyhedra(*rest), torch.from_numpy(rest_parent), sides_of)
+
+
+def split_polyhedra_at_breakpoints(cells: Polyhedra, z: torch.Tensor, breakpoints: torch.Tensor, extent: torch.Tensor,
+                                   rtol: float, layer: int, budget: int):
+    """The compiled split of an elementwise op over polyhedra, in one bounded call (see
+    :func:`splinecam.geometry.compiled3d.breakpoint_split`): cells (R,) with unit maps z (R, 4, U),
+    breakpoints (k,), the chart's half-sizes ``extent`` (3,).  Returns the finished pieces (n,),
+    their cells (n,) and codes (n, U, k) bool, and the rest (q,) (to split again, in this order)
+    and their cells (q,); None where it does not apply (no numba, not float64 on the CPU)."""
+    if not (_compiles(cells) and z.device.type == "cpu" and z.dtype == torch.float64):
+        return None
+    status, pieces, parent, code, rest, rest_parent = run_compiled(
+        compiled3d.breakpoint_split, *_arrays(cells), z.contiguous().numpy(), breakpoints.numpy(), rtol,
+        extent.numpy(), layer, budget, linesplit.WORK_PER_CALL)
+    _check_status(status)
+    return (_polyhedra(*pieces), torch.from_numpy(parent), torch.from_numpy(code).reshape(len(parent), z.shape[2], -1),
+            _polyhedra(*rest), torch.from_numpy(rest_parent))
+
+
+def _compiles(cells: Polyhedra) -> bool:
+    return compiled.AVAILABLE and cells.verts.device.type == "cpu" and cells.verts.dtype == torch.float64
+
+
+def _arrays(cells: Polyhedra) -> tuple[np.ndarray, ...]:
+    return (cells.verts.contiguous().numpy(), cells.offsets.numpy(), cells.incidence.numpy(),
+            cells.planes.contiguous().numpy(), cells.face_offsets.numpy(), cells.face_units.contiguous().numpy())
+
+
+def _polyhedra(verts, offsets, incidence, planes, face_offsets, face_units) -> Polyhedra:
+    t = torch.from_numpy
+    return Polyhedra(t(verts), t(offsets), t(incidence), t(planes), t(face_offsets), t(face_units))
+
+
+def _check_status(status: int) -> None:
+    if status == compiled3d.TOO_MANY_FACES:
+        raise ValueError(_TOO_MANY_FACES)

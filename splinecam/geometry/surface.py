@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import compiled, compiled3d
 from .polygons import ragged_arange
 from .polyhedra import Polyhedra, plane_sides, sections
 
@@ -21,31 +22,46 @@ __all__ = ["LOOSE", "SurfaceMesh", "TIGHT", "complex_counts", "face_keys", "merg
 
 TIGHT = 1e-12  # points closer than this (relative to the domain's size) are one vertex
 LOOSE = 1e-9  # ... and so are those closer than this with the same defining lines or faces
+_DIRECTION = np.array([1.0, 0.6180339887498949, 0.3819660112501051])  # pairs are found along it (irrational ratios)
 
 
 def merge_points(points: np.ndarray, scale: float, keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Ids of coincident points (N, d) and the (V, d) mean position of each id.
+    """Ids of coincident points (N, d) and the (V, d) mean position of each id (ids number the
+    groups in the order of their first point).
 
     Points within ``TIGHT * scale`` are one, and so are points within ``LOOSE * scale`` whose
-    rows of ``keys`` (N, k) (e.g. the lines or faces that define them) are equal.
+    rows of ``keys`` (N, k) (e.g. the lines or faces that define them) are equal.  Compiled
+    (:func:`~splinecam.geometry.compiled3d.merge_ids`) when numba is installed, else with a k-d tree.
     """
+    n, d = points.shape
+    if not n:
+        return np.zeros(0, np.int64), np.zeros((0, d))
+    keys = np.zeros((n, 0), np.int64) if keys is None else keys
+    if compiled.AVAILABLE:
+        direction = _DIRECTION[:d] / np.linalg.norm(_DIRECTION[:d])
+        ids = compiled3d.merge_ids(np.ascontiguousarray(points, np.float64), np.ascontiguousarray(keys),
+                                   TIGHT * scale, LOOSE * max(scale, 1e-300), direction)
+        count = int(ids.max()) + 1
+    else:
+        count, ids = _merge_tree(points, scale, keys)
+    size = np.bincount(ids, minlength=count)[:, None]
+    pos = np.stack([np.bincount(ids, points[:, k], count) for k in range(d)], 1) / size
+    return ids.astype(np.int64), pos
+
+
+def _merge_tree(points: np.ndarray, scale: float, keys: np.ndarray) -> tuple[int, np.ndarray]:
+    """The groups of :func:`merge_points` from a k-d tree's pairs: their number and ids (N,)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
 
-    n, d = points.shape
-    if not n:
-        return np.zeros(0, np.int64), np.zeros((0, d))
+    n = len(points)
     pairs = cKDTree(points).query_pairs(LOOSE * max(scale, 1e-300), output_type="ndarray")
     near = np.linalg.norm(points[pairs[:, 0]] - points[pairs[:, 1]], axis=1) <= TIGHT * scale
-    if keys is not None:
-        near |= (keys[pairs[:, 0]] == keys[pairs[:, 1]]).all(1)
+    near |= (keys[pairs[:, 0]] == keys[pairs[:, 1]]).all(1)
     pairs = pairs[near]
-    count, ids = connected_components(coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)),
-                                      directed=False)
-    size = np.bincount(ids, minlength=count)[:, None]
-    pos = np.stack([np.bincount(ids, points[:, k], count) for k in range(d)], 1) / size
-    return ids.astype(np.int64), pos
+    return connected_components(coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)),
+                                directed=False)
 
 
 @dataclass
@@ -130,7 +146,12 @@ def face_keys(cells: Polyhedra, cell: torch.Tensor, incidence: torch.Tensor, wid
 def complex_counts(cells: Polyhedra, scale: float) -> tuple[int, int]:
     """(vertices, edges) of the cell complex: the cells' vertices merged across cells (see
     :func:`merge_points`; ``scale``: the domain's size), and the distinct pairs of merged
-    vertices that span an edge of some cell (share two faces)."""
+    vertices that span an edge of some cell (share two faces).  Compiled when numba is installed."""
+    if compiled.AVAILABLE and cells.verts.device.type == "cpu":
+        arrays = [t.contiguous().numpy() for t in (cells.offsets, cells.incidence, cells.face_offsets, cells.face_units)]
+        keys = compiled3d.vertex_keys(*arrays, 3)
+        label, verts = merge_points(cells.verts.to(torch.float64).numpy(), scale, keys)
+        return len(verts), int(compiled3d.edge_count(arrays[0], arrays[1], label, len(verts)))
     keys = face_keys(cells, cells.owner(), cells.incidence)
     label, verts = merge_points(cells.verts.cpu().numpy(), scale, keys)
     owner = cells.owner()

@@ -23,7 +23,8 @@ import numpy as np
 
 from ..errors import InvalidPartitionFile
 
-__all__ = ["FORMAT", "FileKind", "PARTITION_FILE", "PATH_FILE", "read_arrays", "save_arrays", "write_atomically"]
+__all__ = ["FORMAT", "FileKind", "PARTITION_FILE", "PATH_FILE", "VOLUME_FILE", "read_arrays", "save_arrays",
+           "write_atomically"]
 
 FORMAT = "splinecam.partition/1"
 ARRAYS = ("verts", "offsets", "labels", "affine", "centroid_outputs", "codes", "origin", "basis", "polygon",
@@ -209,6 +210,36 @@ def _check_path(meta: dict, a: dict[str, np.ndarray]) -> None:
     _require(list(a["points"].shape[1:]) == meta.get("input_shape"), "'points' do not have the input shape in 'meta'")
 
 
+def _check_volume(meta: dict, a: dict[str, np.ndarray]) -> None:
+    """Shapes, dtypes and values that every volume partition file has."""
+    off, foff = (a[name].astype(np.int64) for name in ("offsets", "face_offsets"))
+    for name in ("offsets", "face_offsets"):
+        _shaped(a[name], name, "iu", (None,))
+    n = len(off) - 1
+    _require(n >= 0 and len(foff) == n + 1, "its 'face_offsets' do not match its 'offsets'")
+    _shaped(a["verts"], "verts", "f", (None, 3))
+    _require(off[0] == 0 and off[-1] == len(a["verts"]) and np.all(np.diff(off) >= 4),
+             f"'offsets' do not split the {len(a['verts'])} vertices into polyhedra of 4 or more")
+    _require(bool(np.all(np.isfinite(a["verts"]))), "'verts' contains NaN or inf")
+    _shaped(a["incidence"], "incidence", "i", (len(a["verts"]),))
+    _shaped(a["planes"], "planes", "f", (None, 4))
+    _require(foff[0] == 0 and foff[-1] == len(a["planes"]) and np.all(np.diff(foff) >= 4) and np.all(np.diff(foff) <= 63),
+             f"'face_offsets' do not split the {len(a['planes'])} faces into polyhedra of 4 to 63")
+    _shaped(a["face_units"], "face_units", "iu", (len(a["planes"]), 2))
+    _require(bool(np.all((a["face_units"][:, 0] >= -1) & (a["face_units"][:, 0] < len(meta["layers"])))),
+             "'face_units' name layers that the file does not have")
+    _shaped(a["affine"], "affine", "f", (n, None, 4))
+    k = a["affine"].shape[1]
+    _require(k >= 1, "'affine' has no outputs")
+    _shaped(a["centroid_outputs"], "centroid_outputs", "f", (n, k))
+    width = sum(-(-layer["bits"] // 8) for layer in meta["layers"])
+    _shaped(a["codes"], "codes", "u", (n, width))
+    _shaped(a["exact"], "exact", "b", (n,))
+    _shaped(a["basis"], "basis", "f", (a["origin"].size, 3))
+    _shaped(a["polytope"], "polytope", "f", (None, 3))
+    _require(list(a["origin"].shape) == meta.get("input_shape"), "'origin' does not have the input shape in 'meta'")
+
+
 @dataclass(frozen=True)
 class FileKind:
     """A kind of partition file: its format string, its arrays (``meta`` among them), the
@@ -223,3 +254,6 @@ class FileKind:
 PARTITION_FILE = FileKind(FORMAT, ARRAYS, OPTIONAL, _check)
 PATH_FILE = FileKind("splinecam.path/1", ("lo", "hi", "affine", "centroid_outputs", "codes", "ends", "leg", "points",
                                           "meta"), (), _check_path)
+VOLUME_FILE = FileKind("splinecam.volume/1", ("verts", "offsets", "incidence", "planes", "face_offsets", "face_units",
+                                              "affine", "centroid_outputs", "codes", "exact", "origin", "basis",
+                                              "polytope", "meta"), (), _check_volume)

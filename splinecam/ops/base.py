@@ -200,10 +200,12 @@ class Split:
 class SplitOp(Op):
     """A continuous piecewise-linear op: regions split where it changes pieces.  ``any_cells``:
     whether :meth:`split` takes cells of any dimension (the cell interface of
-    :mod:`splinecam.geometry.cells`; a path needs it) or polygons only."""
+    :mod:`splinecam.geometry.cells`; a path needs it) or polygons only; ``volumes``: whether it
+    takes polyhedra too (a volume needs it or ``any_cells``)."""
 
     splits = True
     any_cells = False
+    volumes = False
 
     def layer_size(self, in_shape: tuple[int, ...]) -> tuple[int, int]:
         """(units, code bits) of the op on inputs of one sample of shape ``in_shape``."""

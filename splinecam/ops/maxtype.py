@@ -29,6 +29,7 @@ class MaxOp(SplitOp):
     """
 
     relaxable = True
+    volumes = True  # max cells of polygons and of polyhedra (geometry.max_cells)
 
     def windows(self, in_shape: tuple[int, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
         """(index (O, k) int64, out_shape) for inputs of one sample of shape ``in_shape``."""
@@ -88,14 +89,15 @@ class MaxOp(SplitOp):
         n_out, k = index.shape
         valid = index >= 0
         safe = index.clamp_min(0)
-        lines = z.reshape(len(polys), 3, -1)[:, [1, 2, 0]]  # rows (d/du, d/dv, value)
+        rows = z.shape[1]  # 1 + d: a state's value and its d derivatives (polygons or polyhedra)
+        lines = z.reshape(len(polys), rows, -1)[:, list(range(1, rows)) + [0]]  # rows (d/du, ..., value)
         winner, unsettled = _settled_winners(polys, lines, safe, valid, ctx)
         region, window = torch.nonzero(unsettled, as_tuple=True)
 
         def funcs_of(origin, window):
             """(n, k, 3) candidate functions of window ``window`` (n,) in region ``origin`` (n,)."""
-            rows = torch.arange(3, device=lines.device)[None, :, None]
-            return lines[origin[:, None, None], rows, safe[window][:, None, :]].transpose(1, 2)
+            at = torch.arange(rows, device=lines.device)[None, :, None]
+            return lines[origin[:, None, None], at, safe[window][:, None, :]].transpose(1, 2)
 
         def step(pieces, window, win, origin):
             units = torch.stack([torch.full_like(window, ctx.layer), window], 1)
@@ -111,7 +113,7 @@ class MaxOp(SplitOp):
             win[piece[single], window[single]] = possible[single].to(torch.int8).argmax(1).to(win.dtype)
             return ~single, win
 
-        per_piece = PIECE_BYTES + n_out * winner.element_size()  # its polygon and its winners
+        per_piece = getattr(polys, "piece_bytes", PIECE_BYTES) + n_out * winner.element_size()  # its cell and winners
 
         def fits(n_pieces: int) -> bool:  # half the budget for the pieces, half for the pairs
             return n_pieces * per_piece <= ctx.budget // 2
@@ -125,8 +127,8 @@ class MaxOp(SplitOp):
         def apply(zc: torch.Tensor, sel: torch.Tensor, inplace: bool):
             m = len(sel)
             chosen = safe[torch.arange(n_out, device=sel.device), winner[sel].long()]  # (m, O) input unit
-            out = zc.reshape(m, 3, -1).gather(2, chosen[:, None, :].expand(-1, 3, -1))
-            return out.reshape(m, 3, *out_shape), pack_bits(self.winner_bits(winner[sel], k))
+            out = zc.reshape(m, rows, -1).gather(2, chosen[:, None, :].expand(-1, rows, -1))
+            return out.reshape(m, rows, *out_shape), pack_bits(self.winner_bits(winner[sel], k))
 
         return Split(pieces, parent, apply, rest, parent_of_rest)
 
@@ -153,7 +155,7 @@ class MaxOp(SplitOp):
 def _settled_winners(polys: Polygons, lines: torch.Tensor, safe: torch.Tensor, valid: torch.Tensor,
                      ctx: SplitContext) -> tuple[torch.Tensor, torch.Tensor]:
     """Per region and window: the lowest candidate that is (within tolerance) the max at every
-    vertex, and whether there is none.  lines (R, 3, N); safe, valid (O, k).  Returns (R, O) x2."""
+    vertex, and whether there is none.  lines (R, 1 + d, N); safe, valid (O, k).  Returns (R, O) x2."""
     h = polys.homogeneous_padded()
     r, vmax = h.shape[:2]
     n_out, k = safe.shape

@@ -62,15 +62,16 @@ def graph_layers(graph: Graph, shapes: list[tuple[int, ...]]) -> dict[int, Layer
             for i, node in enumerate(graph.nodes) if node.op.splits}
 
 
-def state_bytes_per_region(graph: Graph, shapes: list[tuple[int, ...]], dtype) -> int:
-    """Memory one region costs at the worst node: its live states (3 rows each), plus the
-    inputs and outputs of the node being run and the per-unit work of a split (about 8 rows)."""
+def state_bytes_per_region(graph: Graph, shapes: list[tuple[int, ...]], dtype, rows: int = 3) -> int:
+    """Memory one region costs at the worst node: its live states (``rows`` each: the value and
+    its d derivatives, 1 + d), plus the inputs and outputs of the node being run and the
+    per-unit work of a split (about 8 rows)."""
     sizes = [math.prod(s) for s in shapes]
     last_use = graph.last_use()
     worst = sizes[0]
     live = sizes[0] if 0 in last_use else 0  # the values some node at or after i still reads
     for i, node in enumerate(graph.nodes):
-        worst = max(worst, 3 * (live + sizes[i + 1]) + 8 * max(sizes[a] for a in node.args))
+        worst = max(worst, rows * (live + sizes[i + 1]) + 8 * max(sizes[a] for a in node.args))
         live += (sizes[i + 1] if i + 1 in last_use else 0) - sum(sizes[a] for a in set(node.args) if last_use[a] == i)
     return worst * torch.finfo(dtype).bits // 8
 
@@ -106,11 +107,13 @@ class Plan:
         no more than keep the states of a chunk at the widest value within
         ``CHUNK_STATE_BYTES`` (at least ``MIN_CHUNK``)."""
         layers = graph_layers(graph, shapes)
-        per_region = state_bytes_per_region(graph, shapes, dtype) + PIECE_BYTES
-        state_cap = CHUNK_STATE_BYTES // (3 * max(math.prod(s) for s in shapes) * torch.finfo(dtype).bits // 8)
+        frame = chart_frame(sl, dtype, device)
+        rows = frame[3].shape[1]  # a state: the value and its derivatives along the chart
+        per_region = state_bytes_per_region(graph, shapes, dtype, rows) + getattr(frame[1], "piece_bytes", PIECE_BYTES)
+        state_cap = CHUNK_STATE_BYTES // (rows * max(math.prod(s) for s in shapes) * torch.finfo(dtype).bits // 8)
         chunks = {i: chunk_size or max(MIN_CHUNK, min(budget // (per_region + -(-layer.bits // 8)), state_cap))
                   for i, layer in layers.items()}
-        return cls(graph, shapes, dtype, device, rtol, budget, *chart_frame(sl, dtype, device), layers, chunks)
+        return cls(graph, shapes, dtype, device, rtol, budget, *frame, layers, chunks)
 
     @property
     def outputs(self) -> int:
