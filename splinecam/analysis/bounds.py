@@ -54,7 +54,6 @@ class OutputBounds:
                 "of the boundary; use sc.partition(model, sl).decision_boundary() (or .level_set) instead.")
         self.graph, self.max_symbols, self.interval = graph, max_symbols, relaxation == "interval"
         self.symbolic = True  # until an op turns out to have no symbolic interval
-        self.box_factor = max(1, (3 + typical_symbols) // 4)  # symbolic intervals have 4 rows: blocks this much longer
         sizes = [math.prod(s) for s in shapes]
         self.block = {}  # node -> cells per block from it on
         for i in range(len(graph.nodes)):
@@ -75,7 +74,7 @@ class OutputBounds:
         lo, hi = form_bounds(cells, z.reshape(r, cells.shape[2], -1))  # of the start op's (exact) input
         settled = torch.zeros(r, dtype=torch.bool, device=cells.device)
         if self.symbolic and not self.interval:  # in the cells' order: its cost does not depend on the relaxed units
-            for sel in torch.arange(r, device=cells.device).split(self.block[start] * self.box_factor):
+            for sel in torch.arange(r, device=cells.device).split(self.block[start]):
                 out = self.output_boxes(start, cells[sel], {a: v[sel] for a, v in values.items()}, (lo[sel], hi[sel]))
                 if out is not None:
                     settled[sel] = test(cells[sel], symbolic_zonotope(*out))
