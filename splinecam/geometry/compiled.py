@@ -443,16 +443,20 @@ def gather_pieces(state, parent, code, slopes, intercepts, with_intercepts):
     ``ElementwiseOp.push(state[parent], code)``."""
     n, rows, units, k = parent.shape[0], state.shape[1], state.shape[2], code.shape[2]
     out = np.empty((n, rows, units), state.dtype)
+    slope, intercept = np.empty(units, state.dtype), np.empty(units, state.dtype)
     for p in range(n):
         r = parent[p]
         for u in range(units):
             c = 0
             for q in range(k):
                 c += code[p, u, q]
-            f = slopes[c]
-            out[p, 0, u] = state[r, 0, u] * f + intercepts[c] if with_intercepts else state[r, 0, u] * f
-            for j in range(1, rows):
-                out[p, j, u] = state[r, j, u] * f
+            slope[u], intercept[u] = slopes[c], intercepts[c]
+        for j in range(rows):  # row by row: contiguous runs of units
+            for u in range(units):
+                out[p, j, u] = state[r, j, u] * slope[u]
+        if with_intercepts:
+            for u in range(units):
+                out[p, 0, u] += intercept[u]
     return out
 
 

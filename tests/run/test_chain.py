@@ -243,11 +243,12 @@ def test_nan_weights_are_reported_as_before():
                                 sc.ops.leaky_relu_op(torch.linspace(0.1, 0.9, 6))])  # per-channel: torch
 def test_push_pieces_is_push_of_the_gathered_states(op):
     gen = torch.Generator().manual_seed(0)
-    state = torch.randn(5, 3, 6, generator=gen, dtype=torch.float64)
-    parent = torch.tensor([0, 0, 2, 4, 4, 4, 1])
-    code = op.above(torch.randn(7, 6, generator=gen, dtype=torch.float64))
-    expected = op.push(state[parent], code)
-    assert torch.equal(op.push_pieces(state, parent, code), expected)
+    for rows in (2, 3, 4):  # states of a path, a slice, a volume
+        state = torch.randn(5, rows, 6, generator=gen, dtype=torch.float64)
+        parent = torch.tensor([0, 0, 2, 4, 4, 4, 1])
+        code = op.above(torch.randn(7, 6, generator=gen, dtype=torch.float64))
+        expected = op.push(state[parent], code)
+        assert torch.equal(op.push_pieces(state, parent, code), expected)
 
 
 @pytest.mark.parametrize("layers", [
