@@ -153,6 +153,16 @@ def _require(ok: bool, message: str) -> None:
         raise InvalidPartitionFile(message)
 
 
+def _check_maps(a, meta: dict, n: int, rows: int) -> None:
+    """The maps (n, K, rows), outputs at the centroids (n, K) and packed codes of n cells."""
+    _shaped(a["affine"], "affine", "f", (n, None, rows))
+    k = a["affine"].shape[1]
+    _require(k >= 1, "'affine' has no outputs")
+    _shaped(a["centroid_outputs"], "centroid_outputs", "f", (n, k))
+    width = sum(-(-layer["bits"] // 8) for layer in meta["layers"])
+    _shaped(a["codes"], "codes", "u", (n, width))
+
+
 def _shaped(a: np.ndarray, name: str, kinds: str, shape: tuple) -> None:
     """``a`` has a dtype of one of ``kinds`` and shape ``shape`` (None: any size on that axis)."""
     _require(a.dtype.kind in kinds, f"'{name}' has dtype {a.dtype}")
@@ -173,12 +183,7 @@ def _check(meta: dict, a: dict[str, np.ndarray]) -> None:
     _shaped(a["labels"], "labels", "iu", (len(a["verts"]), 2))
     _require(bool(np.all((a["labels"][:, 0] >= -1) & (a["labels"][:, 0] < len(meta["layers"])))),
              "'labels' name layers that the file does not have")
-    _shaped(a["affine"], "affine", "f", (n_regions, None, 3))
-    k = a["affine"].shape[1]
-    _require(k >= 1, "'affine' has no outputs")
-    _shaped(a["centroid_outputs"], "centroid_outputs", "f", (n_regions, k))
-    width = sum(-(-layer["bits"] // 8) for layer in meta["layers"])
-    _shaped(a["codes"], "codes", "u", (n_regions, width))
+    _check_maps(a, meta, n_regions, 3)
     if "exact" in a:
         _shaped(a["exact"], "exact", "b", (n_regions,))
     _shaped(a["polygon"], "polygon", "f", (None, 2))
@@ -197,12 +202,7 @@ def _check_path(meta: dict, a: dict[str, np.ndarray]) -> None:
              "'lo' and 'hi' are not finite intervals")
     _require(meta.get("kind") in ("polyline", "ellipse") and isinstance(meta.get("closed"), bool),
              "'meta' has no valid path 'kind' and 'closed'")
-    _shaped(a["affine"], "affine", "f", (n, None, 3 if meta["kind"] == "ellipse" else 2))
-    k = a["affine"].shape[1]
-    _require(k >= 1, "'affine' has no outputs")
-    _shaped(a["centroid_outputs"], "centroid_outputs", "f", (n, k))
-    width = sum(-(-layer["bits"] // 8) for layer in meta["layers"])
-    _shaped(a["codes"], "codes", "u", (n, width))
+    _check_maps(a, meta, n, 3 if meta["kind"] == "ellipse" else 2)
     _shaped(a["ends"], "ends", "iu", (n, 2, 2))
     _require(bool(np.all((a["ends"][..., 0] >= -1) & (a["ends"][..., 0] < len(meta["layers"])))),
              "'ends' name layers that the file does not have")
@@ -228,12 +228,7 @@ def _check_volume(meta: dict, a: dict[str, np.ndarray]) -> None:
     _shaped(a["face_units"], "face_units", "iu", (len(a["planes"]), 2))
     _require(bool(np.all((a["face_units"][:, 0] >= -1) & (a["face_units"][:, 0] < len(meta["layers"])))),
              "'face_units' name layers that the file does not have")
-    _shaped(a["affine"], "affine", "f", (n, None, 4))
-    k = a["affine"].shape[1]
-    _require(k >= 1, "'affine' has no outputs")
-    _shaped(a["centroid_outputs"], "centroid_outputs", "f", (n, k))
-    width = sum(-(-layer["bits"] // 8) for layer in meta["layers"])
-    _shaped(a["codes"], "codes", "u", (n, width))
+    _check_maps(a, meta, n, 4)
     _shaped(a["exact"], "exact", "b", (n,))
     _shaped(a["basis"], "basis", "f", (a["origin"].size, 3))
     _shaped(a["polytope"], "polytope", "f", (None, 3))
