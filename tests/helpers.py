@@ -730,3 +730,18 @@ def seconds_to_stop(run, ctrl_c, after: float = 1.0) -> float:
         timer.cancel()
     assert fired
     return stopped - fired[0]
+
+
+def pieces_by_sides(res, piece_bytes) -> dict:
+    """The pieces of a split (a LineSplit or CellSplit ``res``) keyed by (parent, its side of each
+    of its cell's cuts), each to ``piece_bytes(pieces, p)``: two splits that made the same pieces
+    give equal dicts, whatever their order."""
+    out = {}
+    piece, cut, side = (t.numpy() for t in res.sides_of(torch.arange(len(res.pieces))))
+    order = np.lexsort((cut, piece))
+    rows = np.split(side[order], np.cumsum(np.bincount(piece, minlength=len(res.pieces)))[:-1])
+    for p in range(len(res.pieces)):
+        key = (int(res.parent[p]), rows[p].tobytes())
+        assert key not in out, "two pieces of one cell on the same sides of all its cuts"
+        out[key] = piece_bytes(res.pieces, p)
+    return out

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import splinecam as sc
 from splinecam.geometry import compiled, compiled3d, linesplit, plane_tolerance, surface
 from splinecam.geometry.polyhedra import MAX_FACES, Polyhedra, split_polyhedra, split_polyhedra_at_breakpoints
-from helpers import examples, random_mlp
+from helpers import examples, pieces_by_sides, random_mlp
 
 pytestmark = pytest.mark.skipif(not compiled.AVAILABLE, reason="numba is not installed")
 
@@ -28,19 +28,6 @@ def piece_bytes(polys: Polyhedra, p: int) -> tuple[bytes, ...]:
     f, g = int(polys.face_offsets[p]), int(polys.face_offsets[p + 1])
     return (polys.verts[a:b].numpy().tobytes(), polys.incidence[a:b].numpy().tobytes(),
             polys.planes[f:g].numpy().tobytes(), polys.face_units[f:g].numpy().tobytes())
-
-
-def by_key(res) -> dict:
-    """piece -> (parent, sides of its cell's planes) -> its arrays, as bytes."""
-    out = {}
-    piece, plane, side = (t.numpy() for t in res.sides_of(torch.arange(len(res.pieces))))
-    order = np.lexsort((plane, piece))
-    rows = np.split(side[order], np.cumsum(np.bincount(piece, minlength=len(res.pieces)))[:-1])
-    for p in range(len(res.pieces)):
-        key = (int(res.parent[p]), rows[p].tobytes())
-        assert key not in out, "two pieces of one cell on the same sides of all its planes"
-        out[key] = piece_bytes(res.pieces, p)
-    return out
 
 
 def cells_and_planes(seed: int, integer: bool, n_cells: int, n_planes: int):
@@ -77,7 +64,7 @@ def test_compiled_split_equals_torch(seed, integer, n_cells, n_planes):
     slow = split_polyhedra(cells, region, planes, tol, units, use_compiled=False)
     assert len(fast.rest) == len(slow.rest) == 0
     assert torch.equal(torch.sort(fast.parent).values, torch.sort(slow.parent).values)
-    assert by_key(fast) == by_key(slow)
+    assert pieces_by_sides(fast, piece_bytes) == pieces_by_sides(slow, piece_bytes)
     vol = torch.zeros(len(cells), dtype=torch.float64).index_add_(0, fast.parent, fast.pieces.volumes())
     torch.testing.assert_close(vol, cells.volumes(), rtol=1e-12, atol=1e-14)
 

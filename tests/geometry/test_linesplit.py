@@ -13,23 +13,15 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from splinecam.geometry import compiled, line_tolerance, linesplit, split_by_lines
-from helpers import examples, hull, make_batch, random_mlp, run
+from helpers import examples, hull, make_batch, pieces_by_sides, random_mlp, run
 
 pytestmark = pytest.mark.skipif(not compiled.AVAILABLE, reason="numba is not installed")
 
 
-def by_key(res) -> dict:
-    """piece -> (parent, sides of its polygon's lines) -> (vertices, edge units), as bytes."""
-    out = {}
-    piece, line, side = (t.numpy() for t in res.sides_of(torch.arange(len(res.pieces))))
-    order = np.lexsort((line, piece))
-    rows = np.split(side[order], np.cumsum(np.bincount(piece, minlength=len(res.pieces)))[:-1])
-    for p in range(len(res.pieces)):
-        a, b = int(res.pieces.offsets[p]), int(res.pieces.offsets[p + 1])
-        key = (int(res.parent[p]), rows[p].tobytes())
-        assert key not in out, "two pieces of one polygon on the same sides of all its lines"
-        out[key] = (res.pieces.verts[a:b].numpy().tobytes(), res.pieces.edge_units[a:b].numpy().tobytes())
-    return out
+def polygon_bytes(pieces, p: int) -> tuple[bytes, bytes]:
+    """Piece p's vertices and edge units, as bytes."""
+    a, b = int(pieces.offsets[p]), int(pieces.offsets[p + 1])
+    return pieces.verts[a:b].numpy().tobytes(), pieces.edge_units[a:b].numpy().tobytes()
 
 
 def check_same(polys: list[np.ndarray], lines: list[np.ndarray]) -> None:
@@ -44,7 +36,7 @@ def check_same(polys: list[np.ndarray], lines: list[np.ndarray]) -> None:
     slow = split_by_lines(batch, poly, ln, tol, units, use_compiled=False)
     assert len(fast.pieces) == len(slow.pieces)
     assert torch.equal(torch.sort(fast.parent).values, torch.sort(slow.parent).values)
-    assert by_key(fast) == by_key(slow)
+    assert pieces_by_sides(fast, polygon_bytes) == pieces_by_sides(slow, polygon_bytes)
 
 
 coord = st.integers(-4, 4)
