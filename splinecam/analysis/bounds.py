@@ -108,15 +108,13 @@ class OutputBounds:
         input if known.  None when the symbols pass ``max_symbols``."""
         forms = dict(values)
         total = cells.shape[2]  # rows (affine, then symbols) made so far: every form's rows are a prefix of them
-        fresh = {}  # value index -> the first row of the symbols a split op just made (one unit each)
         for i, node, args in self.graph.walk(forms, start):
             try:  # new symbols go after all earlier ones, also those of parallel branches
-                out = node.op.relax(args, cells, total, self.max_symbols, first if i == start else None,
-                                    fresh.get(node.args[0]) if len(node.args) == 1 else None)
+                out = node.op.relax(args, cells, total, self.max_symbols, first if i == start else None)
                 if node.op.splits:
                     if self.interval:
                         out = box_form(cells, out, self.max_symbols)
-                    fresh[i + 1], total = total, out.shape[1]
+                    total = out.shape[1]
             except TooManySymbols:
                 return None
             forms[i + 1] = out

@@ -15,7 +15,6 @@ from .base import AffineOp
 __all__ = ["ChannelAffineOp", "ConvOp", "FunctionOp", "LinearOp", "ModuleLinearOp"]
 
 
-_GATHER_WIDTH = 16  # LinearOp.relax gathers the columns of one-unit rows for outputs at least this wide
 PULL_ELEMENTS = 1 << 24  # numbers of a chain's values at once while LinearOp.absorb composes it (128 MiB in float64)
 
 
@@ -45,23 +44,6 @@ class LinearOp(AffineOp):
 
     def magnitude(self, r):
         return F.linear(r.flatten(1) if self.flat else r, absolute_weight(self))
-
-    def relax(self, forms, cells, symbols, max_symbols, first=None, fresh=None):
-        """As :meth:`AffineOp.relax`, but the rows from ``fresh`` on, each ``a`` times one unit
-        ``u``, are ``a`` times column ``u`` of the weight (a gather where the product would
-        cost a row of multiply-adds per unit: the bounds of wide MLPs are mostly such rows)."""
-        form = forms[0]
-        if fresh is None or fresh >= form.shape[1] or len(self.weight) < _GATHER_WIDTH or not (self.flat or form.dim() == 3):
-            return super().relax(forms, cells, symbols, max_symbols, first)
-        r = len(form)
-        flat = form.reshape(r, form.shape[1], -1)
-        head = self.push(flat[:, :fresh])
-        tail = flat[:, fresh:]
-        if bool(((tail != 0).sum(-1) > 1).any()):  # not one unit a row after all: the plain product
-            return super().relax(forms, cells, symbols, max_symbols, first)
-        unit = tail.abs().argmax(-1, keepdim=True)  # (R, E, 1): the row's unit (any, where it has none)
-        scale = tail.gather(-1, unit)  # (R, E, 1): its coefficient (zero where it has none)
-        return torch.cat([head, scale * self.weight.T[unit[..., 0]]], 1)
 
     def then(self, nxt, shape):
         """Followed by a per-feature affine map (BatchNorm1d on (B, out)): rows scaled."""

@@ -42,14 +42,12 @@ class Op:
         raise NotImplementedError
 
     def relax(self, forms: list[torch.Tensor], cells: torch.Tensor, symbols: int, max_symbols: int,
-              first: tuple[torch.Tensor, torch.Tensor] | None = None, fresh: int | None = None) -> torch.Tensor:
+              first: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """The form (R, 3 + E', *shape_out) of the output over the cells ``cells`` (R, V, 3)
         (:func:`~splinecam.ops.forms.corners`), given the forms of the inputs (R, 3 + E_i, *shape_i)
         (see :mod:`splinecam.ops.forms`): it holds every value the output takes in a cell.
         ``symbols``: the rows of the symbols made so far (new ones go after them); ``first``:
-        the bounds (R, U) of the input, where known; ``fresh``: where known, the first row of
-        the single input's form from which every row has at most one nonzero unit (the symbols
-        a split op just made, see :func:`~splinecam.ops.forms.with_symbols`); raises
+        the bounds (R, U) of the input, where known; raises
         :class:`~splinecam.ops.forms.TooManySymbols` past ``max_symbols``."""
         raise NotImplementedError(f"{type(self).__name__} has no bounds relaxation")
 
@@ -131,7 +129,7 @@ class AffineOp(Op):
             out[:, 0].add_(b)
         return out
 
-    def relax(self, forms, cells, symbols, max_symbols, first=None, fresh=None):
+    def relax(self, forms, cells, symbols, max_symbols, first=None):
         """Exact: the value row with the bias, every other row through the linear part."""
         rows = max(f.shape[1] for f in forms)
         return self.push(*[pad_form(f, rows) for f in forms])
@@ -234,7 +232,7 @@ class SplitOp(Op):
         :meth:`relax_symbolic` (an op with ``relaxable`` gives it, or overrides :meth:`relax`)."""
         raise NotImplementedError(f"{type(self).__name__} has no bounds relaxation")
 
-    def relax(self, forms, cells, symbols, max_symbols, first=None, fresh=None):
+    def relax(self, forms, cells, symbols, max_symbols, first=None):
         """:meth:`linear_relaxation` of the input's bounds, each relaxed unit a new symbol."""
         form = pad_form(forms[0], symbols)
         flat = form.reshape(len(form), form.shape[1], -1)
