@@ -27,7 +27,7 @@ from .run.executors import executor_scope, run_tasks, task_scope
 from .run.plan import DEFAULT_MEMORY, Plan, parse_bytes
 from .run.regions import LayerInfo, RegionArrays, unpack_codes, vertex_means
 from .run.tiles import Grid, merge
-from .run.trace import Graph, frozen, prepare
+from .run.trace import Graph, frozen, prepare, shape_error
 from .run.watch import Watch
 from .slices import Slice, as_points
 
@@ -361,10 +361,7 @@ def check_shapes(twin, graph: Graph, sl: Slice, dtype, device) -> list[tuple[int
             expected = twin(x)
             values = graph.forward(x, values=True)
     except RuntimeError as err:
-        raise ValueError(
-            f"the model cannot run on inputs of the slice's shape {tuple(sl.input_shape)} "
-            f"(a batch of them has shape (N, {', '.join(map(str, sl.input_shape))})): {err}"
-        ) from None
+        raise shape_error(tuple(sl.input_shape), str(err)) from None
     got = values[-1]
     rtol = 1e-9 if dtype == torch.float64 else 1e-4
     if not torch.allclose(expected, got, rtol=rtol, atol=rtol * float(expected.abs().max()) + 1e-30):

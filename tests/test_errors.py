@@ -164,12 +164,21 @@ def test_bad_polygon_shape(poly):
 def test_input_dimension_mismatch():
     model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
     sl = sc.Slice.around(np.zeros(5))
-    with pytest.raises(ValueError, match=r"slice's shape \(5,\)"):
+    with pytest.raises(ValueError, match=r"domain's shape \(5,\)"):
         run(model, sl)
     sl = sc.Slice.around(np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"\(2, 3\)"):
         run(nn.Sequential(nn.Linear(4, 1)), sl)
 
+
+
+def test_a_batch_of_one_gets_a_hint():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 6 * 6, 1))
+    x0, x1 = torch.zeros(1, 1, 8, 8), torch.ones(1, 1, 8, 8)
+    with pytest.raises(ValueError, match=r"shape \(1, 1, 8, 8\).*without it \(x\[0\]\)") as err:
+        sc.partition(model, sc.Path.segment(x0, x1))
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+    assert len(sc.partition(model, sc.Path.segment(x0[0], x1[0])).t) >= 2
 
 def test_region_limit():
     model = random_mlp([16, 16], 1, seed=0)

@@ -16,7 +16,7 @@ from torch.utils._pytree import tree_flatten
 from ..errors import UnsupportedModelError
 from ..ops import REGISTRY, SMOOTH_NAMES, FunctionOp, Live, Op, TrainingMode, Unsupported
 
-__all__ = ["Graph", "Node", "agrees", "frozen", "prepare", "trace"]
+__all__ = ["Graph", "Node", "agrees", "frozen", "prepare", "shape_error", "trace"]
 
 SMOOTH = (
     nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Softplus, nn.ELU, nn.SELU, nn.CELU, nn.Mish,
@@ -274,11 +274,7 @@ def _build_ops(model: nn.Module, graph: fx.Graph, input_shape: tuple[int, ...]) 
                         "inside forward has a fixed dtype; create it with x.new_tensor(...) / torch.ones(..., "
                         "dtype=x.dtype), or register it as a buffer."
                     ) from None
-                dims = ", ".join(map(str, input_shape))
-                raise ValueError(
-                    f"the model cannot run on inputs of the slice's shape {tuple(input_shape)} (a batch of them "
-                    f"has shape (N, {dims})): {n.name}{_location(n)} failed with {type(err).__name__}: {err}"
-                ) from None
+                raise shape_error(input_shape, f"{n.name}{_location(n)} failed with {type(err).__name__}: {err}") from None
             value = env[n]
             is_max_pair = isinstance(value, tuple) and hasattr(value, "indices")
             if not live_in or not (isinstance(value, torch.Tensor) or is_max_pair):
@@ -419,6 +415,15 @@ def check_finite(model: nn.Module) -> None:
     if bad:
         raise ValueError(f"the model has NaN or inf values in: {', '.join(bad)}.")
 
+
+
+def shape_error(input_shape: tuple[int, ...], failure: str) -> ValueError:
+    """The one message for a model that cannot run on a domain's inputs of ``input_shape``."""
+    dims = ", ".join(map(str, input_shape))
+    hint = (" If the first dimension of your inputs is a batch of one, give the inputs without it (x[0])."
+            if len(input_shape) > 1 and input_shape[0] == 1 else "")
+    return ValueError(f"the model cannot run on inputs of the domain's shape {tuple(input_shape)} (a batch of "
+                      f"them has shape (N, {dims})): {failure}.{hint}")
 
 def prepare(model: nn.Module, dtype: torch.dtype, device, input_shape) -> tuple[nn.Module, Graph]:
     """A private copy of the model in ``dtype`` on ``device`` and its graph for inputs of one
