@@ -134,6 +134,21 @@ except sc.RegionLimitError as err:
 fig, ax = plt.subplots(figsize=(6, 5))
 part.plot(ax=ax, color_by="class")
 '''),
+    ("volume", "A trained SDF in 3-D: its cells and its exact surface",
+     "A small ReLU SDF of a sphere, fitted for a few seconds.  Left: its exact cells, shown where they "
+     "meet the faces of the box seen from this view (`part.plot()`; `interior=True` adds every edge "
+     "inside).  Right: the zero level set as a triangle mesh, exact in every cell "
+     "(`part.level_set_mesh()`).",
+     '''
+torch.manual_seed(0)
+pts = torch.rand(4000, 3) * 2 - 1
+sdf = fit(mlp(3, 32, 32, 1), pts, pts.norm(dim=1, keepdim=True) - 0.6, steps=300, loss=nn.functional.mse_loss)
+part = sc.partition(sdf, sc.Volume.box((-1, -1, -1), (1, 1, 1)))
+mesh = part.level_set_mesh()
+fig = plt.figure(figsize=(10, 5), layout="constrained")
+part.plot(ax=fig.add_subplot(1, 2, 1, projection="3d")).set_title(f"{len(part):,} cells")
+mesh.plot(ax=fig.add_subplot(1, 2, 2, projection="3d")).set_title(f"f = 0: {len(mesh.triangles):,} triangles")
+'''),
     ("coarse", "Boundary first",
      "`sc.decision_boundary(model, slice)` refines only the cells the boundary can cross; the cells "
      "a bound proved free of it stay coarse (grey, hatched).",

@@ -15,7 +15,7 @@ import numpy as np
 __all__ = ["CLASS_PALETTE", "COARSE_COLOR", "COLOR_BY", "FILL_LIGHT", "check_color_by", "class_cells_of",
            "class_color", "class_faces", "class_labels", "class_region_faces", "code_colors", "edge_style",
            "layer_handles", "layer_label", "layer_palette", "partition_figure", "plot_boundary",
-           "plot_layers", "plot_partition", "region_colors"]
+           "pale_colors", "plot_layers", "plot_partition", "region_colors"]
 
 COLOR_BY = ("random", "slope", "area", "output", "class", "sign", "layer", "code")
 
@@ -104,12 +104,8 @@ def _region_colors(part, color_by: str, output: int, seed: int) -> np.ndarray:
 
     curved = getattr(part, "curved", False)  # a curved partition's rows are pieces: colour its regions
     n = part.n_regions + 1 if curved else len(part)
-    rng = np.random.default_rng(seed)
     if color_by in ("random", "layer"):
-        hue = rng.random(n)
-        sat = 0.12 + 0.22 * rng.random(n) if color_by == "random" else np.full(n, 0.04)
-        hsv = np.stack([hue, sat, 0.93 + 0.06 * rng.random(n)], 1)
-        colors = np.c_[mpl.colors.hsv_to_rgb(hsv), np.ones(n)]
+        colors = pale_colors(n, seed, saturated=color_by == "random")
         return colors[part.region] if curved else colors  # region -1: the last colour
     if color_by == "code":
         return code_colors(part.arrays.packed_codes)
@@ -122,6 +118,17 @@ def _region_colors(part, color_by: str, output: int, seed: int) -> np.ndarray:
     lo, hi = np.nanpercentile(value, [1, 99]) if part.exact.any() else (0.0, 1.0)
     norm = (value - lo) / max(hi - lo, 1e-300)
     return mpl.colormaps[cmap](np.clip(norm, 0, 1))
+
+
+def pale_colors(n: int, seed: int = 0, saturated: bool = True) -> np.ndarray:
+    """(n, 4) pale RGBA colours of random hue, one per cell (near grey unless ``saturated``)."""
+    import matplotlib as mpl
+
+    rng = np.random.default_rng(seed)
+    hue = rng.random(n)
+    sat = 0.12 + 0.22 * rng.random(n) if saturated else np.full(n, 0.04)
+    hsv = np.stack([hue, sat, 0.93 + 0.06 * rng.random(n)], 1)
+    return np.c_[mpl.colors.hsv_to_rgb(hsv), np.ones(n)]
 
 
 def code_colors(packed_codes: np.ndarray) -> np.ndarray:
