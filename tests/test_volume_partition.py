@@ -97,6 +97,8 @@ def test_limits_hand_back_valid_partial_cells():
     assert isinstance(partial, sc.VolumePartition) and not partial.complete
     assert 0 < partial.volume_fraction < 1 and len(partial) >= 1
     assert partial.verify().ok
+    with pytest.raises(sc.TimeLimitError, match=r"% of the volume\)"):
+        part_of(model, timeout=1e-6)
 
 
 class MaxoutNet(nn.Module):

@@ -95,8 +95,9 @@ class Watch:
                                 + " |{bar}| {elapsed}<{remaining}{postfix}")
 
     def _share(self) -> str:
-        """What the finished measure is a share of, e.g. "the slice's area"."""
-        return f"the {self.slice.noun}'s {self.slice.measure_noun}"
+        """What the finished measure is a share of, e.g. "the slice's area" (a volume's: "the volume")."""
+        noun, measure = self.slice.noun, self.slice.measure_noun
+        return f"the {noun}" if noun == measure else f"the {noun}'s {measure}"
 
     def close(self) -> None:
         if self.bar is not None and not self.keep_open:
