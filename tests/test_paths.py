@@ -18,7 +18,7 @@ from torch import nn
 from trained_models import multiclass_mlp, sdf_mlp
 
 import splinecam as sc
-from splinecam.analysis.sampling import code_mismatches, network_outputs
+from splinecam.analysis.sampling import ambiguous_bits, code_mismatches, network_outputs
 
 GRID = 3000
 
@@ -30,19 +30,28 @@ def _model_at(part, t):
     return outputs, codes, scale, x
 
 
-def _switches(part, t, codes, steps: int = 60) -> np.ndarray:
+def _switches(part, t, codes, atol: float, steps: int = 60) -> np.ndarray:
     """The exact parameters where the model's code changes between grid points t (m,) with
-    codes (m, bits): bisection to the last float steps."""
+    codes (m, bits): bisection to the last float steps.  A change counts where a bit differs
+    between 1e-7 of the range either side of it and is not within ``atol`` of a tie at either:
+    not a unit flat at zero (integer weights) or one touching the path (its sign is rounding)."""
+    lo, hi = part.path.t_range
     out = []
     for i in np.flatnonzero((codes[1:] != codes[:-1]).any(1)):
-        a, b, ca = t[i], t[i + 1], codes[i]
+        bits = codes[i] != codes[i + 1]  # bisect on these alone: a unit touching the path in between is rounding
+        a, b, ca = t[i], t[i + 1], codes[i, bits]
         for _ in range(steps):
             m = (a + b) / 2
             if m in (a, b):
                 break
-            cm = _model_at(part, [m])[1][0]
+            cm = _model_at(part, [m])[1][0, bits]
             a, b, ca = (m, b, cm) if np.array_equal(cm, ca) else (a, m, ca)
-        out.append((a + b) / 2)
+        s, step = (a + b) / 2, 1e-7 * (hi - lo)
+        sides = np.array([max(s - step, lo), min(s + step, hi)])
+        near = _model_at(part, sides)[1][:, bits]
+        amb = ambiguous_bits(part.graph, part.to_input(sides), atol)[:, bits]
+        if ((near[0] != near[1]) & ~amb[0] & ~amb[1]).any():
+            out.append(s)
     return np.array(out)
 
 
@@ -61,7 +70,7 @@ def check_path_partition(part, n: int = GRID) -> None:
     keep = ~near
     assert np.max(np.abs(part.evaluate(t)[keep] - outputs[keep])) <= 1e-9 * scale
     assert code_mismatches(part, idx, codes, keep, part.graph, x, 1e-9 * scale) == 0
-    for s in _switches(part, t, codes):  # every change of the model's code is a breakpoint
+    for s in _switches(part, t, codes, 1e-9 * scale):  # every change of the model's code is a breakpoint
         assert np.min(np.abs(part.t - s)) <= 1e-9 * (hi - lo), s
     same_leg = part.leg[1:] == part.leg[:-1]  # within a leg, neighbouring pieces differ
     assert np.all((part.codes[1:] != part.codes[:-1]).any(1)[same_leg])
