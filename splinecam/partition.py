@@ -18,7 +18,7 @@ from ._version import __version__
 from .errors import InvalidPartitionFile, RegionLimitError, StoppedEarly
 from .extras import late
 from .geometry import RegionGrid
-from .io.files import FORMAT, read_arrays, save_arrays
+from .io.files import CURVED_FILE, FORMAT, read_arrays, save_arrays
 from .run.chain import Chain, ChainRun, cached_chain, chain_applies
 from .run.curved import DECISION, CurvedPieces, SineNet, certify, read_sine_net, sine_encoding
 from .run.compose import compose
@@ -747,21 +747,30 @@ class CurvedPartition(Partition):
         classes = np.tile([0, max(self.n_outputs - 1, 0)], (len(segments), 1))
         return late("analysis.boundary.Boundary")(segments, piece[on], classes, partition=self)
 
-    def level_set(self, value: float, output: int = 0, timeout: float | None = None) -> Boundary:
-        """The certified level set ``output == value`` of a one-output model, as polylines within
-        ``tolerance`` like the region boundaries: for ``value`` 0 the decision boundary, else the
-        certificate run again over the slice with ``out - value`` as its decision function (as
-        costly as the partition; ``timeout`` as in :func:`partition`).  Its segments' pieces are
-        those of that run (``boundary.partition``)."""
-        if output != 0 or self.n_outputs != 1:
+    def at_level(self, value: float, timeout: float | None = None) -> "CurvedPartition":
+        """The certified partition of a one-output model with ``out - value`` as its decision
+        function (this partition itself where that is its own): its decision boundary is the level
+        set ``out = value``, its ``side`` and class cells (``f > value``) are those of that level.
+        Another value runs the certificate again over the slice (as costly as the partition;
+        ``timeout`` as in :func:`partition`)."""
+        if self.n_outputs != 1:
             raise ValueError(f"a curved partition certifies level sets of a one-output model only; this model has "
-                             f"{self.n_outputs} outputs (output={output}).")
+                             f"{self.n_outputs} outputs.")
         if float(value) == self.net.decision[1]:
-            return self.decision_boundary()
+            return self
         net = replace(self.net, decision=(self.net.decision[0], float(value)))
         options = Options(tol=self.tolerance, timeout=timeout)
-        again = partition_curved(None, self.slice, False, options, time.perf_counter(), net, self._prepared())
-        return again.decision_boundary()
+        return partition_curved(None, self.slice, False, options, time.perf_counter(), net, self._prepared())
+
+    def level_set(self, value: float, output: int = 0, timeout: float | None = None) -> Boundary:
+        """The certified level set ``output == value`` of a one-output model, as polylines within
+        ``tolerance`` like the region boundaries: the decision boundary of :meth:`at_level` (for
+        ``value`` 0 this partition's own; else a second certificate run).  Its segments' pieces
+        are those of that run (``boundary.partition``)."""
+        if output != 0:
+            raise ValueError(f"a curved partition certifies level sets of a one-output model only; this model has "
+                             f"{self.n_outputs} outputs (output={output}).")
+        return self.at_level(value, timeout).decision_boundary()
 
     def stats(self) -> dict:
         """:func:`splinecam.analysis.stats.stats` of the pieces, with the numbers of the regions:
@@ -775,17 +784,42 @@ class CurvedPartition(Partition):
                    area_min=float(areas.min()), area_max=float(areas.max()), area_median=float(np.median(areas)))
         return out
 
-    def class_cells(self, output=None, level=None):
-        raise ValueError("class cells are not computed for a curved partition; use part.side (the decision side "
-                         "of each piece) and part.region.")
-
-    def class_regions(self, output=None, level=None):
-        return self.class_cells(output, level)
-
     def verify(self, n_points: int | None = None, seed: int = 0, model=None, tol: float | None = None):
         """Check by sampling against a float64 copy of the model; see
         :func:`splinecam.analysis.sampling.verify_curved`."""
         return late("analysis.sampling.verify_curved")(self, n_points=n_points, seed=seed, model=model, tol=tol)
 
     def save(self, path) -> None:
-        raise ValueError("saving a curved partition is not supported yet; keep part.pieces (NumPy arrays).")
+        """Write an ``.npz`` file (arrays and JSON only: loading runs no code), atomically as
+        :meth:`Partition.save`: the pieces, their patterns, sides, regions and certificate flags,
+        the uncertified and pending cells, the slice, and the network as the certificate read it
+        (the encoding's waves on the slice, every layer's weights), so that the loaded partition
+        evaluates exactly and certifies level sets without the model."""
+        sl, p = self.slice, self.pieces
+        net_arrays, net_meta = self.net.flat()
+        meta = {"format": CURVED_FILE.format, "version": __version__, "seconds": self.seconds,
+                "complete": self.complete, "tolerance": self.tolerance, "layers": [asdict(x) for x in self.layers],
+                "input_shape": list(sl.input_shape), **net_meta}
+        arrays = dict(verts=p.vertices, offsets=p.offsets, labels=p.edge_units, bits=p.bits, side=p.side,
+                      certified=p.certified, region=p.region, uncertified=p.uncertified, pending=p.pending,
+                      origin=sl.origin, basis=sl.basis, polygon=sl.polygon,
+                      anchors_uv=np.zeros((0, 2)) if sl.anchors_uv is None else sl.anchors_uv, **net_arrays)
+        save_arrays(path, arrays, meta)
+
+    @classmethod
+    def load(cls, path) -> "CurvedPartition":
+        """Read a file (a path or an open binary file) written by :meth:`save`: a CurvedPartition
+        with its ``curved``, ``tolerance`` and ``uncertified``, and no model (pass one to
+        ``verify``).  Raises FileNotFoundError if there is none, and
+        :class:`~splinecam.InvalidPartitionFile` saying why for a file that is not one."""
+        meta, f = read_arrays(path, CURVED_FILE)
+        anchors = f["anchors_uv"]
+        layers = [LayerInfo(**layer) for layer in meta["layers"]]
+        try:
+            sl = Slice(f["origin"], f["basis"], f["polygon"], anchors_uv=anchors if len(anchors) else None)
+            net = SineNet.from_flat(f, meta, [x.name for x in layers], [x.units for x in layers])
+        except ValueError as err:
+            raise InvalidPartitionFile(f"{path} is not a valid splinecam curved partition: {err}.") from None
+        pieces = CurvedPieces(f["verts"], f["offsets"].astype(np.int64), f["labels"].astype(np.int64), f["bits"],
+                              f["side"], f["certified"], f["region"].astype(np.int64), f["uncertified"], f["pending"])
+        return cls(pieces, sl, net, meta["tolerance"], meta["seconds"], (None, None), complete=meta["complete"])

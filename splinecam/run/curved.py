@@ -158,6 +158,39 @@ class SineNet:
     def levels(self) -> int:
         return len(self.hidden) + (self.decision is not None)
 
+    def flat(self) -> tuple[dict, dict]:
+        """(arrays, meta) that :meth:`from_flat` reads back: the waves (A (J, 2), b (J,)), every
+        layer's weights and biases concatenated (hidden layers, then the outputs), the decision
+        row (K,) (empty: none); meta: linear, slopes, outputs K, the decision level."""
+        layers = [*self.hidden, (*self.out, 0.0)]
+        arrays = dict(wave_A=self.waves.A, wave_b=self.waves.b,
+                      weights=np.concatenate([np.ravel(W) for W, _, _ in layers]),
+                      biases=np.concatenate([np.ravel(b) for _, b, _ in layers]),
+                      decision=np.zeros(0) if self.decision is None else np.asarray(self.decision[0], np.float64))
+        meta = dict(linear=int(self.waves.linear), slopes=[float(s) for _, _, s in self.hidden],
+                    outputs=int(len(self.out[1])), level=None if self.decision is None else float(self.decision[1]))
+        return arrays, meta
+
+    @classmethod
+    def from_flat(cls, arrays: dict, meta: dict, names: list, sizes: list) -> "SineNet":
+        """The net of :meth:`flat`'s arrays and meta, its hidden layers named ``names`` with
+        ``sizes`` units; ValueError saying what does not fit."""
+        J, widths = len(arrays["wave_b"]), [*sizes, meta["outputs"]]
+        shapes = [(n, m) for n, m in zip(widths, [J, *sizes])]
+        W, b = arrays["weights"], arrays["biases"]
+        if len(W) != sum(n * m for n, m in shapes) or len(b) != sum(widths) or len(meta["slopes"]) != len(sizes):
+            raise ValueError(f"its weights ({len(W)}), biases ({len(b)}) or slopes do not fit layers of "
+                             f"{widths} units on {J} features")
+        cut_W, cut_b = np.cumsum([0] + [n * m for n, m in shapes]), np.cumsum([0] + widths)
+        layers = [(W[cut_W[k]:cut_W[k + 1]].reshape(shape), b[cut_b[k]:cut_b[k + 1]]) for k, shape in enumerate(shapes)]
+        hidden = [(Wk, bk, float(s)) for (Wk, bk), s in zip(layers[:-1], meta["slopes"])]
+        c = arrays["decision"]
+        if len(c) not in (0, meta["outputs"]) or (len(c) > 0) != (meta["level"] is not None):
+            raise ValueError("its decision row does not fit its outputs")
+        decision = (c, float(meta["level"])) if len(c) else None
+        return cls(Waves(arrays["wave_A"], arrays["wave_b"], int(meta["linear"])), hidden, layers[-1], decision,
+                   list(names))
+
     def outputs(self, e: np.ndarray, bits: np.ndarray) -> np.ndarray:
         """(N, K) the outputs at encodings ``e`` (N, J) on the patterns ``bits`` (N, units): exact,
         each pattern's map is affine in ``e``."""

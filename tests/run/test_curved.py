@@ -65,9 +65,7 @@ def test_islands_of_one_unit_match_the_analytic_curve_and_count():
     assert distance_to_segments(curve, segs).max() <= part.tolerance
     assert (part.region >= 0).all()
     sizes = np.sort(np.bincount(part.region, weights=part.areas))
-    v = np.linspace(0, np.pi, 200001)
-    width = np.pi - 2 * np.arcsin(np.clip(1.2 - np.sin(v), -1, 1))  # the island's width at height v
-    island = float(np.sum((width[1:] + width[:-1]) / 2) * (v[1] - v[0]))
+    island = island_area(1.2)
     assert np.allclose(sizes[:4], island, rtol=0, atol=20 * part.tolerance)
     dmap = sc.density_map(part, 64)  # 1 / the area of the region at each pixel: an island's, or the rest's
     gap = np.abs(1 / dmap.values.ravel()[:, None] - sizes).min(1)  # each pixel shows its region's area
@@ -93,6 +91,35 @@ def test_level_sets_are_certified_curves():
     assert part.level_set(0.0).segments.shape == part.decision_boundary().segments.shape
     with pytest.raises(ValueError, match="one-output"):
         sc.partition(sine_mlp([3], 2, 0), sc.Slice.box((-1, -1), (1, 1)), progress=False, tol=1e-3).level_set(0.5)
+
+
+def island_area(level: float) -> float:
+    """The area of one island ``sin u + sin v > level`` (level > 0), by the trapezoid rule."""
+    v = np.linspace(0, np.pi, 200001)
+    width = np.pi - 2 * np.arcsin(np.clip(level - np.sin(v), -1, 1))
+    return float(np.sum((width[1:] + width[:-1]) / 2) * (v[1] - v[0]))
+
+
+def test_class_regions_are_the_certified_sides_of_the_decision_boundary():
+    # out = 2 relu(sin u + sin v - 1.2) - 0.5 > 0 where sin u + sin v > 1.45: four islands
+    part = sc.partition(one_unit([1.0, 1.0], -1.2), ISLANDS, progress=False, tol=1e-6)
+    regions = part.class_regions()
+    assert sorted(regions) == [0, 1]
+    assert (regions[1].b0, regions[1].b1) == (4, 0) and (regions[0].b0, regions[0].b1) == (1, 4)
+    assert regions[1].area == pytest.approx(4 * island_area(1.45), abs=1e-4)
+    assert regions[0].area + regions[1].area == pytest.approx(ISLANDS.area, rel=1e-12)
+    cells = part.class_cells()
+    assert np.array_equal(cells.label, part.side) and cells.areas.sum() == pytest.approx(ISLANDS.area, rel=1e-12)
+    for ring, _ in regions[1].polygons:  # each island's outline is within tol of the level curve
+        f = np.sin(ring[:, 0]) + np.sin(ring[:, 1]) - 1.45
+        assert np.max(np.abs(f) / np.hypot(np.cos(ring[:, 0]), np.cos(ring[:, 1]))) <= part.tolerance
+    with pytest.raises(ValueError, match=r"at_level\(0.3\)"):
+        part.class_regions(level=0.3)
+    assert part.at_level(0.0) is part
+    higher = part.at_level(0.3).class_regions()  # sin u + sin v > 1.6: smaller islands
+    assert higher[1].b0 == 4 and higher[1].area == pytest.approx(4 * island_area(1.6), abs=1e-4)
+    with pytest.raises(ValueError, match="1 or 2 outputs"):
+        sc.partition(sine_mlp([2], 3, 0), sc.Slice.box((-1, -1), (1, 1)), progress=False, tol=1e-3).class_regions()
 
 
 def test_stripes_of_one_unit_count_and_lie_on_the_lines():
