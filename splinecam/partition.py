@@ -20,7 +20,7 @@ from .extras import late
 from .geometry import RegionGrid
 from .io.files import CURVED_FILE, FORMAT, read_arrays, save_arrays
 from .run.chain import Chain, ChainRun, cached_chain, chain_applies
-from .run.curved import DECISION, CurvedPieces, SineNet, certify, read_sine_net, sine_encoding
+from .run.curved import DECISION, UNCERTIFIED, CurvedPieces, SineNet, certify, read_sine_net, sine_encoding
 from .run.compose import compose
 from .run.engine import Engine
 from .run.executors import executor_scope, run_tasks, task_scope
@@ -248,7 +248,7 @@ def partition_curved(model, sl: Slice, progress, options: Options, started: floa
     net = read_sine_net(model, sl) if net is None else net
     size = float(np.max(sl.polygon.max(0) - sl.polygon.min(0)))
     tol = 1e-6 * size if options.tol is None else float(options.tol)
-    min_cell = max(tol / 64, size * 2.0 ** -28)  # the quadtree's depth stays below 2**28
+    min_cell = size * 2.0 ** -26  # curves that only come close get separated, rounding aside
     max_regions = options.max_regions if options.max_regions is not None else 10**7
     watch = Watch(sl, progress, max_regions, options.timeout, started)
     network = (copy.deepcopy(model).to(torch.float64), None) if network is None else network  # nothing to trace
@@ -717,6 +717,11 @@ class CurvedPartition(Partition):
         return self.pieces.uncertified
 
     @property
+    def uncertified_reasons(self) -> list[str]:
+        """(C,) why each uncertified cell is (see :data:`splinecam.run.curved.UNCERTIFIED`)."""
+        return [UNCERTIFIED[k] for k in self.pieces.reasons]
+
+    @property
     def side(self) -> np.ndarray:
         return self.pieces.side
 
@@ -802,6 +807,7 @@ class CurvedPartition(Partition):
                 "input_shape": list(sl.input_shape), **net_meta}
         arrays = dict(verts=p.vertices, offsets=p.offsets, labels=p.edge_units, bits=p.bits, side=p.side,
                       certified=p.certified, region=p.region, uncertified=p.uncertified, pending=p.pending,
+                      reasons=p.reasons,
                       origin=sl.origin, basis=sl.basis, polygon=sl.polygon,
                       anchors_uv=np.zeros((0, 2)) if sl.anchors_uv is None else sl.anchors_uv, **net_arrays)
         save_arrays(path, arrays, meta)
@@ -818,8 +824,11 @@ class CurvedPartition(Partition):
         try:
             sl = Slice(f["origin"], f["basis"], f["polygon"], anchors_uv=anchors if len(anchors) else None)
             net = SineNet.from_flat(f, meta, [x.name for x in layers], [x.units for x in layers])
+            if np.any(f["reasons"] >= len(UNCERTIFIED)):
+                raise ValueError(f"its 'reasons' hold codes beyond the {len(UNCERTIFIED)} known")
         except ValueError as err:
             raise InvalidPartitionFile(f"{path} is not a valid splinecam curved partition: {err}.") from None
         pieces = CurvedPieces(f["verts"], f["offsets"].astype(np.int64), f["labels"].astype(np.int64), f["bits"],
-                              f["side"], f["certified"], f["region"].astype(np.int64), f["uncertified"], f["pending"])
+                              f["side"], f["certified"], f["region"].astype(np.int64), f["uncertified"], f["pending"],
+                              f["reasons"].astype(np.int64))
         return cls(pieces, sl, net, meta["tolerance"], meta["seconds"], (None, None), complete=meta["complete"])

@@ -243,6 +243,8 @@ def _check_curved(meta: dict, a: dict[str, np.ndarray]) -> None:
     for name in ("uncertified", "pending"):
         _shaped(a[name], name, "f", (None, 4))
         _require(bool(np.all(a[name][:, 2:] > a[name][:, :2])), f"'{name}' holds empty boxes")
+    _shaped(a["reasons"], "reasons", "iu", (len(a["uncertified"]),))
+    _require(bool(np.all(a["reasons"] >= 0)), "'reasons' holds negative codes")
     for name in ("wave_A", "wave_b", "weights", "biases", "decision"):
         _require(a[name].dtype.kind == "f" and bool(np.all(np.isfinite(a[name]))), f"'{name}' is not finite floats")
     _shaped(a["wave_A"], "wave_A", "f", (None, 2))
@@ -298,6 +300,6 @@ VOLUME_FILE = FileKind("splinecam.volume/1", ("verts", "offsets", "incidence", "
                                               "affine", "centroid_outputs", "codes", "exact", "origin", "basis",
                                               "polytope", "meta"), (), _check_volume)
 CURVED_FILE = FileKind("splinecam.curved/1", ("verts", "offsets", "labels", "bits", "side", "certified", "region",
-                                              "uncertified", "pending", "wave_A", "wave_b", "weights", "biases",
+                                              "uncertified", "reasons", "pending", "wave_A", "wave_b", "weights", "biases",
                                               "decision", "origin", "basis", "polygon", "anchors_uv", "meta"), (),
                        _check_curved)

@@ -45,9 +45,12 @@ those of the true partition; all up to float64 rounding of the roots and of the 
 points where the border's roots are sought.  Triple points (three curves through one point)
 and tangencies are not certified.
 
-A cell still unproven at the minimum cell size (``tol / 64`` by default) is *uncertified*: it is kept
-as one piece with the pattern at its centre, and listed; the regions that meet there are joined
-without proof.
+A cell still unproven at the minimum cell size (``2**-26`` of the slice box's side by default) is
+*uncertified*: it is kept as one piece with the pattern at its centre, and listed with the reason
+(:data:`UNCERTIFIED`); the regions that meet there are joined without proof.  The sign of a unit
+at a cell corner is taken only where it is beyond the rounding of its terms.  Three curves
+through one point, a tangency, or a singular point of a unit's zero set are
+never proven; curves that only come close are separated by the subdivision.
 
 The result's rows are convex *pieces* (a cell, a strip of a cell on one side of a polyline
 segment, or a triangle of a junction's fan); ``region`` gives each piece's region: pieces of the
@@ -79,10 +82,15 @@ try:
 except ImportError:  # numba is optional: the walk then runs in Python (slowly)
     njit = None
 
-__all__ = ["BORDER", "DECISION", "INSIDE", "CurvedPieces", "SineNet", "certify", "read_sine_net", "sine_encoding"]
+__all__ = ["BORDER", "DECISION", "INSIDE", "UNCERTIFIED", "CurvedPieces", "SineNet", "certify", "read_sine_net", "sine_encoding"]
 
 BORDER, INSIDE, DECISION = -1, -2, -3  # edge labels: on the slice border; between two pieces of one
 # pattern; along the decision boundary (a unit's polyline is labelled (layer, unit))
+UNCERTIFIED = (  # why a cell is uncertified, by code (CurvedPieces.reasons)
+    "three or more curves meet in it",
+    "one unit's zero set in it is not proven to be one arc (a singular point, or one where it turns back)",
+    "two curves in it are not proven to cross once or not at all (they touch, or run nearly parallel)",
+)
 _MAX_NODES = 256  # polyline nodes per cell (more: the cell is split instead)
 _BATCH = 64  # cells whose first level is bounded at once
 
@@ -275,7 +283,8 @@ class CurvedPieces:
     bool decision side; certified (P,) bool (False: the piece is an uncertified cell);
     region (P,) int, the region of each piece (-1 for an uncertified cell joined to no region
     that has a certified piece); uncertified (C, 4) the uncertified cells as
-    (u0, v0, u1, v1); pending (Q, 4) cells left when a limit stopped the run.
+    (u0, v0, u1, v1), reasons (C,) int why each is (an index into :data:`UNCERTIFIED`); pending
+    (Q, 4) cells left when a limit stopped the run.
     """
 
     vertices: np.ndarray
@@ -287,6 +296,7 @@ class CurvedPieces:
     region: np.ndarray
     uncertified: np.ndarray
     pending: np.ndarray
+    reasons: np.ndarray
 
 
 class _Leaves:
@@ -296,7 +306,7 @@ class _Leaves:
         self.net, self.lo, self.size, self.tol = net, lo, size, tol
         self.chunks = []  # (quads (n, 4, 2), labels (n, 4, 2), bits, certified, cell, component)
         self.cells = []  # ((depth, i, j), [bits of each component], {(axis, high side): (crossings, components)})
-        self.uncertified = []
+        self.uncertified, self.reasons = [], []
         self.unsure = {}  # uncertified cell -> {pattern key: components of its neighbours with it}
         self.count = 0
 
@@ -469,22 +479,15 @@ class _Curve:
         g2 = (tt + 2 * st * self.slope + ss * self.slope ** 2) / gmin  # |g''| on the cell
         return math.sqrt(8 * (tol / 2) / g2) if g2 > 0 else math.inf
 
-    def crossings(self, width: float) -> list:
+    def crossings(self, width: float) -> list | None:
         """[(crossing or None, h > 0 at the side's start)] on the cell sides s = s0 and s = s1
         (along t) and t = t0 and t = t1 (along s), each holding at most one (proven); the
-        crossings to within ``width``, found together."""
-        ax = self.axis
-        fixed = np.array([self.lo[ax], self.hi[ax], self.lo[1 - ax], self.hi[1 - ax]])
-        start = np.array([self.lo[1 - ax]] * 2 + [self.lo[ax]] * 2)
-        end = np.array([self.hi[1 - ax]] * 2 + [self.hi[ax]] * 2)
-        along_t = np.array([True, True, False, False])
-
-        a = self.h(np.where(along_t, fixed, start), np.where(along_t, start, fixed))
-        b = self.h(np.where(along_t, fixed, end), np.where(along_t, end, fixed))
-        roots = self.net.waves.roots(self.M[0], self.m[0], np.where(b > 0, self.sign, -self.sign),
-                                     self.point(np.where(along_t, fixed, 0.0), np.where(along_t, 0.0, fixed)),
-                                     np.where(along_t, 1 - ax, ax), start, end, width)
-        return [(float(r) if (p != q) else None, bool(p)) for r, p, q in zip(roots, a > 0, b > 0)]
+        crossings to within ``width``, found together (compiled: :meth:`Waves.sides`).  None
+        where rounding leaves h's sign at a corner open."""
+        first, last, roots = self.net.waves.sides(self.M[0], self.m[0], self.sign, self.axis, self.lo, self.hi, width)
+        if np.isnan(first).any() or np.isnan(last).any():
+            return None
+        return [(None if math.isnan(r) else float(r), bool(p > 0)) for r, p in zip(roots, first)]
 
     def side_keys(self) -> list:
         """The keys (axis, high side) of the sides in the order of :meth:`crossings`."""
@@ -501,6 +504,8 @@ def _one_curve(net: SineNet, rows, centre, half, tol: float):
     axis, width = curve.axis, tol / 4
     t0, t1 = curve.lo[1 - axis], curve.hi[1 - axis]
     sides = curve.crossings(width)
+    if sides is None:
+        return None
     (lower, low_pos), (upper, up_pos) = sides[:2]  # L(t) = h(s0, t) <= 0 and U(t) = h(s1, t) >= 0 on the arc
     a, b = t0, t1
     if lower is None and low_pos or upper is None and not up_pos:
@@ -568,8 +573,10 @@ def _junction(net: SineNet, splits, centre, half, tol: float):
     for n, arc in enumerate(arcs):  # each arc's ends on the border (none: no arc, or c's sign proven)
         if arc is False:
             continue
-        found = sorted((_loop(key, r, lo, hi), key, r) for key, (r, _) in zip(arc.side_keys(), arc.crossings(
-            fine)) if r is not None)  # finely: c's sign at A's ends, and which side of A C's ends are on
+        sides = arc.crossings(fine)  # finely: c's sign at A's ends, and which side of A C's ends are on
+        if sides is None:
+            return None
+        found = sorted((_loop(key, r, lo, hi), key, r) for key, (r, _) in zip(arc.side_keys(), sides) if r is not None)
         if len(found) not in (0, 2) or (n == 0 and not found):
             return None
         ends[n] = [(q, np.where(np.arange(2) == key[0], (lo, hi)[key[1]], r)) for q, key, r in found]
@@ -702,7 +709,7 @@ def certify(net: SineNet, sl: Slice, watch: Watch, tol: float, min_cell: float) 
                     stack.extend((d + 1, 2 * i + a, 2 * j + b) for a in (1, 0) for b in (1, 0))
                     continue
                 else:
-                    _finish(leaves, cell, centre, half, None, None)
+                    _finish(leaves, cell, centre, half, None, 0 if found is None else len(found[1]))
                 watch.done = leaves.count
                 watch.area += float(4 * half[0] * half[1])
                 watch.check("the sine encoding's curves", 0)
@@ -721,7 +728,8 @@ def _prove(net: SineNet, splits: list, centre, half, tol: float):
 
 
 def _finish(leaves: _Leaves, cell, centre, half, found, proof) -> None:
-    """Record the pieces of a finished cell and what its sides touch."""
+    """Record the pieces of a finished cell and what its sides touch; an uncertified one (found
+    None) has the index of its reason in :data:`UNCERTIFIED` as ``proof``."""
     lo, hi = centre - half, centre + half
     corners = np.array([lo, [hi[0], lo[1]], hi, [lo[0], hi[1]]])
     if found is None or not found[1]:  # one pattern (proven, or at the centre)
@@ -732,6 +740,7 @@ def _finish(leaves: _Leaves, cell, centre, half, found, proof) -> None:
             b, s = leaves.net.pattern(centre[None])
             bits = _levels(leaves.net, b[0], s[0])
             leaves.uncertified.append(np.concatenate([lo, hi]))
+            leaves.reasons.append(proof)
             leaves.unsure[len(leaves.cells)] = {}
         leaves.cells.append((cell, [bits], {}))
         leaves.add(corners[None], None, bits, ok, 0)
@@ -853,6 +862,7 @@ def _assemble(leaves: _Leaves, pending) -> CurvedPieces:
         bits, side, ok, region,
         np.array(leaves.uncertified).reshape(-1, 4),
         np.array([np.concatenate([c - h, c + h]) for c, h in pending]).reshape(-1, 4),
+        np.array(leaves.reasons, np.int64),
     )
 
 

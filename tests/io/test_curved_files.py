@@ -45,7 +45,8 @@ def test_a_curved_partition_loads_back_whole(one_output, tmp_path, monkeypatch):
     monkeypatch.undo()
     assert back.curved and back.tolerance == part.tolerance and back.complete
     assert back.n_regions == part.n_regions > 1 and len(back) == len(part)
-    for name in ("vertices", "offsets", "edge_units", "bits", "side", "certified", "region", "uncertified", "pending"):
+    for name in ("vertices", "offsets", "edge_units", "bits", "side", "certified", "region", "uncertified", "pending",
+                 "reasons"):
         assert np.array_equal(getattr(back.pieces, name), getattr(part.pieces, name)), name
     assert np.array_equal(back.affine, part.affine) and np.array_equal(back.codes, part.codes)
     assert [vars(x) for x in back.layers] == [vars(x) for x in part.layers]
@@ -114,6 +115,7 @@ def rewritten(path, tmp_path, **changes):
     (lambda a: dict(biases=np.full_like(a["biases"], np.inf)), "'biases' is not finite"),
     (lambda a: dict(uncertified=np.array([[0.0, 0.0, -1.0, 1.0]])), "'uncertified' holds empty boxes"),
     (lambda a: dict(decision=np.zeros(3)), "decision row"),
+    (lambda a: dict(reasons=np.zeros(2, np.int64)), "'reasons' has shape"),
     (lambda a: dict(meta={"tolerance": -1.0}), "'tolerance'"),
     (lambda a: dict(meta={"format": "splinecam.partition/1"}), "expected 'splinecam.curved/1'"),
 ])

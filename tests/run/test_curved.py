@@ -12,7 +12,7 @@ from torch import nn
 
 import splinecam as sc
 from splinecam.errors import RegionLimitError, TimeLimitError, UnsupportedModelError
-from splinecam.run.curved import BORDER, DECISION, INSIDE
+from splinecam.run.curved import BORDER, DECISION, INSIDE, UNCERTIFIED
 
 ISLANDS = sc.Slice.box((-np.pi + 0.1, -np.pi + 0.2), (3 * np.pi + 0.1, 3 * np.pi + 0.2))
 
@@ -120,6 +120,28 @@ def test_class_regions_are_the_certified_sides_of_the_decision_boundary():
     assert higher[1].b0 == 4 and higher[1].area == pytest.approx(4 * island_area(1.6), abs=1e-4)
     with pytest.raises(ValueError, match="1 or 2 outputs"):
         sc.partition(sine_mlp([2], 3, 0), sc.Slice.box((-1, -1), (1, 1)), progress=False, tol=1e-3).class_regions()
+
+
+DEGENERATE = [  # (F, phi, W, b, regions, reason): a true degeneracy at the origin, which no subdivision separates
+    (np.array([[1.0, 0], [0, 1], [1, 1]]), np.zeros(3), np.eye(3), np.zeros(3), 6, 0),  # three lines through it
+    (np.array([[0.0, 1], [1, 0]]), np.array([0, np.pi / 2]), np.array([[1.0, 0], [1, 0.1]]), np.array([0, -0.1]), 4,
+     2),  # sin v = 0 and sin v = 0.1 (1 - cos u), touching there: the two slivers between them meet only there
+    (np.eye(2), np.full(2, np.pi / 2), np.array([[1.0, 1]]), np.array([-2.0]), 1, 1),  # cos u + cos v = 2: one point
+]
+
+
+@pytest.mark.parametrize("F, phi, W, b, regions, reason", DEGENERATE)
+def test_true_degeneracies_are_listed_uncertified_with_their_reason(tmp_path, F, phi, W, b, regions, reason):
+    model = nn.Sequential(SinEncoding(F, phi), layer(W, b), nn.ReLU(), layer(np.ones((1, len(b))), [5.0])).double()
+    sl = sc.Slice.box((-0.3, -0.2), (0.4, 0.5))  # the origin on no dyadic line of the box
+    part = sc.partition(model, sl, progress=False)
+    cells = part.uncertified
+    assert len(cells) > 0 and part.uncertified_reasons == [UNCERTIFIED[reason]] * len(cells)
+    assert (cells[:, 2:] - cells[:, :2]).max() <= 0.7 * 2.0 ** -26 * (1 + 1e-9)  # the smallest cells
+    assert np.abs(cells).max() <= 1e-6  # all at the degenerate point
+    assert part.n_regions == regions and part.verify(n_points=400).ok
+    part.save(tmp_path / "degenerate.npz")
+    assert sc.CurvedPartition.load(tmp_path / "degenerate.npz").uncertified_reasons == part.uncertified_reasons
 
 
 def test_stripes_of_one_unit_count_and_lie_on_the_lines():
