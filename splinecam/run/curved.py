@@ -162,6 +162,12 @@ class SineNet:
         return (np.ascontiguousarray(M0, np.float64), np.asarray(m0, np.float64), np.concatenate(Ws), at(Ws),
                 np.concatenate(bs), at(bs), np.array(sizes, np.int64), slopes)
 
+    @cached_property
+    def spans(self) -> list:
+        """[(start, end)] of each level's units in a pattern (the decision's as one more level)."""
+        ends = np.cumsum(self.stacked[6]).tolist()
+        return list(zip([0] + ends[:-1], ends))
+
     @property
     def levels(self) -> int:
         return len(self.hidden) + (self.decision is not None)
@@ -349,8 +355,8 @@ def _classify(net: SineNet, centre: np.ndarray, half: np.ndarray):
                                  splits, rows, keys, bits)
     if n_splits < 0:
         return None
-    cuts = np.cumsum(sizes)[:-1]
-    branches = {tuple(bool(k) for k in keys[i, :n_splits]): np.split(bits[i], cuts) for i in range(n_branches)}
+    spans = net.spans
+    branches = {tuple(keys[i, :n_splits].tolist()): [bits[i, a:z] for a, z in spans] for i in range(n_branches)}
     return branches, [(int(splits[i, 0]), int(splits[i, 1]), [(rows[i, k, :J].copy(), float(rows[i, k, J]))
                                                               for k in (0, 1)]) for i in range(n_splits)]
 
@@ -447,17 +453,22 @@ class _Curve:
             return None
         slope, axis, sign = min(options)
         curve = cls(net, M, m, centre, half, axis, sign, grads, slope)
-        for s in (curve.lo[axis], curve.hi[axis]):  # at most one zero on each side along t: none, or monotone
-            c = curve.point(np.array(s), np.array(centre[1 - axis]))
-            hw = curve.point(np.array(0.0), np.array(half[1 - axis]))
-            lo, hi = (a[0, 0] for a in net.waves.bounds(curve.M, curve.m, c[None], hw[None]))
-            glo, ghi = (a[0, 0] for a in net.waves.gradient(curve.M, c[None], hw[None])[1 - axis])
-            if lo <= 0 <= hi and glo <= 0 <= ghi:
-                return None
+        sides = np.array([centre, centre])  # the two sides s = s0, s1 (segments along t), together
+        sides[:, axis] = curve.lo[axis], curve.hi[axis]
+        widths = np.zeros((2, 2))
+        widths[:, 1 - axis] = half[1 - axis]
+        lo, hi = net.waves.bounds(curve.M, curve.m, sides, widths)
+        glo, ghi = net.waves.gradient(curve.M, sides, widths)[1 - axis]
+        if ((lo <= 0) & (0 <= hi) & (glo <= 0) & (0 <= ghi)).any():  # more than one zero on a side, maybe
+            return None
         return curve
 
     def point(self, s, t) -> np.ndarray:
-        return np.stack([s, t], -1) if self.axis == 0 else np.stack([t, s], -1)
+        """The points (..., 2) of coordinates ``s`` and ``t`` (arrays of one shape, or numbers)."""
+        s, t = np.asarray(s, np.float64), np.asarray(t, np.float64)
+        out = np.empty(np.broadcast_shapes(s.shape, t.shape) + (2,))
+        out[..., self.axis], out[..., 1 - self.axis] = s, t
+        return out
 
     def h(self, s, t) -> np.ndarray:
         s, t = np.broadcast_arrays(np.asarray(s, float), np.asarray(t, float))
@@ -663,7 +674,9 @@ def _crossing(net: SineNet, arc: _Curve, row_c, ends: tuple, width: float):
         jac = np.stack([(M * waves.A[:, i]) @ waves.slopes(x[None])[0] for i in (0, 1)], 1)
         if abs(np.linalg.det(jac)) < 1e-300:
             break
-        x = np.clip(x - np.linalg.solve(jac, waves.values(M, m, x[None])[0]), arc.lo, arc.hi)
+        x, was = np.clip(x - np.linalg.solve(jac, waves.values(M, m, x[None])[0]), arc.lo, arc.hi), x
+        if np.abs(x - was).max() <= width / 64:  # converged (the sign change below checks it)
+            break
     ax = arc.axis
     t = np.clip(x[1 - ax] + np.array([-width, 0.0, width]), arc.lo[1 - ax], arc.hi[1 - ax])
     s = arc.roots(t, width)
@@ -899,10 +912,13 @@ def _regions(leaves: _Leaves, n_hidden: int, piece_cell: np.ndarray, piece_comp:
     for (axis, _), items in edges.items():
         highs = sorted((x for x in items if x[3]), key=lambda x: x[0])
         lows = sorted((x for x in items if not x[3]), key=lambda x: x[0])
+        h = 0  # each side's cells tile the line: one sweep along it meets every overlapping pair
         for a0, a1, ka, _ in lows:  # the cell below/left (its high side) meets the cells above/right
-            for b0, b1, kb, _ in highs:
-                if b1 <= a0 or b0 >= a1:
-                    continue
+            while h < len(highs) and highs[h][1] <= a0:
+                h += 1
+            for b0, b1, kb, _ in highs[h:]:
+                if b0 >= a1:
+                    break
                 _join_side(leaves, ka, kb, axis, max(a0, b0) / scale, min(a1, b1) / scale, key, first, join)
     for around in leaves.unsure.values():  # an uncertified cell joins the neighbours of one pattern
         for nodes in around.values():
