@@ -170,16 +170,23 @@ def _shaped(a: np.ndarray, name: str, kinds: str, shape: tuple) -> None:
     _require(ok, f"'{name}' has shape {a.shape}, expected ({', '.join('n' if s is None else str(s) for s in shape)})")
 
 
-def _check(meta: dict, a: dict[str, np.ndarray]) -> None:
-    """Shapes, dtypes and values that every partition file has."""
+def _polygons(a: dict[str, np.ndarray], what: str) -> int:
+    """The number of polygons ``what`` that ``offsets`` (n + 1,) split the finite ``verts``
+    (N, 2) into, 3 or more vertices each."""
     _shaped(a["offsets"], "offsets", "iu", (None,))
     off = a["offsets"].astype(np.int64)
-    n_regions = len(off) - 1
-    _require(n_regions >= 1, "it has no regions")
+    _require(len(off) >= 1, "it has no offsets")
     _shaped(a["verts"], "verts", "f", (None, 2))
     _require(off[0] == 0 and off[-1] == len(a["verts"]) and np.all(np.diff(off) >= 3),
-             f"'offsets' do not split the {len(a['verts'])} vertices into polygons of 3 or more")
+             f"'offsets' do not split the {len(a['verts'])} vertices into {what} of 3 or more")
     _require(bool(np.all(np.isfinite(a["verts"]))), "'verts' contains NaN or inf")
+    return len(off) - 1
+
+
+def _check(meta: dict, a: dict[str, np.ndarray]) -> None:
+    """Shapes, dtypes and values that every partition file has."""
+    n_regions = _polygons(a, "polygons")
+    _require(n_regions >= 1, "it has no regions")
     _shaped(a["labels"], "labels", "iu", (len(a["verts"]), 2))
     _require(bool(np.all((a["labels"][:, 0] >= -1) & (a["labels"][:, 0] < len(meta["layers"])))),
              "'labels' name layers that the file does not have")
@@ -218,14 +225,7 @@ def _check_slice(a: dict[str, np.ndarray], meta: dict) -> None:
 def _check_curved(meta: dict, a: dict[str, np.ndarray]) -> None:
     """Shapes, dtypes and values that every curved partition file has (its net is checked when
     it is read back: :meth:`splinecam.run.curved.SineNet.from_flat`)."""
-    _shaped(a["offsets"], "offsets", "iu", (None,))
-    off = a["offsets"].astype(np.int64)
-    n = len(off) - 1
-    _require(n >= 0, "it has no offsets")
-    _shaped(a["verts"], "verts", "f", (None, 2))
-    _require(off[0] == 0 and off[-1] == len(a["verts"]) and np.all(np.diff(off) >= 3),
-             f"'offsets' do not split the {len(a['verts'])} vertices into pieces of 3 or more")
-    _require(bool(np.all(np.isfinite(a["verts"]))), "'verts' contains NaN or inf")
+    n = _polygons(a, "pieces")
     _shaped(a["labels"], "labels", "i", (len(a["verts"]), 2))
     units = [layer["units"] for layer in meta["layers"]]
     layer, unit = a["labels"][:, 0], a["labels"][:, 1]

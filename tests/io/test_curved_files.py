@@ -25,6 +25,10 @@ def centred(model):
     return model
 
 
+def refuse(*args, **kwargs):
+    raise AssertionError("loading ran pickle")
+
+
 @pytest.fixture(scope="module")
 def one_output():
     model = centred(sine_mlp([4, 3], 1, 7))
@@ -36,11 +40,8 @@ def test_a_curved_partition_loads_back_whole(one_output, tmp_path, monkeypatch):
     path = tmp_path / "curved.npz"
     part.save(path)
 
-    def no_pickle(*args, **kwargs):
-        raise AssertionError("loading ran pickle")
-
-    monkeypatch.setattr(pickle, "load", no_pickle)
-    monkeypatch.setattr(pickle, "loads", no_pickle)
+    for name in ("load", "loads"):  # loading runs no code
+        monkeypatch.setattr(pickle, name, refuse)
     back = sc.CurvedPartition.load(path)
     monkeypatch.undo()
     assert back.curved and back.tolerance == part.tolerance and back.complete
