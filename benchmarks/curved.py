@@ -18,9 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-CONFIGS = [((8,), 4, 1e-4), ((8,), 4, 1e-6), ((8, 8), 4, 1e-4), ((16, 16), 8, 1e-4), (CAMERA, 4, 1e-4)]
 ROOT = Path(__file__).resolve().parent.parent
 CAMERA = "camera"  # the sine model of examples/inr_encodings.py, trained as there (its default flags)
+CONFIGS = [((8,), 4, 1e-4), ((8,), 4, 1e-6), ((8, 8), 4, 1e-4), ((16, 16), 8, 1e-4), (CAMERA, 4, 1e-4)]
 
 
 def camera_model(frequencies: int):
