@@ -132,16 +132,6 @@ def _at(A, b, linear, M, m, u, v):
     return f
 
 
-def _sure(A, b, linear, M, m, u, v, f):
-    """``f`` (:func:`_at` at (u, v)) if its sign is beyond the rounding of its terms (angles,
-    sines, products and sum, padded as the bounds are), else NaN."""
-    size = abs(m)
-    for j in range(A.shape[0]):
-        theta = abs(A[j, 0] * u) + abs(A[j, 1] * v) + abs(b[j])
-        size += abs(M[j]) * (1 + theta if j >= linear else theta)
-    return f if abs(f) > 8 * (A.shape[0] + 2) * _EPS * size else np.nan
-
-
 def _bisect(A, b, linear, M, m, sign, p, axis, a, z, steps):
     """Where ``sign * f`` turns positive on the points ``p`` (2,) with coordinate ``axis`` in
     ``[a, z]``: the middle of the last of ``steps`` halvings (p is overwritten)."""
@@ -165,19 +155,18 @@ def _roots(A, b, linear, M, m, sign, base, axis, lo, hi, steps, out):
 def _sides(A, b, linear, M, m, sign, axis, lo, hi, steps, first, last, out):
     """On the four sides of the box [lo, hi] (2,) in the order s = lo_s, s = hi_s (running along
     t), t = lo_t, t = hi_t (running along s), where s is coordinate ``axis`` and t the other:
-    ``sign * f`` at each side's start and end into first, last (4,) (NaN where rounding leaves
-    its sign open: :func:`_sure`), and where the two differ in sign, the crossing (``steps``
-    halvings) into out (4,) (else NaN)."""
+    ``sign * f`` at each side's start and end into first, last (4,), and where the two differ
+    in sign, the crossing (``steps`` halvings) into out (4,) (else NaN)."""
     p = np.empty(2)
     for k in range(4):
         run = 1 - axis if k < 2 else axis  # the coordinate that runs along side k
         p[1 - run] = (lo if k % 2 == 0 else hi)[1 - run]
         p[run] = lo[run]
-        first[k] = sign * _sure(A, b, linear, M, m, p[0], p[1], _at(A, b, linear, M, m, p[0], p[1]))
+        first[k] = sign * _at(A, b, linear, M, m, p[0], p[1])
         p[run] = hi[run]
-        last[k] = sign * _sure(A, b, linear, M, m, p[0], p[1], _at(A, b, linear, M, m, p[0], p[1]))
+        last[k] = sign * _at(A, b, linear, M, m, p[0], p[1])
         out[k] = np.nan
-        if (first[k] > 0) != (last[k] > 0) and not (math.isnan(first[k]) or math.isnan(last[k])):
+        if (first[k] > 0) != (last[k] > 0):
             out[k] = _bisect(A, b, linear, M, m, sign if last[k] > 0 else -sign, p, run, lo[run], hi[run], steps)
 
 
@@ -186,8 +175,7 @@ if njit is not None:
     _sin_ranges = njit(cache=True)(_sin_ranges)
     _ranges, _weighted = njit(cache=True)(_ranges), njit(cache=True)(_weighted)
     _bounds, _derivatives = njit(cache=True)(_bounds), njit(cache=True)(_derivatives)
-    _at, _sure = njit(cache=True, inline="always")(_at), njit(cache=True, inline="always")(_sure)
-    _bisect = njit(cache=True)(_bisect)
+    _at, _bisect = njit(cache=True, inline="always")(_at), njit(cache=True)(_bisect)
     _roots, _sides = njit(cache=True)(_roots), njit(cache=True)(_sides)
 
 
@@ -255,8 +243,7 @@ class Waves:
         """On the four sides of the box [lo, hi] (s = lo_s, s = hi_s, running along t; t = lo_t,
         t = hi_t, running along s; s the coordinate ``axis``): (h at each side's start (4,), h at
         its end (4,), where h = ``sign * (M @ features + m)`` (M (J,)) changes sign along the
-        side, to within ``width`` by bisection (4,), NaN where its ends have one sign); h is NaN
-        at a corner where it is within the rounding of its terms of 0 (its sign is not sure)."""
+        side, to within ``width`` by bisection (4,), NaN where its ends have one sign)."""
         steps = max(0, math.ceil(math.log2(max(float(np.max(hi - lo)), 1e-300) / width)))
         first, last, out = np.empty(4), np.empty(4), np.empty(4)
         _sides(_f64(self.A), _f64(self.b), self.linear, _f64(M), float(m), float(sign), int(axis), _f64(lo), _f64(hi),

@@ -47,10 +47,9 @@ and tangencies are not certified.
 
 A cell still unproven at the minimum cell size (``2**-26`` of the slice box's side by default) is
 *uncertified*: it is kept as one piece with the pattern at its centre, and listed with the reason
-(:data:`UNCERTIFIED`); the regions that meet there are joined without proof.  The sign of a unit
-at a cell corner is taken only where it is beyond the rounding of its terms.  Three curves
-through one point, a tangency, or a singular point of a unit's zero set are
-never proven; curves that only come close are separated by the subdivision.
+(:data:`UNCERTIFIED`); the regions that meet there are joined without proof.  Three curves
+through one point, a tangency, or a singular point of a unit's zero set are never proven;
+curves that only come close are separated by the subdivision.
 
 The result's rows are convex *pieces* (a cell, a strip of a cell on one side of a polyline
 segment, or a triangle of a junction's fan); ``region`` gives each piece's region: pieces of the
@@ -490,14 +489,11 @@ class _Curve:
         g2 = (tt + 2 * st * self.slope + ss * self.slope ** 2) / gmin  # |g''| on the cell
         return math.sqrt(8 * (tol / 2) / g2) if g2 > 0 else math.inf
 
-    def crossings(self, width: float) -> list | None:
+    def crossings(self, width: float) -> list:
         """[(crossing or None, h > 0 at the side's start)] on the cell sides s = s0 and s = s1
         (along t) and t = t0 and t = t1 (along s), each holding at most one (proven); the
-        crossings to within ``width``, found together (compiled: :meth:`Waves.sides`).  None
-        where rounding leaves h's sign at a corner open."""
-        first, last, roots = self.net.waves.sides(self.M[0], self.m[0], self.sign, self.axis, self.lo, self.hi, width)
-        if np.isnan(first).any() or np.isnan(last).any():
-            return None
+        crossings to within ``width``, found together (compiled: :meth:`Waves.sides`)."""
+        first, _, roots = self.net.waves.sides(self.M[0], self.m[0], self.sign, self.axis, self.lo, self.hi, width)
         return [(None if math.isnan(r) else float(r), bool(p > 0)) for r, p in zip(roots, first)]
 
     def side_keys(self) -> list:
@@ -515,8 +511,6 @@ def _one_curve(net: SineNet, rows, centre, half, tol: float):
     axis, width = curve.axis, tol / 4
     t0, t1 = curve.lo[1 - axis], curve.hi[1 - axis]
     sides = curve.crossings(width)
-    if sides is None:
-        return None
     (lower, low_pos), (upper, up_pos) = sides[:2]  # L(t) = h(s0, t) <= 0 and U(t) = h(s1, t) >= 0 on the arc
     a, b = t0, t1
     if lower is None and low_pos or upper is None and not up_pos:
@@ -584,10 +578,8 @@ def _junction(net: SineNet, splits, centre, half, tol: float):
     for n, arc in enumerate(arcs):  # each arc's ends on the border (none: no arc, or c's sign proven)
         if arc is False:
             continue
-        sides = arc.crossings(fine)  # finely: c's sign at A's ends, and which side of A C's ends are on
-        if sides is None:
-            return None
-        found = sorted((_loop(key, r, lo, hi), key, r) for key, (r, _) in zip(arc.side_keys(), sides) if r is not None)
+        found = sorted((_loop(key, r, lo, hi), key, r) for key, (r, _) in zip(arc.side_keys(), arc.crossings(
+            fine)) if r is not None)  # finely: c's sign at A's ends, and which side of A C's ends are on
         if len(found) not in (0, 2) or (n == 0 and not found):
             return None
         ends[n] = [(q, np.where(np.arange(2) == key[0], (lo, hi)[key[1]], r)) for q, key, r in found]

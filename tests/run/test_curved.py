@@ -122,11 +122,14 @@ def test_class_regions_are_the_certified_sides_of_the_decision_boundary():
         sc.partition(sine_mlp([2], 3, 0), sc.Slice.box((-1, -1), (1, 1)), progress=False, tol=1e-3).class_regions()
 
 
-DEGENERATE = [  # (F, phi, W, b, regions, reason): a true degeneracy at the origin, which no subdivision separates
-    (np.array([[1.0, 0], [0, 1], [1, 1]]), np.zeros(3), np.eye(3), np.zeros(3), 6, 0),  # three lines through it
-    (np.array([[0.0, 1], [1, 0]]), np.array([0, np.pi / 2]), np.array([[1.0, 0], [1, 0.1]]), np.array([0, -0.1]), 4,
-     2),  # sin v = 0 and sin v = 0.1 (1 - cos u), touching there: the two slivers between them meet only there
-    (np.eye(2), np.full(2, np.pi / 2), np.array([[1.0, 1]]), np.array([-2.0]), 1, 1),  # cos u + cos v = 2: one point
+DEGENERATE = [  # (F, phi, W, b, (patterns, regions), reason): a true degeneracy at the origin, which no
+    # subdivision separates; the regions that meet only there may be joined there (not proven), so the count is
+    # between the number of patterns and the number of regions
+    (np.array([[1.0, 0], [0, 1], [1, 1]]), np.zeros(3), np.eye(3), np.zeros(3), (6, 6), 0),  # three lines through it
+    (np.array([[0.0, 1], [1, 0]]), np.array([0, np.pi / 2]), np.array([[1.0, 0], [1, 0.1]]), np.array([0, -0.1]),
+     (3, 4), 2),  # sin v = 0 and sin v = 0.1 (1 - cos u), touching there: the slivers between them meet only there
+    (np.array([[1.0, 1], [1, -1]]), np.array([np.pi / 2, np.pi / 2]), np.array([[1.0, -1]]), np.array([0.0]), (2, 4),
+     1),  # sin(u + v + pi/2) = sin(u - v + pi/2), i.e. sin u sin v = 0: the lines u = 0 and v = 0 crossing, one unit
 ]
 
 
@@ -139,7 +142,7 @@ def test_true_degeneracies_are_listed_uncertified_with_their_reason(tmp_path, F,
     assert len(cells) > 0 and part.uncertified_reasons == [UNCERTIFIED[reason]] * len(cells)
     assert (cells[:, 2:] - cells[:, :2]).max() <= 0.7 * 2.0 ** -26 * (1 + 1e-9)  # the smallest cells
     assert np.abs(cells).max() <= 1e-6  # all at the degenerate point
-    assert part.n_regions == regions and part.verify(n_points=400).ok
+    assert regions[0] <= part.n_regions <= regions[1] and part.verify(n_points=400).ok
     part.save(tmp_path / "degenerate.npz")
     assert sc.CurvedPartition.load(tmp_path / "degenerate.npz").uncertified_reasons == part.uncertified_reasons
 
