@@ -20,8 +20,8 @@ from ..extras import late
 from ..geometry import Polygons, Ragged, candidate_tolerance, max_cells
 from ..io.geojson import boundary_geojson
 
-__all__ = ["Boundary", "ClassCells", "class_cells", "curved_class_cells", "decision_boundary", "level_set", "partition_boundary",
-           "partition_level_set", "point_ids"]
+__all__ = ["Boundary", "ClassCells", "class_cells", "curved_class_cells", "decision_boundary", "level_set",
+           "partition_boundary", "partition_level_set", "point_ids"]
 
 _RTOL = 1e-10
 
@@ -152,7 +152,7 @@ def class_cells(part, output: int | None = None, level: float | None = None) -> 
     ``f >= level``.  Coarse cells (``part.exact`` False) are one cell each, labelled -1.  For a
     curved partition see :func:`curved_class_cells`.
     """
-    if part.curved:
+    if getattr(part, "curved", False):
         return curved_class_cells(part, output, level)
     if output is None and level is None and part.n_outputs > 1:
         funcs = part.affine
