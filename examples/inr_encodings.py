@@ -106,10 +106,10 @@ def draw_partition(part, ax, zoom=ZOOM) -> None:
     """The regions over the slice, and a zoomed inset of the square ``zoom`` (centre u, v, half-size)."""
     part.plot(ax=ax, boundary=False, legend=False, anchors=False, axis_labels=None)
     curved = getattr(part, "curved", False)  # a curved partition's rows are pieces of its regions
-    unproven = len(part.uncertified) if curved else 0
+    reasons = sorted(set(part.uncertified_reasons)) if curved else []  # why cells are uncertified, if any
     ax.set_title(f"{part.n_regions if curved else len(part):,} regions" + (" (certified" if curved else "")
-                 + (f"; {unproven} cells not)" if unproven else ")" if curved else "")
-                 + ("" if part.complete else " (partial)"))
+                 + (f"; {len(part.uncertified)} cells not: {reasons[0].split(' (')[0]})" if reasons
+                    else ")" if curved else "") + ("" if part.complete else " (partial)"), fontsize=9)
     u, v, h = zoom
     inset = ax.inset_axes([0.6, 0.02, 0.38, 0.38])
     part.plot(ax=inset, boundary=False, legend=False, anchors=False, axis_labels=None, linewidth=0.6)
@@ -133,6 +133,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)  # small batches: more threads only wait on each other (and on a busy machine)
 
+    start = time.perf_counter()
     img, uv, y = target(args.size)
     sl = sc.Slice.box((-1, -1), (1, 1))
     results = []
@@ -148,6 +149,8 @@ def main(argv=None) -> None:
             else "")
         print(f"{title:18s} PSNR {psnr:5.2f} dB  fit {t1 - t0:5.1f} s  {count}  partition {t2 - t1:5.1f} s"
               + (f"  [{note}]" if note else ""))
+        for cell, reason in zip(part.uncertified, part.uncertified_reasons) if getattr(part, "curved", False) else ():
+            print(f"  uncertified cell {np.round(cell, 6).tolist()}: {reason}")
         results.append((title, model, psnr, part, note))
 
     maps = [None if part is None else sc.density_map(part, 300) for *_, part, _ in results]
@@ -185,7 +188,7 @@ def main(argv=None) -> None:
     fig.suptitle(f"camera ({args.size}\u00b2 px) as an INR: one ReLU MLP ({args.depth} x {args.width}), "
                  f"{args.steps} Adam steps, seed {args.seed}")
     fig.savefig(args.out, dpi=150)
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out} (figure {time.perf_counter() - t2:.1f} s; all {time.perf_counter() - start:.1f} s)")
     if any(part is None for *_, part, _ in results):
         print("the sine encoding's certified partition is not in this build: its panels show the fit and sampled "
               "level sets only")

@@ -18,9 +18,9 @@ from ._version import __version__
 from .errors import InvalidPartitionFile, RegionLimitError, StoppedEarly
 from .extras import late
 from .geometry import RegionGrid
-from .io.files import FORMAT, read_arrays, save_arrays
+from .io.files import CURVED_FILE, FORMAT, read_arrays, save_arrays
 from .run.chain import Chain, ChainRun, cached_chain, chain_applies
-from .run.curved import DECISION, CurvedPieces, SineNet, certify, read_sine_net, sine_encoding
+from .run.curved import DECISION, UNCERTIFIED, CurvedPieces, SineNet, certify, read_sine_net, sine_encoding
 from .run.compose import compose
 from .run.engine import Engine
 from .run.executors import executor_scope, run_tasks, task_scope
@@ -248,7 +248,7 @@ def partition_curved(model, sl: Slice, progress, options: Options, started: floa
     net = read_sine_net(model, sl) if net is None else net
     size = float(np.max(sl.polygon.max(0) - sl.polygon.min(0)))
     tol = 1e-6 * size if options.tol is None else float(options.tol)
-    min_cell = max(tol / 64, size * 2.0 ** -28)  # the quadtree's depth stays below 2**28
+    min_cell = size * 2.0 ** -26  # curves that only come close get separated, rounding aside
     max_regions = options.max_regions if options.max_regions is not None else 10**7
     watch = Watch(sl, progress, max_regions, options.timeout, started)
     network = (copy.deepcopy(model).to(torch.float64), None) if network is None else network  # nothing to trace
@@ -661,12 +661,14 @@ class CurvedPartition(Partition):
     (-1: an uncertified cell that joins no region with a certified piece) and ``n_regions`` their
     number; region boundaries are polylines within ``tolerance`` of the
     true curves; ``certified`` (P,) is False for pieces that are uncertified cells (listed in
-    ``uncertified`` (C, 4) as (u0, v0, u1, v1)); ``pending`` (Q, 4) the cells a limit left.
-    ``evaluate`` is exact (the output is affine in the encoding on each region); ``affine`` holds
+    ``uncertified`` (C, 4) as (u0, v0, u1, v1), each with its reason in ``uncertified_reasons``);
+    ``pending`` (Q, 4) the cells a limit left.  ``evaluate`` is exact (the output is affine in the encoding on each region); ``affine`` holds
     each piece's tangent map at its centroid (the output is not affine in ``uv``).  With one
     output (or two) the decision boundary is certified like the region boundaries
     (``decision_boundary()``); ``side`` (P,) says which side of it each piece is on; with one,
-    ``level_set(t)`` certifies ``f = t`` (a second certificate run).
+    ``level_set(t)`` certifies ``f = t`` (a second certificate run, :meth:`at_level`).  Class
+    cells and class regions are the pieces on each side of the certified decision function;
+    ``save`` and :meth:`load` keep all of it in a ``splinecam.curved/1`` file.
     """
 
     curved = True
@@ -714,6 +716,11 @@ class CurvedPartition(Partition):
         return self.pieces.uncertified
 
     @property
+    def uncertified_reasons(self) -> list[str]:
+        """(C,) why each uncertified cell is (see :data:`splinecam.run.curved.UNCERTIFIED`)."""
+        return [UNCERTIFIED[k] for k in self.pieces.reasons]
+
+    @property
     def side(self) -> np.ndarray:
         return self.pieces.side
 
@@ -744,21 +751,30 @@ class CurvedPartition(Partition):
         classes = np.tile([0, max(self.n_outputs - 1, 0)], (len(segments), 1))
         return late("analysis.boundary.Boundary")(segments, piece[on], classes, partition=self)
 
-    def level_set(self, value: float, output: int = 0, timeout: float | None = None) -> Boundary:
-        """The certified level set ``output == value`` of a one-output model, as polylines within
-        ``tolerance`` like the region boundaries: for ``value`` 0 the decision boundary, else the
-        certificate run again over the slice with ``out - value`` as its decision function (as
-        costly as the partition; ``timeout`` as in :func:`partition`).  Its segments' pieces are
-        those of that run (``boundary.partition``)."""
-        if output != 0 or self.n_outputs != 1:
+    def at_level(self, value: float, timeout: float | None = None) -> "CurvedPartition":
+        """The certified partition of a one-output model with ``out - value`` as its decision
+        function (this partition itself where that is its own): its decision boundary is the level
+        set ``out = value``, its ``side`` and class cells (``f > value``) are those of that level.
+        Another value runs the certificate again over the slice (as costly as the partition;
+        ``timeout`` as in :func:`partition`)."""
+        if self.n_outputs != 1:
             raise ValueError(f"a curved partition certifies level sets of a one-output model only; this model has "
-                             f"{self.n_outputs} outputs (output={output}).")
+                             f"{self.n_outputs} outputs.")
         if float(value) == self.net.decision[1]:
-            return self.decision_boundary()
+            return self
         net = replace(self.net, decision=(self.net.decision[0], float(value)))
         options = Options(tol=self.tolerance, timeout=timeout)
-        again = partition_curved(None, self.slice, False, options, time.perf_counter(), net, self._prepared())
-        return again.decision_boundary()
+        return partition_curved(None, self.slice, False, options, time.perf_counter(), net, self._prepared())
+
+    def level_set(self, value: float, output: int = 0, timeout: float | None = None) -> Boundary:
+        """The certified level set ``output == value`` of a one-output model, as polylines within
+        ``tolerance`` like the region boundaries: the decision boundary of :meth:`at_level` (for
+        ``value`` 0 this partition's own; else a second certificate run).  Its segments' pieces
+        are those of that run (``boundary.partition``)."""
+        if output != 0:
+            raise ValueError(f"a curved partition certifies level sets of a one-output model only; this model has "
+                             f"{self.n_outputs} outputs (output={output}).")
+        return self.at_level(value, timeout).decision_boundary()
 
     def stats(self) -> dict:
         """:func:`splinecam.analysis.stats.stats` of the pieces, with the numbers of the regions:
@@ -772,17 +788,46 @@ class CurvedPartition(Partition):
                    area_min=float(areas.min()), area_max=float(areas.max()), area_median=float(np.median(areas)))
         return out
 
-    def class_cells(self, output=None, level=None):
-        raise ValueError("class cells are not computed for a curved partition; use part.side (the decision side "
-                         "of each piece) and part.region.")
-
-    def class_regions(self, output=None, level=None):
-        return self.class_cells(output, level)
-
     def verify(self, n_points: int | None = None, seed: int = 0, model=None, tol: float | None = None):
         """Check by sampling against a float64 copy of the model; see
         :func:`splinecam.analysis.sampling.verify_curved`."""
         return late("analysis.sampling.verify_curved")(self, n_points=n_points, seed=seed, model=model, tol=tol)
 
     def save(self, path) -> None:
-        raise ValueError("saving a curved partition is not supported yet; keep part.pieces (NumPy arrays).")
+        """Write an ``.npz`` file (arrays and JSON only: loading runs no code), atomically as
+        :meth:`Partition.save`: the pieces, their patterns, sides, regions and certificate flags,
+        the uncertified and pending cells, the slice, and the network as the certificate read it
+        (the encoding's waves on the slice, every layer's weights), so that the loaded partition
+        evaluates exactly and certifies level sets without the model."""
+        sl, p = self.slice, self.pieces
+        net_arrays, net_meta = self.net.flat()
+        meta = {"format": CURVED_FILE.format, "version": __version__, "seconds": self.seconds,
+                "complete": self.complete, "tolerance": self.tolerance, "layers": [asdict(x) for x in self.layers],
+                "input_shape": list(sl.input_shape), **net_meta}
+        arrays = dict(verts=p.vertices, offsets=p.offsets, labels=p.edge_units, bits=p.bits, side=p.side,
+                      certified=p.certified, region=p.region, uncertified=p.uncertified, pending=p.pending,
+                      reasons=p.reasons,
+                      origin=sl.origin, basis=sl.basis, polygon=sl.polygon,
+                      anchors_uv=np.zeros((0, 2)) if sl.anchors_uv is None else sl.anchors_uv, **net_arrays)
+        save_arrays(path, arrays, meta)
+
+    @classmethod
+    def load(cls, path) -> "CurvedPartition":
+        """Read a file (a path or an open binary file) written by :meth:`save`: a CurvedPartition
+        with its ``curved``, ``tolerance`` and ``uncertified``, and no model (pass one to
+        ``verify``).  Raises FileNotFoundError if there is none, and
+        :class:`~splinecam.InvalidPartitionFile` saying why for a file that is not one."""
+        meta, f = read_arrays(path, CURVED_FILE)
+        anchors = f["anchors_uv"]
+        layers = [LayerInfo(**layer) for layer in meta["layers"]]
+        try:
+            sl = Slice(f["origin"], f["basis"], f["polygon"], anchors_uv=anchors if len(anchors) else None)
+            net = SineNet.from_flat(f, meta, [x.name for x in layers], [x.units for x in layers])
+            if np.any(f["reasons"] >= len(UNCERTIFIED)):
+                raise ValueError(f"its 'reasons' hold codes beyond the {len(UNCERTIFIED)} known")
+        except ValueError as err:
+            raise InvalidPartitionFile(f"{path} is not a valid splinecam curved partition: {err}.") from None
+        pieces = CurvedPieces(f["verts"], f["offsets"].astype(np.int64), f["labels"].astype(np.int64), f["bits"],
+                              f["side"], f["certified"], f["region"].astype(np.int64), f["uncertified"], f["pending"],
+                              f["reasons"].astype(np.int64))
+        return cls(pieces, sl, net, meta["tolerance"], meta["seconds"], (None, None), complete=meta["complete"])

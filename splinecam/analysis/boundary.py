@@ -20,8 +20,8 @@ from ..extras import late
 from ..geometry import Polygons, Ragged, candidate_tolerance, max_cells
 from ..io.geojson import boundary_geojson
 
-__all__ = ["Boundary", "ClassCells", "class_cells", "decision_boundary", "level_set", "partition_boundary",
-           "partition_level_set", "point_ids"]
+__all__ = ["Boundary", "ClassCells", "class_cells", "curved_class_cells", "decision_boundary", "level_set",
+           "partition_boundary", "partition_level_set", "point_ids"]
 
 _RTOL = 1e-10
 
@@ -149,8 +149,11 @@ def class_cells(part, output: int | None = None, level: float | None = None) -> 
     With ``output`` and ``level`` None and K > 1 outputs the classes are the logits (argmax
     cells, cut along the decision boundary); otherwise the two sides of the level set
     ``f_output = level`` (defaults: output 0, level 0): label 0 where ``f < level``, 1 where
-    ``f >= level``.  Coarse cells (``part.exact`` False) are one cell each, labelled -1.
+    ``f >= level``.  Coarse cells (``part.exact`` False) are one cell each, labelled -1.  For a
+    curved partition see :func:`curved_class_cells`.
     """
+    if getattr(part, "curved", False):
+        return curved_class_cells(part, output, level)
     if output is None and level is None and part.n_outputs > 1:
         funcs = part.affine
     else:
@@ -172,6 +175,28 @@ def class_cells(part, output: int | None = None, level: float | None = None) -> 
     cells = cells.select(order)[0]
     return ClassCells(cells.verts.numpy(), cells.offsets.numpy(), label[order].numpy(), region[order].numpy(),
                       cells.areas().numpy())
+
+
+def curved_class_cells(part, output: int | None = None, level: float | None = None) -> ClassCells:
+    """The class cells of a :class:`~splinecam.CurvedPartition`: its pieces, each labelled with
+    the side of the certified decision function it lies on (one output: 1 where ``f > level``;
+    two: the argmax), ``region`` the piece itself.  The labels are certified as the pieces'
+    patterns are, except on the uncertified cells (labelled by the side at their centre).  Only
+    the decision function the partition certified has cells: another level needs another run,
+    ``part.at_level(level).class_cells()``."""
+    k, want = part.n_outputs, part.net.decision
+    if want is None:
+        raise ValueError(f"the class cells of a curved partition are certified for 1 or 2 outputs; this model has {k}.")
+    if output not in (None, 0) or (k == 2 and level is not None):
+        raise ValueError("the class cells of a curved partition are those of its certified decision function (one "
+                         "output: f against a level; two: their argmax); output and level (two outputs) cannot be "
+                         "chosen.")
+    if level is not None and float(level) != want[1]:
+        raise ValueError(f"this curved partition certified the level {want[1]:g}, not {float(level):g}: use "
+                         f"part.at_level({float(level):g}).class_cells() (a second certificate run).")
+    n = len(part)
+    return ClassCells(part.arrays.vertices, part.arrays.offsets, part.side.astype(np.int64), np.arange(n, dtype=np.int64),
+                      part.areas)
 
 
 def _region_cells(part, funcs: np.ndarray, exact: np.ndarray):

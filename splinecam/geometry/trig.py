@@ -123,23 +123,51 @@ def _derivatives(A, b, linear, M, centres, half, order, out):
                     out[n, k, p, 0], out[n, k, p, 1] = 0.0, max(-lo, hi)
 
 
+def _at(A, b, linear, M, m, u, v):
+    """``f = M @ features + m`` (M (J,)) at the point (u, v)."""
+    f = m
+    for j in range(A.shape[0]):
+        theta = A[j, 0] * u + A[j, 1] * v + b[j]
+        f += M[j] * (theta if j < linear else math.sin(theta))
+    return f
+
+
+def _bisect(A, b, linear, M, m, sign, p, axis, a, z, steps):
+    """Where ``sign * f`` turns positive on the points ``p`` (2,) with coordinate ``axis`` in
+    ``[a, z]``: the middle of the last of ``steps`` halvings (p is overwritten)."""
+    for _ in range(steps):
+        p[axis] = (a + z) / 2
+        if sign * _at(A, b, linear, M, m, p[0], p[1]) > 0:
+            z = p[axis]
+        else:
+            a = p[axis]
+    return (a + z) / 2
+
+
 def _roots(A, b, linear, M, m, sign, base, axis, lo, hi, steps, out):
     """Bisection, ``steps`` halvings: for each n, where ``sign[n] * f`` turns positive on the
     segment of points ``base[n]`` with coordinate ``axis[n]`` in ``[lo[n], hi[n]]`` (f = M @
     features + m, M (J,)), into out[n]."""
     for n in range(base.shape[0]):
-        a, z, p = lo[n], hi[n], base[n].copy()
-        for _ in range(steps):
-            p[axis[n]] = (a + z) / 2
-            f = m
-            for j in range(A.shape[0]):
-                theta = A[j, 0] * p[0] + A[j, 1] * p[1] + b[j]
-                f += M[j] * (theta if j < linear else math.sin(theta))
-            if sign[n] * f > 0:
-                z = p[axis[n]]
-            else:
-                a = p[axis[n]]
-        out[n] = (a + z) / 2
+        out[n] = _bisect(A, b, linear, M, m, sign[n], base[n].copy(), axis[n], lo[n], hi[n], steps)
+
+
+def _sides(A, b, linear, M, m, sign, axis, lo, hi, steps, first, last, out):
+    """On the four sides of the box [lo, hi] (2,) in the order s = lo_s, s = hi_s (running along
+    t), t = lo_t, t = hi_t (running along s), where s is coordinate ``axis`` and t the other:
+    ``sign * f`` at each side's start and end into first, last (4,), and where the two differ
+    in sign, the crossing (``steps`` halvings) into out (4,) (else NaN)."""
+    p = np.empty(2)
+    for k in range(4):
+        run = 1 - axis if k < 2 else axis  # the coordinate that runs along side k
+        p[1 - run] = (lo if k % 2 == 0 else hi)[1 - run]
+        p[run] = lo[run]
+        first[k] = sign * _at(A, b, linear, M, m, p[0], p[1])
+        p[run] = hi[run]
+        last[k] = sign * _at(A, b, linear, M, m, p[0], p[1])
+        out[k] = np.nan
+        if (first[k] > 0) != (last[k] > 0):
+            out[k] = _bisect(A, b, linear, M, m, sign if last[k] > 0 else -sign, p, run, lo[run], hi[run], steps)
 
 
 if njit is not None:
@@ -147,7 +175,8 @@ if njit is not None:
     _sin_ranges = njit(cache=True)(_sin_ranges)
     _ranges, _weighted = njit(cache=True)(_ranges), njit(cache=True)(_weighted)
     _bounds, _derivatives = njit(cache=True)(_bounds), njit(cache=True)(_derivatives)
-    _roots = njit(cache=True)(_roots)
+    _at, _bisect = njit(cache=True, inline="always")(_at), njit(cache=True)(_bisect)
+    _roots, _sides = njit(cache=True)(_roots), njit(cache=True)(_sides)
 
 
 box_bounds = _bounds  # the compiled kernel itself, for other compiled loops: (A, b, linear, M, m, centres, half, lo, hi)
@@ -208,6 +237,18 @@ class Waves:
         out = np.empty((len(centres), len(M), 3, 2))
         _derivatives(_f64(self.A), _f64(self.b), self.linear, _f64(M), _f64(centres), _f64(half), 2, out)
         return out[..., 1]
+
+    def sides(self, M: np.ndarray, m: float, sign: float, axis: int, lo: np.ndarray, hi: np.ndarray,
+              width: float) -> tuple:
+        """On the four sides of the box [lo, hi] (s = lo_s, s = hi_s, running along t; t = lo_t,
+        t = hi_t, running along s; s the coordinate ``axis``): (h at each side's start (4,), h at
+        its end (4,), where h = ``sign * (M @ features + m)`` (M (J,)) changes sign along the
+        side, to within ``width`` by bisection (4,), NaN where its ends have one sign)."""
+        steps = max(0, math.ceil(math.log2(max(float(np.max(hi - lo)), 1e-300) / width)))
+        first, last, out = np.empty(4), np.empty(4), np.empty(4)
+        _sides(_f64(self.A), _f64(self.b), self.linear, _f64(M), float(m), float(sign), int(axis), _f64(lo), _f64(hi),
+               steps, first, last, out)
+        return first, last, out
 
     def roots(self, M: np.ndarray, m: float, sign: np.ndarray, base: np.ndarray, axis: np.ndarray, lo: np.ndarray,
               hi: np.ndarray, width: float) -> np.ndarray:

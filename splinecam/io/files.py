@@ -23,8 +23,8 @@ import numpy as np
 
 from ..errors import InvalidPartitionFile
 
-__all__ = ["FORMAT", "FileKind", "PARTITION_FILE", "PATH_FILE", "VOLUME_FILE", "read_arrays", "save_arrays",
-           "write_atomically"]
+__all__ = ["CURVED_FILE", "FORMAT", "FileKind", "PARTITION_FILE", "PATH_FILE", "VOLUME_FILE", "read_arrays",
+           "save_arrays", "write_atomically"]
 
 FORMAT = "splinecam.partition/1"
 ARRAYS = ("verts", "offsets", "labels", "affine", "centroid_outputs", "codes", "origin", "basis", "polygon",
@@ -170,26 +170,30 @@ def _shaped(a: np.ndarray, name: str, kinds: str, shape: tuple) -> None:
     _require(ok, f"'{name}' has shape {a.shape}, expected ({', '.join('n' if s is None else str(s) for s in shape)})")
 
 
-def _check(meta: dict, a: dict[str, np.ndarray]) -> None:
-    """Shapes, dtypes and values that every partition file has."""
+def _polygons(a: dict[str, np.ndarray], what: str) -> int:
+    """The number of polygons ``what`` that ``offsets`` (n + 1,) split the finite ``verts``
+    (N, 2) into, 3 or more vertices each."""
     _shaped(a["offsets"], "offsets", "iu", (None,))
     off = a["offsets"].astype(np.int64)
-    n_regions = len(off) - 1
-    _require(n_regions >= 1, "it has no regions")
+    _require(len(off) >= 1, "it has no offsets")
     _shaped(a["verts"], "verts", "f", (None, 2))
     _require(off[0] == 0 and off[-1] == len(a["verts"]) and np.all(np.diff(off) >= 3),
-             f"'offsets' do not split the {len(a['verts'])} vertices into polygons of 3 or more")
+             f"'offsets' do not split the {len(a['verts'])} vertices into {what} of 3 or more")
     _require(bool(np.all(np.isfinite(a["verts"]))), "'verts' contains NaN or inf")
+    return len(off) - 1
+
+
+def _check(meta: dict, a: dict[str, np.ndarray]) -> None:
+    """Shapes, dtypes and values that every partition file has."""
+    n_regions = _polygons(a, "polygons")
+    _require(n_regions >= 1, "it has no regions")
     _shaped(a["labels"], "labels", "iu", (len(a["verts"]), 2))
     _require(bool(np.all((a["labels"][:, 0] >= -1) & (a["labels"][:, 0] < len(meta["layers"])))),
              "'labels' name layers that the file does not have")
     _check_maps(a, meta, n_regions, 3)
     if "exact" in a:
         _shaped(a["exact"], "exact", "b", (n_regions,))
-    _shaped(a["polygon"], "polygon", "f", (None, 2))
-    _shaped(a["basis"], "basis", "f", (a["origin"].size, 2))
-    _shaped(a["anchors_uv"], "anchors_uv", "f", (None, 2))
-    _require(list(a["origin"].shape) == meta.get("input_shape"), "'origin' does not have the input shape in 'meta'")
+    _check_slice(a, meta)
 
 
 def _check_path(meta: dict, a: dict[str, np.ndarray]) -> None:
@@ -208,6 +212,49 @@ def _check_path(meta: dict, a: dict[str, np.ndarray]) -> None:
              "'ends' name layers that the file does not have")
     _shaped(a["leg"], "leg", "iu", (n,))
     _require(list(a["points"].shape[1:]) == meta.get("input_shape"), "'points' do not have the input shape in 'meta'")
+
+
+def _check_slice(a: dict[str, np.ndarray], meta: dict) -> None:
+    """The slice's arrays: origin (D,) of the input shape in ``meta``, basis (D, 2), polygon, anchors."""
+    _shaped(a["polygon"], "polygon", "f", (None, 2))
+    _shaped(a["basis"], "basis", "f", (a["origin"].size, 2))
+    _shaped(a["anchors_uv"], "anchors_uv", "f", (None, 2))
+    _require(list(a["origin"].shape) == meta.get("input_shape"), "'origin' does not have the input shape in 'meta'")
+
+
+def _check_curved(meta: dict, a: dict[str, np.ndarray]) -> None:
+    """Shapes, dtypes and values that every curved partition file has (its net is checked when
+    it is read back: :meth:`splinecam.run.curved.SineNet.from_flat`)."""
+    n = _polygons(a, "pieces")
+    _shaped(a["labels"], "labels", "i", (len(a["verts"]), 2))
+    units = [layer["units"] for layer in meta["layers"]]
+    layer, unit = a["labels"][:, 0], a["labels"][:, 1]
+    known = np.isin(layer, (-1, -2, -3)) & (unit == layer)  # border, inside, decision boundary
+    inside = (layer >= 0) & (layer < len(units)) & (unit >= 0)
+    inside[inside] &= unit[inside] < np.array(units, np.int64)[layer[inside]]
+    _require(bool(np.all(known | inside)), "'labels' name units that the file's layers do not have")
+    _shaped(a["bits"], "bits", "b", (n, sum(units)))
+    for name in ("side", "certified"):
+        _shaped(a[name], name, "b", (n,))
+    _shaped(a["region"], "region", "i", (n,))
+    _require(bool(np.all(a["region"] >= -1)) and np.array_equal(np.unique(a["region"][a["region"] >= 0]),
+                                                                 np.arange(a["region"].max(initial=-1) + 1)),
+             "'region' does not number the regions 0, 1, ... (-1: none)")
+    for name in ("uncertified", "pending"):
+        _shaped(a[name], name, "f", (None, 4))
+        _require(bool(np.all(a[name][:, 2:] > a[name][:, :2])), f"'{name}' holds empty boxes")
+    _shaped(a["reasons"], "reasons", "iu", (len(a["uncertified"]),))
+    _require(bool(np.all(a["reasons"] >= 0)), "'reasons' holds negative codes")
+    for name in ("wave_A", "wave_b", "weights", "biases", "decision"):
+        _require(a[name].dtype.kind == "f" and bool(np.all(np.isfinite(a[name]))), f"'{name}' is not finite floats")
+    _shaped(a["wave_A"], "wave_A", "f", (None, 2))
+    _shaped(a["wave_b"], "wave_b", "f", (len(a["wave_A"]),))
+    ok = isinstance(meta.get("tolerance"), (int, float)) and meta["tolerance"] > 0 and isinstance(meta.get("linear"), int)
+    ok = ok and isinstance(meta.get("slopes"), list) and isinstance(meta.get("outputs"), int) and meta["outputs"] >= 1
+    _require(ok and isinstance(meta.get("complete"), bool) and (meta.get("level") is None or isinstance(
+        meta["level"], (int, float))), "'meta' has no valid 'tolerance', 'linear', 'slopes', 'outputs', 'level' "
+                                       "and 'complete'")
+    _check_slice(a, meta)
 
 
 def _check_volume(meta: dict, a: dict[str, np.ndarray]) -> None:
@@ -252,3 +299,7 @@ PATH_FILE = FileKind("splinecam.path/1", ("lo", "hi", "affine", "centroid_output
 VOLUME_FILE = FileKind("splinecam.volume/1", ("verts", "offsets", "incidence", "planes", "face_offsets", "face_units",
                                               "affine", "centroid_outputs", "codes", "exact", "origin", "basis",
                                               "polytope", "meta"), (), _check_volume)
+CURVED_FILE = FileKind("splinecam.curved/1", ("verts", "offsets", "labels", "bits", "side", "certified", "region",
+                                              "uncertified", "reasons", "pending", "wave_A", "wave_b", "weights", "biases",
+                                              "decision", "origin", "basis", "polygon", "anchors_uv", "meta"), (),
+                       _check_curved)

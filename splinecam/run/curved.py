@@ -45,9 +45,11 @@ those of the true partition; all up to float64 rounding of the roots and of the 
 points where the border's roots are sought.  Triple points (three curves through one point)
 and tangencies are not certified.
 
-A cell still unproven at the minimum cell size (``tol / 64`` by default) is *uncertified*: it is kept
-as one piece with the pattern at its centre, and listed; the regions that meet there are joined
-without proof.
+A cell still unproven at the minimum cell size (``2**-26`` of the slice box's side by default) is
+*uncertified*: it is kept as one piece with the pattern at its centre, and listed with the reason
+(:data:`UNCERTIFIED`); the regions that meet there are joined without proof.  Three curves
+through one point, a tangency, or a singular point of a unit's zero set are never proven;
+curves that only come close are separated by the subdivision.
 
 The result's rows are convex *pieces* (a cell, a strip of a cell on one side of a polyline
 segment, or a triangle of a junction's fan); ``region`` gives each piece's region: pieces of the
@@ -79,10 +81,15 @@ try:
 except ImportError:  # numba is optional: the walk then runs in Python (slowly)
     njit = None
 
-__all__ = ["BORDER", "DECISION", "INSIDE", "CurvedPieces", "SineNet", "certify", "read_sine_net", "sine_encoding"]
+__all__ = ["BORDER", "DECISION", "INSIDE", "UNCERTIFIED", "CurvedPieces", "SineNet", "certify", "read_sine_net", "sine_encoding"]
 
 BORDER, INSIDE, DECISION = -1, -2, -3  # edge labels: on the slice border; between two pieces of one
 # pattern; along the decision boundary (a unit's polyline is labelled (layer, unit))
+UNCERTIFIED = (  # why a cell is uncertified, by code (CurvedPieces.reasons)
+    "three or more curves meet in it",
+    "one unit's zero set in it is not proven to be one arc (a singular point, or one where it turns back)",
+    "two curves in it are not proven to cross once or not at all (they touch, or run nearly parallel)",
+)
 _MAX_NODES = 256  # polyline nodes per cell (more: the cell is split instead)
 _BATCH = 64  # cells whose first level is bounded at once
 
@@ -154,9 +161,48 @@ class SineNet:
         return (np.ascontiguousarray(M0, np.float64), np.asarray(m0, np.float64), np.concatenate(Ws), at(Ws),
                 np.concatenate(bs), at(bs), np.array(sizes, np.int64), slopes)
 
+    @cached_property
+    def spans(self) -> list:
+        """[(start, end)] of each level's units in a pattern (the decision's as one more level)."""
+        ends = np.cumsum(self.stacked[6]).tolist()
+        return list(zip([0] + ends[:-1], ends))
+
     @property
     def levels(self) -> int:
         return len(self.hidden) + (self.decision is not None)
+
+    def flat(self) -> tuple[dict, dict]:
+        """(arrays, meta) that :meth:`from_flat` reads back: the waves (A (J, 2), b (J,)), every
+        layer's weights and biases concatenated (hidden layers, then the outputs), the decision
+        row (K,) (empty: none); meta: linear, slopes, outputs K, the decision level."""
+        layers = [*self.hidden, (*self.out, 0.0)]
+        arrays = dict(wave_A=self.waves.A, wave_b=self.waves.b,
+                      weights=np.concatenate([np.ravel(W) for W, _, _ in layers]),
+                      biases=np.concatenate([np.ravel(b) for _, b, _ in layers]),
+                      decision=np.zeros(0) if self.decision is None else np.asarray(self.decision[0], np.float64))
+        meta = dict(linear=int(self.waves.linear), slopes=[float(s) for _, _, s in self.hidden],
+                    outputs=int(len(self.out[1])), level=None if self.decision is None else float(self.decision[1]))
+        return arrays, meta
+
+    @classmethod
+    def from_flat(cls, arrays: dict, meta: dict, names: list, sizes: list) -> "SineNet":
+        """The net of :meth:`flat`'s arrays and meta, its hidden layers named ``names`` with
+        ``sizes`` units; ValueError saying what does not fit."""
+        J, widths = len(arrays["wave_b"]), [*sizes, meta["outputs"]]
+        shapes = [(n, m) for n, m in zip(widths, [J, *sizes])]
+        W, b = arrays["weights"], arrays["biases"]
+        if len(W) != sum(n * m for n, m in shapes) or len(b) != sum(widths) or len(meta["slopes"]) != len(sizes):
+            raise ValueError(f"its weights ({len(W)}), biases ({len(b)}) or slopes do not fit layers of "
+                             f"{widths} units on {J} features")
+        cut_W, cut_b = np.cumsum([0] + [n * m for n, m in shapes]), np.cumsum([0] + widths)
+        layers = [(W[cut_W[k]:cut_W[k + 1]].reshape(shape), b[cut_b[k]:cut_b[k + 1]]) for k, shape in enumerate(shapes)]
+        hidden = [(Wk, bk, float(s)) for (Wk, bk), s in zip(layers[:-1], meta["slopes"])]
+        c = arrays["decision"]
+        if len(c) not in (0, meta["outputs"]) or (len(c) > 0) != (meta["level"] is not None):
+            raise ValueError("its decision row does not fit its outputs")
+        decision = (c, float(meta["level"])) if len(c) else None
+        return cls(Waves(arrays["wave_A"], arrays["wave_b"], int(meta["linear"])), hidden, layers[-1], decision,
+                   list(names))
 
     def outputs(self, e: np.ndarray, bits: np.ndarray) -> np.ndarray:
         """(N, K) the outputs at encodings ``e`` (N, J) on the patterns ``bits`` (N, units): exact,
@@ -242,7 +288,8 @@ class CurvedPieces:
     bool decision side; certified (P,) bool (False: the piece is an uncertified cell);
     region (P,) int, the region of each piece (-1 for an uncertified cell joined to no region
     that has a certified piece); uncertified (C, 4) the uncertified cells as
-    (u0, v0, u1, v1); pending (Q, 4) cells left when a limit stopped the run.
+    (u0, v0, u1, v1), reasons (C,) int why each is (an index into :data:`UNCERTIFIED`); pending
+    (Q, 4) cells left when a limit stopped the run.
     """
 
     vertices: np.ndarray
@@ -254,6 +301,7 @@ class CurvedPieces:
     region: np.ndarray
     uncertified: np.ndarray
     pending: np.ndarray
+    reasons: np.ndarray
 
 
 class _Leaves:
@@ -263,7 +311,7 @@ class _Leaves:
         self.net, self.lo, self.size, self.tol = net, lo, size, tol
         self.chunks = []  # (quads (n, 4, 2), labels (n, 4, 2), bits, certified, cell, component)
         self.cells = []  # ((depth, i, j), [bits of each component], {(axis, high side): (crossings, components)})
-        self.uncertified = []
+        self.uncertified, self.reasons = [], []
         self.unsure = {}  # uncertified cell -> {pattern key: components of its neighbours with it}
         self.count = 0
 
@@ -306,8 +354,8 @@ def _classify(net: SineNet, centre: np.ndarray, half: np.ndarray):
                                  splits, rows, keys, bits)
     if n_splits < 0:
         return None
-    cuts = np.cumsum(sizes)[:-1]
-    branches = {tuple(bool(k) for k in keys[i, :n_splits]): np.split(bits[i], cuts) for i in range(n_branches)}
+    spans = net.spans
+    branches = {tuple(keys[i, :n_splits].tolist()): [bits[i, a:z] for a, z in spans] for i in range(n_branches)}
     return branches, [(int(splits[i, 0]), int(splits[i, 1]), [(rows[i, k, :J].copy(), float(rows[i, k, J]))
                                                               for k in (0, 1)]) for i in range(n_splits)]
 
@@ -404,17 +452,22 @@ class _Curve:
             return None
         slope, axis, sign = min(options)
         curve = cls(net, M, m, centre, half, axis, sign, grads, slope)
-        for s in (curve.lo[axis], curve.hi[axis]):  # at most one zero on each side along t: none, or monotone
-            c = curve.point(np.array(s), np.array(centre[1 - axis]))
-            hw = curve.point(np.array(0.0), np.array(half[1 - axis]))
-            lo, hi = (a[0, 0] for a in net.waves.bounds(curve.M, curve.m, c[None], hw[None]))
-            glo, ghi = (a[0, 0] for a in net.waves.gradient(curve.M, c[None], hw[None])[1 - axis])
-            if lo <= 0 <= hi and glo <= 0 <= ghi:
-                return None
+        sides = np.array([centre, centre])  # the two sides s = s0, s1 (segments along t), together
+        sides[:, axis] = curve.lo[axis], curve.hi[axis]
+        widths = np.zeros((2, 2))
+        widths[:, 1 - axis] = half[1 - axis]
+        lo, hi = net.waves.bounds(curve.M, curve.m, sides, widths)
+        glo, ghi = net.waves.gradient(curve.M, sides, widths)[1 - axis]
+        if ((lo <= 0) & (0 <= hi) & (glo <= 0) & (0 <= ghi)).any():  # more than one zero on a side, maybe
+            return None
         return curve
 
     def point(self, s, t) -> np.ndarray:
-        return np.stack([s, t], -1) if self.axis == 0 else np.stack([t, s], -1)
+        """The points (..., 2) of coordinates ``s`` and ``t`` (arrays of one shape, or numbers)."""
+        s, t = np.asarray(s, np.float64), np.asarray(t, np.float64)
+        out = np.empty(np.broadcast_shapes(s.shape, t.shape) + (2,))
+        out[..., self.axis], out[..., 1 - self.axis] = s, t
+        return out
 
     def h(self, s, t) -> np.ndarray:
         s, t = np.broadcast_arrays(np.asarray(s, float), np.asarray(t, float))
@@ -439,19 +492,9 @@ class _Curve:
     def crossings(self, width: float) -> list:
         """[(crossing or None, h > 0 at the side's start)] on the cell sides s = s0 and s = s1
         (along t) and t = t0 and t = t1 (along s), each holding at most one (proven); the
-        crossings to within ``width``, found together."""
-        ax = self.axis
-        fixed = np.array([self.lo[ax], self.hi[ax], self.lo[1 - ax], self.hi[1 - ax]])
-        start = np.array([self.lo[1 - ax]] * 2 + [self.lo[ax]] * 2)
-        end = np.array([self.hi[1 - ax]] * 2 + [self.hi[ax]] * 2)
-        along_t = np.array([True, True, False, False])
-
-        a = self.h(np.where(along_t, fixed, start), np.where(along_t, start, fixed))
-        b = self.h(np.where(along_t, fixed, end), np.where(along_t, end, fixed))
-        roots = self.net.waves.roots(self.M[0], self.m[0], np.where(b > 0, self.sign, -self.sign),
-                                     self.point(np.where(along_t, fixed, 0.0), np.where(along_t, 0.0, fixed)),
-                                     np.where(along_t, 1 - ax, ax), start, end, width)
-        return [(float(r) if (p != q) else None, bool(p)) for r, p, q in zip(roots, a > 0, b > 0)]
+        crossings to within ``width``, found together (compiled: :meth:`Waves.sides`)."""
+        first, _, roots = self.net.waves.sides(self.M[0], self.m[0], self.sign, self.axis, self.lo, self.hi, width)
+        return [(None if math.isnan(r) else float(r), bool(p > 0)) for r, p in zip(roots, first)]
 
     def side_keys(self) -> list:
         """The keys (axis, high side) of the sides in the order of :meth:`crossings`."""
@@ -623,7 +666,9 @@ def _crossing(net: SineNet, arc: _Curve, row_c, ends: tuple, width: float):
         jac = np.stack([(M * waves.A[:, i]) @ waves.slopes(x[None])[0] for i in (0, 1)], 1)
         if abs(np.linalg.det(jac)) < 1e-300:
             break
-        x = np.clip(x - np.linalg.solve(jac, waves.values(M, m, x[None])[0]), arc.lo, arc.hi)
+        x, was = np.clip(x - np.linalg.solve(jac, waves.values(M, m, x[None])[0]), arc.lo, arc.hi), x
+        if np.abs(x - was).max() <= width / 64:  # converged (the sign change below checks it)
+            break
     ax = arc.axis
     t = np.clip(x[1 - ax] + np.array([-width, 0.0, width]), arc.lo[1 - ax], arc.hi[1 - ax])
     s = arc.roots(t, width)
@@ -669,7 +714,7 @@ def certify(net: SineNet, sl: Slice, watch: Watch, tol: float, min_cell: float) 
                     stack.extend((d + 1, 2 * i + a, 2 * j + b) for a in (1, 0) for b in (1, 0))
                     continue
                 else:
-                    _finish(leaves, cell, centre, half, None, None)
+                    _finish(leaves, cell, centre, half, None, 0 if found is None else len(found[1]))
                 watch.done = leaves.count
                 watch.area += float(4 * half[0] * half[1])
                 watch.check("the sine encoding's curves", 0)
@@ -688,7 +733,8 @@ def _prove(net: SineNet, splits: list, centre, half, tol: float):
 
 
 def _finish(leaves: _Leaves, cell, centre, half, found, proof) -> None:
-    """Record the pieces of a finished cell and what its sides touch."""
+    """Record the pieces of a finished cell and what its sides touch; an uncertified one (found
+    None) has the index of its reason in :data:`UNCERTIFIED` as ``proof``."""
     lo, hi = centre - half, centre + half
     corners = np.array([lo, [hi[0], lo[1]], hi, [lo[0], hi[1]]])
     if found is None or not found[1]:  # one pattern (proven, or at the centre)
@@ -699,6 +745,7 @@ def _finish(leaves: _Leaves, cell, centre, half, found, proof) -> None:
             b, s = leaves.net.pattern(centre[None])
             bits = _levels(leaves.net, b[0], s[0])
             leaves.uncertified.append(np.concatenate([lo, hi]))
+            leaves.reasons.append(proof)
             leaves.unsure[len(leaves.cells)] = {}
         leaves.cells.append((cell, [bits], {}))
         leaves.add(corners[None], None, bits, ok, 0)
@@ -820,6 +867,7 @@ def _assemble(leaves: _Leaves, pending) -> CurvedPieces:
         bits, side, ok, region,
         np.array(leaves.uncertified).reshape(-1, 4),
         np.array([np.concatenate([c - h, c + h]) for c, h in pending]).reshape(-1, 4),
+        np.array(leaves.reasons, np.int64),
     )
 
 
@@ -856,10 +904,13 @@ def _regions(leaves: _Leaves, n_hidden: int, piece_cell: np.ndarray, piece_comp:
     for (axis, _), items in edges.items():
         highs = sorted((x for x in items if x[3]), key=lambda x: x[0])
         lows = sorted((x for x in items if not x[3]), key=lambda x: x[0])
+        h = 0  # each side's cells tile the line: one sweep along it meets every overlapping pair
         for a0, a1, ka, _ in lows:  # the cell below/left (its high side) meets the cells above/right
-            for b0, b1, kb, _ in highs:
-                if b1 <= a0 or b0 >= a1:
-                    continue
+            while h < len(highs) and highs[h][1] <= a0:
+                h += 1
+            for b0, b1, kb, _ in highs[h:]:
+                if b0 >= a1:
+                    break
                 _join_side(leaves, ka, kb, axis, max(a0, b0) / scale, min(a1, b1) / scale, key, first, join)
     for around in leaves.unsure.values():  # an uncertified cell joins the neighbours of one pattern
         for nodes in around.values():

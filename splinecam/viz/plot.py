@@ -80,11 +80,16 @@ def check_color_by(color_by: str) -> None:
 
 def class_cells_of(part, color_by: str, output: int = 0, level: float = 0.0):
     """The :class:`~splinecam.analysis.boundary.ClassCells` that ``color_by`` ("class" or "sign") fills:
-    the argmax cells for "class" with K > 1 outputs, else the sides of ``f_output = level``."""
-    from ..analysis.boundary import class_cells
+    the argmax cells for "class" with K > 1 outputs, else the sides of ``f_output = level``.  A
+    curved partition has the cells of its certified decision function only: its "sign" cells of
+    one of two outputs are all unknown (-1, drawn grey)."""
+    from ..analysis.boundary import ClassCells, class_cells
 
     if color_by == "class" and part.n_outputs > 1:
         return class_cells(part)
+    if getattr(part, "curved", False) and part.n_outputs > 1:
+        a = part.arrays
+        return ClassCells(a.vertices, a.offsets, np.full(len(part), -1), np.arange(len(part)), part.areas)
     return class_cells(part, output=output, level=level)
 
 

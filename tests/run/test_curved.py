@@ -12,7 +12,7 @@ from torch import nn
 
 import splinecam as sc
 from splinecam.errors import RegionLimitError, TimeLimitError, UnsupportedModelError
-from splinecam.run.curved import BORDER, DECISION, INSIDE
+from splinecam.run.curved import BORDER, DECISION, INSIDE, UNCERTIFIED
 
 ISLANDS = sc.Slice.box((-np.pi + 0.1, -np.pi + 0.2), (3 * np.pi + 0.1, 3 * np.pi + 0.2))
 
@@ -65,9 +65,7 @@ def test_islands_of_one_unit_match_the_analytic_curve_and_count():
     assert distance_to_segments(curve, segs).max() <= part.tolerance
     assert (part.region >= 0).all()
     sizes = np.sort(np.bincount(part.region, weights=part.areas))
-    v = np.linspace(0, np.pi, 200001)
-    width = np.pi - 2 * np.arcsin(np.clip(1.2 - np.sin(v), -1, 1))  # the island's width at height v
-    island = float(np.sum((width[1:] + width[:-1]) / 2) * (v[1] - v[0]))
+    island = island_area(1.2)
     assert np.allclose(sizes[:4], island, rtol=0, atol=20 * part.tolerance)
     dmap = sc.density_map(part, 64)  # 1 / the area of the region at each pixel: an island's, or the rest's
     gap = np.abs(1 / dmap.values.ravel()[:, None] - sizes).min(1)  # each pixel shows its region's area
@@ -93,6 +91,60 @@ def test_level_sets_are_certified_curves():
     assert part.level_set(0.0).segments.shape == part.decision_boundary().segments.shape
     with pytest.raises(ValueError, match="one-output"):
         sc.partition(sine_mlp([3], 2, 0), sc.Slice.box((-1, -1), (1, 1)), progress=False, tol=1e-3).level_set(0.5)
+
+
+def island_area(level: float) -> float:
+    """The area of one island ``sin u + sin v > level`` (level > 0), by the trapezoid rule."""
+    v = np.linspace(0, np.pi, 200001)
+    width = np.pi - 2 * np.arcsin(np.clip(level - np.sin(v), -1, 1))
+    return float(np.sum((width[1:] + width[:-1]) / 2) * (v[1] - v[0]))
+
+
+def test_class_regions_are_the_certified_sides_of_the_decision_boundary():
+    # out = 2 relu(sin u + sin v - 1.2) - 0.5 > 0 where sin u + sin v > 1.45: four islands
+    part = sc.partition(one_unit([1.0, 1.0], -1.2), ISLANDS, progress=False, tol=1e-6)
+    regions = part.class_regions()
+    assert sorted(regions) == [0, 1]
+    assert (regions[1].b0, regions[1].b1) == (4, 0) and (regions[0].b0, regions[0].b1) == (1, 4)
+    assert regions[1].area == pytest.approx(4 * island_area(1.45), abs=1e-4)
+    assert regions[0].area + regions[1].area == pytest.approx(ISLANDS.area, rel=1e-12)
+    cells = part.class_cells()
+    assert np.array_equal(cells.label, part.side) and cells.areas.sum() == pytest.approx(ISLANDS.area, rel=1e-12)
+    for ring, _ in regions[1].polygons:  # each island's outline is within tol of the level curve
+        f = np.sin(ring[:, 0]) + np.sin(ring[:, 1]) - 1.45
+        assert np.max(np.abs(f) / np.hypot(np.cos(ring[:, 0]), np.cos(ring[:, 1]))) <= part.tolerance
+    with pytest.raises(ValueError, match=r"at_level\(0.3\)"):
+        part.class_regions(level=0.3)
+    assert part.at_level(0.0) is part
+    higher = part.at_level(0.3).class_regions()  # sin u + sin v > 1.6: smaller islands
+    assert higher[1].b0 == 4 and higher[1].area == pytest.approx(4 * island_area(1.6), abs=1e-4)
+    with pytest.raises(ValueError, match="1 or 2 outputs"):
+        sc.partition(sine_mlp([2], 3, 0), sc.Slice.box((-1, -1), (1, 1)), progress=False, tol=1e-3).class_regions()
+
+
+DEGENERATE = [  # (F, phi, W, b, (patterns, regions), reason): a true degeneracy at the origin, which no
+    # subdivision separates; the regions that meet only there may be joined there (not proven), so the count is
+    # between the number of patterns and the number of regions
+    (np.array([[1.0, 0], [0, 1], [1, 1]]), np.zeros(3), np.eye(3), np.zeros(3), (6, 6), 0),  # three lines through it
+    (np.array([[0.0, 1], [1, 0]]), np.array([0, np.pi / 2]), np.array([[1.0, 0], [1, 0.1]]), np.array([0, -0.1]),
+     (3, 4), 2),  # sin v = 0 and sin v = 0.1 (1 - cos u), touching there: the slivers between them meet only there
+    (np.array([[1.0, 1], [1, -1]]), np.array([np.pi / 2, np.pi / 2]), np.array([[1.0, -1]]), np.array([0.0]), (2, 4),
+     1),  # sin(u + v + pi/2) = sin(u - v + pi/2), i.e. sin u sin v = 0: the lines u = 0 and v = 0 crossing, one unit
+]
+
+
+@pytest.mark.parametrize("F, phi, W, b, regions, reason", DEGENERATE)
+def test_true_degeneracies_are_listed_uncertified_with_their_reason(tmp_path, F, phi, W, b, regions, reason):
+    model = nn.Sequential(SinEncoding(F, phi), layer(W, b), nn.ReLU(), layer(np.ones((1, len(b))), [5.0])).double()
+    sl = sc.Slice.box((-0.3, -0.2), (0.4, 0.5))  # the origin on no dyadic line of the box
+    part = sc.partition(model, sl, progress=False)
+    cells = part.uncertified
+    assert len(cells) > 0 and part.uncertified_reasons == [UNCERTIFIED[reason]] * len(cells)
+    assert (cells[:, 2:] - cells[:, :2]).max() <= 0.7 * 2.0 ** -26 * (1 + 1e-9)  # the smallest cells
+    assert np.abs(cells).max() <= 1e-6  # all at the degenerate point
+    assert regions[0] <= part.n_regions <= regions[1] and part.verify(n_points=400).ok
+    part.save(tmp_path / "degenerate.npz")
+    assert sc.CurvedPartition.load(tmp_path / "degenerate.npz").uncertified_reasons == part.uncertified_reasons
 
 
 def test_stripes_of_one_unit_count_and_lie_on_the_lines():
