@@ -57,7 +57,7 @@ def partition_path(model, path: Path, dtype=torch.float64, device=None, progress
     chain = cached_chain(model, legs[0][1]) if chain_applies(dtype, device) else None
     fast = path_chain(chain, path.input_shape[0]) if chain is not None and path.kind == "polyline" else None
     budget = parse_bytes(options.max_memory)
-    if fast is not None and compiled1d.AVAILABLE and fast.stack_bytes(len(legs)) <= budget:
+    if fast is not None and compiled1d.AVAILABLE and fast.stack_bytes <= budget:
         network = frozen(model, torch.float64, "cpu", path.input_shape, chain.state)
         return _run_chain(fast, path, legs, network, progress, options, budget, started)
     if chain is not None:
@@ -102,16 +102,15 @@ def _run_chain(fast: PathChain, path: Path, legs: list, network, progress, optio
     watch = Watch(path, progress, max_regions, options.timeout, started, note)
     finished: list = []
     starts = np.array([start for start, _ in legs])
-    frame = legs[0][1].bounds()  # every leg's: each is t in [0, 1]
     try:
-        fast.run(legs, frame, options.rtol, watch, finished)
+        fast.run(legs, options.rtol, watch, finished)
     except StoppedEarly as err:
-        err.partial = PathPartition.of_pieces(*fast.pieces(frame, finished), starts, path, fast.layers, watch.elapsed(),
-                                              network, complete=False)
+        err.partial = PathPartition(path, *fast.pieces(finished, starts), fast.layers, watch.elapsed(), network,
+                                    complete=False)
         raise
     finally:
         watch.close()
-    return PathPartition.of_pieces(*fast.pieces(frame, finished), starts, path, fast.layers, watch.elapsed(), network)
+    return PathPartition(path, *fast.pieces(finished, starts), fast.layers, watch.elapsed(), network)
 
 
 class PathPartition(NetworkCopy):
