@@ -67,11 +67,13 @@ def partition_path(model, path: Path, dtype=torch.float64, device=None, progress
         twin, graph = prepare(model, dtype, device, path.input_shape)
         shapes = check_shapes(twin, graph, legs[0][1], dtype, device)
         network, runner = (twin, graph), Engine
-    flat = [node.name for node in graph.nodes if node.op.splits and not node.op.any_cells]
+    straight = path.kind == "polyline"
+    flat = [node.name for node in graph.nodes if node.op.splits and not (node.op.any_cells or straight and node.op.intervals)]
     if flat:
-        raise UnsupportedModelError(f"on a path, splinecam splits elementwise piecewise-linear ops (ReLU, LeakyReLU, "
-                                    f"clamp, abs, ...) only; the max-type op(s) {', '.join(flat)} split slices only. "
-                                    "Partition a slice through the path instead.")
+        where = ("on an ellipse, splinecam splits elementwise piecewise-linear ops (ReLU, LeakyReLU, clamp, abs, ...) "
+                 f"only; the op(s) {', '.join(flat)} split straight legs (a polyline) and slices" if not straight else
+                 f"on a path, splinecam cannot split the op(s) {', '.join(flat)}; they split slices only")
+        raise UnsupportedModelError(f"{where}. Partition a polyline through the points or a slice through the path instead.")
     plans = [(start, Plan.make(graph, shapes, leg, dtype, device, options.rtol, budget,
                                options.chunk_size)) for start, leg in legs]
     layers = list(plans[0][1].layers.values())
