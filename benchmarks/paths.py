@@ -8,11 +8,15 @@ alike.  Prints the piece counts (they must agree) and the median time of several
 over all segments of a case, and the ratio; and, of our time, the median spent in the compiled
 chain kernel (:func:`splinecam.geometry.compiled1d.chain_pieces`; the rest is Python around it).
 
-Timed as ``timeit`` times: the garbage collector runs before each timed call, not during it
-(a full collection in a process that has imported torch takes a fraction of a second, and when
-it falls in a timed call depends on everything else the process allocated); ``--gc`` keeps it on.
+Timed as ``timeit`` times: the garbage collector is off while timing (a full collection in a
+process that has imported torch takes a fraction of a second, and when it falls in a timed call
+depends on everything else the process allocated); ``--gc`` keeps it on.  It runs once before
+each case, not before each timed run: a full collection walks every object of the process
+(0.2 s here) and leaves the CPU's caches cold, which costs the next call about 0.5 ms of ours
+(a user's loop over paths does not collect between calls); ``--collect`` collects before each
+timed run all the same.
 
-Usage: python benchmarks/paths.py [--runs=5] [--segments=8] [--gc]
+Usage: python benchmarks/paths.py [--runs=5] [--segments=8] [--gc] [--collect]
 
 regioncam (``pip install regioncam``) is optional: without it only our times are printed.
 """
@@ -82,7 +86,7 @@ def theirs(model, segs) -> int:
 def main(argv: list[str]) -> None:
     runs = int(next((a.split("=")[1] for a in argv if a.startswith("--runs=")), 5))
     n_seg = int(next((a.split("=")[1] for a in argv if a.startswith("--segments=")), 8))
-    keep_gc = "--gc" in argv
+    keep_gc, collect = "--gc" in argv, "--collect" in argv
     torch.set_num_threads(1)
     compiled1d.chain_pieces = _timed_kernel(compiled1d.chain_pieces)
     print(f"torch {torch.__version__}, 1 thread; splinecam float64; load average {os.getloadavg()[0]:.2f}")
@@ -91,19 +95,22 @@ def main(argv: list[str]) -> None:
     else:
         print(f"regioncam (float32), RAYON_NUM_THREADS={os.environ['RAYON_NUM_THREADS']}")
     print(f"{n_seg} segments per case (the square's diagonals and random chords); medians of {runs} runs; "
-          f"garbage collector {'on' if keep_gc else 'off while timing (as timeit)'}")
+          f"garbage collector {'on' if keep_gc else 'off while timing (as timeit)'}, a full collection before "
+          f"{'each timed run' if collect else 'each case'}")
     print(f"{'case':30} {'pieces (ours)':>13} {'pieces (theirs)':>15} {'splinecam':>10} {'(kernel)':>9} {'regioncam':>10} "
           f"{'ours/theirs':>11}")
     for name, model, half, _ in cases(quick=False):
         segs = segments(half, n_seg)
         fns = [ours] + ([theirs] if regioncam is not None else [])
         counts = [fn(model, segs) for fn in fns]  # warm-up
+        gc.collect()
         times: list[list[float]] = [[] for _ in fns]
         kernel: list[float] = []
         for r in range(runs):
             for k in (range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))):
                 KERNEL[0] = 0.0
-                gc.collect()
+                if collect:
+                    gc.collect()
                 if not keep_gc:
                     gc.disable()
                 t0 = time.perf_counter()

@@ -7,7 +7,7 @@ import copy
 import os
 import time
 from dataclasses import asdict, dataclass, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -75,7 +75,16 @@ class Options:
         unknown = sorted(set(options) - set(cls.__dataclass_fields__))
         if unknown:
             raise TypeError(f"unknown option(s) {unknown}; {caller} accepts {sorted(cls.__dataclass_fields__)}.")
-        return cls(**options)
+        try:  # (options are frozen: the same values give the same one, checked once)
+            return _options_of(tuple((name, type(value), value) for name, value in options.items()))
+        except TypeError:  # a value that cannot be hashed: checked here, with its error
+            return cls(**options)
+
+
+@lru_cache(maxsize=256)
+def _options_of(items: tuple) -> Options:
+    """:class:`Options` of (name, type, value) items (the type in the key: ``True`` and ``1`` differ)."""
+    return Options(**{name: value for name, _, value in items})
 
 
 def checked_arguments(model, sl, device, options: dict, caller: str, kind: type = Slice) -> tuple[Options, torch.device]:

@@ -57,7 +57,7 @@ def partition_path(model, path: Path, dtype=torch.float64, device=None, progress
     chain = cached_chain(model, legs[0][1]) if chain_applies(dtype, device) else None
     fast = path_chain(chain, path.input_shape[0]) if chain is not None and path.kind == "polyline" else None
     budget = parse_bytes(options.max_memory)
-    if fast is not None and compiled1d.AVAILABLE and fast.stack_bytes(len(legs)) <= budget:
+    if fast is not None and compiled1d.AVAILABLE and fast.stack_bytes <= budget:
         network = frozen(model, torch.float64, "cpu", path.input_shape, chain.state)
         return _run_chain(fast, path, legs, network, progress, options, budget, started)
     if chain is not None:
@@ -67,11 +67,13 @@ def partition_path(model, path: Path, dtype=torch.float64, device=None, progress
         twin, graph = prepare(model, dtype, device, path.input_shape)
         shapes = check_shapes(twin, graph, legs[0][1], dtype, device)
         network, runner = (twin, graph), Engine
-    flat = [node.name for node in graph.nodes if node.op.splits and not node.op.any_cells]
+    straight = path.kind == "polyline"
+    flat = [node.name for node in graph.nodes if node.op.splits and not (node.op.any_cells or straight and node.op.intervals)]
     if flat:
-        raise UnsupportedModelError(f"on a path, splinecam splits elementwise piecewise-linear ops (ReLU, LeakyReLU, "
-                                    f"clamp, abs, ...) only; the max-type op(s) {', '.join(flat)} split slices only. "
-                                    "Partition a slice through the path instead.")
+        where = ("on an ellipse, splinecam splits elementwise piecewise-linear ops (ReLU, LeakyReLU, clamp, abs, ...) "
+                 f"only; the op(s) {', '.join(flat)} split straight legs (a polyline) and slices" if not straight else
+                 f"on a path, splinecam cannot split the op(s) {', '.join(flat)}; they split slices only")
+        raise UnsupportedModelError(f"{where}. Partition a polyline through the points or a slice through the path instead.")
     plans = [(start, Plan.make(graph, shapes, leg, dtype, device, options.rtol, budget,
                                options.chunk_size)) for start, leg in legs]
     layers = list(plans[0][1].layers.values())
@@ -102,16 +104,15 @@ def _run_chain(fast: PathChain, path: Path, legs: list, network, progress, optio
     watch = Watch(path, progress, max_regions, options.timeout, started, note)
     finished: list = []
     starts = np.array([start for start, _ in legs])
-    frame = legs[0][1].bounds()  # every leg's: each is t in [0, 1]
     try:
-        fast.run(legs, frame, options.rtol, watch, finished)
+        fast.run(legs, options.rtol, watch, finished)
     except StoppedEarly as err:
-        err.partial = PathPartition.of_pieces(*fast.pieces(frame, finished), starts, path, fast.layers, watch.elapsed(),
-                                              network, complete=False)
+        err.partial = PathPartition(path, *fast.pieces(finished, starts), fast.layers, watch.elapsed(), network,
+                                    complete=False)
         raise
     finally:
         watch.close()
-    return PathPartition.of_pieces(*fast.pieces(frame, finished), starts, path, fast.layers, watch.elapsed(), network)
+    return PathPartition(path, *fast.pieces(finished, starts), fast.layers, watch.elapsed(), network)
 
 
 class PathPartition(NetworkCopy):

@@ -121,6 +121,30 @@ def _fill(lin: nn.Linear, gen, integer: bool) -> None:
             lin.bias.copy_(torch.randn(lin.bias.shape, generator=gen) * 0.5)
 
 
+class ChannelMax(nn.Module):
+    """The max over the channels of a batch of feature maps (``torch.amax(x, 1, keepdim=True)``)."""
+
+    def forward(self, x):
+        return torch.amax(x, dim=1, keepdim=True)
+
+
+def pooled_cnn(seed: int, integer: bool = False, duplicate: bool = False, channels: int = 3, k: int = 2) -> nn.Sequential:
+    """A CNN with max-type ops on (1, 6, 6) images: conv 3x3, ReLU, 2x2 max-pool, conv 1x1, a max
+    over the channels, linear to k outputs; random (integer: small integers, biases halves)
+    weights and biases; duplicate: channel 1 a copy of channel 0 in both convolutions (tied
+    candidates in the pools and in the channel max)."""
+    gen = torch.Generator().manual_seed(seed)
+    model = nn.Sequential(nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(channels, channels, 1),
+                          ChannelMax(), nn.Flatten(), nn.Linear(9, k)).eval()
+    with torch.no_grad():
+        for layer in (model[0], model[3], model[6]):
+            _fill(layer, gen, integer)
+            if duplicate and layer is not model[6]:
+                layer.weight[1] = layer.weight[0]
+                layer.bias[1] = layer.bias[0]
+    return model
+
+
 BOX = sc.Slice.box((-1, -1), (1, 1))
 
 

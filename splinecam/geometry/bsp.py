@@ -42,7 +42,7 @@ def bsp(polys: Polygons, pend_piece: torch.Tensor, pend_item: torch.Tensor, carr
     compact area is finished); when ``fits(pieces)`` turns False, all stop.
     ``check(n)`` is called with the number of pieces so far after each round.
     """
-    dev = polys.verts.device
+    dev = pend_piece.device
     origin = torch.arange(len(polys), device=dev)
     done: list[tuple[Polygons, torch.Tensor, torch.Tensor]] = []
     aside: list[tuple[Polygons, torch.Tensor, torch.Tensor]] = []
@@ -106,6 +106,6 @@ def _later(polys: Polygons, pend_piece: torch.Tensor, max_pairs: int) -> torch.T
     busy = torch.nonzero(counts).flatten()
     busy = busy[spatial_order(polys.centroids()[busy])]
     n_now = max(1, int((torch.cumsum(counts[busy], 0) <= max_pairs).sum()))
-    later = torch.zeros(len(polys), dtype=torch.bool, device=polys.verts.device)
+    later = torch.zeros(len(polys), dtype=torch.bool, device=pend_piece.device)
     later[busy[n_now:]] = True
     return later

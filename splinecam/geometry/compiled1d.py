@@ -21,7 +21,7 @@ import numpy as np
 from .compiled import AVAILABLE
 
 __all__ = ["AVAILABLE", "CHAIN_AFFINE", "CHAIN_META", "CHAIN_SPLIT", "PIECE_BYTES", "chain_pieces", "chain_product",
-           "interval_breakpoint_split"]
+           "interval_breakpoint_split", "path_pieces"]
 
 PIECE_BYTES = 96  # bytes of a piece's records besides its code (ends, units, parent)
 
@@ -273,7 +273,7 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, lv
     changed.  ``rows`` (2 n width,): scratch for the rows of the products of n pieces.  Pieces past the chain go to the outputs
     ``o_*`` from row ``n_out`` on (``o_z`` (n, 2, K)), in order along the charts.
 
-    Returns (rows of the outputs filled, work done, whether intervals still wait): the call
+    Returns (rows of the outputs filled, intervals waiting, whether any wait): the call
     stops once ``max_work`` steps are done or the outputs cannot hold a batch (after a batch
     at least)."""
     n_ops = meta.shape[0]
@@ -298,14 +298,14 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, lv
         while s >= 0 and lv[s, 2] == 0:
             s -= 1
         if s < 0:
-            return n_out, work, False
+            return n_out, 0, False
         i = ops[s]
         units, k, nxt, layer, byte = meta[i, 1], meta[i, 6], meta[i, 9], meta[i, 7], meta[i, 8]
         bits = units * k
         last = nxt == n_ops
         room = min(o_lo.shape[0] - n_out, rows.shape[0] // (2 * width)) if last else lv[s + 2, 0] - lv[s + 1, 0]
         if batches > 0 and (work > max_work or room < bits + 1):
-            return n_out, work, True
+            return n_out, lv[:n_levels, 2].sum(), True
         batches += 1
         a = meta[i, 5]
         bps, slopes, icpts = act[a: a + k], act[a + k: a + 2 * k + 1], act[a + 2 * k + 1: a + 3 * k + 2]
@@ -414,6 +414,26 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, lv
             lv[s + 1, 1], lv[s + 1, 2] = 0, n_child
 
 
+def path_pieces(lo, hi, z, leg, starts, center):
+    """Pieces of the legs of a polyline in the path's parameter t: ``[lo, hi]`` (n,) about each
+    leg's chart point ``center``, the output states ``z`` (n, 2, K) there (value, slope), the legs
+    ``leg`` (n,) starting at ``starts`` (L,) in t.  Returns (lo (n,), hi (n,), maps (n, K, 2)
+    (output k is ``a t + c``), outputs at the middles (n, K)): the arithmetic of the engine's
+    result (:meth:`PieceArrays.of_states` then :meth:`PathPartition.of_pieces`)."""
+    n, k = z.shape[0], z.shape[2]
+    t_lo, t_hi, affine, middle = np.empty(n), np.empty(n), np.empty((n, k, 2)), np.empty((n, k))
+    for i in range(n):
+        s = starts[leg[i]]
+        t_lo[i], t_hi[i] = (lo[i] + center) + s, (hi[i] + center) + s
+        m = (lo[i] + hi[i]) / 2
+        for o in range(k):
+            a, v = z[i, 1, o], z[i, 0, o]
+            affine[i, o, 0] = a
+            affine[i, o, 1] = (v - a * center) - a * s  # in the leg's t, then the path's
+            middle[i, o] = v + a * m
+    return t_lo, t_hi, affine, middle
+
+
 def _set_bits(packed, byte, bits):
     """Set the bits (n,) bool into ``packed`` (uint8) from byte ``byte`` on, as ``np.packbits``
     orders them (the first bit the highest of its byte)."""
@@ -433,6 +453,6 @@ if AVAILABLE:  # compiled on first use, cached on disk beside this file
     _grown, _crossing, _cuts, _side = (njit(cache=True)(f) for f in (_grown, _crossing, _cuts, _side))
     _piece_code, _piece_bits = njit(cache=True)(_piece_code), njit(cache=True)(_piece_bits)
     _linear_part, chain_product, _set_bits = (njit(cache=True)(f) for f in (_linear_part, chain_product, _set_bits))
-    _piece_of = njit(cache=True)(_piece_of)
+    _piece_of, path_pieces = njit(cache=True)(_piece_of), njit(cache=True)(path_pieces)
     interval_breakpoint_split = njit(cache=True)(interval_breakpoint_split)
     chain_pieces = njit(cache=True)(chain_pieces)

@@ -21,10 +21,11 @@ from typing import Callable
 import torch
 
 from . import compiled1d
+from .cut import Cut
 from .linesplit import WORK_PER_CALL, LineSplit
 from .polygons import BORDER, first_of_runs, offsets_from_counts, ragged_arange
 
-__all__ = ["Arcs", "Intervals", "split_intervals", "split_intervals_at_breakpoints"]
+__all__ = ["Arcs", "Intervals", "cut_intervals", "split_intervals", "split_intervals_at_breakpoints"]
 
 _PIECE_BYTES = 96  # bytes held per piece and per crossing point during a split (ends, units, indices, sort)
 
@@ -68,6 +69,13 @@ class Intervals:
         the chart's origin, then the d derivatives): two (P, U)."""
         planes = torch.cat([maps[:, 1:], maps[:, :1]], 1).transpose(1, 2)  # (P, U, d + 1)
         return self.range_of(planes, self.lo[:, None], self.hi[:, None])
+
+    def homogeneous_padded(self) -> torch.Tensor:
+        """(P, 2, 2) rows ``(t, 1)`` of each interval's ends: an affine function's max and min
+        over an interval are at its ends (as over a polygon's vertices: the max cells'
+        vertex rule, :func:`~splinecam.geometry.possible_winners`)."""
+        t = torch.stack([self.lo, self.hi], 1)
+        return torch.stack([t, torch.ones_like(t)], 2)
 
     @staticmethod
     def at(planes: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -190,6 +198,34 @@ def split_intervals_at_breakpoints(cells: Intervals, z: torch.Tensor, breakpoint
             cells.select(rest_parent)[0], rest_parent)
 
 
+def cut_intervals(cells: Intervals, lines: torch.Tensor, tol: torch.Tensor, line_units: torch.Tensor) -> Cut:
+    """Cut interval p at the zero of ``lines[p]`` ``(a, c)`` for every p at once (the 1-D
+    :func:`~splinecam.geometry.cut`): tol (P,) the lines' tolerances; line_units (P, 2) the
+    units of the new ends.  An interval whose ends lie strictly on both sides becomes two
+    pieces; one that is not crossed goes whole to the side it touches (to ``pos`` when both
+    ends are on the line)."""
+    at = torch.stack([Intervals.at(lines, cells.lo), Intervals.at(lines, cells.hi)], 1)  # (P, 2)
+    side = (at > tol[:, None]).to(torch.int8) - (at < -tol[:, None]).to(torch.int8)
+    has_pos, has_neg = (side > 0).any(1), (side < 0).any(1)
+    crossed = has_pos & has_neg
+    to_pos, to_neg = ~crossed & ~has_neg, ~crossed & has_neg
+    split = torch.nonzero(crossed).flatten()
+    sub = cells.select(split)[0]
+    root = (-lines[split, 1] / lines[split, 0]).clamp(sub.lo, sub.hi)
+    rising = side[split, 1] > 0  # positive above the zero
+    low = Intervals(sub.lo, root, sub.ends.clone())
+    low.ends[:, 1] = line_units[split]
+    high = Intervals(root, sub.hi, sub.ends.clone())
+    high.ends[:, 0] = line_units[split]
+    pos_half = Intervals(torch.where(rising, high.lo, low.lo), torch.where(rising, high.hi, low.hi),
+                         torch.where(rising[:, None, None], high.ends, low.ends))
+    neg_half = Intervals(torch.where(rising, low.lo, high.lo), torch.where(rising, low.hi, high.hi),
+                         torch.where(rising[:, None, None], low.ends, high.ends))
+    pos, neg = Intervals.cat([cells.mask(to_pos), pos_half]), Intervals.cat([cells.mask(to_neg), neg_half])
+    whole_pos, whole_neg = torch.nonzero(to_pos).flatten(), torch.nonzero(to_neg).flatten()
+    return Cut(pos, torch.cat([whole_pos, split]), neg, torch.cat([whole_neg, split]))
+
+
 def _kept_cuts(owner: torch.Tensor, root: torch.Tensor, planes: torch.Tensor, tol: torch.Tensor, kind,
                lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """(n,) bool: which zeros ``root`` (n,) of the planes (n, d + 1) of a cell type ``kind``,
@@ -284,3 +320,8 @@ class Arcs(Intervals):
     def parameters(self, center):
         """The ends (P,) x2: angles, whatever the chart point ``center`` (the ellipse's is 0)."""
         return self.lo, self.hi
+
+    def homogeneous_padded(self) -> torch.Tensor:
+        """Not for arcs: a function ``a cos s + b sin s + c`` may peak inside an arc, so its
+        ends do not bound it (max cells split straight intervals only)."""
+        raise TypeError("max cells split straight intervals only: on an arc a candidate may peak between its ends.")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from .cut import cut
+from .intervals import Intervals, cut_intervals
 from .polygons import BORDER, Polygons, ragged_arange
 from .polyhedra import Polyhedra, cut_polyhedra
 from .tolerance import plane_tolerance
@@ -29,10 +30,10 @@ def candidate_tolerance(funcs: torch.Tensor, extent, rtol: float, atol: float = 
     return plane_tolerance(funcs[..., :-1].unbind(-1), funcs[..., -1], extent, rtol, atol)
 
 
-def possible_winners(polys: Polygons | Polyhedra, funcs: torch.Tensor, rtol: float, extent: torch.Tensor,
+def possible_winners(polys: Intervals | Polygons | Polyhedra, funcs: torch.Tensor, rtol: float, extent: torch.Tensor,
                      valid: torch.Tensor | None = None, atol: float = 0.0) -> torch.Tensor:
     """(P, C) bool: candidate m may attain the max of ``funcs`` (P, C, d + 1) somewhere in cell p
-    (polygons, d = 2, or polyhedra, d = 3).
+    (intervals of a straight leg, d = 1, polygons, d = 2, or polyhedra, d = 3).
 
     m is out when another candidate j beats it by more than the tolerance at
     every vertex, when j is the same function (within the tolerance) and
@@ -80,17 +81,17 @@ class MaxCells:
     (P, C) from :func:`possible_winners`.
     """
 
-    cells: Polygons | Polyhedra
+    cells: Intervals | Polygons | Polyhedra
     parent: torch.Tensor
     winner: torch.Tensor
     tie: torch.Tensor
     possible: torch.Tensor
 
 
-def max_cells(polys: Polygons | Polyhedra, funcs: torch.Tensor, rtol: float, extent: torch.Tensor,
+def max_cells(polys: Intervals | Polygons | Polyhedra, funcs: torch.Tensor, rtol: float, extent: torch.Tensor,
               valid: torch.Tensor | None = None, new_units: torch.Tensor | None = None,
               atol: float = 0.0) -> MaxCells:
-    """Split every polygon (or polyhedron) into the cells where each of its candidates attains the max.
+    """Split every polygon (polyhedron, interval) into the cells where each of its candidates attains the max.
 
     polys: P convex polygons (polyhedra); funcs: (P, C, d + 1) rows (a, b, c) of the candidates
     ``a*u + b*v + c`` of each polygon (for polyhedra (a, b, c, d): ``a*u + b*v + c*w + d``);
@@ -123,6 +124,8 @@ def max_cells(polys: Polygons | Polyhedra, funcs: torch.Tensor, rtol: float, ext
         parent, winner = parent[src], winner[src]
     if isinstance(cells, Polyhedra):
         old, owner = cells.face_units, ragged_arange(cells.face_counts, len(cells.planes))[0]
+    elif isinstance(cells, Intervals):
+        old, owner = cells.ends.reshape(-1, 2), torch.arange(len(cells), device=dev).repeat_interleave(2)
     else:
         old, owner = cells.edge_units, cells.owner()
     created = old[:, 1] == _CREATED
@@ -130,9 +133,11 @@ def max_cells(polys: Polygons | Polyhedra, funcs: torch.Tensor, rtol: float, ext
     units = torch.where(created[:, None], new_units[parent][owner], old)
     if isinstance(cells, Polyhedra):
         cells = Polyhedra(cells.verts, cells.offsets, cells.incidence, cells.planes, cells.face_offsets, units)
+    elif isinstance(cells, Intervals):
+        cells = Intervals(cells.lo, cells.hi, units.reshape(-1, 2, 2))
     else:
         cells = Polygons(cells.verts, cells.offsets, units)
     return MaxCells(cells, parent, winner, tie, possible)
 
 
-_CUTS = {Polygons: cut, Polyhedra: cut_polyhedra}  # the cut by one line (plane) per cell of each cell type
+_CUTS = {Polygons: cut, Polyhedra: cut_polyhedra, Intervals: cut_intervals}  # the cut by one plane per cell of each type

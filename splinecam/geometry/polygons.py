@@ -195,9 +195,12 @@ def vertex_extremes(polys: Polygons, maps: torch.Tensor) -> tuple[torch.Tensor, 
 
 def spatial_order(points: torch.Tensor) -> torch.Tensor:
     """(n,) permutation that visits the points (n, 2) along a Z-order (Morton) curve over
-    their bounding box, so that every stretch of it covers a compact area."""
+    their bounding box, so that every stretch of it covers a compact area (points (n, 1) of a
+    line: in order)."""
     if not len(points):
         return torch.zeros(0, dtype=torch.int64, device=points.device)
+    if points.shape[1] == 1:
+        return torch.argsort(points[:, 0])
     lo, hi = points.amin(0), points.amax(0)
     cells = ((points - lo) / torch.clamp(hi - lo, min=1e-300) * 65535).long().clamp(0, 65535)
     key = torch.zeros(len(points), dtype=torch.int64, device=points.device)

@@ -199,11 +199,13 @@ class SplitOp(Op):
     """A continuous piecewise-linear op: regions split where it changes pieces.  ``any_cells``:
     whether :meth:`split` takes cells of any dimension (the cell interface of
     :mod:`splinecam.geometry.cells`; a path needs it) or polygons only; ``volumes``: whether it
-    takes polyhedra too (a volume needs it or ``any_cells``)."""
+    takes polyhedra too (a volume needs it or ``any_cells``); ``intervals``: whether it takes
+    the intervals of a polyline's straight legs too (a polyline needs it or ``any_cells``)."""
 
     splits = True
     any_cells = False
     volumes = False
+    intervals = False
 
     def layer_size(self, in_shape: tuple[int, ...]) -> tuple[int, int]:
         """(units, code bits) of the op on inputs of one sample of shape ``in_shape``."""

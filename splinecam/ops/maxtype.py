@@ -1,5 +1,6 @@
 """Max-type ops (max-pooling, maxout, max of activations) and their split rule: a region
-splits into the cells where one candidate of each output unit wins."""
+(a polygon, a polyhedron, or an interval of a polyline's leg) splits into the cells where one
+candidate of each output unit wins."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ class MaxOp(SplitOp):
     """
 
     relaxable = True
-    volumes = True  # max cells of polygons and of polyhedra (geometry.max_cells)
+    volumes = intervals = True  # max cells of polygons, polyhedra and intervals (geometry.max_cells)
 
     def windows(self, in_shape: tuple[int, ...]) -> tuple[torch.Tensor, tuple[int, ...]]:
         """(index (O, k) int64, out_shape) for inputs of one sample of shape ``in_shape``."""

@@ -109,8 +109,8 @@ def read_chain(model, sl: Slice) -> Chain | None:
     return Chain(leaves, ops, state)
 
 
-# model -> (its fingerprint, the objects it names, each parameter with a copy of its values, its chain):
-# a model partitioned again with the same structure and weights is not read again
+# model -> (its fingerprint, the objects it names, a _Snapshot of each parameter, its chain): a model
+# partitioned again with the same structure and weights is not read again
 _CHAINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -121,29 +121,58 @@ def _fingerprint(model: nn.Module, width: int) -> tuple[tuple, list]:
     parts: list = [REGISTRY.version, width]
     objects: list = []
     for name, m in leaf_modules(model):
-        objects.append(m)
         own = vars(m)  # (not getattr: a module's __getattr__ is slow for a missing name)
-        parts += [name, id(m), type(m), own.get("training"), own.get("negative_slope"), own.get("p"),
-                  own.get("in_features"), len(own["_buffers"])]
-        for key, p in own["_parameters"].items():
-            objects.append(p)
-            parts += [key, id(p)]
+        params = own["_parameters"]
+        objects.append(m)
+        objects += params.values()
+        parts.append((name, id(m), type(m), own.get("training"), own.get("negative_slope"), own.get("p"),
+                      own.get("in_features"), len(own["_buffers"]), tuple(params), tuple(map(id, params.values()))))
     return tuple(parts), objects
+
+
+class _Snapshot:
+    """A parameter's values when its chain was read, and a cheap exact test that it still holds
+    them: the same memory (address, dtype, shape, strides, device; the snapshot holds a view of
+    that memory, so no other tensor can be given the address while it lives) with the same bytes
+    (a CPU tensor that NumPy can view), else ``torch.equal`` with a copy."""
+
+    def __init__(self, p: torch.Tensor):
+        self.param, self.layout = p, self._layout(p)
+        data = p.detach()
+        if data.device.type == "cpu" and data.dtype in _NUMPY_DTYPES:
+            self.view, self.copy = data.numpy(), None
+            self.bytes = self.view.tobytes()
+        else:
+            self.view, self.copy = None, data.clone()
+
+    @staticmethod
+    def _layout(p: torch.Tensor) -> tuple:
+        return p.data_ptr(), p.dtype, p.shape, p.stride(), p.device
+
+    def same(self) -> bool:
+        """Whether the parameter holds the values it held when the snapshot was taken."""
+        p = self.param
+        if self.view is None:
+            return torch.equal(p, self.copy)
+        return self._layout(p) == self.layout and self.view.tobytes() == self.bytes
+
+
+_NUMPY_DTYPES = {torch.float64, torch.float32, torch.float16, torch.int64, torch.int32}
 
 
 def cached_chain(model, sl: Slice) -> Chain | None:
     """:func:`read_chain`, read again only where the model's structure or the values of its
-    parameters changed since the last call (each parameter is compared with a copy of its values)."""
+    parameters changed since the last call (each parameter's bytes are compared with a copy of
+    them, so an in-place edit through ``p.data`` is seen too)."""
     if type(model) is not nn.Sequential or len(sl.input_shape) != 1:
         return None
     key, objects = _fingerprint(model, sl.input_shape[0])
     hit = _CHAINS.get(model)
-    if hit is not None and hit[0] == key and all(torch.equal(p, copy) for p, copy in hit[2]):
+    if hit is not None and hit[0] == key and all(snap.same() for snap in hit[2]):
         return hit[3]
     chain = read_chain(model, sl)
     if chain is not None:
-        params = [(p, p.detach().clone()) for p in objects if isinstance(p, torch.Tensor)]
-        _CHAINS[model] = (key, objects, params, chain)
+        _CHAINS[model] = (key, objects, [_Snapshot(p) for p in objects if isinstance(p, torch.Tensor)], chain)
     return chain
 
 

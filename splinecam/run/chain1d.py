@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,26 +97,30 @@ class PathChain:
         return cls(meta, cat(weights), cat(biases), cat(act), max(math.prod(s) for s in shapes),
                    math.prod(shapes[-1]), list(layers.values()), [max(BATCH, c) for c in cuts], cuts[-1])
 
-    def stack_bytes(self, legs: int) -> int:
+    @functools.cached_property
+    def stack_bytes(self) -> int:
         """Bytes a run holds besides its result: the intervals waiting at each level (their
         states, ends and codes) and the rows of a batch's matrix products."""
         return sum(self.caps[:-1]) * (16 * self.width + 64 + code_width(self.layers)) + 16 * max(self.caps) * self.width
 
-    def run(self, legs: list, frame, rtol: float, watch: Watch, finished: list) -> None:
-        """The pieces of the legs ``legs`` ((start, Leg) of one polyline, each t in [0, 1]:
-        ``frame``, every leg's :meth:`Leg.bounds`) into ``finished`` as (leg, lo, hi, ends, codes,
-        states) chunks of NumPy arrays (the intervals about each leg's middle, the states (n, 2, K)
-        there), in order along the path, watched by ``watch`` (a limit raises after ``finished``
-        holds the pieces so far)."""
+    @functools.cached_property
+    def _first(self) -> int:
+        """The first elementwise op (the number of ops without one)."""
+        return int(self.meta[:, 0].argmax()) if self.layers else len(self.meta)
+
+    def run(self, legs: list, rtol: float, watch: Watch, finished: list) -> None:
+        """The pieces of the legs ``legs`` ((start, Leg) of one polyline, each t in [0, 1]) into
+        ``finished`` as (leg, lo, hi, ends, codes, states) chunks of NumPy arrays (the intervals
+        about the legs' chart point :data:`CENTER`, the states (n, 2, K) there), in order along
+        the path, watched by ``watch`` (a limit raises after ``finished`` holds the pieces so far)."""
         warm_allocator()
         watch.start()
         with one_blas_thread():
-            self._loop(legs, rtol, frame, watch, finished)
+            self._loop(legs, rtol, watch, finished)
 
-    def _loop(self, legs, rtol, frame, watch, finished) -> None:
-        """:meth:`run`'s calls of the kernel; ``frame``: the legs' chart point, ends about it and
-        half-length (:meth:`Leg.bounds`)."""
-        center, (lo, hi), extent = frame[0], frame[1][:, 0], float(frame[2][0])
+    def _loop(self, legs, rtol, watch, finished) -> None:
+        """:meth:`run`'s calls of the kernel."""
+        lo, hi, extent = -CENTER, CENTER, CENTER  # each leg's t in [0, 1] about its middle
         width, nbytes, levels = self.width, code_width(self.layers), len(self.layers)
         caps = [min(self.caps[0], len(legs))] + self.caps[1:]  # the first level: the legs, as many as a batch holds
         starts = list(itertools.accumulate(caps[:-1], initial=0))
@@ -129,55 +132,66 @@ class PathChain:
         scratch = np.empty(2 * max(self.caps) * width)
         most = max(self.caps[-1], OUT_BYTES // (16 * self.outputs + 48 + nbytes))  # pieces one call may output
         cap = self.caps[-1]  # doubled each call up to ``most``: a short run allocates little
-        busy, loaded = False, 0
+        busy, loaded, waiting = False, 0, 0
         while busy or loaded < len(legs):
             watch.check_time()
             if not busy:  # the next legs, at the first level (without one: each leg is a piece)
                 batch = legs[loaded: loaded + caps[0]]
-                z = self._states(batch, center)
+                z = self._states(batch)
                 n, loaded = len(batch), loaded + len(batch)
                 if not levels:
                     finished.append((np.arange(loaded - n, loaded), np.full(n, lo), np.full(n, hi), np.full((n, 2, 2), BORDER),
                                      np.zeros((n, 0), np.uint8), z))
                     watch.done += n
                     continue
-                l_lo[:n], l_hi[:n], l_leg[:n], l_ends[:n], l_code[:n] = lo, hi, np.arange(loaded - n, loaded), BORDER, 0
+                l_lo[:n], l_hi[:n], l_leg[:n] = lo, hi, np.arange(loaded - n, loaded)
+                l_ends[:n], l_code[:n] = BORDER, 0
                 l_z[:n, :, : z.shape[2]] = z
                 lv[0, 1:] = 0, n
             size = max(self.cuts, min(cap, watch.max_regions - watch.done))  # no more than the region limit allows
             o_lo, o_hi, o_ends = np.empty(size), np.empty(size), np.empty((size, 2, 2), np.int64)
             o_code, o_z, o_leg = np.empty((size, nbytes), np.uint8), np.empty((size, 2, self.outputs)), np.empty(size, np.int64)
-            n, _, busy = compiled1d.chain_pieces(self.meta, self.weights, self.biases, self.act, rtol, extent, WORK_PER_CALL,
-                                                 REFRESH, lv, l_lo, l_hi, l_ends, l_code, l_z, l_leg, scratch,
-                                                 o_lo, o_hi, o_ends, o_code, o_z, o_leg, 0)
+            n, waiting, busy = compiled1d.chain_pieces(self.meta, self.weights, self.biases, self.act, rtol, extent,
+                                                       WORK_PER_CALL, REFRESH, lv, l_lo, l_hi, l_ends, l_code, l_z, l_leg,
+                                                       scratch, o_lo, o_hi, o_ends, o_code, o_z, o_leg, 0)
             finished.append((o_leg[:n], o_lo[:n], o_hi[:n], o_ends[:n], o_code[:n], o_z[:n]))
             cap = min(2 * cap, most)
-            watch.pending = int(lv[:, 2].sum()) + len(legs) - loaded
+            watch.pending = waiting + len(legs) - loaded
             if watch.bar is None and watch.timeout is None:  # nothing shows the length finished
                 watch.done += n
             else:
                 watch.finished(Intervals(torch.from_numpy(o_lo[:n]), torch.from_numpy(o_hi[:n]), torch.from_numpy(o_ends[:n])))
             watch.check(self.layers[-1].name, 0)
 
-    def _states(self, legs: list, center: np.ndarray) -> np.ndarray:
+    def _states(self, legs: list) -> np.ndarray:
         """(n, 2, w) the states of the legs ``legs`` ((start, Leg)) at their chart point
-        ``center`` (1,) (value, slope) through the linear ops before the first elementwise one."""
-        rows = np.empty((len(legs), 2, legs[0][1].basis.shape[0]))
-        for i, (_, leg) in enumerate(legs):
-            rows[i, 0] = leg.origin.reshape(-1) + leg.basis @ center
-            rows[i, 1] = leg.basis[:, 0]
-        first = int(self.meta[:, 0].argmax()) if len(self.layers) else len(self.meta)  # the first elementwise op
-        out = compiled1d.chain_product(self.meta, self.weights, self.biases, 0, first, rows.reshape(2 * len(legs), -1))
+        :data:`CENTER` (value, slope) through the linear ops before the first elementwise one."""
+        if len(legs) == 1:
+            origin, basis = legs[0][1].origin.reshape(1, -1), legs[0][1].basis.reshape(1, -1)
+        else:
+            origin = np.stack([leg.origin.reshape(-1) for _, leg in legs])
+            basis = np.stack([leg.basis[:, 0] for _, leg in legs])
+        rows = np.empty((len(legs), 2, origin.shape[1]))
+        np.multiply(basis, CENTER, out=rows[:, 0])
+        rows[:, 0] += origin
+        rows[:, 1] = basis
+        out = compiled1d.chain_product(self.meta, self.weights, self.biases, 0, self._first, rows.reshape(2 * len(legs), -1))
         return out.reshape(len(legs), 2, -1)
 
-    def pieces(self, frame, finished: list) -> tuple[PieceArrays, np.ndarray]:
-        """The pieces of the chunks ``finished`` of :meth:`run` (legs of the ``frame`` given
-        there) in one (each in its leg's coordinate, in order along the path) and the leg of each."""
+    def pieces(self, finished: list, starts: np.ndarray) -> tuple:
+        """The pieces of the chunks ``finished`` of :meth:`run` (of legs that start at
+        ``starts`` (L,) in the path's parameter t) in one, in order along the path: their ends
+        ``lo``, ``hi`` (n,) in t, maps (n, K, 2) (output k is ``a t + c``), outputs at their
+        middles (n, K), packed codes (n, B), end units (n, 2, 2) and legs (n,)."""
         if not finished:
-            return PieceArrays.empty(self.outputs, code_width(self.layers)), np.zeros(0, np.int64)
-        leg, lo, hi, ends, codes, out = (x[0] if len(finished) == 1 else np.concatenate(x) for x in zip(*finished))
-        c0 = frame[0]  # the chart point of every leg
-        return PieceArrays.of_states(lo + c0[0], hi + c0[0], ends, out, c0, ((lo + hi) / 2)[:, None], codes), leg
+            k = self.outputs
+            return (np.zeros(0), np.zeros(0), np.zeros((0, k, 2)), np.zeros((0, k)), np.zeros((0, code_width(self.layers)), np.uint8),
+                    np.zeros((0, 2, 2), np.int64), np.zeros(0, np.int64))
+        leg, lo, hi, ends, codes, z = (x[0] if len(finished) == 1 else np.concatenate(x) for x in zip(*finished))
+        return (*compiled1d.path_pieces(lo, hi, z, leg, starts, CENTER), codes, ends, leg)
+
+
+CENTER = 0.5  # the chart point of every leg of a polyline (its middle: t in [0, 1] is [-CENTER, CENTER] about it)
 
 
 @functools.cache
@@ -189,18 +203,18 @@ def _blas():
     return ThreadpoolController().select(user_api="blas")
 
 
-@contextmanager
-def one_blas_thread():
+class one_blas_thread:  # noqa: N801 (used as a function: ``with one_blas_thread():``)
     """A context in which BLAS runs on one thread: the kernel's products are small, and threads
-    started for each would cost more than they save (much more on a loaded machine)."""
-    libs = _blas().lib_controllers
-    before = [lib.num_threads for lib in libs]
-    for lib in libs:
-        lib.set_num_threads(1)
-    try:
-        yield
-    finally:
-        for lib, n in zip(libs, before):
+    started for each would cost more than they save (much more on a loaded machine).  (A class,
+    not a generator: it is entered once per partition of a path.)"""
+
+    def __enter__(self):
+        self.changed = [(lib, n) for lib in _blas().lib_controllers if (n := lib.get_num_threads()) not in (1, None)]
+        for lib, _ in self.changed:
+            lib.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        for lib, n in self.changed:
             lib.set_num_threads(n)
 
 

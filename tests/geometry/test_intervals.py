@@ -1,13 +1,15 @@
 """Intervals cut at points: the pieces tile each interval, no plane strictly crosses a piece, the
 sides recorded are the sides at the pieces, concurrent planes make one cut, and a budget hands
-back the intervals not cut, which split later to the same pieces."""
+back the intervals not cut, which split later to the same pieces; max cells of intervals are
+the upper envelope of their candidates."""
 
 import numpy as np
 import torch
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from splinecam.geometry import BORDER, Arcs, Intervals, plane_tolerance, split_cells
+from splinecam.geometry import BORDER, Arcs, Intervals, max_cells, plane_tolerance, split_cells
 
 RTOL = 1e-10
 
@@ -172,3 +174,38 @@ def test_arcs_cut_at_the_closed_form_zeros(seed, n, through):
     assert bool(((side > 0) <= (vals > -t).all(1)).all()) and bool(((side < 0) <= (vals < t).all(1)).all())
     if through:  # concurrent zeros at 1.3 make one cut in each arc
         assert int((pieces.lo - 1.3).abs().lt(1e-9).sum()) == 2
+
+
+@settings(max_examples=examples(40), deadline=None)
+@given(seed=st.integers(0, 10**6), c=st.integers(2, 6), integer=st.booleans())
+def test_max_cells_of_intervals_are_the_upper_envelope(seed, c, integer):
+    """Each interval splits into the cells where one candidate (affine in t) wins: the cells
+    tile it, the winner is the max at every point of its cell (ties to the lowest candidate
+    inside a cell only where two candidates are the same function), and a cell's new ends are
+    where two candidates tie."""
+    rng = np.random.default_rng(seed)
+    p = 5
+    lo = torch.tensor(rng.uniform(-2, 0, p))
+    cells = Intervals(lo, lo + torch.tensor(rng.uniform(0.5, 2, p)), torch.full((p, 2, 2), BORDER))
+    funcs = torch.tensor(rng.integers(-3, 4, (p, c, 2)) if integer else rng.normal(size=(p, c, 2)), dtype=torch.float64)
+    funcs[:, -1] = funcs[:, 0]  # a duplicate candidate: never a cell of its own
+    units = torch.tensor([[7, 3]] * p)
+    mc = max_cells(cells, funcs, 1e-10, torch.ones(1), new_units=units)
+    out = mc.cells
+    assert torch.all(mc.winner != c - 1)
+    for r in range(p):
+        mine = torch.nonzero(mc.parent == r).flatten()
+        order = mine[torch.argsort(out.lo[mine])]
+        assert out.lo[order[0]] == cells.lo[r] and out.hi[order[-1]] == cells.hi[r]
+        assert torch.equal(out.lo[order[1:]], out.hi[order[:-1]]) and torch.all(out.hi[order] > out.lo[order])
+        t = torch.linspace(0, 1, 101, dtype=torch.float64)[1:-1]
+        for q in order:
+            pts = out.lo[q] + t * (out.hi[q] - out.lo[q])
+            vals = funcs[r, :, 0, None] * pts + funcs[r, :, 1, None]  # (c, m)
+            assert torch.all(vals[mc.winner[q]] >= vals.amax(0) - 1e-9)
+        inner = out.ends[order[1:], 0]
+        assert torch.all(inner == units[r]) and torch.equal(out.ends[order[:-1], 1], inner)
+        for q in order[1:]:  # a new end: the two winners tie there
+            prev = order[(order == q).nonzero()[0, 0] - 1]
+            a, b = funcs[r, mc.winner[q]], funcs[r, mc.winner[prev]]
+            assert abs(float((a[0] - b[0]) * out.lo[q] + a[1] - b[1])) <= 1e-9

@@ -169,6 +169,10 @@ def test_the_cached_chain_follows_the_model(kernel_calls):
         yield
         model[2].weight.data.mul_(-1.5)  # in place, unseen by autograd's version counter
         yield
+        model[2].weight.data = model[2].weight.data.t()  # the same memory read in another order
+        yield
+        model[2].bias.data = model[2].bias.data + 0.5  # new memory under the same parameter
+        yield
         model[3].negative_slope = 0.5  # a setting
         yield
         model[4] = nn.Linear(8, 2)  # a new module

@@ -225,6 +225,9 @@ def test_boundary_first_on_a_composed_graph():
 def test_compose_option_is_checked():
     with pytest.raises(ValueError, match="compose must be True or False"):
         sc.partition(bn_cnn(0), _slice((1, 8, 8), 0), progress=False, compose="no")
+    sc.partition(nn.Sequential(nn.Linear(2, 2)), sc.Slice.box((-1, -1), (1, 1)), progress=False, compose=True)
+    with pytest.raises(ValueError, match="compose must be True or False"):  # equal to True, but not a bool
+        sc.partition(bn_cnn(0), _slice((1, 8, 8), 0), progress=False, compose=1)
 
 
 def test_a_chain_that_cannot_be_differentiated_stays(monkeypatch):
