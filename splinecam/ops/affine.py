@@ -19,6 +19,29 @@ PULL_ELEMENTS = 1 << 24  # numbers of a chain's values at once while LinearOp.ab
 UNFOLD_ELEMENTS = 1 << 22  # numbers of the unfolded input of one matrix product of a ConvOp (32 MiB in float64)
 GEMM_POSITIONS = 64  # a 2-d ConvOp with at most this many output positions (8x8) pushes by unfold + matrix products
 MATRIX_ELEMENTS = 1 << 23  # largest dense matrix of a ConvOp on a small input (64 MiB in float64)
+LIVE_SHARE = 0.75  # a product skips the inputs that are zero in every row when at most this share is left
+LIVE_OUTPUTS = 64  # ... and the weight has at least this many rows (else checking costs as much as it saves)
+
+
+def live_product(op, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``F.linear(x, weight)`` (x (B, K), weight (N, K)) over only the columns of x that are not
+    zero in every row: after a ReLU, the inactive units of all the regions of a batch (on a small
+    slice about half of them, nearly the same in every region) are exact zeros, whose products
+    add nothing.  The weight's live columns are kept on the op (for its weight, the union of the
+    columns live so far, gathered again only when a batch brings a new one)."""
+    if len(weight) < LIVE_OUTPUTS:
+        return F.linear(x, weight)
+    live = (x != 0).any(0)
+    held = op.__dict__.get("_live")
+    if held is not None and held[0] is weight and not (live & ~held[1]).any():
+        return F.linear(x[:, held[2]], held[3])
+    if held is not None and held[0] is weight:
+        live = live | held[1]
+    index = torch.nonzero(live).flatten()
+    if len(index) > LIVE_SHARE * x.shape[1]:
+        return F.linear(x, weight)
+    held = op._live = (weight, live, index, weight[:, index].contiguous())
+    return F.linear(x[:, index], held[3])
 
 
 def absolute_weight(op) -> torch.Tensor:
@@ -37,7 +60,8 @@ class LinearOp(AffineOp):
         self.weight, self._bias, self.flat = weight, bias, flat
 
     def linear(self, x):
-        return F.linear(x.flatten(1) if self.flat else x, self.weight)
+        x = x.flatten(1) if self.flat else x
+        return live_product(self, x.reshape(-1, x.shape[-1]), self.weight).reshape(*x.shape[:-1], len(self.weight))
 
     def bias(self):
         return self._bias
@@ -198,9 +222,10 @@ class ConvOp(AffineOp):
         conv ("torch") multiplies one sample's unfolded input at a time, slow on small maps;
         "gemm" multiplies the unfolded inputs of many samples at once; "matrix", where the
         input has no more positions than the kernel has taps, multiplies the flattened inputs
-        by the dense matrix of the whole conv (which skips the padding's zeros)."""
+        by the dense matrix of the whole conv (which skips the padding's zeros).  Off the CPU,
+        and for 1-d, grouped (but for "matrix"), "same"-padded or non-zero-padded convs: torch."""
         conv, w = self.conv, self.weight
-        if w.dim() != 4 or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+        if w.dim() != 4 or conv.padding_mode != "zeros" or isinstance(conv.padding, str) or w.device.type != "cpu":
             return "torch"
         out, taps = self.out_size(size), math.prod(w.shape[2:])
         if (math.prod(size) * conv.groups <= taps
@@ -223,7 +248,7 @@ class ConvOp(AffineOp):
             data = held[1][size, how] = (self._matrix(size) if how == "matrix"
                                          else w.permute(0, 2, 3, 1).reshape(len(w), -1).t().contiguous())
         if how == "matrix":
-            return F.linear(x.flatten(1), data).reshape(len(x), len(w), *self.out_size(size))
+            return live_product(self, x.flatten(1), data).reshape(len(x), len(w), *self.out_size(size))
         return self._unfolded(x, data)
 
     def out_size(self, size: tuple) -> tuple:
@@ -255,14 +280,15 @@ class ConvOp(AffineOp):
         the padded input), so that neither the rows nor the products need a transposed copy."""
         c, (kh, kw), out = self.conv, self.weight.shape[2:], self.out_size(x.shape[2:])
         step = max(1, UNFOLD_ELEMENTS // (weight.shape[0] * math.prod(out)))
-        y = x.new_empty(len(x), *out, weight.shape[1])
+        y = []
         for s in range(0, len(x), step):
             part = F.pad(x[s : s + step], (c.padding[1],) * 2 + (c.padding[0],) * 2).permute(0, 2, 3, 1).contiguous()
             b, (sb, sh, sw, sc) = len(part), part.stride()
             rows = part.as_strided((b, *out, kh, kw, part.shape[3]), (sb, sh * c.stride[0], sw * c.stride[1],
                                                                        sh * c.dilation[0], sw * c.dilation[1], sc))
-            torch.mm(rows.reshape(-1, weight.shape[0]), weight, out=y[s : s + step].view(-1, weight.shape[1]))
-        return y.permute(0, 3, 1, 2).contiguous()
+            y.append(rows.reshape(-1, weight.shape[0]) @ weight)
+        y = y[0] if len(y) == 1 else torch.cat(y)
+        return y.reshape(len(x), *out, weight.shape[1]).permute(0, 3, 1, 2).contiguous()
 
     def bias(self):
         return None if self._bias is None else self._bias.reshape(-1, *[1] * (self.weight.dim() - 2))

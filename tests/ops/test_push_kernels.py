@@ -1,7 +1,8 @@
 """ConvOp's ways of pushing a conv's linear part ("gemm": unfolded inputs of many samples in one
 matrix product; "matrix": the dense matrix of the whole conv) give torch's conv to rounding, on
 any stride, padding, dilation, groups and rectangular kernels and maps; exactly on integers;
-and ``lowering`` picks each where it is meant to."""
+and ``lowering`` picks each where it is meant to.  Products that skip the inputs zero in every
+row give the full product."""
 
 import pytest
 import torch
@@ -11,7 +12,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from helpers import examples
-from splinecam.ops import ChannelAffineOp, ConvOp
+from splinecam.ops import ChannelAffineOp, ConvOp, LinearOp
+from splinecam.ops.affine import live_product
 
 
 @st.composite
@@ -80,3 +82,20 @@ def test_a_composed_conv_pushes_its_own_weight():
         fused = op.then(bn, (4, *size))
         torch.testing.assert_close(fused.linear(x), F.conv2d(x, fused.weight, padding=1), rtol=1e-12, atol=1e-12)
         assert not torch.allclose(fused.linear(x), op.linear(x))
+
+
+def test_products_skip_the_inputs_zero_in_every_row():
+    """``live_product`` is ``F.linear`` whichever columns are zero: after a ReLU (half of them,
+    the same in every row), with a new live column in a later batch, with none, with all; its
+    kept columns follow the weight."""
+    torch.manual_seed(3)
+    op = LinearOp(torch.randn(80, 40, dtype=torch.float64), None)
+    dead = torch.rand(40) < 0.5
+    for x in [torch.randn(6, 40, dtype=torch.float64).masked_fill(dead, 0.0),  # about half live
+              torch.randn(6, 40, dtype=torch.float64).masked_fill(dead & (torch.arange(40) > 3), 0.0),  # a few more
+              torch.zeros(6, 40, dtype=torch.float64), torch.randn(6, 40, dtype=torch.float64)]:
+        torch.testing.assert_close(live_product(op, x, op.weight), F.linear(x, op.weight), rtol=1e-13, atol=1e-13)
+    x = torch.relu(torch.randn(5, 40, dtype=torch.float64))
+    torch.testing.assert_close(op.forward(x), F.linear(x, op.weight), rtol=1e-13, atol=1e-13)
+    other = torch.randn(80, 40, dtype=torch.float64)
+    torch.testing.assert_close(live_product(op, x, other), F.linear(x, other), rtol=1e-13, atol=1e-13)
