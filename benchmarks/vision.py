@@ -14,8 +14,10 @@ first finished area) and whether ``verify`` passes (on the partial result too). 
 in a fresh process (its peak memory is its own), single-threaded, once per engine: "dense" (each
 affine op on its own: ``compose=False``) and "composed" (the default), interleaved, ``--runs``
 times; "speed-up" is the dense run's seconds over the composed run's of the same round.
-Usage: python -m benchmarks.vision [--runs N] [--engines dense,composed] [--workers 8,32] [case ...]
-       (default: the cases of the README table, one run)
+Usage: python -m benchmarks.vision [--runs N] [--engines dense,composed] [--workers 8,32] [--baseline DIR] [case ...]
+       (default: the cases of the README table, one run; --baseline DIR: each round starts with
+       the default engine of the source tree DIR (another checkout, e.g. the main branch), run by
+       that tree's own copy of this script in a fresh process, the speed-ups against it)
        python -m benchmarks.vision --alternate CASE ROUNDS   (the engines alternating in one process)
        python -m benchmarks.vision --interrupt CASE SECONDS [SECONDS ...]   (Ctrl-C latency
        SECONDS into a case, each in a fresh process)
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import _thread
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -165,7 +168,7 @@ def interrupt_latency(name: str, after: float) -> dict:
 
 def _options(argv) -> tuple[dict, list]:
     """--runs N, --engines a,b, --workers n,m and the case names."""
-    opts = {"--runs": "1", "--engines": ",".join(ENGINES), "--workers": "8,32"}
+    opts = {"--runs": "1", "--engines": ",".join(ENGINES), "--workers": "8,32", "--baseline": ""}
     rest = []
     while argv:
         if argv[0] in opts:
@@ -215,11 +218,13 @@ def main(argv):
         return
     opts, names = _options(argv)
     names, engines, runs = names or DEFAULT, opts["--engines"].split(","), int(opts["--runs"])
+    baseline = opts["--baseline"]
+    engines = (["baseline"] if baseline else []) + engines
     workers = [int(w) for w in opts["--workers"].split(",")]
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
     print(f"torch {torch.__version__}, 1 thread, float64, CPU; load average {' '.join(load)} at start; {runs} run(s), "
-          f"engines interleaved in fresh processes")
+          f"engines interleaved in fresh processes" + (f"; baseline: the default engine of {baseline}" if baseline else ""))
     print("| case | engine | regions | seconds | forward 3R s | ratio | speed-up | peak RSS | result | area done | "
           "first progress | verify |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
@@ -228,7 +233,7 @@ def main(argv):
         for _ in range(runs):
             first = None
             for engine in engines:
-                r = _run_fresh(name, engine)
+                r = _run_fresh(name, engine, baseline)
                 if r is None:
                     continue
                 first = first or r
@@ -239,13 +244,17 @@ def main(argv):
         _print_study(study, workers)
 
 
-def _run_fresh(name: str, engine: str) -> dict | None:
-    """One case on one engine in a fresh process (None, after printing why, if it failed)."""
-    out = subprocess.run([sys.executable, "-m", "benchmarks.vision", "--one", name, engine], capture_output=True, text=True)
+def _run_fresh(name: str, engine: str, baseline: str = "") -> dict | None:
+    """One case on one engine in a fresh process (None, after printing why, if it failed);
+    "baseline": the default engine of the source tree ``baseline``, run there."""
+    cmd, cwd, env = [sys.executable, "-m", "benchmarks.vision", "--one", name, engine], None, None
+    if engine == "baseline":
+        cmd[-1], cwd, env = "composed", baseline, {**os.environ, "PYTHONPATH": baseline}
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env)
     if out.returncode:
         print(f"| {name} | {engine} | failed: {(out.stderr.strip().splitlines() or ['?'])[-1]} |", flush=True)
         return None
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return {**json.loads(out.stdout.strip().splitlines()[-1]), "engine": engine}
 
 
 def _print_row(r: dict, first: dict) -> None:

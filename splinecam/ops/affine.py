@@ -16,6 +16,32 @@ __all__ = ["ChannelAffineOp", "ConvOp", "FunctionOp", "LinearOp", "ModuleLinearO
 
 
 PULL_ELEMENTS = 1 << 24  # numbers of a chain's values at once while LinearOp.absorb composes it (128 MiB in float64)
+UNFOLD_ELEMENTS = 1 << 22  # numbers of the unfolded input of one matrix product of a ConvOp (32 MiB in float64)
+GEMM_POSITIONS = 64  # a 2-d ConvOp with at most this many output positions (8x8) pushes by unfold + matrix products
+MATRIX_ELEMENTS = 1 << 23  # largest dense matrix of a ConvOp on a small input (64 MiB in float64)
+LIVE_SHARE = 0.75  # a product skips the inputs that are zero in every row when at most this share is left
+LIVE_OUTPUTS = 64  # ... and the weight has at least this many rows (else checking costs as much as it saves)
+
+
+def live_product(op, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``F.linear(x, weight)`` (x (B, K), weight (N, K)) over only the columns of x that are not
+    zero in every row: after a ReLU, the inactive units of all the regions of a batch (on a small
+    slice about half of them, nearly the same in every region) are exact zeros, whose products
+    add nothing.  The weight's live columns are kept on the op (for its weight, the union of the
+    columns live so far, gathered again only when a batch brings a new one)."""
+    if len(weight) < LIVE_OUTPUTS:
+        return F.linear(x, weight)
+    live = (x != 0).any(0)
+    held = op.__dict__.get("_live")
+    if held is not None and held[0] is weight and not (live & ~held[1]).any():
+        return F.linear(x[:, held[2]], held[3])
+    if held is not None and held[0] is weight:
+        live = live | held[1]
+    index = torch.nonzero(live).flatten()
+    if len(index) > LIVE_SHARE * x.shape[1]:
+        return F.linear(x, weight)
+    held = op._live = (weight, live, index, weight[:, index].contiguous())
+    return F.linear(x[:, index], held[3])
 
 
 def absolute_weight(op) -> torch.Tensor:
@@ -34,7 +60,8 @@ class LinearOp(AffineOp):
         self.weight, self._bias, self.flat = weight, bias, flat
 
     def linear(self, x):
-        return F.linear(x.flatten(1) if self.flat else x, self.weight)
+        x = x.flatten(1) if self.flat else x
+        return live_product(self, x.reshape(-1, x.shape[-1]), self.weight).reshape(*x.shape[:-1], len(self.weight))
 
     def bias(self):
         return self._bias
@@ -184,10 +211,84 @@ class ConvOp(AffineOp):
         self._bias = None if conv.bias is None else conv.bias.detach()
 
     def linear(self, x):
-        return self.conv._conv_forward(x, self.weight, None)
+        return self.lowered(x, self.lowering(x.shape[2:]))
 
     def magnitude(self, r):
         return self.conv._conv_forward(r, absolute_weight(self), None)
+
+    def lowering(self, size: tuple) -> str:
+        """How :meth:`linear` computes the conv on inputs of spatial size ``size``: the way
+        measured fastest in float64 on a CPU core (``python -m benchmarks.conv_push``).  Torch's
+        conv ("torch") multiplies one sample's unfolded input at a time, slow on small maps;
+        "gemm" multiplies the unfolded inputs of many samples at once; "matrix", where the
+        input has no more positions than the kernel has taps, multiplies the flattened inputs
+        by the dense matrix of the whole conv (which skips the padding's zeros).  Off the CPU,
+        and for 1-d, grouped (but for "matrix"), "same"-padded or non-zero-padded convs: torch."""
+        conv, w = self.conv, self.weight
+        if w.dim() != 4 or conv.padding_mode != "zeros" or isinstance(conv.padding, str) or w.device.type != "cpu":
+            return "torch"
+        out, taps = self.out_size(size), math.prod(w.shape[2:])
+        if (math.prod(size) * conv.groups <= taps
+                and len(w) * math.prod(out) * w.shape[1] * conv.groups * math.prod(size) <= MATRIX_ELEMENTS):
+            return "matrix"
+        return "gemm" if math.prod(out) <= GEMM_POSITIONS and conv.groups == 1 else "torch"
+
+    def lowered(self, x: torch.Tensor, how: str) -> torch.Tensor:
+        """The linear part on x (B, C_in, *size) computed the way ``how`` (see :meth:`lowering`;
+        "gemm" and "matrix" only where :meth:`lowering` may choose them, or "matrix" for any
+        groups)."""
+        if how == "torch":
+            return self.conv._conv_forward(x, self.weight, None)
+        size, w = tuple(x.shape[2:]), self.weight
+        held = self.__dict__.get("_lowered")
+        if held is None or held[0] is not w:  # kept on the op for as long as its weight is the same tensor
+            held = self._lowered = (w, {})
+        data = held[1].get((size, how))
+        if data is None:
+            data = held[1][size, how] = (self._matrix(size) if how == "matrix"
+                                         else w.permute(0, 2, 3, 1).reshape(len(w), -1).t().contiguous())
+        if how == "matrix":
+            return live_product(self, x.flatten(1), data).reshape(len(x), len(w), *self.out_size(size))
+        return self._unfolded(x, data)
+
+    def out_size(self, size: tuple) -> tuple:
+        """The output's spatial size on inputs of spatial size ``size`` (zero padding)."""
+        c, k = self.conv, self.weight.shape[2:]
+        return tuple((n + 2 * p - d * (m - 1) - 1) // s + 1 for n, p, d, m, s in zip(size, c.padding, c.dilation, k, c.stride))
+
+    def _matrix(self, size: tuple) -> torch.Tensor:
+        """The conv's linear part as a matrix (C_out * H' * W', C_in * H * W) on inputs (C_in, H, W)."""
+        c, w, out = self.conv, self.weight, self.out_size(size)
+        co, ci = w.shape[0], w.shape[1] * c.groups
+        m = w.new_zeros(co, *out, ci, *size)
+        go, gi = co // c.groups, w.shape[1]
+        for oy in range(out[0]):
+            for ox in range(out[1]):
+                for ky in range(w.shape[2]):
+                    iy = oy * c.stride[0] - c.padding[0] + ky * c.dilation[0]
+                    for kx in range(w.shape[3]):
+                        ix = ox * c.stride[1] - c.padding[1] + kx * c.dilation[1]
+                        if 0 <= iy < size[0] and 0 <= ix < size[1]:
+                            for g in range(c.groups):
+                                m[g * go : (g + 1) * go, oy, ox, g * gi : (g + 1) * gi, iy, ix] = w[g * go : (g + 1) * go, :, ky, kx]
+        return m.reshape(co * math.prod(out), ci * math.prod(size))
+
+    def _unfolded(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """The conv as matrix products of the unfolded inputs of many samples at once, in blocks
+        of at most ``UNFOLD_ELEMENTS`` unfolded numbers.  x: (B, C_in, H, W); weight: (k_h k_w
+        C_in, C_out).  Unfolded channels last (rows (B H' W', k_h k_w C_in), one strided copy of
+        the padded input), so that neither the rows nor the products need a transposed copy."""
+        c, (kh, kw), out = self.conv, self.weight.shape[2:], self.out_size(x.shape[2:])
+        step = max(1, UNFOLD_ELEMENTS // (weight.shape[0] * math.prod(out)))
+        y = []
+        for s in range(0, len(x), step):
+            part = F.pad(x[s : s + step], (c.padding[1],) * 2 + (c.padding[0],) * 2).permute(0, 2, 3, 1).contiguous()
+            b, (sb, sh, sw, sc) = len(part), part.stride()
+            rows = part.as_strided((b, *out, kh, kw, part.shape[3]), (sb, sh * c.stride[0], sw * c.stride[1],
+                                                                       sh * c.dilation[0], sw * c.dilation[1], sc))
+            y.append(rows.reshape(-1, weight.shape[0]) @ weight)
+        y = y[0] if len(y) == 1 else torch.cat(y)
+        return y.reshape(len(x), *out, weight.shape[1]).permute(0, 3, 1, 2).contiguous()
 
     def bias(self):
         return None if self._bias is None else self._bias.reshape(-1, *[1] * (self.weight.dim() - 2))

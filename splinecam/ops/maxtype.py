@@ -163,13 +163,18 @@ def _settled_winners(polys: Polygons, lines: torch.Tensor, safe: torch.Tensor, v
     dtype = torch.int8 if k < 128 else torch.int32
     winners, unsettled = [], []
     step = max(1, _BLOCK_ELEMENTS // max(1, 2 * vmax * n_out * k))
+    padded = not bool(valid.all())  # windows with fewer candidates than k (padding): mask the missing ones
     for s in range(0, r, step):
         cand = lines[s : s + step][:, :, safe]  # (r, 3, O, k)
-        vals = torch.einsum("rvj,rjok->rvok", h[s : s + step], cand).masked_fill(~valid, -torch.inf)
-        size = candidate_tolerance(cand.permute(0, 2, 3, 1), ctx.extent, 1.0).masked_fill(~valid, 0)
+        vals = torch.einsum("rvj,rjok->rvok", h[s : s + step], cand)
+        size = candidate_tolerance(cand.permute(0, 2, 3, 1), ctx.extent, 1.0)
+        if padded:
+            vals, size = vals.masked_fill(~valid, -torch.inf), size.masked_fill(~valid, 0)
         tol = 2 * ctx.rtol * size.amax(-1)  # (r, O)
         top = vals.amax(-1, keepdim=True)
-        wins = (vals >= top - tol[:, None, :, None]).all(1) & valid  # (r, O, k)
+        wins = (vals >= top - tol[:, None, :, None]).all(1)  # (r, O, k)
+        if padded:
+            wins &= valid
         winners.append(wins.to(torch.int8).argmax(-1).to(dtype))
         unsettled.append(~wins.any(-1))
     return torch.cat(winners), torch.cat(unsettled)
