@@ -6,7 +6,9 @@ seed) are partitioned by both, in this one process, warm (one untimed call each 
 thread each, interleaved (ours, theirs, theirs, ours, ...) so that load on the machine hits both
 alike.  Prints the piece counts (they must agree) and the median time of several runs of each
 over all segments of a case, and the ratio; and, of our time, the median spent in the compiled
-chain kernel (:func:`splinecam.geometry.compiled1d.chain_pieces`; the rest is Python around it).
+chain kernel (:func:`splinecam.geometry.compiled1d.chain_pieces`; the rest is Python around it);
+and the time of one call of ``sc.partition_many`` for all the segments of a case (one run of the
+kernel over all of them: what a study of many paths calls).
 
 Timed as ``timeit`` times: the garbage collector is off while timing (a full collection in a
 process that has imported torch takes a fraction of a second, and when it falls in a timed call
@@ -74,6 +76,11 @@ def ours(model, segs) -> int:
     return sum(len(sc.partition(model, sc.Path.segment(a, b), progress=False)) for a, b in segs)
 
 
+def ours_together(model, segs) -> int:
+    """All segments in one call (``partition_many``: one run of the kernel)."""
+    return sum(len(p) for p in sc.partition_many(model, [sc.Path.segment(a, b) for a, b in segs], progress=False))
+
+
 def theirs(model, segs) -> int:
     total = 0
     for a, b in segs:
@@ -97,11 +104,13 @@ def main(argv: list[str]) -> None:
     print(f"{n_seg} segments per case (the square's diagonals and random chords); medians of {runs} runs; "
           f"garbage collector {'on' if keep_gc else 'off while timing (as timeit)'}, a full collection before "
           f"{'each timed run' if collect else 'each case'}")
-    print(f"{'case':30} {'pieces (ours)':>13} {'pieces (theirs)':>15} {'splinecam':>10} {'(kernel)':>9} {'regioncam':>10} "
-          f"{'ours/theirs':>11}")
+    print("splinecam: a call of sc.partition per segment; (kernel): of which in the compiled kernel; one call: "
+          "sc.partition_many of all the segments (one run of the kernel); regioncam: a Regioncam1D per segment")
+    print(f"{'case':30} {'pieces (ours)':>13} {'pieces (theirs)':>15} {'splinecam':>10} {'(kernel)':>9} {'one call':>9} "
+          f"{'regioncam':>10} {'ours/theirs':>11} {'one call/theirs':>15}")
     for name, model, half, _ in cases(quick=False):
         segs = segments(half, n_seg)
-        fns = [ours] + ([theirs] if regioncam is not None else [])
+        fns = [ours, ours_together] + ([theirs] if regioncam is not None else [])
         counts = [fn(model, segs) for fn in fns]  # warm-up
         gc.collect()
         times: list[list[float]] = [[] for _ in fns]
@@ -121,11 +130,13 @@ def main(argv: list[str]) -> None:
                     kernel.append(KERNEL[0])
         med = [statistics.median(t) for t in times]
         inside = _ms(statistics.median(kernel))
+        assert counts[1] == counts[0], "partition_many gave other pieces than partition"
         if regioncam is None:
-            print(f"{name:30} {counts[0]:>13,} {'-':>15} {_ms(med[0]):>10} {inside:>9} {'-':>10} {'-':>11}")
+            print(f"{name:30} {counts[0]:>13,} {'-':>15} {_ms(med[0]):>10} {inside:>9} {_ms(med[1]):>9} {'-':>10} {'-':>11} "
+                  f"{'-':>15}")
         else:
-            print(f"{name:30} {counts[0]:>13,} {counts[1]:>15,} {_ms(med[0]):>10} {inside:>9} {_ms(med[1]):>10} "
-                  f"{med[0] / med[1]:>11.2f}")
+            print(f"{name:30} {counts[0]:>13,} {counts[2]:>15,} {_ms(med[0]):>10} {inside:>9} {_ms(med[1]):>9} "
+                  f"{_ms(med[2]):>10} {med[0] / med[2]:>11.2f} {med[1] / med[2]:>15.2f}")
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 

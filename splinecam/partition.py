@@ -29,7 +29,9 @@ from .run.regions import LayerInfo, RegionArrays, unpack_codes, vertex_means
 from .run.tiles import Grid, merge
 from .run.trace import Graph, frozen, prepare, shape_error
 from .run.watch import Watch
+from .paths import Path
 from .slices import Slice, as_points
+from .volumes import Volume
 
 __all__ = ["CurvedPartition", "NetworkCopy", "Options", "Partition", "check_shapes", "checked_arguments", "default_device", "pairs",
            "parse_bytes", "partition",
@@ -185,19 +187,22 @@ def partition_tiled(model, sl: Slice, tiles, executor, dtype, device, progress, 
     return Partition(merged, sl, layers, seconds=time.perf_counter() - start, model=twin, graph=graph)
 
 
+DOMAINS = (Slice, Path, Volume)  # what partition (and partition_many) partitions
+
+
 def _as_list(items, kind) -> list | None:
     """``items`` as a list if it is a sequence of ``kind``, None if it is one ``kind``."""
     if isinstance(items, kind):
         return None
     if isinstance(items, (list, tuple)) and items and all(isinstance(x, kind) for x in items):
         return list(items)
-    name = "torch.nn.Module" if kind is nn.Module else "splinecam.Slice"
+    name = "torch.nn.Module" if kind is nn.Module else "splinecam.Slice (or Path, or Volume)"
     raise TypeError(f"expected a {name} or a non-empty list of them, got {type(items).__name__}.")
 
 
 def pairs(models_or_model, slices_or_slice) -> tuple[list[tuple[nn.Module, Slice]], list[str]]:
     """The (model, slice) pairs of :func:`partition_many`'s arguments, and their names."""
-    models, slices = _as_list(models_or_model, nn.Module), _as_list(slices_or_slice, Slice)
+    models, slices = _as_list(models_or_model, nn.Module), _as_list(slices_or_slice, DOMAINS)
     if models is not None and slices is not None and len(models) != len(slices):
         raise ValueError(f"got {len(models)} models and {len(slices)} slices; pass equal-length lists, "
                          "or one model (or one slice) for all.")
@@ -216,14 +221,26 @@ def _partition_task(model, sl, options):
 
 def partition_many(models_or_model, slices_or_slice, executor=None, progress=None, **partition_options) -> list:
     """Partitions of one model on many slices, of many models (checkpoints) on one slice, or of
-    equal-length lists of both, in order; each is :func:`splinecam.partition` of its pair.
+    equal-length lists of both, in order; each is :func:`splinecam.partition` of its pair.  A
+    slice here may be any domain of :func:`splinecam.partition` (a :class:`~splinecam.Path`, a
+    :class:`~splinecam.Volume`).
 
     executor: None (this process), ``"local"`` (this process's Dask ``LocalCluster``, one worker
     process per core: see :func:`local_client`), a ``dask.distributed.Client`` or any
     ``concurrent.futures.Executor``.  Models and slices are sent to the workers as given and
     each worker traces its model.  progress: one bar over all the partitions.
+
+    One plain MLP on many polylines in this process runs them all in one call of the compiled
+    path kernel (:func:`splinecam.path_partition.partition_paths`: the same pieces, less time
+    per path); with ``max_regions`` or ``timeout`` set (limits of each partition) each path is
+    its own run.
     """
     jobs, names = pairs(models_or_model, slices_or_slice)
+    if executor is None and isinstance(models_or_model, nn.Module) and isinstance(slices_or_slice, (list, tuple)):
+        together = late("path_partition.partition_paths")(models_or_model, list(slices_or_slice), progress=progress,
+                                                          **partition_options)
+        if together is not None:
+            return together
     options = {**partition_options, "progress": False}
     with executor_scope(executor) as client:
         return run_tasks(client, _partition_task, [(m, s, options) for m, s in jobs], names, progress, "partitions")

@@ -11,6 +11,7 @@ under one watch: the same ops, limits (``.partial``), progress and Ctrl-C.  A pl
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING
@@ -23,7 +24,7 @@ from .errors import InvalidPartitionFile, StoppedEarly, UnsupportedModelError
 from .extras import late
 from .io.files import PATH_FILE, read_arrays, save_arrays
 from .partition import NetworkCopy, check_shapes, checked_arguments, region_limit
-from .paths import Path
+from .paths import Path, PathSet
 from .geometry import compiled1d
 from .run.chain import ChainRun, cached_chain, chain_applies
 from .run.chain1d import PathChain, path_chain
@@ -53,13 +54,15 @@ def partition_path(model, path: Path, dtype=torch.float64, device=None, progress
         raise ValueError("tiles and executor split a slice; a path runs in this process: leave them out.")
     limits = dict(max_regions=max_regions, max_memory=max_memory, chunk_size=chunk_size, rtol=rtol, timeout=timeout)
     options, device = checked_arguments(model, path, device, limits, "partition", Path)
+    kernel = _kernel(model, [path], dtype, device, options)
+    if kernel is not None:
+        try:
+            return _run_chain(*kernel, [path], progress, options, started)[0]
+        except StoppedEarly as err:
+            err.partial = err.partial[0]
+            raise
     legs = path.legs()
     chain = cached_chain(model, legs[0][1]) if chain_applies(dtype, device) else None
-    fast = path_chain(chain, path.input_shape[0]) if chain is not None and path.kind == "polyline" else None
-    budget = parse_bytes(options.max_memory)
-    if fast is not None and compiled1d.AVAILABLE and fast.stack_bytes <= budget:
-        network = frozen(model, torch.float64, "cpu", path.input_shape, chain.state)
-        return _run_chain(fast, path, legs, network, progress, options, budget, started)
     if chain is not None:
         graph, shapes = chain.graph(path.input_shape[0])
         network, runner = frozen(model, torch.float64, "cpu", path.input_shape), ChainRun
@@ -74,6 +77,7 @@ def partition_path(model, path: Path, dtype=torch.float64, device=None, progress
                  f"only; the op(s) {', '.join(flat)} split straight legs (a polyline) and slices" if not straight else
                  f"on a path, splinecam cannot split the op(s) {', '.join(flat)}; they split slices only")
         raise UnsupportedModelError(f"{where}. Partition a polyline through the points or a slice through the path instead.")
+    budget = parse_bytes(options.max_memory)
     plans = [(start, Plan.make(graph, shapes, leg, dtype, device, options.rtol, budget,
                                options.chunk_size)) for start, leg in legs]
     layers = list(plans[0][1].layers.values())
@@ -96,23 +100,79 @@ def partition_path(model, path: Path, dtype=torch.float64, device=None, progress
     return PathPartition.of_legs(parts, path, layers, watch.elapsed(), network)
 
 
-def _run_chain(fast: PathChain, path: Path, legs: list, network, progress, options, budget: int,
-               started: float) -> "PathPartition":
-    """:func:`partition_path` of a plain MLP on a polyline: all legs in the compiled chain kernel
-    (:mod:`splinecam.run.chain1d`), under the same limits (``budget``: ``max_memory`` in bytes)."""
-    max_regions, note = region_limit(options.max_regions, region_bytes(fast.outputs, fast.layers), budget)
-    watch = Watch(path, progress, max_regions, options.timeout, started, note)
-    finished: list = []
+def partition_paths(model, paths: list[Path], dtype=torch.float64, device=None, progress=None, *,
+                    max_regions: int | None = None, max_memory=DEFAULT_MEMORY, chunk_size: int | None = None,
+                    rtol: float = 1e-10, timeout: float | None = None) -> "list[PathPartition] | None":
+    """The pieces of a plain MLP ``model`` along each of ``paths`` (polylines through inputs of
+    one shape) in one run of the compiled chain kernel: what :func:`splinecam.partition_many`
+    runs for them, the same pieces as :func:`splinecam.partition` of each, without the cost of a
+    call per path.  None where that run does not apply (another model, an ellipse, a limit
+    that is set: ``max_regions`` and ``timeout`` bound each partition, so each path is its own
+    run then).  One progress bar over all of them; a region limit (by default what half the
+    available memory holds, of all the paths' pieces) raises with ``.partial``: the list of
+    their partitions so far (``complete`` False for those not finished)."""
+    started = time.perf_counter()
+    if max_regions is not None or timeout is not None or any(not isinstance(p, Path) for p in paths):
+        return None
+    limits = dict(max_regions=None, max_memory=max_memory, chunk_size=chunk_size, rtol=rtol, timeout=None)
+    options, device = checked_arguments(model, paths[0], device, limits, "partition_many", Path)
+    kernel = _kernel(model, paths, dtype, device, options)
+    return None if kernel is None else _run_chain(*kernel, paths, progress, options, started)
+
+
+def _kernel(model, paths: list[Path], dtype, device, options) -> "tuple[PathChain, object] | None":
+    """The chain kernel's reading of ``model`` and the partitions' network (see
+    :class:`NetworkCopy`) where the kernel runs ``paths``: a plain MLP, in float64 on the CPU,
+    on polylines through inputs of one shape, with the kernel's stack within ``max_memory``."""
+    shape = paths[0].input_shape
+    if not (compiled1d.AVAILABLE and chain_applies(dtype, device)
+            and all(p.kind == "polyline" and p.input_shape == shape for p in paths)):
+        return None
+    chain = cached_chain(model, paths[0])
+    fast = path_chain(chain, shape[0]) if chain is not None else None
+    if fast is None or fast.stack_bytes > parse_bytes(options.max_memory):
+        return None
+    return fast, frozen(model, torch.float64, "cpu", shape, chain.state)
+
+
+def _run_chain(fast: PathChain, network, paths: list[Path], progress, options, started: float) -> "list[PathPartition]":
+    """The partitions of ``paths`` (polylines) in one run of the compiled chain kernel
+    (:mod:`splinecam.run.chain1d`), under the limits of ``options``.  A limit's ``.partial``:
+    the list of the paths' partitions so far."""
+    domain = paths[0] if len(paths) == 1 else PathSet(paths)
+    max_regions, note = region_limit(options.max_regions, fast.region_bytes, parse_bytes(options.max_memory))
+    watch = Watch(domain, progress, max_regions, options.timeout, started, note)
+    legs = [leg for path in paths for leg in path.legs()]
+    first = list(itertools.accumulate((len(p.points) - 1 for p in paths), initial=0))  # each path's first leg; the end
     starts = np.array([start for start, _ in legs])
+    finished: list = []
     try:
         fast.run(legs, options.rtol, watch, finished)
     except StoppedEarly as err:
-        err.partial = PathPartition(path, *fast.pieces(finished, starts), fast.layers, watch.elapsed(), network,
-                                    complete=False)
+        err.partial = _split(fast, paths, first, fast.pieces(finished, starts), watch.elapsed(), network, stopped=True)
         raise
     finally:
         watch.close()
-    return PathPartition(path, *fast.pieces(finished, starts), fast.layers, watch.elapsed(), network)
+    return _split(fast, paths, first, fast.pieces(finished, starts), watch.elapsed(), network, stopped=False)
+
+
+def _split(fast: PathChain, paths: list[Path], first, pieces: tuple, seconds: float, network,
+           stopped: bool) -> "list[PathPartition]":
+    """The pieces (in order along the legs of all ``paths``, legs numbered from path 0 on;
+    ``first`` (P + 1,): each path's first leg, and the end) as one :class:`PathPartition` per
+    path.  Where a limit ``stopped`` the run, the pieces finished are those of a prefix of the
+    legs: a path is complete if its last piece ends at its end."""
+    lo, hi, affine, middle, codes, ends, leg = pieces
+    if len(paths) == 1 and not stopped:
+        return [PathPartition(paths[0], *pieces, fast.layers, seconds, network)]
+    at = np.searchsorted(leg, first)
+    out = []
+    for i, path in enumerate(paths):
+        a, b = at[i], at[i + 1]
+        complete = not stopped or (b > a and leg[b - 1] == first[i + 1] - 1 and hi[b - 1] == path.t_range[1])
+        out.append(PathPartition(path, lo[a:b], hi[a:b], affine[a:b], middle[a:b], codes[a:b], ends[a:b],
+                                 leg[a:b] - first[i], fast.layers, seconds, network, complete=complete))
+    return out
 
 
 class PathPartition(NetworkCopy):

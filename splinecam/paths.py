@@ -25,7 +25,7 @@ import torch
 from .geometry import Arcs, Intervals
 from .slices import finite_array, rounding
 
-__all__ = ["Leg", "Path"]
+__all__ = ["Leg", "Path", "PathSet"]
 
 _ROUNDINGS = 16  # a difference within this many units of rounding (of the inputs' dtype) is noise
 
@@ -179,3 +179,15 @@ class Path:
         if self.kind == "ellipse":
             return f"Path.ellipse(input_shape={self.input_shape})"
         return f"Path(input_shape={self.input_shape}, {len(self.points) - 1} legs{', closed' if self.closed else ''})"
+
+
+class PathSet:
+    """Paths run as one domain (:func:`splinecam.partition_many` of a plain MLP on polylines):
+    what a run's watch reads of it, ``measure`` (the sum of the paths' parameter ranges),
+    ``noun`` and ``measure_noun``."""
+
+    noun = measure_noun = "set of paths"
+
+    def __init__(self, paths: list[Path]):
+        self.paths = list(paths)
+        self.measure = sum(p.measure for p in self.paths)

@@ -7,8 +7,8 @@ vectorised passes).  ``AVAILABLE`` is False when numba is not installed.
 Two kernels share the cut of one interval (:func:`_crossing`, :func:`_cuts`, :func:`_side`):
 :func:`interval_breakpoint_split` (one elementwise op over a batch of intervals) and
 :func:`chain_pieces` (intervals through a whole chain of linear and elementwise ops, level by
-level in batches, depth first: the first piece of each interval by a matrix product, the others
-from their neighbour's state by the units that changed).
+level in batches, depth first: a piece's state from its left neighbour's, by the units that
+changed within an interval, by the slope's product and continuity across intervals).
 
 Bounded: a call stops after the interval whose pieces pass ``budget`` bytes or ``max_work``
 steps (at least one interval) and hands back the intervals it has not started as the rest.
@@ -192,6 +192,7 @@ def interval_breakpoint_split(lo, hi, ends, z, breakpoints, rtol, extent, layer,
 # the columns of a chain's ``meta`` rows (one row per op, in order), see :func:`chain_pieces`
 CHAIN_META = ("kind", "in", "out", "w_off", "b_off", "a_off", "k", "layer", "code_off", "next")
 CHAIN_AFFINE, CHAIN_SPLIT = 0, 1  # the kinds of op
+_FULL, _SLOPE, _SUMS = 0, 1, 2  # how a piece's state is made: a product; the slope a product; neighbour + columns
 
 
 def _linear_part(meta, weights, j, src, dst, live):
@@ -225,15 +226,16 @@ def _linear_part(meta, weights, j, src, dst, live):
             i += 1
 
 
-def chain_product(meta, weights, biases, first, last, rows):
-    """``rows`` (2 n, in) (value and slope rows of n states) through the linear ops ``first ..
-    last - 1`` as matrix products (BLAS; the value rows with their bias): (2 n, out)."""
+def chain_product(meta, weights, biases, first, last, rows, pairs):
+    """``rows`` (m, in) through the linear ops ``first .. last - 1`` as matrix products (BLAS):
+    (m, out).  The first ``2 pairs`` rows are the value and slope rows of ``pairs`` states (the
+    value rows with their bias), the rest slope rows (without)."""
     cur = rows
     for j in range(first, last):
         n_in, n_out, off, b = meta[j, 1], meta[j, 2], meta[j, 3], meta[j, 4]
         cur = np.dot(cur, weights[off: off + n_in * n_out].reshape((n_in, n_out)))
         if b >= 0:
-            for r in range(0, cur.shape[0], 2):
+            for r in range(0, 2 * pairs, 2):
                 for o in range(n_out):
                     cur[r, o] += biases[b + o]
     return cur
@@ -268,9 +270,11 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, lv
     level that holds intervals goes first: a batch of its first intervals (as many as the next
     level, empty then, or the outputs hold) is cut as :func:`interval_breakpoint_split` cuts
     them, and the pieces' states after the op and the linear ops up to the next elementwise one
-    are made in one matrix product for the first piece of each interval (and every
-    ``refresh``-th), the others from their left neighbour's plus the columns of the units that
-    changed.  ``rows`` (2 n width,): scratch for the rows of the products of n pieces.  Pieces past the chain go to the outputs
+    are made from their left neighbour's: a piece of the same interval as its neighbour's plus
+    the columns of the units that changed; the first piece of an interval by a matrix product of
+    its slope row alone, its value where it meets its neighbour (the network is continuous along
+    a leg).  The first piece of a batch or of a leg, and every piece ``refresh`` steps from the
+    last, take the product of both rows (which bounds the rounding of the sums).  ``rows`` (2 n width,): scratch for the rows of the products of n pieces.  Pieces past the chain go to the outputs
     ``o_*`` from row ``n_out`` on (``o_z`` (n, 2, K)), in order along the charts.
 
     Returns (rows of the outputs filled, intervals waiting, whether any wait): the call
@@ -291,7 +295,8 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, lv
     width = l_z.shape[2]
     d, e, live = np.empty((2, width)), np.empty((2, width)), np.empty(width, np.int64)
     most = max(o_lo.shape[0], lv[n_levels, 0])  # pieces of one batch at most
-    parent, pos = np.empty(most, np.int64), np.empty(most, np.int64)
+    parent, how = np.empty(most, np.int64), np.empty(most, np.int64)
+    slope_rows = np.empty(rows.shape[0] // 2)  # (the slope rows of a batch: at most half the rows)
     work, batches = 0, 0
     while True:
         s = n_levels - 1
@@ -314,7 +319,7 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, lv
         else:
             d_lo, d_hi, d_ends, d_code, d_z, d_leg, at = l_lo, l_hi, l_ends, l_code, l_z, l_leg, lv[s + 1, 0]
         first_row = lv[s, 0] + lv[s, 1]
-        n_child, n_full, taken = 0, 0, 0
+        n_child, n_full, n_slope, taken, steps = 0, 0, 0, 0, 0
         for r in range(first_row, first_row + lv[s, 2]):  # the batch: cut each interval, its pieces' codes
             a_lo, a_hi = l_lo[r], l_hi[r]
             m = _crossing(a_lo, a_hi, l_z[r, 0, :units], l_z[r, 1, :units], bps, rtol, extent, base, rare, pa, pc, ptol,
@@ -328,8 +333,8 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, lv
             start = a_lo
             for c in range(n_cut + 1):
                 end = roots[c] if c < n_cut else a_hi
-                q = at + n_child + c
-                d_lo[q], d_hi[q], d_leg[q], parent[n_child + c], pos[n_child + c] = start, end, l_leg[r], r, c
+                q, jc = at + n_child + c, n_child + c
+                d_lo[q], d_hi[q], d_leg[q], parent[jc] = start, end, l_leg[r], r
                 ends = d_ends[q]
                 if c == 0:
                     ends[0, 0], ends[0, 1] = l_ends[r, 0, 0], l_ends[r, 0, 1]
@@ -342,33 +347,54 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, lv
                 d_code[q] = l_code[r]
                 d_code[q, byte: byte + n_bytes] = packed[:n_bytes]
                 _piece_bits(start, end, m, pa, pc, ptol, pbit, d_code[q], byte)
-                if c % refresh == 0:  # its state after the op, a row pair of the product
+                if jc > 0 and steps < refresh and (c > 0 or (d_leg[q - 1] == l_leg[r] and d_hi[q - 1] == start)):
+                    how[jc] = _SUMS if c > 0 else _SLOPE  # from the left neighbour's state
+                    steps += 1
+                else:
+                    how[jc] = _FULL
+                    steps = 0
+                if how[jc] != _SUMS:  # its state after the op: a row pair of the product, or the slope row
                     _piece_code(start, end, base[:bits], m, pa, pc, ptol, pbit, code[:bits])
-                    row = 2 * n_full * units
+                    row = 2 * n_full * units if how[jc] == _FULL else n_slope * units
                     for u in range(units):
                         p = 0
                         for b in range(k):
                             p += code[u * k + b]
-                        rows[row + u] = slopes[p] * l_z[r, 0, u] + icpts[p]
-                        rows[row + units + u] = slopes[p] * l_z[r, 1, u]
-                    n_full += 1
+                        if how[jc] == _FULL:
+                            rows[row + u] = slopes[p] * l_z[r, 0, u] + icpts[p]
+                            rows[row + units + u] = slopes[p] * l_z[r, 1, u]
+                        else:
+                            slope_rows[row + u] = slopes[p] * l_z[r, 1, u]
+                    if how[jc] == _FULL:
+                        n_full += 1
+                    else:
+                        n_slope += 1
                 start = end
             work += units + m + (n_cut + 1) * bits
             n_child += n_cut + 1
             taken += 1
             if work > max_work:
                 break
-        full = rows[: 2 * n_full * units].reshape((2 * n_full, units))
+        n_rows = 2 * n_full + n_slope
+        rows[2 * n_full * units: n_rows * units] = slope_rows[: n_slope * units]
+        full = rows[: n_rows * units].reshape((n_rows, units))
         if nxt > i + 1:
-            full = chain_product(meta, weights, biases, i + 1, nxt, full)
-            work += n_full * units * meta[i + 1, 2]
+            full = chain_product(meta, weights, biases, i + 1, nxt, full, n_full)
+            work += (n_full + n_slope) * units * meta[i + 1, 2]
         w = full.shape[1]
-        f = 0
-        for j in range(n_child):  # each piece's state: in full, or its left neighbour's plus the changes
+        f, g = 0, 2 * n_full
+        for j in range(n_child):  # each piece's state: in full, or from its left neighbour's
             q = at + j
-            if pos[j] % refresh == 0:
+            if how[j] == _FULL:
                 d_z[q, :, :w] = full[2 * f: 2 * f + 2]
                 f += 1
+                continue
+            if how[j] == _SLOPE:  # the slope in full; the value where it meets its neighbour (continuity)
+                t = d_lo[q]
+                for o in range(w):
+                    d_z[q, 1, o] = full[g, o]
+                    d_z[q, 0, o] = d_z[q - 1, 0, o] + (d_z[q - 1, 1, o] - full[g, o]) * t
+                g += 1
                 continue
             r = parent[j]
             w1 = meta[i + 1, 2] if nxt > i + 1 else units

@@ -114,20 +114,22 @@ def read_chain(model, sl: Slice) -> Chain | None:
 _CHAINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _fingerprint(model: nn.Module, width: int) -> tuple[tuple, list]:
+def _fingerprint(model: nn.Module, width: int) -> tuple:
     """What :func:`read_chain` reads of ``model`` besides its parameters' values: the registry,
-    the input width, each leaf's name, identity, type, mode, settings and tensors (by identity),
-    and the objects named (held while cached, so that their identities stay theirs)."""
+    the input width, each leaf's name, identity, type, mode, settings and tensors (by identity)."""
     parts: list = [REGISTRY.version, width]
-    objects: list = []
     for name, m in leaf_modules(model):
         own = vars(m)  # (not getattr: a module's __getattr__ is slow for a missing name)
         params = own["_parameters"]
-        objects.append(m)
-        objects += params.values()
         parts.append((name, id(m), type(m), own.get("training"), own.get("negative_slope"), own.get("p"),
                       own.get("in_features"), len(own["_buffers"]), tuple(params), tuple(map(id, params.values()))))
-    return tuple(parts), objects
+    return tuple(parts)
+
+
+def _named_objects(model: nn.Module) -> list:
+    """The objects a fingerprint names by identity (the leaves and their parameters): held while
+    the chain is cached, so that their identities stay theirs."""
+    return [obj for _, m in leaf_modules(model) for obj in (m, *vars(m)["_parameters"].values())]
 
 
 class _Snapshot:
@@ -166,12 +168,13 @@ def cached_chain(model, sl: Slice) -> Chain | None:
     them, so an in-place edit through ``p.data`` is seen too)."""
     if type(model) is not nn.Sequential or len(sl.input_shape) != 1:
         return None
-    key, objects = _fingerprint(model, sl.input_shape[0])
+    key = _fingerprint(model, sl.input_shape[0])
     hit = _CHAINS.get(model)
     if hit is not None and hit[0] == key and all(snap.same() for snap in hit[2]):
         return hit[3]
     chain = read_chain(model, sl)
     if chain is not None:
+        objects = _named_objects(model)
         _CHAINS[model] = (key, objects, [_Snapshot(p) for p in objects if isinstance(p, torch.Tensor)], chain)
     return chain
 

@@ -5,8 +5,9 @@
 The kernel cuts the intervals exactly as the engine does with the compiled split of each
 elementwise op (the same tolerance, cuts, codes and end units); a piece's state after an op and
 the linear layers that follow is its left neighbour's plus the columns of the units that changed
-between them (a full product every :data:`REFRESH` pieces), which is where its speed comes from:
-a cut costs the width of the next layer, not a matrix product.  All legs of a polyline are in
+between them, which is where its speed comes from: a cut costs the width of the next layer, not a
+matrix product.  The first piece of an interval takes the product of its slope alone: its value
+is its neighbour's where they meet (a full product every :data:`REFRESH` pieces).  All legs of a polyline are in
 one run: their intervals start on the kernel's stack.  Between calls the time limit, the region
 limit, progress and Ctrl-C are seen; a limit's ``.partial`` holds the pieces finished.  The
 stack holds at most one interval per unit and layer (depth first), so the memory of a run is
@@ -27,7 +28,7 @@ from ..geometry import BORDER, Intervals, compiled1d
 from ..geometry.linesplit import WORK_PER_CALL
 from .chain import Chain
 from .pieces import PieceArrays
-from .plan import graph_layers
+from .plan import graph_layers, region_bytes
 from .regions import LayerInfo, code_width
 from .stack import warm_allocator
 from .watch import Watch
@@ -35,9 +36,10 @@ from .watch import Watch
 __all__ = ["ENABLED", "PathChain", "REFRESH", "path_chain"]
 
 ENABLED = True  # False: paths take the executor of slices (the tests use it to compare the two)
-REFRESH = 16  # a piece's state in full every this many pieces of an interval (bounds the rounding of the sums)
+REFRESH = 16  # a piece's state in full every this many pieces along a leg (bounds the rounding of the sums)
 OUT_BYTES = 4 << 20  # the outputs of one call (a chunk of finished pieces) take about this much
 BATCH = 256  # intervals of a level cut at once (at least): the rows of one matrix product
+FIRST_OUT = 1024  # pieces the first call may output (then twice as many each call)
 
 
 @dataclass
@@ -104,6 +106,11 @@ class PathChain:
         return sum(self.caps[:-1]) * (16 * self.width + 64 + code_width(self.layers)) + 16 * max(self.caps) * self.width
 
     @functools.cached_property
+    def region_bytes(self) -> int:
+        """Bytes one piece of the result costs (see :func:`~splinecam.run.plan.region_bytes`)."""
+        return region_bytes(self.outputs, self.layers)
+
+    @functools.cached_property
     def _first(self) -> int:
         """The first elementwise op (the number of ops without one)."""
         return int(self.meta[:, 0].argmax()) if self.layers else len(self.meta)
@@ -131,7 +138,7 @@ class PathChain:
         l_ends, l_code, l_z = np.empty((rows, 2, 2), np.int64), np.empty((rows, nbytes), np.uint8), np.empty((rows, 2, width))
         scratch = np.empty(2 * max(self.caps) * width)
         most = max(self.caps[-1], OUT_BYTES // (16 * self.outputs + 48 + nbytes))  # pieces one call may output
-        cap = self.caps[-1]  # doubled each call up to ``most``: a short run allocates little
+        cap = min(max(self.caps[-1], FIRST_OUT), most)  # doubled each call up to ``most``: a short run allocates little
         busy, loaded, waiting = False, 0, 0
         while busy or loaded < len(legs):
             watch.check_time()
@@ -175,7 +182,8 @@ class PathChain:
         np.multiply(basis, CENTER, out=rows[:, 0])
         rows[:, 0] += origin
         rows[:, 1] = basis
-        out = compiled1d.chain_product(self.meta, self.weights, self.biases, 0, self._first, rows.reshape(2 * len(legs), -1))
+        out = compiled1d.chain_product(self.meta, self.weights, self.biases, 0, self._first, rows.reshape(2 * len(legs), -1),
+                                       len(legs))
         return out.reshape(len(legs), 2, -1)
 
     def pieces(self, finished: list, starts: np.ndarray) -> tuple:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import splinecam as sc
+from splinecam import path_partition
 from splinecam.geometry import compiled1d
 from splinecam.run import chain, chain1d
 
@@ -194,8 +195,89 @@ def test_the_cached_chain_follows_the_model(kernel_calls):
 @pytest.mark.parametrize("batch", [chain1d.BATCH, 8])
 def test_thousands_of_pieces_in_batches(batch, monkeypatch, kernel_calls):
     monkeypatch.setattr(chain1d, "BATCH", batch)  # (8: a few legs and intervals at a time)
+    monkeypatch.setattr(chain1d, "FIRST_OUT", batch)
     model = random_mlp([48, 48, 48], 3, 11)
     path = sc.Path.through(np.random.default_rng(3).normal(size=(40, 2)) * 2)
     fast = sc.partition(model, path, progress=False)
     assert len(fast) > 2000 and (batch > 8 or len(kernel_calls) > 5)
     check_same_pieces(fast, engine(model, path))
+
+
+def test_long_chains_of_states_from_neighbours(monkeypatch, kernel_calls):
+    """With no full product past a leg's first piece, every state comes from its left
+    neighbour's (columns within an interval, slope product and continuity across intervals):
+    the engine's pieces all the same, over thousands of pieces."""
+    monkeypatch.setattr(chain1d, "REFRESH", 10**9)
+    model = random_mlp([40, 40, 40], 2, 5)
+    path = sc.Path.through(np.random.default_rng(6).normal(size=(30, 2)) * 4)
+    fast = sc.partition(model, path, progress=False)
+    assert kernel_calls and len(fast) > 1000
+    check_same_pieces(fast, engine(model, path))
+    assert fast.verify(n_points=500).ok
+
+
+run = chain1d.PathChain.run
+
+
+def paths_of(rng, n: int) -> list:
+    """n polylines (segments, open and closed polylines) through random inputs (2,)."""
+    return [sc.Path.segment(*rng.normal(size=(2, 2)) * 2) if i % 3 == 0 else
+            sc.Path.through(rng.normal(size=(3 + i % 4, 2)) * 2, closed=i % 3 == 2) for i in range(n)]
+
+
+def test_many_paths_in_one_run_are_each_paths_partition(monkeypatch, kernel_calls):
+    model = random_mlp([24, 24], 3, 8, act="leaky")
+    paths = paths_of(np.random.default_rng(4), 9)
+    runs = []
+    monkeypatch.setattr(chain1d.PathChain, "run", lambda self, legs, *args: runs.append(len(legs)) or run(self, legs, *args))
+    together = sc.partition_many(model, paths, progress=False)
+    assert runs == [sum(len(p.legs()) for p in paths)]  # one run of all the legs
+    assert sum(kernel_calls) == sum(len(p) for p in together)
+    assert [type(p) for p in together] == [sc.PathPartition] * len(paths)
+    for path, part in zip(paths, together):
+        assert part.path is path and part.complete
+        check_same_pieces(part, sc.partition(model, path, progress=False))
+        check_same_pieces(part, engine(model, path))
+        assert part.verify(n_points=100).ok
+
+
+def test_many_paths_elsewhere_are_partitioned_one_by_one(kernel_calls):
+    model = random_mlp([10, 10], 2, 2)
+    paths = paths_of(np.random.default_rng(5), 4)
+    ellipse = sc.Path.ellipse([0.0, 0.0], [1.0, 0.5], [-0.5, 1.0])
+    for options in ({"max_regions": 10**5}, {"timeout": 60.0}):  # a limit of each partition: a run each
+        kernel_calls.clear()
+        parts = sc.partition_many(model, paths, progress=False, **options)
+        assert len(kernel_calls) == len(paths)
+        for path, part in zip(paths, parts):
+            check_same_pieces(part, sc.partition(model, path, progress=False))
+    mixed = sc.partition_many(model, paths + [ellipse], progress=False)  # an ellipse: the engine's
+    check_same_pieces(mixed[-1], sc.partition(model, ellipse, progress=False))
+    bn = nn.BatchNorm1d(6)
+    bn.running_mean.normal_(), bn.running_var.uniform_(0.5, 2.0)
+    normed = nn.Sequential(nn.Linear(2, 6), bn, nn.ReLU(), nn.Linear(6, 1)).eval()  # not a plain MLP: the engine's
+    parts = sc.partition_many(normed, paths, progress=False)
+    check_same_pieces(parts[1], sc.partition(normed, paths[1], progress=False))
+    with pytest.raises(TypeError, match="Slice"):
+        sc.partition_many(model, [paths[0], "not a path"])
+
+
+def test_a_region_limit_over_many_paths_hands_back_each_paths_pieces(monkeypatch, kernel_calls):
+    model = random_mlp([30, 30], 2, 9)
+    paths = paths_of(np.random.default_rng(7), 6)
+    full = sc.partition_many(model, paths, progress=False)
+    total = sum(len(p) for p in full)
+    monkeypatch.setattr(chain1d, "WORK_PER_CALL", 1)
+    monkeypatch.setattr(path_partition, "region_limit", lambda *_: (total // 2, ""))  # the default limit: half
+    with pytest.raises(sc.RegionLimitError) as err:
+        sc.partition_many(model, paths, progress=False)
+    partial = err.value.partial
+    assert [p.path for p in partial] == paths
+    done = [p.complete for p in partial]
+    assert done[0] and not all(done) and done == sorted(done, reverse=True)  # the first paths, finished
+    for part, whole in zip(partial, full):
+        if part.complete:
+            check_same_pieces(part, whole)
+        else:  # the pieces of the start of the path
+            n = len(part)
+            assert np.array_equal(part.lo, whole.lo[:n]) and np.array_equal(part.packed_codes, whole.packed_codes[:n])
