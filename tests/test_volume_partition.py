@@ -223,3 +223,14 @@ def test_limits_inside_a_huge_first_split(monkeypatch):
     partial = err.value.partial
     assert not partial.complete and 0 < partial.volume_fraction < 1
     assert partial.verify().ok
+
+
+def test_many_volumes_in_one_call():
+    model = random_mlp([10, 10], 2, 3, inputs=3)
+    volumes = [sc.Volume.box([-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]), sc.Volume.box([0.0, -0.5, 0.0], [0.5, 0.5, 2.0])]
+    parts = sc.partition_many(model, volumes, progress=False)
+    assert [type(p) for p in parts] == [sc.VolumePartition] * 2
+    for volume, part in zip(volumes, parts):
+        alone = sc.partition(model, volume, progress=False)
+        assert len(part) == len(alone) and np.isclose(part.volumes().sum(), alone.volumes().sum())
+        check_volume_partition(part, model)
