@@ -232,5 +232,5 @@ def test_many_volumes_in_one_call():
     assert [type(p) for p in parts] == [sc.VolumePartition] * 2
     for volume, part in zip(volumes, parts):
         alone = sc.partition(model, volume, progress=False)
-        assert len(part) == len(alone) and np.isclose(part.volumes().sum(), alone.volumes().sum())
+        assert len(part) == len(alone) and np.isclose(part.volumes.sum(), alone.volumes.sum())
         check_volume_partition(part, model)
