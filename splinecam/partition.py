@@ -235,12 +235,13 @@ def partition_many(models_or_model, slices_or_slice, executor=None, progress=Non
     per path); with ``max_regions`` or ``timeout`` set (limits of each partition) each path is
     its own run.
     """
-    jobs, names = pairs(models_or_model, slices_or_slice)
-    if executor is None and isinstance(models_or_model, nn.Module) and isinstance(slices_or_slice, (list, tuple)):
+    if executor is None and isinstance(models_or_model, nn.Module) and isinstance(slices_or_slice, (list, tuple)) \
+            and slices_or_slice:
         together = late("path_partition.partition_paths")(models_or_model, list(slices_or_slice), progress=progress,
                                                           **partition_options)
         if together is not None:
             return together
+    jobs, names = pairs(models_or_model, slices_or_slice)
     options = {**partition_options, "progress": False}
     with executor_scope(executor) as client:
         return run_tasks(client, _partition_task, [(m, s, options) for m, s in jobs], names, progress, "partitions")

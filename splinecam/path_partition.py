@@ -142,12 +142,14 @@ def _run_chain(fast: PathChain, network, paths: list[Path], progress, options, s
     domain = paths[0] if len(paths) == 1 else PathSet(paths)
     max_regions, note = region_limit(options.max_regions, fast.region_bytes, parse_bytes(options.max_memory))
     watch = Watch(domain, progress, max_regions, options.timeout, started, note)
-    legs = [leg for path in paths for leg in path.legs()]
-    first = list(itertools.accumulate((len(p.points) - 1 for p in paths), initial=0))  # each path's first leg; the end
-    starts = np.array([start for start, _ in legs])
+    flat = [p.points.reshape(len(p.points), -1) for p in paths]
+    first = list(itertools.accumulate((len(f) - 1 for f in flat), initial=0))  # each path's first leg; the end
+    origin = flat[0][:-1] if len(flat) == 1 else np.concatenate([f[:-1] for f in flat])
+    step = np.diff(flat[0], axis=0) if len(flat) == 1 else np.concatenate([np.diff(f, axis=0) for f in flat])
+    starts = np.concatenate([np.arange(len(f) - 1, dtype=np.float64) for f in flat])  # each leg's start in its path's t
     finished: list = []
     try:
-        fast.run(legs, options.rtol, watch, finished)
+        fast.run(origin, step, options.rtol, watch, finished)
     except StoppedEarly as err:
         err.partial = _split(fast, paths, first, fast.pieces(finished, starts), watch.elapsed(), network, stopped=True)
         raise

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .geometry import Arcs, Intervals
-from .slices import finite_array, rounding
+from .slices import finite_array, not_finite, rounding
 
 __all__ = ["Leg", "Path", "PathSet"]
 
@@ -77,20 +77,24 @@ class Path:
     partitioner = "path_partition.partition_path"  # what sc.partition runs on a path
 
     def __init__(self, points, kind: str = "polyline", closed: bool = False):
-        pts = finite_array(points, "points")
+        pts = np.asarray(points.detach().cpu().to(torch.float64) if isinstance(points, torch.Tensor) else points,
+                         dtype=np.float64)
         if kind not in ("polyline", "ellipse"):
             raise ValueError(f"kind must be 'polyline' or 'ellipse', got {kind!r}.")
         need = 3 if kind == "ellipse" else 2
         if pts.ndim < 2 or len(pts) < need:
             raise ValueError(f"a {kind} needs at least {need} points, each an input (shape (n, *input_shape)), "
                              f"got an array of shape {pts.shape}.")
-        eps = _ROUNDINGS * rounding(points) * max(1.0, float(np.abs(pts).max()))
+        scale = float(np.abs(pts).max())
+        if not math.isfinite(scale):  # (NaN propagates through the max)
+            raise not_finite("points")
+        eps = _ROUNDINGS * rounding(points) * max(1.0, scale)
         flat = pts.reshape(len(pts), -1)
         if kind == "polyline":
             if closed:
                 flat, pts = np.concatenate([flat, flat[:1]]), np.concatenate([pts, pts[:1]])
             steps = np.abs(flat[1:] - flat[:-1]).max(1)
-            if not (steps > eps).all():
+            if not steps.min() > eps:
                 i = int(np.argmin(steps))
                 raise ValueError(f"points {i} and {i + 1} of the path coincide: a leg needs two distinct points.")
         else:
@@ -104,7 +108,7 @@ class Path:
     @classmethod
     def segment(cls, x0, x1) -> "Path":
         """The segment ``x(t) = x0 + t (x1 - x0)``, t in [0, 1]; x0, x1: inputs of one shape."""
-        return cls(np.stack([finite_array(x0, "x0"), finite_array(x1, "x1")]))
+        return cls([finite_array(x0, "x0"), finite_array(x1, "x1")])
 
     @classmethod
     def through(cls, points, closed: bool = False) -> "Path":

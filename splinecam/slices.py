@@ -11,7 +11,7 @@ import torch
 
 from .geometry import Polygons, polygon_areas
 
-__all__ = ["Slice", "as_points", "chart_axes", "convex_ccw", "finite_array", "rounding"]
+__all__ = ["Slice", "as_points", "chart_axes", "convex_ccw", "finite_array", "not_finite", "rounding"]
 
 
 _ROUNDINGS = 16  # a difference within this many units of rounding (of the inputs' dtype) is noise
@@ -41,8 +41,13 @@ def finite_array(x, name: str) -> np.ndarray:
         x = x.detach().cpu().to(torch.float64).numpy()  # exact for every float dtype (bfloat16 has no NumPy twin)
     arr = np.asarray(x, dtype=np.float64)
     if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or inf values; a domain needs finite coordinates.")
+        raise not_finite(name)
     return arr
+
+
+def not_finite(name: str) -> ValueError:
+    """The error for coordinates ``name`` with NaN or inf values."""
+    return ValueError(f"{name} contains NaN or inf values; a domain needs finite coordinates.")
 
 
 def chart_axes(origin, basis, k: int) -> tuple[np.ndarray, np.ndarray]:

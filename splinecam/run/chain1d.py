@@ -115,21 +115,22 @@ class PathChain:
         """The first elementwise op (the number of ops without one)."""
         return int(self.meta[:, 0].argmax()) if self.layers else len(self.meta)
 
-    def run(self, legs: list, rtol: float, watch: Watch, finished: list) -> None:
-        """The pieces of the legs ``legs`` ((start, Leg) of one polyline, each t in [0, 1]) into
+    def run(self, origin: np.ndarray, step: np.ndarray, rtol: float, watch: Watch, finished: list) -> None:
+        """The pieces of the legs ``x = origin + t step`` (each (L, D); t in [0, 1]) into
         ``finished`` as (leg, lo, hi, ends, codes, states) chunks of NumPy arrays (the intervals
         about the legs' chart point :data:`CENTER`, the states (n, 2, K) there), in order along
-        the path, watched by ``watch`` (a limit raises after ``finished`` holds the pieces so far)."""
+        the legs, watched by ``watch`` (a limit raises after ``finished`` holds the pieces so far)."""
         warm_allocator()
         watch.start()
         with one_blas_thread():
-            self._loop(legs, rtol, watch, finished)
+            self._loop(origin, step, rtol, watch, finished)
 
-    def _loop(self, legs, rtol, watch, finished) -> None:
+    def _loop(self, origin, step, rtol, watch, finished) -> None:
         """:meth:`run`'s calls of the kernel."""
         lo, hi, extent = -CENTER, CENTER, CENTER  # each leg's t in [0, 1] about its middle
         width, nbytes, levels = self.width, code_width(self.layers), len(self.layers)
-        caps = [min(self.caps[0], len(legs))] + self.caps[1:]  # the first level: the legs, as many as a batch holds
+        n_legs = len(origin)
+        caps = [min(self.caps[0], n_legs)] + self.caps[1:]  # the first level: the legs, as many as a batch holds
         starts = list(itertools.accumulate(caps[:-1], initial=0))
         lv = np.zeros((levels + 1, 3), np.int64)
         lv[:, 0] = starts
@@ -140,12 +141,11 @@ class PathChain:
         most = max(self.caps[-1], OUT_BYTES // (16 * self.outputs + 48 + nbytes))  # pieces one call may output
         cap = min(max(self.caps[-1], FIRST_OUT), most)  # doubled each call up to ``most``: a short run allocates little
         busy, loaded, waiting = False, 0, 0
-        while busy or loaded < len(legs):
+        while busy or loaded < n_legs:
             watch.check_time()
             if not busy:  # the next legs, at the first level (without one: each leg is a piece)
-                batch = legs[loaded: loaded + caps[0]]
-                z = self._states(batch)
-                n, loaded = len(batch), loaded + len(batch)
+                z = self._states(origin[loaded: loaded + caps[0]], step[loaded: loaded + caps[0]])
+                n, loaded = len(z), loaded + len(z)
                 if not levels:
                     finished.append((np.arange(loaded - n, loaded), np.full(n, lo), np.full(n, hi), np.full((n, 2, 2), BORDER),
                                      np.zeros((n, 0), np.uint8), z))
@@ -163,28 +163,23 @@ class PathChain:
                                                        scratch, o_lo, o_hi, o_ends, o_code, o_z, o_leg, 0)
             finished.append((o_leg[:n], o_lo[:n], o_hi[:n], o_ends[:n], o_code[:n], o_z[:n]))
             cap = min(2 * cap, most)
-            watch.pending = waiting + len(legs) - loaded
+            watch.pending = waiting + n_legs - loaded
             if watch.bar is None and watch.timeout is None:  # nothing shows the length finished
                 watch.done += n
             else:
                 watch.finished(Intervals(torch.from_numpy(o_lo[:n]), torch.from_numpy(o_hi[:n]), torch.from_numpy(o_ends[:n])))
             watch.check(self.layers[-1].name, 0)
 
-    def _states(self, legs: list) -> np.ndarray:
-        """(n, 2, w) the states of the legs ``legs`` ((start, Leg)) at their chart point
+    def _states(self, origin: np.ndarray, step: np.ndarray) -> np.ndarray:
+        """(n, 2, w) the states of the legs ``origin + t step`` ((n, D) each) at their chart point
         :data:`CENTER` (value, slope) through the linear ops before the first elementwise one."""
-        if len(legs) == 1:
-            origin, basis = legs[0][1].origin.reshape(1, -1), legs[0][1].basis.reshape(1, -1)
-        else:
-            origin = np.stack([leg.origin.reshape(-1) for _, leg in legs])
-            basis = np.stack([leg.basis[:, 0] for _, leg in legs])
-        rows = np.empty((len(legs), 2, origin.shape[1]))
-        np.multiply(basis, CENTER, out=rows[:, 0])
+        rows = np.empty((len(origin), 2, origin.shape[1]))
+        np.multiply(step, CENTER, out=rows[:, 0])
         rows[:, 0] += origin
-        rows[:, 1] = basis
-        out = compiled1d.chain_product(self.meta, self.weights, self.biases, 0, self._first, rows.reshape(2 * len(legs), -1),
-                                       len(legs))
-        return out.reshape(len(legs), 2, -1)
+        rows[:, 1] = step
+        out = compiled1d.chain_product(self.meta, self.weights, self.biases, 0, self._first,
+                                       rows.reshape(2 * len(origin), -1), len(origin))
+        return out.reshape(len(origin), 2, -1)
 
     def pieces(self, finished: list, starts: np.ndarray) -> tuple:
         """The pieces of the chunks ``finished`` of :meth:`run` (of legs that start at
