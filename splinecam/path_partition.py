@@ -30,7 +30,7 @@ from .run.chain import ChainRun, cached_chain, chain_applies
 from .run.chain1d import PathChain, path_chain
 from .run.engine import Engine
 from .run.pieces import PieceArrays
-from .run.plan import DEFAULT_MEMORY, Plan, parse_bytes, region_bytes
+from .run.plan import DEFAULT_MEMORY, Plan, parse_bytes
 from .run.regions import LayerInfo, code_width, unpack_codes
 from .run.trace import frozen, prepare
 from .run.watch import Watch

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .geometry import Arcs, Intervals
-from .slices import finite_array, not_finite, rounding
+from .slices import finite_array, float64_array, not_finite, rounding
 
 __all__ = ["Leg", "Path", "PathSet"]
 
@@ -77,8 +77,7 @@ class Path:
     partitioner = "path_partition.partition_path"  # what sc.partition runs on a path
 
     def __init__(self, points, kind: str = "polyline", closed: bool = False):
-        pts = np.asarray(points.detach().cpu().to(torch.float64) if isinstance(points, torch.Tensor) else points,
-                         dtype=np.float64)
+        pts = float64_array(points)  # (checked finite below, with the scale)
         if kind not in ("polyline", "ellipse"):
             raise ValueError(f"kind must be 'polyline' or 'ellipse', got {kind!r}.")
         need = 3 if kind == "ellipse" else 2

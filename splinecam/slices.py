@@ -11,7 +11,7 @@ import torch
 
 from .geometry import Polygons, polygon_areas
 
-__all__ = ["Slice", "as_points", "chart_axes", "convex_ccw", "finite_array", "not_finite", "rounding"]
+__all__ = ["Slice", "as_points", "chart_axes", "convex_ccw", "finite_array", "float64_array", "not_finite", "rounding"]
 
 
 _ROUNDINGS = 16  # a difference within this many units of rounding (of the inputs' dtype) is noise
@@ -35,11 +35,16 @@ def rounding(*values) -> float:
 _EPS64 = float(np.finfo(np.float64).eps)
 
 
-def finite_array(x, name: str) -> np.ndarray:
-    """``x`` (an array, tensor or nested sequence) as a float64 NumPy array, checked finite."""
+def float64_array(x) -> np.ndarray:
+    """``x`` (an array, tensor or nested sequence) as a float64 NumPy array."""
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().to(torch.float64).numpy()  # exact for every float dtype (bfloat16 has no NumPy twin)
-    arr = np.asarray(x, dtype=np.float64)
+    return np.asarray(x, dtype=np.float64)
+
+
+def finite_array(x, name: str) -> np.ndarray:
+    """``x`` (an array, tensor or nested sequence) as a float64 NumPy array, checked finite."""
+    arr = float64_array(x)
     if not np.isfinite(arr).all():
         raise not_finite(name)
     return arr

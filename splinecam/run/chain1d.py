@@ -27,7 +27,6 @@ import torch
 from ..geometry import BORDER, Intervals, compiled1d
 from ..geometry.linesplit import WORK_PER_CALL
 from .chain import Chain
-from .pieces import PieceArrays
 from .plan import graph_layers, region_bytes
 from .regions import LayerInfo, code_width
 from .stack import warm_allocator
