@@ -236,7 +236,7 @@ def partition_many(models_or_model, slices_or_slice, executor=None, progress=Non
     its own run.
     """
     if executor is None and isinstance(models_or_model, nn.Module) and isinstance(slices_or_slice, (list, tuple)) \
-            and slices_or_slice:
+            and slices_or_slice and all(isinstance(sl, Path) for sl in slices_or_slice):
         together = late("path_partition.partition_paths")(models_or_model, list(slices_or_slice), progress=progress,
                                                           **partition_options)
         if together is not None:

@@ -100,21 +100,21 @@ def partition_path(model, path: Path, dtype=torch.float64, device=None, progress
     return PathPartition.of_legs(parts, path, layers, watch.elapsed(), network)
 
 
-def partition_paths(model, paths: list[Path], dtype=torch.float64, device=None, progress=None, *,
-                    max_regions: int | None = None, max_memory=DEFAULT_MEMORY, chunk_size: int | None = None,
-                    rtol: float = 1e-10, timeout: float | None = None) -> "list[PathPartition] | None":
-    """The pieces of a plain MLP ``model`` along each of ``paths`` (polylines through inputs of
-    one shape) in one run of the compiled chain kernel: what :func:`splinecam.partition_many`
-    runs for them, the same pieces as :func:`splinecam.partition` of each, without the cost of a
-    call per path.  None where that run does not apply (another model, an ellipse, a limit
-    that is set: ``max_regions`` and ``timeout`` bound each partition, so each path is its own
-    run then).  One progress bar over all of them; a region limit (by default what half the
-    available memory holds, of all the paths' pieces) raises with ``.partial``: the list of
-    their partitions so far (``complete`` False for those not finished)."""
+def partition_paths(model, paths: list[Path], dtype=torch.float64, device=None, progress=None,
+                    **options) -> "list[PathPartition] | None":
+    """The pieces of a plain MLP ``model`` along each of ``paths`` in one run of the compiled
+    chain kernel: what :func:`splinecam.partition_many` runs for them, the same pieces as
+    :func:`splinecam.partition` of each (``options``: its keywords), without the cost of a call
+    per path.  None where that run does not apply (another model, an ellipse, inputs of
+    several shapes, a limit that is set: ``max_regions`` and ``timeout`` bound each partition,
+    so each path is its own run then; ``tiles``).  One progress bar over all of them; a region
+    limit (by default what half the available memory holds, of all the paths' pieces) raises
+    with ``.partial``: the list of their partitions so far (``complete`` False for those not
+    finished)."""
     started = time.perf_counter()
-    if max_regions is not None or timeout is not None or any(not isinstance(p, Path) for p in paths):
+    if any(options.get(name) is not None for name in ("max_regions", "timeout", "tiles")):
         return None
-    limits = dict(max_regions=None, max_memory=max_memory, chunk_size=chunk_size, rtol=rtol, timeout=None)
+    limits = {name: value for name, value in options.items() if name != "tiles"}  # (compose, tol: for slices)
     options, device = checked_arguments(model, paths[0], device, limits, "partition_many", Path)
     kernel = _kernel(model, paths, dtype, device, options)
     return None if kernel is None else _run_chain(*kernel, paths, progress, options, started)

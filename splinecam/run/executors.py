@@ -30,7 +30,7 @@ __all__ = ["close_local_cluster", "executor_scope", "glibc_malloc_defaults", "im
 _INSTALL = 'pip install "splinecam[distributed]"'
 # torch.fx tracing is not thread-safe: tasks that share a process (thread pools, Dask workers
 # with several threads) run one at a time; use one single-threaded worker process per core
-TASK_LOCK = threading.Lock()
+TASK_LOCK = threading.RLock()  # (re-entrant: a task may run tasks, e.g. partition_many of tiled partitions, here)
 
 
 @contextmanager

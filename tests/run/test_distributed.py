@@ -159,6 +159,15 @@ def test_partition_many_checkpoints_equals_the_loop():
     assert [len(p) for p in pairs] == [len(run(m, s)) for m, s in zip(models, [BOX2, sc.Slice.box((0, 0), (1, 1)), BOX2])]
 
 
+def test_partition_many_of_tiled_partitions_here():
+    """A task that runs tasks (tiles inside partition_many's tasks, in this process) does not wait
+    on itself."""
+    model = random_mlp([12, 12], 2, 5)
+    parts = sc.partition_many(model, [BOX2, sc.Slice.box((0, 0), (1, 1))], tiles=2, progress=False)
+    for got, sl in zip(parts, [BOX2, sc.Slice.box((0, 0), (1, 1))]):
+        assert_same_partition(got, run(model, sl))
+
+
 def test_recorder_with_an_executor_equals_recording_here():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(2, 10), nn.ReLU(), nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 2))
