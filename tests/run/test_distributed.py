@@ -159,6 +159,18 @@ def test_partition_many_checkpoints_equals_the_loop():
     assert [len(p) for p in pairs] == [len(run(m, s)) for m, s in zip(models, [BOX2, sc.Slice.box((0, 0), (1, 1)), BOX2])]
 
 
+def test_partition_many_paths_and_volumes_on_a_cluster(client):
+    model = random_mlp([10, 10], 2, 6, inputs=3)
+    paths = [sc.Path.segment([-1.0, 0.0, 1.0], [1.0, 0.5, -1.0]), sc.Path.ellipse([0.0, 0.0, 0.0], [1.0, 0, 0], [0, 1.0, 0])]
+    volumes = [sc.Volume.box([-1.0, -1.0, -1.0], [1.0, 1.0, 1.0])]
+    there = sc.partition_many(model, paths + volumes, executor=client, progress=False)
+    here = [sc.partition(model, domain, progress=False) for domain in paths + volumes]
+    assert [type(p) for p in there] == [sc.PathPartition, sc.PathPartition, sc.VolumePartition]
+    for a, b in zip(there[:2], here[:2]):
+        assert np.array_equal(a.t, b.t) and np.array_equal(a.packed_codes, b.packed_codes)
+    assert len(there[2]) == len(here[2]) and np.isclose(there[2].volumes.sum(), 8.0)
+
+
 def test_partition_many_of_tiled_partitions_here():
     """A task that runs tasks (tiles inside partition_many's tasks, in this process) does not wait
     on itself."""
