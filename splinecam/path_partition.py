@@ -144,9 +144,11 @@ def _run_chain(fast: PathChain, network, paths: list[Path], progress, options, s
     watch = Watch(domain, progress, max_regions, options.timeout, started, note)
     flat = [p.points.reshape(len(p.points), -1) for p in paths]
     first = list(itertools.accumulate((len(f) - 1 for f in flat), initial=0))  # each path's first leg; the end
-    origin = flat[0][:-1] if len(flat) == 1 else np.concatenate([f[:-1] for f in flat])
-    step = np.diff(flat[0], axis=0) if len(flat) == 1 else np.concatenate([np.diff(f, axis=0) for f in flat])
-    starts = np.concatenate([np.arange(len(f) - 1, dtype=np.float64) for f in flat])  # each leg's start in its path's t
+    origin = np.concatenate([f[:-1] for f in flat]) if len(flat) > 1 else flat[0][:-1]
+    step = np.concatenate([f[1:] - f[:-1] for f in flat]) if len(flat) > 1 else flat[0][1:] - flat[0][:-1]
+    starts = np.arange(first[-1], dtype=np.float64)  # each leg's start in its path's t
+    if len(flat) > 1:
+        starts -= np.repeat(first[:-1], np.diff(first))
     finished: list = []
     try:
         fast.run(origin, step, options.rtol, watch, finished)
