@@ -197,12 +197,21 @@ CENTER = 0.5  # the chart point of every leg of a polyline (its middle: t in [0,
 
 
 @functools.cache
-def _blas():
-    """The BLAS libraries of this process (those the kernel's matrix products call)."""
-    import scipy.linalg.cython_blas  # noqa: F401  (numba's products call it: loaded before it is looked for)
+def _blas() -> list:
+    """The controllers of the BLAS libraries the kernel's matrix products call: numba's call
+    SciPy's (``scipy.linalg.cython_blas``), so those that SciPy ships, or where none is found
+    (a SciPy built against the system's BLAS), every BLAS of this process."""
+    from pathlib import Path
+
+    import scipy
+    import scipy.linalg.cython_blas  # noqa: F401  (loaded before it is looked for)
     from threadpoolctl import ThreadpoolController
 
-    return ThreadpoolController().select(user_api="blas")
+    libs = ThreadpoolController().select(user_api="blas").lib_controllers
+    home = Path(scipy.__file__).parent  # its package, and scipy.libs/ (or .dylibs) beside or in it
+    places = (home, home.with_name("scipy.libs"))
+    scipys = [lib for lib in libs if any(Path(lib.filepath).is_relative_to(place) for place in places)]
+    return scipys or libs
 
 
 class one_blas_thread:  # noqa: N801 (used as a function: ``with one_blas_thread():``)
@@ -211,7 +220,7 @@ class one_blas_thread:  # noqa: N801 (used as a function: ``with one_blas_thread
     not a generator: it is entered once per partition of a path.)"""
 
     def __enter__(self):
-        self.changed = [(lib, n) for lib in _blas().lib_controllers if (n := lib.get_num_threads()) not in (1, None)]
+        self.changed = [(lib, n) for lib in _blas() if (n := lib.get_num_threads()) not in (1, None)]
         for lib, _ in self.changed:
             lib.set_num_threads(1)
 

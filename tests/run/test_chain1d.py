@@ -281,3 +281,21 @@ def test_a_region_limit_over_many_paths_hands_back_each_paths_pieces(monkeypatch
         else:  # the pieces of the start of the path
             n = len(part)
             assert np.array_equal(part.lo, whole.lo[:n]) and np.array_equal(part.packed_codes, whole.packed_codes[:n])
+
+
+def test_the_kernel_runs_blas_on_one_thread_and_gives_the_threads_back(monkeypatch):
+    from threadpoolctl import threadpool_limits
+
+    seen = []
+    original = compiled1d.chain_pieces
+
+    def spy(*args):
+        seen.append([lib.get_num_threads() for lib in chain1d._blas()])
+        return original(*args)
+
+    monkeypatch.setattr(compiled1d, "chain_pieces", spy)
+    model = random_mlp([16, 16], 1, 2)
+    with threadpool_limits(limits=2, user_api="blas"):
+        sc.partition(model, sc.Path.segment([-1.0, 0.0], [1.0, 0.5]), progress=False)
+        assert seen and all(n == [1] * len(chain1d._blas()) for n in seen)
+        assert all(lib.get_num_threads() == 2 for lib in chain1d._blas())
