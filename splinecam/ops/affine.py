@@ -16,6 +16,7 @@ __all__ = ["ChannelAffineOp", "ConvOp", "FunctionOp", "LinearOp", "ModuleLinearO
 
 
 PULL_ELEMENTS = 1 << 24  # numbers of a chain's values at once while LinearOp.absorb composes it (128 MiB in float64)
+SPARSE_ELEMENTS = 1 << 18  # numbers of a block of a weight's gathered columns in a sparse product (2 MiB in float64)
 UNFOLD_ELEMENTS = 1 << 22  # numbers of the unfolded input of one matrix product of a ConvOp (32 MiB in float64)
 GEMM_POSITIONS = 64  # a 2-d ConvOp with at most this many output positions (8x8) pushes by unfold + matrix products
 GEMM_DEPTH = 576  # ... and so does one whose kernel reads at least this many inputs (3x3 x 64 channels) a position
@@ -120,15 +121,16 @@ class LinearOp(AffineOp):
 def _times_transposed(weight: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """weight (out, mid) @ m.T for m (n, mid): as a sparse product where m is mostly zeros (a
     pool's or a reshape's matrix: each of weight's columns added, scaled, into one or a few
-    output columns, in blocks of rows of ``PULL_ELEMENTS`` numbers), else dense."""
+    output columns, in blocks of rows of ``SPARSE_ELEMENTS`` numbers, which stay in cache), else
+    dense."""
     k, j = m.nonzero(as_tuple=True)
     if 8 * len(k) > m.numel():
         return weight @ m.T
     scale = m[k, j]
     out = weight.new_zeros(len(weight), len(m))
-    rows = max(1, PULL_ELEMENTS // max(len(k), 1))
+    rows = max(1, SPARSE_ELEMENTS // max(len(k), 1))
     for s in range(0, len(weight), rows):
-        out[s : s + rows].index_add_(1, k, weight[s : s + rows, j] * scale)
+        out[s : s + rows].index_add_(1, k, weight[s : s + rows].index_select(1, j).mul_(scale))
     return out
 
 
