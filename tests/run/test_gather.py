@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import splinecam as sc
-from helpers import assert_same_partition, keyed
+from helpers import TickingClock, assert_same_partition, keyed
 from splinecam.run import plan as plan_module
 from splinecam.run import watch as watch_module
 from splinecam.run.stack import WorkStack
@@ -108,19 +108,8 @@ def test_a_region_limit_counts_the_parked_regions_and_hands_back_finished_ones()
         np.testing.assert_allclose(partial.areas, full.areas[i], rtol=0, atol=1e-9 * full.slice.area)
 
 
-class _Clock:
-    """A fake ``time`` module for the watch: every reading advances by 1 ms."""
-
-    def __init__(self):
-        self.now = 0.0
-
-    def perf_counter(self):
-        self.now += 1e-3
-        return self.now
-
-
 def test_a_time_limit_hands_back_finished_regions(monkeypatch):
-    clock = _Clock()
+    clock = TickingClock()
     monkeypatch.setattr(watch_module, "time", clock)
     monkeypatch.setattr(importlib.import_module("splinecam.partition"), "time", clock)
     model, sl = Funnel(True, 5), _slice(5)
