@@ -25,7 +25,8 @@ PUSH_ELEMENTS = CHUNK_STATE_BYTES // 4  # numbers in and out of one block of an 
 # a chunk's float64 states in and out of a layer as wide as its widest value go in one block
 MIN_CHUNK = 16  # pieces made at once at least (unless ``chunk_size`` says fewer)
 GATHER_COST = 1 << 20  # an affine op of at least this many multiply-adds a sample (a wide product) ...
-GATHER_RATIO = 4  # ... gathers the batches that reach it, where this many times a chunk of the run fits its bounds
+GATHER_RATIO = 4  # ... gathers the batches that reach it, where this many times a chunk of the run fits its bounds,
+GATHER_MOST = 256  # up to this many regions (768 rows of a product: as fast a row as more; the progress moves)
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
@@ -115,8 +116,9 @@ class Plan:
         ``CHUNK_STATE_BYTES`` (at least ``MIN_CHUNK``).  Where an affine op of at least
         ``GATHER_COST`` multiply-adds a sample comes where ``GATHER_RATIO`` chunks fit those
         bounds counted from it on (its states are small next to the widest), the batches that
-        reach it are gathered to that many regions (a product of a few rows by a wide weight
-        reads the whole weight for little work), and the splits after it make chunks that large."""
+        reach it are gathered to that many regions, at most ``GATHER_MOST`` (a product of a few
+        rows by a wide weight reads the whole weight for little work), and the splits after it
+        make chunks as large as fit."""
         layers = graph_layers(graph, shapes)
         frame = chart_frame(sl, dtype, device)
         rows = frame[3].shape[1]  # a state: the value and its derivatives along the chart
@@ -132,7 +134,7 @@ class Plan:
 
         code = max(codes.values(), default=0)
         gathers = {} if chunk_size else {
-            i: fits(i, code) for i, node in enumerate(graph.nodes)
+            i: min(fits(i, code), GATHER_MOST) for i, node in enumerate(graph.nodes)
             if not node.op.splits and node.op.cost([shapes[a] for a in node.args], shapes[i + 1]) >= GATHER_COST
             and fits(i, code) >= GATHER_RATIO * fits(0, code)}
         first = min(gathers, default=len(graph.nodes))
