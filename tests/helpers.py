@@ -769,3 +769,14 @@ def pieces_by_sides(res, piece_bytes) -> dict:
         assert key not in out, "two pieces of one cell on the same sides of all its cuts"
         out[key] = piece_bytes(res.pieces, p)
     return out
+
+
+class TickingClock:
+    """A fake ``time`` module for the engine: every reading advances by 1 ms."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 1e-3
+        return self.now

@@ -16,8 +16,10 @@ __all__ = ["ChannelAffineOp", "ConvOp", "FunctionOp", "LinearOp", "ModuleLinearO
 
 
 PULL_ELEMENTS = 1 << 24  # numbers of a chain's values at once while LinearOp.absorb composes it (128 MiB in float64)
+SPARSE_ELEMENTS = 1 << 18  # numbers of a block of a weight's gathered columns in a sparse product (2 MiB in float64)
 UNFOLD_ELEMENTS = 1 << 22  # numbers of the unfolded input of one matrix product of a ConvOp (32 MiB in float64)
 GEMM_POSITIONS = 64  # a 2-d ConvOp with at most this many output positions (8x8) pushes by unfold + matrix products
+GEMM_DEPTH = 576  # ... and so does one whose kernel reads at least this many inputs (3x3 x 64 channels) a position
 MATRIX_ELEMENTS = 1 << 23  # largest dense matrix of a ConvOp on a small input (64 MiB in float64)
 LIVE_SHARE = 0.75  # a product skips the inputs that are zero in every row when at most this share is left
 LIVE_OUTPUTS = 64  # ... and the weight has at least this many rows (else checking costs as much as it saves)
@@ -119,15 +121,16 @@ class LinearOp(AffineOp):
 def _times_transposed(weight: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """weight (out, mid) @ m.T for m (n, mid): as a sparse product where m is mostly zeros (a
     pool's or a reshape's matrix: each of weight's columns added, scaled, into one or a few
-    output columns, in blocks of rows of ``PULL_ELEMENTS`` numbers), else dense."""
+    output columns, in blocks of rows of ``SPARSE_ELEMENTS`` numbers, which stay in cache), else
+    dense."""
     k, j = m.nonzero(as_tuple=True)
     if 8 * len(k) > m.numel():
         return weight @ m.T
     scale = m[k, j]
     out = weight.new_zeros(len(weight), len(m))
-    rows = max(1, PULL_ELEMENTS // max(len(k), 1))
+    rows = max(1, SPARSE_ELEMENTS // max(len(k), 1))
     for s in range(0, len(weight), rows):
-        out[s : s + rows].index_add_(1, k, weight[s : s + rows, j] * scale)
+        out[s : s + rows].index_add_(1, k, weight[s : s + rows].index_select(1, j).mul_(scale))
     return out
 
 
@@ -220,7 +223,8 @@ class ConvOp(AffineOp):
         """How :meth:`linear` computes the conv on inputs of spatial size ``size``: the way
         measured fastest in float64 on a CPU core (``python -m benchmarks.conv_push``).  Torch's
         conv ("torch") multiplies one sample's unfolded input at a time, slow on small maps;
-        "gemm" multiplies the unfolded inputs of many samples at once; "matrix", where the
+        "gemm" multiplies the unfolded inputs of many samples at once (on small maps, or where
+        the kernel reads many inputs a position; skipping the padding's zeros); "matrix", where the
         input has no more positions than the kernel has taps, multiplies the flattened inputs
         by the dense matrix of the whole conv (which skips the padding's zeros).  Off the CPU,
         and for 1-d, grouped (but for "matrix"), "same"-padded or non-zero-padded convs: torch."""
@@ -231,7 +235,7 @@ class ConvOp(AffineOp):
         if (math.prod(size) * conv.groups <= taps
                 and len(w) * math.prod(out) * w.shape[1] * conv.groups * math.prod(size) <= MATRIX_ELEMENTS):
             return "matrix"
-        return "gemm" if math.prod(out) <= GEMM_POSITIONS and conv.groups == 1 else "torch"
+        return "gemm" if (math.prod(out) <= GEMM_POSITIONS or w[0].numel() >= GEMM_DEPTH) and conv.groups == 1 else "torch"
 
     def lowered(self, x: torch.Tensor, how: str) -> torch.Tensor:
         """The linear part on x (B, C_in, *size) computed the way ``how`` (see :meth:`lowering`;
@@ -245,8 +249,7 @@ class ConvOp(AffineOp):
             held = self._lowered = (w, {})
         data = held[1].get((size, how))
         if data is None:
-            data = held[1][size, how] = (self._matrix(size) if how == "matrix"
-                                         else w.permute(0, 2, 3, 1).reshape(len(w), -1).t().contiguous())
+            data = held[1][size, how] = self._matrix(size) if how == "matrix" else self._cells(size)
         if how == "matrix":
             return live_product(self, x.flatten(1), data).reshape(len(x), len(w), *self.out_size(size))
         return self._unfolded(x, data)
@@ -273,22 +276,52 @@ class ConvOp(AffineOp):
                                 m[g * go : (g + 1) * go, oy, ox, g * gi : (g + 1) * gi, iy, ix] = w[g * go : (g + 1) * go, :, ky, kx]
         return m.reshape(co * math.prod(out), ci * math.prod(size))
 
-    def _unfolded(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """The conv as matrix products of the unfolded inputs of many samples at once, in blocks
-        of at most ``UNFOLD_ELEMENTS`` unfolded numbers.  x: (B, C_in, H, W); weight: (k_h k_w
-        C_in, C_out).  Unfolded channels last (rows (B H' W', k_h k_w C_in), one strided copy of
-        the padded input), so that neither the rows nor the products need a transposed copy."""
-        c, (kh, kw), out = self.conv, self.weight.shape[2:], self.out_size(x.shape[2:])
-        step = max(1, UNFOLD_ELEMENTS // (weight.shape[0] * math.prod(out)))
-        y = []
+    def _cells(self, size: tuple) -> tuple:
+        """What "gemm" multiplies on inputs of spatial size ``size``: the output positions in
+        cells that read the same kernel taps inside the input (a zero-padded conv's border rows
+        and columns read fewer), so that the products skip the padding's zeros.  Each cell is
+        ``(rows, cols, taps_y, taps_x, by_column)`` (ranges) with its weight (C_out, taps C_in),
+        a view of the kernels with the taps in the order the cell's unfolded rows take:
+        ``(k_y, k_x, C_in)`` for a band of output rows reading fewer ``k_y`` (every ``k_x``, the
+        corners' few padding zeros kept), ``(k_x, k_y, C_in)`` for the cells of the rows that
+        read every ``k_y``."""
+        w = self.weight
+        rows, cols = (_tap_bands(n, m, p, d, s, k) for n, m, p, d, s, k in
+                      zip(self.out_size(size), size, self.conv.padding, self.conv.dilation, self.conv.stride, w.shape[2:]))
+        by_row, by_col = w.permute(0, 2, 3, 1).contiguous(), w.permute(0, 3, 2, 1).contiguous()
+        full = range(w.shape[3])
+        cells = []
+        for ys, ky in rows:
+            if len(ky) < w.shape[2]:
+                cells.append(((ys, range(cols[0][0].start, cols[-1][0].stop), ky, full, False),
+                              by_row[:, ky.start : ky.stop].reshape(len(w), -1)))
+                continue
+            cells += [((ys, xs, ky, kx, True), by_col[:, kx.start : kx.stop].reshape(len(w), -1)) for xs, kx in cols]
+        return [c for c in cells if len(c[0][2]) and len(c[0][3])]
+
+    def _unfolded(self, x: torch.Tensor, cells: list) -> torch.Tensor:
+        """The conv as matrix products of the unfolded inputs of many samples at once (one per
+        cell of output positions, see :meth:`_cells`), in blocks of at most
+        ``UNFOLD_ELEMENTS`` unfolded numbers.  x: (B, C_in, H, W).  Unfolded channels last
+        (rows (B h w, taps C_in), one strided copy of the padded input), so that neither the
+        rows nor the products need a transposed copy."""
+        c, w, out = self.conv, self.weight, self.out_size(x.shape[2:])
+        step = max(1, UNFOLD_ELEMENTS // (w[0].numel() * math.prod(out)))
+        covered = sum(len(ys) * len(xs) for (ys, xs, *_), _ in cells)
+        y = (x.new_empty if covered == math.prod(out) else x.new_zeros)(len(x), *out, len(w))
         for s in range(0, len(x), step):
             part = F.pad(x[s : s + step], (c.padding[1],) * 2 + (c.padding[0],) * 2).permute(0, 2, 3, 1).contiguous()
             b, (sb, sh, sw, sc) = len(part), part.stride()
-            rows = part.as_strided((b, *out, kh, kw, part.shape[3]), (sb, sh * c.stride[0], sw * c.stride[1],
-                                                                       sh * c.dilation[0], sw * c.dilation[1], sc))
-            y.append(rows.reshape(-1, weight.shape[0]) @ weight)
-        y = y[0] if len(y) == 1 else torch.cat(y)
-        return y.reshape(len(x), *out, weight.shape[1]).permute(0, 3, 1, 2).contiguous()
+            for (ys, xs, ky, kx, by_column), weight in cells:
+                taps = ((len(kx), sw * c.dilation[1]), (len(ky), sh * c.dilation[0]))
+                taps = taps if by_column else taps[::-1]
+                rows = part.as_strided((b, len(ys), len(xs), taps[0][0], taps[1][0], part.shape[3]),
+                                       (sb, sh * c.stride[0], sw * c.stride[1], taps[0][1], taps[1][1], sc),
+                                       part.storage_offset() + (ys.start * c.stride[0] + ky.start * c.dilation[0]) * sh
+                                       + (xs.start * c.stride[1] + kx.start * c.dilation[1]) * sw)
+                y[s : s + b, ys.start : ys.stop, xs.start : xs.stop] = (
+                    rows.reshape(-1, weight.shape[1]) @ weight.T).reshape(b, len(ys), len(xs), len(w))
+        return y.permute(0, 3, 1, 2).contiguous()
 
     def bias(self):
         return None if self._bias is None else self._bias.reshape(-1, *[1] * (self.weight.dim() - 2))
@@ -305,3 +338,18 @@ class ConvOp(AffineOp):
         fused.weight = self.weight * nxt.scale.reshape(-1, *[1] * (self.weight.dim() - 1))
         fused._bias = nxt.shift if self._bias is None else self._bias * nxt.scale + nxt.shift
         return fused
+
+
+def _tap_bands(n_out: int, n_in: int, pad: int, dilation: int, stride: int, k: int) -> list[tuple[range, range]]:
+    """The output positions (0 .. n_out - 1) along one dim of a zero-padded conv in runs that
+    read the same kernel taps inside the input: ``[(positions, taps), ...]`` (ranges)."""
+    bands = []
+    for o in range(n_out):
+        first = o * stride - pad
+        taps = range(next((t for t in range(k) if first + t * dilation >= 0), k),
+                     next((t for t in range(k - 1, -1, -1) if first + t * dilation < n_in), -1) + 1)
+        if bands and bands[-1][1] == taps:
+            bands[-1] = (range(bands[-1][0].start, o + 1), taps)
+        else:
+            bands.append((range(o, o + 1), taps))
+    return bands

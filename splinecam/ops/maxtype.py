@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-from ..geometry import Polygons, bsp, candidate_tolerance, max_cells, possible_winners
+from ..geometry import Polygons, bsp, max_cells, plane_tolerance, possible_winners
 from .base import PIECE_BYTES, Split, SplitContext, SplitOp, pack_bits
 from .forms import SLACK, Relaxation
 
@@ -156,28 +156,68 @@ class MaxOp(SplitOp):
 def _settled_winners(polys: Polygons, lines: torch.Tensor, safe: torch.Tensor, valid: torch.Tensor,
                      ctx: SplitContext) -> tuple[torch.Tensor, torch.Tensor]:
     """Per region and window: the lowest candidate that is (within tolerance) the max at every
-    vertex, and whether there is none.  lines (R, 1 + d, N); safe, valid (O, k).  Returns (R, O) x2."""
+    vertex, and whether there is none.  lines (R, 1 + d, N); safe, valid (O, k).  Returns (R, O) x2.
+
+    Most windows of a small region are settled by the candidates' bounds over the region's
+    bounding box: a candidate whose lower bound is within half the tolerance of the highest
+    upper bound is the max (within tolerance) at every vertex, and one whose upper bound is
+    below another's lower bound by more than 1.5 times the tolerance is not (half the
+    tolerance to spare for rounding); where the first candidate that is not surely out is
+    surely in, it is the winner, and only the other windows are evaluated at the vertices."""
     h = polys.homogeneous_padded()
-    r, vmax = h.shape[:2]
+    r, vmax, rows = h.shape
     n_out, k = safe.shape
     dtype = torch.int8 if k < 128 else torch.int32
+    low, high = h[..., :-1].amin(1), h[..., :-1].amax(1)  # (R, d): the bounding boxes
+    mid, half = ((low + high) / 2)[..., None], ((high - low) / 2)[..., None]
     winners, unsettled = [], []
-    step = max(1, _BLOCK_ELEMENTS // max(1, 2 * vmax * n_out * k))
+    step = max(1, _BLOCK_ELEMENTS // max(1, 4 * n_out * k))
     padded = not bool(valid.all())  # windows with fewer candidates than k (padding): mask the missing ones
     for s in range(0, r, step):
-        cand = lines[s : s + step][:, :, safe]  # (r, 3, O, k)
-        vals = torch.einsum("rvj,rjok->rvok", h[s : s + step], cand)
-        size = candidate_tolerance(cand.permute(0, 2, 3, 1), ctx.extent, 1.0)
+        unit = lines[s : s + step]  # (r, 1 + d, N): the slopes, then the value
+        slopes = unit[:, :-1].unbind(1)
+        centre, radius = unit[:, -1].clone(), torch.zeros_like(unit[:, -1])
+        for i, a in enumerate(slopes):
+            centre += a * mid[s : s + step, i]
+            radius += a.abs() * half[s : s + step, i]
+        size = plane_tolerance(slopes, unit[:, -1], ctx.extent, 1.0)[:, safe]  # (r, O, k) per candidate
+        low, high = (centre - radius)[:, safe], (centre + radius)[:, safe]  # bounds over the box
         if padded:
-            vals, size = vals.masked_fill(~valid, -torch.inf), size.masked_fill(~valid, 0)
-        tol = 2 * ctx.rtol * size.amax(-1)  # (r, O)
-        top = vals.amax(-1, keepdim=True)
-        wins = (vals >= top - tol[:, None, :, None]).all(1)  # (r, O, k)
+            size, low, high = size.masked_fill(~valid, 0), low.masked_fill(~valid, -torch.inf), high.masked_fill(~valid, -torch.inf)
+        tol = 2 * ctx.rtol * size.amax(-1, keepdim=True)  # (r, O, 1)
+        surely_in = low >= _highest_of_others(high) - tol / 2  # within tolerance of the max everywhere
+        surely_out = low.amax(-1, keepdim=True) > high + 1.5 * tol  # below another by more than it everywhere
         if padded:
-            wins &= valid
-        winners.append(wins.to(torch.int8).argmax(-1).to(dtype))
-        unsettled.append(~wins.any(-1))
+            surely_in, surely_out = surely_in & valid, surely_out | ~valid
+        first_in = surely_in.to(torch.int8).argmax(-1)
+        known = surely_in.any(-1) & ((~surely_out).to(torch.int8).argmax(-1) == first_in)  # those before it: out
+        tol = tol[..., 0]
+        winner, open_ = first_in.to(dtype), torch.zeros_like(tol, dtype=torch.bool)
+        region, window = torch.nonzero(~known, as_tuple=True)
+        if len(region):
+            at = torch.arange(rows, device=unit.device)[None, :, None]
+            funcs = unit[region[:, None, None], at, safe[window][:, None, :]]  # (n, 1 + d, k)
+            vals = torch.einsum("nvj,njk->nvk", h[s + region], funcs)
+            if padded:
+                vals = vals.masked_fill(~valid[window, None], -torch.inf)
+            top = vals.amax(-1, keepdim=True)
+            wins = (vals >= top - tol[region, window, None, None]).all(1)  # (n, k)
+            if padded:
+                wins &= valid[window]
+            winner[region, window] = wins.to(torch.int8).argmax(-1).to(dtype)
+            open_[region, window] = ~wins.any(-1)
+        winners.append(winner)
+        unsettled.append(open_)
     return torch.cat(winners), torch.cat(unsettled)
+
+
+def _highest_of_others(x: torch.Tensor) -> torch.Tensor:
+    """(..., k): for each j, the max of x (..., k) over the entries other than j (-inf if k = 1)."""
+    if x.shape[-1] == 1:
+        return torch.full_like(x, -torch.inf)
+    top, index = x.topk(2, dim=-1)
+    first = torch.arange(x.shape[-1], device=x.device) == index[..., :1]
+    return torch.where(first, top[..., 1:], top[..., :1])
 
 
 class DimMaxOp(MaxOp):

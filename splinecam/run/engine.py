@@ -1,6 +1,7 @@
 """The executor of a plan: batches of regions through the graph's ops, on the work stack of
 :mod:`splinecam.run.stack`.  Affine ops push the states (in blocks of a fixed size, so that a
-wide op stays interruptible); split ops split the regions, and their pieces go on the stack to
+wide op stays interruptible; at the plan's gather nodes, the small batches that reach them are
+first gathered into larger ones); split ops split the regions, and their pieces go on the stack to
 be made chunk by chunk when popped (the pieces a split has not finished go on it to be split
 again).  The rules themselves belong to the ops; the walk over the nodes is the graph's."""
 
@@ -25,9 +26,13 @@ class Engine(WorkStack):
     def advance(self, batch: Batch, stack: list) -> Batch | None:
         """Run nodes until the graph ends (return the batch) or a split (push its pieces, and
         those it left unfinished, to be made when popped, and return None)."""
-        graph = self.plan.graph
+        graph, gathers = self.plan.graph, self.plan.gathers
         for i, node, args in graph.walk(batch.values, batch.node):
             if not node.op.splits:
+                if i in gathers and batch.gathered != i and len(batch) < gathers[i]:  # wait for more regions
+                    batch.node = i
+                    batch = self.gather(batch)
+                    return None if batch is None else self.advance(batch, stack)
                 batch.values[i + 1] = self._push_affine(node, args, math.prod(self.plan.shapes[i + 1]))
                 continue
             batch.node = i

@@ -34,6 +34,7 @@ class Batch:
     values: dict[int, torch.Tensor]  # value index -> (R, 1 + d, *shape): value, then its d derivatives
     codes: list[torch.Tensor]  # per split layer so far: (R, ceil(bits / 8)) packed bits, uint8
     node: int = 0  # next node to run
+    gathered: int = -1  # the node at which it was gathered from several batches (see Plan.gathers)
 
     def __len__(self) -> int:
         return len(self.polys)
@@ -42,6 +43,16 @@ class Batch:
         """The batch of ``polys`` made from the regions ``index`` (an index or a mask) of this
         one, before ``node``."""
         return Batch(polys, {k: v[index] for k, v in self.values.items()}, [c[index] for c in self.codes], node)
+
+    @staticmethod
+    def cat(batches: list["Batch"]) -> "Batch":
+        """The batches (at the same node) as one."""
+        if len(batches) == 1:
+            return batches[0]
+        first = batches[0]
+        return Batch(type(first.polys).cat([b.polys for b in batches]),
+                     {k: torch.cat([b.values[k] for b in batches]) for k in first.values},
+                     [torch.cat(c) for c in zip(*(b.codes for b in batches))], first.node)
 
 
 @dataclass
@@ -79,6 +90,7 @@ class WorkStack:
         self.kind = RESULTS[type(plan.root)]  # the result type
         self.finished: list = []
         self.coarse: list = []
+        self.parked: dict[int, list[Batch]] = {}  # node -> batches waiting there to be gathered
 
     def run(self, watch: Watch) -> EngineResult:
         """The partition, watched by ``watch``."""
@@ -92,12 +104,15 @@ class WorkStack:
         watch.start()
         watch.pending = 1
         try:
-            while stack:
-                n, make = stack.pop()
-                watch.pending -= n
+            while stack or self.parked:
                 watch.check_time()
-                batch = make()
-                del make  # the item may hold its parent's states: let them go with the last piece
+                if not stack:  # only gathered batches are left: the first node's go on, as many as there are
+                    batch = self.release(min(self.parked))
+                else:
+                    n, make = stack.pop()
+                    watch.pending -= n
+                    batch = make()
+                    del make  # the item may hold its parent's states: let them go with the last piece
                 batch = self.advance(batch, stack)
                 if batch is not None:
                     self.finished.append(self._finish(batch))
@@ -123,6 +138,22 @@ class WorkStack:
             sel = order[s : s + chunk]
             stack.append((len(sel), functools.partial(make, sel)))
         self.watch.pending += n
+
+    def gather(self, batch: Batch) -> Batch | None:
+        """Park ``batch`` at its node (one of ``plan.gathers``); once the batches parked there hold
+        the regions the plan gathers there, all of them as one batch (else None)."""
+        held = self.parked.setdefault(batch.node, [])
+        held.append(batch)
+        self.watch.pending += len(batch)
+        return self.release(batch.node) if sum(map(len, held)) >= self.plan.gathers[batch.node] else None
+
+    def release(self, node: int) -> Batch:
+        """The batches parked at ``node`` as one batch, gathered there."""
+        held = self.parked.pop(node)
+        batch = Batch.cat(held)
+        self.watch.pending -= len(batch)
+        batch.gathered = node
+        return batch
 
     def settle(self, batch: Batch, i: int) -> Batch | None:
         """The regions of the batch that ``prune`` does not settle before node i (None if it

@@ -68,6 +68,8 @@ def test_the_way_picked_by_size():
     assert ConvOp(nn.Conv2d(8, 8, 3, padding=1, padding_mode="circular").double()).lowering((2, 2)) == "torch"
     assert ConvOp(nn.Conv1d(8, 8, 3, padding=1).double()).lowering((4,)) == "torch"
     assert ConvOp(nn.Conv2d(512, 512, 3, padding=1).double()).lowering((4, 4)) == "gemm"  # its matrix: too large
+    assert ConvOp(nn.Conv2d(64, 8, 3, padding=1).double()).lowering((16, 16)) == "gemm"  # a deep kernel: 576 inputs
+    assert ConvOp(nn.Conv2d(63, 8, 3, padding=1).double()).lowering((16, 16)) == "torch"
 
 
 def test_a_composed_conv_pushes_its_own_weight():

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from helpers import seconds_to_stop
+from helpers import TickingClock, seconds_to_stop
 from torch import nn
 
 import splinecam as sc
@@ -51,19 +51,8 @@ def _deep(seed=0):
                          nn.Linear(16, 3)).eval()
 
 
-class _Clock:
-    """A fake ``time`` module for the engine: every reading advances by 1 ms."""
-
-    def __init__(self):
-        self.now = 0.0
-
-    def perf_counter(self):
-        self.now += 1e-3
-        return self.now
-
-
 def test_timeout_gives_exact_partial_result(tmp_path, monkeypatch):
-    clock = _Clock()
+    clock = TickingClock()
     monkeypatch.setattr(watch_module, "time", clock)
     monkeypatch.setattr(partition_module, "time", clock)
     model, sl = _deep(), sc.Slice.box((-0.5, -0.5), (0.5, 0.5))
