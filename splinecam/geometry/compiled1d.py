@@ -251,6 +251,32 @@ def _piece_of(packed, byte, u, k):
     return p
 
 
+
+def _piece_rows(code, k, slopes, icpts, z, units, value, out):
+    """The rows of a piece's state after an op with k breakpoints, slopes and intercepts (k + 1,),
+    from the piece's code ``code`` (U * k,) and the unit maps ``z`` (2, >= U) before it: into
+    ``out`` the value and slope rows (2 U,), or (``value`` False) the slope row alone (U,)."""
+    if k == 1:  # (one loop each, which the compiler vectorises)
+        if value:
+            for u in range(units):
+                p = 1 if code[u] else 0
+                out[u] = slopes[p] * z[0, u] + icpts[p]
+                out[units + u] = slopes[p] * z[1, u]
+        else:
+            for u in range(units):
+                out[u] = slopes[1 if code[u] else 0] * z[1, u]
+        return
+    for u in range(units):
+        p = 0
+        for b in range(k):
+            p += code[u * k + b]
+        if value:
+            out[u] = slopes[p] * z[0, u] + icpts[p]
+            out[units + u] = slopes[p] * z[1, u]
+        else:
+            out[u] = slopes[p] * z[1, u]
+
+
 def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, lv, l_lo, l_hi, l_ends, l_code, l_z,
                  l_leg, rows, o_lo, o_hi, o_ends, o_code, o_z, o_leg, n_out):
     """Intervals of 1-D charts through a chain of ops, in batches, depth first, in one bounded call.
@@ -355,19 +381,11 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, lv
                     steps = 0
                 if how[jc] != _SUMS:  # its state after the op: a row pair of the product, or the slope row
                     _piece_code(start, end, base[:bits], m, pa, pc, ptol, pbit, code[:bits])
-                    row = 2 * n_full * units if how[jc] == _FULL else n_slope * units
-                    for u in range(units):
-                        p = 0
-                        for b in range(k):
-                            p += code[u * k + b]
-                        if how[jc] == _FULL:
-                            rows[row + u] = slopes[p] * l_z[r, 0, u] + icpts[p]
-                            rows[row + units + u] = slopes[p] * l_z[r, 1, u]
-                        else:
-                            slope_rows[row + u] = slopes[p] * l_z[r, 1, u]
                     if how[jc] == _FULL:
+                        _piece_rows(code, k, slopes, icpts, l_z[r], units, True, rows[2 * n_full * units:])
                         n_full += 1
                     else:
+                        _piece_rows(code, k, slopes, icpts, l_z[r], units, False, slope_rows[n_slope * units:])
                         n_slope += 1
                 start = end
             work += units + m + (n_cut + 1) * bits
@@ -463,7 +481,13 @@ def path_pieces(lo, hi, z, leg, starts, center):
 def _set_bits(packed, byte, bits):
     """Set the bits (n,) bool into ``packed`` (uint8) from byte ``byte`` on, as ``np.packbits``
     orders them (the first bit the highest of its byte)."""
-    for b in range(bits.shape[0]):
+    n = bits.shape[0]
+    for i in range(n // 8):  # whole bytes, without a branch
+        v = 0
+        for j in range(8):
+            v = (v << 1) | bits[8 * i + j]
+        packed[byte + i] |= np.uint8(v)
+    for b in range(n - n % 8, n):
         if bits[b]:
             packed[byte + b // 8] |= np.uint8(128 >> (b % 8))
 
@@ -480,5 +504,6 @@ if AVAILABLE:  # compiled on first use, cached on disk beside this file
     _piece_code, _piece_bits = njit(cache=True)(_piece_code), njit(cache=True)(_piece_bits)
     _linear_part, chain_product, _set_bits = (njit(cache=True)(f) for f in (_linear_part, chain_product, _set_bits))
     _piece_of, path_pieces = njit(cache=True)(_piece_of), njit(cache=True)(path_pieces)
+    _piece_rows = njit(cache=True)(_piece_rows)
     interval_breakpoint_split = njit(cache=True)(interval_breakpoint_split)
     chain_pieces = njit(cache=True)(chain_pieces)
