@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import splinecam as sc
-from splinecam.run.executors import TaskError, executor_scope, run_tasks, unguarded_call
+from splinecam.run.executors import TaskError, run_tasks, unguarded_call
 from helpers import assert_same_partition
 
 distributed = pytest.importorskip("distributed")
@@ -270,25 +270,6 @@ def test_tasks_on_a_default_dask_cluster_reuse_the_heap(client):
         client.submit(_partition_task, model, BOX2, {"progress": False}, workers=[worker], pure=False).result()
     assert set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == {"65536"}
     assert all(faults < 2_000 for faults in client.run(_page_faults).values())
-
-
-def test_local_cluster_is_started_once():
-    """executor="local": one LocalCluster per process, of single-threaded workers, reused by
-    later calls until close_local_cluster()."""
-    model = random_mlp([16, 16], 1, 0)
-    try:
-        with executor_scope("local") as c:
-            assert set(c.run(os.environ.get, "OMP_NUM_THREADS").values()) == {"1"}
-            workers = set(c.scheduler_info()["workers"])
-        assert_same_partition(run(model, BOX2, tiles=2, executor="local"), run(model, BOX2))
-        assert len(sc.partition_many(model, [BOX2], executor="local", progress=False)[0]) == len(run(model, BOX2))
-        with executor_scope("local") as again:
-            assert again is c and c.status == "running"
-            assert set(c.scheduler_info()["workers"]) == workers  # the same worker processes
-    finally:
-        sc.close_local_cluster()
-    assert c.status == "closed"
-    sc.close_local_cluster()  # closing twice is harmless
 
 
 def _run_as_main(monkeypatch, tmp_path, source: str, start_method="spawn"):
