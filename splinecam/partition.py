@@ -689,8 +689,9 @@ class CurvedPartition(Partition):
     number; region boundaries are polylines within ``tolerance`` of the
     true curves; ``certified`` (P,) is False for pieces that are uncertified cells (listed in
     ``uncertified`` (C, 4) as (u0, v0, u1, v1), each with its reason in ``uncertified_reasons``);
-    ``pending`` (Q, 4) the cells a limit left.  ``evaluate`` is exact (the output is affine in the encoding on each region); ``affine`` holds
-    each piece's tangent map at its centroid (the output is not affine in ``uv``).  With one
+    ``pending`` (Q, 4) the cells a limit left.  ``evaluate`` is exact (the output is affine in
+    the encoding on each region); ``affine`` holds each piece's tangent map at its centroid (the
+    output is not affine in ``uv``).  With one
     output (or two) the decision boundary is certified like the region boundaries
     (``decision_boundary()``); ``side`` (P,) says which side of it each piece is on; with one,
     ``level_set(t)`` certifies ``f = t`` (a second certificate run, :meth:`at_level`).  Class

@@ -101,10 +101,10 @@ def partition_path(model, path: Path, dtype=torch.float64, device=None, progress
 
 
 def partition_paths(model, paths: list[Path], dtype=torch.float64, device=None, progress=None,
-                    **options) -> "list[PathPartition] | None":
+                    **keywords) -> "list[PathPartition] | None":
     """The pieces of a plain MLP ``model`` along each of ``paths`` in one run of the compiled
     chain kernel: what :func:`splinecam.partition_many` runs for them, the same pieces as
-    :func:`splinecam.partition` of each (``options``: its keywords), without the cost of a call
+    :func:`splinecam.partition` of each (``keywords``: its keywords), without the cost of a call
     per path.  None where that run does not apply (another model, an ellipse, inputs of
     several shapes, a limit that is set: ``max_regions`` and ``timeout`` bound each partition,
     so each path is its own run then; ``tiles``).  One progress bar over all of them; a region
@@ -112,9 +112,9 @@ def partition_paths(model, paths: list[Path], dtype=torch.float64, device=None, 
     with ``.partial``: the list of their partitions so far (``complete`` False for those not
     finished)."""
     started = time.perf_counter()
-    if any(options.get(name) is not None for name in ("max_regions", "timeout", "tiles")):
+    if any(keywords.get(name) is not None for name in ("max_regions", "timeout", "tiles")):
         return None
-    limits = {name: value for name, value in options.items() if name != "tiles"}  # (compose, tol: for slices)
+    limits = {name: value for name, value in keywords.items() if name != "tiles"}  # (compose, tol: for slices)
     options, device = checked_arguments(model, paths[0], device, limits, "partition_many", Path)
     kernel = _kernel(model, paths, dtype, device, options)
     return None if kernel is None else _run_chain(*kernel, paths, progress, options, started)

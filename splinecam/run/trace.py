@@ -418,7 +418,6 @@ def check_finite(model: nn.Module) -> None:
         raise ValueError(f"the model has NaN or inf values in: {', '.join(bad)}.")
 
 
-
 def shape_error(input_shape: tuple[int, ...], failure: str) -> ValueError:
     """The one message for a model that cannot run on a domain's inputs of ``input_shape``."""
     dims = ", ".join(map(str, input_shape))
@@ -426,6 +425,7 @@ def shape_error(input_shape: tuple[int, ...], failure: str) -> ValueError:
             if len(input_shape) > 1 and input_shape[0] == 1 else "")
     return ValueError(f"the model cannot run on inputs of the domain's shape {tuple(input_shape)} (a batch of "
                       f"them has shape (N, {dims})): {failure}.{hint}")
+
 
 def prepare(model: nn.Module, dtype: torch.dtype, device, input_shape) -> tuple[nn.Module, Graph]:
     """A private copy of the model in ``dtype`` on ``device`` and its graph for inputs of one
