@@ -4,6 +4,7 @@ brings one), and the upper layers that the core's convenience methods call."""
 from __future__ import annotations
 
 import importlib
+import sys
 
 __all__ = ["late", "require"]
 
@@ -25,4 +26,4 @@ def late(path: str):
     and presentation code for its convenience methods without importing an upper layer.
     """
     module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(f"splinecam.{module}"), name)
+    return getattr(sys.modules.get(f"splinecam.{module}") or importlib.import_module(f"splinecam.{module}"), name)

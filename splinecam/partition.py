@@ -292,8 +292,26 @@ def partition_curved(model, sl: Slice, progress, options: Options, started: floa
 
 def default_device(model) -> torch.device:
     """The device of the model's first parameter (CPU without parameters)."""
-    first = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
-    return first.device if first is not None else torch.device("cpu")
+    if isinstance(model, nn.Module):
+        first = _first_parameter(model)
+    else:
+        first = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    return first.device if first is not None else _CPU
+
+
+_CPU = torch.device("cpu")
+
+
+def _first_parameter(module: nn.Module) -> torch.Tensor | None:
+    """``next(module.parameters())`` (or None), without its generators (a partition of a path is
+    made per call): the module's own parameters first, then its children's, in order."""
+    for p in module._parameters.values():
+        if p is not None:
+            return p
+    for child in module._modules.values():
+        if child is not None and (p := _first_parameter(child)) is not None:
+            return p
+    return None
 
 
 def usable_device(device) -> torch.device:

@@ -84,7 +84,7 @@ class Path:
         if pts.ndim < 2 or len(pts) < need:
             raise ValueError(f"a {kind} needs at least {need} points, each an input (shape (n, *input_shape)), "
                              f"got an array of shape {pts.shape}.")
-        scale = float(np.abs(pts).max())
+        scale = float(np.maximum.reduce(np.abs(pts), axis=None))  # (ufuncs' own reduce: a path is made per call)
         if not math.isfinite(scale):  # (NaN propagates through the max)
             raise not_finite("points")
         eps = _ROUNDINGS * rounding(points) * max(1.0, scale)
@@ -92,8 +92,8 @@ class Path:
         if kind == "polyline":
             if closed:
                 flat, pts = np.concatenate([flat, flat[:1]]), np.concatenate([pts, pts[:1]])
-            steps = np.abs(flat[1:] - flat[:-1]).max(1)
-            if not steps.min() > eps:
+            steps = np.maximum.reduce(np.abs(flat[1:] - flat[:-1]), axis=1)
+            if not np.minimum.reduce(steps) > eps:
                 i = int(np.argmin(steps))
                 raise ValueError(f"points {i} and {i + 1} of the path coincide: a leg needs two distinct points.")
         else:
@@ -107,7 +107,16 @@ class Path:
     @classmethod
     def segment(cls, x0, x1) -> "Path":
         """The segment ``x(t) = x0 + t (x1 - x0)``, t in [0, 1]; x0, x1: inputs of one shape."""
-        return cls([finite_array(x0, "x0"), finite_array(x1, "x1")])
+        a, b = float64_array(x0), float64_array(x1)
+        if a.shape != b.shape:
+            raise ValueError(f"x0 and x1 must be inputs of one shape, got shapes {a.shape} and {b.shape}.")
+        points = np.empty((2, *a.shape))
+        points[0], points[1] = a, b
+        try:
+            return cls(points)
+        except ValueError:
+            finite_array(a, "x0"), finite_array(b, "x1")  # (a NaN or inf: the error names the point)
+            raise
 
     @classmethod
     def through(cls, points, closed: bool = False) -> "Path":

@@ -253,8 +253,14 @@ def test_bad_paths_and_options_say_what_to_do():
         sc.Path.segment([0.0, 1.0], [0.0, 1.0])
     with pytest.raises(ValueError, match="one line"):
         sc.Path.ellipse([0.0, 0.0], [1.0, 1.0], [2.0, 2.0])
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match="x0 contains NaN"):
         sc.Path.segment([0.0, np.nan], [0.0, 1.0])
+    with pytest.raises(ValueError, match="x1 contains NaN"):
+        sc.Path.segment([0.0, 1.0], [np.inf, 1.0])
+    with pytest.raises(ValueError, match="one shape"):
+        sc.Path.segment([0.0, 1.0], [0.0, 1.0, 2.0])
+    big = sc.Path.segment([1e308, 1e308], [1e308, 0.0])  # finite, with a sum that overflows
+    assert np.isfinite(big.points).all()
     with pytest.raises(ValueError, match="tiles"):
         sc.partition(random_mlp([3], 1, 0), sc.Path.segment([0.0, 0.0], [1.0, 1.0]), tiles=2)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .compiled import AVAILABLE
+from .polygons import BORDER
 
 __all__ = ["AVAILABLE", "CHAIN_AFFINE", "CHAIN_META", "CHAIN_SPLIT", "PIECE_BYTES", "chain_pieces", "chain_product",
            "interval_breakpoint_split", "path_pieces"]
@@ -277,8 +278,32 @@ def _piece_rows(code, k, slopes, icpts, z, units, value, out):
             out[u] = slopes[p] * z[1, u]
 
 
-def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, lv, l_lo, l_hi, l_ends, l_code, l_z,
-                 l_leg, rows, o_lo, o_hi, o_ends, o_code, o_z, o_leg, n_out):
+def _load_legs(meta, weights, biases, last, origin, step, loaded, n, extent, d_lo, d_hi, d_ends, d_code, d_z, d_leg, at):
+    """The next ``n`` legs ``x = origin + t step`` ((L, D) each; ``loaded`` (1,): the legs loaded
+    before) as intervals ``[-extent, extent]`` about their chart point ``t = extent`` into rows
+    ``at`` on of ``d_*``: no end units, no code yet, the state (value, slope) through the linear
+    ops ``0 .. last - 1``."""
+    first = loaded[0]
+    rows = np.empty((2 * n, origin.shape[1]))
+    for j in range(n):
+        for c in range(origin.shape[1]):
+            rows[2 * j, c] = origin[first + j, c] + extent * step[first + j, c]
+            rows[2 * j + 1, c] = step[first + j, c]
+    z = chain_product(meta, weights, biases, 0, last, rows, n)
+    w = z.shape[1]
+    for j in range(n):
+        q = at + j
+        d_lo[q], d_hi[q], d_leg[q] = -extent, extent, first + j
+        d_ends[q] = BORDER
+        d_code[q] = 0
+        d_z[q, 0, :w] = z[2 * j]
+        d_z[q, 1, :w] = z[2 * j + 1]
+    loaded[0] = first + n
+    return n * origin.shape[1] * w
+
+
+def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, origin, step, loaded, lv, l_lo, l_hi,
+                 l_ends, l_code, l_z, l_leg, rows, o_lo, o_hi, o_ends, o_code, o_z, o_leg, n_out):
     """Intervals of 1-D charts through a chain of ops, in batches, depth first, in one bounded call.
 
     The chain: ``meta`` (n_ops, 10) int64 rows (:data:`CHAIN_META`): a linear op's input and
@@ -287,6 +312,11 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, lv
     breakpoints, k + 1 slopes and k + 1 intercepts, its level s (its order among the elementwise
     ops), the byte of the packed codes where its bits start, and the next elementwise op (n_ops:
     none).
+
+    The charts: the legs ``x = origin + t step`` ((L, D) each) about their chart point ``t =
+    extent``, over ``[-extent, extent]``; ``loaded`` (1,): how many of them the levels took
+    before (a batch of the next ones is loaded whenever the levels are empty; without an
+    elementwise op each is a piece of the outputs).
 
     The levels: the intervals waiting before elementwise op s are rows ``lv[s, 0] + lv[s, 1]``
     on, ``lv[s, 2]`` of them (``lv[s, 0]``: where the level's rows start; ``lv[S, 0]``: the
@@ -303,9 +333,9 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, lv
     last, take the product of both rows (which bounds the rounding of the sums).  ``rows`` (2 n width,): scratch for the rows of the products of n pieces.  Pieces past the chain go to the outputs
     ``o_*`` from row ``n_out`` on (``o_z`` (n, 2, K)), in order along the charts.
 
-    Returns (rows of the outputs filled, intervals waiting, whether any wait): the call
-    stops once ``max_work`` steps are done or the outputs cannot hold a batch (after a batch
-    at least)."""
+    Returns (rows of the outputs filled, intervals and legs waiting, whether any wait): the
+    call stops once ``max_work`` steps are done or the outputs cannot hold a batch (after a
+    batch at least)."""
     n_ops = meta.shape[0]
     n_levels = lv.shape[0] - 1
     ops = np.empty(n_levels, np.int64)
@@ -324,19 +354,35 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, lv
     parent, how = np.empty(most, np.int64), np.empty(most, np.int64)
     slope_rows = np.empty(rows.shape[0] // 2)  # (the slope rows of a batch: at most half the rows)
     work, batches = 0, 0
+    n_legs = origin.shape[0]
     while True:
         s = n_levels - 1
         while s >= 0 and lv[s, 2] == 0:
             s -= 1
-        if s < 0:
+        if s < 0 and loaded[0] == n_legs:
             return n_out, 0, False
+        if s < 0:  # the next legs: onto the first level, or (no elementwise op) pieces of the outputs
+            if batches > 0 and work > max_work or n_levels == 0 and n_out == o_lo.shape[0]:
+                return n_out, n_legs - loaded[0], True
+            batches += 1
+            if n_levels == 0:
+                n = min(n_legs - loaded[0], o_lo.shape[0] - n_out)
+                work += _load_legs(meta, weights, biases, n_ops, origin, step, loaded, n, extent, o_lo, o_hi, o_ends,
+                                   o_code, o_z, o_leg, n_out)
+                n_out += n
+            else:
+                n = min(n_legs - loaded[0], lv[1, 0] - lv[0, 0])
+                work += _load_legs(meta, weights, biases, ops[0], origin, step, loaded, n, extent, l_lo, l_hi, l_ends,
+                                   l_code, l_z, l_leg, lv[0, 0])
+                lv[0, 1], lv[0, 2] = 0, n
+            continue
         i = ops[s]
         units, k, nxt, layer, byte = meta[i, 1], meta[i, 6], meta[i, 9], meta[i, 7], meta[i, 8]
         bits = units * k
         last = nxt == n_ops
         room = min(o_lo.shape[0] - n_out, rows.shape[0] // (2 * width)) if last else lv[s + 2, 0] - lv[s + 1, 0]
         if batches > 0 and (work > max_work or room < bits + 1):
-            return n_out, lv[:n_levels, 2].sum(), True
+            return n_out, lv[:n_levels, 2].sum() + n_legs - loaded[0], True
         batches += 1
         a = meta[i, 5]
         bps, slopes, icpts = act[a: a + k], act[a + k: a + 2 * k + 1], act[a + 2 * k + 1: a + 3 * k + 2]
@@ -504,6 +550,6 @@ if AVAILABLE:  # compiled on first use, cached on disk beside this file
     _piece_code, _piece_bits = njit(cache=True)(_piece_code), njit(cache=True)(_piece_bits)
     _linear_part, chain_product, _set_bits = (njit(cache=True)(f) for f in (_linear_part, chain_product, _set_bits))
     _piece_of, path_pieces = njit(cache=True)(_piece_of), njit(cache=True)(path_pieces)
-    _piece_rows = njit(cache=True)(_piece_rows)
+    _piece_rows, _load_legs = njit(cache=True)(_piece_rows), njit(cache=True)(_load_legs)
     interval_breakpoint_split = njit(cache=True)(interval_breakpoint_split)
     chain_pieces = njit(cache=True)(chain_pieces)

@@ -61,15 +61,23 @@ _RELU = relu_op()
 _leaky_relu = functools.lru_cache(maxsize=64)(leaky_relu_op)  # ops are not changed by a run
 
 
-def leaf_modules(module: nn.Module, prefix: str = ""):
+def leaf_modules(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
     """(qualified name, module) of the leaves of nested ``nn.Sequential`` containers, in the order
     ``forward`` calls them, repeats included (``named_children`` lists a shared module once); a
-    container with parameters or buffers of its own is given as a leaf (not a plain MLP)."""
+    container with parameters or buffers of its own is given as a leaf (not a plain MLP).  (A
+    list, not a generator: a path's partition walks it at every call.)"""
+    leaves: list[tuple[str, nn.Module]] = []
+    _add_leaves(module, prefix, leaves)
+    return leaves
+
+
+def _add_leaves(module: nn.Module, prefix: str, leaves: list) -> None:
+    """:func:`leaf_modules` of ``module`` appended to ``leaves``."""
     if type(module) is nn.Sequential and not (module._parameters or module._buffers):
         for name, child in module._modules.items():  # what Sequential.forward iterates
-            yield from leaf_modules(child, f"{prefix}{name}" if not prefix else f"{prefix}.{name}")
+            _add_leaves(child, f"{prefix}.{name}" if prefix else name, leaves)
     else:
-        yield prefix, module
+        leaves.append((prefix, module))
 
 
 def read_chain(model, sl: Slice) -> Chain | None:
@@ -139,7 +147,8 @@ class _Snapshot:
     (a CPU tensor that NumPy can view), else ``torch.equal`` with a copy."""
 
     def __init__(self, p: torch.Tensor):
-        self.param, self.layout = p, self._layout(p)
+        self.param = p
+        self.address, self.dtype, self.shape, self.strides, self.device = p.data_ptr(), p.dtype, p.shape, p.stride(), p.device
         data = p.detach()
         if data.device.type == "cpu" and data.dtype in _NUMPY_DTYPES:
             self.view, self.copy = data.numpy(), None
@@ -147,16 +156,13 @@ class _Snapshot:
         else:
             self.view, self.copy = None, data.clone()
 
-    @staticmethod
-    def _layout(p: torch.Tensor) -> tuple:
-        return p.data_ptr(), p.dtype, p.shape, p.stride(), p.device
-
     def same(self) -> bool:
         """Whether the parameter holds the values it held when the snapshot was taken."""
         p = self.param
         if self.view is None:
             return torch.equal(p, self.copy)
-        return self._layout(p) == self.layout and self.view.tobytes() == self.bytes
+        return (p.data_ptr() == self.address and p.dtype == self.dtype and p.shape == self.shape
+                and p.stride() == self.strides and p.device == self.device and self.view.tobytes() == self.bytes)
 
 
 _NUMPY_DTYPES = {torch.float64, torch.float32, torch.float16, torch.int64, torch.int32}
@@ -170,7 +176,7 @@ def cached_chain(model, sl: Slice) -> Chain | None:
         return None
     key = _fingerprint(model, sl.input_shape[0])
     hit = _CHAINS.get(model)
-    if hit is not None and hit[0] == key and all(snap.same() for snap in hit[2]):
+    if hit is not None and hit[0] == key and _all_same(hit[2]):
         return hit[3]
     chain = read_chain(model, sl)
     if chain is not None:
@@ -179,12 +185,22 @@ def cached_chain(model, sl: Slice) -> Chain | None:
     return chain
 
 
+def _all_same(snapshots: list[_Snapshot]) -> bool:
+    """Whether every parameter holds the values of its snapshot."""
+    for snap in snapshots:
+        if not snap.same():
+            return False
+    return True
+
+
 ENABLED = True  # False: every run takes the engine (the tests use it to run both executors)
 
 
 def chain_applies(dtype, device) -> bool:
     """Whether runs in ``dtype`` on ``device`` can take the fast path."""
-    return ENABLED and compiled.AVAILABLE and dtype == torch.float64 and torch.device(device).type == "cpu"
+    if not (ENABLED and compiled.AVAILABLE and dtype == torch.float64):
+        return False
+    return (device if isinstance(device, torch.device) else torch.device(device)).type == "cpu"
 
 
 class ChainRun(Engine):

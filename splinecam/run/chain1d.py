@@ -7,11 +7,13 @@ elementwise op (the same tolerance, cuts, codes and end units); a piece's state 
 the linear layers that follow is its left neighbour's plus the columns of the units that changed
 between them, which is where its speed comes from: a cut costs the width of the next layer, not a
 matrix product.  The first piece of an interval takes the product of its slope alone: its value
-is its neighbour's where they meet (a full product every :data:`REFRESH` pieces).  All legs of a polyline are in
-one run: their intervals start on the kernel's stack.  Between calls the time limit, the region
-limit, progress and Ctrl-C are seen; a limit's ``.partial`` holds the pieces finished.  The
-stack holds at most one interval per unit and layer (depth first), so the memory of a run is
-its result plus ``stack_bytes`` (the fast path is not taken where that passes the budget).
+is its neighbour's where they meet (a full product every :data:`REFRESH` pieces).  All legs of
+the polylines of a run are in it: the kernel loads a batch of them onto its stack whenever the
+stack is empty.  Between calls the time limit, the region limit, progress and Ctrl-C are seen; a
+limit's ``.partial`` holds the pieces finished.  The stack holds at most one interval per unit
+and layer (depth first), so the memory of a run is its result plus ``stack_bytes`` (the fast
+path is not taken where that passes the budget); a small one is kept for the next run (a
+partition of a short path is made per call, and most of its cost is not the kernel's).
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from ..geometry import BORDER, Intervals, compiled1d
+from ..geometry import Intervals, compiled1d
 from ..geometry.linesplit import WORK_PER_CALL
 from .chain import Chain
 from .plan import graph_layers, region_bytes
@@ -39,6 +41,7 @@ REFRESH = 16  # a piece's state in full every this many pieces along a leg (boun
 OUT_BYTES = 4 << 20  # the outputs of one call (a chunk of finished pieces) take about this much
 BATCH = 256  # intervals of a level cut at once (at least): the rows of one matrix product
 FIRST_OUT = 1024  # pieces the first call may output (then twice as many each call)
+KEEP_STACK = 4 << 20  # a chain keeps the stack of a finished run for the next if it takes at most this many bytes
 
 
 @dataclass
@@ -59,6 +62,7 @@ class PathChain:
     layers: list[LayerInfo]
     caps: list[int]
     cuts: int
+    spare: list = field(default_factory=list, repr=False)  # stacks of finished runs, for the next (see :meth:`_stack`)
 
     @classmethod
     def of(cls, chain: Chain, inputs: int) -> "PathChain | None":
@@ -109,11 +113,6 @@ class PathChain:
         """Bytes one piece of the result costs (see :func:`~splinecam.run.plan.region_bytes`)."""
         return region_bytes(self.outputs, self.layers)
 
-    @functools.cached_property
-    def _first(self) -> int:
-        """The first elementwise op (the number of ops without one)."""
-        return int(self.meta[:, 0].argmax()) if self.layers else len(self.meta)
-
     def run(self, origin: np.ndarray, step: np.ndarray, rtol: float, watch: Watch, finished: list) -> None:
         """The pieces of the legs ``x = origin + t step`` (each (L, D); t in [0, 1]) into
         ``finished`` as (leg, lo, hi, ends, codes, states) chunks of NumPy arrays (the intervals
@@ -126,59 +125,45 @@ class PathChain:
 
     def _loop(self, origin, step, rtol, watch, finished) -> None:
         """:meth:`run`'s calls of the kernel."""
-        lo, hi, extent = -CENTER, CENTER, CENTER  # each leg's t in [0, 1] about its middle
-        width, nbytes, levels = self.width, code_width(self.layers), len(self.layers)
-        n_legs = len(origin)
-        caps = [min(self.caps[0], n_legs)] + self.caps[1:]  # the first level: the legs, as many as a batch holds
-        starts = list(itertools.accumulate(caps[:-1], initial=0))
-        lv = np.zeros((levels + 1, 3), np.int64)
-        lv[:, 0] = starts
-        rows = starts[-1]
-        l_lo, l_hi, l_leg = np.empty(rows), np.empty(rows), np.empty(rows, np.int64)
-        l_ends, l_code, l_z = np.empty((rows, 2, 2), np.int64), np.empty((rows, nbytes), np.uint8), np.empty((rows, 2, width))
-        scratch = np.empty(2 * max(self.caps) * width)
+        nbytes = code_width(self.layers)
         most = max(self.caps[-1], OUT_BYTES // (16 * self.outputs + 48 + nbytes))  # pieces one call may output
         cap = min(max(self.caps[-1], FIRST_OUT), most)  # doubled each call up to ``most``: a short run allocates little
-        busy, loaded, waiting = False, 0, 0
-        while busy or loaded < n_legs:
+        stack, loaded, busy = self._stack(), np.zeros(1, np.int64), True
+        while busy:
             watch.check_time()
-            if not busy:  # the next legs, at the first level (without one: each leg is a piece)
-                z = self._states(origin[loaded: loaded + caps[0]], step[loaded: loaded + caps[0]])
-                n, loaded = len(z), loaded + len(z)
-                if not levels:
-                    finished.append((np.arange(loaded - n, loaded), np.full(n, lo), np.full(n, hi), np.full((n, 2, 2), BORDER),
-                                     np.zeros((n, 0), np.uint8), z))
-                    watch.done += n
-                    continue
-                l_lo[:n], l_hi[:n], l_leg[:n] = lo, hi, np.arange(loaded - n, loaded)
-                l_ends[:n], l_code[:n] = BORDER, 0
-                l_z[:n, :, : z.shape[2]] = z
-                lv[0, 1:] = 0, n
             size = max(self.cuts, min(cap, watch.max_regions - watch.done))  # no more than the region limit allows
             o_lo, o_hi, o_ends = np.empty(size), np.empty(size), np.empty((size, 2, 2), np.int64)
             o_code, o_z, o_leg = np.empty((size, nbytes), np.uint8), np.empty((size, 2, self.outputs)), np.empty(size, np.int64)
-            n, waiting, busy = compiled1d.chain_pieces(self.meta, self.weights, self.biases, self.act, rtol, extent,
-                                                       WORK_PER_CALL, REFRESH, lv, l_lo, l_hi, l_ends, l_code, l_z, l_leg,
-                                                       scratch, o_lo, o_hi, o_ends, o_code, o_z, o_leg, 0)
+            n, waiting, busy = compiled1d.chain_pieces(self.meta, self.weights, self.biases, self.act, rtol, CENTER,
+                                                       WORK_PER_CALL, REFRESH, origin, step, loaded, *stack,
+                                                       o_lo, o_hi, o_ends, o_code, o_z, o_leg, 0)
             finished.append((o_leg[:n], o_lo[:n], o_hi[:n], o_ends[:n], o_code[:n], o_z[:n]))
             cap = min(2 * cap, most)
-            watch.pending = waiting + n_legs - loaded
+            watch.pending = waiting
             if watch.bar is None and watch.timeout is None:  # nothing shows the length finished
                 watch.done += n
             else:
                 watch.finished(Intervals(torch.from_numpy(o_lo[:n]), torch.from_numpy(o_hi[:n]), torch.from_numpy(o_ends[:n])))
-            watch.check(self.layers[-1].name, 0)
+            watch.check(self.layers[-1].name if self.layers else "", 0)
+        if self.stack_bytes <= KEEP_STACK and not self.spare:  # (a finished run's levels are empty)
+            self.spare.append(stack)
 
-    def _states(self, origin: np.ndarray, step: np.ndarray) -> np.ndarray:
-        """(n, 2, w) the states of the legs ``origin + t step`` ((n, D) each) at their chart point
-        :data:`CENTER` (value, slope) through the linear ops before the first elementwise one."""
-        rows = np.empty((len(origin), 2, origin.shape[1]))
-        np.multiply(step, CENTER, out=rows[:, 0])
-        rows[:, 0] += origin
-        rows[:, 1] = step
-        out = compiled1d.chain_product(self.meta, self.weights, self.biases, 0, self._first,
-                                       rows.reshape(2 * len(origin), -1), len(origin))
-        return out.reshape(len(origin), 2, -1)
+    def _stack(self) -> tuple:
+        """The kernel's levels, empty: ``lv`` (levels + 1, 3) and the rows of their intervals
+        (ends, end units, codes, states, legs), and the scratch rows of its products: a finished
+        run's (its levels are empty; taken from ``spare`` by one thread: ``list.pop`` is atomic),
+        else new."""
+        try:
+            return self.spare.pop()
+        except IndexError:
+            pass
+        caps = self.caps
+        rows = sum(caps[:-1])
+        lv = np.zeros((len(caps), 3), np.int64)
+        lv[:, 0] = list(itertools.accumulate(caps[:-1], initial=0))
+        return (lv, np.empty(rows), np.empty(rows), np.empty((rows, 2, 2), np.int64),
+                np.empty((rows, code_width(self.layers)), np.uint8), np.empty((rows, 2, self.width)),
+                np.empty(rows, np.int64), np.empty(2 * max(caps) * self.width))
 
     def pieces(self, finished: list, starts: np.ndarray) -> tuple:
         """The pieces of the chunks ``finished`` of :meth:`run` (of legs that start at

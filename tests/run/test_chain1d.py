@@ -150,6 +150,23 @@ def test_limits_hand_back_the_finished_pieces(monkeypatch, kernel_calls):
     check_same_pieces(sc.partition(model, path, progress=False), full)
 
 
+def test_a_finished_runs_stack_serves_the_next_run_and_a_stopped_runs_does_not(monkeypatch, kernel_calls):
+    model = random_mlp([30, 30], 2, 12)
+    path = sc.Path.through(np.random.default_rng(12).normal(size=(5, 2)) * 3)
+    first = sc.partition(model, path, progress=False)
+    fast = chain1d.path_chain(chain.cached_chain(model, path), 2)
+    kept = fast.spare[-1]
+    assert len(fast.spare) == 1 and not kept[0][:, 1:].any()  # its levels empty
+    again = sc.partition(model, path, progress=False)
+    assert fast.spare == [kept]  # taken and given back
+    check_same_pieces(again, first)
+    monkeypatch.setattr(chain1d, "WORK_PER_CALL", 1)
+    with pytest.raises(sc.RegionLimitError):
+        sc.partition(model, path, progress=False, max_regions=len(first) // 3)
+    assert not fast.spare  # intervals left on its levels: not kept
+    check_same_pieces(sc.partition(model, path, progress=False), first)
+
+
 def test_a_stack_past_the_budget_takes_the_engine(kernel_calls):
     model = random_mlp([64, 64], 2, 1)
     path = sc.Path.segment([-1.0, -1.0], [1.0, 1.0])
