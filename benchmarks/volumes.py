@@ -108,7 +108,7 @@ def worker(method: str, name: str, berzins: str | None) -> dict:
             seconds = time.perf_counter() - start
         return {"seconds": seconds, "vertices": len(vs), "edges": len(edges)}
     volume = sc.Volume.box([-BOX] * 3, [BOX] * 3)
-    sc.partition(mlp(1, 2), sc.Volume.box([-1] * 3, [1] * 3), progress=False)  # warm up: imports, numba
+    sc.partition(mlp(1, 2), sc.Volume.box([-1] * 3, [1] * 3), progress=False).complex_counts()  # warm up: imports, numba
     complex_model = nn.Sequential(*model, nn.ReLU())  # the surface's plane in the complex, as his
     start = time.perf_counter()
     part = sc.partition(complex_model, volume, progress=False)
