@@ -179,6 +179,19 @@ def test_compiled_merge_equals_the_tree(seed, dim, n_keys, lattice):
     np.testing.assert_allclose(fast[1], slow[1], rtol=0, atol=0)
 
 
+@settings(max_examples=examples(30), deadline=None)
+@given(values=st.lists(st.floats(allow_nan=False), max_size=300), repeats=st.integers(1, 3))
+@example(values=[0.0, -0.0, 1e-300, -1e-300, 5e-324, -5e-324, float("inf"), -float("inf"), 2.0**52, -(2.0**52)], repeats=2)
+@example(values=[], repeats=1)
+def test_the_radix_order_sorts_floats(values, repeats):
+    """The radix sort of the merge orders floats as ``np.sort`` does (-0.0 and 0.0 alike): signs,
+    subnormals, infinities, exact ties; a permutation."""
+    x = np.array(values * repeats, np.float64)
+    order = compiled3d._float_order(x)
+    assert np.array_equal(np.sort(order), np.arange(len(x)))
+    assert np.array_equal(x[order], np.sort(x))
+
+
 @settings(max_examples=examples(6), deadline=None)
 @given(seed=st.integers(0, 10**6), integer=st.booleans())
 def test_compiled_complex_counts_equal_torch(seed, integer):
