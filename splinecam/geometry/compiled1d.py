@@ -330,8 +330,9 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, or
     the columns of the units that changed; the first piece of an interval by a matrix product of
     its slope row alone, its value where it meets its neighbour (the network is continuous along
     a leg).  The first piece of a batch or of a leg, and every piece ``refresh`` steps from the
-    last, take the product of both rows (which bounds the rounding of the sums).  ``rows`` (2 n width,): scratch for the rows of the products of n pieces.  Pieces past the chain go to the outputs
-    ``o_*`` from row ``n_out`` on (``o_z`` (n, 2, K)), in order along the charts.
+    last, take the product of both rows (which bounds the rounding of the sums).  ``rows`` (2 n
+    width,): scratch for the rows of the products of n pieces.  Pieces past the chain go to the
+    outputs ``o_*`` from row ``n_out`` on (``o_z`` (n, 2, K)), in order along the charts.
 
     Returns (rows of the outputs filled, intervals and legs waiting, whether any wait): the
     call stops once ``max_work`` steps are done or the outputs cannot hold a batch (after a

@@ -148,7 +148,8 @@ class _Snapshot:
 
     def __init__(self, p: torch.Tensor):
         self.param = p
-        self.address, self.dtype, self.shape, self.strides, self.device = p.data_ptr(), p.dtype, p.shape, p.stride(), p.device
+        self.address, self.dtype, self.shape, self.strides = p.data_ptr(), p.dtype, p.shape, p.stride()
+        self.device = p.device
         data = p.detach()
         if data.device.type == "cpu" and data.dtype in _NUMPY_DTYPES:
             self.view, self.copy = data.numpy(), None
