@@ -78,15 +78,20 @@ class Options:
         if unknown:
             raise TypeError(f"unknown option(s) {unknown}; {caller} accepts {sorted(cls.__dataclass_fields__)}.")
         try:  # (options are frozen: the same values give the same one, checked once)
-            return _options_of(tuple((name, type(value), value) for name, value in options.items()))
+            return _options_of(tuple(options.items()), tuple(map(type, options.values())))
         except TypeError:  # a value that cannot be hashed: checked here, with its error
             return cls(**options)
 
+    @cached_property
+    def budget(self) -> int:
+        """``max_memory`` in bytes: the working budget of a run."""
+        return parse_bytes(self.max_memory)
+
 
 @lru_cache(maxsize=256)
-def _options_of(items: tuple) -> Options:
-    """:class:`Options` of (name, type, value) items (the type in the key: ``True`` and ``1`` differ)."""
-    return Options(**{name: value for name, _, value in items})
+def _options_of(items: tuple, types: tuple) -> Options:
+    """:class:`Options` of (name, value) ``items`` (their ``types`` in the key: ``True`` and ``1`` differ)."""
+    return Options(**dict(items))
 
 
 def checked_arguments(model, sl, device, options: dict, caller: str, kind: type = Slice) -> tuple[Options, torch.device]:
@@ -257,7 +262,7 @@ def partition_mlp(chain: Chain, model, sl: Slice, progress, options: Options, st
     if options.compose:  # a linear layer after another (no activation between) becomes one where cheaper
         graph, shapes = compose(graph, shapes, torch.float64, torch.device("cpu"))
     plan = Plan.make(graph, shapes, sl, torch.float64, torch.device("cpu"), options.rtol,
-                     parse_bytes(options.max_memory), options.chunk_size)
+                     options.budget, options.chunk_size)
     network = frozen(model, torch.float64, "cpu", sl.input_shape, chain.state)
     return _execute(ChainRun(plan, prune), sl, progress, options, started, network)
 
@@ -343,7 +348,7 @@ def partition_graph(twin, graph: Graph, sl: Slice, dtype, device, progress, opti
     started = time.perf_counter() if started is None else started
     shapes = check_shapes(twin, graph, sl, dtype, device)
     ops, shapes = compose(graph, shapes, dtype, device) if options.compose else (graph, shapes)
-    plan = Plan.make(ops, shapes, sl, dtype, device, options.rtol, parse_bytes(options.max_memory),
+    plan = Plan.make(ops, shapes, sl, dtype, device, options.rtol, options.budget,
                      options.chunk_size)
     return _execute(Engine(plan, prune), sl, progress, options, started, (twin, graph))
 

@@ -30,7 +30,7 @@ from .run.chain import ChainRun, cached_chain, chain_applies
 from .run.chain1d import PathChain, path_chain
 from .run.engine import Engine
 from .run.pieces import PieceArrays
-from .run.plan import DEFAULT_MEMORY, Plan, parse_bytes
+from .run.plan import DEFAULT_MEMORY, Plan
 from .run.regions import LayerInfo, code_width, unpack_codes
 from .run.trace import frozen, prepare
 from .run.watch import Watch
@@ -77,7 +77,7 @@ def partition_path(model, path: Path, dtype=torch.float64, device=None, progress
                  f"only; the op(s) {', '.join(flat)} split straight legs (a polyline) and slices" if not straight else
                  f"on a path, splinecam cannot split the op(s) {', '.join(flat)}; they split slices only")
         raise UnsupportedModelError(f"{where}. Partition a polyline through the points or a slice through the path instead.")
-    budget = parse_bytes(options.max_memory)
+    budget = options.budget
     plans = [(start, Plan.make(graph, shapes, leg, dtype, device, options.rtol, budget,
                                options.chunk_size)) for start, leg in legs]
     layers = list(plans[0][1].layers.values())
@@ -130,7 +130,7 @@ def _kernel(model, paths: list[Path], dtype, device, options) -> "tuple[PathChai
         return None
     chain = cached_chain(model, paths[0])
     fast = path_chain(chain, shape[0]) if chain is not None else None
-    if fast is None or fast.stack_bytes > parse_bytes(options.max_memory):
+    if fast is None or fast.stack_bytes > options.budget:
         return None
     return fast, frozen(model, torch.float64, "cpu", shape, chain.state)
 
@@ -140,16 +140,9 @@ def _run_chain(fast: PathChain, network, paths: list[Path], progress, options, s
     (:mod:`splinecam.run.chain1d`), under the limits of ``options``.  A limit's ``.partial``:
     the list of the paths' partitions so far."""
     domain = paths[0] if len(paths) == 1 else PathSet(paths)
-    max_regions, note = region_limit(options.max_regions, fast.region_bytes, parse_bytes(options.max_memory))
+    max_regions, note = region_limit(options.max_regions, fast.region_bytes, options.budget)
     watch = Watch(domain, progress, max_regions, options.timeout, started, note)
-    flat = [p.points.reshape(len(p.points), -1) for p in paths]
-    first = list(itertools.accumulate((len(f) - 1 for f in flat), initial=0))  # each path's first leg; the end
-    # (contiguous, as the concatenation: one layout, one compiled kernel)
-    origin = np.concatenate([f[:-1] for f in flat]) if len(flat) > 1 else np.ascontiguousarray(flat[0][:-1])
-    step = np.concatenate([f[1:] - f[:-1] for f in flat]) if len(flat) > 1 else flat[0][1:] - flat[0][:-1]
-    starts = np.arange(first[-1], dtype=np.float64)  # each leg's start in its path's t
-    if len(flat) > 1:
-        starts -= np.repeat(first[:-1], np.diff(first))
+    first, origin, step, starts = _legs(paths)
     finished: list = []
     try:
         fast.run(origin, step, options.rtol, watch, finished)
@@ -159,6 +152,20 @@ def _run_chain(fast: PathChain, network, paths: list[Path], progress, options, s
     finally:
         watch.close()
     return _split(fast, paths, first, fast.pieces(finished, starts), watch.elapsed(), network, stopped=False)
+
+
+def _legs(paths: list[Path]) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+    """The legs of the polylines ``paths`` in one list: each path's first leg, and the end
+    (P + 1,); the legs' origins and steps (L, D) (contiguous: one layout, one compiled kernel);
+    their starts (L,) in their path's t."""
+    if len(paths) == 1:  # (a path's partition is made per call: the short way)
+        flat = paths[0].points.reshape(len(paths[0].points), -1)
+        n = len(flat) - 1
+        return [0, n], np.ascontiguousarray(flat[:-1]), flat[1:] - flat[:-1], np.arange(n, dtype=np.float64)
+    flat = [p.points.reshape(len(p.points), -1) for p in paths]
+    first = list(itertools.accumulate((len(f) - 1 for f in flat), initial=0))
+    starts = np.arange(first[-1], dtype=np.float64) - np.repeat(first[:-1], np.diff(first))
+    return first, np.concatenate([f[:-1] for f in flat]), np.concatenate([f[1:] - f[:-1] for f in flat]), starts
 
 
 def _split(fast: PathChain, paths: list[Path], first, pieces: tuple, seconds: float, network,

@@ -20,7 +20,7 @@ from .io.files import VOLUME_FILE, read_arrays, save_arrays
 from .partition import NetworkCopy, check_shapes, checked_arguments, region_limit
 from .run.chain import ChainRun, cached_chain, chain_applies
 from .run.engine import Engine
-from .run.plan import Plan, parse_bytes
+from .run.plan import Plan
 from .run.regions import LayerInfo, unpack_codes
 from .run.trace import frozen, prepare
 from .run.watch import Watch
@@ -208,7 +208,7 @@ def partition_volume(model, volume: Volume, dtype=torch.float64, device=None, pr
     if flat:
         raise UnsupportedModelError(f"{', '.join(flat)}: these ops are not supported in a 3-D volume; partition "
                                     "2-D slices of it (sc.Slice) instead.")
-    plan = Plan.make(graph, shapes, volume, dtype, device, opts.rtol, parse_bytes(opts.max_memory), opts.chunk_size)
+    plan = Plan.make(graph, shapes, volume, dtype, device, opts.rtol, opts.budget, opts.chunk_size)
     prune = None if prune_from is None else prune_from(graph, shapes)
     run = (ChainRun if chain is not None else Engine)(plan, prune)
     max_regions, note = region_limit(opts.max_regions, plan.region_bytes(), plan.budget)
