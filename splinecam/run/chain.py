@@ -177,21 +177,13 @@ def cached_chain(model, sl: Slice) -> Chain | None:
         return None
     key = _fingerprint(model, sl.input_shape[0])
     hit = _CHAINS.get(model)
-    if hit is not None and hit[0] == key and _all_same(hit[2]):
+    if hit is not None and hit[0] == key and all(snap.same() for snap in hit[2]):
         return hit[3]
     chain = read_chain(model, sl)
     if chain is not None:
         objects = _named_objects(model)
         _CHAINS[model] = (key, objects, [_Snapshot(p) for p in objects if isinstance(p, torch.Tensor)], chain)
     return chain
-
-
-def _all_same(snapshots: list[_Snapshot]) -> bool:
-    """Whether every parameter holds the values of its snapshot."""
-    for snap in snapshots:
-        if not snap.same():
-            return False
-    return True
 
 
 ENABLED = True  # False: every run takes the engine (the tests use it to run both executors)
