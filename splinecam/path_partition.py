@@ -145,13 +145,13 @@ def _run_chain(fast: PathChain, network, paths: list[Path], progress, options, s
     first, origin, step, starts = _legs(paths)
     finished: list = []
     try:
-        fast.run(origin, step, options.rtol, watch, finished)
+        fast.run(origin, step, starts, options.rtol, watch, finished)
     except StoppedEarly as err:
-        err.partial = _split(fast, paths, first, fast.pieces(finished, starts), watch.elapsed(), network, stopped=True)
+        err.partial = _split(fast, paths, first, fast.pieces(finished), watch.elapsed(), network, stopped=True)
         raise
     finally:
         watch.close()
-    return _split(fast, paths, first, fast.pieces(finished, starts), watch.elapsed(), network, stopped=False)
+    return _split(fast, paths, first, fast.pieces(finished), watch.elapsed(), network, stopped=False)
 
 
 def _legs(paths: list[Path]) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:

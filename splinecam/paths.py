@@ -17,7 +17,9 @@ A :class:`Path` is parameterised by one number t:
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 
 import numpy as np
 import torch
@@ -84,18 +86,16 @@ class Path:
         if pts.ndim < 2 or len(pts) < need:
             raise ValueError(f"a {kind} needs at least {need} points, each an input (shape (n, *input_shape)), "
                              f"got an array of shape {pts.shape}.")
-        scale = float(np.maximum.reduce(np.abs(pts), axis=None))  # (ufuncs' own reduce: a path is made per call)
+        flat = pts.reshape(len(pts), -1)
+        if kind == "polyline" and closed:
+            flat, pts = np.concatenate([flat, flat[:1]]), np.concatenate([pts, pts[:1]])
+        scale, shortest, leg = _sizes(flat)
         if not math.isfinite(scale):  # (NaN propagates through the max)
             raise not_finite("points")
         eps = _ROUNDINGS * rounding(points) * max(1.0, scale)
-        flat = pts.reshape(len(pts), -1)
         if kind == "polyline":
-            if closed:
-                flat, pts = np.concatenate([flat, flat[:1]]), np.concatenate([pts, pts[:1]])
-            steps = np.maximum.reduce(np.abs(flat[1:] - flat[:-1]), axis=1)
-            if not np.minimum.reduce(steps) > eps:
-                i = int(np.argmin(steps))
-                raise ValueError(f"points {i} and {i + 1} of the path coincide: a leg needs two distinct points.")
+            if not shortest > eps:
+                raise ValueError(f"points {leg} and {leg + 1} of the path coincide: a leg needs two distinct points.")
         else:
             a, b = self._axes(flat[:3])
             sv = np.linalg.svd(np.stack([a, b], 1), compute_uv=False)
@@ -191,6 +191,25 @@ class Path:
         if self.kind == "ellipse":
             return f"Path.ellipse(input_shape={self.input_shape})"
         return f"Path(input_shape={self.input_shape}, {len(self.points) - 1} legs{', closed' if self.closed else ''})"
+
+
+_SMALL = 64  # points of at most this many values are measured in Python (a NumPy reduction costs ~1 us; a path is
+# made per call)
+
+
+def _sizes(flat: np.ndarray) -> tuple[float, float, int]:
+    """Of points ``flat`` (n, D): the largest absolute value (NaN if one is NaN), and the size of
+    the shortest leg between consecutive points (its largest absolute step) and its number."""
+    if flat.size > _SMALL:
+        steps = np.maximum.reduce(np.abs(flat[1:] - flat[:-1]), axis=1)
+        leg = int(np.argmin(steps))
+        return float(np.maximum.reduce(np.abs(flat), axis=None)), float(steps[leg]), leg
+    rows = flat.tolist()
+    values = list(itertools.chain.from_iterable(rows))
+    scale = math.nan if any(map(math.isnan, values)) else max(map(abs, values))
+    steps = [max(map(abs, map(operator.sub, b, a))) for a, b in zip(rows, rows[1:])]
+    shortest = min(steps)
+    return scale, shortest, steps.index(shortest)
 
 
 class PathSet:

@@ -8,7 +8,9 @@ Two kernels share the cut of one interval (:func:`_crossing`, :func:`_cuts`, :fu
 :func:`interval_breakpoint_split` (one elementwise op over a batch of intervals) and
 :func:`chain_pieces` (intervals through a whole chain of linear and elementwise ops, level by
 level in batches, depth first: a piece's state from its left neighbour's, by the units that
-changed within an interval, by the slope's product and continuity across intervals).
+changed within an interval, by the slope's product and continuity across intervals).  The small
+helpers are inlined into the kernels (numba's ``inline="always"``), and the hot loops index
+arrays rather than slice them: each view costs two atomic reference counts.
 
 Bounded: a call stops after the interval whose pieces pass ``budget`` bytes or ``max_work``
 steps (at least one interval) and hands back the intervals it has not started as the rest.
@@ -22,7 +24,7 @@ from .compiled import AVAILABLE
 from .polygons import BORDER
 
 __all__ = ["AVAILABLE", "CHAIN_AFFINE", "CHAIN_META", "CHAIN_SPLIT", "PIECE_BYTES", "chain_pieces", "chain_product",
-           "interval_breakpoint_split", "path_pieces"]
+           "interval_breakpoint_split"]
 
 PIECE_BYTES = 96  # bytes of a piece's records besides its code (ends, units, parent)
 
@@ -30,18 +32,19 @@ if AVAILABLE:
     from numba import njit
 
 
-def _crossing(a_lo, a_hi, z0, z1, breakpoints, rtol, extent, base, rare, pa, pc, ptol, pbit):
-    """The (unit, breakpoint) planes of units with values ``z0`` (U,) at the chart point and
-    slopes ``z1`` (U,) over ``[a_lo, a_hi]``: the code of the interval in ``base`` (U * k,)
-    (a unit's side; flat ones at the middle), and the planes ``pa * t + pc`` that strictly cross
-    it with their tolerance and bit (``pa``, ``pc``, ``ptol``, ``pbit``).  Returns their number.
+def _crossing(a_lo, a_hi, z, r, units, breakpoints, rtol, extent, base, rare, pa, pc, ptol, pbit):
+    """The (unit, breakpoint) planes of the ``units`` units with values ``z[r, 0]`` at the chart
+    point and slopes ``z[r, 1]`` (z (R, 2, >= units)) over ``[a_lo, a_hi]``: the code of the
+    interval in ``base`` (U * k,) (a unit's side; flat ones at the middle), and the planes
+    ``pa * t + pc`` that strictly cross it with their tolerance and bit (``pa``, ``pc``,
+    ``ptol``, ``pbit``).  Returns their number.
     (Two passes: every unit's side, in a loop the compiler vectorises; then the few crossing
     or flat ones, marked in ``rare``.)"""
-    k, units = breakpoints.shape[0], z0.shape[0]
+    k = breakpoints.shape[0]
     if k == 1:  # (one breakpoint: the loop without an inner one, which the compiler vectorises)
         b = breakpoints[0]
         for u in range(units):
-            v0, v1 = z0[u], z1[u]
+            v0, v1 = z[r, 0, u], z[r, 1, u]
             v_lo, v_hi = v1 * a_lo + v0, v1 * a_hi + v0
             tol = (abs(v1) * extent + abs(v0 - b)) * rtol
             above, below = max(v_lo, v_hi) - b > tol, min(v_lo, v_hi) - b < -tol
@@ -49,7 +52,7 @@ def _crossing(a_lo, a_hi, z0, z1, breakpoints, rtol, extent, base, rare, pa, pc,
             rare[u] = above == below
     else:
         for u in range(units):
-            v0, v1 = z0[u], z1[u]
+            v0, v1 = z[r, 0, u], z[r, 1, u]
             v_lo, v_hi = v1 * a_lo + v0, v1 * a_hi + v0
             for q in range(k):
                 b = breakpoints[q]
@@ -63,7 +66,7 @@ def _crossing(a_lo, a_hi, z0, z1, breakpoints, rtol, extent, base, rare, pa, pc,
         if not rare[bit]:
             continue
         u, b = bit // k, breakpoints[bit % k]
-        v0, v1 = z0[u], z1[u]
+        v0, v1 = z[r, 0, u], z[r, 1, u]
         c = v0 - b
         if base[bit]:  # above and below: it crosses
             pa[m], pc[m], ptol[m], pbit[m] = v1, c, (abs(v1) * extent + abs(c)) * rtol, bit
@@ -121,26 +124,27 @@ def _side(j, start, end, pa, pc, ptol, pm):
     return side > 0 if side != 0 else pa[j] * pm + pc[j] > 0
 
 
-def _piece_code(start, end, base, m, pa, pc, ptol, pbit, code):
-    """The code (U * k,) of the piece ``[start, end]`` of an interval with code ``base`` and
-    crossing planes (``m`` of them): each plane's side over the piece."""
-    code[:] = base
+def _piece_code(start, end, base, bits, m, pa, pc, ptol, pbit, code, row):
+    """The code (``bits`` = U * k) of the piece ``[start, end]`` of an interval with code ``base``
+    and crossing planes (``m`` of them) into ``code[row]``: each plane's side over the piece."""
+    for b in range(bits):
+        code[row, b] = base[b]
     pm = (start + end) / 2
     for j in range(m):
-        code[pbit[j]] = _side(j, start, end, pa, pc, ptol, pm)
+        code[row, pbit[j]] = _side(j, start, end, pa, pc, ptol, pm)
 
 
-def _piece_bits(start, end, m, pa, pc, ptol, pbit, packed, byte):
-    """:func:`_piece_code`'s crossing bits set in a packed code (bits from byte ``byte`` on)
-    that holds the interval's code: each plane's side over the piece."""
+def _piece_bits(start, end, m, pa, pc, ptol, pbit, packed, row, byte):
+    """:func:`_piece_code`'s crossing bits set in the packed code ``packed[row]`` (bits from byte
+    ``byte`` on) that holds the interval's code: each plane's side over the piece."""
     pm = (start + end) / 2
     for j in range(m):
         b = pbit[j]
         mask = np.uint8(128 >> (b % 8))
         if _side(j, start, end, pa, pc, ptol, pm):
-            packed[byte + b // 8] |= mask
+            packed[row, byte + b // 8] |= mask
         else:
-            packed[byte + b // 8] &= np.uint8(255 - mask)
+            packed[row, byte + b // 8] &= np.uint8(255 - mask)
 
 
 def interval_breakpoint_split(lo, hi, ends, z, breakpoints, rtol, extent, layer, budget, max_work):
@@ -164,7 +168,7 @@ def interval_breakpoint_split(lo, hi, ends, z, breakpoints, rtol, extent, layer,
         if r > 0 and (n * (PIECE_BYTES + bits) > budget or work > max_work):
             break
         a_lo, a_hi = lo[r], hi[r]
-        m = _crossing(a_lo, a_hi, z[r, 0], z[r, 1], breakpoints, rtol, extent, base, rare, pa, pc, ptol, pbit)
+        m = _crossing(a_lo, a_hi, z, r, units, breakpoints, rtol, extent, base, rare, pa, pc, ptol, pbit)
         n_cut = _cuts(a_lo, a_hi, m, pa, pc, ptol, proot, order, cut, roots)
         while n + n_cut + 1 > cap:
             cap *= 2
@@ -182,7 +186,7 @@ def interval_breakpoint_split(lo, hi, ends, z, breakpoints, rtol, extent, layer,
                 p_ends[n, 1, 0], p_ends[n, 1, 1] = layer, pbit[cut[i]] // k
             else:
                 p_ends[n, 1, 0], p_ends[n, 1, 1] = ends[r, 1, 0], ends[r, 1, 1]
-            _piece_code(start, end, base, m, pa, pc, ptol, pbit, code[n])
+            _piece_code(start, end, base, bits, m, pa, pc, ptol, pbit, code, n)
             work += m + bits
             n += 1
             start = end
@@ -242,40 +246,41 @@ def chain_product(meta, weights, biases, first, last, rows, pairs):
     return cur
 
 
-def _piece_of(packed, byte, u, k):
-    """The piece (number of breakpoints below) of unit u in a packed code whose op's bits start
-    at byte ``byte``, with k breakpoints."""
+def _piece_of(packed, row, byte, u, k):
+    """The piece (number of breakpoints below) of unit u in the packed code ``packed[row]`` whose
+    op's bits start at byte ``byte``, with k breakpoints."""
     p = 0
     for q in range(k):
         b = u * k + q
-        p += (packed[byte + b // 8] >> (7 - b % 8)) & 1
+        p += (packed[row, byte + b // 8] >> (7 - b % 8)) & 1
     return p
 
 
 
-def _piece_rows(code, k, slopes, icpts, z, units, value, out):
+def _piece_rows(code, k, slopes, icpts, z, r, units, value, out, at):
     """The rows of a piece's state after an op with k breakpoints, slopes and intercepts (k + 1,),
-    from the piece's code ``code`` (U * k,) and the unit maps ``z`` (2, >= U) before it: into
-    ``out`` the value and slope rows (2 U,), or (``value`` False) the slope row alone (U,)."""
+    from the piece's code ``code[0]`` (U * k,) and the unit maps ``z[r]`` (2, >= U) before it:
+    into ``out`` from ``at`` on the value and slope rows (2 U,), or (``value`` False) the slope
+    row alone (U,)."""
     if k == 1:  # (one loop each, which the compiler vectorises)
         if value:
             for u in range(units):
-                p = 1 if code[u] else 0
-                out[u] = slopes[p] * z[0, u] + icpts[p]
-                out[units + u] = slopes[p] * z[1, u]
+                p = 1 if code[0, u] else 0
+                out[at + u] = slopes[p] * z[r, 0, u] + icpts[p]
+                out[at + units + u] = slopes[p] * z[r, 1, u]
         else:
             for u in range(units):
-                out[u] = slopes[1 if code[u] else 0] * z[1, u]
+                out[at + u] = slopes[1 if code[0, u] else 0] * z[r, 1, u]
         return
     for u in range(units):
         p = 0
         for b in range(k):
-            p += code[u * k + b]
+            p += code[0, u * k + b]
         if value:
-            out[u] = slopes[p] * z[0, u] + icpts[p]
-            out[units + u] = slopes[p] * z[1, u]
+            out[at + u] = slopes[p] * z[r, 0, u] + icpts[p]
+            out[at + units + u] = slopes[p] * z[r, 1, u]
         else:
-            out[u] = slopes[p] * z[1, u]
+            out[at + u] = slopes[p] * z[r, 1, u]
 
 
 def _load_legs(meta, weights, biases, last, origin, step, loaded, n, extent, d_lo, d_hi, d_ends, d_code, d_z, d_leg, at):
@@ -302,8 +307,33 @@ def _load_legs(meta, weights, biases, last, origin, step, loaded, n, extent, d_l
     return n * origin.shape[1] * w
 
 
-def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, origin, step, loaded, lv, l_lo, l_hi,
-                 l_ends, l_code, l_z, l_leg, rows, o_lo, o_hi, o_ends, o_code, o_z, o_leg, n_out):
+def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, origin, step, starts, loaded, lv, l_lo,
+                 l_hi, l_ends, l_code, l_z, l_leg, rows, o_lo, o_hi, o_ends, o_code, o_z, o_leg, o_affine, o_middle,
+                 n_out):
+    """The pieces of the legs of polylines through a chain of ops, in one bounded call: those of
+    :func:`_chain_batches` (see there; the legs start at ``starts`` (L,) in their paths'
+    parameter t), then in the path's t: ``o_lo``, ``o_hi`` (n,) in t, ``o_affine`` (n, K, 2) the
+    output maps (output k is ``a t + c``), ``o_middle`` (n, K) the outputs at the pieces'
+    middles (``o_z`` then holds their states about the legs' chart points).  The arithmetic of
+    the engine's result (:meth:`PieceArrays.of_states` then :meth:`PathPartition.of_pieces`)."""
+    first = n_out
+    n_out, waiting, busy = _chain_batches(meta, weights, biases, act, rtol, extent, max_work, refresh, origin, step,
+                                          loaded, lv, l_lo, l_hi, l_ends, l_code, l_z, l_leg, rows, o_lo, o_hi, o_ends,
+                                          o_code, o_z, o_leg, n_out)
+    for i in range(first, n_out):  # (lo and hi about the chart point ``extent`` until now)
+        lo, hi, s = o_lo[i], o_hi[i], starts[o_leg[i]]
+        o_lo[i], o_hi[i] = (lo + extent) + s, (hi + extent) + s
+        m = (lo + hi) / 2
+        for o in range(o_z.shape[2]):
+            a, v = o_z[i, 1, o], o_z[i, 0, o]
+            o_affine[i, o, 0] = a
+            o_affine[i, o, 1] = (v - a * extent) - a * s  # in the leg's t, then the path's
+            o_middle[i, o] = v + a * m
+    return n_out, waiting, busy
+
+
+def _chain_batches(meta, weights, biases, act, rtol, extent, max_work, refresh, origin, step, loaded, lv, l_lo, l_hi,
+                   l_ends, l_code, l_z, l_leg, rows, o_lo, o_hi, o_ends, o_code, o_z, o_leg, n_out):
     """Intervals of 1-D charts through a chain of ops, in batches, depth first, in one bounded call.
 
     The chain: ``meta`` (n_ops, 10) int64 rows (:data:`CHAIN_META`): a linear op's input and
@@ -345,11 +375,11 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, or
         if meta[i, 0] == CHAIN_SPLIT:
             ops[meta[i, 7]] = i
             bmax = max(bmax, meta[i, 1] * meta[i, 6])
-    base, code, rare = np.empty(bmax, np.bool_), np.empty(bmax, np.bool_), np.empty(bmax, np.bool_)
+    base, code, rare = np.empty(bmax, np.bool_), np.empty((1, bmax), np.bool_), np.empty(bmax, np.bool_)
     packed = np.empty((bmax + 7) // 8, np.uint8)
     pa, pc, ptol, proot, roots = np.empty(bmax), np.empty(bmax), np.empty(bmax), np.empty(bmax), np.empty(bmax)
     pbit, cut, order = np.empty(bmax, np.int64), np.empty(bmax, np.int64), np.empty(bmax, np.int64)
-    width = l_z.shape[2]
+    width, n_code = l_z.shape[2], l_code.shape[1]
     d, e, live = np.empty((2, width)), np.empty((2, width)), np.empty(width, np.int64)
     most = max(o_lo.shape[0], lv[n_levels, 0])  # pieces of one batch at most
     parent, how = np.empty(most, np.int64), np.empty(most, np.int64)
@@ -395,31 +425,32 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, or
         n_child, n_full, n_slope, taken, steps = 0, 0, 0, 0, 0
         for r in range(first_row, first_row + lv[s, 2]):  # the batch: cut each interval, its pieces' codes
             a_lo, a_hi = l_lo[r], l_hi[r]
-            m = _crossing(a_lo, a_hi, l_z[r, 0, :units], l_z[r, 1, :units], bps, rtol, extent, base, rare, pa, pc, ptol,
-                          pbit)
+            m = _crossing(a_lo, a_hi, l_z, r, units, bps, rtol, extent, base, rare, pa, pc, ptol, pbit)
             n_cut = _cuts(a_lo, a_hi, m, pa, pc, ptol, proot, order, cut, roots)
             if n_child + n_cut + 1 > room:
                 break
             n_bytes = (bits + 7) // 8
-            packed[:n_bytes] = 0
-            _set_bits(packed, 0, base[:bits])
+            for bb in range(n_bytes):
+                packed[bb] = 0
+            _set_bits(packed, 0, base, bits)
             start = a_lo
             for c in range(n_cut + 1):
                 end = roots[c] if c < n_cut else a_hi
                 q, jc = at + n_child + c, n_child + c
                 d_lo[q], d_hi[q], d_leg[q], parent[jc] = start, end, l_leg[r], r
-                ends = d_ends[q]
                 if c == 0:
-                    ends[0, 0], ends[0, 1] = l_ends[r, 0, 0], l_ends[r, 0, 1]
+                    d_ends[q, 0, 0], d_ends[q, 0, 1] = l_ends[r, 0, 0], l_ends[r, 0, 1]
                 else:
-                    ends[0, 0], ends[0, 1] = layer, pbit[cut[c - 1]] // k
+                    d_ends[q, 0, 0], d_ends[q, 0, 1] = layer, pbit[cut[c - 1]] // k
                 if c < n_cut:
-                    ends[1, 0], ends[1, 1] = layer, pbit[cut[c]] // k
+                    d_ends[q, 1, 0], d_ends[q, 1, 1] = layer, pbit[cut[c]] // k
                 else:
-                    ends[1, 0], ends[1, 1] = l_ends[r, 1, 0], l_ends[r, 1, 1]
-                d_code[q] = l_code[r]
-                d_code[q, byte: byte + n_bytes] = packed[:n_bytes]
-                _piece_bits(start, end, m, pa, pc, ptol, pbit, d_code[q], byte)
+                    d_ends[q, 1, 0], d_ends[q, 1, 1] = l_ends[r, 1, 0], l_ends[r, 1, 1]
+                for bb in range(n_code):
+                    d_code[q, bb] = l_code[r, bb]
+                for bb in range(n_bytes):
+                    d_code[q, byte + bb] = packed[bb]
+                _piece_bits(start, end, m, pa, pc, ptol, pbit, d_code, q, byte)
                 if jc > 0 and steps < refresh and (c > 0 or (d_leg[q - 1] == l_leg[r] and d_hi[q - 1] == start)):
                     how[jc] = _SUMS if c > 0 else _SLOPE  # from the left neighbour's state
                     steps += 1
@@ -427,12 +458,12 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, or
                     how[jc] = _FULL
                     steps = 0
                 if how[jc] != _SUMS:  # its state after the op: a row pair of the product, or the slope row
-                    _piece_code(start, end, base[:bits], m, pa, pc, ptol, pbit, code[:bits])
+                    _piece_code(start, end, base, bits, m, pa, pc, ptol, pbit, code, 0)
                     if how[jc] == _FULL:
-                        _piece_rows(code, k, slopes, icpts, l_z[r], units, True, rows[2 * n_full * units:])
+                        _piece_rows(code, k, slopes, icpts, l_z, r, units, True, rows, 2 * n_full * units)
                         n_full += 1
                     else:
-                        _piece_rows(code, k, slopes, icpts, l_z[r], units, False, slope_rows[n_slope * units:])
+                        _piece_rows(code, k, slopes, icpts, l_z, r, units, False, slope_rows, n_slope * units)
                         n_slope += 1
                 start = end
             work += units + m + (n_cut + 1) * bits
@@ -451,7 +482,9 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, or
         for j in range(n_child):  # each piece's state: in full, or from its left neighbour's
             q = at + j
             if how[j] == _FULL:
-                d_z[q, :, :w] = full[2 * f: 2 * f + 2]
+                for o in range(w):
+                    d_z[q, 0, o] = full[2 * f, o]
+                    d_z[q, 1, o] = full[2 * f + 1, o]
                 f += 1
                 continue
             if how[j] == _SLOPE:  # the slope in full; the value where it meets its neighbour (continuity)
@@ -463,7 +496,9 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, or
                 continue
             r = parent[j]
             w1 = meta[i + 1, 2] if nxt > i + 1 else units
-            d[:, :w1] = 0.0
+            for o in range(w1):
+                d[0, o] = 0.0
+                d[1, o] = 0.0
             last_u = -1
             for bb in range(byte, byte + (bits + 7) // 8):
                 if d_code[q, bb] == d_code[q - 1, bb]:
@@ -473,7 +508,7 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, or
                     if u == last_u:  # (a unit's bits are next to each other)
                         continue
                     last_u = u
-                    p, p_old = _piece_of(d_code[q], byte, u, k), _piece_of(d_code[q - 1], byte, u, k)
+                    p, p_old = _piece_of(d_code, q, byte, u, k), _piece_of(d_code, q - 1, byte, u, k)
                     if p == p_old:
                         continue
                     ds, di = slopes[p] - slopes[p_old], icpts[p] - icpts[p_old]
@@ -483,9 +518,10 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, or
                         d[1, u] += d1
                     else:
                         off = meta[i + 1, 3] + u * w1
-                        for o in range(w1):
-                            d[0, o] += weights[off + o] * d0
-                            d[1, o] += weights[off + o] * d1
+                        for o in range(w1):  # (an unsigned index: no wraparound test, so loads, not gathers)
+                            wo = weights[np.uint64(off + o)]
+                            d[0, o] += wo * d0
+                            d[1, o] += wo * d1
                     work += w1
             cur, other = d, e
             for jj in range(i + 2, nxt):  # the later linear ops: their linear parts
@@ -505,30 +541,9 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, or
             lv[s + 1, 1], lv[s + 1, 2] = 0, n_child
 
 
-def path_pieces(lo, hi, z, leg, starts, center):
-    """Pieces of the legs of a polyline in the path's parameter t: ``[lo, hi]`` (n,) about each
-    leg's chart point ``center``, the output states ``z`` (n, 2, K) there (value, slope), the legs
-    ``leg`` (n,) starting at ``starts`` (L,) in t.  Returns (lo (n,), hi (n,), maps (n, K, 2)
-    (output k is ``a t + c``), outputs at the middles (n, K)): the arithmetic of the engine's
-    result (:meth:`PieceArrays.of_states` then :meth:`PathPartition.of_pieces`)."""
-    n, k = z.shape[0], z.shape[2]
-    t_lo, t_hi, affine, middle = np.empty(n), np.empty(n), np.empty((n, k, 2)), np.empty((n, k))
-    for i in range(n):
-        s = starts[leg[i]]
-        t_lo[i], t_hi[i] = (lo[i] + center) + s, (hi[i] + center) + s
-        m = (lo[i] + hi[i]) / 2
-        for o in range(k):
-            a, v = z[i, 1, o], z[i, 0, o]
-            affine[i, o, 0] = a
-            affine[i, o, 1] = (v - a * center) - a * s  # in the leg's t, then the path's
-            middle[i, o] = v + a * m
-    return t_lo, t_hi, affine, middle
-
-
-def _set_bits(packed, byte, bits):
-    """Set the bits (n,) bool into ``packed`` (uint8) from byte ``byte`` on, as ``np.packbits``
-    orders them (the first bit the highest of its byte)."""
-    n = bits.shape[0]
+def _set_bits(packed, byte, bits, n):
+    """Set the first n bits of ``bits`` (bool) into ``packed`` (uint8) from byte ``byte`` on, as
+    ``np.packbits`` orders them (the first bit the highest of its byte)."""
     for i in range(n // 8):  # whole bytes, without a branch
         v = 0
         for j in range(8):
@@ -547,10 +562,12 @@ def _grown(a, size):
 
 
 if AVAILABLE:  # compiled on first use, cached on disk beside this file
-    _grown, _crossing, _cuts, _side = (njit(cache=True)(f) for f in (_grown, _crossing, _cuts, _side))
-    _piece_code, _piece_bits = njit(cache=True)(_piece_code), njit(cache=True)(_piece_bits)
-    _linear_part, chain_product, _set_bits = (njit(cache=True)(f) for f in (_linear_part, chain_product, _set_bits))
-    _piece_of, path_pieces = njit(cache=True)(_piece_of), njit(cache=True)(path_pieces)
-    _piece_rows, _load_legs = njit(cache=True)(_piece_rows), njit(cache=True)(_load_legs)
+    _inline = njit(cache=True, inline="always")
+    _grown, _crossing, _cuts, _side = _inline(_grown), _inline(_crossing), _inline(_cuts), _inline(_side)
+    _piece_code, _piece_bits = _inline(_piece_code), _inline(_piece_bits)
+    _linear_part, _set_bits = _inline(_linear_part), _inline(_set_bits)
+    chain_product = njit(cache=True)(chain_product)
+    _piece_of, _chain_batches = _inline(_piece_of), njit(cache=True)(_chain_batches)
+    _piece_rows, _load_legs = _inline(_piece_rows), njit(cache=True)(_load_legs)
     interval_breakpoint_split = njit(cache=True)(interval_breakpoint_split)
     chain_pieces = njit(cache=True)(chain_pieces)

@@ -24,9 +24,8 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
-from ..geometry import Intervals, compiled1d
+from ..geometry import compiled1d
 from ..geometry.linesplit import WORK_PER_CALL
 from .chain import Chain
 from .plan import graph_layers, region_bytes
@@ -113,38 +112,45 @@ class PathChain:
         """Bytes one piece of the result costs (see :func:`~splinecam.run.plan.region_bytes`)."""
         return region_bytes(self.outputs, self.layers)
 
-    def run(self, origin: np.ndarray, step: np.ndarray, rtol: float, watch: Watch, finished: list) -> None:
-        """The pieces of the legs ``x = origin + t step`` (each (L, D); t in [0, 1]) into
-        ``finished`` as (leg, lo, hi, ends, codes, states) chunks of NumPy arrays (the intervals
-        about the legs' chart point :data:`CENTER`, the states (n, 2, K) there), in order along
-        the legs, watched by ``watch`` (a limit raises after ``finished`` holds the pieces so far)."""
+    def run(self, origin: np.ndarray, step: np.ndarray, starts: np.ndarray, rtol: float, watch: Watch,
+            finished: list) -> None:
+        """The pieces of the legs ``x = origin + t step`` (each (L, D); t in [0, 1]; the legs start
+        at ``starts`` (L,) in their path's t) into ``finished`` as chunks of NumPy arrays (see
+        :meth:`pieces`), in order along the legs, watched by ``watch`` (a limit raises after
+        ``finished`` holds the pieces so far)."""
         warm_allocator()
         watch.start()
         with one_blas_thread():
-            self._loop(origin, step, rtol, watch, finished)
+            self._loop(origin, step, starts, rtol, watch, finished)
 
-    def _loop(self, origin, step, rtol, watch, finished) -> None:
-        """:meth:`run`'s calls of the kernel."""
+    @functools.cached_property
+    def _outputs(self) -> tuple[int, int, int]:
+        """The bytes of a piece's packed code; the pieces one call may output, and the first
+        call (doubled each call up to the most: a short run allocates little)."""
         nbytes = code_width(self.layers)
-        most = max(self.caps[-1], OUT_BYTES // (16 * self.outputs + 48 + nbytes))  # pieces one call may output
-        cap = min(max(self.caps[-1], FIRST_OUT), most)  # doubled each call up to ``most``: a short run allocates little
+        most = max(self.caps[-1], OUT_BYTES // (16 * self.outputs + 48 + nbytes))
+        return nbytes, most, min(max(self.caps[-1], FIRST_OUT), most)
+
+    def _loop(self, origin, step, starts, rtol, watch, finished) -> None:
+        """:meth:`run`'s calls of the kernel."""
+        nbytes, most, cap = self._outputs
+        k, where = self.outputs, self.layers[-1].name if self.layers else ""
         stack, loaded, busy = self._stack(), np.zeros(1, np.int64), True
         while busy:
             watch.check_time()
             size = max(self.cuts, min(cap, watch.max_regions - watch.done))  # no more than the region limit allows
-            o_lo, o_hi, o_ends = np.empty(size), np.empty(size), np.empty((size, 2, 2), np.int64)
-            o_code, o_z, o_leg = np.empty((size, nbytes), np.uint8), np.empty((size, 2, self.outputs)), np.empty(size, np.int64)
+            lo, hi, leg = np.empty(size), np.empty(size), np.empty(size, np.int64)
+            ends, code = np.empty((size, 2, 2), np.int64), np.empty((size, nbytes), np.uint8)
+            z = np.empty((size, 2, k))  # (the states about the chart point)
+            affine, middle = np.empty((size, k, 2)), np.empty((size, k))
             n, waiting, busy = compiled1d.chain_pieces(self.meta, self.weights, self.biases, self.act, rtol, CENTER,
-                                                       WORK_PER_CALL, REFRESH, origin, step, loaded, *stack,
-                                                       o_lo, o_hi, o_ends, o_code, o_z, o_leg, 0)
-            finished.append((o_leg[:n], o_lo[:n], o_hi[:n], o_ends[:n], o_code[:n], o_z[:n]))
+                                                       WORK_PER_CALL, REFRESH, origin, step, starts, loaded, *stack,
+                                                       lo, hi, ends, code, z, leg, affine, middle, 0)
+            finished.append((lo[:n], hi[:n], affine[:n], middle[:n], code[:n], ends[:n], leg[:n]))
             cap = min(2 * cap, most)
             watch.pending = waiting
-            if watch.bar is None and watch.timeout is None:  # nothing shows the length finished
-                watch.done += n
-            else:
-                watch.finished(Intervals(torch.from_numpy(o_lo[:n]), torch.from_numpy(o_hi[:n]), torch.from_numpy(o_ends[:n])))
-            watch.check(self.layers[-1].name if self.layers else "", 0)
+            watch.add(n, float(hi[:n].sum() - lo[:n].sum()) if watch.measuring(busy) else 0.0)
+            watch.check(where, 0)
         if self.stack_bytes <= KEEP_STACK and not self.spare:  # (a finished run's levels are empty)
             self.spare.append(stack)
 
@@ -165,17 +171,17 @@ class PathChain:
                 np.empty((rows, code_width(self.layers)), np.uint8), np.empty((rows, 2, self.width)),
                 np.empty(rows, np.int64), np.empty(2 * max(caps) * self.width))
 
-    def pieces(self, finished: list, starts: np.ndarray) -> tuple:
-        """The pieces of the chunks ``finished`` of :meth:`run` (of legs that start at
-        ``starts`` (L,) in the path's parameter t) in one, in order along the path: their ends
-        ``lo``, ``hi`` (n,) in t, maps (n, K, 2) (output k is ``a t + c``), outputs at their
-        middles (n, K), packed codes (n, B), end units (n, 2, 2) and legs (n,)."""
+    def pieces(self, finished: list) -> tuple:
+        """The pieces of the chunks ``finished`` of :meth:`run` in one, in order along the paths:
+        their ends ``lo``, ``hi`` (n,) in t, maps (n, K, 2) (output k is ``a t + c``), outputs at
+        their middles (n, K), packed codes (n, B), end units (n, 2, 2) and legs (n,)."""
+        if len(finished) == 1:
+            return finished[0]
         if not finished:
             k = self.outputs
             return (np.zeros(0), np.zeros(0), np.zeros((0, k, 2)), np.zeros((0, k)), np.zeros((0, code_width(self.layers)), np.uint8),
                     np.zeros((0, 2, 2), np.int64), np.zeros(0, np.int64))
-        leg, lo, hi, ends, codes, z = (x[0] if len(finished) == 1 else np.concatenate(x) for x in zip(*finished))
-        return (*compiled1d.path_pieces(lo, hi, z, leg, starts, CENTER), codes, ends, leg)
+        return tuple(np.concatenate(x) for x in zip(*finished))
 
 
 CENTER = 0.5  # the chart point of every leg of a polyline (its middle: t in [0, 1] is [-CENTER, CENTER] about it)

@@ -13,6 +13,7 @@ __all__ = ["LOG_EVERY", "Watch", "progress_bar"]
 
 
 LOG_EVERY = 10.0  # seconds between progress lines where stderr is not a terminal (a log file)
+BAR_DELAY = 2.0  # seconds into a run before its bar shows, where ``progress`` is None
 
 
 class ProgressLines:
@@ -70,8 +71,9 @@ def progress_bar(progress, total: float, desc: str, unit: str, share: str = "the
 class Watch:
     """Progress and limits of one run over a domain (a slice, a leg of a path: its ``measure``,
     ``noun`` and ``measure_noun``): ``done`` regions finished, ``pending`` waiting, ``area``: the
-    measure of the domain finished.  progress: None shows a bar after 2 s, True at once, False never;
-    timeout: seconds from ``started`` (a ``time.perf_counter()`` reading, default the call of
+    measure of the domain finished.  progress: None shows a bar after :data:`BAR_DELAY` s (made
+    then: a run that ends sooner, such as a path's partition made per call, pays nothing for it),
+    True at once, False never; timeout: seconds from ``started`` (a ``time.perf_counter()`` reading, default the call of
     :meth:`start`; None: no limit); limit_note: said of ``max_regions`` in its error."""
 
     def __init__(self, sl, progress, max_regions: int, timeout: float | None, started: float | None = None,
@@ -81,16 +83,26 @@ class Watch:
         self.done = self.pending = 0
         self.area = 0.0
         self.bar = None
+        self.bar_at: float | None = None  # when the bar is made (at the first progress shown from then on)
         self.keep_open = False  # True: several runs share the watch (the legs of a path); close() waits
 
     def start(self) -> None:
-        """Start the clock (unless ``started`` was given) and the bar."""
+        """Start the clock (unless ``started`` was given) and, where ``progress`` is True, the bar."""
         self.started = time.perf_counter() if self.started is None else self.started
         self.deadline = self.started + self.timeout if self.timeout is not None else float("inf")
-        if self.bar is not None or self.progress is False:  # the next run of several, or no bar
-            return
-        self.bar = progress_bar(self.progress, float(self.slice.measure), "splinecam", "area", self._share(),
-                                miniters=0, mininterval=0.25,
+        if self.bar_at is None:  # (not the next run of several)
+            self.bar_at = {True: self.started, None: self.started + BAR_DELAY}.get(self.progress, float("inf"))
+            if self.progress:
+                self._open_bar()
+
+    def measuring(self, more: bool = True) -> bool:
+        """Whether the measure of regions finished now is read: by a bar (open, or one that may
+        open while the run goes on, where ``more`` regions follow) or by a time limit's error."""
+        return self.bar is not None or self.timeout is not None or (more and self.progress is None)
+
+    def _open_bar(self) -> None:
+        self.bar = progress_bar(True if self.progress is None else self.progress, float(self.slice.measure),
+                                "splinecam", "area", self._share(), miniters=0, mininterval=0.25,
                                 bar_format="{desc}: {percentage:3.0f}% of the " + self.slice.noun
                                 + " |{bar}| {elapsed}<{remaining}{postfix}")
 
@@ -109,16 +121,21 @@ class Watch:
 
     def finished(self, cells) -> None:
         """The regions ``cells`` (R,) are finished.  (Their measure is summed only where a bar or
-        the time limit's message can say it.)"""
-        self.done += len(cells)
-        if self.bar is not None or self.timeout is not None:
-            self.area += float(cells.measure().sum())
+        the time limit's message can say it: :meth:`measuring`.)"""
+        self.add(len(cells), float(cells.measure().sum()) if self.measuring() else 0.0)
+
+    def add(self, regions: int, measure: float) -> None:
+        """``regions`` more regions are finished, of ``measure`` in all."""
+        self.done += regions
+        self.area += measure
         self.show()
 
     def show(self, where: str = "") -> None:
         """Progress: regions so far, the op being split, the finished share of the area."""
         if self.bar is None:
-            return
+            if self.bar_at is None or time.perf_counter() < self.bar_at:
+                return
+            self._open_bar()
         self.bar.set_postfix_str(f"{self.done:,} regions" + (f", splitting {where}" if where else ""), refresh=False)
         self.bar.update(min(self.area, self.bar.total) - self.bar.n)
 
