@@ -62,7 +62,7 @@ class Options:
             raise ValueError(f"timeout must be a positive number of seconds (or None), got {self.timeout!r}.")
         if self.chunk_size is not None and not (isinstance(self.chunk_size, int) and self.chunk_size >= 1):
             raise ValueError(f"chunk_size must be a positive integer (or None to use max_memory), got {self.chunk_size!r}.")
-        if not 0 <= self.rtol < 1e-3:
+        if not (isinstance(self.rtol, (int, float)) and 0 <= self.rtol < 1e-3):
             raise ValueError(f"rtol must be a small non-negative tolerance (default 1e-10), got {self.rtol!r}.")
         if self.tol is not None and not (isinstance(self.tol, (int, float)) and self.tol > 0):
             raise ValueError(f"tol must be a positive distance in slice units (or None: 1e-6 of the slice's size), "
@@ -74,12 +74,12 @@ class Options:
     @classmethod
     def of(cls, options: dict, caller: str) -> "Options":
         """Options from keyword arguments, with a clear error for unknown names."""
-        unknown = sorted(set(options) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise TypeError(f"unknown option(s) {unknown}; {caller} accepts {sorted(cls.__dataclass_fields__)}.")
         try:  # (options are frozen: the same values give the same one, checked once)
             return _options_of(tuple(options.items()), tuple(map(type, options.values())))
-        except TypeError:  # a value that cannot be hashed: checked here, with its error
+        except TypeError:  # an unknown name, or a value that cannot be hashed: checked here, with its error
+            unknown = sorted(set(options) - set(cls.__dataclass_fields__))
+            if unknown:
+                raise TypeError(f"unknown option(s) {unknown}; {caller} accepts {sorted(cls.__dataclass_fields__)}.") from None
             return cls(**options)
 
     @cached_property

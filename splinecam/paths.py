@@ -17,14 +17,13 @@ A :class:`Path` is parameterised by one number t:
 
 from __future__ import annotations
 
-import itertools
 import math
-import operator
 
 import numpy as np
 import torch
 
 from .geometry import Arcs, Intervals
+from .geometry.compiled1d import point_sizes
 from .slices import finite_array, float64_array, not_finite, rounding
 
 __all__ = ["Leg", "Path", "PathSet"]
@@ -79,7 +78,7 @@ class Path:
     partitioner = "path_partition.partition_path"  # what sc.partition runs on a path
 
     def __init__(self, points, kind: str = "polyline", closed: bool = False):
-        pts = float64_array(points)  # (checked finite below, with the scale)
+        pts = np.ascontiguousarray(float64_array(points))  # (checked finite below, with the scale)
         if kind not in ("polyline", "ellipse"):
             raise ValueError(f"kind must be 'polyline' or 'ellipse', got {kind!r}.")
         need = 3 if kind == "ellipse" else 2
@@ -89,7 +88,7 @@ class Path:
         flat = pts.reshape(len(pts), -1)
         if kind == "polyline" and closed:
             flat, pts = np.concatenate([flat, flat[:1]]), np.concatenate([pts, pts[:1]])
-        scale, shortest, leg = _sizes(flat)
+        scale, shortest, leg = point_sizes(flat)
         if not math.isfinite(scale):  # (NaN propagates through the max)
             raise not_finite("points")
         eps = _ROUNDINGS * rounding(points) * max(1.0, scale)
@@ -191,25 +190,6 @@ class Path:
         if self.kind == "ellipse":
             return f"Path.ellipse(input_shape={self.input_shape})"
         return f"Path(input_shape={self.input_shape}, {len(self.points) - 1} legs{', closed' if self.closed else ''})"
-
-
-_SMALL = 64  # points of at most this many values are measured in Python (a NumPy reduction costs ~1 us; a path is
-# made per call)
-
-
-def _sizes(flat: np.ndarray) -> tuple[float, float, int]:
-    """Of points ``flat`` (n, D): the largest absolute value (NaN if one is NaN), and the size of
-    the shortest leg between consecutive points (its largest absolute step) and its number."""
-    if flat.size > _SMALL:
-        steps = np.maximum.reduce(np.abs(flat[1:] - flat[:-1]), axis=1)
-        leg = int(np.argmin(steps))
-        return float(np.maximum.reduce(np.abs(flat), axis=None)), float(steps[leg]), leg
-    rows = flat.tolist()
-    values = list(itertools.chain.from_iterable(rows))
-    scale = math.nan if any(map(math.isnan, values)) else max(map(abs, values))
-    steps = [max(map(abs, map(operator.sub, b, a))) for a, b in zip(rows, rows[1:])]
-    shortest = min(steps)
-    return scale, shortest, steps.index(shortest)
 
 
 class PathSet:

@@ -24,7 +24,7 @@ from .compiled import AVAILABLE
 from .polygons import BORDER
 
 __all__ = ["AVAILABLE", "CHAIN_AFFINE", "CHAIN_META", "CHAIN_SPLIT", "PIECE_BYTES", "chain_pieces", "chain_product",
-           "interval_breakpoint_split"]
+           "interval_breakpoint_split", "point_sizes"]
 
 PIECE_BYTES = 96  # bytes of a piece's records besides its code (ends, units, parent)
 
@@ -541,6 +541,29 @@ def _chain_batches(meta, weights, biases, act, rtol, extent, max_work, refresh, 
             lv[s + 1, 1], lv[s + 1, 2] = 0, n_child
 
 
+def point_sizes(flat):
+    """Of points ``flat`` (n, D) (C-contiguous): the largest absolute value (NaN if one is NaN),
+    and the size of the shortest leg between consecutive points (its largest absolute step)
+    and its number.  (Compiled: a path is made per call, and NumPy's reductions cost
+    microseconds each there.)"""
+    n, d = flat.shape
+    scale = 0.0
+    for i in range(n):
+        for j in range(d):
+            v = flat[i, j]
+            if v != v:
+                return np.nan, 0.0, 0
+            scale = max(scale, abs(v))
+    shortest, leg = np.inf, 0
+    for i in range(n - 1):
+        size = 0.0
+        for j in range(d):
+            size = max(size, abs(flat[i + 1, j] - flat[i, j]))
+        if size < shortest:
+            shortest, leg = size, i
+    return scale, shortest, leg
+
+
 def _set_bits(packed, byte, bits, n):
     """Set the first n bits of ``bits`` (bool) into ``packed`` (uint8) from byte ``byte`` on, as
     ``np.packbits`` orders them (the first bit the highest of its byte)."""
@@ -570,4 +593,4 @@ if AVAILABLE:  # compiled on first use, cached on disk beside this file
     _piece_of, _chain_batches = _inline(_piece_of), njit(cache=True)(_chain_batches)
     _piece_rows, _load_legs = _inline(_piece_rows), njit(cache=True)(_load_legs)
     interval_breakpoint_split = njit(cache=True)(interval_breakpoint_split)
-    chain_pieces = njit(cache=True)(chain_pieces)
+    chain_pieces, point_sizes = njit(cache=True)(chain_pieces), njit(cache=True)(point_sizes)

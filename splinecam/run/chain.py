@@ -102,9 +102,10 @@ def read_chain(model, sl: Slice) -> Chain | None:
                 seen.add(id(p))
                 state[f"{name}.{key}"] = copy
         if kind is nn.Linear:
-            if m.in_features != width:
+            if m.in_features != width or "weight" not in own:
                 return None
-            op, width = LinearOp(params[0], params[1] if len(params) == 2 else None), m.out_features
+            copies = dict(zip(own, params))  # (by name: a parameter deleted and set again comes last)
+            op, width = LinearOp(copies["weight"], copies.get("bias")), m.out_features
         elif kind is nn.ReLU:
             op = _RELU
         elif kind is nn.LeakyReLU:
@@ -117,53 +118,58 @@ def read_chain(model, sl: Slice) -> Chain | None:
     return Chain(leaves, ops, state)
 
 
-# model -> (its fingerprint, the objects it names, a _Snapshot of each parameter, its chain): a model
-# partitioned again with the same structure and weights is not read again
+# model -> (its fingerprint, the leaves it names, a _Snapshot of each parameter, its chain): a
+# model partitioned again with the same structure and weights is not read again
 _CHAINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _fingerprint(model: nn.Module, width: int) -> tuple:
-    """What :func:`read_chain` reads of ``model`` besides its parameters' values: the registry,
-    the input width, each leaf's name, identity, type, mode, settings and tensors (by identity)."""
+def _fingerprint(leaves: list[tuple[str, nn.Module]], width: int) -> tuple:
+    """What :func:`read_chain` reads of a model with ``leaves`` besides its parameters (which
+    :class:`_Snapshot` checks): the registry, the input width, each leaf's name, identity, type,
+    mode, settings and numbers of tensors."""
     parts: list = [REGISTRY.version, width]
-    for name, m in leaf_modules(model):
+    for name, m in leaves:
         own = vars(m)  # (not getattr: a module's __getattr__ is slow for a missing name)
-        params = own["_parameters"]
         parts.append((name, id(m), type(m), own.get("training"), own.get("negative_slope"), own.get("p"),
-                      own.get("in_features"), len(own["_buffers"]), tuple(params), tuple(map(id, params.values()))))
+                      own.get("in_features"), len(own["_buffers"]), len(own["_parameters"])))
     return tuple(parts)
 
 
-def _named_objects(model: nn.Module) -> list:
-    """The objects a fingerprint names by identity (the leaves and their parameters): held while
-    the chain is cached, so that their identities stay theirs."""
-    return [obj for _, m in leaf_modules(model) for obj in (m, *vars(m)["_parameters"].values())]
-
-
 class _Snapshot:
-    """A parameter's values when its chain was read, and a cheap exact test that it still holds
-    them: the same memory (address, dtype, shape, strides, device; the snapshot holds a view of
-    that memory, so no other tensor can be given the address while it lives) with the same bytes
-    (a CPU tensor that NumPy can view), else ``torch.equal`` with a copy."""
+    """A parameter of a leaf when its chain was read, and a cheap exact test (:func:`_unchanged`)
+    that the leaf still holds it, with the same values: the same object under the same name,
+    over the same memory (address, dtype, shape, strides: the snapshot holds a view of that
+    memory, so no other tensor, on any device, is given the address while it lives) with the
+    same bytes (a CPU tensor that NumPy can view), else ``torch.equal`` with a copy."""
 
-    def __init__(self, p: torch.Tensor):
-        self.param = p
+    __slots__ = ("params", "name", "param", "address", "dtype", "shape", "strides", "view", "bytes", "copy")
+
+    def __init__(self, params: dict, name: str):
+        p = self.param = params[name]
+        self.params, self.name = params, name
         self.address, self.dtype, self.shape, self.strides = p.data_ptr(), p.dtype, p.shape, p.stride()
-        self.device = p.device
         data = p.detach()
         if data.device.type == "cpu" and data.dtype in _NUMPY_DTYPES:
             self.view, self.copy = data.numpy(), None
             self.bytes = self.view.tobytes()
         else:
-            self.view, self.copy = None, data.clone()
+            self.view, self.bytes, self.copy = None, None, data.clone()
 
-    def same(self) -> bool:
-        """Whether the parameter holds the values it held when the snapshot was taken."""
-        p = self.param
-        if self.view is None:
-            return torch.equal(p, self.copy)
-        return (p.data_ptr() == self.address and p.dtype == self.dtype and p.shape == self.shape
-                and p.stride() == self.strides and p.device == self.device and self.view.tobytes() == self.bytes)
+
+def _unchanged(snapshots: list[_Snapshot]) -> bool:
+    """Whether each snapshot's leaf holds its parameter with the values it held (one loop, no
+    method calls: a path's partition runs it at every call)."""
+    for s in snapshots:
+        p = s.param
+        if s.params.get(s.name) is not p:
+            return False
+        if s.view is None:
+            if not torch.equal(p, s.copy):
+                return False
+        elif not (p.data_ptr() == s.address and p.dtype == s.dtype and p.shape == s.shape and p.stride() == s.strides
+                  and s.view.tobytes() == s.bytes):
+            return False
+    return True
 
 
 _NUMPY_DTYPES = {torch.float64, torch.float32, torch.float16, torch.int64, torch.int32}
@@ -175,14 +181,17 @@ def cached_chain(model, sl: Slice) -> Chain | None:
     them, so an in-place edit through ``p.data`` is seen too)."""
     if type(model) is not nn.Sequential or len(sl.input_shape) != 1:
         return None
-    key = _fingerprint(model, sl.input_shape[0])
+    leaves = leaf_modules(model)
+    key = _fingerprint(leaves, sl.input_shape[0])
     hit = _CHAINS.get(model)
-    if hit is not None and hit[0] == key and all(snap.same() for snap in hit[2]):
+    if hit is not None and hit[0] == key and _unchanged(hit[2]):
         return hit[3]
     chain = read_chain(model, sl)
     if chain is not None:
-        objects = _named_objects(model)
-        _CHAINS[model] = (key, objects, [_Snapshot(p) for p in objects if isinstance(p, torch.Tensor)], chain)
+        held = [m for _, m in leaves]  # (held with the chain: their identities stay theirs)
+        tables = {id(m): vars(m)["_parameters"] for m in held}  # (a leaf used twice: once)
+        snapshots = [_Snapshot(params, name) for params in tables.values() for name, p in params.items() if p is not None]
+        _CHAINS[model] = (key, held, snapshots, chain)
     return chain
 
 

@@ -91,7 +91,7 @@ class Watch:
         self.started = time.perf_counter() if self.started is None else self.started
         self.deadline = self.started + self.timeout if self.timeout is not None else float("inf")
         if self.bar_at is None:  # (not the next run of several)
-            self.bar_at = {True: self.started, None: self.started + BAR_DELAY}.get(self.progress, float("inf"))
+            self.bar_at = time.perf_counter() + BAR_DELAY if self.progress is None else float("inf")
             if self.progress:
                 self._open_bar()
 
