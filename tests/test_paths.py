@@ -20,6 +20,7 @@ from trained_models import multiclass_mlp, sdf_mlp
 
 import splinecam as sc
 from splinecam.analysis.sampling import ambiguous_bits, code_mismatches, network_outputs
+from splinecam.geometry.compiled1d import point_sizes
 
 GRID = 3000
 
@@ -263,6 +264,35 @@ def test_bad_paths_and_options_say_what_to_do():
     assert np.isfinite(big.points).all()
     with pytest.raises(ValueError, match="tiles"):
         sc.partition(random_mlp([3], 1, 0), sc.Path.segment([0.0, 0.0], [1.0, 1.0]), tiles=2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 6), st.integers(1, 40), st.integers(0, 2**32 - 1), st.sampled_from(["plain", "repeat", "nan", "inf"]))
+def test_the_compiled_sizes_of_points_are_numpys(n, d, seed, kind):
+    """``point_sizes`` (the check of every path's points): the largest absolute value (NaN where
+    one is NaN) and the shortest leg (its size and number, the first of ties), as NumPy has them."""
+    rng = np.random.default_rng(seed)
+    flat = rng.normal(size=(n, d)) * 10.0 ** rng.integers(-8, 8)
+    if kind == "repeat":
+        flat[rng.integers(1, n)] = flat[0]  # a leg of size 0, or two equal legs
+    elif kind in ("nan", "inf"):
+        flat[rng.integers(n), rng.integers(d)] = np.nan if kind == "nan" else -np.inf
+    scale, shortest, leg = point_sizes(np.ascontiguousarray(flat))
+    steps = np.abs(np.diff(flat, axis=0)).max(1)
+    if kind == "nan":
+        assert np.isnan(scale)
+        return
+    assert scale == np.abs(flat).max()
+    if kind != "inf":
+        assert shortest == steps.min() and leg == int(np.argmin(steps))
+
+
+def test_points_in_any_memory_order_make_the_same_path():
+    points = np.asfortranarray(np.array([[0.0, 1.0], [2.0, 0.5], [1.0, -1.0]]))
+    strided = np.array([[0.0, 9.0, 1.0], [2.0, 9.0, 0.5], [1.0, 9.0, -1.0]])[:, ::2]
+    for pts in (points, strided, torch.tensor(points.T).T):
+        path = sc.Path.through(pts)
+        assert path.points.flags.c_contiguous and np.array_equal(path.points, np.ascontiguousarray(points))
 
 
 def test_save_and_load(tmp_path):

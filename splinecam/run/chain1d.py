@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -205,19 +206,52 @@ def _blas() -> list:
     return scipys or libs
 
 
+@functools.cache
+def _thread_counts() -> list[tuple]:
+    """(get, set) the number of threads of each BLAS of :func:`_blas`: an OpenBLAS with its own
+    threads (what SciPy's wheels ship) by its own functions, called directly (threadpoolctl's
+    wrappers cost microseconds, and a path's partition is made per call); another through
+    threadpoolctl."""
+    out = []
+    for lib in _blas():
+        own = _openblas_counts(lib.filepath) if (lib.internal_api, lib.threading_layer) == ("openblas", "pthreads") else None
+        out.append(own or (lib.get_num_threads, lib.set_num_threads))
+    return out
+
+
+def _openblas_counts(filepath: str) -> tuple | None:
+    """OpenBLAS's ``openblas_get_num_threads`` and ``openblas_set_num_threads`` in the library
+    at ``filepath`` (loaded already), under the prefixes and suffixes of its builds."""
+    import ctypes
+
+    lib = ctypes.CDLL(filepath)
+    for prefix, suffix in itertools.product(("", "scipy_"), ("", "64_", "_64")):
+        get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
+        put = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
+        if get is not None and put is not None:
+            get.argtypes, get.restype, put.argtypes, put.restype = [], ctypes.c_int, [ctypes.c_int], None
+            return get, put
+    return None
+
+
 class one_blas_thread:  # noqa: N801 (used as a function: ``with one_blas_thread():``)
     """A context in which BLAS runs on one thread: the kernel's products are small, and threads
-    started for each would cost more than they save (much more on a loaded machine).  (A class,
-    not a generator: it is entered once per partition of a path.)"""
+    started for each would cost more than they save (much more on a loaded machine).  Only the
+    main thread sets it (the setting is the process's: two threads that each set and restore it
+    could leave it changed).  (A class, not a generator: it is entered once per partition of a
+    path.)"""
 
     def __enter__(self):
-        self.changed = [(lib, n) for lib in _blas() if (n := lib.get_num_threads()) not in (1, None)]
-        for lib, _ in self.changed:
-            lib.set_num_threads(1)
+        if threading.current_thread() is not threading.main_thread():
+            self.changed = []
+            return
+        self.changed = [(put, n) for get, put in _thread_counts() if (n := get()) not in (1, None)]
+        for put, _ in self.changed:
+            put(1)
 
     def __exit__(self, *exc):
-        for lib, n in self.changed:
-            lib.set_num_threads(n)
+        for put, n in self.changed:
+            put(n)
 
 
 def path_chain(chain: Chain, inputs: int) -> PathChain | None:

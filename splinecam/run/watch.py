@@ -96,9 +96,11 @@ class Watch:
                 self._open_bar()
 
     def measuring(self, more: bool = True) -> bool:
-        """Whether the measure of regions finished now is read: by a bar (open, or one that may
-        open while the run goes on, where ``more`` regions follow) or by a time limit's error."""
-        return self.bar is not None or self.timeout is not None or (more and self.progress is None)
+        """Whether the measure of regions finished now is read: by a bar (open, due, or one that
+        may open while the run goes on, where ``more`` regions follow) or by a time limit's error."""
+        if self.bar is not None or self.timeout is not None:
+            return True
+        return self.progress is None and (more or time.perf_counter() >= self.bar_at)
 
     def _open_bar(self) -> None:
         self.bar = progress_bar(True if self.progress is None else self.progress, float(self.slice.measure),

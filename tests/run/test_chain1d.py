@@ -191,6 +191,12 @@ def test_the_cached_chain_follows_the_model(kernel_calls):
         yield
         model[2].bias.data = model[2].bias.data + 0.5  # new memory under the same parameter
         yield
+        model[0].bias.detach().numpy()[0] += 1.0  # written through NumPy: no version counter at all
+        yield
+        weight = model[0].weight
+        del model[0].weight
+        model[0].weight = nn.Parameter(weight.detach() + 0.125)  # set again: now after the bias in its table
+        yield
         model[3].negative_slope = 0.5  # a setting
         yield
         model[4] = nn.Linear(8, 2)  # a new module

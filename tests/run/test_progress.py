@@ -69,6 +69,41 @@ def test_a_short_run_writes_nothing_or_a_first_and_a_last_line(capsys):
     assert lines[1].startswith(f"splinecam: {len(part):,} regions, 100% of the slice's area, "), lines
 
 
+@pytest.mark.parametrize("seconds", [0.0, 3.0])
+def test_a_paths_bar_is_made_only_once_the_run_is_long(monkeypatch, seconds):
+    """progress=None: a path's partition (made per call, in microseconds) opens no bar unless
+    the run is still going BAR_DELAY s after its start (a clock that makes every reading 3 s
+    later): then one bar, which has seen the whole path's length at the end."""
+    clock = _Clock(seconds)
+    monkeypatch.setattr(watch_module, "time", clock)
+    bars = []
+    monkeypatch.setattr(watch_module, "progress_bar", lambda *args, **kwargs: bars.append(_Bar()) or bars[-1])
+    monkeypatch.setattr("splinecam.run.chain1d.WORK_PER_CALL", 1)  # a call of the kernel per batch
+    model = random_mlp([16, 16], 2, 0)
+    part = sc.partition(model, sc.Path.through([[-2.0, -2.0], [2.0, 1.0], [0.0, 2.0]]))
+    assert len(part) > 16
+    if seconds == 0.0:
+        assert bars == []
+    else:
+        assert len(bars) == 1 and bars[0].n == pytest.approx(2.0)  # (the path's t runs over [0, 2])
+
+
+class _Bar:
+    """The part of tqdm's interface the watch uses, recording the share shown."""
+
+    def __init__(self):
+        self.n, self.total = 0.0, 2.0
+
+    def update(self, n):
+        self.n += n
+
+    def set_postfix_str(self, text, refresh=False):
+        pass
+
+    def close(self):
+        pass
+
+
 def test_tasks_progress_lines(monkeypatch, capsys):
     monkeypatch.setattr(watch_module, "time", _Clock(6.0))
     assert run_tasks(None, abs, [(-i,) for i in range(5)], [f"t{i}" for i in range(5)], progress=True,
