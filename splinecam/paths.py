@@ -85,13 +85,19 @@ class Path:
         if pts.ndim < 2 or len(pts) < need:
             raise ValueError(f"a {kind} needs at least {need} points, each an input (shape (n, *input_shape)), "
                              f"got an array of shape {pts.shape}.")
-        flat = pts.reshape(len(pts), -1)
         if kind == "polyline" and closed:
-            flat, pts = np.concatenate([flat, flat[:1]]), np.concatenate([pts, pts[:1]])
+            pts = np.concatenate([pts, pts[:1]])
+        self._set(pts, kind, bool(closed), rounding(points))
+
+    def _set(self, pts: np.ndarray, kind: str, closed: bool, eps: float) -> None:
+        """The path through ``pts`` (n + 1, *input_shape) (C-contiguous float64, the first point
+        repeated at the end of a closed polyline), checked: finite, its legs (or the ellipse's
+        axes) not shorter than noise, the rounding of its inputs' dtype being ``eps``."""
+        flat = pts.reshape(len(pts), -1)
         scale, shortest, leg = point_sizes(flat)
         if not math.isfinite(scale):  # (NaN propagates through the max)
             raise not_finite("points")
-        eps = _ROUNDINGS * rounding(points) * max(1.0, scale)
+        eps = _ROUNDINGS * eps * max(1.0, scale)
         if kind == "polyline":
             if not shortest > eps:
                 raise ValueError(f"points {leg} and {leg + 1} of the path coincide: a leg needs two distinct points.")
@@ -100,7 +106,7 @@ class Path:
             sv = np.linalg.svd(np.stack([a, b], 1), compute_uv=False)
             if not sv[-1] > eps:
                 raise ValueError("the three points lie on one line (or coincide): no ellipse passes through them.")
-        self.points, self.kind, self.closed = pts, kind, bool(closed)
+        self.points, self.kind, self.closed = pts, kind, closed
         self.input_shape = tuple(pts.shape[1:])
 
     @classmethod
@@ -109,13 +115,14 @@ class Path:
         a, b = float64_array(x0), float64_array(x1)
         if a.shape != b.shape:
             raise ValueError(f"x0 and x1 must be inputs of one shape, got shapes {a.shape} and {b.shape}.")
-        points = np.empty((2, *a.shape))
-        points[0], points[1] = a, b
+        points = np.array((a, b))  # (2, *input_shape)
+        path = cls.__new__(cls)
         try:
-            return cls(points)
+            path._set(points, "polyline", False, rounding(x0, x1))
         except ValueError:
             finite_array(a, "x0"), finite_array(b, "x1")  # (a NaN or inf: the error names the point)
             raise
+        return path
 
     @classmethod
     def through(cls, points, closed: bool = False) -> "Path":

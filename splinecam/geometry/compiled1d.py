@@ -116,12 +116,14 @@ def _cuts(a_lo, a_hi, m, pa, pc, ptol, proot, order, cut, roots):
     return n_cut
 
 
-def _side(j, start, end, pa, pc, ptol, pm):
-    """The side of crossing plane j over the piece ``[start, end]`` (middle ``pm``): above its
-    breakpoint, below it, or (within tolerance there) at the middle."""
-    g_s, g_e = pa[j] * start + pc[j], pa[j] * end + pc[j]
-    side = (1 if max(g_s, g_e) > ptol[j] else 0) - (1 if min(g_s, g_e) < -ptol[j] else 0)
-    return side > 0 if side != 0 else pa[j] * pm + pc[j] > 0
+def _side(a, c, tol, start, end, pm):
+    """The side of the crossing plane ``a t + c`` (tolerance ``tol``) over the piece ``[start,
+    end]`` (middle ``pm``): above its breakpoint, below it, or (within tolerance there) at the
+    middle.  (Numbers, not arrays: an array passed costs reference counts, and this runs for
+    every plane of every piece.)"""
+    g_s, g_e = a * start + c, a * end + c
+    side = (1 if max(g_s, g_e) > tol else 0) - (1 if min(g_s, g_e) < -tol else 0)
+    return side > 0 if side != 0 else a * pm + c > 0
 
 
 def _piece_code(start, end, base, bits, m, pa, pc, ptol, pbit, code, row):
@@ -131,7 +133,7 @@ def _piece_code(start, end, base, bits, m, pa, pc, ptol, pbit, code, row):
         code[row, b] = base[b]
     pm = (start + end) / 2
     for j in range(m):
-        code[row, pbit[j]] = _side(j, start, end, pa, pc, ptol, pm)
+        code[row, pbit[j]] = _side(pa[j], pc[j], ptol[j], start, end, pm)
 
 
 def _piece_bits(start, end, m, pa, pc, ptol, pbit, packed, row, byte):
@@ -141,7 +143,7 @@ def _piece_bits(start, end, m, pa, pc, ptol, pbit, packed, row, byte):
     for j in range(m):
         b = pbit[j]
         mask = np.uint8(128 >> (b % 8))
-        if _side(j, start, end, pa, pc, ptol, pm):
+        if _side(pa[j], pc[j], ptol[j], start, end, pm):
             packed[row, byte + b // 8] |= mask
         else:
             packed[row, byte + b // 8] &= np.uint8(255 - mask)
@@ -309,7 +311,7 @@ def _load_legs(meta, weights, biases, last, origin, step, loaded, n, extent, d_l
 
 def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, origin, step, starts, loaded, lv, l_lo,
                  l_hi, l_ends, l_code, l_z, l_leg, rows, o_lo, o_hi, o_ends, o_code, o_z, o_leg, o_affine, o_middle,
-                 n_out):
+                 n_out, n_cap):
     """The pieces of the legs of polylines through a chain of ops, in one bounded call: those of
     :func:`_chain_batches` (see there; the legs start at ``starts`` (L,) in their paths'
     parameter t), then in the path's t: ``o_lo``, ``o_hi`` (n,) in t, ``o_affine`` (n, K, 2) the
@@ -319,7 +321,7 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, or
     first = n_out
     n_out, waiting, busy = _chain_batches(meta, weights, biases, act, rtol, extent, max_work, refresh, origin, step,
                                           loaded, lv, l_lo, l_hi, l_ends, l_code, l_z, l_leg, rows, o_lo, o_hi, o_ends,
-                                          o_code, o_z, o_leg, n_out)
+                                          o_code, o_z, o_leg, n_out, n_cap)
     for i in range(first, n_out):  # (lo and hi about the chart point ``extent`` until now)
         lo, hi, s = o_lo[i], o_hi[i], starts[o_leg[i]]
         o_lo[i], o_hi[i] = (lo + extent) + s, (hi + extent) + s
@@ -333,7 +335,7 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, or
 
 
 def _chain_batches(meta, weights, biases, act, rtol, extent, max_work, refresh, origin, step, loaded, lv, l_lo, l_hi,
-                   l_ends, l_code, l_z, l_leg, rows, o_lo, o_hi, o_ends, o_code, o_z, o_leg, n_out):
+                   l_ends, l_code, l_z, l_leg, rows, o_lo, o_hi, o_ends, o_code, o_z, o_leg, n_out, n_cap):
     """Intervals of 1-D charts through a chain of ops, in batches, depth first, in one bounded call.
 
     The chain: ``meta`` (n_ops, 10) int64 rows (:data:`CHAIN_META`): a linear op's input and
@@ -362,7 +364,8 @@ def _chain_batches(meta, weights, biases, act, rtol, extent, max_work, refresh, 
     a leg).  The first piece of a batch or of a leg, and every piece ``refresh`` steps from the
     last, take the product of both rows (which bounds the rounding of the sums).  ``rows`` (2 n
     width,): scratch for the rows of the products of n pieces.  Pieces past the chain go to the
-    outputs ``o_*`` from row ``n_out`` on (``o_z`` (n, 2, K)), in order along the charts.
+    outputs ``o_*`` from row ``n_out`` on, below row ``n_cap`` (``o_z`` (n, 2, K)), in order
+    along the charts.
 
     Returns (rows of the outputs filled, intervals and legs waiting, whether any wait): the
     call stops once ``max_work`` steps are done or the outputs cannot hold a batch (after a
@@ -381,7 +384,7 @@ def _chain_batches(meta, weights, biases, act, rtol, extent, max_work, refresh, 
     pbit, cut, order = np.empty(bmax, np.int64), np.empty(bmax, np.int64), np.empty(bmax, np.int64)
     width, n_code = l_z.shape[2], l_code.shape[1]
     d, e, live = np.empty((2, width)), np.empty((2, width)), np.empty(width, np.int64)
-    most = max(o_lo.shape[0], lv[n_levels, 0])  # pieces of one batch at most
+    most = max(n_cap, lv[n_levels, 0])  # pieces of one batch at most
     parent, how = np.empty(most, np.int64), np.empty(most, np.int64)
     slope_rows = np.empty(rows.shape[0] // 2)  # (the slope rows of a batch: at most half the rows)
     work, batches = 0, 0
@@ -393,11 +396,11 @@ def _chain_batches(meta, weights, biases, act, rtol, extent, max_work, refresh, 
         if s < 0 and loaded[0] == n_legs:
             return n_out, 0, False
         if s < 0:  # the next legs: onto the first level, or (no elementwise op) pieces of the outputs
-            if batches > 0 and work > max_work or n_levels == 0 and n_out == o_lo.shape[0]:
+            if batches > 0 and work > max_work or n_levels == 0 and n_out == n_cap:
                 return n_out, n_legs - loaded[0], True
             batches += 1
             if n_levels == 0:
-                n = min(n_legs - loaded[0], o_lo.shape[0] - n_out)
+                n = min(n_legs - loaded[0], n_cap - n_out)
                 work += _load_legs(meta, weights, biases, n_ops, origin, step, loaded, n, extent, o_lo, o_hi, o_ends,
                                    o_code, o_z, o_leg, n_out)
                 n_out += n
@@ -411,7 +414,7 @@ def _chain_batches(meta, weights, biases, act, rtol, extent, max_work, refresh, 
         units, k, nxt, layer, byte = meta[i, 1], meta[i, 6], meta[i, 9], meta[i, 7], meta[i, 8]
         bits = units * k
         last = nxt == n_ops
-        room = min(o_lo.shape[0] - n_out, rows.shape[0] // (2 * width)) if last else lv[s + 2, 0] - lv[s + 1, 0]
+        room = min(n_cap - n_out, rows.shape[0] // (2 * width)) if last else lv[s + 2, 0] - lv[s + 1, 0]
         if batches > 0 and (work > max_work or room < bits + 1):
             return n_out, lv[:n_levels, 2].sum() + n_legs - loaded[0], True
         batches += 1

@@ -105,8 +105,11 @@ class PathChain:
     @functools.cached_property
     def stack_bytes(self) -> int:
         """Bytes a run holds besides its result: the intervals waiting at each level (their
-        states, ends and codes) and the rows of a batch's matrix products."""
-        return sum(self.caps[:-1]) * (16 * self.width + 64 + code_width(self.layers)) + 16 * max(self.caps) * self.width
+        states, ends and codes), the rows of a batch's matrix products and of a first call's
+        outputs."""
+        nbytes, _, first = self._outputs
+        return (sum(self.caps[:-1]) * (16 * self.width + 64 + nbytes) + 16 * max(self.caps) * self.width
+                + first * (56 + nbytes + 40 * self.outputs))
 
     @functools.cached_property
     def region_bytes(self) -> int:
@@ -133,33 +136,41 @@ class PathChain:
         return nbytes, most, min(max(self.caps[-1], FIRST_OUT), most)
 
     def _loop(self, origin, step, starts, rtol, watch, finished) -> None:
-        """:meth:`run`'s calls of the kernel."""
-        nbytes, most, cap = self._outputs
-        k, where = self.outputs, self.layers[-1].name if self.layers else ""
-        stack, loaded, busy = self._stack(), np.zeros(1, np.int64), True
+        """:meth:`run`'s calls of the kernel: each call's pieces copied out of the output rows
+        (so a result holds its pieces' bytes alone, and the rows serve the next call)."""
+        stack, first, loaded = self._stack()
+        out, loaded[0], busy, where = first, 0, True, self.layers[-1].name if self.layers else ""
         while busy:
             watch.check_time()
-            size = max(self.cuts, min(cap, watch.max_regions - watch.done))  # no more than the region limit allows
-            lo, hi, leg = np.empty(size), np.empty(size), np.empty(size, np.int64)
-            ends, code = np.empty((size, 2, 2), np.int64), np.empty((size, nbytes), np.uint8)
-            z = np.empty((size, 2, k))  # (the states about the chart point)
-            affine, middle = np.empty((size, k, 2)), np.empty((size, k))
+            size = max(self.cuts, min(len(out[0]), watch.max_regions - watch.done))  # within the region limit
             n, waiting, busy = compiled1d.chain_pieces(self.meta, self.weights, self.biases, self.act, rtol, CENTER,
                                                        WORK_PER_CALL, REFRESH, origin, step, starts, loaded, *stack,
-                                                       lo, hi, ends, code, z, leg, affine, middle, 0)
-            finished.append((lo[:n], hi[:n], affine[:n], middle[:n], code[:n], ends[:n], leg[:n]))
-            cap = min(2 * cap, most)
+                                                       *out, 0, size)
+            lo, hi, ends, code, _, leg, affine, middle = out
+            lo, hi = lo[:n].copy(), hi[:n].copy()
+            finished.append((lo, hi, affine[:n].copy(), middle[:n].copy(), code[:n].copy(), ends[:n].copy(), leg[:n].copy()))
             watch.pending = waiting
-            watch.add(n, float(hi[:n].sum() - lo[:n].sum()) if watch.measuring(busy) else 0.0)
+            watch.add(n, float(hi.sum() - lo.sum()) if watch.measuring(busy) else 0.0)
             watch.check(where, 0)
+            if busy and len(out[0]) < self._outputs[1]:  # the next call may output twice as many
+                out = self._output_rows(min(2 * len(out[0]), self._outputs[1]))
         if self.stack_bytes <= KEEP_STACK and not self.spare:  # (a finished run's levels are empty)
-            self.spare.append(stack)
+            self.spare.append((stack, first, loaded))
+
+    def _output_rows(self, size: int) -> tuple:
+        """Rows for the pieces one call outputs: ``lo``, ``hi``, ``ends``, ``codes``, states
+        about the chart point, ``leg``, maps and outputs at the middles (see
+        :func:`~splinecam.geometry.compiled1d.chain_pieces`)."""
+        k = self.outputs
+        return (np.empty(size), np.empty(size), np.empty((size, 2, 2), np.int64),
+                np.empty((size, self._outputs[0]), np.uint8), np.empty((size, 2, k)), np.empty(size, np.int64),
+                np.empty((size, k, 2)), np.empty((size, k)))
 
     def _stack(self) -> tuple:
         """The kernel's levels, empty: ``lv`` (levels + 1, 3) and the rows of their intervals
-        (ends, end units, codes, states, legs), and the scratch rows of its products: a finished
-        run's (its levels are empty; taken from ``spare`` by one thread: ``list.pop`` is atomic),
-        else new."""
+        (ends, end units, codes, states, legs), and the scratch rows of its products; the rows of
+        a first call's outputs; the count of the legs loaded.  A finished run's (its levels are
+        empty; taken from ``spare`` by one thread: ``list.pop`` is atomic), else new."""
         try:
             return self.spare.pop()
         except IndexError:
@@ -168,9 +179,10 @@ class PathChain:
         rows = sum(caps[:-1])
         lv = np.zeros((len(caps), 3), np.int64)
         lv[:, 0] = list(itertools.accumulate(caps[:-1], initial=0))
-        return (lv, np.empty(rows), np.empty(rows), np.empty((rows, 2, 2), np.int64),
-                np.empty((rows, code_width(self.layers)), np.uint8), np.empty((rows, 2, self.width)),
-                np.empty(rows, np.int64), np.empty(2 * max(caps) * self.width))
+        levels = (lv, np.empty(rows), np.empty(rows), np.empty((rows, 2, 2), np.int64),
+                  np.empty((rows, code_width(self.layers)), np.uint8), np.empty((rows, 2, self.width)),
+                  np.empty(rows, np.int64), np.empty(2 * max(caps) * self.width))
+        return levels, self._output_rows(self._outputs[2]), np.zeros(1, np.int64)
 
     def pieces(self, finished: list) -> tuple:
         """The pieces of the chunks ``finished`` of :meth:`run` in one, in order along the paths:

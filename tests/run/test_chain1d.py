@@ -156,10 +156,14 @@ def test_a_finished_runs_stack_serves_the_next_run_and_a_stopped_runs_does_not(m
     first = sc.partition(model, path, progress=False)
     fast = chain1d.path_chain(chain.cached_chain(model, path), 2)
     kept = fast.spare[-1]
-    assert len(fast.spare) == 1 and not kept[0][:, 1:].any()  # its levels empty
+    assert len(fast.spare) == 1 and not kept[0][0][:, 1:].any()  # its levels empty
+    before = [a.copy() for a in (first.lo, first.affine, first.packed_codes, first.ends, first.leg)]
     again = sc.partition(model, path, progress=False)
     assert fast.spare == [kept]  # taken and given back
     check_same_pieces(again, first)
+    sc.partition(model, sc.Path.segment([0.0, 0.0], [1.0, 2.0]), progress=False)  # its rows, used again
+    now = (first.lo, first.affine, first.packed_codes, first.ends, first.leg)
+    assert all(np.array_equal(a, b) and a.base is None for a, b in zip(now, before))  # its own rows alone
     monkeypatch.setattr(chain1d, "WORK_PER_CALL", 1)
     with pytest.raises(sc.RegionLimitError):
         sc.partition(model, path, progress=False, max_regions=len(first) // 3)
