@@ -125,8 +125,8 @@ def _kernel(model, paths: list[Path], dtype, device, options) -> "tuple[PathChai
     :class:`NetworkCopy`) where the kernel runs ``paths``: a plain MLP, in float64 on the CPU,
     on polylines through inputs of one shape, with the kernel's stack within ``max_memory``."""
     shape = paths[0].input_shape
-    if not (compiled1d.AVAILABLE and chain_applies(dtype, device)
-            and all(p.kind == "polyline" and p.input_shape == shape for p in paths)):
+    if not (compiled1d.AVAILABLE and chain_applies(dtype, device) and paths[0].kind == "polyline"
+            and (len(paths) == 1 or all(p.kind == "polyline" and p.input_shape == shape for p in paths))):
         return None
     chain = cached_chain(model, paths[0])
     fast = path_chain(chain, shape[0]) if chain is not None else None

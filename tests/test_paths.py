@@ -252,6 +252,11 @@ def test_limits_hand_back_exact_pieces():
 def test_bad_paths_and_options_say_what_to_do():
     with pytest.raises(ValueError, match="coincide"):
         sc.Path.segment([0.0, 1.0], [0.0, 1.0])
+    near = np.float32([1.0, 1.0]), np.nextafter(np.float32([1.0, 1.0]), np.float32(2))  # a float32 rounding apart
+    for make in (lambda a, b: sc.Path.segment(a, b), lambda a, b: sc.Path.through(np.stack([a, b]))):
+        with pytest.raises(ValueError, match="coincide"):  # noise in the inputs' own dtype
+            make(*near)
+        make(*(x.astype(np.float64) for x in near))  # in float64: two points
     with pytest.raises(ValueError, match="one line"):
         sc.Path.ellipse([0.0, 0.0], [1.0, 1.0], [2.0, 2.0])
     with pytest.raises(ValueError, match="x0 contains NaN"):

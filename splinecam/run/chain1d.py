@@ -12,8 +12,10 @@ the polylines of a run are in it: the kernel loads a batch of them onto its stac
 stack is empty.  Between calls the time limit, the region limit, progress and Ctrl-C are seen; a
 limit's ``.partial`` holds the pieces finished.  The stack holds at most one interval per unit
 and layer (depth first), so the memory of a run is its result plus ``stack_bytes`` (the fast
-path is not taken where that passes the budget); a small one is kept for the next run (a
-partition of a short path is made per call, and most of its cost is not the kernel's).
+path is not taken where that passes the budget); a small one, with the rows of a first call's
+outputs, is kept for the next run (a partition of a short path is made per call, and most of its
+cost is not the kernel's); each call's pieces are copied out of those rows, so that a result holds
+its own pieces' bytes alone.
 """
 
 from __future__ import annotations
@@ -129,8 +131,9 @@ class PathChain:
 
     @functools.cached_property
     def _outputs(self) -> tuple[int, int, int]:
-        """The bytes of a piece's packed code; the pieces one call may output, and the first
-        call (doubled each call up to the most: a short run allocates little)."""
+        """The bytes of a piece's packed code; the pieces one call may output at most, and the
+        first call (the rows of a run's outputs then grow twice as large each call up to the most,
+        and are kept for the next run: a short run allocates none)."""
         nbytes = code_width(self.layers)
         most = max(self.caps[-1], OUT_BYTES // (16 * self.outputs + 48 + nbytes))
         return nbytes, most, min(max(self.caps[-1], FIRST_OUT), most)
@@ -146,9 +149,9 @@ class PathChain:
             n, waiting, busy = compiled1d.chain_pieces(self.meta, self.weights, self.biases, self.act, rtol, CENTER,
                                                        WORK_PER_CALL, REFRESH, origin, step, starts, loaded, *stack,
                                                        *out, 0, size)
-            lo, hi, ends, code, _, leg, affine, middle = out
-            lo, hi = lo[:n].copy(), hi[:n].copy()
-            finished.append((lo, hi, affine[:n].copy(), middle[:n].copy(), code[:n].copy(), ends[:n].copy(), leg[:n].copy()))
+            lo, hi, ends, code, _, leg, affine, middle = (x[:n] for x in out)
+            lo, hi = lo.copy(), hi.copy()
+            finished.append((lo, hi, affine.copy(), middle.copy(), code.copy(), ends.copy(), leg.copy()))
             watch.pending = waiting
             watch.add(n, float(hi.sum() - lo.sum()) if watch.measuring(busy) else 0.0)
             watch.check(where, 0)
