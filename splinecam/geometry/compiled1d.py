@@ -39,8 +39,8 @@ def _crossing(a_lo, a_hi, z, r, units, breakpoints, rtol, extent, base, rare, pa
     ``pa * t + pc`` that strictly cross it with their tolerance and bit (``pa``, ``pc``,
     ``ptol``, ``pbit``).  Returns their number.
     (Two passes: every unit's side, in a loop the compiler vectorises; then the few crossing
-    or flat ones, marked in ``rare``.)"""
-    k = breakpoints.shape[0]
+    or flat ones, marked in ``rare`` and counted, up to the last.)"""
+    k, n_rare = breakpoints.shape[0], 0
     if k == 1:  # (one breakpoint: the loop without an inner one, which the compiler vectorises)
         b = breakpoints[0]
         for u in range(units):
@@ -50,6 +50,7 @@ def _crossing(a_lo, a_hi, z, r, units, breakpoints, rtol, extent, base, rare, pa
             above, below = max(v_lo, v_hi) - b > tol, min(v_lo, v_hi) - b < -tol
             base[u] = above
             rare[u] = above == below
+            n_rare += above == below
     else:
         for u in range(units):
             v0, v1 = z[r, 0, u], z[r, 1, u]
@@ -60,11 +61,15 @@ def _crossing(a_lo, a_hi, z, r, units, breakpoints, rtol, extent, base, rare, pa
                 above, below = max(v_lo, v_hi) - b > tol, min(v_lo, v_hi) - b < -tol
                 base[u * k + q] = above
                 rare[u * k + q] = above == below
+                n_rare += above == below
     mid = (a_lo + a_hi) / 2
     m = 0
     for bit in range(units * k):
+        if n_rare == 0:
+            break
         if not rare[bit]:
             continue
+        n_rare -= 1
         u, b = bit // k, breakpoints[bit % k]
         v0, v1 = z[r, 0, u], z[r, 1, u]
         c = v0 - b
@@ -505,7 +510,10 @@ def _chain_batches(meta, weights, biases, act, rtol, extent, max_work, refresh, 
                     if u == last_u:  # (a unit's bits are next to each other)
                         continue
                     last_u = u
-                    p, p_old = _piece_of(d_code, q, byte, u, k), _piece_of(d_code, q - 1, byte, u, k)
+                    if k == 1:  # (its bit, of the byte at hand)
+                        p, p_old = (d_code[q, bb] >> (7 - b % 8)) & 1, (d_code[q - 1, bb] >> (7 - b % 8)) & 1
+                    else:
+                        p, p_old = _piece_of(d_code, q, byte, u, k), _piece_of(d_code, q - 1, byte, u, k)
                     if p == p_old:
                         continue
                     ds, di = slopes[p] - slopes[p_old], icpts[p] - icpts[p_old]
