@@ -44,6 +44,8 @@ OUT_BYTES = 4 << 20  # the outputs of one call (a chunk of finished pieces) take
 BATCH = 256  # intervals of a level cut at once (at least): the rows of one matrix product
 FIRST_OUT = 1024  # pieces the first call may output (then twice as many each call)
 KEEP_STACK = 4 << 20  # a chain keeps the stack of a finished run for the next if it takes at most this many bytes
+SMALL_PRODUCT = 1 << 16  # multiply-adds of a matrix product that a run makes without setting BLAS's threads (see below)
+ANY_PRODUCT = 1 << 62
 
 
 @dataclass
@@ -126,8 +128,11 @@ class PathChain:
         ``finished`` holds the pieces so far)."""
         warm_allocator()
         watch.start()
-        with one_blas_thread():
-            self._loop(origin, step, starts, rtol, watch, finished)
+        threads = one_blas_thread()
+        try:
+            self._loop(origin, step, starts, rtol, watch, finished, threads)
+        finally:
+            threads.__exit__()
 
     @functools.cached_property
     def _outputs(self) -> tuple[int, int, int]:
@@ -138,17 +143,23 @@ class PathChain:
         most = max(self.caps[-1], OUT_BYTES // (16 * self.outputs + 48 + nbytes))
         return nbytes, most, min(max(self.caps[-1], FIRST_OUT), most)
 
-    def _loop(self, origin, step, starts, rtol, watch, finished) -> None:
+    def _loop(self, origin, step, starts, rtol, watch, finished, threads: "one_blas_thread") -> None:
         """:meth:`run`'s calls of the kernel: each call's pieces copied out of the output rows
-        (so a result holds its pieces' bytes alone, and the rows serve the next call)."""
+        (so a result holds its pieces' bytes alone, and the rows serve the next call); BLAS on
+        one thread (``threads`` entered) from the first matrix product larger than
+        :data:`SMALL_PRODUCT` on."""
         stack, first, loaded = self._stack()
         out, loaded[0], busy, where = first, 0, True, self.layers[-1].name if self.layers else ""
+        most = SMALL_PRODUCT
         while busy:
             watch.check_time()
             size = max(self.cuts, min(len(out[0]), watch.max_regions - watch.done))  # within the region limit
-            n, waiting, busy = compiled1d.chain_pieces(self.meta, self.weights, self.biases, self.act, rtol, CENTER,
-                                                       WORK_PER_CALL, REFRESH, origin, step, starts, loaded, *stack,
-                                                       *out, 0, size)
+            n, waiting, busy, wide = compiled1d.chain_pieces(self.meta, self.weights, self.biases, self.act, rtol,
+                                                             CENTER, WORK_PER_CALL, REFRESH, origin, step, starts,
+                                                             loaded, *stack, *out, 0, size, most)
+            if wide:  # (a product past SMALL_PRODUCT next: BLAS on one thread from here on)
+                threads.__enter__()
+                most = ANY_PRODUCT
             lo, hi, ends, code, _, leg, affine, middle = (x[:n] for x in out)
             lo, hi = lo.copy(), hi.copy()
             finished.append((lo, hi, affine.copy(), middle.copy(), code.copy(), ends.copy(), leg.copy()))
@@ -253,10 +264,17 @@ class one_blas_thread:  # noqa: N801 (used as a function: ``with one_blas_thread
     """A context in which BLAS runs on one thread: the kernel's products are small, and threads
     started for each would cost more than they save (much more on a loaded machine).  Only the
     main thread sets it (the setting is the process's: two threads that each set and restore it
-    could leave it changed).  (A class, not a generator: it is entered once per partition of a
-    path.)"""
+    could leave it changed).  A run enters it only before its first product of more than
+    :data:`SMALL_PRODUCT` multiply-adds (a partition of a short path makes none: setting
+    OpenBLAS's threads and back costs it several microseconds, and a BLAS keeps a product that
+    small on the calling thread anyway); entered twice, it sets them once."""
+
+    def __init__(self):
+        self.changed: list | None = None  # (set, threads before) of each BLAS set, once entered
 
     def __enter__(self):
+        if self.changed is not None:
+            return
         if threading.current_thread() is not threading.main_thread():
             self.changed = []
             return
@@ -265,8 +283,9 @@ class one_blas_thread:  # noqa: N801 (used as a function: ``with one_blas_thread
             put(1)
 
     def __exit__(self, *exc):
-        for put, n in self.changed:
+        for put, n in self.changed or ():
             put(n)
+        self.changed = None
 
 
 def path_chain(chain: Chain, inputs: int) -> PathChain | None:
