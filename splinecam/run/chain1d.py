@@ -266,8 +266,9 @@ class one_blas_thread:  # noqa: N801 (used as a function: ``with one_blas_thread
     main thread sets it (the setting is the process's: two threads that each set and restore it
     could leave it changed).  A run enters it only before its first product of more than
     :data:`SMALL_PRODUCT` multiply-adds (a partition of a short path makes none: setting
-    OpenBLAS's threads and back costs it several microseconds, and a BLAS keeps a product that
-    small on the calling thread anyway); entered twice, it sets them once."""
+    OpenBLAS's threads and back costs it about 4 us, and OpenBLAS keeps products of up to four
+    times as many on the calling thread anyway: its other threads stay idle); entered twice, it
+    sets them once."""
 
     def __init__(self):
         self.changed: list | None = None  # (set, threads before) of each BLAS set, once entered
