@@ -3,7 +3,8 @@
 The MLPs are those of ``benchmarks/peers.py`` (the same widths, seeds and trained star SDFs).
 On each, the same segments (the square's two diagonals and random chords through it, fixed
 seed) are partitioned by both, in this one process, warm (one untimed call each first), one
-thread each, interleaved (ours, theirs, theirs, ours, ...) so that load on the machine hits both
+thread each (torch, regioncam's Rayon pool and, with threadpoolctl installed, the BLAS of our
+kernel's matrix products), interleaved (ours, theirs, theirs, ours, ...) so that load on the machine hits both
 alike.  Prints the piece counts (they must agree) and the median time of several runs of each
 over all segments of a case, and the ratio; and, of our time, the median spent in the compiled
 chain kernel (:func:`splinecam.geometry.compiled1d.chain_pieces`; the rest is Python around it);
@@ -46,6 +47,10 @@ try:
     import regioncam
 except ImportError:  # optional, benchmark-only
     regioncam = None
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:  # optional, benchmark-only (scikit-learn installs it)
+    threadpool_limits = None
 
 
 def segments(half: float, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -96,7 +101,8 @@ def main(argv: list[str]) -> None:
     keep_gc, collect = "--gc" in argv, "--collect" in argv
     torch.set_num_threads(1)
     compiled1d.chain_pieces = _timed_kernel(compiled1d.chain_pieces)
-    print(f"torch {torch.__version__}, 1 thread; splinecam float64; load average {os.getloadavg()[0]:.2f}")
+    blas = "BLAS 1 thread" if threadpool_limits is not None else "BLAS on its own threads (pip install threadpoolctl)"
+    print(f"torch {torch.__version__}, 1 thread; {blas}; splinecam float64; load average {os.getloadavg()[0]:.2f}")
     if regioncam is None:
         print("regioncam is not installed (pip install regioncam): only splinecam's times are shown.")
     else:
@@ -108,6 +114,8 @@ def main(argv: list[str]) -> None:
           "sc.partition_many of all the segments (one run of the kernel); regioncam: a Regioncam1D per segment")
     print(f"{'case':30} {'pieces (ours)':>13} {'pieces (theirs)':>15} {'splinecam':>10} {'(kernel)':>9} {'one call':>9} "
           f"{'regioncam':>10} {'ours/theirs':>11} {'one call/theirs':>15}")
+    if threadpool_limits is not None:
+        threadpool_limits(limits=1, user_api="blas")  # (for the rest of this process)
     for name, model, half, _ in cases(quick=False):
         segs = segments(half, n_seg)
         fns = [ours, ours_together] + ([theirs] if regioncam is not None else [])

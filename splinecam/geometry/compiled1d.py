@@ -225,14 +225,6 @@ def _linear_part(meta, weights, j, src, dst, live):
             i += 1
 
 
-def _widest(meta, first, last):
-    """The most multiply-adds per row of the linear ops ``first .. last - 1`` (0: none)."""
-    most = 0
-    for j in range(first, last):
-        most = max(most, meta[j, 1] * meta[j, 2])
-    return most
-
-
 def chain_product(meta, weights, biases, first, last, rows, pairs):
     """``rows`` (m, in) through the linear ops ``first .. last - 1`` as matrix products (BLAS):
     (m, out).  The first ``2 pairs`` rows are the value and slope rows of ``pairs`` states (the
@@ -311,7 +303,7 @@ def _load_legs(meta, weights, biases, last, origin, step, loaded, n, extent, d_l
 
 def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, origin, step, starts, loaded, lv, l_lo,
                  l_hi, l_ends, l_code, l_z, l_leg, rows, o_lo, o_hi, o_ends, o_code, o_z, o_leg, o_affine, o_middle,
-                 n_out, n_cap, max_product):
+                 n_out, n_cap):
     """The pieces of the legs of polylines through a chain of ops, in one bounded call: those of
     :func:`_chain_batches` (see there; the legs start at ``starts`` (L,) in their paths'
     parameter t), then in the path's t: ``o_lo``, ``o_hi`` (n,) in t, ``o_affine`` (n, K, 2) the
@@ -319,9 +311,9 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, or
     middles (``o_z`` then holds their states about the legs' chart points).  The arithmetic of
     the engine's result (:meth:`PieceArrays.of_states` then :meth:`PathPartition.of_pieces`)."""
     first = n_out
-    n_out, waiting, busy, wide = _chain_batches(meta, weights, biases, act, rtol, extent, max_work, refresh, origin,
-                                                step, loaded, lv, l_lo, l_hi, l_ends, l_code, l_z, l_leg, rows, o_lo,
-                                                o_hi, o_ends, o_code, o_z, o_leg, n_out, n_cap, max_product)
+    n_out, waiting, busy = _chain_batches(meta, weights, biases, act, rtol, extent, max_work, refresh, origin, step,
+                                          loaded, lv, l_lo, l_hi, l_ends, l_code, l_z, l_leg, rows, o_lo, o_hi, o_ends,
+                                          o_code, o_z, o_leg, n_out, n_cap)
     for i in range(first, n_out):  # (lo and hi about the chart point ``extent`` until now)
         lo, hi, s = o_lo[i], o_hi[i], starts[o_leg[i]]
         o_lo[i], o_hi[i] = (lo + extent) + s, (hi + extent) + s
@@ -331,12 +323,11 @@ def chain_pieces(meta, weights, biases, act, rtol, extent, max_work, refresh, or
             o_affine[i, o, 0] = a
             o_affine[i, o, 1] = (v - a * extent) - a * s  # in the leg's t, then the path's
             o_middle[i, o] = v + a * m
-    return n_out, waiting, busy, wide
+    return n_out, waiting, busy
 
 
 def _chain_batches(meta, weights, biases, act, rtol, extent, max_work, refresh, origin, step, loaded, lv, l_lo, l_hi,
-                   l_ends, l_code, l_z, l_leg, rows, o_lo, o_hi, o_ends, o_code, o_z, o_leg, n_out, n_cap,
-                   max_product):
+                   l_ends, l_code, l_z, l_leg, rows, o_lo, o_hi, o_ends, o_code, o_z, o_leg, n_out, n_cap):
     """Intervals of 1-D charts through a chain of ops, in batches, depth first, in one bounded call.
 
     The chain: ``meta`` (n_ops, 10) int64 rows (:data:`CHAIN_META`): a linear op's input and
@@ -368,11 +359,9 @@ def _chain_batches(meta, weights, biases, act, rtol, extent, max_work, refresh, 
     outputs ``o_*`` from row ``n_out`` on, below row ``n_cap`` (``o_z`` (n, 2, K)), in order
     along the charts.
 
-    Returns (rows of the outputs filled, intervals and legs waiting, whether any wait, whether
-    the call stopped before a matrix product of more than ``max_product`` multiply-adds): the
+    Returns (rows of the outputs filled, intervals and legs waiting, whether any wait): the
     call stops once ``max_work`` steps are done or the outputs cannot hold a batch (after a
-    batch at least), or before such a product (its batch not taken: the next call, with a
-    larger ``max_product``, takes it)."""
+    batch at least)."""
     n_ops = meta.shape[0]
     n_levels = lv.shape[0] - 1
     ops = np.empty(n_levels, np.int64)
@@ -397,19 +386,18 @@ def _chain_batches(meta, weights, biases, act, rtol, extent, max_work, refresh, 
         while s >= 0 and lv[s, 2] == 0:
             s -= 1
         if s < 0 and loaded[0] == n_legs:
-            return n_out, 0, False, False
+            return n_out, 0, False
         if s < 0:  # the next legs: onto the first level, or (no elementwise op) pieces of the outputs
             if batches > 0 and work > max_work or n_levels == 0 and n_out == n_cap:
-                return n_out, n_legs - loaded[0], True, False
-            n = min(n_legs - loaded[0], n_cap - n_out if n_levels == 0 else lv[1, 0] - lv[0, 0])
-            if 2 * n * _widest(meta, 0, ops[0] if n_levels > 0 else n_ops) > max_product:
-                return n_out, n_legs - loaded[0], True, True
+                return n_out, n_legs - loaded[0], True
             batches += 1
             if n_levels == 0:
+                n = min(n_legs - loaded[0], n_cap - n_out)
                 work += _load_legs(meta, weights, biases, n_ops, origin, step, loaded, n, extent, o_lo, o_hi, o_ends,
                                    o_code, o_z, o_leg, n_out)
                 n_out += n
             else:
+                n = min(n_legs - loaded[0], lv[1, 0] - lv[0, 0])
                 work += _load_legs(meta, weights, biases, ops[0], origin, step, loaded, n, extent, l_lo, l_hi, l_ends,
                                    l_code, l_z, l_leg, lv[0, 0])
                 lv[0, 1], lv[0, 2] = 0, n
@@ -420,7 +408,7 @@ def _chain_batches(meta, weights, biases, act, rtol, extent, max_work, refresh, 
         last = nxt == n_ops
         room = min(n_cap - n_out, rows.shape[0] // (2 * width)) if last else lv[s + 2, 0] - lv[s + 1, 0]
         if batches > 0 and (work > max_work or room < bits + 1):
-            return n_out, lv[:n_levels, 2].sum() + n_legs - loaded[0], True, False
+            return n_out, lv[:n_levels, 2].sum() + n_legs - loaded[0], True
         batches += 1
         a = meta[i, 5]
         bps, slopes, icpts = act[a: a + k], act[a + k: a + 2 * k + 1], act[a + 2 * k + 1: a + 3 * k + 2]
@@ -486,8 +474,6 @@ def _chain_batches(meta, weights, biases, act, rtol, extent, max_work, refresh, 
             if work > max_work:
                 break
         n_rows = 2 * n_full + n_slope
-        if n_rows * _widest(meta, i + 1, nxt) > max_product:  # (its pieces not counted: the batch is taken again)
-            return n_out, lv[:n_levels, 2].sum() + n_legs - loaded[0], True, True
         rows[2 * n_full * units: n_rows * units] = slope_rows[: n_slope * units]
         full = rows[: n_rows * units].reshape((n_rows, units))
         if nxt > i + 1:
@@ -609,7 +595,7 @@ if AVAILABLE:  # compiled on first use, cached on disk beside this file
     _piece_code = _inline(_piece_code)
     _linear_part, _set_bits = _inline(_linear_part), _inline(_set_bits)
     chain_product = njit(cache=True)(chain_product)
-    _piece_of, _chain_batches, _widest = _inline(_piece_of), njit(cache=True)(_chain_batches), _inline(_widest)
+    _piece_of, _chain_batches = _inline(_piece_of), njit(cache=True)(_chain_batches)
     _piece_rows, _load_legs = _inline(_piece_rows), njit(cache=True)(_load_legs)
     interval_breakpoint_split = njit(cache=True)(interval_breakpoint_split)
     chain_pieces, point_sizes = njit(cache=True)(chain_pieces), njit(cache=True)(point_sizes)

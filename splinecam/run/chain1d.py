@@ -15,7 +15,10 @@ and layer (depth first), so the memory of a run is its result plus ``stack_bytes
 path is not taken where that passes the budget); a small one, with the rows of a first call's
 outputs, is kept for the next run (a partition of a short path is made per call, and most of its
 cost is not the kernel's); each call's pieces are copied out of those rows, so that a result holds
-its own pieces' bytes alone.
+its own pieces' bytes alone.  The kernel's matrix products run in the BLAS that SciPy links, on the
+threads it is set to (OpenBLAS keeps products of up to 4 x 65,536 multiply-adds, a short path's,
+on the calling thread); a run leaves that setting alone (setting OpenBLAS to one thread and back
+cost a short path's partition about 20 us, half a call): limit it with threadpoolctl.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,8 +46,6 @@ OUT_BYTES = 4 << 20  # the outputs of one call (a chunk of finished pieces) take
 BATCH = 256  # intervals of a level cut at once (at least): the rows of one matrix product
 FIRST_OUT = 1024  # pieces the first call may output (then twice as many each call)
 KEEP_STACK = 4 << 20  # a chain keeps the stack of a finished run for the next if it takes at most this many bytes
-SMALL_PRODUCT = 1 << 16  # multiply-adds of a matrix product that a run makes without setting BLAS's threads (see below)
-ANY_PRODUCT = 1 << 62
 
 
 @dataclass
@@ -128,11 +128,7 @@ class PathChain:
         ``finished`` holds the pieces so far)."""
         warm_allocator()
         watch.start()
-        threads = one_blas_thread()
-        try:
-            self._loop(origin, step, starts, rtol, watch, finished, threads)
-        finally:
-            threads.__exit__()
+        self._loop(origin, step, starts, rtol, watch, finished)
 
     @functools.cached_property
     def _outputs(self) -> tuple[int, int, int]:
@@ -143,23 +139,17 @@ class PathChain:
         most = max(self.caps[-1], OUT_BYTES // (16 * self.outputs + 48 + nbytes))
         return nbytes, most, min(max(self.caps[-1], FIRST_OUT), most)
 
-    def _loop(self, origin, step, starts, rtol, watch, finished, threads: "one_blas_thread") -> None:
+    def _loop(self, origin, step, starts, rtol, watch, finished) -> None:
         """:meth:`run`'s calls of the kernel: each call's pieces copied out of the output rows
-        (so a result holds its pieces' bytes alone, and the rows serve the next call); BLAS on
-        one thread (``threads`` entered) from the first matrix product larger than
-        :data:`SMALL_PRODUCT` on."""
+        (so a result holds its pieces' bytes alone, and the rows serve the next call)."""
         stack, first, loaded = self._stack()
         out, loaded[0], busy, where = first, 0, True, self.layers[-1].name if self.layers else ""
-        most = SMALL_PRODUCT
         while busy:
             watch.check_time()
             size = max(self.cuts, min(len(out[0]), watch.max_regions - watch.done))  # within the region limit
-            n, waiting, busy, wide = compiled1d.chain_pieces(self.meta, self.weights, self.biases, self.act, rtol,
-                                                             CENTER, WORK_PER_CALL, REFRESH, origin, step, starts,
-                                                             loaded, *stack, *out, 0, size, most)
-            if wide:  # (a product past SMALL_PRODUCT next: BLAS on one thread from here on)
-                threads.__enter__()
-                most = ANY_PRODUCT
+            n, waiting, busy = compiled1d.chain_pieces(self.meta, self.weights, self.biases, self.act, rtol, CENTER,
+                                                       WORK_PER_CALL, REFRESH, origin, step, starts, loaded, *stack,
+                                                       *out, 0, size)
             lo, hi, ends, code, _, leg, affine, middle = (x[:n] for x in out)
             lo, hi = lo.copy(), hi.copy()
             finished.append((lo, hi, affine.copy(), middle.copy(), code.copy(), ends.copy(), leg.copy()))
@@ -212,81 +202,6 @@ class PathChain:
 
 
 CENTER = 0.5  # the chart point of every leg of a polyline (its middle: t in [0, 1] is [-CENTER, CENTER] about it)
-
-
-@functools.cache
-def _blas() -> list:
-    """The controllers of the BLAS libraries the kernel's matrix products call: numba's call
-    SciPy's (``scipy.linalg.cython_blas``), so those that SciPy ships, or where none is found
-    (a SciPy built against the system's BLAS), every BLAS of this process."""
-    from pathlib import Path
-
-    import scipy
-    import scipy.linalg.cython_blas  # noqa: F401  (loaded before it is looked for)
-    from threadpoolctl import ThreadpoolController
-
-    libs = ThreadpoolController().select(user_api="blas").lib_controllers
-    home = Path(scipy.__file__).parent  # its package, and scipy.libs/ (or .dylibs) beside or in it
-    places = (home, home.with_name("scipy.libs"))
-    scipys = [lib for lib in libs if any(Path(lib.filepath).is_relative_to(place) for place in places)]
-    return scipys or libs
-
-
-@functools.cache
-def _thread_counts() -> list[tuple]:
-    """(get, set) the number of threads of each BLAS of :func:`_blas`: an OpenBLAS with its own
-    threads (what SciPy's wheels ship) by its own functions, called directly (threadpoolctl's
-    wrappers cost microseconds, and a path's partition is made per call); another through
-    threadpoolctl."""
-    out = []
-    for lib in _blas():
-        own = _openblas_counts(lib.filepath) if (lib.internal_api, lib.threading_layer) == ("openblas", "pthreads") else None
-        out.append(own or (lib.get_num_threads, lib.set_num_threads))
-    return out
-
-
-def _openblas_counts(filepath: str) -> tuple | None:
-    """OpenBLAS's ``openblas_get_num_threads`` and ``openblas_set_num_threads`` in the library
-    at ``filepath`` (loaded already), under the prefixes and suffixes of its builds."""
-    import ctypes
-
-    lib = ctypes.CDLL(filepath)
-    for prefix, suffix in itertools.product(("", "scipy_"), ("", "64_", "_64")):
-        get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
-        put = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
-        if get is not None and put is not None:
-            get.argtypes, get.restype, put.argtypes, put.restype = [], ctypes.c_int, [ctypes.c_int], None
-            return get, put
-    return None
-
-
-class one_blas_thread:  # noqa: N801 (used as a function: ``with one_blas_thread():``)
-    """A context in which BLAS runs on one thread: the kernel's products are small, and threads
-    started for each would cost more than they save (much more on a loaded machine).  Only the
-    main thread sets it (the setting is the process's: two threads that each set and restore it
-    could leave it changed).  A run enters it only before its first product of more than
-    :data:`SMALL_PRODUCT` multiply-adds (a partition of a short path makes none: setting
-    OpenBLAS's threads and back costs it about 4 us, and OpenBLAS keeps products of up to four
-    times as many on the calling thread anyway: its other threads stay idle); entered twice, it
-    sets them once."""
-
-    def __init__(self):
-        self.changed: list | None = None  # (set, threads before) of each BLAS set, once entered
-
-    def __enter__(self):
-        if self.changed is not None:
-            return
-        if threading.current_thread() is not threading.main_thread():
-            self.changed = []
-            return
-        self.changed = [(put, n) for get, put in _thread_counts() if (n := get()) not in (1, None)]
-        for put, _ in self.changed:
-            put(1)
-
-    def __exit__(self, *exc):
-        for put, n in self.changed or ():
-            put(n)
-        self.changed = None
 
 
 def path_chain(chain: Chain, inputs: int) -> PathChain | None:

@@ -308,34 +308,3 @@ def test_a_region_limit_over_many_paths_hands_back_each_paths_pieces(monkeypatch
         else:  # the pieces of the start of the path
             n = len(part)
             assert np.array_equal(part.lo, whole.lo[:n]) and np.array_equal(part.packed_codes, whole.packed_codes[:n])
-
-
-@pytest.mark.parametrize("width", [16, 300])
-def test_blas_is_set_to_one_thread_before_the_first_wide_product_and_given_back(monkeypatch, width):
-    """A run whose products stay within SMALL_PRODUCT multiply-adds leaves BLAS's threads alone;
-    one that makes a wider product stops before it, and runs from there on with BLAS on one
-    thread; either way the threads are given back."""
-    from threadpoolctl import threadpool_limits
-
-    seen = []
-    original = compiled1d.chain_pieces
-
-    def spy(*args):
-        threads = [lib.get_num_threads() for lib in chain1d._blas()]
-        out = original(*args)
-        seen.append((threads, out[3]))
-        return out
-
-    monkeypatch.setattr(compiled1d, "chain_pieces", spy)
-    model = random_mlp([width, width], 1, 2)
-    with threadpool_limits(limits=2, user_api="blas"):
-        part = sc.partition(model, sc.Path.segment([-1.0, 0.0], [1.0, 0.5]), progress=False)
-        assert all(lib.get_num_threads() == 2 for lib in chain1d._blas())
-    two, one = [2] * len(chain1d._blas()), [1] * len(chain1d._blas())
-    if width == 16:  # (16 * 16 multiply-adds a row)
-        assert seen and all(threads == two and not wide for threads, wide in seen)
-    else:  # (300 * 300 a row)
-        assert seen[0] == (two, True) and len(seen) > 1 and all(threads == one for threads, _ in seen[1:])
-    check_same_pieces(part, engine(model, sc.Path.segment([-1.0, 0.0], [1.0, 0.5])))
-
-
