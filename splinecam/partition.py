@@ -79,7 +79,8 @@ class Options:
         except TypeError:  # an unknown name, or a value that cannot be hashed: checked here, with its error
             unknown = sorted(set(options) - set(cls.__dataclass_fields__))
             if unknown:
-                raise TypeError(f"unknown option(s) {unknown}; {caller} accepts {sorted(cls.__dataclass_fields__)}.") from None
+                accepted = sorted(cls.__dataclass_fields__)
+                raise TypeError(f"unknown option(s) {unknown}; {caller} accepts {accepted}.") from None
             return cls(**options)
 
     @cached_property

@@ -89,15 +89,15 @@ class Path:
             pts = np.concatenate([pts, pts[:1]])
         self._set(pts, kind, bool(closed), rounding(points))
 
-    def _set(self, pts: np.ndarray, kind: str, closed: bool, eps: float) -> None:
+    def _set(self, pts: np.ndarray, kind: str, closed: bool, roundoff: float) -> None:
         """The path through ``pts`` (n + 1, *input_shape) (C-contiguous float64, the first point
         repeated at the end of a closed polyline), checked: finite, its legs (or the ellipse's
-        axes) not shorter than noise, the rounding of its inputs' dtype being ``eps``."""
+        axes) not shorter than noise, ``roundoff`` being the relative rounding of its inputs' dtype."""
         flat = pts.reshape(len(pts), -1)
         scale, shortest, leg = point_sizes(flat)
         if not math.isfinite(scale):  # (NaN propagates through the max)
             raise not_finite("points")
-        eps = _ROUNDINGS * eps * max(1.0, scale)
+        eps = _ROUNDINGS * roundoff * max(1.0, scale)
         if kind == "polyline":
             if not shortest > eps:
                 raise ValueError(f"points {leg} and {leg + 1} of the path coincide: a leg needs two distinct points.")

@@ -190,7 +190,8 @@ def cached_chain(model, sl: Slice) -> Chain | None:
     if chain is not None:
         held = [m for _, m in leaves]  # (held with the chain: their identities stay theirs)
         tables = {id(m): vars(m)["_parameters"] for m in held}  # (a leaf used twice: once)
-        snapshots = [_Snapshot(params, name) for params in tables.values() for name, p in params.items() if p is not None]
+        snapshots = [_Snapshot(params, name) for params in tables.values()
+                     for name, p in params.items() if p is not None]
         _CHAINS[model] = (key, held, snapshots, chain)
     return chain
 

@@ -73,8 +73,9 @@ class Watch:
     ``noun`` and ``measure_noun``): ``done`` regions finished, ``pending`` waiting, ``area``: the
     measure of the domain finished.  progress: None shows a bar after :data:`BAR_DELAY` s (made
     then: a run that ends sooner, such as a path's partition made per call, pays nothing for it),
-    True at once, False never; timeout: seconds from ``started`` (a ``time.perf_counter()`` reading, default the call of
-    :meth:`start`; None: no limit); limit_note: said of ``max_regions`` in its error."""
+    True at once, False never; timeout: seconds from ``started`` (a ``time.perf_counter()``
+    reading, default the call of :meth:`start`; None: no limit); limit_note: said of
+    ``max_regions`` in its error."""
 
     def __init__(self, sl, progress, max_regions: int, timeout: float | None, started: float | None = None,
                  limit_note: str = ""):
