@@ -141,6 +141,19 @@ def _piece_code(start, end, base, bits, m, pa, pc, ptol, pbit, code, row):
         code[row, pbit[j]] = _side(pa[j], pc[j], ptol[j], start, end, pm)
 
 
+def _piece_bits(start, end, m, pa, pc, ptol, pbit, packed, row, byte):
+    """:func:`_piece_code`'s crossing bits set in the packed code ``packed[row]`` (bits from byte
+    ``byte`` on) that holds the interval's code: each plane's side over the piece."""
+    pm = (start + end) / 2
+    for j in range(m):
+        b = pbit[j]
+        mask = np.uint8(128 >> (b % 8))
+        if _side(pa[j], pc[j], ptol[j], start, end, pm):
+            packed[row, byte + b // 8] |= mask
+        else:
+            packed[row, byte + b // 8] &= np.uint8(255 - mask)
+
+
 def interval_breakpoint_split(lo, hi, ends, z, breakpoints, rtol, extent, layer, budget, max_work):
     """Intervals ``[lo[r], hi[r]]`` (R,) with unit maps ``z[r]`` (2, U) (value at the chart
     point, slope) cut where a unit crosses a breakpoint (k,); ``extent``: the chart's half-size.
@@ -248,7 +261,6 @@ def _piece_of(packed, row, byte, u, k):
         b = u * k + q
         p += (packed[row, byte + b // 8] >> (7 - b % 8)) & 1
     return p
-
 
 
 def _piece_rows(code, k, slopes, icpts, z, r, units, value, out, at):
@@ -445,14 +457,7 @@ def _chain_batches(meta, weights, biases, act, rtol, extent, max_work, refresh, 
                     d_code[q, bb] = l_code[r, bb]
                 for bb in range(n_bytes):
                     d_code[q, byte + bb] = packed[bb]
-                pm = (start + end) / 2  # each crossing plane's side over the piece, into its bit
-                for j in range(m):
-                    b = pbit[j]
-                    mask = np.uint8(128 >> (b % 8))
-                    if _side(pa[j], pc[j], ptol[j], start, end, pm):
-                        d_code[q, byte + b // 8] |= mask
-                    else:
-                        d_code[q, byte + b // 8] &= np.uint8(255 - mask)
+                _piece_bits(start, end, m, pa, pc, ptol, pbit, d_code, q, byte)
                 if jc > 0 and steps < refresh and (c > 0 or (d_leg[q - 1] == l_leg[r] and d_hi[q - 1] == start)):
                     how[jc] = _SUMS if c > 0 else _SLOPE  # from the left neighbour's state
                     steps += 1
@@ -592,7 +597,7 @@ def _grown(a, size):
 if AVAILABLE:  # compiled on first use, cached on disk beside this file
     _inline = njit(cache=True, inline="always")
     _grown, _crossing, _cuts, _side = _inline(_grown), _inline(_crossing), _inline(_cuts), _inline(_side)
-    _piece_code = _inline(_piece_code)
+    _piece_code, _piece_bits = _inline(_piece_code), _inline(_piece_bits)
     _linear_part, _set_bits = _inline(_linear_part), _inline(_set_bits)
     chain_product = njit(cache=True)(chain_product)
     _piece_of, _chain_batches = _inline(_piece_of), njit(cache=True)(_chain_batches)

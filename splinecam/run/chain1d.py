@@ -150,9 +150,8 @@ class PathChain:
             n, waiting, busy = compiled1d.chain_pieces(self.meta, self.weights, self.biases, self.act, rtol, CENTER,
                                                        WORK_PER_CALL, REFRESH, origin, step, starts, loaded, *stack,
                                                        *out, 0, size)
-            lo, hi, ends, code, _, leg, affine, middle = (x[:n] for x in out)
-            lo, hi = lo.copy(), hi.copy()
-            finished.append((lo, hi, affine.copy(), middle.copy(), code.copy(), ends.copy(), leg.copy()))
+            finished.append(tuple(x[:n].copy() for x in _pieces_of(out)))
+            lo, hi = finished[-1][:2]
             watch.pending = waiting
             watch.add(n, float(hi.sum() - lo.sum()) if watch.measuring(busy) else 0.0)
             watch.check(where, 0)
@@ -195,10 +194,15 @@ class PathChain:
         if len(finished) == 1:
             return finished[0]
         if not finished:
-            k = self.outputs
-            return (np.zeros(0), np.zeros(0), np.zeros((0, k, 2)), np.zeros((0, k)), np.zeros((0, code_width(self.layers)), np.uint8),
-                    np.zeros((0, 2, 2), np.int64), np.zeros(0, np.int64))
+            return _pieces_of(self._output_rows(0))
         return tuple(np.concatenate(x) for x in zip(*finished))
+
+
+def _pieces_of(out: tuple) -> tuple:
+    """The output rows of :meth:`PathChain._output_rows` in the order of :meth:`PathChain.pieces`
+    (without the states)."""
+    lo, hi, ends, code, _, leg, affine, middle = out
+    return lo, hi, affine, middle, code, ends, leg
 
 
 CENTER = 0.5  # the chart point of every leg of a polyline (its middle: t in [0, 1] is [-CENTER, CENTER] about it)

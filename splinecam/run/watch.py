@@ -104,8 +104,8 @@ class Watch:
         return self.progress is None and (more or time.perf_counter() >= self.bar_at)
 
     def _open_bar(self) -> None:
-        self.bar = progress_bar(True if self.progress is None else self.progress, float(self.slice.measure),
-                                "splinecam", "area", self._share(), miniters=0, mininterval=0.25,
+        self.bar = progress_bar(True, float(self.slice.measure), "splinecam", "area", self._share(), miniters=0,
+                                mininterval=0.25,
                                 bar_format="{desc}: {percentage:3.0f}% of the " + self.slice.noun
                                 + " |{bar}| {elapsed}<{remaining}{postfix}")
 
